@@ -1,0 +1,167 @@
+//! Activation layouts and the image views kernels read and write.
+
+/// Channels per block in the blocked layout. Every concat slice in the Inception
+/// family is a multiple of 16 channels, so a branch's output is a contiguous,
+/// block-aligned run of its concat; 16 lanes fill one AVX-512 register, two AVX2
+/// registers or four NEON registers.
+pub const BLOCK: usize = 16;
+
+/// How the values of one image are ordered in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Channel-major: `c * H * W + y * W + x`.
+    Nchw,
+    /// Channel-blocked: `(c / 16) * H * W * 16 + (y * W + x) * 16 + c % 16`. The
+    /// channel count is padded up to a multiple of 16; kernels write zeros to the
+    /// padding lanes so that wider kernels may read whole blocks.
+    Nchw16c,
+}
+
+/// The shape of one image: channels, height, width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dims {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+}
+
+impl Dims {
+    /// A `c x h x w` shape.
+    pub const fn new(c: usize, h: usize, w: usize) -> Self {
+        Dims { c, h, w }
+    }
+
+    /// Number of real values (`c * h * w`).
+    pub const fn volume(self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+impl Layout {
+    /// Channels rounded up to what the layout stores.
+    pub const fn padded_channels(self, c: usize) -> usize {
+        match self {
+            Layout::Nchw => c,
+            Layout::Nchw16c => c.div_ceil(BLOCK) * BLOCK,
+        }
+    }
+
+    /// Number of `f32` one image of shape `d` occupies.
+    pub const fn image_len(self, d: Dims) -> usize {
+        self.padded_channels(d.c) * d.h * d.w
+    }
+
+    /// Offset of element `(c, y=0, x=0)`.
+    pub const fn channel_base(self, d: Dims, c: usize) -> usize {
+        match self {
+            Layout::Nchw => c * d.h * d.w,
+            Layout::Nchw16c => (c / BLOCK) * d.h * d.w * BLOCK + c % BLOCK,
+        }
+    }
+
+    /// Distance between horizontally adjacent pixels of one channel.
+    pub const fn pixel_stride(self) -> usize {
+        match self {
+            Layout::Nchw => 1,
+            Layout::Nchw16c => BLOCK,
+        }
+    }
+
+    /// Offset of element `(c, y, x)`.
+    pub const fn index(self, d: Dims, c: usize, y: usize, x: usize) -> usize {
+        self.channel_base(d, c) + (y * d.w + x) * self.pixel_stride()
+    }
+
+    /// Offset, within a concatenation of shape `whole`, of the part that starts at
+    /// channel `c0`; `None` when that part cannot be a contiguous view (blocked
+    /// layout and `c0` not on a block boundary).
+    pub const fn channel_slice_offset(self, whole: Dims, c0: usize) -> Option<usize> {
+        match self {
+            Layout::Nchw => Some(c0 * whole.h * whole.w),
+            Layout::Nchw16c if c0 % BLOCK == 0 => Some(c0 * whole.h * whole.w),
+            Layout::Nchw16c => None,
+        }
+    }
+}
+
+/// A read-only view of one image.
+#[derive(Clone, Copy, Debug)]
+pub struct Image<'a> {
+    /// The values, exactly `layout.image_len(dims)` long.
+    pub data: &'a [f32],
+    /// The image's shape.
+    pub dims: Dims,
+    /// How `data` is ordered.
+    pub layout: Layout,
+}
+
+/// A writable view of one image.
+#[derive(Debug)]
+pub struct ImageMut<'a> {
+    /// The values, exactly `layout.image_len(dims)` long.
+    pub data: &'a mut [f32],
+    /// The image's shape.
+    pub dims: Dims,
+    /// How `data` is ordered.
+    pub layout: Layout,
+}
+
+impl<'a> Image<'a> {
+    /// Wraps `data`; panics if its length does not match the shape and layout.
+    pub fn new(data: &'a [f32], dims: Dims, layout: Layout) -> Self {
+        assert_eq!(
+            data.len(),
+            layout.image_len(dims),
+            "image length does not match {dims:?} in {layout:?}"
+        );
+        Image { data, dims, layout }
+    }
+
+    /// The value at `(c, y, x)`.
+    #[inline]
+    pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
+        self.data[self.layout.index(self.dims, c, y, x)]
+    }
+}
+
+impl<'a> ImageMut<'a> {
+    /// Wraps `data`; panics if its length does not match the shape and layout.
+    pub fn new(data: &'a mut [f32], dims: Dims, layout: Layout) -> Self {
+        assert_eq!(
+            data.len(),
+            layout.image_len(dims),
+            "image length does not match {dims:?} in {layout:?}"
+        );
+        ImageMut { data, dims, layout }
+    }
+
+    /// A read-only view of the same image.
+    pub fn as_image(&self) -> Image<'_> {
+        Image {
+            data: self.data,
+            dims: self.dims,
+            layout: self.layout,
+        }
+    }
+
+    /// Writes the value at `(c, y, x)`.
+    #[inline]
+    pub fn set(&mut self, c: usize, y: usize, x: usize, v: f32) {
+        let i = self.layout.index(self.dims, c, y, x);
+        self.data[i] = v;
+    }
+
+    /// Zeroes the lanes past the last channel of a blocked image (no-op otherwise).
+    pub fn zero_padding_lanes(&mut self) {
+        let d = self.dims;
+        if self.layout == Layout::Nchw16c && d.c % BLOCK != 0 {
+            let last = self.layout.channel_base(d, d.c - d.c % BLOCK);
+            for px in self.data[last..].chunks_exact_mut(BLOCK) {
+                px[d.c % BLOCK..].fill(0.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The graph IR: values with static shapes, operator nodes, named parameters.
+//!
+//! A [`Graph`] is built with a [`GraphBuilder`], which checks every node as it is
+//! added (shapes, channels, window sizes) so an invalid graph cannot be built.
+//! Graphs hold no weight values: parameters are declared by name and shape, and a
+//! [`Weights`](crate::weights::Weights) store supplies them.
+
+mod builder;
+pub mod interpret;
+
+pub use builder::{ConvSpec, GraphBuilder};
+pub use incept_kernels::{Activation, ConvGeometry, Dims, Padding, PoolGeometry};
+
+/// Index of a value in its graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub usize);
+
+/// Index of a parameter in its graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamId(pub usize);
+
+/// A tensor flowing between nodes: one image of `dims` per batch item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    /// A readable name (the producing node's).
+    pub name: String,
+    /// Per-image shape.
+    pub dims: Dims,
+    /// The value is a feature vector (`[N, C]` to the user) rather than a map.
+    pub flat: bool,
+}
+
+/// What a parameter is; decides how synthetic weights are drawn and whether it
+/// counts as a trainable parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    /// Convolution or linear weight.
+    Weight,
+    /// Convolution or linear bias.
+    Bias,
+    /// BatchNorm scale.
+    BnGamma,
+    /// BatchNorm shift.
+    BnBeta,
+    /// BatchNorm running mean (a buffer, not a trainable parameter).
+    BnMean,
+    /// BatchNorm running variance (a buffer, not a trainable parameter).
+    BnVar,
+}
+
+/// A named, shaped parameter. Names follow the reference implementation's
+/// state-dict keys so checkpoints map onto them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    /// State-dict key, e.g. `Mixed_6b.branch7x7_2.conv.weight`.
+    pub name: String,
+    /// Shape, e.g. `[192, 128, 7, 1]`.
+    pub shape: Vec<usize>,
+    /// What the parameter is.
+    pub kind: ParamKind,
+}
+
+impl Param {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True for a zero-sized parameter.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the parameter is trainable (counted in parameter totals).
+    pub fn is_trainable(&self) -> bool {
+        !matches!(self.kind, ParamKind::BnMean | ParamKind::BnVar)
+    }
+}
+
+/// An operator and its attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Convolution; weight `[out, in, kh, kw]`, optional bias `[out]`.
+    Conv {
+        /// Weight parameter.
+        weight: ParamId,
+        /// Optional bias parameter.
+        bias: Option<ParamId>,
+        /// Window, stride, padding.
+        geom: ConvGeometry,
+    },
+    /// Inference BatchNorm with its own epsilon (0.001 in TF-derived models).
+    BatchNorm {
+        /// Scale.
+        gamma: ParamId,
+        /// Shift.
+        beta: ParamId,
+        /// Running mean.
+        mean: ParamId,
+        /// Running variance.
+        var: ParamId,
+        /// Added to the variance.
+        eps: f32,
+    },
+    /// `max(x, 0)`.
+    Relu,
+    /// Max pooling.
+    MaxPool(PoolGeometry),
+    /// Average pooling.
+    AvgPool {
+        /// Window and rounding.
+        geom: PoolGeometry,
+        /// Divide by the padded window (torchvision) or by the real pixels (TF, timm).
+        count_include_pad: bool,
+    },
+    /// Mean over the spatial dimensions.
+    GlobalAvgPool,
+    /// Concatenation along channels, in input order.
+    Concat,
+    /// `act(x + scale * y)` for inputs `[x, y]` (Inception-ResNet shortcuts).
+    ResidualAdd {
+        /// Scale applied to the residual branch `y`.
+        scale: f32,
+        /// Activation after the sum.
+        act: Activation,
+    },
+    /// Local response normalisation across channels.
+    Lrn {
+        /// Channels in the window.
+        size: usize,
+        /// Scale (divided by `size`, as in Caffe and PyTorch).
+        alpha: f32,
+        /// Exponent.
+        beta: f32,
+        /// Offset.
+        k: f32,
+    },
+    /// Fully connected layer on the flattened input; weight `[out, in]`.
+    Linear {
+        /// Weight parameter.
+        weight: ParamId,
+        /// Optional bias parameter.
+        bias: Option<ParamId>,
+    },
+    /// Softmax over channels.
+    Softmax,
+}
+
+impl Op {
+    /// A short lower-case name for reports.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Op::Conv { .. } => "conv",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Relu => "relu",
+            Op::MaxPool(_) => "max_pool",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Concat => "concat",
+            Op::ResidualAdd { .. } => "residual_add",
+            Op::Lrn { .. } => "lrn",
+            Op::Linear { .. } => "linear",
+            Op::Softmax => "softmax",
+        }
+    }
+}
+
+/// One operator applied to its inputs, producing one value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// A readable name (the module path, e.g. `Mixed_6b.branch7x7_2`).
+    pub name: String,
+    /// The operator.
+    pub op: Op,
+    /// Input values, in the operator's order.
+    pub inputs: Vec<ValueId>,
+    /// The value it produces.
+    pub output: ValueId,
+}
+
+/// A validated network: one input, one output, nodes in a topological order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    /// The network's name.
+    pub name: String,
+    /// Every value; `ValueId` indexes this.
+    pub values: Vec<Value>,
+    /// Every node, each after the producers of its inputs.
+    pub nodes: Vec<Node>,
+    /// Every parameter; `ParamId` indexes this.
+    pub params: Vec<Param>,
+    /// The graph input (`[N, C, H, W]`).
+    pub input: ValueId,
+    /// The graph output.
+    pub output: ValueId,
+    /// Name prefixes of parameters that belong to the training definition only
+    /// (auxiliary classifiers): accepted and ignored when loading checkpoints.
+    pub ignored_prefixes: Vec<String>,
+}
+
+impl Graph {
+    /// The shape of a value.
+    pub fn dims(&self, v: ValueId) -> Dims {
+        self.values[v.0].dims
+    }
+
+    /// Trainable parameter count (BatchNorm running statistics excluded), as
+    /// PyTorch's `sum(p.numel() for p in model.parameters())` reports it.
+    pub fn param_count(&self) -> usize {
+        self.params
+            .iter()
+            .filter(|p| p.is_trainable())
+            .map(Param::len)
+            .sum()
+    }
+
+    /// Multiply-adds of one image through the convolutions and linear layers.
+    pub fn macs(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let out = self.dims(n.output);
+                match &n.op {
+                    Op::Conv { geom, .. } => {
+                        let ci = self.dims(n.inputs[0]).c;
+                        (out.volume() * ci * geom.kh * geom.kw) as u64
+                    }
+                    Op::Linear { .. } => (out.c * self.dims(n.inputs[0]).volume()) as u64,
+                    _ => 0,
+                }
+            })
+            .sum()
+    }
+
+    /// How many nodes of each operator kind, sorted by kind.
+    pub fn op_counts(&self) -> Vec<(&'static str, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for n in &self.nodes {
+            *counts.entry(n.op.kind_name()).or_insert(0) += 1;
+        }
+        counts.into_iter().collect()
+    }
+
+    /// The nodes reading each value.
+    pub fn consumers(&self) -> Vec<Vec<usize>> {
+        let mut c = vec![Vec::new(); self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for v in &n.inputs {
+                if !c[v.0].contains(&i) {
+                    c[v.0].push(i);
+                }
+            }
+        }
+        c
+    }
+
+    /// The parameter with this name.
+    pub fn param_by_name(&self, name: &str) -> Option<ParamId> {
+        self.params.iter().position(|p| p.name == name).map(ParamId)
+    }
+}
