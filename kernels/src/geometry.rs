@@ -17,22 +17,12 @@ pub struct Padding {
 impl Padding {
     /// The same padding on every side.
     pub const fn uniform(p: usize) -> Self {
-        Padding {
-            top: p,
-            left: p,
-            bottom: p,
-            right: p,
-        }
+        Padding { top: p, left: p, bottom: p, right: p }
     }
 
     /// `ph` rows above and below, `pw` columns left and right.
     pub const fn symmetric(ph: usize, pw: usize) -> Self {
-        Padding {
-            top: ph,
-            left: pw,
-            bottom: ph,
-            right: pw,
-        }
+        Padding { top: ph, left: pw, bottom: ph, right: pw }
     }
 }
 
@@ -75,13 +65,7 @@ pub struct ConvGeometry {
 impl ConvGeometry {
     /// A `kh x kw` window with `stride` in both directions and the given padding.
     pub const fn new(kh: usize, kw: usize, stride: usize, pad: Padding) -> Self {
-        ConvGeometry {
-            kh,
-            kw,
-            stride_h: stride,
-            stride_w: stride,
-            pad,
-        }
+        ConvGeometry { kh, kw, stride_h: stride, stride_w: stride, pad }
     }
 
     /// Output height and width for an `h x w` input, or `None` when the window is
@@ -89,22 +73,13 @@ impl ConvGeometry {
     pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
         let ph = h + self.pad.top + self.pad.bottom;
         let pw = w + self.pad.left + self.pad.right;
-        if self.kh == 0
-            || self.kw == 0
-            || self.stride_h == 0
-            || self.stride_w == 0
-            || h == 0
-            || w == 0
-        {
+        if self.kh == 0 || self.kw == 0 || self.stride_h == 0 || self.stride_w == 0 || h == 0 || w == 0 {
             return None;
         }
         if ph < self.kh || pw < self.kw {
             return None;
         }
-        Some((
-            (ph - self.kh) / self.stride_h + 1,
-            (pw - self.kw) / self.stride_w + 1,
-        ))
+        Some(((ph - self.kh) / self.stride_h + 1, (pw - self.kw) / self.stride_w + 1))
     }
 }
 
@@ -122,10 +97,7 @@ pub struct PoolGeometry {
 impl PoolGeometry {
     /// A `k x k` window with the given stride, uniform padding and rounding.
     pub const fn new(k: usize, stride: usize, pad: usize, ceil_mode: bool) -> Self {
-        PoolGeometry {
-            window: ConvGeometry::new(k, k, stride, Padding::uniform(pad)),
-            ceil_mode,
-        }
+        PoolGeometry { window: ConvGeometry::new(k, k, stride, Padding::uniform(pad)), ceil_mode }
     }
 
     /// Output height and width for an `h x w` input, or `None` when the window is
@@ -136,16 +108,15 @@ impl PoolGeometry {
         if !self.ceil_mode {
             return Some((oh, ow));
         }
-        let ceil =
-            |size: usize, k: usize, s: usize, before: usize, after: usize, floor_out: usize| {
-                let span = size + before + after - k;
-                let mut out = span.div_ceil(s) + 1;
-                // The last window must start inside the image or its leading padding.
-                if out > floor_out && (out - 1) * s >= size + before {
-                    out -= 1;
-                }
-                out
-            };
+        let ceil = |size: usize, k: usize, s: usize, before: usize, after: usize, floor_out: usize| {
+            let span = size + before + after - k;
+            let mut out = span.div_ceil(s) + 1;
+            // The last window must start inside the image or its leading padding.
+            if out > floor_out && (out - 1) * s >= size + before {
+                out -= 1;
+            }
+            out
+        };
         Some((
             ceil(h, g.kh, g.stride_h, g.pad.top, g.pad.bottom, oh),
             ceil(w, g.kw, g.stride_w, g.pad.left, g.pad.right, ow),

@@ -112,11 +112,7 @@ pub struct ImageMut<'a> {
 impl<'a> Image<'a> {
     /// Wraps `data`; panics if its length does not match the shape and layout.
     pub fn new(data: &'a [f32], dims: Dims, layout: Layout) -> Self {
-        assert_eq!(
-            data.len(),
-            layout.image_len(dims),
-            "image length does not match {dims:?} in {layout:?}"
-        );
+        assert_eq!(data.len(), layout.image_len(dims), "image length does not match {dims:?} in {layout:?}");
         Image { data, dims, layout }
     }
 
@@ -130,21 +126,13 @@ impl<'a> Image<'a> {
 impl<'a> ImageMut<'a> {
     /// Wraps `data`; panics if its length does not match the shape and layout.
     pub fn new(data: &'a mut [f32], dims: Dims, layout: Layout) -> Self {
-        assert_eq!(
-            data.len(),
-            layout.image_len(dims),
-            "image length does not match {dims:?} in {layout:?}"
-        );
+        assert_eq!(data.len(), layout.image_len(dims), "image length does not match {dims:?} in {layout:?}");
         ImageMut { data, dims, layout }
     }
 
     /// A read-only view of the same image.
     pub fn as_image(&self) -> Image<'_> {
-        Image {
-            data: self.data,
-            dims: self.dims,
-            layout: self.layout,
-        }
+        Image { data: self.data, dims: self.dims, layout: self.layout }
     }
 
     /// Writes the value at `(c, y, x)`.

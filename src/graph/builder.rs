@@ -37,24 +37,14 @@ pub struct ConvSpec {
 impl ConvSpec {
     /// `k x k`, stride 1, no padding, no bias.
     pub const fn new(out_channels: usize, k: usize) -> Self {
-        ConvSpec {
-            out_channels,
-            geom: ConvGeometry::new(k, k, 1, Padding::uniform(0)),
-            bias: false,
-        }
+        ConvSpec { out_channels, geom: ConvGeometry::new(k, k, 1, Padding::uniform(0)), bias: false }
     }
 
     /// `kh x kw`, stride 1, no padding, no bias.
     pub const fn rect(out_channels: usize, kh: usize, kw: usize) -> Self {
         ConvSpec {
             out_channels,
-            geom: ConvGeometry {
-                kh,
-                kw,
-                stride_h: 1,
-                stride_w: 1,
-                pad: Padding::uniform(0),
-            },
+            geom: ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad: Padding::uniform(0) },
             bias: false,
         }
     }
@@ -96,17 +86,11 @@ impl GraphBuilder {
     pub fn new(name: &str, input: Dims) -> Self {
         let mut error = None;
         if input.volume() == 0 {
-            error = Some(Error::Graph(format!(
-                "input shape {input:?} has a zero dimension"
-            )));
+            error = Some(Error::Graph(format!("input shape {input:?} has a zero dimension")));
         }
         let graph = Graph {
             name: name.to_string(),
-            values: vec![Value {
-                name: "input".into(),
-                dims: input,
-                flat: false,
-            }],
+            values: vec![Value { name: "input".into(), dims: input, flat: false }],
             nodes: Vec::new(),
             params: Vec::new(),
             input: ValueId(0),
@@ -123,10 +107,7 @@ impl GraphBuilder {
 
     /// The shape of a value built so far.
     pub fn dims(&self, v: ValueId) -> Dims {
-        self.graph
-            .values
-            .get(v.0)
-            .map_or(Dims::new(0, 0, 0), |x| x.dims)
+        self.graph.values.get(v.0).map_or(Dims::new(0, 0, 0), |x| x.dims)
     }
 
     /// Declares that parameters whose names start with `prefix` belong to training
@@ -154,11 +135,7 @@ impl GraphBuilder {
     }
 
     fn param(&mut self, node: &str, suffix: &str, shape: Vec<usize>, kind: ParamKind) -> ParamId {
-        let name = if node.is_empty() {
-            suffix.to_string()
-        } else {
-            format!("{node}.{suffix}")
-        };
+        let name = if node.is_empty() { suffix.to_string() } else { format!("{node}.{suffix}") };
         if self.graph.param_by_name(&name).is_some() {
             self.fail(node, format!("parameter {name} declared twice"));
         }
@@ -167,23 +144,11 @@ impl GraphBuilder {
     }
 
     fn push(&mut self, name: &str, op: Op, inputs: &[ValueId], dims: Dims, flat: bool) -> ValueId {
-        let name = if name.is_empty() {
-            format!("{}_{}", op.kind_name(), self.graph.nodes.len())
-        } else {
-            name.to_string()
-        };
-        self.graph.values.push(Value {
-            name: name.clone(),
-            dims,
-            flat,
-        });
+        let name =
+            if name.is_empty() { format!("{}_{}", op.kind_name(), self.graph.nodes.len()) } else { name.to_string() };
+        self.graph.values.push(Value { name: name.clone(), dims, flat });
         let output = ValueId(self.graph.values.len() - 1);
-        self.graph.nodes.push(Node {
-            name,
-            op,
-            inputs: inputs.to_vec(),
-            output,
-        });
+        self.graph.nodes.push(Node { name, op, inputs: inputs.to_vec(), output });
         output
     }
 
@@ -206,26 +171,9 @@ impl GraphBuilder {
                 ),
             );
         };
-        let weight = self.param(
-            name,
-            "weight",
-            vec![spec.out_channels, d.c, g.kh, g.kw],
-            ParamKind::Weight,
-        );
-        let bias = spec
-            .bias
-            .then(|| self.param(name, "bias", vec![spec.out_channels], ParamKind::Bias));
-        self.push(
-            name,
-            Op::Conv {
-                weight,
-                bias,
-                geom: g,
-            },
-            &[x],
-            Dims::new(spec.out_channels, oh, ow),
-            false,
-        )
+        let weight = self.param(name, "weight", vec![spec.out_channels, d.c, g.kh, g.kw], ParamKind::Weight);
+        let bias = spec.bias.then(|| self.param(name, "bias", vec![spec.out_channels], ParamKind::Bias));
+        self.push(name, Op::Conv { weight, bias, geom: g }, &[x], Dims::new(spec.out_channels, oh, ow), false)
     }
 
     /// BatchNorm with parameters `{name}.weight`, `.bias`, `.running_mean`, `.running_var`.
@@ -242,19 +190,7 @@ impl GraphBuilder {
         let mean = self.param(name, "running_mean", vec![d.c], ParamKind::BnMean);
         let var = self.param(name, "running_var", vec![d.c], ParamKind::BnVar);
         let flat = self.graph.values[x.0].flat;
-        self.push(
-            name,
-            Op::BatchNorm {
-                gamma,
-                beta,
-                mean,
-                var,
-                eps,
-            },
-            &[x],
-            d,
-            flat,
-        )
+        self.push(name, Op::BatchNorm { gamma, beta, mean, var, eps }, &[x], d, flat)
     }
 
     /// `max(x, 0)`.
@@ -273,25 +209,13 @@ impl GraphBuilder {
         let d = self.dims(x);
         let w = &g.window;
         if w.pad.top >= w.kh || w.pad.bottom >= w.kh || w.pad.left >= w.kw || w.pad.right >= w.kw {
-            self.fail(
-                what,
-                format!(
-                    "padding {:?} must be smaller than the {}x{} window",
-                    w.pad, w.kh, w.kw
-                ),
-            );
+            self.fail(what, format!("padding {:?} must be smaller than the {}x{} window", w.pad, w.kh, w.kw));
             return None;
         }
         match g.output_hw(d.h, d.w) {
             Some((oh, ow)) => Some(Dims::new(d.c, oh, ow)),
             None => {
-                self.fail(
-                    what,
-                    format!(
-                        "{}x{} window does not fit a {}x{} input",
-                        w.kh, w.kw, d.h, d.w
-                    ),
-                );
+                self.fail(what, format!("{}x{} window does not fit a {}x{} input", w.kh, w.kw, d.h, d.w));
                 None
             }
         }
@@ -308,16 +232,7 @@ impl GraphBuilder {
     /// Average pooling; `count_include_pad` picks the divisor convention.
     pub fn avg_pool(&mut self, x: ValueId, geom: PoolGeometry, count_include_pad: bool) -> ValueId {
         match self.pool_dims(x, &geom, "avg_pool") {
-            Some(d) => self.push(
-                "",
-                Op::AvgPool {
-                    geom,
-                    count_include_pad,
-                },
-                &[x],
-                d,
-                false,
-            ),
+            Some(d) => self.push("", Op::AvgPool { geom, count_include_pad }, &[x], d, false),
             None => x,
         }
     }
@@ -346,10 +261,7 @@ impl GraphBuilder {
             if (d.h, d.w) != (d0.h, d0.w) {
                 return self.fail(
                     "concat",
-                    format!(
-                        "input '{}' is {}x{}, others are {}x{}",
-                        self.graph.values[v.0].name, d.h, d.w, d0.h, d0.w
-                    ),
+                    format!("input '{}' is {}x{}, others are {}x{}", self.graph.values[v.0].name, d.h, d.w, d0.h, d0.w),
                 );
             }
             c += d.c;
@@ -364,10 +276,7 @@ impl GraphBuilder {
         }
         let (dx, dy) = (self.dims(x), self.dims(y));
         if dx != dy {
-            return self.fail(
-                "residual_add",
-                format!("shortcut is {dx:?} but the branch is {dy:?}"),
-            );
+            return self.fail("residual_add", format!("shortcut is {dx:?} but the branch is {dy:?}"));
         }
         if !scale.is_finite() {
             return self.fail("residual_add", format!("scale {scale} is not finite"));
@@ -381,24 +290,10 @@ impl GraphBuilder {
             return x;
         }
         if size == 0 || !(k > 0.0) || !alpha.is_finite() || !beta.is_finite() {
-            return self.fail(
-                "lrn",
-                format!("bad parameters size {size}, alpha {alpha}, beta {beta}, k {k}"),
-            );
+            return self.fail("lrn", format!("bad parameters size {size}, alpha {alpha}, beta {beta}, k {k}"));
         }
         let d = self.dims(x);
-        self.push(
-            "",
-            Op::Lrn {
-                size,
-                alpha,
-                beta,
-                k,
-            },
-            &[x],
-            d,
-            false,
-        )
+        self.push("", Op::Lrn { size, alpha, beta, k }, &[x], d, false)
     }
 
     /// Fully connected layer on the flattened input, parameters `{name}.weight`
@@ -413,13 +308,7 @@ impl GraphBuilder {
         let k = self.dims(x).volume();
         let weight = self.param(name, "weight", vec![out, k], ParamKind::Weight);
         let bias = bias.then(|| self.param(name, "bias", vec![out], ParamKind::Bias));
-        self.push(
-            name,
-            Op::Linear { weight, bias },
-            &[x],
-            Dims::new(out, 1, 1),
-            true,
-        )
+        self.push(name, Op::Linear { weight, bias }, &[x], Dims::new(out, 1, 1), true)
     }
 
     /// Softmax over channels.
@@ -438,15 +327,10 @@ impl GraphBuilder {
             return Err(e);
         }
         if output.0 >= self.graph.values.len() {
-            return Err(Error::Graph(format!(
-                "output value {} does not exist",
-                output.0
-            )));
+            return Err(Error::Graph(format!("output value {} does not exist", output.0)));
         }
         if output == self.graph.input {
-            return Err(Error::Graph(
-                "the output is the input: the graph has no operators".into(),
-            ));
+            return Err(Error::Graph("the output is the input: the graph has no operators".into()));
         }
         self.graph.output = output;
         prune(&mut self.graph);
@@ -490,13 +374,7 @@ fn prune(g: &mut Graph) {
                     remap(b);
                 }
             }
-            Op::BatchNorm {
-                gamma,
-                beta,
-                mean,
-                var,
-                ..
-            } => {
+            Op::BatchNorm { gamma, beta, mean, var, .. } => {
                 for p in [gamma, beta, mean, var] {
                     remap(p);
                 }

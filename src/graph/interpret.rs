@@ -12,28 +12,13 @@ use crate::weights::Weights;
 
 /// Evaluates `graph` on a batch of `batch` NCHW images and returns the output,
 /// `batch x C x H x W` in NCHW order.
-pub fn interpret(
-    graph: &Graph,
-    weights: &Weights,
-    input: &[f32],
-    batch: usize,
-) -> Result<Vec<f32>> {
+pub fn interpret(graph: &Graph, weights: &Weights, input: &[f32], batch: usize) -> Result<Vec<f32>> {
     weights.check(graph)?;
     let din = graph.dims(graph.input);
     if input.len() != batch * din.volume() {
-        return Err(Error::BufferSize {
-            what: "input",
-            got: input.len(),
-            expected: batch * din.volume(),
-        });
+        return Err(Error::BufferSize { what: "input", got: input.len(), expected: batch * din.volume() });
     }
-    let p = |id: super::ParamId| {
-        weights
-            .get(&graph.params[id.0].name)
-            .expect("checked above")
-            .data
-            .as_slice()
-    };
+    let p = |id: super::ParamId| weights.get(&graph.params[id.0].name).expect("checked above").data.as_slice();
     let nchw = Layout::Nchw;
     let mut vals: Vec<Option<Vec<f32>>> = vec![None; graph.values.len()];
     vals[graph.input.0] = Some(input.to_vec());
@@ -44,36 +29,19 @@ pub fn interpret(
             let img = |i: usize| {
                 let v = node.inputs[i];
                 let d = graph.dims(v);
-                Image::new(
-                    &vals[v.0].as_ref().expect("topological order")[n * d.volume()..][..d.volume()],
-                    d,
-                    nchw,
-                )
+                Image::new(&vals[v.0].as_ref().expect("topological order")[n * d.volume()..][..d.volume()], d, nchw)
             };
             let mut o = ImageMut::new(&mut out[n * dout.volume()..][..dout.volume()], dout, nchw);
             match &node.op {
-                Op::Conv { weight, bias, geom } => k::conv2d(
-                    img(0),
-                    p(*weight),
-                    bias.map(p),
-                    geom,
-                    None,
-                    Default::default(),
-                    &mut o,
-                ),
-                Op::BatchNorm {
-                    gamma,
-                    beta,
-                    mean,
-                    var,
-                    eps,
-                } => k::batch_norm(img(0), p(*gamma), p(*beta), p(*mean), p(*var), *eps, &mut o),
+                Op::Conv { weight, bias, geom } => {
+                    k::conv2d(img(0), p(*weight), bias.map(p), geom, None, Default::default(), &mut o)
+                }
+                Op::BatchNorm { gamma, beta, mean, var, eps } => {
+                    k::batch_norm(img(0), p(*gamma), p(*beta), p(*mean), p(*var), *eps, &mut o)
+                }
                 Op::Relu => k::relu(img(0), &mut o),
                 Op::MaxPool(g) => k::max_pool(img(0), g, &mut o),
-                Op::AvgPool {
-                    geom,
-                    count_include_pad,
-                } => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
+                Op::AvgPool { geom, count_include_pad } => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
                 Op::GlobalAvgPool => k::global_avg_pool(img(0), &mut o),
                 Op::Concat => {
                     let mut at = 0;
@@ -83,18 +51,9 @@ pub fn interpret(
                         at += src.data.len();
                     }
                 }
-                Op::ResidualAdd { scale, act } => {
-                    k::residual_add(img(0), img(1), *scale, *act, &mut o)
-                }
-                Op::Lrn {
-                    size,
-                    alpha,
-                    beta,
-                    k: bias,
-                } => k::lrn(img(0), *size, *alpha, *beta, *bias, &mut o),
-                Op::Linear { weight, bias } => {
-                    k::linear(img(0), p(*weight), bias.map(p), Default::default(), &mut o)
-                }
+                Op::ResidualAdd { scale, act } => k::residual_add(img(0), img(1), *scale, *act, &mut o),
+                Op::Lrn { size, alpha, beta, k: bias } => k::lrn(img(0), *size, *alpha, *beta, *bias, &mut o),
+                Op::Linear { weight, bias } => k::linear(img(0), p(*weight), bias.map(p), Default::default(), &mut o),
                 Op::Softmax => k::softmax(img(0), &mut o),
             }
         }

@@ -207,11 +207,7 @@ impl Graph {
     /// Trainable parameter count (BatchNorm running statistics excluded), as
     /// PyTorch's `sum(p.numel() for p in model.parameters())` reports it.
     pub fn param_count(&self) -> usize {
-        self.params
-            .iter()
-            .filter(|p| p.is_trainable())
-            .map(Param::len)
-            .sum()
+        self.params.iter().filter(|p| p.is_trainable()).map(Param::len).sum()
     }
 
     /// Multiply-adds of one image through the convolutions and linear layers.

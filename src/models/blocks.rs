@@ -8,13 +8,7 @@ pub const TF_BN_EPS: f32 = 0.001;
 
 /// torchvision's `BasicConv2d` / timm's `ConvNormAct`: convolution without bias,
 /// BatchNorm, ReLU; parameters `{name}.conv.weight` and `{name}.bn.*`.
-pub fn conv_bn_relu(
-    b: &mut GraphBuilder,
-    x: ValueId,
-    name: &str,
-    spec: ConvSpec,
-    eps: f32,
-) -> ValueId {
+pub fn conv_bn_relu(b: &mut GraphBuilder, x: ValueId, name: &str, spec: ConvSpec, eps: f32) -> ValueId {
     let y = b.conv(x, &format!("{name}.conv"), spec);
     let y = b.batch_norm(y, &format!("{name}.bn"), eps);
     b.relu(y)
@@ -28,14 +22,5 @@ pub fn conv_relu(b: &mut GraphBuilder, x: ValueId, name: &str, spec: ConvSpec) -
 
 /// `act(x + scale * y)`, Inception-ResNet's shortcut.
 pub fn residual(b: &mut GraphBuilder, x: ValueId, y: ValueId, scale: f32, relu: bool) -> ValueId {
-    b.residual_add(
-        x,
-        y,
-        scale,
-        if relu {
-            Activation::Relu
-        } else {
-            Activation::None
-        },
-    )
+    b.residual_add(x, y, scale, if relu { Activation::Relu } else { Activation::None })
 }

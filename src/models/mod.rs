@@ -31,10 +31,7 @@ pub const BUILTIN: &[BuiltinModel] = &[BuiltinModel {
 pub fn build(name: &str) -> Result<Graph> {
     match BUILTIN.iter().find(|m| m.name == name) {
         Some(m) => (m.build)(),
-        None => Err(Error::UnknownModel {
-            name: name.to_string(),
-            known: names().join(", "),
-        }),
+        None => Err(Error::UnknownModel { name: name.to_string(), known: names().join(", ") }),
     }
 }
 

@@ -50,9 +50,9 @@ impl Weights {
     /// finite values. Extra tensors are allowed (auxiliary heads, counters).
     pub fn check(&self, graph: &Graph) -> Result<()> {
         for p in &graph.params {
-            let t = self.get(&p.name).ok_or_else(|| {
-                Error::Weights(format!("missing tensor '{}' (shape {:?})", p.name, p.shape))
-            })?;
+            let t = self
+                .get(&p.name)
+                .ok_or_else(|| Error::Weights(format!("missing tensor '{}' (shape {:?})", p.name, p.shape)))?;
             if t.shape != p.shape || t.data.len() != p.len() {
                 return Err(Error::Weights(format!(
                     "tensor '{}' has shape {:?}, the graph needs {:?}",
@@ -60,16 +60,10 @@ impl Weights {
                 )));
             }
             if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-                return Err(Error::Weights(format!(
-                    "tensor '{}' holds a non-finite value at index {i}",
-                    p.name
-                )));
+                return Err(Error::Weights(format!("tensor '{}' holds a non-finite value at index {i}", p.name)));
             }
             if p.kind == ParamKind::BnVar && t.data.iter().any(|&v| v < 0.0) {
-                return Err(Error::Weights(format!(
-                    "tensor '{}' holds a negative variance",
-                    p.name
-                )));
+                return Err(Error::Weights(format!("tensor '{}' holds a negative variance", p.name)));
             }
         }
         Ok(())
@@ -98,16 +92,8 @@ impl Weights {
                 ParamKind::BnMean => (-0.2, 0.2),
                 ParamKind::BnVar => (0.5, 1.5),
             };
-            let data = (0..p.len())
-                .map(|_| lo + (hi - lo) * rng.next_f32())
-                .collect();
-            w.insert(
-                p.name.clone(),
-                Tensor {
-                    shape: p.shape.clone(),
-                    data,
-                },
-            );
+            let data = (0..p.len()).map(|_| lo + (hi - lo) * rng.next_f32()).collect();
+            w.insert(p.name.clone(), Tensor { shape: p.shape.clone(), data });
         }
         w
     }
@@ -115,9 +101,7 @@ impl Weights {
 
 /// 64-bit FNV-1a, to turn a parameter name into a seed.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and fixed forever, so the

@@ -16,16 +16,8 @@ pub fn conv2d(
 ) {
     let (ci, co) = (input.dims.c, out.dims.c);
     let (kh, kw) = (geom.kh, geom.kw);
-    assert_eq!(
-        weights.len(),
-        co * ci * kh * kw,
-        "conv2d: weights are not [out, in, kh, kw]"
-    );
-    assert_eq!(
-        geom.output_hw(input.dims.h, input.dims.w),
-        Some((out.dims.h, out.dims.w)),
-        "conv2d: output size"
-    );
+    assert_eq!(weights.len(), co * ci * kh * kw, "conv2d: weights are not [out, in, kh, kw]");
+    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d: output size");
     if let Some(b) = bias {
         assert_eq!(b.len(), co, "conv2d: bias length");
     }
@@ -67,25 +59,11 @@ pub fn conv2d(
 ///
 /// `input` is flattened in `C, H, W` order (PyTorch's `flatten(1)`), `weights` are
 /// `[out.c, input.c * h * w]`, and `out` is `out.c x 1 x 1`.
-pub fn linear(
-    input: Image,
-    weights: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-    out: &mut ImageMut,
-) {
+pub fn linear(input: Image, weights: &[f32], bias: Option<&[f32]>, act: Activation, out: &mut ImageMut) {
     let d = input.dims;
     let k = d.volume();
-    assert_eq!(
-        (out.dims.h, out.dims.w),
-        (1, 1),
-        "linear: output must be c x 1 x 1"
-    );
-    assert_eq!(
-        weights.len(),
-        out.dims.c * k,
-        "linear: weights are not [out, in]"
-    );
+    assert_eq!((out.dims.h, out.dims.w), (1, 1), "linear: output must be c x 1 x 1");
+    assert_eq!(weights.len(), out.dims.c * k, "linear: weights are not [out, in]");
     for o in 0..out.dims.c {
         let mut sum = bias.map_or(0.0, |b| b[o]);
         for c in 0..d.c {

@@ -26,37 +26,17 @@ pub fn relu(input: Image, out: &mut ImageMut) {
 }
 
 /// Inference BatchNorm: `(x - mean) / sqrt(var + eps) * gamma + beta`, per channel.
-pub fn batch_norm(
-    input: Image,
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    var: &[f32],
-    eps: f32,
-    out: &mut ImageMut,
-) {
+pub fn batch_norm(input: Image, gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f32, out: &mut ImageMut) {
     let c = input.dims.c;
     assert_eq!(input.dims, out.dims, "batch_norm: shape");
-    assert!(
-        [gamma.len(), beta.len(), mean.len(), var.len()]
-            .iter()
-            .all(|&n| n == c),
-        "batch_norm: parameter length"
-    );
-    for_each_pixel(out, |c, y, x| {
-        (input.at(c, y, x) - mean[c]) / (var[c] + eps).sqrt() * gamma[c] + beta[c]
-    });
+    assert!([gamma.len(), beta.len(), mean.len(), var.len()].iter().all(|&n| n == c), "batch_norm: parameter length");
+    for_each_pixel(out, |c, y, x| (input.at(c, y, x) - mean[c]) / (var[c] + eps).sqrt() * gamma[c] + beta[c]);
 }
 
 /// Scaled residual addition: `act(x + scale * y)`.
 pub fn residual_add(x: Image, y: Image, scale: f32, act: Activation, out: &mut ImageMut) {
-    assert!(
-        x.dims == out.dims && y.dims == out.dims,
-        "residual_add: shape"
-    );
-    for_each_pixel(out, |c, r, s| {
-        act.apply(x.at(c, r, s) + scale * y.at(c, r, s))
-    });
+    assert!(x.dims == out.dims && y.dims == out.dims, "residual_add: shape");
+    for_each_pixel(out, |c, r, s| act.apply(x.at(c, r, s) + scale * y.at(c, r, s)));
 }
 
 /// Local response normalisation across channels (Caffe / PyTorch):
@@ -79,9 +59,7 @@ pub fn softmax(input: Image, out: &mut ImageMut) {
     let d = input.dims;
     for y in 0..d.h {
         for x in 0..d.w {
-            let max = (0..d.c)
-                .map(|c| input.at(c, y, x))
-                .fold(f32::NEG_INFINITY, f32::max);
+            let max = (0..d.c).map(|c| input.at(c, y, x)).fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = (0..d.c).map(|c| (input.at(c, y, x) - max).exp()).sum();
             for c in 0..d.c {
                 out.set(c, y, x, (input.at(c, y, x) - max).exp() / sum);

@@ -3,31 +3,16 @@ use crate::{Image, ImageMut, PoolGeometry};
 /// The input rows (or columns) a window starting at output index `o` covers:
 /// `(start, end)` clamped to the image, and the size of the window clamped to the
 /// padded image (PyTorch's divisor when padding counts).
-fn window(
-    o: usize,
-    k: usize,
-    stride: usize,
-    before: usize,
-    after: usize,
-    size: usize,
-) -> (usize, usize, usize) {
+fn window(o: usize, k: usize, stride: usize, before: usize, after: usize, size: usize) -> (usize, usize, usize) {
     let start = (o * stride) as isize - before as isize;
     let end = (start + k as isize).min((size + after) as isize);
     let padded = (end - start) as usize;
-    (
-        start.max(0) as usize,
-        end.min(size as isize) as usize,
-        padded,
-    )
+    (start.max(0) as usize, end.min(size as isize) as usize, padded)
 }
 
 fn check(input: &Image, geom: &PoolGeometry, out: &ImageMut) {
     assert_eq!(input.dims.c, out.dims.c, "pool: channel count");
-    assert_eq!(
-        geom.output_hw(input.dims.h, input.dims.w),
-        Some((out.dims.h, out.dims.w)),
-        "pool: output size"
-    );
+    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "pool: output size");
 }
 
 /// Max pooling; padding never wins.
@@ -68,11 +53,7 @@ pub fn avg_pool(input: Image, geom: &PoolGeometry, count_include_pad: bool, out:
                         sum += input.at(c, y, x);
                     }
                 }
-                let count = if count_include_pad {
-                    ph * pw
-                } else {
-                    (y1 - y0) * (x1 - x0)
-                };
+                let count = if count_include_pad { ph * pw } else { (y1 - y0) * (x1 - x0) };
                 out.set(c, oy, ox, sum / count as f32);
             }
         }
@@ -83,11 +64,7 @@ pub fn avg_pool(input: Image, geom: &PoolGeometry, count_include_pad: bool, out:
 /// Global average pooling to `c x 1 x 1`.
 pub fn global_avg_pool(input: Image, out: &mut ImageMut) {
     let d = input.dims;
-    assert_eq!(
-        (out.dims.c, out.dims.h, out.dims.w),
-        (d.c, 1, 1),
-        "global_avg_pool: output shape"
-    );
+    assert_eq!((out.dims.c, out.dims.h, out.dims.w), (d.c, 1, 1), "global_avg_pool: output shape");
     for c in 0..d.c {
         let mut sum = 0.0;
         for y in 0..d.h {
