@@ -5,6 +5,12 @@
 //! reference implementation's state-dict keys.
 
 mod blocks;
+mod bn_inception;
+mod googlenet;
+mod inception_resnet_v1;
+mod inception_resnet_v2;
+mod inception_v3;
+mod inception_v4;
 mod nin;
 
 use crate::error::{Error, Result};
@@ -21,11 +27,48 @@ pub struct BuiltinModel {
 }
 
 /// Every built-in model.
-pub const BUILTIN: &[BuiltinModel] = &[BuiltinModel {
-    name: "nin_cifar10",
-    summary: "Network-in-Network for CIFAR-10 (Lin et al. 2014), 32x32",
-    build: nin::nin_cifar10,
-}];
+pub const BUILTIN: &[BuiltinModel] = &[
+    BuiltinModel {
+        name: "nin_cifar10",
+        summary: "Network-in-Network for CIFAR-10 (Lin et al. 2014), 32x32",
+        build: nin::nin_cifar10,
+    },
+    BuiltinModel {
+        name: "googlenet",
+        summary: "GoogLeNet / Inception v1 (Szegedy et al. 2014), torchvision googlenet without aux heads, 224x224",
+        build: googlenet::googlenet,
+    },
+    BuiltinModel {
+        name: "googlenet_caffe",
+        summary: "GoogLeNet as in the paper (LRN, 5x5 branches, no BN), Caffe bvlc_googlenet, 224x224",
+        build: googlenet::googlenet_caffe,
+    },
+    BuiltinModel {
+        name: "bn_inception",
+        summary: "BN-Inception (Ioffe & Szegedy 2015), Cadene pretrainedmodels bninception, 224x224",
+        build: bn_inception::bn_inception,
+    },
+    BuiltinModel {
+        name: "inception_v3",
+        summary: "Inception v3 (Szegedy et al. 2015), torchvision inception_v3 without AuxLogits, 299x299",
+        build: inception_v3::inception_v3,
+    },
+    BuiltinModel {
+        name: "inception_v4",
+        summary: "Inception v4 (Szegedy et al. 2016), timm inception_v4, 299x299",
+        build: inception_v4::inception_v4,
+    },
+    BuiltinModel {
+        name: "inception_resnet_v1",
+        summary: "Inception-ResNet v1 (Szegedy et al. 2016), facenet-pytorch 512-d face embedding, 160x160",
+        build: inception_resnet_v1::inception_resnet_v1,
+    },
+    BuiltinModel {
+        name: "inception_resnet_v2",
+        summary: "Inception-ResNet v2 (Szegedy et al. 2016), timm inception_resnet_v2, 299x299",
+        build: inception_resnet_v2::inception_resnet_v2,
+    },
+];
 
 /// Builds the built-in model called `name`.
 pub fn build(name: &str) -> Result<Graph> {

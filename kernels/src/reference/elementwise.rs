@@ -19,6 +19,21 @@ pub fn copy(input: Image, out: &mut ImageMut) {
     for_each_pixel(out, |c, y, x| input.at(c, y, x));
 }
 
+/// Copies `input` into channels `c0..c0 + input.c` of `out` (a concatenation),
+/// leaving the other channels as they are.
+pub fn copy_channels(input: Image, c0: usize, out: &mut ImageMut) {
+    let d = input.dims;
+    assert!(c0 + d.c <= out.dims.c && (d.h, d.w) == (out.dims.h, out.dims.w), "copy_channels: shape");
+    for c in 0..d.c {
+        for y in 0..d.h {
+            for x in 0..d.w {
+                out.set(c0 + c, y, x, input.at(c, y, x));
+            }
+        }
+    }
+    out.zero_padding_lanes();
+}
+
 /// `max(x, 0)`.
 pub fn relu(input: Image, out: &mut ImageMut) {
     assert_eq!(input.dims, out.dims, "relu: shape");

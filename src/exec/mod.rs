@@ -1,0 +1,162 @@
+//! The executor: runs a [`Plan`] on its arena. `Session::run` allocates nothing.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use incept_kernels::{BLOCK, Dims, Image, ImageMut, Layout, reference as k};
+
+use crate::error::{Error, Result};
+use crate::plan::{Action, Kernel, Plan, PlannedStep, Program};
+
+/// One 64-byte line of the arena: keeps every view cache-line aligned.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Line([f32; BLOCK]);
+
+/// Options fixed when a session is planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Images per run (default 1).
+    pub batch: usize,
+    /// Worker threads (default 1).
+    pub threads: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { batch: 1, threads: 1 }
+    }
+}
+
+/// A model planned for one batch size, with its own arena. Create one per thread;
+/// sessions of the same model share its weights.
+pub struct Session {
+    program: Arc<Program>,
+    plan: Plan,
+    arena: Vec<Line>,
+    options: SessionOptions,
+}
+
+impl Session {
+    /// Plans `program` with `options` and allocates the arena (the last allocation).
+    pub fn new(program: Arc<Program>, options: SessionOptions) -> Result<Session> {
+        if options.threads == 0 {
+            return Err(Error::Options("threads must be at least 1".into()));
+        }
+        let plan = Plan::new(&program, options.batch, Layout::Nchw16c)?;
+        let arena = vec![Line([0.0; BLOCK]); plan.arena_len.div_ceil(BLOCK)];
+        Ok(Session { program, plan, arena, options })
+    }
+
+    /// The plan this session runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The options the session was planned with.
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    /// Input shape `[N, C, H, W]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        let d = self.program.graph.dims(self.program.graph.input);
+        [self.plan.batch, d.c, d.h, d.w]
+    }
+
+    /// Output shape: `[N, C]` for feature vectors and logits, `[N, C, H, W]` otherwise.
+    pub fn output_shape(&self) -> Vec<usize> {
+        let g = &self.program.graph;
+        let d = g.dims(g.output);
+        if g.values[g.output.0].flat { vec![self.plan.batch, d.c] } else { vec![self.plan.batch, d.c, d.h, d.w] }
+    }
+
+    /// Number of `f32` in the input buffer.
+    pub fn input_len(&self) -> usize {
+        self.input_shape().iter().product()
+    }
+
+    /// Number of `f32` in the output buffer.
+    pub fn output_len(&self) -> usize {
+        self.output_shape().iter().product()
+    }
+
+    /// Runs the model: `input` is `N x C x H x W` (NCHW), `output` receives the
+    /// result in NCHW order. Allocates nothing.
+    pub fn run(&mut self, input: &[f32], output: &mut [f32]) -> Result<()> {
+        if input.len() != self.input_len() {
+            return Err(Error::BufferSize { what: "input", got: input.len(), expected: self.input_len() });
+        }
+        if output.len() != self.output_len() {
+            return Err(Error::BufferSize { what: "output", got: output.len(), expected: self.output_len() });
+        }
+        let arena: &mut [f32] = bytemuck::cast_slice_mut(&mut self.arena);
+        let layout = self.plan.layout;
+        for step in &self.plan.steps {
+            for n in 0..self.plan.batch {
+                run_step(&self.program, layout, step, n, arena, input, output);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `step` on image `n`.
+fn run_step(program: &Program, layout: Layout, step: &PlannedStep, n: usize, arena: &mut [f32], input: &[f32], output: &mut [f32]) {
+    let nchw_image = |d: Dims| n * d.volume()..(n + 1) * d.volume();
+    match &step.action {
+        Action::Input => {
+            let d = step.output.dims;
+            let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
+            k::copy(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout));
+        }
+        Action::Output => {
+            let d = step.output.dims;
+            let src = Image::new(&arena[step.output.range(layout, n)], d, layout);
+            k::copy(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw));
+        }
+        Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out| k::copy_channels(ins[0], *c0, out)),
+        Action::Kernel(kernel) => {
+            let t = |id: crate::plan::TensorId| program.tensors[id.0].as_slice();
+            with_views(arena, layout, step, n, |ins, out| match kernel {
+                Kernel::Conv { weight, bias, geom, act, residual } => {
+                    k::conv2d(ins[0], t(*weight), Some(t(*bias)), geom, residual.then_some(ins[1]), *act, out)
+                }
+                Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
+                Kernel::BatchNorm { params: [g, b, m, v], eps } => k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out),
+                Kernel::Relu => k::relu(ins[0], out),
+                Kernel::MaxPool(g) => k::max_pool(ins[0], g, out),
+                Kernel::AvgPool(g, count_include_pad) => k::avg_pool(ins[0], g, *count_include_pad, out),
+                Kernel::GlobalAvgPool => k::global_avg_pool(ins[0], out),
+                Kernel::ResidualAdd(scale, act) => k::residual_add(ins[0], ins[1], *scale, *act, out),
+                Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(ins[0], *size, *alpha, *beta, *bias, out),
+                Kernel::Softmax => k::softmax(ins[0], out),
+                Kernel::Concat => unreachable!("the planner removes concatenations"),
+            })
+        }
+    }
+}
+
+/// Borrows the output view of image `n` mutably and up to two input views shared.
+/// The planner never lets a step's inputs overlap its output, so each input lies
+/// entirely before or after it.
+fn with_views(arena: &mut [f32], layout: Layout, step: &PlannedStep, n: usize, f: impl FnOnce([Image; 2], &mut ImageMut)) {
+    let out = step.output.range(layout, n);
+    let (head, rest) = arena.split_at_mut(out.start);
+    let (out_data, tail) = rest.split_at_mut(out.len());
+    let read = |r: Range<usize>| -> &[f32] {
+        if r.end <= out.start {
+            &head[r]
+        } else if r.start >= out.end {
+            &tail[r.start - out.end..r.end - out.end]
+        } else {
+            unreachable!("plan bug: step '{}' reads {r:?} while writing {out:?}", step.name)
+        }
+    };
+    let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout };
+    let mut ins = [empty; 2];
+    for (slot, v) in ins.iter_mut().zip(&step.inputs) {
+        *slot = Image::new(read(v.range(layout, n)), v.dims, layout);
+    }
+    f(ins, &mut ImageMut::new(out_data, step.output.dims, layout));
+}

@@ -1,0 +1,230 @@
+//! Static planning: from a fused [`Program`] and a batch size to a list of kernel
+//! calls on one preallocated arena.
+//!
+//! - Concatenation is planned in place: each input's producer writes straight into
+//!   its channel slice of the concat output (nested concats resolve to the
+//!   outermost buffer). An input that cannot be placed (a value feeding two
+//!   concats, the graph input, a blocked-layout slice not on a 16-channel boundary)
+//!   gets a copy step instead; the Inception family never needs one.
+//! - Every remaining buffer (a "root") lives from its first write to its last read;
+//!   roots whose lifetimes overlap get disjoint offsets, others share memory
+//!   (greedy by size, largest first).
+
+mod lower;
+
+pub use lower::{Kernel, Program, Step, TensorId};
+
+use incept_kernels::{BLOCK, Dims, Layout};
+
+use crate::error::{Error, Result};
+use crate::graph::ValueId;
+
+/// Where one value lives: image `n` occupies
+/// `arena[offset + n * image_stride ..][..layout.image_len(dims)]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View {
+    /// Offset of image 0 in the arena, in `f32`.
+    pub offset: usize,
+    /// Distance between consecutive images (the root buffer's image size).
+    pub image_stride: usize,
+    /// Shape of one image.
+    pub dims: Dims,
+}
+
+impl View {
+    /// The arena range of image `n`.
+    pub fn range(&self, layout: Layout, n: usize) -> std::ops::Range<usize> {
+        let start = self.offset + n * self.image_stride;
+        start..start + layout.image_len(self.dims)
+    }
+}
+
+/// What a planned step does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Copy the caller's NCHW input into the arena.
+    Input,
+    /// Copy the result from the arena into the caller's NCHW output.
+    Output,
+    /// Copy a concat input that could not be placed in its slice into the concat
+    /// output, at channel offset `c0`.
+    Copy {
+        /// First output channel written.
+        c0: usize,
+    },
+    /// Run a fused kernel.
+    Kernel(Kernel),
+}
+
+/// One step of the plan: an action on arena views.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedStep {
+    /// What to do.
+    pub action: Action,
+    /// Views read (empty for `Input`).
+    pub inputs: Vec<View>,
+    /// View written (for `Output`, the value read).
+    pub output: View,
+    /// Name, for reports and profiles.
+    pub name: String,
+}
+
+/// A complete static plan for one batch size and layout.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Images per run.
+    pub batch: usize,
+    /// Activation layout.
+    pub layout: Layout,
+    /// Steps in execution order, starting with `Input` and ending with `Output`.
+    pub steps: Vec<PlannedStep>,
+    /// Arena length in `f32`.
+    pub arena_len: usize,
+    /// The largest total of simultaneously live buffers, in `f32`: no assignment of
+    /// offsets can use less, so `arena_len - lower_bound` is the planner's waste.
+    pub lower_bound: usize,
+}
+
+impl Plan {
+    /// Arena size in bytes.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_len * 4
+    }
+
+    /// Lower bound on the arena size, in bytes.
+    pub fn lower_bound_bytes(&self) -> usize {
+        self.lower_bound * 4
+    }
+
+    /// Number of copy steps (zero for every model of the Inception family).
+    pub fn copies(&self) -> usize {
+        self.steps.iter().filter(|s| matches!(s.action, Action::Copy { .. })).count()
+    }
+
+    /// Plans `program` for `batch` images in `layout`.
+    pub fn new(program: &Program, batch: usize, layout: Layout) -> Result<Plan> {
+        if batch == 0 {
+            return Err(Error::Options("batch size must be at least 1".into()));
+        }
+        let g = &program.graph;
+        let nv = g.values.len();
+        let image_len = |v: ValueId| layout.image_len(g.dims(v));
+
+        // 1. Concat in place: parent[v] = (container, offset within one container image).
+        let mut parent: Vec<Option<(ValueId, usize)>> = vec![None; nv];
+        // Per step: the values copied into a concat output (inputs that could not be placed).
+        let mut copies: Vec<Vec<(ValueId, usize)>> = vec![Vec::new(); program.steps.len()];
+        for (i, s) in program.steps.iter().enumerate() {
+            if s.kernel != Kernel::Concat {
+                continue;
+            }
+            let whole = g.dims(s.output);
+            let mut c0 = 0;
+            for (j, &v) in s.inputs.iter().enumerate() {
+                let c = g.dims(v).c;
+                let last = j + 1 == s.inputs.len();
+                let offset = layout.channel_slice_offset(whole, c0);
+                let fits = offset.is_some() && (last || layout.padded_channels(c) == c);
+                let placeable = fits
+                    && parent[v.0].is_none()
+                    && v != g.input
+                    && v != g.output
+                    && !s.inputs[..j].contains(&v)
+                    && !s.inputs[j + 1..].contains(&v);
+                match (placeable, offset) {
+                    (true, Some(off)) => parent[v.0] = Some((s.output, off)),
+                    _ => copies[i].push((v, c0)),
+                }
+                c0 += c;
+            }
+        }
+        let root_of = |mut v: ValueId| {
+            let mut off = 0;
+            while let Some((p, o)) = parent[v.0] {
+                off += o;
+                v = p;
+            }
+            (v, off)
+        };
+
+        // 2. The step list over values, in order: Input, kernels and copies, Output.
+        struct Use {
+            action: Action,
+            inputs: Vec<ValueId>,
+            output: ValueId,
+            name: String,
+        }
+        let mut uses = vec![Use { action: Action::Input, inputs: vec![], output: g.input, name: "input".into() }];
+        for (i, s) in program.steps.iter().enumerate() {
+            if s.kernel == Kernel::Concat {
+                // The copied inputs land in a view of the concat output at their channel offset.
+                for &(v, c0) in &copies[i] {
+                    uses.push(Use {
+                        action: Action::Copy { c0 },
+                        inputs: vec![v],
+                        output: s.output,
+                        name: format!("copy {} -> {}@{c0}", g.values[v.0].name, g.values[s.output.0].name),
+                    });
+                }
+                continue;
+            }
+            uses.push(Use { action: Action::Kernel(s.kernel.clone()), inputs: s.inputs.clone(), output: s.output, name: s.name.clone() });
+        }
+        uses.push(Use { action: Action::Output, inputs: vec![], output: g.output, name: "output".into() });
+
+        // 3. Root lifetimes: first write to last read of any value stored in the root.
+        let mut first = vec![usize::MAX; nv];
+        let mut last = vec![0; nv];
+        for (t, u) in uses.iter().enumerate() {
+            for &v in u.inputs.iter().chain([&u.output]) {
+                let r = root_of(v).0;
+                first[r.0] = first[r.0].min(t);
+                last[r.0] = last[r.0].max(t);
+            }
+        }
+        let roots: Vec<usize> = (0..nv).filter(|&r| first[r] != usize::MAX).collect();
+        let size = |r: usize| (batch * image_len(ValueId(r))).next_multiple_of(BLOCK);
+        let overlaps = |a: usize, b: usize| first[a] <= last[b] && first[b] <= last[a];
+
+        // 4. Offsets: largest first, lowest offset clear of every placed root alive at the same time.
+        let mut order = roots.clone();
+        order.sort_by_key(|&r| (std::cmp::Reverse(size(r)), r));
+        let mut offset = vec![0; nv];
+        let mut placed: Vec<usize> = Vec::with_capacity(order.len());
+        for &r in &order {
+            let mut busy: Vec<(usize, usize)> =
+                placed.iter().filter(|&&p| overlaps(p, r)).map(|&p| (offset[p], offset[p] + size(p))).collect();
+            busy.sort_unstable();
+            let mut at = 0;
+            for (s, e) in busy {
+                if at + size(r) <= s {
+                    break;
+                }
+                at = at.max(e);
+            }
+            offset[r] = at;
+            placed.push(r);
+        }
+        let arena_len = roots.iter().map(|&r| offset[r] + size(r)).max().unwrap_or(0);
+        let lower_bound = (0..uses.len())
+            .map(|t| roots.iter().filter(|&&r| first[r] <= t && t <= last[r]).map(|&r| size(r)).sum::<usize>())
+            .max()
+            .unwrap_or(0);
+
+        // 5. Views.
+        let view = |v: ValueId| {
+            let (r, off) = root_of(v);
+            View { offset: offset[r.0] + off, image_stride: image_len(r), dims: g.dims(v) }
+        };
+        let steps = uses
+            .into_iter()
+            .map(|u| PlannedStep {
+                inputs: u.inputs.iter().map(|&v| view(v)).collect(),
+                output: view(u.output),
+                action: u.action,
+                name: u.name,
+            })
+            .collect();
+        Ok(Plan { batch, layout, steps, arena_len, lower_bound })
+    }
+}

@@ -1,0 +1,23 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+/// A deterministic input in roughly [-1, 1], like a normalised image.
+pub fn input(len: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Largest absolute difference, relative to the reference's largest magnitude.
+pub fn rel_max_err(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0 && scale.is_finite(), "degenerate reference output (max |y| = {scale})");
+    got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}

@@ -1,0 +1,88 @@
+//! The planned executor (fusion, blocked layout, one arena, concat in place) against
+//! the unplanned interpreter (NCHW, one buffer per value, BatchNorm unfolded, concat
+//! by copy) on every built-in model and on graphs built to stress the planner.
+
+mod common;
+
+use incept::graph::{Activation, ConvSpec, Dims, GraphBuilder, PoolGeometry, interpret::interpret};
+use incept::weights::Weights;
+use incept::{Model, SYNTHETIC_SEED, SessionOptions, models};
+
+/// Float32 sums of up to ~10^4 terms in a different order, plus BatchNorm folded into
+/// the weights: relative differences of a few 1e-6 per layer, compounding over ~100
+/// layers. 1e-4 of the output's range leaves room for that and catches any real bug
+/// (a wrong offset, a missed tap or a wrong fold moves outputs by O(1)).
+const TOL: f32 = 1e-4;
+
+fn check(graph: &incept::graph::Graph, batch: usize) -> incept::plan::Plan {
+    let weights = Weights::synthetic(graph, SYNTHETIC_SEED);
+    let model = Model::new(graph, &weights).unwrap();
+    let mut session = model.session(SessionOptions { batch, ..Default::default() }).unwrap();
+    let x = common::input(session.input_len(), 7);
+    let mut y = vec![f32::NAN; session.output_len()];
+    session.run(&x, &mut y).unwrap();
+    let want = interpret(graph, &weights, &x, batch).unwrap();
+    let err = common::rel_max_err(&y, &want);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    eprintln!("{}: batch {batch}, max |y| {scale:.3e}, relative error {err:.2e}", graph.name);
+    assert!(err < TOL, "{}: relative error {err:.2e}", graph.name);
+    // Running twice gives the same answer: no state leaks between runs.
+    let mut again = vec![0.0; y.len()];
+    session.run(&x, &mut again).unwrap();
+    assert_eq!(y, again);
+    session.plan().clone()
+}
+
+#[test]
+fn every_builtin_model_matches_the_interpreter() {
+    for m in models::BUILTIN {
+        let graph = (m.build)().unwrap();
+        let plan = check(&graph, 1);
+        assert_eq!(plan.copies(), 0, "{}: the Inception family needs no concat copy", m.name);
+        assert!(plan.arena_len >= plan.lower_bound);
+    }
+}
+
+#[test]
+fn batches_are_independent_images() {
+    let graph = models::build("nin_cifar10").unwrap();
+    check(&graph, 3);
+}
+
+/// Nested concats, unaligned channel counts (copies), residual shortcuts (fused and
+/// not), a value read by two concats, and every pooling flavour.
+fn planner_stress_graph() -> incept::graph::Graph {
+    let mut b = GraphBuilder::new("stress", Dims::new(5, 13, 11));
+    let x = b.input();
+    let a = b.conv(x, "a", ConvSpec::new(16, 1).bias());
+    let a = b.relu(a);
+    let c = b.conv(x, "c", ConvSpec::rect(20, 1, 3).pad_hw(0, 1));
+    let c = b.batch_norm(c, "c_bn", 1e-3);
+    let d = b.conv(a, "d", ConvSpec::rect(16, 3, 1).pad_hw(1, 0));
+    let e = b.conv(a, "e", ConvSpec::new(13, 3).pad(1).bias());
+    let inner = b.concat(&[d, e]); // 29 channels: e is unaligned but last
+    let p = b.max_pool(x, PoolGeometry::new(3, 1, 1, false));
+    let outer = b.concat(&[a, inner, c, p]); // inner is unaligned and not last: copied
+    let again = b.concat(&[a, d]); // a and d already live in `outer`: copied
+    let q = b.avg_pool(again, PoolGeometry::new(3, 1, 1, false), false);
+    let r = b.conv(outer, "r", ConvSpec::new(32, 1).bias());
+    let s = b.residual_add(q, r, 0.2, Activation::Relu); // fused into r
+    let t = b.residual_add(s, s, 0.5, Activation::None); // same value twice: not fusable
+    let u = b.conv(t, "u", ConvSpec::new(24, 3).stride(2));
+    let u = b.lrn(u, 5, 1e-2, 0.75, 1.0);
+    let u = b.avg_pool(u, PoolGeometry::new(3, 2, 1, true), true);
+    let f = b.global_avg_pool(u);
+    let f = b.linear(f, "fc", 7, true);
+    let f = b.batch_norm(f, "fc_bn", 1e-5);
+    let f = b.softmax(f);
+    b.finish(f).unwrap()
+}
+
+#[test]
+fn planner_stress_graph_matches() {
+    let graph = planner_stress_graph();
+    for batch in [1, 2] {
+        let plan = check(&graph, batch);
+        assert!(plan.copies() >= 3, "expected copies for unaligned and shared concat inputs, got {}", plan.copies());
+    }
+}
