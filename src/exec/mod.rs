@@ -35,6 +35,8 @@ pub struct Session {
     plan: Plan,
     arena: Vec<Line>,
     options: SessionOptions,
+    input_len: usize,
+    output_len: usize,
 }
 
 impl Session {
@@ -45,7 +47,10 @@ impl Session {
         }
         let plan = Plan::new(&program, options.batch, Layout::Nchw16c)?;
         let arena = vec![Line([0.0; BLOCK]); plan.arena_len.div_ceil(BLOCK)];
-        Ok(Session { program, plan, arena, options })
+        let g = &program.graph;
+        let (input_len, output_len) =
+            (options.batch * g.dims(g.input).volume(), options.batch * g.dims(g.output).volume());
+        Ok(Session { program, plan, arena, options, input_len, output_len })
     }
 
     /// The plan this session runs.
@@ -73,12 +78,12 @@ impl Session {
 
     /// Number of `f32` in the input buffer.
     pub fn input_len(&self) -> usize {
-        self.input_shape().iter().product()
+        self.input_len
     }
 
     /// Number of `f32` in the output buffer.
     pub fn output_len(&self) -> usize {
-        self.output_shape().iter().product()
+        self.output_len
     }
 
     /// Runs the model: `input` is `N x C x H x W` (NCHW), `output` receives the
@@ -102,7 +107,15 @@ impl Session {
 }
 
 /// Runs `step` on image `n`.
-fn run_step(program: &Program, layout: Layout, step: &PlannedStep, n: usize, arena: &mut [f32], input: &[f32], output: &mut [f32]) {
+fn run_step(
+    program: &Program,
+    layout: Layout,
+    step: &PlannedStep,
+    n: usize,
+    arena: &mut [f32],
+    input: &[f32],
+    output: &mut [f32],
+) {
     let nchw_image = |d: Dims| n * d.volume()..(n + 1) * d.volume();
     match &step.action {
         Action::Input => {
@@ -123,7 +136,9 @@ fn run_step(program: &Program, layout: Layout, step: &PlannedStep, n: usize, are
                     k::conv2d(ins[0], t(*weight), Some(t(*bias)), geom, residual.then_some(ins[1]), *act, out)
                 }
                 Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
-                Kernel::BatchNorm { params: [g, b, m, v], eps } => k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out),
+                Kernel::BatchNorm { params: [g, b, m, v], eps } => {
+                    k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out)
+                }
                 Kernel::Relu => k::relu(ins[0], out),
                 Kernel::MaxPool(g) => k::max_pool(ins[0], g, out),
                 Kernel::AvgPool(g, count_include_pad) => k::avg_pool(ins[0], g, *count_include_pad, out),
@@ -140,7 +155,13 @@ fn run_step(program: &Program, layout: Layout, step: &PlannedStep, n: usize, are
 /// Borrows the output view of image `n` mutably and up to two input views shared.
 /// The planner never lets a step's inputs overlap its output, so each input lies
 /// entirely before or after it.
-fn with_views(arena: &mut [f32], layout: Layout, step: &PlannedStep, n: usize, f: impl FnOnce([Image; 2], &mut ImageMut)) {
+fn with_views(
+    arena: &mut [f32],
+    layout: Layout,
+    step: &PlannedStep,
+    n: usize,
+    f: impl FnOnce([Image; 2], &mut ImageMut),
+) {
     let out = step.output.range(layout, n);
     let (head, rest) = arena.split_at_mut(out.start);
     let (out_data, tail) = rest.split_at_mut(out.len());

@@ -289,7 +289,7 @@ impl GraphBuilder {
         if !self.check_inputs("lrn", &[x]) {
             return x;
         }
-        if size == 0 || !(k > 0.0) || !alpha.is_finite() || !beta.is_finite() {
+        if size == 0 || k.is_nan() || k <= 0.0 || !alpha.is_finite() || !beta.is_finite() {
             return self.fail("lrn", format!("bad parameters size {size}, alpha {alpha}, beta {beta}, k {k}"));
         }
         let d = self.dims(x);

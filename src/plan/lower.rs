@@ -116,7 +116,10 @@ impl Program {
                 private(x)
                     && matches!(
                         steps[p].as_ref().map(|s| &s.kernel),
-                        Some(Kernel::Conv { act: Activation::None, residual: false, .. } | Kernel::Linear { act: Activation::None, .. })
+                        Some(
+                            Kernel::Conv { act: Activation::None, residual: false, .. }
+                                | Kernel::Linear { act: Activation::None, .. }
+                        )
                     )
             });
             let linear_producer = fusable.is_some();
@@ -169,7 +172,12 @@ impl Program {
             };
             let step = match fused {
                 Some(s) => s,
-                None => Step { kernel: kernel_for(graph, node, &get, &mut tensors), inputs: node.inputs.clone(), output: node.output, name: node.name.clone() },
+                None => Step {
+                    kernel: kernel_for(graph, node, &get, &mut tensors),
+                    inputs: node.inputs.clone(),
+                    output: node.output,
+                    name: node.name.clone(),
+                },
             };
             steps.push(Some(step));
             producer[node.output.0] = Some(steps.len() - 1);
@@ -228,4 +236,3 @@ fn weight_and_bias(k: &Kernel) -> (TensorId, TensorId) {
         _ => unreachable!("only convolutions and linear layers carry weights"),
     }
 }
-

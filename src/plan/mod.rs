@@ -168,7 +168,12 @@ impl Plan {
                 }
                 continue;
             }
-            uses.push(Use { action: Action::Kernel(s.kernel.clone()), inputs: s.inputs.clone(), output: s.output, name: s.name.clone() });
+            uses.push(Use {
+                action: Action::Kernel(s.kernel.clone()),
+                inputs: s.inputs.clone(),
+                output: s.output,
+                name: s.name.clone(),
+            });
         }
         uses.push(Use { action: Action::Output, inputs: vec![], output: g.output, name: "output".into() });
 

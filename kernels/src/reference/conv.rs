@@ -24,31 +24,42 @@ pub fn conv2d(
     if let Some(r) = &residual {
         assert_eq!(r.dims, out.dims, "conv2d: residual shape");
     }
-    let (h, w) = (input.dims.h as isize, input.dims.w as isize);
+    let (di, dout) = (input.dims, out.dims);
+    let (ps_in, ps_out) = (input.layout.pixel_stride(), out.layout.pixel_stride());
     for o in 0..co {
-        for oy in 0..out.dims.h {
-            for ox in 0..out.dims.w {
-                let mut sum = bias.map_or(0.0, |b| b[o]);
-                for i in 0..ci {
-                    for ky in 0..kh {
-                        let iy = (oy * geom.stride_h + ky) as isize - geom.pad.top as isize;
-                        if iy < 0 || iy >= h {
+        let ob = out.layout.channel_base(dout, o);
+        let at = |oy: usize, ox: usize| ob + (oy * dout.w + ox) * ps_out;
+        for oy in 0..dout.h {
+            for ox in 0..dout.w {
+                out.data[at(oy, ox)] = bias.map_or(0.0, |b| b[o]);
+            }
+        }
+        // Accumulate one tap at a time over the whole output plane; taps that fall
+        // in the padding are skipped.
+        for i in 0..ci {
+            let ib = input.layout.channel_base(di, i);
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let wv = weights[((o * ci + i) * kh + ky) * kw + kx];
+                    for oy in 0..dout.h {
+                        let Some(iy) = (oy * geom.stride_h + ky).checked_sub(geom.pad.top).filter(|&y| y < di.h) else {
                             continue;
-                        }
-                        for kx in 0..kw {
-                            let ix = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
-                            if ix < 0 || ix >= w {
+                        };
+                        for ox in 0..dout.w {
+                            let Some(ix) = (ox * geom.stride_w + kx).checked_sub(geom.pad.left).filter(|&x| x < di.w)
+                            else {
                                 continue;
-                            }
-                            let wv = weights[((o * ci + i) * kh + ky) * kw + kx];
-                            sum += wv * input.at(i, iy as usize, ix as usize);
+                            };
+                            out.data[at(oy, ox)] += wv * input.data[ib + (iy * di.w + ix) * ps_in];
                         }
                     }
                 }
-                if let Some(r) = &residual {
-                    sum += r.at(o, oy, ox);
-                }
-                out.set(o, oy, ox, act.apply(sum));
+            }
+        }
+        for oy in 0..dout.h {
+            for ox in 0..dout.w {
+                let r = residual.as_ref().map_or(0.0, |r| r.at(o, oy, ox));
+                out.data[at(oy, ox)] = act.apply(out.data[at(oy, ox)] + r);
             }
         }
     }

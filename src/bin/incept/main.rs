@@ -1,1 +1,199 @@
-fn main() {}
+//! The `incept` command-line tool: inspect, run and benchmark models.
+
+mod npy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use incept::{Model, Session, SessionOptions, models};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "incept", version, about = "Run the Inception family of CNNs on the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the built-in models.
+    Models,
+    /// Parameters, multiply-adds, arena size and operator counts of a model.
+    Info {
+        /// A built-in model name (see `incept models`).
+        model: String,
+        /// Images per run the arena is planned for.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model on an NCHW float32 .npy input and write the output as .npy.
+    Run {
+        /// A built-in model name.
+        model: String,
+        /// Input: float32 `[N, C, H, W]` (or `[C, H, W]` for one image).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output file; written only when the run succeeds.
+        #[arg(long)]
+        output: PathBuf,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Measure load time and latency on a synthetic input.
+    Bench {
+        /// A built-in model name.
+        #[arg(default_value = "inception_v3")]
+        model: String,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed runs (after one warm-up run).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Images per run.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Models => {
+            for m in models::BUILTIN {
+                println!("{:<22} {}", m.name, m.summary);
+            }
+            Ok(())
+        }
+        Command::Info { model, batch, json } => info(&model, batch, json),
+        Command::Run { model, input, output, threads } => run_model(&model, &input, &output, threads),
+        Command::Bench { model, threads, runs, batch, json } => bench(&model, threads, runs, batch, json),
+    }
+}
+
+fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, String> {
+    model.session(SessionOptions { batch, threads }).map_err(|e| e.to_string())
+}
+
+fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
+    let model = Model::builtin(name).map_err(|e| e.to_string())?;
+    let s = session(&model, batch, 1)?;
+    let (g, plan) = (model.graph(), s.plan());
+    let ops: serde_json::Map<String, serde_json::Value> =
+        g.op_counts().into_iter().map(|(k, n)| (k.to_string(), json!(n))).collect();
+    if as_json {
+        let v = json!({
+            "model": name,
+            "params": g.param_count(),
+            "macs": g.macs(),
+            "batch": batch,
+            "input_shape": s.input_shape(),
+            "output_shape": s.output_shape(),
+            "arena_bytes": plan.arena_bytes(),
+            "arena_lower_bound_bytes": plan.lower_bound_bytes(),
+            "steps": plan.steps.len(),
+            "concat_copies": plan.copies(),
+            "ops": ops,
+        });
+        println!("{v:#}");
+    } else {
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        println!("model        {name}");
+        println!("params       {}", g.param_count());
+        println!("macs         {:.3} G per image", g.macs() as f64 / 1e9);
+        println!("input        {:?}", s.input_shape());
+        println!("output       {:?}", s.output_shape());
+        println!(
+            "arena        {:.2} MiB (lower bound {:.2} MiB) for batch {batch}",
+            mib(plan.arena_bytes()),
+            mib(plan.lower_bound_bytes())
+        );
+        println!("steps        {} ({} concat copies)", plan.steps.len(), plan.copies());
+        let ops: Vec<String> = g.op_counts().iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("ops          {}", ops.join(", "));
+    }
+    Ok(())
+}
+
+fn run_model(name: &str, input: &PathBuf, output: &PathBuf, threads: usize) -> Result<(), String> {
+    if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
+        return Err(format!("refusing to overwrite the input file {}", input.display()));
+    }
+    let model = Model::builtin(name).map_err(|e| e.to_string())?;
+    let (shape, x) = npy::read_f32(input)?;
+    let want = model.graph().dims(model.graph().input);
+    let batch = match shape[..] {
+        [n, c, h, w] if [c, h, w] == [want.c, want.h, want.w] && n > 0 => n,
+        [c, h, w] if [c, h, w] == [want.c, want.h, want.w] => 1,
+        _ => {
+            return Err(format!(
+                "{} has shape {shape:?}; {name} takes [N, {}, {}, {}]",
+                input.display(),
+                want.c,
+                want.h,
+                want.w
+            ));
+        }
+    };
+    let mut s = session(&model, batch, threads)?;
+    let mut y = vec![0.0; s.output_len()];
+    s.run(&x, &mut y).map_err(|e| e.to_string())?;
+    npy::write_f32(output, &s.output_shape(), &y)
+}
+
+fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool) -> Result<(), String> {
+    if runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    let t0 = Instant::now();
+    let model = Model::builtin(name).map_err(|e| e.to_string())?;
+    let mut s = session(&model, batch, threads)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let x: Vec<f32> = (0..s.input_len()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
+    let mut y = vec![0.0; s.output_len()];
+    s.run(&x, &mut y).map_err(|e| e.to_string())?;
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            s.run(&x, &mut y).map(|()| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    times.sort_by(f64::total_cmp);
+    let median = if runs % 2 == 1 { times[runs / 2] } else { (times[runs / 2 - 1] + times[runs / 2]) / 2.0 };
+    let gmacs = model.graph().macs() as f64 * batch as f64 / 1e9;
+    if as_json {
+        let v = json!({
+            "model": name, "threads": threads, "batch": batch, "runs": runs,
+            "load_ms": load_ms, "median_ms": median, "min_ms": times[0],
+            "gflops_median": 2.0 * gmacs / (median / 1e3),
+        });
+        println!("{v:#}");
+    } else {
+        println!(
+            "{name}: load {load_ms:.1} ms, median {median:.2} ms, min {:.2} ms over {runs} runs ({:.1} GFLOP/s), batch {batch}, {threads} thread(s)",
+            times[0],
+            2.0 * gmacs / (median / 1e3)
+        );
+    }
+    Ok(())
+}
