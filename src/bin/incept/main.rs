@@ -2,7 +2,7 @@
 
 mod npy;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -134,7 +134,7 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn run_model(name: &str, input: &PathBuf, output: &PathBuf, threads: usize) -> Result<(), String> {
+fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<(), String> {
     if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
         return Err(format!("refusing to overwrite the input file {}", input.display()));
     }
