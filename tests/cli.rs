@@ -1,0 +1,141 @@
+//! The `incept` binary: every built-in model end to end through `incept run`, and
+//! one-line errors with a non-zero exit for bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn incept(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().expect("the incept binary runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("incept-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A minimal float32 .npy writer, independent of the one under test.
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Reads back a float32 .npy written by the tool: the shape text and the values.
+fn read_npy(path: &Path) -> (String, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8(bytes[10..10 + len].to_vec()).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape = format!("({})", shape.trim_end_matches([',', ' ']));
+    let values = bytes[10 + len..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    (shape, values)
+}
+
+fn assert_clean_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success");
+    assert!(stderr.starts_with("error: ") && stderr.lines().count() == 1, "not a one-line error: {stderr}");
+    assert!(stderr.contains(needle), "'{needle}' not in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn every_model_runs_end_to_end_and_matches_the_library() {
+    for m in incept::models::BUILTIN {
+        let model = incept::Model::builtin(m.name).unwrap();
+        let mut session = model.session(Default::default()).unwrap();
+        let [_, c, h, w] = session.input_shape();
+        let x = common::input(c * h * w, 3);
+        let mut want = vec![0.0; session.output_len()];
+        session.run(&x, &mut want).unwrap();
+
+        let (input, output) = (tmp(&format!("{}-in.npy", m.name)), tmp(&format!("{}-out.npy", m.name)));
+        write_npy(&input, &[1, c, h, w], &x);
+        let out = incept(&["run", m.name, "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()]);
+        assert!(out.status.success(), "{}: {}", m.name, String::from_utf8_lossy(&out.stderr));
+        let (shape, y) = read_npy(&output);
+        assert_eq!(shape, format!("({}, {})", 1, want.len()), "{}", m.name);
+        assert_eq!(y, want, "{}", m.name);
+    }
+}
+
+#[test]
+fn info_reports_reference_counts() {
+    for (name, params) in [
+        ("nin_cifar10", 966_986),
+        ("googlenet", 6_624_904),
+        ("inception_v3", 23_834_568),
+        ("inception_v4", 42_679_816),
+        ("inception_resnet_v2", 55_843_464),
+    ] {
+        let out = incept(&["info", name, "--json"]);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["params"], params, "{name}");
+        assert!(v["macs"].as_u64().unwrap() > 0 && v["arena_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(v["concat_copies"], 0);
+    }
+}
+
+#[test]
+fn bench_reports_json() {
+    let out = incept(&["bench", "nin_cifar10", "--runs", "3", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["load_ms", "median_ms", "min_ms"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(v["min_ms"].as_f64() <= v["median_ms"].as_f64());
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    assert_clean_error(&incept(&["info", "inception_v9"]), "unknown model 'inception_v9'");
+    assert_clean_error(&incept(&["bench", "nin_cifar10", "--runs", "0"]), "--runs");
+    assert_clean_error(&incept(&["bench", "nin_cifar10", "--threads", "0"]), "threads");
+    assert_clean_error(&incept(&["info", "nin_cifar10", "--batch", "0"]), "batch");
+
+    let missing = tmp("does-not-exist.npy");
+    let out = tmp("never-written.npy");
+    let run = |input: &Path| {
+        incept(&["run", "nin_cifar10", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+    };
+    assert_clean_error(&run(&missing), "cannot open");
+
+    let wrong_shape = tmp("wrong-shape.npy");
+    write_npy(&wrong_shape, &[1, 3, 31, 32], &vec![0.0; 3 * 31 * 32]);
+    assert_clean_error(&run(&wrong_shape), "takes [N, 3, 32, 32]");
+
+    let garbage = tmp("garbage.npy");
+    std::fs::write(&garbage, b"this is not an npy file").unwrap();
+    assert_clean_error(&run(&garbage), "not a valid .npy");
+
+    let truncated = tmp("truncated.npy");
+    write_npy(&truncated, &[1, 3, 32, 32], &vec![0.0; 3 * 32 * 32]);
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    assert_clean_error(&run(&truncated), "truncated");
+    assert!(!out.exists(), "no output is written when the run fails");
+
+    // The input is never overwritten.
+    let input = tmp("keep-me.npy");
+    write_npy(&input, &[1, 3, 32, 32], &vec![0.25; 3 * 32 * 32]);
+    let before = std::fs::read(&input).unwrap();
+    let same = input.to_str().unwrap();
+    assert_clean_error(&incept(&["run", "nin_cifar10", "--input", same, "--output", same]), "refusing to overwrite");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}
