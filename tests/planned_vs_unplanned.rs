@@ -7,6 +7,7 @@ mod common;
 use incept::graph::{Activation, ConvSpec, Dims, GraphBuilder, PoolGeometry, interpret::interpret};
 use incept::weights::Weights;
 use incept::{Model, SYNTHETIC_SEED, SessionOptions, models};
+use incept_kernels::{Tier, tier_calls};
 
 /// Float32 sums of up to ~10^4 terms in a different order, plus BatchNorm folded into
 /// the weights: relative differences of a few 1e-6 per layer, compounding over ~100
@@ -14,23 +15,33 @@ use incept::{Model, SYNTHETIC_SEED, SessionOptions, models};
 /// (a wrong offset, a missed tap or a wrong fold moves outputs by O(1)).
 const TOL: f32 = 1e-4;
 
+/// Runs `graph` planned on every ISA tier this CPU has and compares each with the
+/// interpreter; returns the plan.
 fn check(graph: &incept::graph::Graph, batch: usize) -> incept::plan::Plan {
     let weights = Weights::synthetic(graph, SYNTHETIC_SEED);
     let model = Model::new(graph, &weights).unwrap();
-    let mut session = model.session(SessionOptions { batch, ..Default::default() }).unwrap();
-    let x = common::input(session.input_len(), 7);
-    let mut y = vec![f32::NAN; session.output_len()];
-    session.run(&x, &mut y).unwrap();
+    let len = batch * graph.dims(graph.input).volume();
+    let x = common::input(len, 7);
     let want = interpret(graph, &weights, &x, batch).unwrap();
-    let err = common::rel_max_err(&y, &want);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    eprintln!("{}: batch {batch}, max |y| {scale:.3e}, relative error {err:.2e}", graph.name);
-    assert!(err < TOL, "{}: relative error {err:.2e}", graph.name);
-    // Running twice gives the same answer: no state leaks between runs.
-    let mut again = vec![0.0; y.len()];
-    session.run(&x, &mut again).unwrap();
-    assert_eq!(y, again);
-    session.plan().clone()
+    let mut plan = None;
+    for tier in Tier::available() {
+        let mut session = model.session(SessionOptions { batch, tier: Some(tier), ..Default::default() }).unwrap();
+        assert_eq!(session.tier(), tier);
+        let calls = tier_calls(tier);
+        let mut y = vec![f32::NAN; session.output_len()];
+        session.run(&x, &mut y).unwrap();
+        assert!(tier_calls(tier) > calls, "{tier:?} kernels did not run");
+        let err = common::rel_max_err(&y, &want);
+        eprintln!("{} [{}]: batch {batch}, max |y| {scale:.3e}, relative error {err:.2e}", graph.name, tier.name());
+        assert!(err < TOL, "{} [{}]: relative error {err:.2e}", graph.name, tier.name());
+        // Running twice gives the same answer: no state leaks between runs.
+        let mut again = vec![0.0; y.len()];
+        session.run(&x, &mut again).unwrap();
+        assert_eq!(y, again);
+        plan = Some(session.plan().clone());
+    }
+    plan.unwrap()
 }
 
 fn builtin_matches_the_interpreter(name: &str) {

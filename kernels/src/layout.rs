@@ -81,7 +81,7 @@ impl Layout {
     pub const fn channel_slice_offset(self, whole: Dims, c0: usize) -> Option<usize> {
         match self {
             Layout::Nchw => Some(c0 * whole.h * whole.w),
-            Layout::Nchw16c if c0 % BLOCK == 0 => Some(c0 * whole.h * whole.w),
+            Layout::Nchw16c if c0.is_multiple_of(BLOCK) => Some(c0 * whole.h * whole.w),
             Layout::Nchw16c => None,
         }
     }
@@ -145,11 +145,61 @@ impl<'a> ImageMut<'a> {
     /// Zeroes the lanes past the last channel of a blocked image (no-op otherwise).
     pub fn zero_padding_lanes(&mut self) {
         let d = self.dims;
-        if self.layout == Layout::Nchw16c && d.c % BLOCK != 0 {
+        if self.layout == Layout::Nchw16c && !d.c.is_multiple_of(BLOCK) {
             let last = self.layout.channel_base(d, d.c - d.c % BLOCK);
             for px in self.data[last..].chunks_exact_mut(BLOCK) {
                 px[d.c % BLOCK..].fill(0.0);
             }
         }
+    }
+}
+
+/// One 64-byte cache line of `f32`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(64))]
+struct Line([f32; BLOCK]);
+
+/// A heap buffer of `f32` aligned to 64 bytes (a cache line, one AVX-512 register),
+/// for arenas and packed weights.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlignedVec {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl AlignedVec {
+    /// `len` zeros.
+    pub fn zeroed(len: usize) -> Self {
+        AlignedVec { lines: vec![Line([0.0; BLOCK]); len.div_ceil(BLOCK)], len }
+    }
+
+    /// A copy of `values`.
+    pub fn from_slice(values: &[f32]) -> Self {
+        let mut v = Self::zeroed(values.len());
+        v.as_mut_slice().copy_from_slice(values);
+        v
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding (64 bytes at
+        // alignment 64), so `lines` is `16 * lines.len() >= len` initialised f32.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+    }
+
+    /// The values, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }

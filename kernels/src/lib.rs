@@ -7,10 +7,19 @@
 //! - [`reference`]: naive, obviously correct implementations of every operator.
 //!   They are the oracle the optimised tiers are tested and fuzzed against, and are
 //!   never optimised themselves.
+//! - [`conv`]: direct convolution on NCHW16c with per-tier microkernels, chosen at
+//!   run time through [`Kernels`] (see [`dispatch`]); weights packed by [`pack`].
 
+pub mod conv;
+pub mod dispatch;
 pub mod geometry;
 pub mod layout;
+pub mod pack;
 pub mod reference;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
+pub use dispatch::{Kernels, TIER_ENV, Tier, tier_calls};
 pub use geometry::{Activation, ConvGeometry, Padding, PoolGeometry};
-pub use layout::{BLOCK, Dims, Image, ImageMut, Layout};
+pub use layout::{AlignedVec, BLOCK, Dims, Image, ImageMut, Layout};

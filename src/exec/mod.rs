@@ -3,7 +3,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use incept_kernels::{BLOCK, Dims, Image, ImageMut, Layout, reference as k};
+use incept_kernels::conv::{PackedConv, conv2d_nchw16c};
+use incept_kernels::{BLOCK, Dims, Image, ImageMut, Kernels, Layout, Tier, reference as k};
 
 use crate::error::{Error, Result};
 use crate::plan::{Action, Kernel, Plan, PlannedStep, Program};
@@ -20,11 +21,13 @@ pub struct SessionOptions {
     pub batch: usize,
     /// Worker threads (default 1).
     pub threads: usize,
+    /// ISA tier of the kernels; `None` takes `INCEPT_TIER` or else the widest the CPU runs.
+    pub tier: Option<Tier>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { batch: 1, threads: 1 }
+        SessionOptions { batch: 1, threads: 1, tier: None }
     }
 }
 
@@ -37,6 +40,7 @@ pub struct Session {
     options: SessionOptions,
     input_len: usize,
     output_len: usize,
+    kernels: Kernels,
 }
 
 impl Session {
@@ -45,17 +49,28 @@ impl Session {
         if options.threads == 0 {
             return Err(Error::Options("threads must be at least 1".into()));
         }
-        let plan = Plan::new(&program, options.batch, Layout::Nchw16c)?;
+        let tier = match options.tier {
+            Some(t) => t,
+            None => Tier::from_env().map_err(Error::Options)?,
+        };
+        let kernels = Kernels::new(tier)
+            .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
+        let plan = Plan::new(&program, options.batch)?;
         let arena = vec![Line([0.0; BLOCK]); plan.arena_len.div_ceil(BLOCK)];
         let g = &program.graph;
         let (input_len, output_len) =
             (options.batch * g.dims(g.input).volume(), options.batch * g.dims(g.output).volume());
-        Ok(Session { program, plan, arena, options, input_len, output_len })
+        Ok(Session { program, plan, arena, options, input_len, output_len, kernels })
     }
 
     /// The plan this session runs.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The ISA tier the session's kernels run on.
+    pub fn tier(&self) -> Tier {
+        self.kernels.tier()
     }
 
     /// The options the session was planned with.
@@ -96,26 +111,26 @@ impl Session {
             return Err(Error::BufferSize { what: "output", got: output.len(), expected: self.output_len() });
         }
         let arena: &mut [f32] = bytemuck::cast_slice_mut(&mut self.arena);
-        let layout = self.plan.layout;
+        let cx = Context { program: &self.program, kernels: &self.kernels, layout: self.plan.layout };
         for step in &self.plan.steps {
             for n in 0..self.plan.batch {
-                run_step(&self.program, layout, step, n, arena, input, output);
+                run_step(&cx, step, n, arena, input, output);
             }
         }
         Ok(())
     }
 }
 
-/// Runs `step` on image `n`.
-fn run_step(
-    program: &Program,
+/// What every step of a run reads: the weights, the kernels, the layout.
+struct Context<'a> {
+    program: &'a Program,
+    kernels: &'a Kernels,
     layout: Layout,
-    step: &PlannedStep,
-    n: usize,
-    arena: &mut [f32],
-    input: &[f32],
-    output: &mut [f32],
-) {
+}
+
+/// Runs `step` on image `n`.
+fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input: &[f32], output: &mut [f32]) {
+    let Context { program, kernels, layout } = *cx;
     let nchw_image = |d: Dims| n * d.volume()..(n + 1) * d.volume();
     match &step.action {
         Action::Input => {
@@ -128,12 +143,13 @@ fn run_step(
             let src = Image::new(&arena[step.output.range(layout, n)], d, layout);
             k::copy(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw));
         }
-        Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out| k::copy_channels(ins[0], *c0, out)),
+        Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
         Action::Kernel(kernel) => {
             let t = |id: crate::plan::TensorId| program.tensors[id.0].as_slice();
-            with_views(arena, layout, step, n, |ins, out| match kernel {
-                Kernel::Conv { weight, bias, geom, act, residual } => {
-                    k::conv2d(ins[0], t(*weight), Some(t(*bias)), geom, residual.then_some(ins[1]), *act, out)
+            with_views(arena, layout, step, n, |ins, out, scratch| match kernel {
+                Kernel::Conv { weight, bias, shape, geom, act, residual } => {
+                    let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
+                    conv2d_nchw16c(kernels, ins[0], &w, geom, residual.then_some(ins[1]), *act, out, scratch)
                 }
                 Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
                 Kernel::BatchNorm { params: [g, b, m, v], eps } => {
@@ -152,32 +168,40 @@ fn run_step(
     }
 }
 
-/// Borrows the output view of image `n` mutably and up to two input views shared.
-/// The planner never lets a step's inputs overlap its output, so each input lies
-/// entirely before or after it.
+/// Borrows the output view of image `n` and the step's scratch mutably, and up to
+/// two input views shared. The planner never lets a step's inputs, output and
+/// scratch overlap, so the arena splits into the two writable ranges and three
+/// read-only gaps around them, and each input lies inside one gap.
 fn with_views(
     arena: &mut [f32],
     layout: Layout,
     step: &PlannedStep,
     n: usize,
-    f: impl FnOnce([Image; 2], &mut ImageMut),
+    f: impl FnOnce([Image; 2], &mut ImageMut, &mut [f32]),
 ) {
     let out = step.output.range(layout, n);
-    let (head, rest) = arena.split_at_mut(out.start);
-    let (out_data, tail) = rest.split_at_mut(out.len());
+    let scratch = if step.scratch.is_empty() { out.end..out.end } else { step.scratch.clone() };
+    let (lo, hi) =
+        if out.start <= scratch.start { (out.clone(), scratch.clone()) } else { (scratch.clone(), out.clone()) };
+    assert!(lo.end <= hi.start, "plan bug: step '{}' has overlapping output and scratch", step.name);
+    let (gap0, rest) = arena.split_at_mut(lo.start);
+    let (lo_data, rest) = rest.split_at_mut(lo.len());
+    let (gap1, rest) = rest.split_at_mut(hi.start - lo.end);
+    let (hi_data, gap2) = rest.split_at_mut(hi.len());
+    let (out_data, scratch_data) = if out.start <= scratch.start { (lo_data, hi_data) } else { (hi_data, lo_data) };
+    let gaps: [(&[f32], usize); 3] = [(gap0, 0), (gap1, lo.end), (gap2, hi.end)];
     let read = |r: Range<usize>| -> &[f32] {
-        if r.end <= out.start {
-            &head[r]
-        } else if r.start >= out.end {
-            &tail[r.start - out.end..r.end - out.end]
-        } else {
-            unreachable!("plan bug: step '{}' reads {r:?} while writing {out:?}", step.name)
+        for &(gap, start) in &gaps {
+            if r.start >= start && r.end <= start + gap.len() {
+                return &gap[r.start - start..r.end - start];
+            }
         }
+        unreachable!("plan bug: step '{}' reads {r:?}, which overlaps what it writes", step.name)
     };
     let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout };
     let mut ins = [empty; 2];
     for (slot, v) in ins.iter_mut().zip(&step.inputs) {
         *slot = Image::new(read(v.range(layout, n)), v.dims, layout);
     }
-    f(ins, &mut ImageMut::new(out_data, step.output.dims, layout));
+    f(ins, &mut ImageMut::new(out_data, step.output.dims, layout), scratch_data);
 }

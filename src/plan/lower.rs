@@ -2,7 +2,8 @@
 //! linear layer, fuses ReLU and Inception-ResNet's scaled shortcut into the
 //! producer's store, and copies the weights the steps need.
 
-use incept_kernels::{Activation, ConvGeometry, PoolGeometry};
+use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::{Activation, AlignedVec, ConvGeometry, PoolGeometry};
 
 use crate::error::Result;
 use crate::graph::{Graph, Node, Op, ParamId, ValueId};
@@ -15,12 +16,14 @@ pub struct TensorId(pub usize);
 /// An operator after fusion.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
-    /// `act(conv(x) + bias [+ residual])`; weights OIHW, BatchNorm and residual scale folded.
+    /// `act(conv(x) + bias [+ residual])`, BatchNorm and residual scale folded.
     Conv {
-        /// `[out, in, kh, kw]`.
+        /// Weights, packed for the blocked kernels (see `incept_kernels::pack`).
         weight: TensorId,
-        /// `[out]`, zeros when the layer had none.
+        /// Bias padded to whole blocks, zeros when the layer had none.
         bias: TensorId,
+        /// Shape of the weights.
+        shape: ConvShape,
         /// Window.
         geom: ConvGeometry,
         /// Fused activation.
@@ -92,8 +95,8 @@ pub struct Program {
     pub graph: Graph,
     /// Steps in execution order.
     pub steps: Vec<Step>,
-    /// Folded weights and biases.
-    pub tensors: Vec<Vec<f32>>,
+    /// Folded weights and biases, 64-byte aligned; convolutions' packed.
+    pub tensors: Vec<AlignedVec>,
 }
 
 impl Program {
@@ -182,7 +185,20 @@ impl Program {
             steps.push(Some(step));
             producer[node.output.0] = Some(steps.len() - 1);
         }
-        Ok(Program { graph: graph.clone(), steps: steps.into_iter().flatten().collect(), tensors })
+        let steps: Vec<Step> = steps.into_iter().flatten().collect();
+        // Pack convolution weights for the blocked kernels, now that folding is done.
+        for s in &steps {
+            if let Kernel::Conv { weight, bias, shape, .. } = s.kernel {
+                let mut packed = Vec::with_capacity(shape.packed_len());
+                pack_conv_weights(&tensors[weight.0], shape, &mut packed);
+                tensors[weight.0] = packed;
+                let mut padded = Vec::with_capacity(shape.packed_bias_len());
+                pack_bias(&tensors[bias.0], &mut padded);
+                tensors[bias.0] = padded;
+            }
+        }
+        let tensors = tensors.iter().map(|t| AlignedVec::from_slice(t)).collect();
+        Ok(Program { graph: graph.clone(), steps, tensors })
     }
 }
 
@@ -208,6 +224,7 @@ fn kernel_for(graph: &Graph, node: &Node, get: &dyn Fn(ParamId) -> Vec<f32>, t: 
         Op::Conv { weight, bias, geom } => Kernel::Conv {
             weight: push(t, get(*weight)),
             bias: push(t, bias_or_zeros(*bias)),
+            shape: ConvShape { co: out_c, ci: graph.dims(node.inputs[0]).c, kh: geom.kh, kw: geom.kw },
             geom: *geom,
             act: Activation::None,
             residual: false,

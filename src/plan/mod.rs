@@ -14,6 +14,7 @@ mod lower;
 
 pub use lower::{Kernel, Program, Step, TensorId};
 
+use incept_kernels::conv::conv2d_scratch_len;
 use incept_kernels::{BLOCK, Dims, Layout};
 
 use crate::error::{Error, Result};
@@ -65,6 +66,8 @@ pub struct PlannedStep {
     pub inputs: Vec<View>,
     /// View written (for `Output`, the value read).
     pub output: View,
+    /// Scratch the kernel may use (a padded input copy), as an arena range.
+    pub scratch: std::ops::Range<usize>,
     /// Name, for reports and profiles.
     pub name: String,
 }
@@ -101,8 +104,9 @@ impl Plan {
         self.steps.iter().filter(|s| matches!(s.action, Action::Copy { .. })).count()
     }
 
-    /// Plans `program` for `batch` images in `layout`.
-    pub fn new(program: &Program, batch: usize, layout: Layout) -> Result<Plan> {
+    /// Plans `program` for `batch` images, activations in NCHW16c.
+    pub fn new(program: &Program, batch: usize) -> Result<Plan> {
+        let layout = Layout::Nchw16c;
         if batch == 0 {
             return Err(Error::Options("batch size must be at least 1".into()));
         }
@@ -153,8 +157,11 @@ impl Plan {
             inputs: Vec<ValueId>,
             output: ValueId,
             name: String,
+            scratch: usize,
         }
-        let mut uses = vec![Use { action: Action::Input, inputs: vec![], output: g.input, name: "input".into() }];
+        let io =
+            |action, v: ValueId, name: &str| Use { action, inputs: vec![], output: v, name: name.into(), scratch: 0 };
+        let mut uses = vec![io(Action::Input, g.input, "input")];
         for (i, s) in program.steps.iter().enumerate() {
             if s.kernel == Kernel::Concat {
                 // The copied inputs land in a view of the concat output at their channel offset.
@@ -164,37 +171,51 @@ impl Plan {
                         inputs: vec![v],
                         output: s.output,
                         name: format!("copy {} -> {}@{c0}", g.values[v.0].name, g.values[s.output.0].name),
+                        scratch: 0,
                     });
                 }
                 continue;
             }
+            let scratch = match &s.kernel {
+                Kernel::Conv { geom, .. } => conv2d_scratch_len(g.dims(s.inputs[0]), geom),
+                _ => 0,
+            };
             uses.push(Use {
                 action: Action::Kernel(s.kernel.clone()),
                 inputs: s.inputs.clone(),
                 output: s.output,
                 name: s.name.clone(),
+                scratch,
             });
         }
-        uses.push(Use { action: Action::Output, inputs: vec![], output: g.output, name: "output".into() });
+        uses.push(io(Action::Output, g.output, "output"));
 
-        // 3. Root lifetimes: first write to last read of any value stored in the root.
-        let mut first = vec![usize::MAX; nv];
-        let mut last = vec![0; nv];
+        // 3. Buffers: one per root value (`0..nv`), living from the first write to the
+        // last read of any value stored in it, and one per step's scratch (`nv + t`),
+        // living during that step only (it serves the images one after another).
+        let nb = nv + uses.len();
+        let mut first = vec![usize::MAX; nb];
+        let mut last = vec![0; nb];
+        let mut sizes = vec![0; nb];
         for (t, u) in uses.iter().enumerate() {
             for &v in u.inputs.iter().chain([&u.output]) {
                 let r = root_of(v).0;
                 first[r.0] = first[r.0].min(t);
                 last[r.0] = last[r.0].max(t);
+                sizes[r.0] = batch * image_len(r);
+            }
+            if u.scratch > 0 {
+                (first[nv + t], last[nv + t], sizes[nv + t]) = (t, t, u.scratch);
             }
         }
-        let roots: Vec<usize> = (0..nv).filter(|&r| first[r] != usize::MAX).collect();
-        let size = |r: usize| (batch * image_len(ValueId(r))).next_multiple_of(BLOCK);
+        let roots: Vec<usize> = (0..nb).filter(|&r| first[r] != usize::MAX).collect();
+        let size = |r: usize| sizes[r].next_multiple_of(BLOCK);
         let overlaps = |a: usize, b: usize| first[a] <= last[b] && first[b] <= last[a];
 
         // 4. Offsets: largest first, lowest offset clear of every placed root alive at the same time.
         let mut order = roots.clone();
         order.sort_by_key(|&r| (std::cmp::Reverse(size(r)), r));
-        let mut offset = vec![0; nv];
+        let mut offset = vec![0; nb];
         let mut placed: Vec<usize> = Vec::with_capacity(order.len());
         for &r in &order {
             let mut busy: Vec<(usize, usize)> =
@@ -223,9 +244,11 @@ impl Plan {
         };
         let steps = uses
             .into_iter()
-            .map(|u| PlannedStep {
+            .enumerate()
+            .map(|(t, u)| PlannedStep {
                 inputs: u.inputs.iter().map(|&v| view(v)).collect(),
                 output: view(u.output),
+                scratch: offset[nv + t]..offset[nv + t] + u.scratch,
                 action: u.action,
                 name: u.name,
             })

@@ -91,7 +91,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, String> {
-    model.session(SessionOptions { batch, threads }).map_err(|e| e.to_string())
+    model.session(SessionOptions { batch, threads, tier: None }).map_err(|e| e.to_string())
 }
 
 fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
@@ -183,16 +183,17 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool) -
     let gmacs = model.graph().macs() as f64 * batch as f64 / 1e9;
     if as_json {
         let v = json!({
-            "model": name, "threads": threads, "batch": batch, "runs": runs,
+            "model": name, "threads": threads, "batch": batch, "runs": runs, "tier": s.tier().name(),
             "load_ms": load_ms, "median_ms": median, "min_ms": times[0],
             "gflops_median": 2.0 * gmacs / (median / 1e3),
         });
         println!("{v:#}");
     } else {
         println!(
-            "{name}: load {load_ms:.1} ms, median {median:.2} ms, min {:.2} ms over {runs} runs ({:.1} GFLOP/s), batch {batch}, {threads} thread(s)",
+            "{name}: load {load_ms:.1} ms, median {median:.2} ms, min {:.2} ms over {runs} runs ({:.1} GFLOP/s), batch {batch}, {threads} thread(s), {} kernels",
             times[0],
-            2.0 * gmacs / (median / 1e3)
+            2.0 * gmacs / (median / 1e3),
+            s.tier().name()
         );
     }
     Ok(())

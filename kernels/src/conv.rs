@@ -1,0 +1,182 @@
+//! Direct convolution on NCHW16c images: the ISA-neutral driver.
+//!
+//! The driver pads the input into scratch when the window has padding (so every
+//! tap of every tile is in bounds and the microkernels never branch on the border),
+//! then walks the output in tiles of `ob` output blocks x `px` pixels of one row and
+//! hands each tile to the tier's microkernel. A 1x1 stride-1 convolution has no row
+//! structure to respect, so its whole image is one long row.
+
+use crate::dispatch::Kernels;
+use crate::pack::ConvShape;
+use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
+
+/// One output tile's worth of pointers and strides, in `f32` elements.
+///
+/// For output block `b < ob`, pixel `p < px`, input block `ib`, tap `(ky, kx)` and
+/// input lane `i`, the microkernel accumulates
+/// `input[ib * in_block + ky * in_row + kx * BLOCK + p * in_pixel + i]` times
+/// `weights[b * w_block + ((ib * kh + ky) * kw + kx) * BLOCK * BLOCK + i * BLOCK + lane]`
+/// into `output[b * out_block + p * BLOCK + lane]`, starting from
+/// `bias[b * BLOCK + lane]`, then adds `residual` (same strides as `output`) if it is
+/// not null, applies ReLU if asked, and stores.
+#[derive(Clone, Copy, Debug)]
+pub struct TileArgs {
+    /// Input at (block 0, first tap row, first pixel's first tap column).
+    pub input: *const f32,
+    /// Step between output pixels (stride x 16).
+    pub in_pixel: usize,
+    /// Step between tap rows (input width x 16).
+    pub in_row: usize,
+    /// Step between input channel blocks.
+    pub in_block: usize,
+    /// Input channel blocks.
+    pub ci_blocks: usize,
+    /// Tap rows.
+    pub kh: usize,
+    /// Tap columns.
+    pub kw: usize,
+    /// Packed weights of the tile's first output block.
+    pub weights: *const f32,
+    /// Step between output blocks in the packed weights.
+    pub w_block: usize,
+    /// Bias of the tile's first output block (16 per block).
+    pub bias: *const f32,
+    /// Shortcut to add before the activation, or null.
+    pub residual: *const f32,
+    /// Output at (first block, first pixel).
+    pub output: *mut f32,
+    /// Step between output blocks (output height x width x 16).
+    pub out_block: usize,
+    /// Apply ReLU in the store.
+    pub relu: bool,
+}
+
+/// A tier's convolution microkernel and its largest tile.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvMicrokernel {
+    /// Name: op, tile and ISA.
+    pub name: &'static str,
+    /// Largest number of output blocks per tile.
+    pub ob_max: usize,
+    /// Largest number of pixels per tile.
+    pub px_max: usize,
+    /// Computes one tile of `ob <= ob_max` blocks and `px <= px_max` pixels.
+    ///
+    /// # Safety
+    /// Every address the [`TileArgs`] formula reaches must be in bounds (read-only
+    /// for inputs, writable for `output`), and the CPU must support the tier.
+    pub tile: unsafe fn(args: &TileArgs, ob: usize, px: usize),
+}
+
+/// Scratch `f32` a convolution of an input of shape `input` needs (the padded copy).
+pub fn conv2d_scratch_len(input: Dims, geom: &ConvGeometry) -> usize {
+    let p = geom.pad;
+    if p == Default::default() {
+        return 0;
+    }
+    let padded = Dims::new(input.c, input.h + p.top + p.bottom, input.w + p.left + p.right);
+    Layout::Nchw16c.image_len(padded)
+}
+
+/// Packed weights and bias of a convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedConv<'a> {
+    /// Shape of the original weights.
+    pub shape: ConvShape,
+    /// Weights in the blocked layout of [`crate::pack`].
+    pub weights: &'a [f32],
+    /// Bias padded to whole blocks.
+    pub bias: &'a [f32],
+}
+
+/// `out = act(conv(input) + bias + residual)` on NCHW16c images, with the tier's
+/// microkernel. `scratch` must hold [`conv2d_scratch_len`] values.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_nchw16c(
+    kernels: &Kernels,
+    input: Image,
+    w: &PackedConv,
+    geom: &ConvGeometry,
+    residual: Option<Image>,
+    act: Activation,
+    out: &mut ImageMut,
+    scratch: &mut [f32],
+) {
+    let s = w.shape;
+    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_nchw16c: layouts");
+    assert!(input.dims.c == s.ci && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_nchw16c: shape");
+    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d_nchw16c: size");
+    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_nchw16c: packing");
+    if let Some(r) = &residual {
+        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "conv2d_nchw16c: residual");
+    }
+    kernels.record_call();
+
+    // Padding: copy into scratch with a zero border, then convolve without padding.
+    let input = if geom.pad == Default::default() {
+        input
+    } else {
+        let len = conv2d_scratch_len(input.dims, geom);
+        let p = geom.pad;
+        let d = input.dims;
+        let pd = Dims::new(d.c, d.h + p.top + p.bottom, d.w + p.left + p.right);
+        let padded = &mut scratch[..len];
+        for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(padded.chunks_exact_mut(pd.h * pd.w * BLOCK)) {
+            dst[..p.top * pd.w * BLOCK].fill(0.0);
+            dst[(p.top + d.h) * pd.w * BLOCK..].fill(0.0);
+            for y in 0..d.h {
+                let row = &mut dst[(p.top + y) * pd.w * BLOCK..][..pd.w * BLOCK];
+                row[..p.left * BLOCK].fill(0.0);
+                row[p.left * BLOCK..(p.left + d.w) * BLOCK].copy_from_slice(&src[y * d.w * BLOCK..][..d.w * BLOCK]);
+                row[(p.left + d.w) * BLOCK..].fill(0.0);
+            }
+        }
+        Image::new(&scratch[..len], pd, Layout::Nchw16c)
+    };
+    let (di, dout) = (input.dims, out.dims);
+
+    // Rows of output pixels: a 1x1 stride-1 convolution is one row of h*w pixels.
+    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
+    let (rows, row_len) = if pointwise { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
+
+    let mk = &kernels.conv;
+    let w_block = s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK;
+    let out_block = dout.h * dout.w * BLOCK;
+    let out_ptr = out.data.as_mut_ptr();
+    let co_blocks = s.co_blocks();
+    for ob0 in (0..co_blocks).step_by(mk.ob_max) {
+        let ob = mk.ob_max.min(co_blocks - ob0);
+        for oy in 0..rows {
+            for ox0 in (0..row_len).step_by(mk.px_max) {
+                let px = mk.px_max.min(row_len - ox0);
+                let in_off =
+                    if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
+                let out_off = ob0 * out_block + (oy * row_len + ox0) * BLOCK;
+                let args = TileArgs {
+                    input: input.data[in_off..].as_ptr(),
+                    in_pixel: geom.stride_w * BLOCK,
+                    in_row: di.w * BLOCK,
+                    in_block: di.h * di.w * BLOCK,
+                    ci_blocks: s.ci_blocks(),
+                    kh: s.kh,
+                    kw: s.kw,
+                    weights: w.weights[ob0 * w_block..].as_ptr(),
+                    w_block,
+                    bias: w.bias[ob0 * BLOCK..].as_ptr(),
+                    residual: residual.map_or(std::ptr::null(), |r| r.data[out_off..].as_ptr()),
+                    // SAFETY: out_off < out.data.len() (ob0 < co_blocks, pixel in range).
+                    output: unsafe { out_ptr.add(out_off) },
+                    out_block,
+                    relu: act == Activation::Relu,
+                };
+                // SAFETY: `kernels` proves the tier runs on this CPU. Bounds: the last
+                // input read is block ci_blocks-1, row (oy*sh + kh-1), column
+                // ((ox0+px-1)*sw + kw-1) of the unpadded-by-now input, inside it because
+                // the output size was checked against the geometry; weights, bias,
+                // residual and output stay inside blocks ob0..ob0+ob of their images,
+                // whose lengths were asserted above.
+                unsafe { (mk.tile)(&args, ob, px) };
+            }
+        }
+    }
+}

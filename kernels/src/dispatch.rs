@@ -1,0 +1,133 @@
+//! ISA tiers: detection, the `INCEPT_TIER` override, and the kernel table.
+//!
+//! A [`Kernels`] value can only be made for a tier the CPU supports, so holding one
+//! proves its microkernels are safe to call (the pattern of memchr's `avx2::One`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::conv::ConvMicrokernel;
+
+/// An instruction-set tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Portable Rust, no explicit SIMD (the compiler may still vectorise).
+    Scalar,
+    /// x86-64 AVX2 + FMA (256-bit).
+    Avx2,
+    /// x86-64 AVX-512F (512-bit).
+    Avx512,
+    /// AArch64 NEON (128-bit).
+    Neon,
+}
+
+/// Every tier, narrowest first.
+pub const TIERS: [Tier; 4] = [Tier::Scalar, Tier::Neon, Tier::Avx2, Tier::Avx512];
+
+/// Environment variable that forces a tier: `scalar`, `avx2`, `avx512` or `neon`.
+pub const TIER_ENV: &str = "INCEPT_TIER";
+
+impl Tier {
+    /// Lower-case name, as `INCEPT_TIER` takes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tier::Scalar => "scalar",
+            Tier::Avx2 => "avx2",
+            Tier::Avx512 => "avx512",
+            Tier::Neon => "neon",
+        }
+    }
+
+    /// The tier called `name`.
+    pub fn parse(name: &str) -> Option<Tier> {
+        TIERS.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether this CPU runs the tier.
+    pub fn is_available(self) -> bool {
+        match self {
+            Tier::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Tiers this CPU runs that have kernels, narrowest first.
+    pub fn available() -> Vec<Tier> {
+        TIERS.into_iter().filter(|t| t.is_available() && Kernels::new(*t).is_some()).collect()
+    }
+
+    /// The widest available tier.
+    pub fn best() -> Tier {
+        *Tier::available().last().expect("the scalar tier is always available")
+    }
+
+    /// The tier named by `INCEPT_TIER`, or the best one when it is unset. Naming an
+    /// unknown tier, or one this CPU cannot run, is an error.
+    pub fn from_env() -> Result<Tier, String> {
+        match std::env::var(TIER_ENV) {
+            Err(_) => Ok(Tier::best()),
+            Ok(name) => {
+                let tier = Tier::parse(&name)
+                    .ok_or_else(|| format!("{TIER_ENV}={name}: unknown tier (scalar, avx2, avx512, neon)"))?;
+                if !Tier::available().contains(&tier) {
+                    return Err(format!("{TIER_ENV}={name}: this CPU cannot run the {name} tier"));
+                }
+                Ok(tier)
+            }
+        }
+    }
+}
+
+/// The microkernels of one tier. Only constructible when the CPU supports the tier.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    tier: Tier,
+    pub(crate) conv: ConvMicrokernel,
+}
+
+impl Kernels {
+    /// The kernels of `tier`, or `None` when this CPU cannot run it.
+    pub fn new(tier: Tier) -> Option<Kernels> {
+        if !tier.is_available() {
+            return None;
+        }
+        let conv = match tier {
+            Tier::Scalar => crate::scalar::CONV,
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 => crate::x86_64::avx2::CONV,
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512 => crate::x86_64::avx512::CONV,
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        };
+        Some(Kernels { tier, conv })
+    }
+
+    /// The tier these kernels belong to.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The convolution microkernel's name (op, tile, ISA).
+    pub fn conv_name(&self) -> &'static str {
+        self.conv.name
+    }
+
+    pub(crate) fn record_call(&self) {
+        CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+static CALLS: [AtomicU64; 4] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// How many kernel calls each tier has served in this process: lets tests assert
+/// that a forced tier really ran.
+pub fn tier_calls(tier: Tier) -> u64 {
+    CALLS[tier as usize].load(Ordering::Relaxed)
+}

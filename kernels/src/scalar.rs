@@ -1,0 +1,76 @@
+//! The portable tier: the same tiles as the SIMD tiers in plain Rust, each block's
+//! 16 lanes an array the compiler may vectorise for the baseline target.
+
+use crate::BLOCK;
+use crate::conv::{ConvMicrokernel, TileArgs};
+
+/// Up to 2 output blocks x 4 pixels: 128 accumulators, what the baseline
+/// target's 16 SSE registers can roughly hold in 4-lane pieces.
+pub(crate) const CONV: ConvMicrokernel =
+    ConvMicrokernel { name: "conv_nchw16c_32oc_x4px__scalar", ob_max: 2, px_max: 4, tile: conv_tile };
+
+/// # Safety
+/// The [`TileArgs`] contract of [`ConvMicrokernel::tile`].
+unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
+    // SAFETY: forwarded contract; each instance reads and writes the same addresses.
+    unsafe {
+        match (ob, px) {
+            (1, 1) => tile::<1, 1>(a),
+            (1, 2) => tile::<1, 2>(a),
+            (1, 3) => tile::<1, 3>(a),
+            (1, 4) => tile::<1, 4>(a),
+            (2, 1) => tile::<2, 1>(a),
+            (2, 2) => tile::<2, 2>(a),
+            (2, 3) => tile::<2, 3>(a),
+            (2, 4) => tile::<2, 4>(a),
+            _ => unreachable!("tile {ob}x{px} exceeds 2x4"),
+        }
+    }
+}
+
+/// # Safety
+/// The [`TileArgs`] contract for an `OB x PX` tile.
+unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
+    let mut acc = [[[0f32; BLOCK]; PX]; OB];
+    // SAFETY: every offset below is one the TileArgs contract promises is in bounds.
+    unsafe {
+        for (b, acc_b) in acc.iter_mut().enumerate() {
+            let bias = std::slice::from_raw_parts(a.bias.add(b * BLOCK), BLOCK);
+            acc_b.iter_mut().for_each(|p| p.copy_from_slice(bias));
+        }
+        for ib in 0..a.ci_blocks {
+            for ky in 0..a.kh {
+                for kx in 0..a.kw {
+                    let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
+                    let w = a.weights.add(((ib * a.kh + ky) * a.kw + kx) * BLOCK * BLOCK);
+                    for i in 0..BLOCK {
+                        for (b, acc_b) in acc.iter_mut().enumerate() {
+                            let wrow = &*(w.add(b * a.w_block + i * BLOCK) as *const [f32; BLOCK]);
+                            for (p, acc_bp) in acc_b.iter_mut().enumerate() {
+                                let x = *inp.add(p * a.in_pixel + i);
+                                for l in 0..BLOCK {
+                                    acc_bp[l] += x * wrow[l];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (b, acc_b) in acc.iter().enumerate() {
+            for (p, acc_bp) in acc_b.iter().enumerate() {
+                let off = b * a.out_block + p * BLOCK;
+                for (l, &v) in acc_bp.iter().enumerate() {
+                    let mut v = v;
+                    if !a.residual.is_null() {
+                        v += *a.residual.add(off + l);
+                    }
+                    if a.relu {
+                        v = v.max(0.0);
+                    }
+                    *a.output.add(off + l) = v;
+                }
+            }
+        }
+    }
+}

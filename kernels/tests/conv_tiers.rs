@@ -1,0 +1,193 @@
+//! Every convolution tier this CPU runs against the reference kernel, over shape
+//! families: 1x1, 3x3, 1xn / nx1, 5x5, large strided stems; channel counts off,
+//! under and over the 16-lane block; widths around the pixel tile; stride 2; every
+//! padding side; a residual; output into a slice of a larger buffer.
+
+use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::{
+    Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
+};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+fn to_layout(x: &[f32], d: Dims, layout: Layout) -> Vec<f32> {
+    let mut out = vec![f32::NAN; layout.image_len(d)];
+    reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, layout));
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    ci: usize,
+    co: usize,
+    h: usize,
+    w: usize,
+    geom: ConvGeometry,
+    residual: bool,
+    act: Activation,
+}
+
+/// Runs `case` on `kernels` and checks it against the reference, element by element,
+/// within the rounding error bound of a K-term float32 dot product:
+/// |fast - ref| <= 2 K u sum|w x| (u = 2^-24; both sides round, in any order).
+fn check(kernels: &Kernels, case: Case, rng: &mut Rng) {
+    let Case { ci, co, h, w, geom, residual, act } = case;
+    let din = Dims::new(ci, h, w);
+    let Some((oh, ow)) = geom.output_hw(h, w) else { return };
+    let dout = Dims::new(co, oh, ow);
+    let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+    let (x, wt, bias, res) =
+        (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+
+    // Reference, and its magnitude twin for the error bound.
+    let nchw = Layout::Nchw;
+    let mut want = vec![0.0; dout.volume()];
+    let res_img = residual.then(|| Image::new(&res, dout, nchw));
+    reference::conv2d(
+        Image::new(&x, din, nchw),
+        &wt,
+        Some(&bias),
+        &geom,
+        res_img,
+        act,
+        &mut ImageMut::new(&mut want, dout, nchw),
+    );
+    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
+    let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
+    let mut mag = vec![0.0; dout.volume()];
+    let ra_img = residual.then(|| Image::new(&ra, dout, nchw));
+    reference::conv2d(
+        Image::new(&xa, din, nchw),
+        &wa,
+        Some(&ba),
+        &geom,
+        ra_img,
+        Activation::None,
+        &mut ImageMut::new(&mut mag, dout, nchw),
+    );
+    let k = (ci * geom.kh * geom.kw + 2) as f32;
+
+    // Fast path, writing into the middle of a larger buffer full of sentinels.
+    let blk = Layout::Nchw16c;
+    let mut packed = Vec::new();
+    pack_conv_weights(&wt, shape, &mut packed);
+    let mut pbias = Vec::new();
+    pack_bias(&bias, &mut pbias);
+    let xin = to_layout(&x, din, blk);
+    let rin = to_layout(&res, dout, blk);
+    let (before, len) = (48, blk.image_len(dout));
+    let mut buf = vec![12345.0f32; before + len + 48];
+    let mut scratch = vec![f32::NAN; conv2d_scratch_len(din, &geom)];
+    conv2d_nchw16c(
+        kernels,
+        Image::new(&xin, din, blk),
+        &PackedConv { shape, weights: &packed, bias: &pbias },
+        &geom,
+        residual.then(|| Image::new(&rin, dout, blk)),
+        act,
+        &mut ImageMut::new(&mut buf[before..before + len], dout, blk),
+        &mut scratch,
+    );
+    assert!(
+        buf[..before].iter().chain(&buf[before + len..]).all(|&v| v == 12345.0),
+        "{case:?}: wrote outside its slice"
+    );
+    let out = &buf[before..before + len];
+    for c in 0..blk.padded_channels(co) {
+        for y in 0..oh {
+            for xx in 0..ow {
+                let got = out[blk.index(dout, c, y, xx)];
+                if c >= co {
+                    assert_eq!(got, 0.0, "{case:?}: padding lane {c} not zero");
+                    continue;
+                }
+                let i = (c * oh + y) * ow + xx;
+                let tol = 2.0 * k * f32::EPSILON / 2.0 * mag[i] + f32::MIN_POSITIVE;
+                assert!(
+                    (got - want[i]).abs() <= tol,
+                    "{} {case:?}: at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {tol:e}",
+                    kernels.conv_name(),
+                    want[i]
+                );
+            }
+        }
+    }
+}
+
+fn geometries() -> Vec<ConvGeometry> {
+    let g = |kh, kw, s, pad| ConvGeometry { kh, kw, stride_h: s, stride_w: s, pad };
+    let p = Padding::uniform;
+    vec![
+        g(1, 1, 1, p(0)),
+        g(1, 1, 2, p(0)),
+        g(3, 3, 1, p(1)),
+        g(3, 3, 1, p(0)),
+        g(3, 3, 2, p(0)),
+        g(3, 3, 2, p(1)),
+        g(1, 7, 1, Padding::symmetric(0, 3)),
+        g(7, 1, 1, Padding::symmetric(3, 0)),
+        g(1, 3, 1, Padding::symmetric(0, 1)),
+        g(3, 1, 1, Padding::symmetric(1, 0)),
+        g(5, 5, 1, p(2)),
+        g(7, 7, 2, p(3)),
+        g(11, 11, 4, p(2)),
+        // TF "SAME" with an odd total: more on the bottom / right.
+        g(3, 3, 2, Padding { top: 0, left: 0, bottom: 1, right: 1 }),
+        g(2, 4, 1, Padding { top: 1, left: 0, bottom: 0, right: 2 }),
+        ConvGeometry { kh: 3, kw: 1, stride_h: 2, stride_w: 1, pad: Padding { top: 2, left: 1, bottom: 0, right: 0 } },
+    ]
+}
+
+fn sweep(kernels: &Kernels) {
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let mut cases = 0;
+    for geom in geometries() {
+        for &(ci, co) in &[(1, 1), (3, 32), (16, 16), (17, 15), (32, 80), (48, 64), (7, 100)] {
+            for &(h, w) in &[(1, 1), (2, 9), (5, 7), (8, 8), (13, 17), (12, 25)] {
+                let residual = (ci + h) % 2 == 0;
+                let act = if (co + w) % 3 == 0 { Activation::None } else { Activation::Relu };
+                check(kernels, Case { ci, co, h, w, geom, residual, act }, &mut rng);
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 500);
+}
+
+#[test]
+fn every_available_tier_matches_the_reference() {
+    let tiers = Tier::available();
+    assert!(tiers.contains(&Tier::Scalar));
+    for tier in tiers {
+        let kernels = Kernels::new(tier).unwrap();
+        let before = tier_calls(tier);
+        sweep(&kernels);
+        assert!(tier_calls(tier) > before, "{tier:?} did not run");
+        eprintln!("{}: ok", kernels.conv_name());
+    }
+}
+
+/// The tiers a machine of this architecture is expected to have: CI fails loudly if
+/// detection breaks instead of silently testing only the scalar tier.
+#[test]
+fn expected_tiers_are_detected() {
+    #[cfg(target_arch = "x86_64")]
+    assert!(Tier::available().contains(&Tier::Avx2), "x86-64 CI machines have AVX2");
+    #[cfg(target_arch = "aarch64")]
+    assert!(Tier::available().contains(&Tier::Neon));
+    if std::env::var("INCEPT_EXPECT_AVX512").is_ok() {
+        assert!(Tier::available().contains(&Tier::Avx512));
+    }
+}
