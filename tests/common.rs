@@ -21,3 +21,10 @@ pub fn rel_max_err(got: &[f32], want: &[f32]) -> f32 {
     assert!(scale > 0.0 && scale.is_finite(), "degenerate reference output (max |y| = {scale})");
     got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
 }
+
+/// Whether to run the big models (hundreds of GMAC through the naive interpreter).
+/// `INCEPT_TEST_MODELS=small` (set for emulated targets, where they would take hours)
+/// limits model-level tests to models under 2.5 G multiply-adds.
+pub fn model_fits_test_budget(macs: u64) -> bool {
+    std::env::var("INCEPT_TEST_MODELS").as_deref() != Ok("small") || macs < 2_500_000_000
+}

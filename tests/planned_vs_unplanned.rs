@@ -46,6 +46,10 @@ fn check(graph: &incept::graph::Graph, batch: usize) -> incept::plan::Plan {
 
 fn builtin_matches_the_interpreter(name: &str) {
     let graph = models::build(name).unwrap();
+    if !common::model_fits_test_budget(graph.macs()) {
+        eprintln!("{name}: skipped (INCEPT_TEST_MODELS=small)");
+        return;
+    }
     let plan = check(&graph, 1);
     assert_eq!(plan.copies(), 0, "{name}: the Inception family needs no concat copy");
     assert!(plan.arena_len >= plan.lower_bound);
