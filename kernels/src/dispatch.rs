@@ -6,6 +6,39 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conv::ConvMicrokernel;
+use crate::{Activation, Image, ImageMut, PoolGeometry};
+
+type PoolFn = unsafe fn(Image, &PoolGeometry, Option<bool>, &mut ImageMut);
+type GapFn = unsafe fn(Image, &mut ImageMut);
+type LinearFn = unsafe fn(Image, &[f32], &[f32], bool, &mut ImageMut);
+
+/// The blocked pooling and linear bodies compiled for one tier's target features.
+macro_rules! blocked_ops {
+    ($name:ident $(, $feature:literal)?) => {
+        mod $name {
+            use crate::{Image, ImageMut, PoolGeometry, blocked};
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn pool(i: Image, g: &PoolGeometry, avg: Option<bool>, o: &mut ImageMut) {
+                blocked::pool(i, g, avg, o)
+            }
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn gap(i: Image, o: &mut ImageMut) {
+                blocked::global_avg_pool(i, o)
+            }
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn linear(i: Image, w: &[f32], b: &[f32], relu: bool, o: &mut ImageMut) {
+                blocked::linear(i, w, b, relu, o)
+            }
+        }
+    };
+}
+blocked_ops!(portable);
+#[cfg(target_arch = "x86_64")]
+blocked_ops!(avx2, "avx2,fma");
+#[cfg(target_arch = "x86_64")]
+blocked_ops!(avx512, "avx512f");
+#[cfg(target_arch = "aarch64")]
+blocked_ops!(neon, "neon");
 
 /// An instruction-set tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,10 +118,13 @@ impl Tier {
 }
 
 /// The microkernels of one tier. Only constructible when the CPU supports the tier.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Kernels {
     tier: Tier,
     pub(crate) conv: ConvMicrokernel,
+    pool: PoolFn,
+    gap: GapFn,
+    linear: LinearFn,
 }
 
 impl Kernels {
@@ -97,16 +133,50 @@ impl Kernels {
         if !tier.is_available() {
             return None;
         }
-        let conv = match tier {
-            Tier::Scalar => crate::scalar::CONV,
+        macro_rules! table {
+            ($conv:expr, $ops:ident) => {
+                Kernels { tier, conv: $conv, pool: $ops::pool, gap: $ops::gap, linear: $ops::linear }
+            };
+        }
+        Some(match tier {
+            Tier::Scalar => table!(crate::scalar::CONV, portable),
             #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => crate::x86_64::avx2::CONV,
+            Tier::Avx2 => table!(crate::x86_64::avx2::CONV, avx2),
             #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => crate::x86_64::avx512::CONV,
+            Tier::Avx512 => table!(crate::x86_64::avx512::CONV, avx512),
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => table!(crate::aarch64::neon::CONV, neon),
             #[allow(unreachable_patterns)]
             _ => return None,
-        };
-        Some(Kernels { tier, conv })
+        })
+    }
+
+    /// Max pooling on NCHW16c images.
+    pub fn max_pool(&self, input: Image, geom: &PoolGeometry, out: &mut ImageMut) {
+        self.record_call();
+        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+        unsafe { (self.pool)(input, geom, None, out) }
+    }
+
+    /// Average pooling on NCHW16c images; `count_include_pad` picks the divisor.
+    pub fn avg_pool(&self, input: Image, geom: &PoolGeometry, count_include_pad: bool, out: &mut ImageMut) {
+        self.record_call();
+        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+        unsafe { (self.pool)(input, geom, Some(count_include_pad), out) }
+    }
+
+    /// Global average pooling on NCHW16c images.
+    pub fn global_avg_pool(&self, input: Image, out: &mut ImageMut) {
+        self.record_call();
+        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+        unsafe { (self.gap)(input, out) }
+    }
+
+    /// Fully connected layer on a `c x 1 x 1` NCHW16c image; weights `[out, in]`.
+    pub fn linear(&self, input: Image, weights: &[f32], bias: &[f32], act: Activation, out: &mut ImageMut) {
+        self.record_call();
+        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+        unsafe { (self.linear)(input, weights, bias, act == Activation::Relu, out) }
     }
 
     /// The tier these kernels belong to.
@@ -125,6 +195,12 @@ impl Kernels {
 }
 
 static CALLS: [AtomicU64; 4] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernels").field("tier", &self.tier).field("conv", &self.conv.name).finish()
+    }
+}
 
 /// How many kernel calls each tier has served in this process: lets tests assert
 /// that a forced tier really ran.

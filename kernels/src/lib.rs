@@ -10,6 +10,9 @@
 //! - [`conv`]: direct convolution on NCHW16c with per-tier microkernels, chosen at
 //!   run time through [`Kernels`] (see [`dispatch`]); weights packed by [`pack`].
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+mod blocked;
 pub mod conv;
 pub mod dispatch;
 pub mod geometry;

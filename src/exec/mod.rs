@@ -2,17 +2,13 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
 use incept_kernels::conv::{PackedConv, conv2d_nchw16c};
-use incept_kernels::{BLOCK, Dims, Image, ImageMut, Kernels, Layout, Tier, reference as k};
+use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, Tier, reference as k};
 
 use crate::error::{Error, Result};
 use crate::plan::{Action, Kernel, Plan, PlannedStep, Program};
-
-/// One 64-byte line of the arena: keeps every view cache-line aligned.
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C, align(64))]
-struct Line([f32; BLOCK]);
 
 /// Options fixed when a session is planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +32,10 @@ impl Default for SessionOptions {
 pub struct Session {
     program: Arc<Program>,
     plan: Plan,
-    arena: Vec<Line>,
+    arena: AlignedVec,
+    /// Nanoseconds spent in each step, summed over profiled runs (empty when off).
+    step_nanos: Vec<u64>,
+    profiled_runs: u64,
     options: SessionOptions,
     input_len: usize,
     output_len: usize,
@@ -56,11 +55,21 @@ impl Session {
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
         let plan = Plan::new(&program, options.batch)?;
-        let arena = vec![Line([0.0; BLOCK]); plan.arena_len.div_ceil(BLOCK)];
+        let arena = AlignedVec::zeroed(plan.arena_len);
         let g = &program.graph;
         let (input_len, output_len) =
             (options.batch * g.dims(g.input).volume(), options.batch * g.dims(g.output).volume());
-        Ok(Session { program, plan, arena, options, input_len, output_len, kernels })
+        Ok(Session {
+            program,
+            plan,
+            arena,
+            step_nanos: Vec::new(),
+            profiled_runs: 0,
+            options,
+            input_len,
+            output_len,
+            kernels,
+        })
     }
 
     /// The plan this session runs.
@@ -110,15 +119,57 @@ impl Session {
         if output.len() != self.output_len() {
             return Err(Error::BufferSize { what: "output", got: output.len(), expected: self.output_len() });
         }
-        let arena: &mut [f32] = bytemuck::cast_slice_mut(&mut self.arena);
+        let arena = self.arena.as_mut_slice();
         let cx = Context { program: &self.program, kernels: &self.kernels, layout: self.plan.layout };
-        for step in &self.plan.steps {
+        let profiling = !self.step_nanos.is_empty();
+        for (i, step) in self.plan.steps.iter().enumerate() {
+            let t0 = profiling.then(Instant::now);
             for n in 0..self.plan.batch {
                 run_step(&cx, step, n, arena, input, output);
             }
+            if let Some(t0) = t0 {
+                self.step_nanos[i] += t0.elapsed().as_nanos() as u64;
+            }
         }
+        self.profiled_runs += profiling as u64;
         Ok(())
     }
+
+    /// Turns per-step timing on (and resets it) or off. Timing costs two clock reads
+    /// per step and allocates nothing during runs.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.step_nanos = if on { vec![0; self.plan.steps.len()] } else { Vec::new() };
+        self.profiled_runs = 0;
+    }
+
+    /// Mean time per run of each step since profiling was turned on, in plan order.
+    pub fn profile(&self) -> Vec<StepProfile> {
+        let runs = self.profiled_runs.max(1) as f64;
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.step_nanos)
+            .map(|(s, &ns)| StepProfile {
+                name: s.name.clone(),
+                kind: s.kind_name(),
+                seconds: ns as f64 / runs / 1e9,
+                macs: s.macs() * self.plan.batch as u64,
+            })
+            .collect()
+    }
+}
+
+/// Time spent in one step of a plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepProfile {
+    /// The step's name (fused graph nodes joined by `+`).
+    pub name: String,
+    /// What it computes (`conv 3x3/2`, `max_pool`, ...).
+    pub kind: String,
+    /// Mean seconds per run.
+    pub seconds: f64,
+    /// Multiply-adds per run.
+    pub macs: u64,
 }
 
 /// What every step of a run reads: the weights, the kernels, the layout.
@@ -151,14 +202,17 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
                     let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
                     conv2d_nchw16c(kernels, ins[0], &w, geom, residual.then_some(ins[1]), *act, out, scratch)
                 }
+                Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {
+                    kernels.linear(ins[0], t(*weight), t(*bias), *act, out)
+                }
                 Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
                 Kernel::BatchNorm { params: [g, b, m, v], eps } => {
                     k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out)
                 }
                 Kernel::Relu => k::relu(ins[0], out),
-                Kernel::MaxPool(g) => k::max_pool(ins[0], g, out),
-                Kernel::AvgPool(g, count_include_pad) => k::avg_pool(ins[0], g, *count_include_pad, out),
-                Kernel::GlobalAvgPool => k::global_avg_pool(ins[0], out),
+                Kernel::MaxPool(g) => kernels.max_pool(ins[0], g, out),
+                Kernel::AvgPool(g, count_include_pad) => kernels.avg_pool(ins[0], g, *count_include_pad, out),
+                Kernel::GlobalAvgPool => kernels.global_avg_pool(ins[0], out),
                 Kernel::ResidualAdd(scale, act) => k::residual_add(ins[0], ins[1], *scale, *act, out),
                 Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(ins[0], *size, *alpha, *beta, *bias, out),
                 Kernel::Softmax => k::softmax(ins[0], out),

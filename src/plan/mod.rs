@@ -72,6 +72,32 @@ pub struct PlannedStep {
     pub name: String,
 }
 
+impl PlannedStep {
+    /// Multiply-adds per image (convolutions and linear layers).
+    pub fn macs(&self) -> u64 {
+        match &self.action {
+            Action::Kernel(Kernel::Conv { shape, .. }) => {
+                (self.output.dims.h * self.output.dims.w * shape.co * shape.ci * shape.kh * shape.kw) as u64
+            }
+            Action::Kernel(Kernel::Linear { .. }) => (self.output.dims.c * self.inputs[0].dims.volume()) as u64,
+            _ => 0,
+        }
+    }
+
+    /// A short description: the operator and, for convolutions, the window.
+    pub fn kind_name(&self) -> String {
+        match &self.action {
+            Action::Input => "input".into(),
+            Action::Output => "output".into(),
+            Action::Copy { .. } => "copy".into(),
+            Action::Kernel(Kernel::Conv { geom, residual, .. }) => {
+                format!("conv {}x{}/{}{}", geom.kh, geom.kw, geom.stride_h, if *residual { " +residual" } else { "" })
+            }
+            Action::Kernel(k) => format!("{k:?}").split(['(', ' ', '{']).next().unwrap_or("").to_lowercase(),
+        }
+    }
+}
+
 /// A complete static plan for one batch size and layout.
 #[derive(Clone, Debug)]
 pub struct Plan {

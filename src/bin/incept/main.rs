@@ -63,6 +63,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also time every step and print where the time goes.
+        #[arg(long)]
+        profile: bool,
     },
 }
 
@@ -86,7 +89,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Info { model, batch, json } => info(&model, batch, json),
         Command::Run { model, input, output, threads } => run_model(&model, &input, &output, threads),
-        Command::Bench { model, threads, runs, batch, json } => bench(&model, threads, runs, batch, json),
+        Command::Bench { model, threads, runs, batch, json, profile } => {
+            bench(&model, threads, runs, batch, json, profile)
+        }
     }
 }
 
@@ -160,7 +165,7 @@ fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<
     npy::write_f32(output, &s.output_shape(), &y)
 }
 
-fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool) -> Result<(), String> {
+fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, profile: bool) -> Result<(), String> {
     if runs == 0 {
         return Err("--runs must be at least 1".into());
     }
@@ -195,6 +200,41 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool) -
             2.0 * gmacs / (median / 1e3),
             s.tier().name()
         );
+    }
+    if profile {
+        print_profile(&mut s, &x, &mut y, runs)?;
+    }
+    Ok(())
+}
+
+/// Runs `runs` more times with per-step timing and prints time by operator kind and
+/// the slowest steps, with their GFLOP/s.
+fn print_profile(s: &mut Session, x: &[f32], y: &mut [f32], runs: usize) -> Result<(), String> {
+    s.set_profiling(true);
+    for _ in 0..runs {
+        s.run(x, y).map_err(|e| e.to_string())?;
+    }
+    let steps = s.profile();
+    s.set_profiling(false);
+    let total: f64 = steps.iter().map(|p| p.seconds).sum();
+    let gflops = |macs: u64, secs: f64| if secs > 0.0 { 2.0 * macs as f64 / secs / 1e9 } else { 0.0 };
+    let mut kinds: Vec<(String, f64, u64, usize)> = Vec::new();
+    for p in &steps {
+        match kinds.iter_mut().find(|k| k.0 == p.kind) {
+            Some(k) => (k.1, k.2, k.3) = (k.1 + p.seconds, k.2 + p.macs, k.3 + 1),
+            None => kinds.push((p.kind.clone(), p.seconds, p.macs, 1)),
+        }
+    }
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("\n{:<28} {:>6} {:>9} {:>6} {:>8}", "kind", "steps", "ms", "%", "GFLOP/s");
+    for (kind, secs, macs, n) in &kinds {
+        println!("{kind:<28} {n:>6} {:>9.3} {:>5.1}% {:>8.1}", secs * 1e3, 100.0 * secs / total, gflops(*macs, *secs));
+    }
+    let mut slow: Vec<_> = steps.iter().collect();
+    slow.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    println!("\n{:<48} {:<20} {:>9} {:>8}", "slowest steps", "kind", "ms", "GFLOP/s");
+    for p in slow.iter().take(15) {
+        println!("{:<48} {:<20} {:>9.3} {:>8.1}", p.name, p.kind, p.seconds * 1e3, gflops(p.macs, p.seconds));
     }
     Ok(())
 }

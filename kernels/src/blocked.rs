@@ -1,0 +1,99 @@
+//! Pooling and the fully connected layer on NCHW16c images, written once over
+//! 16-lane blocks. Each tier compiles these bodies inside its own
+//! `#[target_feature]` wrapper (see [`crate::dispatch`]), so the same loops become
+//! SSE, AVX2 or AVX-512 (or NEON) code; the per-lane loops are what vectorises.
+
+use crate::{BLOCK, Image, ImageMut, Layout, PoolGeometry};
+
+type Lanes = [f32; BLOCK];
+
+#[inline(always)]
+fn lanes(data: &[f32], at: usize) -> &Lanes {
+    data[at..at + BLOCK].try_into().expect("a whole block")
+}
+
+/// The clamped input range of output index `o` along one axis, and the window size
+/// clipped to the padded image (PyTorch's divisor when padding counts).
+#[inline(always)]
+fn window(o: usize, k: usize, stride: usize, before: usize, after: usize, size: usize) -> (usize, usize, usize) {
+    let start = o * stride;
+    let end = (start + k).min(size + before + after);
+    (start.saturating_sub(before), end.saturating_sub(before).min(size), end - start)
+}
+
+fn check(input: &Image, geom: &PoolGeometry, out: &ImageMut) {
+    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
+    assert_eq!(input.dims.c, out.dims.c, "pool: channel count");
+    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "pool: output size");
+}
+
+/// Max or average pooling; `avg` carries `count_include_pad`.
+#[inline(always)]
+pub(crate) fn pool(input: Image, geom: &PoolGeometry, avg: Option<bool>, out: &mut ImageMut) {
+    check(&input, geom, out);
+    let (g, d, od) = (&geom.window, input.dims, out.dims);
+    for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(out.data.chunks_exact_mut(od.h * od.w * BLOCK)) {
+        for oy in 0..od.h {
+            let (y0, y1, ph) = window(oy, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
+            for ox in 0..od.w {
+                let (x0, x1, pw) = window(ox, g.kw, g.stride_w, g.pad.left, g.pad.right, d.w);
+                let mut acc: Lanes = [if avg.is_some() { 0.0 } else { f32::NEG_INFINITY }; BLOCK];
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        let v = lanes(src, (y * d.w + x) * BLOCK);
+                        if avg.is_some() {
+                            acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
+                        } else {
+                            acc.iter_mut().zip(v).for_each(|(a, v)| *a = a.max(*v));
+                        }
+                    }
+                }
+                if let Some(count_include_pad) = avg {
+                    let n = if count_include_pad { ph * pw } else { (y1 - y0) * (x1 - x0) };
+                    let inv = 1.0 / n as f32;
+                    acc.iter_mut().for_each(|a| *a *= inv);
+                }
+                dst[(oy * od.w + ox) * BLOCK..][..BLOCK].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+/// Global average pooling to `c x 1 x 1`.
+#[inline(always)]
+pub(crate) fn global_avg_pool(input: Image, out: &mut ImageMut) {
+    let d = input.dims;
+    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "global_avg_pool: layouts");
+    assert_eq!((out.dims.c, out.dims.h, out.dims.w), (d.c, 1, 1), "global_avg_pool: output shape");
+    let inv = 1.0 / (d.h * d.w) as f32;
+    for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(out.data.chunks_exact_mut(BLOCK)) {
+        let mut acc: Lanes = [0.0; BLOCK];
+        for px in src.chunks_exact(BLOCK) {
+            acc.iter_mut().zip(px).for_each(|(a, v)| *a += v);
+        }
+        dst.iter_mut().zip(acc).for_each(|(o, a)| *o = a * inv);
+    }
+}
+
+/// Fully connected layer on a `c x 1 x 1` image (the heads after global pooling):
+/// `out[o] = act(bias[o] + weights[o] . input)`, weights `[out.c, input.c]`. In
+/// NCHW16c a `c x 1 x 1` image is its channels in order, padding lanes zero.
+#[inline(always)]
+pub(crate) fn linear(input: Image, weights: &[f32], bias: &[f32], relu: bool, out: &mut ImageMut) {
+    let (k, n) = (input.dims.c, out.dims.c);
+    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "linear: layouts");
+    assert!((input.dims.h, input.dims.w, out.dims.h, out.dims.w) == (1, 1, 1, 1), "linear: 1x1 images only");
+    assert!(weights.len() == n * k && bias.len() == n, "linear: weights are not [out, in]");
+    let x = &input.data[..k];
+    for (o, row) in weights.chunks_exact(k).enumerate() {
+        let mut acc: Lanes = [0.0; BLOCK];
+        let (wb, xb) = (row.chunks_exact(BLOCK), x.chunks_exact(BLOCK));
+        let tail: f32 = wb.remainder().iter().zip(xb.remainder()).map(|(w, x)| w * x).sum();
+        for (w, x) in wb.zip(xb) {
+            acc.iter_mut().zip(w.iter().zip(x)).for_each(|(a, (w, x))| *a += w * x);
+        }
+        let v = bias[o] + acc.iter().sum::<f32>() + tail;
+        out.data[o] = if relu { v.max(0.0) } else { v };
+    }
+    out.data[n..].fill(0.0);
+}

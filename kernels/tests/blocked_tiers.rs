@@ -1,0 +1,113 @@
+//! Pooling and the fully connected layer on every tier against the reference:
+//! windows with padding on any side, ceil mode, both divisor conventions, channel
+//! counts off the 16-lane block.
+
+use incept_kernels::{
+    Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, Tier, reference,
+    tier_calls,
+};
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn blocked(x: &[f32], d: Dims) -> Vec<f32> {
+    let mut out = vec![f32::NAN; Layout::Nchw16c.image_len(d)];
+    reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, Layout::Nchw16c));
+    out
+}
+
+/// Runs `fast` and `reference` (both given NCHW16c views) and compares every lane,
+/// padding lanes included, within `tol(reference value, lane index)`.
+fn compare(
+    din: Dims,
+    dout: Dims,
+    x: &[f32],
+    fast: impl Fn(Image, &mut ImageMut),
+    slow: impl Fn(Image, &mut ImageMut),
+    tol: impl Fn(usize) -> f32,
+    what: &str,
+) {
+    let l = Layout::Nchw16c;
+    let xb = blocked(x, din);
+    let (mut a, mut b) = (vec![f32::NAN; l.image_len(dout)], vec![f32::NAN; l.image_len(dout)]);
+    fast(Image::new(&xb, din, l), &mut ImageMut::new(&mut a, dout, l));
+    slow(Image::new(&xb, din, l), &mut ImageMut::new(&mut b, dout, l));
+    for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+        assert!((u - v).abs() <= tol(i), "{what}: element {i}: fast {u}, reference {v}");
+    }
+}
+
+#[test]
+fn pooling_and_linear_on_every_tier() {
+    let geoms = [
+        PoolGeometry::new(3, 1, 1, false),
+        PoolGeometry::new(3, 2, 0, false),
+        PoolGeometry::new(3, 2, 0, true),
+        PoolGeometry::new(2, 2, 1, true),
+        PoolGeometry::new(5, 3, 2, true),
+        PoolGeometry {
+            window: ConvGeometry {
+                kh: 3,
+                kw: 2,
+                stride_h: 2,
+                stride_w: 1,
+                pad: Padding { top: 1, left: 0, bottom: 0, right: 1 },
+            },
+            ceil_mode: true,
+        },
+    ];
+    for tier in Tier::available() {
+        let k = Kernels::new(tier).unwrap();
+        let calls = tier_calls(tier);
+        for (gi, g) in geoms.iter().enumerate() {
+            for &(c, h, w) in &[(1, 1, 1), (16, 5, 7), (19, 8, 8), (48, 17, 17), (35, 6, 13)] {
+                let din = Dims::new(c, h, w);
+                let Some((oh, ow)) = g.output_hw(h, w) else { continue };
+                let dout = Dims::new(c, oh, ow);
+                let x = data(din.volume(), (gi * 131 + c * 7 + h) as u64);
+                let what = format!("{tier:?} {g:?} {din:?}");
+                compare(din, dout, &x, |i, o| k.max_pool(i, g, o), |i, o| reference::max_pool(i, g, o), |_| 0.0, &what);
+                for cip in [true, false] {
+                    // Sums of at most 25 values in [-1, 1] in another order, then one division.
+                    let tol = |_| 27.0 * f32::EPSILON;
+                    let fast = |i: Image, o: &mut ImageMut| k.avg_pool(i, g, cip, o);
+                    compare(din, dout, &x, fast, |i, o| reference::avg_pool(i, g, cip, o), tol, &what);
+                }
+            }
+        }
+        for &(c, h, w) in &[(1, 1, 1), (20, 3, 5), (2048, 8, 8)] {
+            let din = Dims::new(c, h, w);
+            let x = data(din.volume(), c as u64);
+            let tol = |_| (h * w + 2) as f32 * f32::EPSILON;
+            let what = format!("{tier:?} gap {din:?}");
+            compare(
+                din,
+                Dims::new(c, 1, 1),
+                &x,
+                |i, o| k.global_avg_pool(i, o),
+                reference::global_avg_pool,
+                tol,
+                &what,
+            );
+        }
+        for &(ci, co) in &[(1, 1), (17, 5), (2048, 1000), (1536, 33)] {
+            let din = Dims::new(ci, 1, 1);
+            let (x, wt, b) = (data(ci, 1), data(ci * co, 2), data(co, 3));
+            let tol = |_| (ci + 2) as f32 * f32::EPSILON;
+            for act in [Activation::None, Activation::Relu] {
+                let what = format!("{tier:?} linear {ci}->{co} {act:?}");
+                let fast = |i: Image, o: &mut ImageMut| k.linear(i, &wt, &b, act, o);
+                let slow = |i: Image, o: &mut ImageMut| reference::linear(i, &wt, Some(&b), act, o);
+                compare(din, Dims::new(co, 1, 1), &x, fast, slow, tol, &what);
+            }
+        }
+        assert!(tier_calls(tier) > calls, "{tier:?} did not run");
+    }
+}
