@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conv::ConvMicrokernel;
+use crate::peak;
 use crate::{Activation, Image, ImageMut, PoolGeometry};
 
 type PoolFn = unsafe fn(Image, &PoolGeometry, Option<bool>, &mut ImageMut);
@@ -125,6 +126,8 @@ pub struct Kernels {
     pool: PoolFn,
     gap: GapFn,
     linear: LinearFn,
+    /// FMA throughput loop and the FLOPs of one iteration (see [`crate::peak`]).
+    pub(crate) peak: (unsafe fn(u64) -> f32, u64),
 }
 
 impl Kernels {
@@ -134,18 +137,21 @@ impl Kernels {
             return None;
         }
         macro_rules! table {
-            ($conv:expr, $ops:ident) => {
-                Kernels { tier, conv: $conv, pool: $ops::pool, gap: $ops::gap, linear: $ops::linear }
+            ($conv:expr, $ops:ident, $peak:expr) => {
+                Kernels { tier, conv: $conv, pool: $ops::pool, gap: $ops::gap, linear: $ops::linear, peak: $peak }
             };
         }
         Some(match tier {
-            Tier::Scalar => table!(crate::scalar::CONV, portable),
+            Tier::Scalar => table!(crate::scalar::CONV, portable, (peak::fma_loop_portable, peak::PORTABLE_FLOPS)),
             #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => table!(crate::x86_64::avx2::CONV, avx2),
+            Tier::Avx2 => table!(crate::x86_64::avx2::CONV, avx2, (peak::x86::fma_loop_avx2, peak::x86::AVX2_FLOPS)),
             #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => table!(crate::x86_64::avx512::CONV, avx512),
+            Tier::Avx512 => {
+                table!(crate::x86_64::avx512::CONV, avx512, (peak::x86::fma_loop_avx512, peak::x86::AVX512_FLOPS))
+            }
             #[cfg(target_arch = "aarch64")]
-            Tier::Neon => table!(crate::aarch64::neon::CONV, neon),
+            // NEON is part of the aarch64 baseline: the portable loop compiles to NEON FMAs.
+            Tier::Neon => table!(crate::aarch64::neon::CONV, neon, (peak::fma_loop_portable, peak::PORTABLE_FLOPS)),
             #[allow(unreachable_patterns)]
             _ => return None,
         })

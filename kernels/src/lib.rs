@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod geometry;
 pub mod layout;
 pub mod pack;
+pub mod peak;
 pub mod reference;
 mod scalar;
 #[cfg(target_arch = "x86_64")]

@@ -111,3 +111,13 @@ fn pooling_and_linear_on_every_tier() {
         assert!(tier_calls(tier) > calls, "{tier:?} did not run");
     }
 }
+
+#[test]
+fn fma_peak_is_measurable_on_every_tier() {
+    for tier in Tier::available() {
+        let k = Kernels::new(tier).unwrap();
+        let g = incept_kernels::peak::fma_peak_gflops(&k, 0.05);
+        eprintln!("{tier:?}: {g:.1} GFLOP/s");
+        assert!(g > 0.5 && g < 1e5, "{tier:?}: implausible peak {g}");
+    }
+}

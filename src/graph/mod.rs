@@ -178,6 +178,37 @@ pub struct Node {
     pub output: ValueId,
 }
 
+/// One convolution problem: input shape, output channels, window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvLayer {
+    /// Input image shape.
+    pub input: Dims,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Window, stride, padding.
+    pub geom: ConvGeometry,
+    /// How many layers of the graph have exactly this problem.
+    pub count: usize,
+}
+
+impl ConvLayer {
+    /// Output image shape.
+    pub fn output(&self) -> Dims {
+        let (h, w) = self.geom.output_hw(self.input.h, self.input.w).expect("validated by the builder");
+        Dims::new(self.out_channels, h, w)
+    }
+
+    /// Multiply-adds per image.
+    pub fn macs(&self) -> u64 {
+        (self.output().volume() * self.input.c * self.geom.kh * self.geom.kw) as u64
+    }
+
+    /// `"3x3/2"`-style window description.
+    pub fn window(&self) -> String {
+        format!("{}x{}/{}", self.geom.kh, self.geom.kw, self.geom.stride_h)
+    }
+}
+
 /// A validated network: one input, one output, nodes in a topological order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
@@ -248,6 +279,30 @@ impl Graph {
             }
         }
         c
+    }
+
+    /// The distinct convolution problems of the graph, in first-use order, with how
+    /// often each occurs: what kernel benchmarks run.
+    pub fn conv_layers(&self) -> Vec<ConvLayer> {
+        let mut layers: Vec<ConvLayer> = Vec::new();
+        for n in &self.nodes {
+            if let Op::Conv { geom, .. } = &n.op {
+                let layer = ConvLayer {
+                    input: self.dims(n.inputs[0]),
+                    out_channels: self.dims(n.output).c,
+                    geom: *geom,
+                    count: 1,
+                };
+                match layers
+                    .iter_mut()
+                    .find(|l| (l.input, l.out_channels, l.geom) == (layer.input, layer.out_channels, layer.geom))
+                {
+                    Some(l) => l.count += 1,
+                    None => layers.push(layer),
+                }
+            }
+        }
+        layers
     }
 
     /// The parameter with this name.

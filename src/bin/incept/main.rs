@@ -1,6 +1,7 @@
 //! The `incept` command-line tool: inspect, run and benchmark models.
 
 mod npy;
+mod peak;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,6 +47,18 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Measure the FMA peak per core and each convolution layer's share of it.
+    Peak {
+        /// A built-in model whose convolution layers to time.
+        #[arg(default_value = "inception_v3")]
+        model: String,
+        /// Time the layers on every tier, not only the widest.
+        #[arg(long)]
+        all_tiers: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure load time and latency on a synthetic input.
     Bench {
         /// A built-in model name.
@@ -88,6 +101,9 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Info { model, batch, json } => info(&model, batch, json),
+        Command::Peak { model, all_tiers, json } => {
+            peak::run(&models::build(&model).map_err(|e| e.to_string())?, all_tiers, json)
+        }
         Command::Run { model, input, output, threads } => run_model(&model, &input, &output, threads),
         Command::Bench { model, threads, runs, batch, json, profile } => {
             bench(&model, threads, runs, batch, json, profile)

@@ -1,0 +1,145 @@
+//! `incept peak`: the machine's FMA peak per tier, and how close each convolution
+//! of a model gets to it, measured in the same run.
+
+use std::time::Instant;
+
+use incept::graph::ConvLayer;
+use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::peak::fma_peak_gflops;
+use incept_kernels::{Activation, AlignedVec, Image, ImageMut, Kernels, Layout, Tier};
+use serde_json::json;
+
+/// Seconds-per-run of one convolution layer on `kernels`: the best of several
+/// batches of back-to-back runs, each batch at least `min_seconds` long.
+fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
+    let (din, dout, g) = (layer.input, layer.output(), layer.geom);
+    let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
+    let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+    let (mut w, mut b) = (Vec::new(), Vec::new());
+    pack_conv_weights(&oihw, shape, &mut w);
+    pack_bias(&vec![0.1; shape.co], &mut b);
+    let (w, b) = (AlignedVec::from_slice(&w), AlignedVec::from_slice(&b));
+    let l = Layout::Nchw16c;
+    let x = AlignedVec::from_slice(&vec![0.5; l.image_len(din)]);
+    let mut y = AlignedVec::zeroed(l.image_len(dout));
+    let mut scratch = AlignedVec::zeroed(conv2d_scratch_len(din, &g));
+    let packed = PackedConv { shape, weights: w.as_slice(), bias: b.as_slice() };
+    let mut run = || {
+        let out = &mut ImageMut::new(y.as_mut_slice(), dout, l);
+        conv2d_nchw16c(
+            kernels,
+            Image::new(x.as_slice(), din, l),
+            &packed,
+            &g,
+            None,
+            Activation::Relu,
+            out,
+            scratch.as_mut_slice(),
+        );
+    };
+    run();
+    let mut reps = 1;
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            run();
+        }
+        let dt = t.elapsed().as_secs_f64();
+        best = best.min(dt / reps as f64);
+        if dt < min_seconds {
+            reps = (reps as f64 * (min_seconds / dt.max(1e-6)) * 1.2).ceil() as usize;
+        }
+    }
+    best
+}
+
+/// Measures peaks and per-layer efficiency of `graph`'s convolutions on the widest
+/// tier (or every tier with `all_tiers`), printing a table or JSON.
+pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Result<(), String> {
+    let tiers: Vec<Tier> = if all_tiers { Tier::available() } else { vec![Tier::best()] };
+    let mut report = Vec::new();
+    for &tier in Tier::available().iter().filter(|t| **t != Tier::Scalar || all_tiers) {
+        let k = Kernels::new(tier).expect("available");
+        let peak = fma_peak_gflops(&k, 0.3);
+        if !as_json {
+            println!("peak FMA throughput, {:<7} {:>7.1} GFLOP/s per core", tier.name(), peak);
+        }
+        report.push((tier, peak, Vec::new()));
+    }
+    for (tier, peak, rows) in report.iter_mut().filter(|r| tiers.contains(&r.0)) {
+        let k = Kernels::new(*tier).expect("available");
+        if !as_json {
+            println!("\n{} ({}), peak {peak:.1} GFLOP/s", graph.name, k.conv_name());
+            println!(
+                "{:<8} {:>14} {:>5} {:>4} {:>9} {:>9} {:>6}",
+                "window", "input", "out", "x", "ms", "GFLOP/s", "peak"
+            );
+        }
+        for layer in graph.conv_layers() {
+            let secs = time_layer(&k, &layer, 0.02);
+            let gflops = 2.0 * layer.macs() as f64 / secs / 1e9;
+            let d = layer.input;
+            if !as_json {
+                let input = format!("{}x{}x{}", d.c, d.h, d.w);
+                let (out, n) = (layer.out_channels, layer.count);
+                let pct = 100.0 * gflops / *peak;
+                println!(
+                    "{:<8} {input:>14} {out:>5} {n:>4} {:>9.3} {gflops:>9.1} {pct:>5.1}%",
+                    layer.window(),
+                    secs * 1e3
+                );
+            }
+            rows.push((layer, secs, gflops));
+        }
+        // MAC-weighted efficiency per window kind, counting repeated layers.
+        let mut kinds: Vec<(String, f64, f64)> = Vec::new();
+        for (layer, secs, _) in rows.iter() {
+            let kind = kind_of(layer);
+            let (macs, t) = (layer.macs() as f64 * layer.count as f64, secs * layer.count as f64);
+            match kinds.iter_mut().find(|k| k.0 == kind) {
+                Some(k) => (k.1, k.2) = (k.1 + macs, k.2 + t),
+                None => kinds.push((kind, macs, t)),
+            }
+        }
+        if !as_json {
+            println!("\nby kind ({}): GFLOP/s and fraction of the {} peak", graph.name, tier.name());
+            for (kind, macs, t) in &kinds {
+                let g = 2.0 * macs / t / 1e9;
+                println!("{kind:<12} {g:>8.1} GFLOP/s {:>6.1}%", 100.0 * g / *peak);
+            }
+        }
+    }
+    if as_json {
+        let v: Vec<_> = report
+            .iter()
+            .map(|(tier, peak, rows)| {
+                let layers: Vec<_> = rows
+                    .iter()
+                    .map(|(l, secs, g)| {
+                        json!({"window": l.window(), "kind": kind_of(l), "input": [l.input.c, l.input.h, l.input.w],
+                               "out_channels": l.out_channels, "count": l.count, "ms": secs * 1e3,
+                               "gflops": g, "fraction_of_peak": g / peak})
+                    })
+                    .collect();
+                json!({"tier": tier.name(), "peak_gflops": peak, "layers": layers})
+            })
+            .collect();
+        println!("{:#}", json!({"model": graph.name, "tiers": v}));
+    }
+    Ok(())
+}
+
+/// The kernel family a layer belongs to, as the targets name them.
+fn kind_of(l: &ConvLayer) -> String {
+    let g = l.geom;
+    match (g.kh, g.kw, g.stride_h) {
+        (1, 1, 1) => "1x1".into(),
+        (3, 3, 1) => "3x3".into(),
+        (3, 3, 2) => "3x3/2".into(),
+        (1, 7, 1) | (7, 1, 1) => "1x7/7x1".into(),
+        (1, 3, 1) | (3, 1, 1) => "1x3/3x1".into(),
+        _ => l.window(),
+    }
+}
