@@ -106,6 +106,17 @@ fn bench_reports_json() {
 }
 
 #[test]
+fn idle_worker_threads_sleep() {
+    let out = incept(&["bench", "googlenet", "--runs", "3", "--threads", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // A spinning pool burns ~1 core per thread; sleeping threads burn ~0. Ticks are
+    // 10 ms, so 0.1 over 500 ms allows a few ticks of noise.
+    let idle = v["idle_cpu_fraction"].as_f64().expect("measured on Linux");
+    assert!(idle < 0.1, "the process used {idle:.2} of a core while idle");
+}
+
+#[test]
 fn bad_input_is_a_one_line_error() {
     assert_clean_error(&incept(&["info", "inception_v9"]), "unknown model 'inception_v9'");
     assert_clean_error(&incept(&["bench", "nin_cifar10", "--runs", "0"]), "--runs");

@@ -89,8 +89,42 @@ pub struct PackedConv<'a> {
     pub bias: &'a [f32],
 }
 
+/// Runs tasks `0..n`, possibly in parallel: the engine lends its threads to the
+/// kernels through this, so the kernels crate itself owns none.
+pub trait ParallelFor: Sync {
+    /// How many threads `run` may use.
+    fn threads(&self) -> usize;
+    /// Calls `task(i)` once for every `i < n`, in any order, and returns when all are done.
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync));
+}
+
+/// Runs every task on the calling thread, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sequential;
+
+impl ParallelFor for Sequential {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        (0..n).for_each(task)
+    }
+}
+
+/// The output pointer, shared by tasks that write disjoint tiles.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: the tasks that share it write disjoint tiles of the output (each
+// (block group, pixel range) belongs to exactly one task) and read nothing through it.
+unsafe impl Sync for SharedMut {}
+impl SharedMut {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `out = act(conv(input) + bias + residual)` on NCHW16c images, with the tier's
-/// microkernel. `scratch` must hold [`conv2d_scratch_len`] values.
+/// microkernel, on the calling thread. `scratch` must hold [`conv2d_scratch_len`] values.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_nchw16c(
     kernels: &Kernels,
@@ -101,6 +135,22 @@ pub fn conv2d_nchw16c(
     act: Activation,
     out: &mut ImageMut,
     scratch: &mut [f32],
+) {
+    conv2d_nchw16c_par(kernels, input, w, geom, residual, act, out, scratch, &Sequential)
+}
+
+/// [`conv2d_nchw16c`] with the output tiles spread over `par`'s threads.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_nchw16c_par(
+    kernels: &Kernels,
+    input: Image,
+    w: &PackedConv,
+    geom: &ConvGeometry,
+    residual: Option<Image>,
+    act: Activation,
+    out: &mut ImageMut,
+    scratch: &mut [f32],
+    par: &dyn ParallelFor,
 ) {
     let s = w.shape;
     assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_nchw16c: layouts");
@@ -142,41 +192,59 @@ pub fn conv2d_nchw16c(
     let mk = &kernels.conv;
     let w_block = s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK;
     let out_block = dout.h * dout.w * BLOCK;
-    let out_ptr = out.data.as_mut_ptr();
+    let out_len = out.data.len();
+    let out_ptr = SharedMut(out.data.as_mut_ptr());
     let co_blocks = s.co_blocks();
-    for ob0 in (0..co_blocks).step_by(mk.ob_max) {
+    // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
+    let tile = |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize| {
+        let in_off = if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
+        let out_off = ob0 * out_block + (oy * row_len + ox0) * BLOCK;
+        assert!(out_off + (ob - 1) * out_block + px * BLOCK <= out_len, "conv2d_nchw16c: tile outside the output");
+        let args = TileArgs {
+            input: input.data[in_off..].as_ptr(),
+            in_pixel: geom.stride_w * BLOCK,
+            in_row: di.w * BLOCK,
+            in_block: di.h * di.w * BLOCK,
+            ci_blocks: s.ci_blocks(),
+            kh: s.kh,
+            kw: s.kw,
+            weights: w.weights[ob0 * w_block..].as_ptr(),
+            w_block,
+            bias: w.bias[ob0 * BLOCK..].as_ptr(),
+            residual: residual.map_or(std::ptr::null(), |r| r.data[out_off..].as_ptr()),
+            // SAFETY: out_off is inside the output (asserted just above).
+            output: unsafe { out_ptr.get().add(out_off) },
+            out_block,
+            relu: act == Activation::Relu,
+        };
+        // SAFETY: `kernels` proves the tier runs on this CPU. Bounds: the last input
+        // read is block ci_blocks-1, row (oy*sh + kh-1), column ((ox0+px-1)*sw + kw-1)
+        // of the (padded by now) input, inside it because the output size was checked
+        // against the geometry; weights, bias, residual and output stay inside blocks
+        // ob0..ob0+ob of their images, whose lengths were asserted above. Tiles are
+        // disjoint, so concurrent tiles never write the same element.
+        unsafe { (mk.tile)(&args, ob, px) };
+    };
+
+    // Work units: a row of tiles, or for pointwise layers one tile of the long row.
+    // Tasks are (output block group, run of units), group-major so that one thread
+    // keeps reusing the same weights; a few tasks per thread balance the load.
+    let groups = co_blocks.div_ceil(mk.ob_max);
+    let units = if pointwise { row_len.div_ceil(mk.px_max) } else { rows };
+    let chunks = if par.threads() > 1 { (4 * par.threads()).div_ceil(groups).clamp(1, units) } else { 1 };
+    par.run(groups * chunks, &|t| {
+        let (g, c) = (t / chunks, t % chunks);
+        let ob0 = g * mk.ob_max;
         let ob = mk.ob_max.min(co_blocks - ob0);
-        for oy in 0..rows {
-            for ox0 in (0..row_len).step_by(mk.px_max) {
-                let px = mk.px_max.min(row_len - ox0);
-                let in_off =
-                    if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
-                let out_off = ob0 * out_block + (oy * row_len + ox0) * BLOCK;
-                let args = TileArgs {
-                    input: input.data[in_off..].as_ptr(),
-                    in_pixel: geom.stride_w * BLOCK,
-                    in_row: di.w * BLOCK,
-                    in_block: di.h * di.w * BLOCK,
-                    ci_blocks: s.ci_blocks(),
-                    kh: s.kh,
-                    kw: s.kw,
-                    weights: w.weights[ob0 * w_block..].as_ptr(),
-                    w_block,
-                    bias: w.bias[ob0 * BLOCK..].as_ptr(),
-                    residual: residual.map_or(std::ptr::null(), |r| r.data[out_off..].as_ptr()),
-                    // SAFETY: out_off < out.data.len() (ob0 < co_blocks, pixel in range).
-                    output: unsafe { out_ptr.add(out_off) },
-                    out_block,
-                    relu: act == Activation::Relu,
-                };
-                // SAFETY: `kernels` proves the tier runs on this CPU. Bounds: the last
-                // input read is block ci_blocks-1, row (oy*sh + kh-1), column
-                // ((ox0+px-1)*sw + kw-1) of the unpadded-by-now input, inside it because
-                // the output size was checked against the geometry; weights, bias,
-                // residual and output stay inside blocks ob0..ob0+ob of their images,
-                // whose lengths were asserted above.
-                unsafe { (mk.tile)(&args, ob, px) };
+        for u in c * units / chunks..(c + 1) * units / chunks {
+            if pointwise {
+                let ox0 = u * mk.px_max;
+                tile(ob0, ob, 0, ox0, mk.px_max.min(row_len - ox0));
+            } else {
+                for ox0 in (0..row_len).step_by(mk.px_max) {
+                    tile(ob0, ob, u, ox0, mk.px_max.min(row_len - ox0));
+                }
             }
         }
-    }
+    });
 }

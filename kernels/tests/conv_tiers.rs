@@ -3,7 +3,7 @@
 //! under and over the 16-lane block; widths around the pixel tile; stride 2; every
 //! padding side; a residual; output into a slice of a larger buffer.
 
-use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+use incept_kernels::conv::{PackedConv, ParallelFor, Sequential, conv2d_nchw16c_par, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
@@ -42,7 +42,7 @@ struct Case {
 /// Runs `case` on `kernels` and checks it against the reference, element by element,
 /// within the rounding error bound of a K-term float32 dot product:
 /// |fast - ref| <= 2 K u sum|w x| (u = 2^-24; both sides round, in any order).
-fn check(kernels: &Kernels, case: Case, rng: &mut Rng) {
+fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
     let Case { ci, co, h, w, geom, residual, act } = case;
     let din = Dims::new(ci, h, w);
     let Some((oh, ow)) = geom.output_hw(h, w) else { return };
@@ -90,7 +90,7 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng) {
     let (before, len) = (48, blk.image_len(dout));
     let mut buf = vec![12345.0f32; before + len + 48];
     let mut scratch = vec![f32::NAN; conv2d_scratch_len(din, &geom)];
-    conv2d_nchw16c(
+    conv2d_nchw16c_par(
         kernels,
         Image::new(&xin, din, blk),
         &PackedConv { shape, weights: &packed, bias: &pbias },
@@ -99,6 +99,7 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng) {
         act,
         &mut ImageMut::new(&mut buf[before..before + len], dout, blk),
         &mut scratch,
+        par,
     );
     assert!(
         buf[..before].iter().chain(&buf[before + len..]).all(|&v| v == 12345.0),
@@ -150,7 +151,24 @@ fn geometries() -> Vec<ConvGeometry> {
     ]
 }
 
-fn sweep(kernels: &Kernels) {
+/// Three scoped threads taking tasks round-robin, in reverse: shakes out any
+/// assumption that tasks run in order or that one thread does them all.
+struct ThreeThreads;
+
+impl ParallelFor for ThreeThreads {
+    fn threads(&self) -> usize {
+        3
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|s| {
+            for t in 0..3 {
+                s.spawn(move || (0..n).rev().filter(|i| i % 3 == t).for_each(task));
+            }
+        });
+    }
+}
+
+fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let mut cases = 0;
     for geom in geometries() {
@@ -158,7 +176,7 @@ fn sweep(kernels: &Kernels) {
             for &(h, w) in &[(1, 1), (2, 9), (5, 7), (8, 8), (13, 17), (12, 25)] {
                 let residual = (ci + h) % 2 == 0;
                 let act = if (co + w) % 3 == 0 { Activation::None } else { Activation::Relu };
-                check(kernels, Case { ci, co, h, w, geom, residual, act }, &mut rng);
+                check(kernels, Case { ci, co, h, w, geom, residual, act }, &mut rng, par);
                 cases += 1;
             }
         }
@@ -173,10 +191,16 @@ fn every_available_tier_matches_the_reference() {
     for tier in tiers {
         let kernels = Kernels::new(tier).unwrap();
         let before = tier_calls(tier);
-        sweep(&kernels);
+        sweep(&kernels, &Sequential);
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
         eprintln!("{}: ok", kernels.conv_name());
     }
+}
+
+#[test]
+fn tiles_spread_over_threads_match_the_reference() {
+    let tier = Tier::best();
+    sweep(&Kernels::new(tier).unwrap(), &ThreeThreads);
 }
 
 /// The tiers a machine of this architecture is expected to have: CI fails loudly if

@@ -1,14 +1,17 @@
 //! The executor: runs a [`Plan`] on its arena. `Session::run` allocates nothing.
 
-use std::ops::Range;
-use std::sync::Arc;
-use std::time::Instant;
+mod steps;
+mod workers;
 
-use incept_kernels::conv::{PackedConv, conv2d_nchw16c};
-use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, Tier, reference as k};
+use std::sync::Arc;
+
+use incept_kernels::conv::Sequential;
+use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
-use crate::plan::{Action, Kernel, Plan, PlannedStep, Program};
+use crate::plan::{Plan, Program};
+use steps::{Context, State, run_plan};
+use workers::Workers;
 
 /// Options fixed when a session is planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,15 +34,18 @@ impl Default for SessionOptions {
 /// sessions of the same model share its weights.
 pub struct Session {
     program: Arc<Program>,
-    plan: Plan,
-    arena: AlignedVec,
-    /// Nanoseconds spent in each step, summed over profiled runs (empty when off).
-    step_nanos: Vec<u64>,
-    profiled_runs: u64,
+    plan: Arc<Plan>,
     options: SessionOptions,
     input_len: usize,
     output_len: usize,
     kernels: Kernels,
+    engine: Engine,
+}
+
+/// Where runs happen: on the caller's thread, or on the session's workers.
+enum Engine {
+    Inline(State),
+    Workers(Workers),
 }
 
 impl Session {
@@ -54,22 +60,23 @@ impl Session {
         };
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
-        let plan = Plan::new(&program, options.batch)?;
-        let arena = AlignedVec::zeroed(plan.arena_len);
+        let plan = Arc::new(Plan::new(&program, options.batch)?);
+        let state = State { arena: AlignedVec::zeroed(plan.arena_len), step_nanos: Vec::new(), profiled_runs: 0 };
         let g = &program.graph;
         let (input_len, output_len) =
             (options.batch * g.dims(g.input).volume(), options.batch * g.dims(g.output).volume());
-        Ok(Session {
-            program,
-            plan,
-            arena,
-            step_nanos: Vec::new(),
-            profiled_runs: 0,
-            options,
-            input_len,
-            output_len,
-            kernels,
-        })
+        let engine = match options.threads {
+            1 => Engine::Inline(state),
+            n => Engine::Workers(Workers::start(
+                n,
+                program.clone(),
+                plan.clone(),
+                kernels,
+                state,
+                (input_len, output_len),
+            )?),
+        };
+        Ok(Session { program, plan, options, input_len, output_len, kernels, engine })
     }
 
     /// The plan this session runs.
@@ -119,36 +126,46 @@ impl Session {
         if output.len() != self.output_len() {
             return Err(Error::BufferSize { what: "output", got: output.len(), expected: self.output_len() });
         }
-        let arena = self.arena.as_mut_slice();
-        let cx = Context { program: &self.program, kernels: &self.kernels, layout: self.plan.layout };
-        let profiling = !self.step_nanos.is_empty();
-        for (i, step) in self.plan.steps.iter().enumerate() {
-            let t0 = profiling.then(Instant::now);
-            for n in 0..self.plan.batch {
-                run_step(&cx, step, n, arena, input, output);
+        match &mut self.engine {
+            Engine::Inline(state) => {
+                let cx = Context {
+                    program: &self.program,
+                    kernels: &self.kernels,
+                    layout: self.plan.layout,
+                    par: &Sequential,
+                };
+                run_plan(&cx, &self.plan, state, input, output);
             }
-            if let Some(t0) = t0 {
-                self.step_nanos[i] += t0.elapsed().as_nanos() as u64;
-            }
+            Engine::Workers(w) => w.run(input, output),
         }
-        self.profiled_runs += profiling as u64;
         Ok(())
+    }
+
+    /// Runs `f` on the run state, wherever it lives.
+    fn with_state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
+        match &mut self.engine {
+            Engine::Inline(state) => f(state),
+            Engine::Workers(w) => w.with_state(f),
+        }
     }
 
     /// Turns per-step timing on (and resets it) or off. Timing costs two clock reads
     /// per step and allocates nothing during runs.
     pub fn set_profiling(&mut self, on: bool) {
-        self.step_nanos = if on { vec![0; self.plan.steps.len()] } else { Vec::new() };
-        self.profiled_runs = 0;
+        let steps = self.plan.steps.len();
+        self.with_state(|s| {
+            s.step_nanos = if on { vec![0; steps] } else { Vec::new() };
+            s.profiled_runs = 0;
+        });
     }
 
     /// Mean time per run of each step since profiling was turned on, in plan order.
-    pub fn profile(&self) -> Vec<StepProfile> {
-        let runs = self.profiled_runs.max(1) as f64;
+    pub fn profile(&mut self) -> Vec<StepProfile> {
+        let (runs, nanos) = self.with_state(|s| (s.profiled_runs.max(1) as f64, s.step_nanos.clone()));
         self.plan
             .steps
             .iter()
-            .zip(&self.step_nanos)
+            .zip(&nanos)
             .map(|(s, &ns)| StepProfile {
                 name: s.name.clone(),
                 kind: s.kind_name(),
@@ -170,92 +187,4 @@ pub struct StepProfile {
     pub seconds: f64,
     /// Multiply-adds per run.
     pub macs: u64,
-}
-
-/// What every step of a run reads: the weights, the kernels, the layout.
-struct Context<'a> {
-    program: &'a Program,
-    kernels: &'a Kernels,
-    layout: Layout,
-}
-
-/// Runs `step` on image `n`.
-fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input: &[f32], output: &mut [f32]) {
-    let Context { program, kernels, layout } = *cx;
-    let nchw_image = |d: Dims| n * d.volume()..(n + 1) * d.volume();
-    match &step.action {
-        Action::Input => {
-            let d = step.output.dims;
-            let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
-            k::copy(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout));
-        }
-        Action::Output => {
-            let d = step.output.dims;
-            let src = Image::new(&arena[step.output.range(layout, n)], d, layout);
-            k::copy(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw));
-        }
-        Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
-        Action::Kernel(kernel) => {
-            let t = |id: crate::plan::TensorId| program.tensors[id.0].as_slice();
-            with_views(arena, layout, step, n, |ins, out, scratch| match kernel {
-                Kernel::Conv { weight, bias, shape, geom, act, residual } => {
-                    let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
-                    conv2d_nchw16c(kernels, ins[0], &w, geom, residual.then_some(ins[1]), *act, out, scratch)
-                }
-                Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {
-                    kernels.linear(ins[0], t(*weight), t(*bias), *act, out)
-                }
-                Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
-                Kernel::BatchNorm { params: [g, b, m, v], eps } => {
-                    k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out)
-                }
-                Kernel::Relu => k::relu(ins[0], out),
-                Kernel::MaxPool(g) => kernels.max_pool(ins[0], g, out),
-                Kernel::AvgPool(g, count_include_pad) => kernels.avg_pool(ins[0], g, *count_include_pad, out),
-                Kernel::GlobalAvgPool => kernels.global_avg_pool(ins[0], out),
-                Kernel::ResidualAdd(scale, act) => k::residual_add(ins[0], ins[1], *scale, *act, out),
-                Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(ins[0], *size, *alpha, *beta, *bias, out),
-                Kernel::Softmax => k::softmax(ins[0], out),
-                Kernel::Concat => unreachable!("the planner removes concatenations"),
-            })
-        }
-    }
-}
-
-/// Borrows the output view of image `n` and the step's scratch mutably, and up to
-/// two input views shared. The planner never lets a step's inputs, output and
-/// scratch overlap, so the arena splits into the two writable ranges and three
-/// read-only gaps around them, and each input lies inside one gap.
-fn with_views(
-    arena: &mut [f32],
-    layout: Layout,
-    step: &PlannedStep,
-    n: usize,
-    f: impl FnOnce([Image; 2], &mut ImageMut, &mut [f32]),
-) {
-    let out = step.output.range(layout, n);
-    let scratch = if step.scratch.is_empty() { out.end..out.end } else { step.scratch.clone() };
-    let (lo, hi) =
-        if out.start <= scratch.start { (out.clone(), scratch.clone()) } else { (scratch.clone(), out.clone()) };
-    assert!(lo.end <= hi.start, "plan bug: step '{}' has overlapping output and scratch", step.name);
-    let (gap0, rest) = arena.split_at_mut(lo.start);
-    let (lo_data, rest) = rest.split_at_mut(lo.len());
-    let (gap1, rest) = rest.split_at_mut(hi.start - lo.end);
-    let (hi_data, gap2) = rest.split_at_mut(hi.len());
-    let (out_data, scratch_data) = if out.start <= scratch.start { (lo_data, hi_data) } else { (hi_data, lo_data) };
-    let gaps: [(&[f32], usize); 3] = [(gap0, 0), (gap1, lo.end), (gap2, hi.end)];
-    let read = |r: Range<usize>| -> &[f32] {
-        for &(gap, start) in &gaps {
-            if r.start >= start && r.end <= start + gap.len() {
-                return &gap[r.start - start..r.end - start];
-            }
-        }
-        unreachable!("plan bug: step '{}' reads {r:?}, which overlaps what it writes", step.name)
-    };
-    let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout };
-    let mut ins = [empty; 2];
-    for (slot, v) in ins.iter_mut().zip(&step.inputs) {
-        *slot = Image::new(read(v.range(layout, n)), v.dims, layout);
-    }
-    f(ins, &mut ImageMut::new(out_data, step.output.dims, layout), scratch_data);
 }

@@ -202,11 +202,13 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
     times.sort_by(f64::total_cmp);
     let median = if runs % 2 == 1 { times[runs / 2] } else { (times[runs / 2 - 1] + times[runs / 2]) / 2.0 };
     let gmacs = model.graph().macs() as f64 * batch as f64 / 1e9;
+    let idle = idle_cpu_fraction(std::time::Duration::from_millis(500));
     if as_json {
         let v = json!({
             "model": name, "threads": threads, "batch": batch, "runs": runs, "tier": s.tier().name(),
             "load_ms": load_ms, "median_ms": median, "min_ms": times[0],
             "gflops_median": 2.0 * gmacs / (median / 1e3),
+            "idle_cpu_fraction": idle,
         });
         println!("{v:#}");
     } else {
@@ -216,11 +218,29 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
             2.0 * gmacs / (median / 1e3),
             s.tier().name()
         );
+        if let Some(idle) = idle {
+            println!("idle between runs: the process used {:.1}% of one core", 100.0 * idle);
+        }
     }
     if profile {
         print_profile(&mut s, &x, &mut y, runs)?;
     }
     Ok(())
+}
+
+/// CPU time the whole process burns while the session sits idle for `wait`, as a
+/// fraction of one core (a spinning worker pool would show ~1 per thread). Linux only.
+fn idle_cpu_fraction(wait: std::time::Duration) -> Option<f64> {
+    fn cpu_seconds() -> Option<f64> {
+        // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 Hz).
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
+    let before = cpu_seconds()?;
+    std::thread::sleep(wait);
+    Some((cpu_seconds()? - before) / wait.as_secs_f64())
 }
 
 /// Runs `runs` more times with per-step timing and prints time by operator kind and

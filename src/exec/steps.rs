@@ -1,0 +1,122 @@
+//! Running the steps of a plan on an arena.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use incept_kernels::conv::{PackedConv, ParallelFor, conv2d_nchw16c_par};
+use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, reference as k};
+
+use crate::plan::{Action, Kernel, Plan, PlannedStep, Program};
+
+/// What a run mutates: the arena and the profile.
+pub(super) struct State {
+    pub(super) arena: AlignedVec,
+    /// Nanoseconds spent in each step, summed over profiled runs (empty when off).
+    pub(super) step_nanos: Vec<u64>,
+    pub(super) profiled_runs: u64,
+}
+
+/// Runs every step of `plan` on `state`'s arena.
+pub(super) fn run_plan(cx: &Context, plan: &Plan, state: &mut State, input: &[f32], output: &mut [f32]) {
+    let arena = state.arena.as_mut_slice();
+    let profiling = !state.step_nanos.is_empty();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let t0 = profiling.then(Instant::now);
+        for n in 0..plan.batch {
+            run_step(cx, step, n, arena, input, output);
+        }
+        if let Some(t0) = t0 {
+            state.step_nanos[i] += t0.elapsed().as_nanos() as u64;
+        }
+    }
+    state.profiled_runs += profiling as u64;
+}
+
+/// What every step of a run reads: the weights, the kernels, the layout, the threads.
+pub(super) struct Context<'a> {
+    pub(super) program: &'a Program,
+    pub(super) kernels: &'a Kernels,
+    pub(super) layout: Layout,
+    pub(super) par: &'a dyn ParallelFor,
+}
+
+/// Runs `step` on image `n`.
+fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input: &[f32], output: &mut [f32]) {
+    let Context { program, kernels, layout, par } = *cx;
+    let nchw_image = |d: Dims| n * d.volume()..(n + 1) * d.volume();
+    match &step.action {
+        Action::Input => {
+            let d = step.output.dims;
+            let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
+            k::copy(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout));
+        }
+        Action::Output => {
+            let d = step.output.dims;
+            let src = Image::new(&arena[step.output.range(layout, n)], d, layout);
+            k::copy(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw));
+        }
+        Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
+        Action::Kernel(kernel) => {
+            let t = |id: crate::plan::TensorId| program.tensors[id.0].as_slice();
+            with_views(arena, layout, step, n, |ins, out, scratch| match kernel {
+                Kernel::Conv { weight, bias, shape, geom, act, residual } => {
+                    let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
+                    conv2d_nchw16c_par(kernels, ins[0], &w, geom, residual.then_some(ins[1]), *act, out, scratch, par)
+                }
+                Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {
+                    kernels.linear(ins[0], t(*weight), t(*bias), *act, out)
+                }
+                Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
+                Kernel::BatchNorm { params: [g, b, m, v], eps } => {
+                    k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out)
+                }
+                Kernel::Relu => k::relu(ins[0], out),
+                Kernel::MaxPool(g) => kernels.max_pool(ins[0], g, out),
+                Kernel::AvgPool(g, count_include_pad) => kernels.avg_pool(ins[0], g, *count_include_pad, out),
+                Kernel::GlobalAvgPool => kernels.global_avg_pool(ins[0], out),
+                Kernel::ResidualAdd(scale, act) => k::residual_add(ins[0], ins[1], *scale, *act, out),
+                Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(ins[0], *size, *alpha, *beta, *bias, out),
+                Kernel::Softmax => k::softmax(ins[0], out),
+                Kernel::Concat => unreachable!("the planner removes concatenations"),
+            })
+        }
+    }
+}
+
+/// Borrows the output view of image `n` and the step's scratch mutably, and up to
+/// two input views shared. The planner never lets a step's inputs, output and
+/// scratch overlap, so the arena splits into the two writable ranges and three
+/// read-only gaps around them, and each input lies inside one gap.
+fn with_views(
+    arena: &mut [f32],
+    layout: Layout,
+    step: &PlannedStep,
+    n: usize,
+    f: impl FnOnce([Image; 2], &mut ImageMut, &mut [f32]),
+) {
+    let out = step.output.range(layout, n);
+    let scratch = if step.scratch.is_empty() { out.end..out.end } else { step.scratch.clone() };
+    let (lo, hi) =
+        if out.start <= scratch.start { (out.clone(), scratch.clone()) } else { (scratch.clone(), out.clone()) };
+    assert!(lo.end <= hi.start, "plan bug: step '{}' has overlapping output and scratch", step.name);
+    let (gap0, rest) = arena.split_at_mut(lo.start);
+    let (lo_data, rest) = rest.split_at_mut(lo.len());
+    let (gap1, rest) = rest.split_at_mut(hi.start - lo.end);
+    let (hi_data, gap2) = rest.split_at_mut(hi.len());
+    let (out_data, scratch_data) = if out.start <= scratch.start { (lo_data, hi_data) } else { (hi_data, lo_data) };
+    let gaps: [(&[f32], usize); 3] = [(gap0, 0), (gap1, lo.end), (gap2, hi.end)];
+    let read = |r: Range<usize>| -> &[f32] {
+        for &(gap, start) in &gaps {
+            if r.start >= start && r.end <= start + gap.len() {
+                return &gap[r.start - start..r.end - start];
+            }
+        }
+        unreachable!("plan bug: step '{}' reads {r:?}, which overlaps what it writes", step.name)
+    };
+    let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout };
+    let mut ins = [empty; 2];
+    for (slot, v) in ins.iter_mut().zip(&step.inputs) {
+        *slot = Image::new(read(v.range(layout, n)), v.dims, layout);
+    }
+    f(ins, &mut ImageMut::new(out_data, step.output.dims, layout), scratch_data);
+}

@@ -1,0 +1,134 @@
+//! Worker threads for a session, handed work without allocating.
+//!
+//! Calling `rayon::ThreadPool::install` from outside a pool queues a job on the
+//! pool's global injector, which allocates a new block every few dozen calls. So a
+//! session instead parks one long-lived job inside its pool: a server that waits on
+//! a condition variable, runs the plan when asked (its parallel loops then use the
+//! workers' own deques, which do not allocate), and signals completion. Input and
+//! output are copied through buffers owned by the server: a few hundred microseconds
+//! at most, against runs of tens of milliseconds. Between runs every thread sleeps.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use incept_kernels::Kernels;
+use incept_kernels::conv::ParallelFor;
+
+use super::steps::{Context, State, run_plan};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Program};
+
+/// Spreads kernel tasks over the rayon pool the server runs in.
+struct RayonFor(usize);
+
+impl ParallelFor for RayonFor {
+    fn threads(&self) -> usize {
+        self.0
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().for_each(task);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Requested,
+    Done,
+    Shutdown,
+}
+
+/// What the caller and the server share.
+struct Exchange {
+    phase: Phase,
+    state: State,
+    input: Vec<f32>,
+    output: Vec<f32>,
+}
+
+struct Shared {
+    exchange: Mutex<Exchange>,
+    changed: Condvar,
+}
+
+/// A rayon pool with the session's server parked in it.
+pub(super) struct Workers {
+    shared: Arc<Shared>,
+    _pool: rayon::ThreadPool,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Exchange> {
+    // A panic inside a run poisons the lock; the data is still consistent (the next
+    // run overwrites the arena), so carry on rather than cascade the panic.
+    shared.exchange.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Workers {
+    /// Starts `threads` workers (the server is one of them) for `plan`.
+    pub(super) fn start(
+        threads: usize,
+        program: Arc<Program>,
+        plan: Arc<Plan>,
+        kernels: Kernels,
+        state: State,
+        io_lens: (usize, usize),
+    ) -> Result<Workers> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("incept-{i}"))
+            .build()
+            .map_err(|e| Error::Options(format!("cannot start {threads} threads: {e}")))?;
+        let shared = Arc::new(Shared {
+            exchange: Mutex::new(Exchange {
+                phase: Phase::Idle,
+                state,
+                input: vec![0.0; io_lens.0],
+                output: vec![0.0; io_lens.1],
+            }),
+            changed: Condvar::new(),
+        });
+        let server = shared.clone();
+        pool.spawn(move || {
+            let par = RayonFor(threads);
+            let cx = Context { program: &program, kernels: &kernels, layout: plan.layout, par: &par };
+            let mut ex = lock(&server);
+            loop {
+                ex = server
+                    .changed
+                    .wait_while(ex, |e| e.phase == Phase::Idle || e.phase == Phase::Done)
+                    .unwrap_or_else(|e| e.into_inner());
+                if ex.phase == Phase::Shutdown {
+                    return;
+                }
+                let Exchange { state, input, output, .. } = &mut *ex;
+                run_plan(&cx, &plan, state, input, output);
+                ex.phase = Phase::Done;
+                server.changed.notify_all();
+            }
+        });
+        Ok(Workers { shared, _pool: pool })
+    }
+
+    /// Runs the plan on the workers; returns when the output is written.
+    pub(super) fn run(&self, input: &[f32], output: &mut [f32]) {
+        let mut ex = lock(&self.shared);
+        ex.input.copy_from_slice(input);
+        ex.phase = Phase::Requested;
+        self.shared.changed.notify_all();
+        ex = self.shared.changed.wait_while(ex, |e| e.phase == Phase::Requested).unwrap_or_else(|e| e.into_inner());
+        output.copy_from_slice(&ex.output);
+        ex.phase = Phase::Idle;
+    }
+
+    /// Runs `f` on the run state (arena and profile) between runs.
+    pub(super) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut lock(&self.shared).state)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        lock(&self.shared).phase = Phase::Shutdown;
+        self.shared.changed.notify_all();
+    }
+}
