@@ -49,6 +49,14 @@ impl Layout {
         }
     }
 
+    /// Channels per block: 16, or 1 for the plain layout.
+    pub const fn block(self) -> usize {
+        match self {
+            Layout::Nchw => 1,
+            Layout::Nchw16c => BLOCK,
+        }
+    }
+
     /// Number of `f32` one image of shape `d` occupies.
     pub const fn image_len(self, d: Dims) -> usize {
         self.padded_channels(d.c) * d.h * d.w

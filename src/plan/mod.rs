@@ -48,9 +48,12 @@ pub enum Action {
     /// Copy the result from the arena into the caller's NCHW output.
     Output,
     /// Copy a concat input that could not be placed in its slice into the concat
-    /// output, at channel offset `c0`.
+    /// output. The output view covers just the 16-channel blocks the input's
+    /// channels fall in (so it never overlaps what the copy reads, even when the
+    /// source lives elsewhere in the same concat); `c0` is the first channel written
+    /// within that view.
     Copy {
-        /// First output channel written.
+        /// First channel written, within the output view.
         c0: usize,
     },
     /// Run a fused kernel.
@@ -271,14 +274,31 @@ impl Plan {
         let steps = uses
             .into_iter()
             .enumerate()
-            .map(|(t, u)| PlannedStep {
-                inputs: u.inputs.iter().map(|&v| view(v)).collect(),
-                output: view(u.output),
-                scratch: offset[nv + t]..offset[nv + t] + u.scratch,
-                action: u.action,
-                name: u.name,
+            .map(|(t, u)| {
+                let (output, action) = match u.action {
+                    Action::Copy { c0 } => copy_target(layout, view(u.output), g.dims(u.inputs[0]).c, c0),
+                    action => (view(u.output), action),
+                };
+                PlannedStep {
+                    inputs: u.inputs.iter().map(|&v| view(v)).collect(),
+                    output,
+                    scratch: offset[nv + t]..offset[nv + t] + u.scratch,
+                    action,
+                    name: u.name,
+                }
             })
             .collect();
         Ok(Plan { batch, layout, steps, arena_len, lower_bound })
     }
+}
+
+/// The part of concat view `whole` that channels `c0..c0 + c` occupy: from the
+/// start of the block holding channel `c0` to the end of the block holding the last
+/// channel (or to the end of the concat). Returns that view and the copy action
+/// with `c0` relative to it.
+fn copy_target(layout: Layout, whole: View, c: usize, c0: usize) -> (View, Action) {
+    let (first, end) = (c0 - c0 % layout.block(), (c0 + c).next_multiple_of(layout.block()).min(whole.dims.c));
+    let offset = layout.channel_slice_offset(whole.dims, first).expect("block-aligned");
+    let dims = Dims::new(end - first, whole.dims.h, whole.dims.w);
+    (View { offset: whole.offset + offset, image_stride: whole.image_stride, dims }, Action::Copy { c0: c0 - first })
 }
