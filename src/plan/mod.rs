@@ -241,26 +241,40 @@ impl Plan {
         let size = |r: usize| sizes[r].next_multiple_of(BLOCK);
         let overlaps = |a: usize, b: usize| first[a] <= last[b] && first[b] <= last[a];
 
-        // 4. Offsets: largest first, lowest offset clear of every placed root alive at the same time.
-        let mut order = roots.clone();
-        order.sort_by_key(|&r| (std::cmp::Reverse(size(r)), r));
-        let mut offset = vec![0; nb];
-        let mut placed: Vec<usize> = Vec::with_capacity(order.len());
-        for &r in &order {
-            let mut busy: Vec<(usize, usize)> =
-                placed.iter().filter(|&&p| overlaps(p, r)).map(|&p| (offset[p], offset[p] + size(p))).collect();
-            busy.sort_unstable();
-            let mut at = 0;
-            for (s, e) in busy {
-                if at + size(r) <= s {
-                    break;
+        // 4. Offsets: place roots one by one at the lowest offset clear of every placed
+        // root alive at the same time. The order matters and no single one wins
+        // everywhere, so try a few (largest first, longest-lived first, earliest
+        // first) and keep the smallest arena.
+        let place = |order: &[usize]| {
+            let mut offset = vec![0; nb];
+            let mut placed: Vec<usize> = Vec::with_capacity(order.len());
+            for &r in order {
+                let mut busy: Vec<(usize, usize)> =
+                    placed.iter().filter(|&&p| overlaps(p, r)).map(|&p| (offset[p], offset[p] + size(p))).collect();
+                busy.sort_unstable();
+                let mut at = 0;
+                for (s, e) in busy {
+                    if at + size(r) <= s {
+                        break;
+                    }
+                    at = at.max(e);
                 }
-                at = at.max(e);
+                offset[r] = at;
+                placed.push(r);
             }
-            offset[r] = at;
-            placed.push(r);
-        }
-        let arena_len = roots.iter().map(|&r| offset[r] + size(r)).max().unwrap_or(0);
+            let len = roots.iter().map(|&r| offset[r] + size(r)).max().unwrap_or(0);
+            (len, offset)
+        };
+        use std::cmp::Reverse;
+        let (mut by_size, mut by_life, mut by_start) = (roots.clone(), roots.clone(), roots.clone());
+        by_size.sort_by_key(|&r| (Reverse(size(r)), first[r]));
+        by_life.sort_by_key(|&r| (Reverse(last[r] - first[r]), Reverse(size(r))));
+        by_start.sort_by_key(|&r| (first[r], Reverse(size(r))));
+        let (arena_len, offset) = [by_size, by_life, by_start]
+            .iter()
+            .map(|order| place(order))
+            .min_by_key(|(len, _)| *len)
+            .expect("at least one order");
         let lower_bound = (0..uses.len())
             .map(|t| roots.iter().filter(|&&r| first[r] <= t && t <= last[r]).map(|&r| size(r)).sum::<usize>())
             .max()
