@@ -31,6 +31,10 @@ pub struct TileArgs {
     pub in_block: usize,
     /// Input channel blocks.
     pub ci_blocks: usize,
+    /// Real lanes in the last input block (1..=16). Lanes past it hold zeros, so a
+    /// kernel may ignore this and read all 16; skipping them saves the 13 wasted
+    /// lanes of a 3-channel image stem.
+    pub ci_tail: usize,
     /// Tap rows.
     pub kh: usize,
     /// Tap columns.
@@ -56,11 +60,12 @@ pub struct TileArgs {
 pub struct ConvMicrokernel {
     /// Name: op, tile and ISA.
     pub name: &'static str,
-    /// Largest number of output blocks per tile.
-    pub ob_max: usize,
-    /// Largest number of pixels per tile.
-    pub px_max: usize,
-    /// Computes one tile of `ob <= ob_max` blocks and `px <= px_max` pixels.
+    /// Largest number of pixels per tile for each number of output blocks:
+    /// `max_px[ob]` (0 where `ob` blocks are not supported; `max_px[0]` is 0). The
+    /// kernel computes any `ob x px` tile within these bounds; the driver picks the
+    /// shape per layer.
+    pub max_px: [usize; 5],
+    /// Computes one tile of `ob` blocks and `px <= max_px[ob]` pixels.
     ///
     /// # Safety
     /// Every address the [`TileArgs`] formula reaches must be in bounds (read-only
@@ -206,6 +211,7 @@ pub fn conv2d_nchw16c_par(
             in_row: di.w * BLOCK,
             in_block: di.h * di.w * BLOCK,
             ci_blocks: s.ci_blocks(),
+            ci_tail: s.ci - (s.ci_blocks() - 1) * BLOCK,
             kh: s.kh,
             kw: s.kw,
             weights: w.weights[ob0 * w_block..].as_ptr(),
@@ -226,25 +232,50 @@ pub fn conv2d_nchw16c_par(
         unsafe { (mk.tile)(&args, ob, px) };
     };
 
+    let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
+
     // Work units: a row of tiles, or for pointwise layers one tile of the long row.
     // Tasks are (output block group, run of units), group-major so that one thread
     // keeps reusing the same weights; a few tasks per thread balance the load.
-    let groups = co_blocks.div_ceil(mk.ob_max);
-    let units = if pointwise { row_len.div_ceil(mk.px_max) } else { rows };
+    let groups = co_blocks.div_ceil(ob_tile);
+    let units = if pointwise { row_len.div_ceil(px_tile) } else { rows };
     let chunks = if par.threads() > 1 { (4 * par.threads()).div_ceil(groups).clamp(1, units) } else { 1 };
     par.run(groups * chunks, &|t| {
         let (g, c) = (t / chunks, t % chunks);
-        let ob0 = g * mk.ob_max;
-        let ob = mk.ob_max.min(co_blocks - ob0);
+        let ob0 = g * ob_tile;
+        let ob = ob_tile.min(co_blocks - ob0);
         for u in c * units / chunks..(c + 1) * units / chunks {
             if pointwise {
-                let ox0 = u * mk.px_max;
-                tile(ob0, ob, 0, ox0, mk.px_max.min(row_len - ox0));
+                let ox0 = u * px_tile;
+                tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0));
             } else {
-                for ox0 in (0..row_len).step_by(mk.px_max) {
-                    tile(ob0, ob, u, ox0, mk.px_max.min(row_len - ox0));
+                for ox0 in (0..row_len).step_by(px_tile) {
+                    tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0));
                 }
             }
         }
     });
+}
+
+/// The tile shape (output blocks, pixels) for a layer of `co_blocks` output blocks
+/// and rows of `row_len` pixels: the one with the least estimated time, counting the
+/// partial tiles at the ends. Per input lane a tile issues `ob * px` FMAs and
+/// `ob + px` loads (weight rows and input broadcasts) on two FMA and two load ports,
+/// so its cost is the larger of the two; a tile also pays a fixed overhead (loop,
+/// epilogue) that favours fewer, larger tiles.
+fn choose_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
+    let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + 2;
+    let mut best = (usize::MAX, (1, 1));
+    for (ob, &max_px) in mk.max_px.iter().enumerate().filter(|(ob, m)| *ob > 0 && **m > 0) {
+        for px in 1..=max_px {
+            let (full_groups, ob_rem) = (co_blocks / ob, co_blocks % ob);
+            let (full_tiles, px_rem) = (row_len / px, row_len % px);
+            let row = |ob: usize| full_tiles * cost(ob, px) + if px_rem > 0 { cost(ob, px_rem) } else { 0 };
+            let total = full_groups * row(ob) + if ob_rem > 0 { row(ob_rem) } else { 0 };
+            if total < best.0 {
+                best = (total, (ob, px));
+            }
+        }
+    }
+    best.1
 }

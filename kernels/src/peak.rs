@@ -10,28 +10,31 @@ use std::time::Instant;
 use crate::dispatch::Kernels;
 
 /// Measures the FMA peak of `kernels`' tier on the calling thread for about
-/// `seconds`, in GFLOP/s (2 FLOPs per lane per FMA).
+/// `seconds`, in GFLOP/s (2 FLOPs per lane per FMA): the best of many ~10 ms
+/// windows, so that time slices lost to other processes do not count.
 pub fn fma_peak_gflops(kernels: &Kernels, seconds: f64) -> f64 {
     let (run, flops_per_iter) = kernels.peak;
-    // Calibrate the iteration count on a short run, then time the real one.
-    let mut iters = 1 << 16;
+    let window = 0.01;
+    // Calibrate the iteration count of one window.
+    let mut iters = 1 << 12;
     loop {
         let t = Instant::now();
         // SAFETY: a `Kernels` exists only for a tier this CPU runs.
         std::hint::black_box(unsafe { run(iters) });
         let dt = t.elapsed().as_secs_f64();
-        if dt > seconds / 4.0 {
-            iters = ((iters as f64) * seconds / dt) as u64;
+        if dt > window / 4.0 {
+            iters = ((iters as f64) * window / dt).max(1.0) as u64;
             break;
         }
         iters *= 4;
     }
+    let start = Instant::now();
     let mut best = 0f64;
-    for _ in 0..3 {
+    while start.elapsed().as_secs_f64() < seconds {
         let t = Instant::now();
         // SAFETY: as above.
-        std::hint::black_box(unsafe { run(iters / 3) });
-        best = best.max((iters / 3) as f64 * flops_per_iter as f64 / t.elapsed().as_secs_f64() / 1e9);
+        std::hint::black_box(unsafe { run(iters) });
+        best = best.max(iters as f64 * flops_per_iter as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
     best
 }

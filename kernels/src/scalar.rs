@@ -7,7 +7,7 @@ use crate::conv::{ConvMicrokernel, TileArgs};
 /// Up to 2 output blocks x 4 pixels: 128 accumulators, what the baseline
 /// target's 16 SSE registers can roughly hold in 4-lane pieces.
 pub(crate) const CONV: ConvMicrokernel =
-    ConvMicrokernel { name: "conv_nchw16c_32oc_x4px__scalar", ob_max: 2, px_max: 4, tile: conv_tile };
+    ConvMicrokernel { name: "conv_nchw16c_32oc_x4px__scalar", max_px: [0, 4, 4, 0, 0], tile: conv_tile };
 
 /// # Safety
 /// The [`TileArgs`] contract of [`ConvMicrokernel::tile`].
@@ -43,7 +43,8 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                 for kx in 0..a.kw {
                     let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
                     let w = a.weights.add(((ib * a.kh + ky) * a.kw + kx) * BLOCK * BLOCK);
-                    for i in 0..BLOCK {
+                    let lanes = if ib + 1 < a.ci_blocks { BLOCK } else { a.ci_tail };
+                    for i in 0..lanes {
                         for (b, acc_b) in acc.iter_mut().enumerate() {
                             let wrow = &*(w.add(b * a.w_block + i * BLOCK) as *const [f32; BLOCK]);
                             for (p, acc_bp) in acc_b.iter_mut().enumerate() {

@@ -12,10 +12,7 @@ use crate::conv::{ConvMicrokernel, TileArgs};
 /// 1 output block (16 channels, 2 ymm) x 6 pixels: 12 ymm accumulators, 2 for the
 /// weight row, 1 for the broadcast input: the 6x16 tile of MLAS and XNNPACK.
 pub(crate) const CONV: ConvMicrokernel =
-    ConvMicrokernel { name: "conv_nchw16c_16oc_x6px__avx2_fma", ob_max: OB_MAX, px_max: PX_MAX, tile: conv_tile };
-
-const OB_MAX: usize = 1;
-const PX_MAX: usize = 6;
+    ConvMicrokernel { name: "conv_nchw16c_16oc_x6px__avx2_fma", max_px: [0, 6, 0, 0, 0], tile: conv_tile };
 
 /// # Safety
 /// The [`TileArgs`] contract of [`ConvMicrokernel::tile`], on a CPU with AVX2 and FMA.
@@ -24,7 +21,7 @@ unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
     unsafe {
         match ob {
             1 => by_px::<1>(a, px),
-            _ => unreachable!("{ob} output blocks exceed {OB_MAX}"),
+            _ => unreachable!("{ob} output blocks exceed 1"),
         }
     }
 }
@@ -54,7 +51,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                 for kx in 0..a.kw {
                     let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
                     let w = a.weights.add(((ib * a.kh + ky) * a.kw + kx) * BLOCK * BLOCK);
-                    for i in 0..BLOCK {
+                    let mut lane = |i: usize| {
                         let mut wv = [[_mm256_setzero_ps(); 2]; OB];
                         for (b, v) in wv.iter_mut().enumerate() {
                             let row = w.add(b * a.w_block + i * BLOCK);
@@ -67,6 +64,12 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                                 acc[b][p][1] = _mm256_fmadd_ps(x, wv[b][1], acc[b][p][1]);
                             }
                         }
+                    };
+                    // A constant trip count for whole blocks, so the lane loop unrolls.
+                    if ib + 1 < a.ci_blocks || a.ci_tail == BLOCK {
+                        (0..BLOCK).for_each(&mut lane);
+                    } else {
+                        (0..a.ci_tail).for_each(&mut lane);
                     }
                 }
             }

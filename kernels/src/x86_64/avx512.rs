@@ -9,34 +9,27 @@ use super::match_px;
 use crate::BLOCK;
 use crate::conv::{ConvMicrokernel, TileArgs};
 
-/// 4 output blocks (64 channels) x 6 pixels: 24 zmm accumulators, 4 for the
-/// weight rows, the broadcast input folds into the FMA. Per input lane: 4 loads and
-/// 6 broadcasts feed 24 FMAs, within the two load ports' budget at 2 FMAs a cycle.
+/// Up to 4 output blocks (64 channels) x 6 pixels, 3 x 9, 2 x 14 or 1 x 16: at most
+/// 28 zmm accumulators plus one register per weight row, of 32. Per input lane a
+/// 4 x 6 tile issues 4 weight loads and 6 broadcasts for 24 FMAs, within the two
+/// load ports' budget at two FMAs a cycle; narrower layers (32 output channels) and
+/// short rows (8x8 maps) get the other shapes.
 pub(crate) const CONV: ConvMicrokernel =
-    ConvMicrokernel { name: "conv_nchw16c_64oc_x6px__avx512f", ob_max: OB_MAX, px_max: PX_MAX, tile: conv_tile };
-
-const OB_MAX: usize = 4;
-const PX_MAX: usize = 6;
+    ConvMicrokernel { name: "conv_nchw16c_64oc_x6px__avx512f", max_px: [0, 16, 14, 9, 6], tile: conv_tile };
 
 /// # Safety
 /// The [`TileArgs`] contract of [`ConvMicrokernel::tile`], on a CPU with AVX-512F.
 unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
-    // SAFETY: forwarded contract.
+    // SAFETY: forwarded contract; `px` is within `CONV.max_px[ob]`.
     unsafe {
         match ob {
-            1 => by_px::<1>(a, px),
-            2 => by_px::<2>(a, px),
-            3 => by_px::<3>(a, px),
-            4 => by_px::<4>(a, px),
-            _ => unreachable!("{ob} output blocks exceed {OB_MAX}"),
+            1 => match_px!(tile, 1, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+            2 => match_px!(tile, 2, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
+            3 => match_px!(tile, 3, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            4 => match_px!(tile, 4, a, px, [1, 2, 3, 4, 5, 6]),
+            _ => unreachable!("{ob} output blocks exceed 4"),
         }
     }
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn by_px<const OB: usize>(a: &TileArgs, px: usize) {
-    // SAFETY: forwarded contract.
-    unsafe { match_px!(tile, OB, a, px, [1, 2, 3, 4, 5, 6]) }
 }
 
 /// # Safety
@@ -57,7 +50,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                 for kx in 0..a.kw {
                     let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
                     let w = a.weights.add(((ib * a.kh + ky) * a.kw + kx) * BLOCK * BLOCK);
-                    for i in 0..BLOCK {
+                    let mut lane = |i: usize| {
                         let mut wv = [_mm512_setzero_ps(); OB];
                         for (b, v) in wv.iter_mut().enumerate() {
                             *v = _mm512_loadu_ps(w.add(b * a.w_block + i * BLOCK));
@@ -68,6 +61,12 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                                 acc[b][p] = _mm512_fmadd_ps(x, wv[b], acc[b][p]);
                             }
                         }
+                    };
+                    // A constant trip count for whole blocks, so the lane loop unrolls.
+                    if ib + 1 < a.ci_blocks || a.ci_tail == BLOCK {
+                        (0..BLOCK).for_each(&mut lane);
+                    } else {
+                        (0..a.ci_tail).for_each(&mut lane);
                     }
                 }
             }

@@ -5,7 +5,7 @@ pub(crate) mod avx512;
 
 /// Expands to a `match` from a runtime pixel count to `$tile::<OB, PX>` instances.
 macro_rules! match_px {
-    ($tile:ident, $ob:ident, $a:expr, $px:expr, [$($p:literal),*]) => {
+    ($tile:ident, $ob:tt, $a:expr, $px:expr, [$($p:literal),*]) => {
         match $px {
             $($p => $tile::<$ob, $p>($a),)*
             _ => unreachable!("pixel tile {} too wide", $px),

@@ -10,8 +10,9 @@ use incept_kernels::peak::fma_peak_gflops;
 use incept_kernels::{Activation, AlignedVec, Image, ImageMut, Kernels, Layout, Tier};
 use serde_json::json;
 
-/// Seconds-per-run of one convolution layer on `kernels`: the best of several
-/// batches of back-to-back runs, each batch at least `min_seconds` long.
+/// Seconds-per-run of one convolution layer on `kernels`: the best of a dozen
+/// batches of back-to-back runs, each batch at least `min_seconds` long (best-of,
+/// because other processes only ever make a batch slower).
 fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
     let (din, dout, g) = (layer.input, layer.output(), layer.geom);
     let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
@@ -41,7 +42,7 @@ fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
     run();
     let mut reps = 1;
     let mut best = f64::INFINITY;
-    for _ in 0..5 {
+    for _ in 0..12 {
         let t = Instant::now();
         for _ in 0..reps {
             run();
@@ -57,64 +58,35 @@ fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
 
 /// Measures peaks and per-layer efficiency of `graph`'s convolutions on the widest
 /// tier (or every tier with `all_tiers`), printing a table or JSON.
+///
+/// The clock of a shared machine drifts, so each tier's peak is measured before and
+/// after its layers and the higher figure is the yardstick.
 pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Result<(), String> {
-    let tiers: Vec<Tier> = if all_tiers { Tier::available() } else { vec![Tier::best()] };
+    let tiers: Vec<Tier> = Tier::available().into_iter().filter(|t| *t != Tier::Scalar || all_tiers).collect();
+    let widest = Tier::best();
     let mut report = Vec::new();
-    for &tier in Tier::available().iter().filter(|t| **t != Tier::Scalar || all_tiers) {
+    for tier in tiers {
         let k = Kernels::new(tier).expect("available");
-        let peak = fma_peak_gflops(&k, 0.3);
-        if !as_json {
-            println!("peak FMA throughput, {:<7} {:>7.1} GFLOP/s per core", tier.name(), peak);
-        }
-        report.push((tier, peak, Vec::new()));
-    }
-    for (tier, peak, rows) in report.iter_mut().filter(|r| tiers.contains(&r.0)) {
-        let k = Kernels::new(*tier).expect("available");
-        if !as_json {
-            println!("\n{} ({}), peak {peak:.1} GFLOP/s", graph.name, k.conv_name());
-            println!(
-                "{:<8} {:>14} {:>5} {:>4} {:>9} {:>9} {:>6}",
-                "window", "input", "out", "x", "ms", "GFLOP/s", "peak"
-            );
-        }
-        for layer in graph.conv_layers() {
-            let secs = time_layer(&k, &layer, 0.02);
-            let gflops = 2.0 * layer.macs() as f64 / secs / 1e9;
-            let d = layer.input;
-            if !as_json {
-                let input = format!("{}x{}x{}", d.c, d.h, d.w);
-                let (out, n) = (layer.out_channels, layer.count);
-                let pct = 100.0 * gflops / *peak;
-                println!(
-                    "{:<8} {input:>14} {out:>5} {n:>4} {:>9.3} {gflops:>9.1} {pct:>5.1}%",
-                    layer.window(),
-                    secs * 1e3
-                );
-            }
-            rows.push((layer, secs, gflops));
-        }
-        // MAC-weighted efficiency per window kind, counting repeated layers.
-        let mut kinds: Vec<(String, f64, f64)> = Vec::new();
-        for (layer, secs, _) in rows.iter() {
-            let kind = kind_of(layer);
-            let (macs, t) = (layer.macs() as f64 * layer.count as f64, secs * layer.count as f64);
-            match kinds.iter_mut().find(|k| k.0 == kind) {
-                Some(k) => (k.1, k.2) = (k.1 + macs, k.2 + t),
-                None => kinds.push((kind, macs, t)),
-            }
-        }
-        if !as_json {
-            println!("\nby kind ({}): GFLOP/s and fraction of the {} peak", graph.name, tier.name());
-            for (kind, macs, t) in &kinds {
-                let g = 2.0 * macs / t / 1e9;
-                println!("{kind:<12} {g:>8.1} GFLOP/s {:>6.1}%", 100.0 * g / *peak);
-            }
-        }
+        let before = fma_peak_gflops(&k, 0.3);
+        let rows: Vec<(ConvLayer, f64, f64)> = if all_tiers || tier == widest {
+            graph
+                .conv_layers()
+                .into_iter()
+                .map(|layer| {
+                    let secs = time_layer(&k, &layer, 0.01);
+                    (layer, secs, 2.0 * layer.macs() as f64 / secs / 1e9)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let after = if rows.is_empty() { before } else { fma_peak_gflops(&k, 0.3) };
+        report.push((tier, before.max(after), rows, k.conv_name()));
     }
     if as_json {
         let v: Vec<_> = report
             .iter()
-            .map(|(tier, peak, rows)| {
+            .map(|(tier, peak, rows, name)| {
                 let layers: Vec<_> = rows
                     .iter()
                     .map(|(l, secs, g)| {
@@ -123,12 +95,47 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Resu
                                "gflops": g, "fraction_of_peak": g / peak})
                     })
                     .collect();
-                json!({"tier": tier.name(), "peak_gflops": peak, "layers": layers})
+                let kinds: serde_json::Map<String, serde_json::Value> = by_kind(rows)
+                    .into_iter()
+                    .map(|(kind, g)| (kind, json!({"gflops": g, "fraction_of_peak": g / peak})))
+                    .collect();
+                json!({"tier": tier.name(), "kernel": name, "peak_gflops": peak, "kinds": kinds, "layers": layers})
             })
             .collect();
         println!("{:#}", json!({"model": graph.name, "tiers": v}));
+        return Ok(());
+    }
+    for (tier, peak, _, _) in &report {
+        println!("peak FMA throughput, {:<7} {:>7.1} GFLOP/s per core", tier.name(), peak);
+    }
+    for (tier, peak, rows, name) in report.iter().filter(|r| !r.2.is_empty()) {
+        println!("\n{} ({name}), peak {peak:.1} GFLOP/s", graph.name);
+        println!("{:<8} {:>14} {:>5} {:>4} {:>9} {:>9} {:>6}", "window", "input", "out", "x", "ms", "GFLOP/s", "peak");
+        for (layer, secs, gflops) in rows {
+            let d = layer.input;
+            let input = format!("{}x{}x{}", d.c, d.h, d.w);
+            let (out, n, pct) = (layer.out_channels, layer.count, 100.0 * gflops / peak);
+            println!("{:<8} {input:>14} {out:>5} {n:>4} {:>9.3} {gflops:>9.1} {pct:>5.1}%", layer.window(), secs * 1e3);
+        }
+        println!("\nby kind ({}): GFLOP/s and fraction of the {} peak", graph.name, tier.name());
+        for (kind, g) in by_kind(rows) {
+            println!("{kind:<12} {g:>8.1} GFLOP/s {:>6.1}%", 100.0 * g / peak);
+        }
     }
     Ok(())
+}
+
+/// MAC-weighted GFLOP/s per window kind, counting repeated layers.
+fn by_kind(rows: &[(ConvLayer, f64, f64)]) -> Vec<(String, f64)> {
+    let mut kinds: Vec<(String, f64, f64)> = Vec::new();
+    for (layer, secs, _) in rows {
+        let (kind, macs, t) = (kind_of(layer), layer.macs() as f64 * layer.count as f64, secs * layer.count as f64);
+        match kinds.iter_mut().find(|k| k.0 == kind) {
+            Some(k) => (k.1, k.2) = (k.1 + macs, k.2 + t),
+            None => kinds.push((kind, macs, t)),
+        }
+    }
+    kinds.into_iter().map(|(kind, macs, t)| (kind, 2.0 * macs / t / 1e9)).collect()
 }
 
 /// The kernel family a layer belongs to, as the targets name them.
