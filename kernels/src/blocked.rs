@@ -1,5 +1,5 @@
-//! Pooling and the fully connected layer on NCHW16c images, written once over
-//! 16-lane blocks. Each tier compiles these bodies inside its own
+//! Pooling, the fully connected layer and layout reordering on NCHW16c images,
+//! written once over 16-lane blocks. Each tier compiles these bodies inside its own
 //! `#[target_feature]` wrapper (see [`crate::dispatch`]), so the same loops become
 //! SSE, AVX2 or AVX-512 (or NEON) code; the per-lane loops are what vectorises.
 
@@ -96,4 +96,35 @@ pub(crate) fn linear(input: Image, weights: &[f32], bias: &[f32], relu: bool, ou
         out.data[o] = if relu { v.max(0.0) } else { v };
     }
     out.data[n..].fill(0.0);
+}
+
+/// Reorders an image between NCHW and NCHW16c (either direction), zeroing the
+/// padding lanes of a blocked output: the engine's input and output steps.
+pub fn reorder(input: Image, out: &mut ImageMut) {
+    let d = input.dims;
+    assert_eq!(d, out.dims, "reorder: shape");
+    let hw = d.h * d.w;
+    match (input.layout, out.layout) {
+        (Layout::Nchw, Layout::Nchw16c) => {
+            // Gather each pixel's lanes from the block's planes, store whole blocks.
+            for (cb, dst) in out.data.chunks_exact_mut(hw * BLOCK).enumerate() {
+                let lanes = (d.c - cb * BLOCK).min(BLOCK);
+                let planes = &input.data[cb * BLOCK * hw..][..lanes * hw];
+                for (p, px) in dst.chunks_exact_mut(BLOCK).enumerate() {
+                    let mut v: Lanes = [0.0; BLOCK];
+                    for (l, lane) in v.iter_mut().take(lanes).enumerate() {
+                        *lane = planes[l * hw + p];
+                    }
+                    px.copy_from_slice(&v);
+                }
+            }
+        }
+        (Layout::Nchw16c, Layout::Nchw) => {
+            for (c, plane) in out.data.chunks_exact_mut(hw).enumerate() {
+                let src = &input.data[(c / BLOCK) * hw * BLOCK..][..hw * BLOCK];
+                plane.iter_mut().zip(src.iter().skip(c % BLOCK).step_by(BLOCK)).for_each(|(o, v)| *o = *v);
+            }
+        }
+        _ => crate::reference::copy(input, out),
+    }
 }

@@ -12,7 +12,7 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
-mod blocked;
+pub mod blocked;
 pub mod conv;
 pub mod dispatch;
 pub mod geometry;

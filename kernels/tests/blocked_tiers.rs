@@ -121,3 +121,22 @@ fn fma_peak_is_measurable_on_every_tier() {
         assert!(g > 0.5 && g < 1e5, "{tier:?}: implausible peak {g}");
     }
 }
+
+#[test]
+fn reorder_matches_the_reference_copy_both_ways() {
+    for &(c, h, w) in &[(1, 1, 1), (3, 5, 7), (16, 2, 3), (35, 4, 4)] {
+        let d = Dims::new(c, h, w);
+        let x = data(d.volume(), c as u64);
+        let want = blocked(&x, d);
+        let mut got = vec![f32::NAN; Layout::Nchw16c.image_len(d)];
+        let src = Image::new(&x, d, Layout::Nchw);
+        incept_kernels::blocked::reorder(src, &mut ImageMut::new(&mut got, d, Layout::Nchw16c));
+        assert_eq!(got, want, "to blocked, {d:?} (padding lanes included)");
+        let mut back = vec![f32::NAN; d.volume()];
+        incept_kernels::blocked::reorder(
+            Image::new(&got, d, Layout::Nchw16c),
+            &mut ImageMut::new(&mut back, d, Layout::Nchw),
+        );
+        assert_eq!(back, x, "back to NCHW, {d:?}");
+    }
+}

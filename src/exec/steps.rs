@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::time::Instant;
 
+use incept_kernels::blocked::reorder;
 use incept_kernels::conv::{PackedConv, ParallelFor, conv2d_nchw16c_par};
 use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, reference as k};
 
@@ -48,12 +49,12 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
         Action::Input => {
             let d = step.output.dims;
             let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
-            k::copy(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout));
+            reorder(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout));
         }
         Action::Output => {
             let d = step.output.dims;
             let src = Image::new(&arena[step.output.range(layout, n)], d, layout);
-            k::copy(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw));
+            reorder(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw));
         }
         Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
         Action::Kernel(kernel) => {
