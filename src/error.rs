@@ -29,6 +29,10 @@ pub enum Error {
         /// The length the plan needs.
         expected: usize,
     },
+    /// A model file cannot be read or imported: unreadable or corrupt bytes, an
+    /// unsupported operator or attribute (the message names the node).
+    #[error("cannot import model: {0}")]
+    Import(String),
     /// Invalid session options.
     #[error("invalid option: {0}")]
     Options(String),

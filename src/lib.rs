@@ -13,6 +13,7 @@
 pub mod error;
 pub mod exec;
 pub mod graph;
+pub mod import;
 mod model;
 pub mod models;
 pub mod plan;

@@ -1,10 +1,12 @@
 //! A model: a validated graph with its weights, lowered once and shared by sessions.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exec::{Session, SessionOptions};
 use crate::graph::Graph;
+use crate::import;
 use crate::models;
 use crate::plan::Program;
 use crate::weights::Weights;
@@ -32,6 +34,31 @@ impl Model {
         let graph = models::build(name)?;
         let weights = Weights::synthetic(&graph, SYNTHETIC_SEED);
         Model::new(&graph, &weights)
+    }
+
+    /// A model from a file, by extension: `.onnx` (see [`import::onnx`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("onnx") => {
+                let (graph, weights) = import::load_onnx(path)?;
+                Model::new(&graph, &weights)
+            }
+            _ => Err(Error::Import(format!("{}: unsupported model file (supported: .onnx)", path.display()))),
+        }
+    }
+
+    /// A built-in model by name (see [`models::BUILTIN`]), or else a model file
+    /// (see [`open`](Model::open)) when the argument looks like a path.
+    pub fn load(name_or_path: &str) -> Result<Model> {
+        let builtin = models::BUILTIN.iter().any(|m| m.name == name_or_path);
+        let path = Path::new(name_or_path);
+        if !builtin && (path.extension().is_some() || name_or_path.contains(std::path::is_separator) || path.exists()) {
+            Model::open(path)
+        } else {
+            Model::builtin(name_or_path)
+        }
     }
 
     /// A model from a graph and weights for every one of its parameters.

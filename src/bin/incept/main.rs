@@ -24,7 +24,7 @@ enum Command {
     Models,
     /// Parameters, multiply-adds, arena size and operator counts of a model.
     Info {
-        /// A built-in model name (see `incept models`).
+        /// A built-in model name (see `incept models`) or a .onnx file.
         model: String,
         /// Images per run the arena is planned for.
         #[arg(long, default_value_t = 1)]
@@ -35,7 +35,7 @@ enum Command {
     },
     /// Run a model on an NCHW float32 .npy input and write the output as .npy.
     Run {
-        /// A built-in model name.
+        /// A built-in model name or a .onnx file.
         model: String,
         /// Input: float32 `[N, C, H, W]` (or `[C, H, W]` for one image).
         #[arg(long)]
@@ -61,7 +61,7 @@ enum Command {
     },
     /// Measure load time and latency on a synthetic input.
     Bench {
-        /// A built-in model name.
+        /// A built-in model name or a .onnx file.
         #[arg(default_value = "inception_v3")]
         model: String,
         /// Worker threads.
@@ -116,7 +116,7 @@ fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, Strin
 }
 
 fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
-    let model = Model::builtin(name).map_err(|e| e.to_string())?;
+    let model = Model::load(name).map_err(|e| e.to_string())?;
     let s = session(&model, batch, 1)?;
     let (g, plan) = (model.graph(), s.plan());
     let ops: serde_json::Map<String, serde_json::Value> =
@@ -159,7 +159,7 @@ fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<
     if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
         return Err(format!("refusing to overwrite the input file {}", input.display()));
     }
-    let model = Model::builtin(name).map_err(|e| e.to_string())?;
+    let model = Model::load(name).map_err(|e| e.to_string())?;
     let (shape, x) = npy::read_f32(input)?;
     let want = model.graph().dims(model.graph().input);
     let batch = match shape[..] {
@@ -186,7 +186,7 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
         return Err("--runs must be at least 1".into());
     }
     let t0 = Instant::now();
-    let model = Model::builtin(name).map_err(|e| e.to_string())?;
+    let model = Model::load(name).map_err(|e| e.to_string())?;
     let mut s = session(&model, batch, threads)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let x: Vec<f32> = (0..s.input_len()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
