@@ -1,0 +1,1008 @@
+//! The fuzz cases: input structures and the checks they drive.
+//!
+//! One file, two users: the cargo-fuzz targets in `fuzz/fuzz_targets/` include it
+//! with `#[path]` and feed it libFuzzer's inputs; `tests/fuzz_cases.rs` includes it
+//! and feeds it a few thousand inputs decoded from a fixed pseudo-random byte
+//! stream, so plain `cargo test` on stable runs the same checks. Every input
+//! decodes to a valid case (raw fields are mapped into range, never rejected), so
+//! no fuzzing time is lost on rejected inputs.
+//!
+//! - [`conv`]: every available tier's `conv2d_nchw16c` against `reference::conv2d`,
+//!   within the rounding error bound of the dot products (as in
+//!   `kernels/tests/conv_tiers.rs`).
+//! - [`pool`]: the reference pooling and convolution epilogues in NCHW against
+//!   NCHW16c (and mixed) layouts, bit for bit; every tier's blocked pooling against
+//!   the reference.
+//! - [`planner`]: random graphs planned and run against the unplanned interpreter,
+//!   and the plan's arena checked for overlaps, by interval and by a shadow
+//!   simulation of which value owns every arena element.
+#![allow(dead_code)]
+
+use incept_kernels::{Dims, Image, ImageMut, Layout, reference};
+
+/// xorshift64: the data of a case, seeded from its input bytes.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// Written around every output slice; compared bit for bit.
+const SENTINEL: f32 = -7.654_321e33;
+
+/// An NCHW image converted to `layout` (blocked padding lanes zero).
+fn to_layout(x: &[f32], d: Dims, layout: Layout) -> Vec<f32> {
+    let mut out = vec![f32::NAN; layout.image_len(d)];
+    reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, layout));
+    out
+}
+
+/// A buffer of `before + layout.image_len(d) + after` sentinels; the image is the middle.
+fn canvas(d: Dims, layout: Layout, before: usize, after: usize) -> Vec<f32> {
+    vec![SENTINEL; before + layout.image_len(d) + after]
+}
+
+/// Panics unless everything outside `[before, len - after)` is still a sentinel.
+fn check_sentinels(buf: &[f32], before: usize, after: usize, what: &dyn std::fmt::Display) {
+    let tail = buf.len() - after;
+    for (i, v) in buf[..before].iter().enumerate().chain(buf[tail..].iter().enumerate().map(|(i, v)| (tail + i, v))) {
+        assert!(v.to_bits() == SENTINEL.to_bits(), "{what}: wrote {v} at {i}, outside its slice");
+    }
+}
+
+/// Panics unless the padding lanes of a blocked image are zero.
+fn check_padding_lanes(data: &[f32], d: Dims, layout: Layout, what: &dyn std::fmt::Display) {
+    for c in d.c..layout.padded_channels(d.c) {
+        for y in 0..d.h {
+            for x in 0..d.w {
+                let v = data[layout.index(d, c, y, x)];
+                assert!(v == 0.0, "{what}: padding lane {c} at ({y}, {x}) is {v}");
+            }
+        }
+    }
+}
+
+pub mod conv {
+    //! Every available tier against the reference convolution.
+
+    use arbitrary::Arbitrary;
+    use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+    use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+    use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference};
+
+    use super::{Rng, canvas, check_padding_lanes, check_sentinels, to_layout};
+
+    /// Multiply-adds one case may cost: keeps the naive reference fast.
+    pub const MAX_MACS: usize = 250_000;
+
+    /// Raw fields, mapped into range by [`ConvCase::decode`].
+    #[derive(Arbitrary, Clone, Debug)]
+    pub struct ConvCase {
+        /// Kernel height and width: `raw % 7 + 1`, or 11 for raw >= 250.
+        pub kh: u8,
+        pub kw: u8,
+        /// `raw % 4 + 1`.
+        pub stride_h: u8,
+        pub stride_w: u8,
+        /// Top, left, bottom, right: `raw % min(4, kernel)`.
+        pub pad: [u8; 4],
+        /// `raw % 40 + 1`.
+        pub ci: u8,
+        pub co: u8,
+        /// `raw % 20 + 1`, raised to fit the window, then shrunk to [`MAX_MACS`].
+        pub h: u8,
+        pub w: u8,
+        pub residual: bool,
+        pub relu: bool,
+        /// Where the input and output images start in their buffers (`raw % 64`).
+        pub in_offset: u8,
+        pub out_offset: u8,
+        /// Seeds the values.
+        pub seed: u64,
+    }
+
+    /// A decoded case.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Conv {
+        pub ci: usize,
+        pub co: usize,
+        pub h: usize,
+        pub w: usize,
+        pub geom: ConvGeometry,
+        pub residual: bool,
+        pub act: Activation,
+        pub in_offset: usize,
+        pub out_offset: usize,
+    }
+
+    fn kernel(raw: u8) -> usize {
+        if raw >= 250 { 11 } else { raw as usize % 7 + 1 }
+    }
+
+    impl ConvCase {
+        pub fn decode(&self) -> Conv {
+            let (kh, kw) = (kernel(self.kh), kernel(self.kw));
+            let p = |raw: u8, k: usize| raw as usize % k.min(4);
+            let pad = Padding {
+                top: p(self.pad[0], kh),
+                left: p(self.pad[1], kw),
+                bottom: p(self.pad[2], kh),
+                right: p(self.pad[3], kw),
+            };
+            let geom = ConvGeometry {
+                kh,
+                kw,
+                stride_h: self.stride_h as usize % 4 + 1,
+                stride_w: self.stride_w as usize % 4 + 1,
+                pad,
+            };
+            let min_h = kh.saturating_sub(pad.top + pad.bottom).max(1);
+            let min_w = kw.saturating_sub(pad.left + pad.right).max(1);
+            let (mut ci, mut co) = (self.ci as usize % 40 + 1, self.co as usize % 40 + 1);
+            let (mut h, mut w) = ((self.h as usize % 20 + 1).max(min_h), (self.w as usize % 20 + 1).max(min_w));
+            let macs = |ci: usize, co: usize, h: usize, w: usize| {
+                let (oh, ow) = geom.output_hw(h, w).expect("the window fits");
+                ci * co * kh * kw * oh * ow
+            };
+            while macs(ci, co, h, w) > MAX_MACS {
+                if h > min_h && h >= w {
+                    h = (h / 2).max(min_h);
+                } else if w > min_w {
+                    w = (w / 2).max(min_w);
+                } else if h > min_h {
+                    h = (h / 2).max(min_h);
+                } else if co >= ci {
+                    co = co.div_ceil(2);
+                } else {
+                    ci = ci.div_ceil(2);
+                }
+            }
+            Conv {
+                ci,
+                co,
+                h,
+                w,
+                geom,
+                residual: self.residual,
+                act: if self.relu { Activation::Relu } else { Activation::None },
+                in_offset: self.in_offset as usize % 64,
+                out_offset: self.out_offset as usize % 64,
+            }
+        }
+    }
+
+    /// Runs `case` on every available tier and checks each output element against
+    /// the reference within the rounding error bound of a K-term float32 dot
+    /// product, `|fast - ref| <= 2 K u sum|w x|` (u = 2^-24, both sides rounding in
+    /// any order), that padding lanes are zero, and that nothing outside the output
+    /// slice was written.
+    pub fn check(case: &ConvCase) {
+        let cv = case.decode();
+        let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
+        let mut rng = Rng::new(case.seed);
+        let din = Dims::new(ci, h, w);
+        let (oh, ow) = geom.output_hw(h, w).expect("decode keeps the window inside");
+        let dout = Dims::new(co, oh, ow);
+        let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+        let (x, wt, bias, res) =
+            (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+
+        // The reference, and its magnitude twin (all operands made positive) for the bound.
+        let nchw = Layout::Nchw;
+        let run_ref = |x: &[f32], wt: &[f32], bias: &[f32], res: &[f32], act| {
+            let mut out = vec![0.0; dout.volume()];
+            let r = residual.then(|| Image::new(res, dout, nchw));
+            let mut o = ImageMut::new(&mut out, dout, nchw);
+            reference::conv2d(Image::new(x, din, nchw), wt, Some(bias), &geom, r, act, &mut o);
+            out
+        };
+        let want = run_ref(&x, &wt, &bias, &res, act);
+        let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
+        let mag = run_ref(&abs(&x), &abs(&wt), &abs(&bias), &abs(&res), Activation::None);
+        let k = (ci * geom.kh * geom.kw + 2) as f32;
+
+        let blk = Layout::Nchw16c;
+        let (mut packed, mut pbias) = (Vec::new(), Vec::new());
+        pack_conv_weights(&wt, shape, &mut packed);
+        pack_bias(&bias, &mut pbias);
+        let w = PackedConv { shape, weights: &packed, bias: &pbias };
+        // The input sits inside NaN: a read past its image would poison the output.
+        let in_len = blk.image_len(din);
+        let mut xbuf = vec![f32::NAN; in_offset + in_len + 64];
+        xbuf[in_offset..in_offset + in_len].copy_from_slice(&to_layout(&x, din, blk));
+        let rin = to_layout(&res, dout, blk);
+        let (before, after) = (out_offset, 64 - out_offset);
+        let out_len = blk.image_len(dout);
+        for tier in Tier::available() {
+            let kernels = Kernels::new(tier).expect("available");
+            let what = format!("{} {cv:?}", kernels.conv_name());
+            let mut buf = canvas(dout, blk, before, after);
+            let mut scratch = vec![f32::NAN; conv2d_scratch_len(din, &geom)];
+            conv2d_nchw16c(
+                &kernels,
+                Image::new(&xbuf[in_offset..in_offset + in_len], din, blk),
+                &w,
+                &geom,
+                residual.then(|| Image::new(&rin, dout, blk)),
+                act,
+                &mut ImageMut::new(&mut buf[before..before + out_len], dout, blk),
+                &mut scratch,
+            );
+            check_sentinels(&buf, before, after, &what);
+            let out = &buf[before..before + out_len];
+            check_padding_lanes(out, dout, blk, &what);
+            for c in 0..co {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let got = out[blk.index(dout, c, y, xx)];
+                        let i = (c * oh + y) * ow + xx;
+                        let tol = k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE;
+                        assert!(
+                            (got - want[i]).abs() <= tol,
+                            "{what}: at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {tol:e}",
+                            want[i]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub mod pool {
+    //! The reference pooling and convolution epilogues must not depend on the layout:
+    //! NCHW, NCHW16c and mixed in/out layouts agree bit for bit. Then every tier's
+    //! blocked pooling (`Kernels::max_pool`, `avg_pool`, `global_avg_pool`) against
+    //! the reference: max pooling exactly, averages within their rounding bound.
+
+    use arbitrary::Arbitrary;
+    use incept_kernels::{
+        Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, Tier, reference,
+    };
+
+    use super::{Rng, canvas, check_padding_lanes, check_sentinels, to_layout};
+
+    /// Multiply-adds the epilogue convolution may cost.
+    pub const MAX_MACS: usize = 60_000;
+
+    /// Raw fields, mapped into range by [`PoolCase::window`] and friends.
+    #[derive(Arbitrary, Clone, Debug)]
+    pub struct PoolCase {
+        /// Window `raw % 8 + 1`, stride `raw % 4 + 1`, padding `raw % min(4, window)`
+        /// (pooling padding must be smaller than the window).
+        pub kh: u8,
+        pub kw: u8,
+        pub stride_h: u8,
+        pub stride_w: u8,
+        pub pad: [u8; 4],
+        pub ceil_mode: bool,
+        /// Channels `raw % 40 + 1`; height and width `raw % 24 + 1`, raised to fit.
+        pub c: u8,
+        pub h: u8,
+        pub w: u8,
+        /// Output slice offset, `raw % 64`.
+        pub out_offset: u8,
+        /// The epilogue convolution (same window): output channels `raw % 24 + 1`.
+        pub co: u8,
+        pub relu: bool,
+        /// Scale of the residual add: `(raw as i8) / 64`.
+        pub scale: u8,
+        pub seed: u64,
+    }
+
+    const LAYOUTS: [(Layout, Layout); 4] = [
+        (Layout::Nchw, Layout::Nchw),
+        (Layout::Nchw16c, Layout::Nchw16c),
+        (Layout::Nchw, Layout::Nchw16c),
+        (Layout::Nchw16c, Layout::Nchw),
+    ];
+
+    impl PoolCase {
+        /// The window and the input shape it fits.
+        pub fn window(&self) -> (PoolGeometry, Dims) {
+            let (kh, kw) = (self.kh as usize % 8 + 1, self.kw as usize % 8 + 1);
+            let p = |raw: u8, k: usize| raw as usize % k.min(4);
+            let pad = Padding {
+                top: p(self.pad[0], kh),
+                left: p(self.pad[1], kw),
+                bottom: p(self.pad[2], kh),
+                right: p(self.pad[3], kw),
+            };
+            let window = ConvGeometry {
+                kh,
+                kw,
+                stride_h: self.stride_h as usize % 4 + 1,
+                stride_w: self.stride_w as usize % 4 + 1,
+                pad,
+            };
+            let h = (self.h as usize % 24 + 1).max(kh.saturating_sub(pad.top + pad.bottom)).max(1);
+            let w = (self.w as usize % 24 + 1).max(kw.saturating_sub(pad.left + pad.right)).max(1);
+            (PoolGeometry { window, ceil_mode: self.ceil_mode }, Dims::new(self.c as usize % 40 + 1, h, w))
+        }
+    }
+
+    /// Runs `f(input, out)` with the input in every layout of [`LAYOUTS`] and the
+    /// output written into a sentinel-guarded slice; returns each output read back in
+    /// NCHW order, after checking sentinels and padding lanes.
+    fn each_layout(
+        x: &[f32],
+        din: Dims,
+        dout: Dims,
+        before: usize,
+        what: &str,
+        mut f: impl FnMut(Image, &mut ImageMut),
+    ) -> Vec<(Layout, Layout, Vec<f32>)> {
+        LAYOUTS
+            .iter()
+            .map(|&(li, lo)| {
+                let xin = to_layout(x, din, li);
+                let after = 64 - before;
+                let mut buf = canvas(dout, lo, before, after);
+                let len = lo.image_len(dout);
+                f(Image::new(&xin, din, li), &mut ImageMut::new(&mut buf[before..before + len], dout, lo));
+                let label = format!("{what} {li:?} -> {lo:?}");
+                check_sentinels(&buf, before, after, &label);
+                check_padding_lanes(&buf[before..before + len], dout, lo, &label);
+                let out = Image::new(&buf[before..before + len], dout, lo);
+                let mut nchw = vec![0.0; dout.volume()];
+                reference::copy(out, &mut ImageMut::new(&mut nchw, dout, Layout::Nchw));
+                (li, lo, nchw)
+            })
+            .collect()
+    }
+
+    /// Panics unless every layout's result equals the first (NCHW) bit for bit.
+    fn same_bits(results: &[(Layout, Layout, Vec<f32>)], what: &str) {
+        let base = &results[0].2;
+        for (li, lo, r) in &results[1..] {
+            for (i, (a, b)) in base.iter().zip(r).enumerate() {
+                assert!(a.to_bits() == b.to_bits(), "{what}: {li:?} -> {lo:?} gives {b} at {i}, NCHW gives {a}");
+            }
+        }
+    }
+
+    /// Max and average pooling (both divisor conventions), a convolution with a
+    /// residual and the case's activation, a residual add and a ReLU, each in every
+    /// layout pair; the results must agree bit for bit. Pooling results must also be
+    /// finite (no window may lie wholly in the padding) and no larger than the input.
+    pub fn check(case: &PoolCase) {
+        let (geom, din) = case.window();
+        let mut rng = Rng::new(case.seed);
+        let x = rng.vec(din.volume());
+        let (oh, ow) = geom.output_hw(din.h, din.w).expect("window fits");
+        let dout = Dims::new(din.c, oh, ow);
+        let before = case.out_offset as usize % 64;
+        let what = format!("{case:?} ({geom:?} on {din:?})");
+        let max_in = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+
+        // `None`: max pooling; `Some(count_include_pad)`: average pooling.
+        for avg in [None, Some(true), Some(false)] {
+            let what =
+                format!("{} {what}", avg.map_or("max_pool".into(), |p| format!("avg_pool count_include_pad={p}")));
+            let results = each_layout(&x, din, dout, before, &what, |i, o| match avg {
+                None => reference::max_pool(i, &geom, o),
+                Some(p) => reference::avg_pool(i, &geom, p, o),
+            });
+            same_bits(&results, &what);
+            for (i, v) in results[0].2.iter().enumerate() {
+                assert!(v.is_finite() && v.abs() <= max_in, "{what}: output {i} is {v}, inputs are within {max_in}");
+            }
+        }
+
+        // Convolution epilogue: the same window as a convolution, channels shrunk to budget.
+        let g = geom.window;
+        let (coh, cow) = g.output_hw(din.h, din.w).expect("a pooling window that fits fits a convolution");
+        let (mut ci, mut co) = (din.c, case.co as usize % 24 + 1);
+        while ci * co * g.kh * g.kw * coh * cow > MAX_MACS && (ci > 1 || co > 1) {
+            if ci >= co { ci = ci.div_ceil(2) } else { co = co.div_ceil(2) }
+        }
+        let (cin, cout) = (Dims::new(ci, din.h, din.w), Dims::new(co, coh, cow));
+        let (cx, wt, bias, res) =
+            (rng.vec(cin.volume()), rng.vec(co * ci * g.kh * g.kw), rng.vec(co), rng.vec(cout.volume()));
+        let act = if case.relu { Activation::Relu } else { Activation::None };
+        let what = format!("conv2d epilogue {case:?} ({ci} -> {co}, {g:?})");
+        for lr in [Layout::Nchw, Layout::Nchw16c] {
+            let r = to_layout(&res, cout, lr);
+            let results = each_layout(&cx, cin, cout, before, &what, |i, o| {
+                reference::conv2d(i, &wt, Some(&bias), &g, Some(Image::new(&r, cout, lr)), act, o)
+            });
+            same_bits(&results, &format!("{what}, residual {lr:?}"));
+        }
+
+        // The elementwise epilogues on the pooled shape.
+        let (a, y) = (rng.vec(dout.volume()), rng.vec(dout.volume()));
+        let scale = case.scale as i8 as f32 / 64.0;
+        for ly in [Layout::Nchw, Layout::Nchw16c] {
+            let yl = to_layout(&y, dout, ly);
+            let what = format!("residual_add {case:?}, y {ly:?}");
+            let results = each_layout(&a, dout, dout, before, &what, |i, o| {
+                reference::residual_add(i, Image::new(&yl, dout, ly), scale, act, o)
+            });
+            same_bits(&results, &what);
+        }
+        let results = each_layout(&x, din, din, before, "relu", reference::relu);
+        same_bits(&results, &format!("relu {case:?}"));
+
+        check_tiers(case, &x, geom, din, before);
+    }
+
+    /// Every tier's blocked pooling on NCHW16c, the input inside NaN (a read past it
+    /// poisons an average), the output inside sentinels: max pooling equals the
+    /// reference exactly; an average of `n` terms is within `(n + 2) eps mean|x|` of it, with
+    /// `mean|x|` the same average over the magnitudes (both sides round a sum of `n`
+    /// terms in their own order, then divide).
+    fn check_tiers(case: &PoolCase, x: &[f32], geom: PoolGeometry, din: Dims, before: usize) {
+        let blk = Layout::Nchw16c;
+        let (oh, ow) = geom.output_hw(din.h, din.w).expect("window fits");
+        let (dout, dgap) = (Dims::new(din.c, oh, ow), Dims::new(din.c, 1, 1));
+        let in_len = blk.image_len(din);
+        let mut xbuf = vec![f32::NAN; before + in_len + 64];
+        xbuf[before..before + in_len].copy_from_slice(&to_layout(x, din, blk));
+        let xin = Image::new(&xbuf[before..before + in_len], din, blk);
+        let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+        let (xn, an) = (Image::new(x, din, Layout::Nchw), Image::new(&abs, din, Layout::Nchw));
+        // `Some(None)`: max pooling; `Some(Some(count_include_pad))`: average pooling;
+        // `None`: global average pooling.
+        for op in [Some(None), Some(Some(true)), Some(Some(false)), None] {
+            let (name, d, terms) = match op {
+                Some(None) => ("max_pool".to_string(), dout, None),
+                Some(Some(p)) => {
+                    (format!("avg_pool count_include_pad={p}"), dout, Some(geom.window.kh * geom.window.kw))
+                }
+                None => ("global_avg_pool".to_string(), dgap, Some(din.h * din.w)),
+            };
+            let slow = |i: Image, o: &mut ImageMut| match op {
+                Some(None) => reference::max_pool(i, &geom, o),
+                Some(Some(p)) => reference::avg_pool(i, &geom, p, o),
+                None => reference::global_avg_pool(i, o),
+            };
+            let fast = |k: &Kernels, i: Image, o: &mut ImageMut| match op {
+                Some(None) => k.max_pool(i, &geom, o),
+                Some(Some(p)) => k.avg_pool(i, &geom, p, o),
+                None => k.global_avg_pool(i, o),
+            };
+            let (mut want, mut mag) = (vec![0.0; d.volume()], vec![0.0; d.volume()]);
+            slow(xn, &mut ImageMut::new(&mut want, d, Layout::Nchw));
+            slow(an, &mut ImageMut::new(&mut mag, d, Layout::Nchw));
+            for tier in Tier::available() {
+                let k = Kernels::new(tier).expect("available");
+                let what = format!("{tier:?} {name} {case:?} ({geom:?} on {din:?})");
+                let after = 64 - before;
+                let mut buf = canvas(d, blk, before, after);
+                let len = blk.image_len(d);
+                fast(&k, xin, &mut ImageMut::new(&mut buf[before..before + len], d, blk));
+                check_sentinels(&buf, before, after, &what);
+                let out = &buf[before..before + len];
+                check_padding_lanes(out, d, blk, &what);
+                for c in 0..d.c {
+                    for y in 0..d.h {
+                        for xx in 0..d.w {
+                            let i = (c * d.h + y) * d.w + xx;
+                            let got = out[blk.index(d, c, y, xx)];
+                            let tol = terms.map_or(0.0, |n| (n + 2) as f32 * f32::EPSILON * mag[i]);
+                            assert!(
+                                (got - want[i]).abs() <= tol || got.to_bits() == want[i].to_bits(),
+                                "{what}: at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {tol:e}",
+                                want[i]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub mod planner {
+    //! Random valid graphs: planned and run against the interpreter, and the plan's
+    //! arena checked for overlaps.
+
+    use arbitrary::Arbitrary;
+    use incept::graph::interpret::interpret;
+    use incept::graph::{
+        Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, Padding, PoolGeometry, ValueId,
+    };
+    use incept::plan::{Action, Kernel, Plan};
+    use incept::weights::Weights;
+    use incept::{Model, SessionOptions};
+    use incept_kernels::{Layout, Tier};
+
+    use super::Rng;
+
+    /// Normalised error allowed between the session and the interpreter: largest
+    /// absolute difference over largest absolute reference value.
+    pub const TOL: f32 = 1e-4;
+
+    /// Operations a graph is built from.
+    pub const MAX_OPS: usize = 10;
+
+    /// Channel counts: unaligned (3, 5, 13, 17, 20), aligned (16, 32) and small.
+    const CHANNELS: [usize; 8] = [5, 13, 16, 20, 32, 3, 8, 17];
+
+    /// Convolution windows of the family, and two asymmetric paddings.
+    const GEOMETRIES: [ConvGeometry; 12] = [
+        ConvGeometry::new(1, 1, 1, Padding::uniform(0)),
+        ConvGeometry::new(3, 3, 1, Padding::uniform(1)),
+        ConvGeometry::new(3, 3, 2, Padding::uniform(0)),
+        ConvGeometry::new(3, 3, 2, Padding::uniform(1)),
+        ConvGeometry::new(1, 7, 1, Padding::symmetric(0, 3)),
+        ConvGeometry::new(7, 1, 1, Padding::symmetric(3, 0)),
+        ConvGeometry::new(5, 5, 1, Padding::uniform(2)),
+        ConvGeometry::new(1, 3, 1, Padding::symmetric(0, 1)),
+        ConvGeometry::new(3, 1, 1, Padding::symmetric(1, 0)),
+        ConvGeometry::new(3, 3, 1, Padding::uniform(0)),
+        ConvGeometry::new(3, 3, 2, Padding { top: 0, left: 0, bottom: 1, right: 1 }),
+        ConvGeometry { kh: 2, kw: 4, stride_h: 1, stride_w: 2, pad: Padding { top: 1, left: 0, bottom: 0, right: 2 } },
+    ];
+
+    /// Residual scales: Inception-ResNet's, one, and a negative one.
+    const SCALES: [f32; 4] = [0.17, 1.0, 0.1, -0.5];
+
+    /// Raw fields; see [`GraphCase::build`] for how they become a graph.
+    #[derive(Arbitrary, Clone, Debug)]
+    pub struct GraphCase {
+        /// Input channels `raw % 8 + 1`, height and width `raw % 10 + 3`.
+        pub c: u8,
+        pub h: u8,
+        pub w: u8,
+        /// `raw % 3 + 1`.
+        pub batch: u8,
+        /// Index into the available tiers.
+        pub tier: u8,
+        /// `raw % 4`: 0, 1 global pool + linear on the last value; 2 global pool of
+        /// every unread value, concatenated, + linear; 3 no head. Classes
+        /// `raw / 4 % 10 + 1`.
+        pub head: u8,
+        pub seed: u32,
+        /// `raw % (MAX_OPS + 1)` of `ops` are used.
+        pub n_ops: u8,
+        pub ops: [OpCode; MAX_OPS],
+    }
+
+    /// One operation: `kind % 8` picks what, `a`..`d` its operands (a value is picked
+    /// as `raw % values so far`).
+    #[derive(Arbitrary, Clone, Copy, Debug)]
+    pub struct OpCode {
+        pub kind: u8,
+        pub a: u8,
+        pub b: u8,
+        pub c: u8,
+        pub d: u8,
+    }
+
+    /// A graph under construction, with the values built so far.
+    struct Gen {
+        b: GraphBuilder,
+        values: Vec<ValueId>,
+        read: Vec<ValueId>,
+        names: usize,
+    }
+
+    impl Gen {
+        fn dims(&self, v: ValueId) -> Dims {
+            self.b.dims(v)
+        }
+
+        fn pick(&self, raw: u8) -> ValueId {
+            self.values[raw as usize % self.values.len()]
+        }
+
+        /// Values of the same height and width as `x` (`x` included).
+        fn same_hw(&self, x: ValueId) -> Vec<ValueId> {
+            let d = self.dims(x);
+            self.values.iter().copied().filter(|&v| (self.dims(v).h, self.dims(v).w) == (d.h, d.w)).collect()
+        }
+
+        fn name(&mut self, what: &str) -> String {
+            self.names += 1;
+            format!("{what}{}", self.names)
+        }
+
+        fn add(&mut self, v: ValueId, inputs: &[ValueId]) -> ValueId {
+            self.read.extend_from_slice(inputs);
+            self.values.push(v);
+            v
+        }
+
+        /// A convolution (1x1 when the window does not fit), then optionally
+        /// BatchNorm and ReLU (`flags` bits 0 bias, 1 BatchNorm, 2 ReLU).
+        fn conv(&mut self, x: ValueId, out: usize, geom: ConvGeometry, flags: u8) -> ValueId {
+            let d = self.dims(x);
+            let geom = if geom.output_hw(d.h, d.w).is_some() { geom } else { GEOMETRIES[0] };
+            let mut spec = ConvSpec { out_channels: out, geom, bias: false };
+            if flags & 1 != 0 {
+                spec = spec.bias();
+            }
+            let name = self.name("conv");
+            let mut y = self.b.conv(x, &name, spec);
+            self.read.push(x);
+            if flags & 2 != 0 {
+                let bn = format!("{name}.bn");
+                let z = self.b.batch_norm(y, &bn, 1e-3);
+                self.read.push(y);
+                y = z;
+            }
+            if flags & 4 != 0 {
+                let z = self.b.relu(y);
+                self.read.push(y);
+                y = z;
+            }
+            self.values.push(y);
+            y
+        }
+
+        fn concat(&mut self, inputs: &[ValueId]) -> ValueId {
+            let y = self.b.concat(inputs);
+            self.add(y, inputs)
+        }
+
+        /// A pooling window if it fits `x` (`max`, else average with `count_include_pad`).
+        fn pool(&mut self, x: ValueId, g: PoolGeometry, max: bool, count_include_pad: bool) -> Option<ValueId> {
+            let d = self.dims(x);
+            g.output_hw(d.h, d.w)?;
+            let y = if max { self.b.max_pool(x, g) } else { self.b.avg_pool(x, g, count_include_pad) };
+            Some(self.add(y, &[x]))
+        }
+
+        fn op(&mut self, op: OpCode) {
+            let OpCode { kind, a, b, c, d } = op;
+            let ch = |raw: u8| CHANNELS[raw as usize % CHANNELS.len()];
+            match kind % 8 {
+                // A convolution with any of the windows, BatchNorm, ReLU.
+                0 => {
+                    let x = self.pick(a);
+                    self.conv(x, ch(c), GEOMETRIES[b as usize % GEOMETRIES.len()], d);
+                }
+                // An Inception module: 2..=4 branches from one value, concatenated.
+                1 => {
+                    let x = self.pick(a);
+                    let mut branches = Vec::new();
+                    for i in 0..2 + b as usize % 3 {
+                        let (kind, out) = ((c >> (2 * i)) & 3, ch(d.rotate_left(3 * i as u32)));
+                        let y = match kind {
+                            0 => self.conv(x, out, GEOMETRIES[0], 6),
+                            1 => {
+                                let m = self.conv(x, ch(d.wrapping_add(i as u8)), GEOMETRIES[0], 6);
+                                self.conv(m, out, GEOMETRIES[1], 6)
+                            }
+                            2 => {
+                                let m = self.conv(x, ch(d ^ i as u8), GEOMETRIES[0], 6);
+                                let m = self.conv(m, out, GEOMETRIES[4], 6);
+                                self.conv(m, out, GEOMETRIES[5], 6)
+                            }
+                            _ => {
+                                let p = self
+                                    .pool(x, PoolGeometry::new(3, 1, 1, false), i % 2 == 0, c & 1 != 0)
+                                    .expect("3x3/1 padded fits any input");
+                                self.conv(p, out, GEOMETRIES[0], 6)
+                            }
+                        };
+                        branches.push(y);
+                    }
+                    self.concat(&branches);
+                }
+                // A concat of 2..=4 values of one size: repeats, the graph input,
+                // other concats (nesting) and unaligned channel counts all happen.
+                2 => {
+                    let x = self.pick(a);
+                    let same = self.same_hw(x);
+                    let n = same.len();
+                    let picks = [x, same[c as usize % n], same[d as usize % n], same[(c as usize + d as usize) % n]];
+                    self.concat(&picks[..2 + b as usize % 3]);
+                }
+                // A scaled residual add: x + s * conv1x1(y) (fused), the operands
+                // swapped (not fusable), or two existing values of one shape.
+                3 => {
+                    let x = self.pick(a);
+                    let dx = self.dims(x);
+                    let (scale, act) = (
+                        SCALES[d as usize % SCALES.len()],
+                        if d & 4 != 0 { Activation::Relu } else { Activation::None },
+                    );
+                    let (p, q) = match b % 3 {
+                        0 | 1 => {
+                            let same = self.same_hw(x);
+                            let src = same[c as usize % same.len()];
+                            let y = self.conv(src, dx.c, GEOMETRIES[0], 1);
+                            if b % 3 == 0 { (x, y) } else { (y, x) }
+                        }
+                        _ => {
+                            let same: Vec<ValueId> =
+                                self.values.iter().copied().filter(|&v| self.dims(v) == dx).collect();
+                            (x, same[c as usize % same.len()])
+                        }
+                    };
+                    let y = self.b.residual_add(p, q, scale, act);
+                    self.add(y, &[p, q]);
+                }
+                // Pooling: 3x3/2 (ceil or floor), 3x3/1 padded, average both ways.
+                4 => {
+                    let x = self.pick(a);
+                    let (g, max) = match b % 4 {
+                        0 => (PoolGeometry::new(3, 2, 0, c & 1 != 0), true),
+                        1 => (PoolGeometry::new(3, 1, 1, false), true),
+                        2 => (PoolGeometry::new(3, 1, 1, false), false),
+                        _ => (PoolGeometry::new(3, 2, 1, c & 1 != 0), false),
+                    };
+                    self.pool(x, g, max, d & 1 != 0);
+                }
+                // A ReLU on its own (fused only when it follows a private convolution).
+                5 => {
+                    let x = self.pick(a);
+                    let y = self.b.relu(x);
+                    self.add(y, &[x]);
+                }
+                // A BatchNorm on its own (folded only into a private convolution).
+                6 => {
+                    let x = self.pick(a);
+                    let name = self.name("bn");
+                    let y = self.b.batch_norm(x, &name, 1e-3);
+                    self.add(y, &[x]);
+                }
+                // A grid reduction: 3x3/2 convolution and 3x3/2 max pool, concatenated.
+                _ => {
+                    let x = self.pick(a);
+                    let dx = self.dims(x);
+                    let g = GEOMETRIES[2];
+                    let Some((oh, ow)) = g.output_hw(dx.h, dx.w) else { return };
+                    let y = self.conv(x, ch(c), g, 6);
+                    let ceil = PoolGeometry::new(3, 2, 0, true);
+                    let pg = if ceil.output_hw(dx.h, dx.w) == Some((oh, ow)) && b & 1 != 0 {
+                        ceil
+                    } else {
+                        PoolGeometry::new(3, 2, 0, false)
+                    };
+                    let p = self.pool(x, pg, true, false).expect("same window as the convolution");
+                    self.concat(&[y, p]);
+                }
+            }
+        }
+    }
+
+    impl GraphCase {
+        /// The graph the case describes; always valid.
+        pub fn build(&self) -> Graph {
+            let input = Dims::new(self.c as usize % 8 + 1, self.h as usize % 10 + 3, self.w as usize % 10 + 3);
+            let b = GraphBuilder::new("fuzz", input);
+            let x = b.input();
+            let mut g = Gen { b, values: vec![x], read: Vec::new(), names: 0 };
+            for &op in &self.ops[..self.n_ops as usize % (MAX_OPS + 1)] {
+                g.op(op);
+            }
+            let last = *g.values.last().expect("the input at least");
+            let classes = (self.head / 4) as usize % 10 + 1;
+            let out = match self.head % 4 {
+                0 | 1 => {
+                    let p = g.b.global_avg_pool(last);
+                    g.b.linear(p, "fc", classes, true)
+                }
+                2 => {
+                    let unread: Vec<ValueId> = g.values.iter().copied().filter(|v| !g.read.contains(v)).collect();
+                    let pooled: Vec<ValueId> = unread.iter().map(|&v| g.b.global_avg_pool(v)).collect();
+                    let c = if pooled.len() == 1 { pooled[0] } else { g.b.concat(&pooled) };
+                    g.b.linear(c, "fc", classes, true)
+                }
+                _ if last == x => g.b.relu(x),
+                _ => last,
+            };
+            g.b.finish(out).unwrap_or_else(|e| panic!("{self:?} builds an invalid graph: {e}"))
+        }
+    }
+
+    /// Builds the case's graph, runs it planned on one tier and unplanned, compares,
+    /// and checks the plan's arena.
+    pub fn check(case: &GraphCase) {
+        let graph = case.build();
+        let weights = Weights::synthetic(&graph, case.seed as u64);
+        let model = Model::new(&graph, &weights).unwrap_or_else(|e| panic!("{case:?}: lowering failed: {e}"));
+        let tiers = Tier::available();
+        let tier = tiers[case.tier as usize % tiers.len()];
+        let batch = case.batch as usize % 3 + 1;
+        let options = SessionOptions { batch, threads: 1, tier: Some(tier) };
+        let mut session = model.session(options).unwrap_or_else(|e| panic!("{case:?}: planning failed: {e}"));
+        check_arena(&model, session.plan(), case);
+
+        let x = Rng::new(case.seed as u64 ^ 0x5eed).vec(session.input_len());
+        let mut y = vec![f32::NAN; session.output_len()];
+        session.run(&x, &mut y).expect("run");
+        let want = interpret(&graph, &weights, &x, batch).expect("interpret");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = y.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            err <= TOL * scale.max(f32::MIN_POSITIVE) && y.iter().all(|v| v.is_finite()),
+            "{case:?} on {tier:?}, batch {batch}: max error {err:e} against max |y| {scale:e}\n{graph:#?}"
+        );
+        // A second run gives the same bits: no state leaks between runs.
+        let mut again = vec![0.0; y.len()];
+        session.run(&x, &mut again).expect("run");
+        assert!(y.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{case:?}: second run differs");
+    }
+
+    /// What one planned step reads and writes, in graph values.
+    struct StepValues {
+        inputs: Vec<ValueId>,
+        output: ValueId,
+        /// For a copy: the first channel written, within the step's output view.
+        copy_c0: Option<usize>,
+    }
+
+    /// The graph values of every plan step, matched against the program the plan was
+    /// made from: `Input`, then per program step its kernel, or for a concat the copies
+    /// of the inputs that could not be placed, then `Output`.
+    fn step_values(model: &Model, plan: &Plan) -> Vec<StepValues> {
+        let program = model.program();
+        let g = &program.graph;
+        let mut out = vec![StepValues { inputs: vec![], output: g.input, copy_c0: None }];
+        let mut t = 1;
+        for s in &program.steps {
+            if s.kernel == Kernel::Concat {
+                let mut c0 = 0;
+                for &v in &s.inputs {
+                    let copy = format!("copy {} -> {}@{c0}", g.values[v.0].name, g.values[s.output.0].name);
+                    if let Action::Copy { c0 } = plan.steps[t].action
+                        && plan.steps[t].name == copy
+                    {
+                        out.push(StepValues { inputs: vec![v], output: s.output, copy_c0: Some(c0) });
+                        t += 1;
+                    }
+                    c0 += g.dims(v).c;
+                }
+                continue;
+            }
+            let p = &plan.steps[t];
+            assert!(
+                p.action == Action::Kernel(s.kernel.clone()) && p.name == s.name,
+                "plan step {t} ({}) does not match program step {}",
+                p.name,
+                s.name
+            );
+            out.push(StepValues { inputs: s.inputs.clone(), output: s.output, copy_c0: None });
+            t += 1;
+        }
+        assert!(plan.steps[t].action == Action::Output && t + 1 == plan.steps.len(), "plan has unmatched steps");
+        out.push(StepValues { inputs: vec![], output: g.output, copy_c0: None });
+        for (p, sv) in plan.steps.iter().zip(&out) {
+            let (want, got) = (g.dims(sv.output), p.output.dims);
+            if let Some(c0) = sv.copy_c0 {
+                // A copy's view is the part of the concat its channels fall in.
+                assert!((got.h, got.w) == (want.h, want.w) && c0 + g.dims(sv.inputs[0]).c <= got.c, "{}", p.name);
+            } else {
+                assert_eq!(got, want, "{}: output view shape", p.name);
+            }
+            for (view, &v) in p.inputs.iter().zip(&sv.inputs) {
+                assert_eq!(view.dims, g.dims(v), "{}: input view shape", p.name);
+            }
+        }
+        out
+    }
+
+    /// Arena elements a copy step writes for image `n`: its channels of the output
+    /// view, and the view's padding lanes (`copy_channels` zeroes them).
+    fn copy_writes(plan: &Plan, step: usize, c0: usize, c: usize, n: usize) -> Vec<usize> {
+        let (layout, view) = (plan.layout, plan.steps[step].output);
+        let d = view.dims;
+        let base = view.range(layout, n).start;
+        let channels = (c0..c0 + c).chain(d.c..layout.padded_channels(d.c));
+        channels.flat_map(|ch| (0..d.h * d.w).map(move |p| base + layout.index(d, ch, p / d.w, p % d.w))).collect()
+    }
+
+    fn overlaps(a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> bool {
+        a.start < b.end && b.start < a.end && !a.is_empty() && !b.is_empty()
+    }
+
+    /// Checks the plan's arena: every view and scratch inside it; within a step, what
+    /// it writes (every image, and its scratch) never overlaps what it reads (every
+    /// image); and, simulating the run, every element a step reads was last written
+    /// by the value it reads (or a part of it, for a concatenation) and not since
+    /// overwritten by another value or a scratch.
+    fn check_arena(model: &Model, plan: &Plan, case: &GraphCase) {
+        let g = &model.program().graph;
+        let layout = plan.layout;
+        assert_eq!(layout, Layout::Nchw16c);
+        assert!(plan.arena_len >= plan.lower_bound, "{case:?}: arena below its lower bound");
+        let values = step_values(model, plan);
+        let batch = plan.batch;
+
+        // 1. Intervals, step by step.
+        for (t, (s, sv)) in plan.steps.iter().zip(&values).enumerate() {
+            let what = || format!("{case:?}: step {t} '{}'", s.name);
+            assert!(s.scratch.end <= plan.arena_len, "{}: scratch {:?} outside the arena", what(), s.scratch);
+            for n in 0..batch {
+                let out = s.output.range(layout, n);
+                assert!(out.end <= plan.arena_len, "{}: output {out:?} outside the arena", what());
+                for v in &s.inputs {
+                    assert!(v.range(layout, n).end <= plan.arena_len, "{}: input outside the arena", what());
+                }
+            }
+            if matches!(s.action, Action::Input | Action::Output) {
+                continue;
+            }
+            for n in 0..batch {
+                let out = s.output.range(layout, n);
+                assert!(!overlaps(&out, &s.scratch), "{}: output {out:?} overlaps scratch {:?}", what(), s.scratch);
+                for (i, v) in s.inputs.iter().enumerate() {
+                    for m in 0..batch {
+                        let r = v.range(layout, m);
+                        assert!(!overlaps(&r, &s.scratch), "{}: input {i} overlaps the scratch", what());
+                        let hit = match sv.copy_c0 {
+                            None => overlaps(&out, &r),
+                            Some(c0) => copy_writes(plan, t, c0, v.dims.c, n).iter().any(|e| r.contains(e)),
+                        };
+                        assert!(!hit, "{}: writing image {n} overlaps input {i} of image {m}", what());
+                    }
+                }
+            }
+        }
+
+        // 2. Shadow run: which value last wrote each element.
+        const NONE: usize = usize::MAX;
+        const SCRATCH: usize = usize::MAX - 1;
+        let nv = g.values.len();
+        // parts[u][w]: w's data lives in u's buffer (w == u, or w a concatenated part of u).
+        let mut parts = vec![vec![false; nv]; nv];
+        for (u, row) in parts.iter_mut().enumerate() {
+            row[u] = true;
+        }
+        for s in &model.program().steps {
+            if s.kernel == Kernel::Concat {
+                for &v in &s.inputs {
+                    let sub = parts[v.0].clone();
+                    parts[s.output.0].iter_mut().zip(sub).for_each(|(p, q)| *p |= q);
+                }
+            }
+        }
+        let mut owner = vec![NONE; plan.arena_len];
+        for (t, (s, sv)) in plan.steps.iter().zip(&values).enumerate() {
+            // `Output` reads the view it names.
+            let reads: Vec<_> = if s.action == Action::Output {
+                vec![(&s.output, sv.output)]
+            } else {
+                s.inputs.iter().zip(sv.inputs.iter().copied()).collect()
+            };
+            for n in 0..batch {
+                for &(view, v) in &reads {
+                    for e in view.range(layout, n) {
+                        let o = owner[e];
+                        assert!(
+                            o != NONE && o != SCRATCH && parts[v.0][o],
+                            "{case:?}: step {t} '{}' reads '{}' (image {n}) at arena element {e}, last written by {}",
+                            s.name,
+                            g.values[v.0].name,
+                            match o {
+                                NONE => "nothing".to_string(),
+                                SCRATCH => "a scratch".to_string(),
+                                _ => format!("'{}'", g.values[o].name),
+                            }
+                        );
+                    }
+                }
+                if s.action == Action::Output {
+                    continue;
+                }
+                owner[s.scratch.clone()].fill(SCRATCH);
+                match sv.copy_c0 {
+                    None => owner[s.output.range(layout, n)].fill(sv.output.0),
+                    Some(c0) => {
+                        for e in copy_writes(plan, t, c0, s.inputs[0].dims.c, n) {
+                            owner[e] = sv.inputs[0].0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
