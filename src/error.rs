@@ -38,5 +38,5 @@ pub enum Error {
     Options(String),
 }
 
-/// `Result` with the engine's [`Error`].
+/// `Result` with the engine's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,13 +10,16 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod capi;
 pub mod error;
 pub mod exec;
 pub mod graph;
 pub mod import;
+pub mod labels;
 mod model;
 pub mod models;
 pub mod plan;
+pub mod preprocess;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! The `incept` command-line tool: inspect, run and benchmark models.
 
+mod classify;
 mod npy;
 mod peak;
 
@@ -80,6 +81,8 @@ enum Command {
         #[arg(long)]
         profile: bool,
     },
+    /// Classify JPEG/PNG images: print each one's top classes and probabilities.
+    Classify(classify::Args),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +111,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bench { model, threads, runs, batch, json, profile } => {
             bench(&model, threads, runs, batch, json, profile)
         }
+        Command::Classify(args) => classify::run(&args),
     }
 }
 
