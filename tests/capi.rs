@@ -2,49 +2,17 @@
 //! closed-handle detection, no allocation in `incept_session_run`, and a header that
 //! declares every exported function and status code.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::ffi::CStr;
 use std::ptr::null_mut;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use incept::capi::*;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Tests that close handles run one at a time: a freed handle's address must not be
 /// reused by another test's new handle before the use-after-close check.
@@ -217,19 +185,17 @@ fn session_run_allocates_nothing() {
         // SAFETY: a live session and buffers of the stated lengths.
         let run = || unsafe { incept_session_run(s, xp, x.len(), yp, 10) };
         assert_eq!(run(), INCEPT_OK, "warm-up");
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        COUNTING.with(|c| c.set(true));
-        let status = [run(), run(), run()];
-        COUNTING.with(|c| c.set(false));
-        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations in incept_session_run");
+        let mut status = [INCEPT_OK; 3];
+        let allocations = counting_alloc::on_this_thread(|| status = [run(), run(), run()]);
+        assert_eq!(allocations, 0, "allocations in incept_session_run");
         assert_eq!(status, [INCEPT_OK; 3]);
         // The counter works: a failed call allocates its message.
-        COUNTING.with(|c| c.set(true));
+        let mut short = INCEPT_OK;
         // SAFETY: as above; the short output length is the point.
-        let short = unsafe { incept_session_run(s, xp, x.len(), yp, 3) };
-        COUNTING.with(|c| c.set(false));
+        let allocations =
+            counting_alloc::on_this_thread(|| short = unsafe { incept_session_run(s, xp, x.len(), yp, 3) });
         assert_eq!(short, INCEPT_ERR_ARGUMENT);
-        assert!(ALLOCATIONS.load(Ordering::Relaxed) > before);
+        assert!(allocations > 0);
         // SAFETY: a live session.
         assert_eq!(unsafe { incept_session_close(s) }, INCEPT_OK);
     }

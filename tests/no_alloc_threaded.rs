@@ -2,42 +2,12 @@
 //! allocator here counts every thread (this file holds a single test, so nothing
 //! else runs in the process meanwhile).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 mod common;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn threaded_runs_allocate_nothing_and_match_one_thread() {
@@ -53,10 +23,10 @@ fn threaded_runs_allocate_nothing_and_match_one_thread() {
     }
     // Every output tile is computed by one microkernel call whichever thread runs it.
     assert_eq!(y1, y2);
-    COUNTING.store(true, Ordering::SeqCst);
-    for _ in 0..100 {
-        two.run(&x, &mut y2).unwrap();
-    }
-    COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "allocations during 100 threaded runs");
+    let allocations = counting_alloc::on_all_threads(|| {
+        for _ in 0..100 {
+            two.run(&x, &mut y2).unwrap();
+        }
+    });
+    assert_eq!(allocations, 0, "allocations during 100 threaded runs");
 }
