@@ -12,18 +12,7 @@ use std::time::Duration;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use incept::{Model, SessionOptions, models};
 
-/// A deterministic input in [-1, 1), like a normalised image.
-fn input(len: usize) -> Vec<f32> {
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+mod common;
 
 fn latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("model");
@@ -33,7 +22,7 @@ fn latency(c: &mut Criterion) {
         let model = Model::builtin(m.name).expect("built-in model");
         let options = SessionOptions { batch: 1, threads: 1, ..Default::default() };
         let mut session = model.session(options).expect("session");
-        let x = input(session.input_len());
+        let x = common::values(session.input_len(), 1);
         let mut y = vec![0.0; session.output_len()];
         group.throughput(Throughput::Elements(2 * model.graph().macs()));
         group.bench_function(m.name, |b| b.iter(|| session.run(&x, &mut y).expect("run")));
