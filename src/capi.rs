@@ -89,7 +89,7 @@ fn engine(default: c_int) -> impl Fn(Error) -> Fail {
     move |e| {
         let code = match e {
             Error::BufferSize { .. } | Error::Options(_) => INCEPT_ERR_ARGUMENT,
-            Error::UnknownModel { .. } | Error::Import(_) | Error::Weights(_) => INCEPT_ERR_MODEL,
+            Error::UnknownModel { .. } | Error::Import(_) | Error::ModelFile(_) | Error::Weights(_) => INCEPT_ERR_MODEL,
             Error::Graph(_) => default,
         };
         Fail(code, e.to_string())

@@ -33,6 +33,9 @@ pub enum Error {
     /// unsupported operator or attribute (the message names the node).
     #[error("cannot import model: {0}")]
     Import(String),
+    /// A model file is unreadable, truncated, corrupt, or does not match its graph.
+    #[error("model file: {0}")]
+    ModelFile(String),
     /// Invalid session options.
     #[error("invalid option: {0}")]
     Options(String),

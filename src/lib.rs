@@ -13,6 +13,7 @@
 pub mod capi;
 pub mod error;
 pub mod exec;
+pub mod format;
 pub mod graph;
 pub mod import;
 pub mod labels;

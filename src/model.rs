@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::exec::{Session, SessionOptions};
+use crate::format::{self, LoadInfo};
 use crate::graph::Graph;
 use crate::import;
 use crate::models;
@@ -14,9 +15,12 @@ use crate::weights::Weights;
 /// Seed of the synthetic weights of built-in models.
 pub const SYNTHETIC_SEED: u64 = 0x1ce9_7000;
 
-/// A network ready to be planned into sessions.
+/// A network ready to be planned into sessions. Cloning is cheap: clones share the
+/// program and its weights (and a model file's mapping).
+#[derive(Clone)]
 pub struct Model {
     program: Arc<Program>,
+    load_info: Option<LoadInfo>,
 }
 
 impl Model {
@@ -36,16 +40,49 @@ impl Model {
         Model::new(&graph, &weights)
     }
 
-    /// A model from a file, by extension: `.onnx` (see [`import::onnx`]).
+    /// A model from a file: an incept model file (recognised by its first bytes;
+    /// memory-mapped, its weights used in place, see [`format`]) or an `.onnx` file
+    /// (see [`import::onnx`]). Model files are checked structurally; see
+    /// [`open_verified`](Model::open_verified) to check their weights' checksums too.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("incept-doc-open-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("nin.incept");
+    /// let graph = incept::models::build("nin_cifar10")?;
+    /// let weights = incept::weights::Weights::synthetic(&graph, 1);
+    /// incept::format::write(&graph, &weights, &path, Default::default(), &mut |_, _| {})?;
+    /// let model = incept::Model::open(&path)?;
+    /// assert!(model.load_info().unwrap().mapped_bytes > 0);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
-        let path = path.as_ref();
+        Model::open_checked(path.as_ref(), false)
+    }
+
+    /// Like [`open`](Model::open), and for model files also checks every tensor's
+    /// checksum and that its values are finite (reading all the weights once).
+    pub fn open_verified(path: impl AsRef<Path>) -> Result<Model> {
+        Model::open_checked(path.as_ref(), true)
+    }
+
+    fn open_checked(path: &Path, verify: bool) -> Result<Model> {
+        if starts_with_magic(path) {
+            let (program, info) = format::open(path, verify)?;
+            return Ok(Model { program: Arc::new(program), load_info: Some(info) });
+        }
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext.as_deref() {
             Some("onnx") => {
                 let (graph, weights) = import::load_onnx(path)?;
                 Model::new(&graph, &weights)
             }
-            _ => Err(Error::Import(format!("{}: unsupported model file (supported: .onnx)", path.display()))),
+            _ if !path.exists() => Err(Error::Import(format!("{}: no such file", path.display()))),
+            _ => Err(Error::Import(format!(
+                "{}: unsupported model file (supported: incept model files, .onnx)",
+                path.display()
+            ))),
         }
     }
 
@@ -63,7 +100,7 @@ impl Model {
 
     /// A model from a graph and weights for every one of its parameters.
     pub fn new(graph: &Graph, weights: &Weights) -> Result<Model> {
-        Ok(Model { program: Arc::new(Program::lower(graph, weights)?) })
+        Ok(Model { program: Arc::new(Program::lower(graph, weights)?), load_info: None })
     }
 
     /// The graph (before fusion).
@@ -76,8 +113,21 @@ impl Model {
         &self.program
     }
 
+    /// How the model file was loaded (mapped bytes, repacked tensors); `None` for
+    /// built-in and imported models, whose weights are on the heap.
+    pub fn load_info(&self) -> Option<&LoadInfo> {
+        self.load_info.as_ref()
+    }
+
     /// Plans a session: fixes the batch size, allocates the arena.
     pub fn session(&self, options: SessionOptions) -> Result<Session> {
         Session::new(self.program.clone(), options)
     }
+}
+
+/// Whether the file at `path` starts with the model-file magic.
+fn starts_with_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; format::MAGIC.len()];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && format::is_model_file(&head)
 }

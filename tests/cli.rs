@@ -153,3 +153,55 @@ fn bad_input_is_a_one_line_error() {
     assert_clean_error(&incept(&["run", "nin_cifar10", "--input", same, "--output", same]), "refusing to overwrite");
     assert_eq!(std::fs::read(&input).unwrap(), before);
 }
+
+#[test]
+fn convert_writes_a_model_file_that_run_info_and_bench_accept() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let onnx = fixtures.join("inception_module.onnx");
+    let input = fixtures.join("inception_module.input.npy");
+    let (onnx, input) = (onnx.to_str().unwrap(), input.to_str().unwrap());
+    let converted = tmp("inception_module.incept");
+    let _ = std::fs::remove_file(&converted);
+    let file = converted.to_str().unwrap();
+
+    let out = incept(&["convert", onnx, "-o", file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checked"));
+
+    // The converted file gives exactly what the .onnx gives.
+    let (from_onnx, from_file) = (tmp("from-onnx.npy"), tmp("from-file.npy"));
+    for (model, output) in [(onnx, &from_onnx), (file, &from_file)] {
+        let out = incept(&["run", model, "--input", input, "--output", output.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(read_npy(&from_onnx), read_npy(&from_file));
+
+    let out = incept(&["info", file, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["checksums_verified"], true);
+    assert!(v["mapped_weight_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["mapped_weight_bytes"], v["weight_bytes"]);
+
+    let out = incept(&["bench", file, "--runs", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["load_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["mapped_weight_bytes"], v["weight_bytes"]);
+
+    // An existing file is kept unless --force; the source is never overwritten.
+    let before = std::fs::read(&converted).unwrap();
+    assert_clean_error(&incept(&["convert", onnx, "-o", file, "--packing", "plain"]), "exists (pass --force");
+    assert_eq!(std::fs::read(&converted).unwrap(), before);
+    assert_clean_error(&incept(&["convert", file, "-o", file, "--force"]), "refusing to overwrite the source");
+    let out = incept(&["convert", onnx, "-o", file, "--packing", "plain", "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = incept(&["run", file, "--input", input, "--output", from_file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("repacked"), "a note says the file was repacked");
+    assert_eq!(read_npy(&from_onnx), read_npy(&from_file));
+
+    // A damaged file is a one-line error naming it.
+    let mut bytes = std::fs::read(&converted).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(&converted, bytes).unwrap();
+    assert_clean_error(&incept(&["info", file]), "truncated");
+    assert_clean_error(&incept(&["convert", onnx, "-o", file, "--arch", "x"]), "exists");
+}

@@ -57,6 +57,58 @@ fn planned_graphs_match_the_interpreter_and_keep_live_buffers_apart() {
     cases.for_each(|c| checks::planner::check(&c));
 }
 
+/// The raw seed files of a byte-level target.
+fn seed_bytes(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|f| f.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds in {}", dir.display());
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// Each seed, and `n` copies of it with one to four bytes changed or cut short,
+/// from a fixed xorshift stream.
+fn mutated(seeds: Vec<Vec<u8>>, n: usize) -> impl Iterator<Item = Vec<u8>> {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    seeds.into_iter().flat_map(move |seed| {
+        let mut cases = vec![seed.clone()];
+        for _ in 0..n {
+            let mut b = seed.clone();
+            for _ in 0..1 + next() % 4 {
+                // Mostly the structural bytes at the front, where the checks are.
+                let span = if next() % 4 == 0 { b.len() } else { b.len().min(4096) };
+                let i = (next() as usize) % span.max(1);
+                match next() % 8 {
+                    0 => b.truncate(i),
+                    1 => b[i] = b[i].wrapping_add(1),
+                    _ => b[i] = next() as u8,
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            cases.push(b);
+        }
+        cases
+    })
+}
+
+#[test]
+fn model_files_from_mutated_bytes_load_or_fail_cleanly() {
+    mutated(seed_bytes("model_file"), 400).for_each(|b| checks::files::model_file(&b));
+}
+
+#[test]
+fn onnx_files_from_mutated_bytes_import_or_fail_cleanly() {
+    mutated(seed_bytes("onnx"), 400).for_each(|b| checks::files::onnx(&b));
+}
+
 /// Found by the planner target: a value placed in a concatenation and copied into
 /// an enclosing one (`concat([concat([a, c]), a])`) made `Session::run` panic ("plan
 /// bug: step 'copy a -> concat_3@32' reads 0..256, which overlaps what it writes")

@@ -204,7 +204,9 @@ fn truncated_and_corrupt_files_are_errors_not_panics() {
 #[test]
 fn open_and_load_dispatch_on_the_argument() {
     let e = Model::open("model.bin").err().unwrap().to_string();
-    assert!(e.contains("model.bin") && e.contains(".onnx"), "{e}");
+    assert!(e.contains("model.bin") && e.contains("no such file"), "{e}");
+    let e = Model::open(fixture("resnet_block.input.npy")).err().unwrap().to_string();
+    assert!(e.contains("resnet_block.input.npy") && e.contains(".onnx"), "{e}");
     let e = Model::open("missing.onnx").err().unwrap().to_string();
     assert!(e.contains("missing.onnx"), "{e}");
     assert!(Model::load("nin_cifar10").is_ok());

@@ -163,7 +163,7 @@ impl<'a> ImageMut<'a> {
 }
 
 /// One 64-byte cache line of `f32`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Line([f32; BLOCK]);
 
@@ -176,9 +176,10 @@ pub struct AlignedVec {
 }
 
 impl AlignedVec {
-    /// `len` zeros.
+    /// `len` zeros. Fresh zeroed memory from the allocator: the pages of a large
+    /// buffer are only touched when first written (an arena costs nothing until used).
     pub fn zeroed(len: usize) -> Self {
-        AlignedVec { lines: vec![Line([0.0; BLOCK]); len.div_ceil(BLOCK)], len }
+        AlignedVec { lines: bytemuck::zeroed_vec(len.div_ceil(BLOCK)), len }
     }
 
     /// A copy of `values`.
@@ -190,15 +191,12 @@ impl AlignedVec {
 
     /// The values.
     pub fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding (64 bytes at
-        // alignment 64), so `lines` is `16 * lines.len() >= len` initialised f32.
-        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+        &bytemuck::cast_slice(&self.lines)[..self.len]
     }
 
     /// The values, writable.
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
-        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+        &mut bytemuck::cast_slice_mut(&mut self.lines)[..self.len]
     }
 
     /// Number of values.

@@ -58,7 +58,7 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
         }
         Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
         Action::Kernel(kernel) => {
-            let t = |id: crate::plan::TensorId| program.tensors[id.0].as_slice();
+            let t = |id: crate::plan::TensorId| program.tensor(id);
             with_views(arena, layout, step, n, |ins, out, scratch| match kernel {
                 Kernel::Conv { weight, bias, shape, geom, act, residual } => {
                     let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };

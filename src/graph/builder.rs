@@ -85,7 +85,9 @@ impl GraphBuilder {
     /// A graph named `name` whose input images have shape `input`.
     pub fn new(name: &str, input: Dims) -> Self {
         let mut error = None;
-        if input.volume() == 0 {
+        if !fits(&[input.c, input.h, input.w]) {
+            error = Some(Error::Graph(format!("input shape {input:?} is larger than {MAX_ELEMENTS} values")));
+        } else if input.volume() == 0 {
             error = Some(Error::Graph(format!("input shape {input:?} has a zero dimension")));
         }
         let graph = Graph {
@@ -136,6 +138,9 @@ impl GraphBuilder {
 
     fn param(&mut self, node: &str, suffix: &str, shape: Vec<usize>, kind: ParamKind) -> ParamId {
         let name = if node.is_empty() { suffix.to_string() } else { format!("{node}.{suffix}") };
+        if !fits(&shape) {
+            self.fail(node, format!("parameter {name} of shape {shape:?} is larger than {MAX_ELEMENTS} values"));
+        }
         if self.graph.param_by_name(&name).is_some() {
             self.fail(node, format!("parameter {name} declared twice"));
         }
@@ -144,6 +149,9 @@ impl GraphBuilder {
     }
 
     fn push(&mut self, name: &str, op: Op, inputs: &[ValueId], dims: Dims, flat: bool) -> ValueId {
+        if !fits(&[dims.c, dims.h, dims.w]) {
+            return self.fail(name, format!("output shape {dims:?} is larger than {MAX_ELEMENTS} values"));
+        }
         let name =
             if name.is_empty() { format!("{}_{}", op.kind_name(), self.graph.nodes.len()) } else { name.to_string() };
         self.graph.values.push(Value { name: name.clone(), dims, flat });
@@ -255,7 +263,7 @@ impl GraphBuilder {
             return self.fail("concat", "no inputs".into());
         };
         let d0 = self.dims(first);
-        let mut c = 0;
+        let mut c: usize = 0;
         for &v in inputs {
             let d = self.dims(v);
             if (d.h, d.w) != (d0.h, d0.w) {
@@ -264,7 +272,7 @@ impl GraphBuilder {
                     format!("input '{}' is {}x{}, others are {}x{}", self.graph.values[v.0].name, d.h, d.w, d0.h, d0.w),
                 );
             }
-            c += d.c;
+            c = c.saturating_add(d.c);
         }
         self.push("", Op::Concat, inputs, Dims::new(c, d0.h, d0.w), false)
     }
@@ -336,6 +344,15 @@ impl GraphBuilder {
         prune(&mut self.graph);
         Ok(self.graph)
     }
+}
+
+/// The most values one tensor (an activation or a parameter) may hold: far beyond any
+/// real network, and small enough that no size computed from shapes can overflow.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// Whether a tensor of `shape` holds at most [`MAX_ELEMENTS`] values.
+fn fits(shape: &[usize]) -> bool {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_some_and(|n| n <= MAX_ELEMENTS)
 }
 
 /// Removes nodes the output does not depend on, and their parameters.

@@ -1,15 +1,21 @@
 //! Lowering: graph -> program. Folds BatchNorm into the preceding convolution or
 //! linear layer, fuses ReLU and Inception-ResNet's scaled shortcut into the
-//! producer's store, and copies the weights the steps need.
+//! producer's store, and computes the weights the steps need.
+//!
+//! Fusion decides only the structure: which steps run and how each of their
+//! tensors is made from the graph's parameters ([`TensorRecipe`]). Computing the
+//! tensors is a second pass, so a model file that already holds them is checked
+//! against the structure and mapped, never recomputed.
 
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
-use incept_kernels::{Activation, AlignedVec, ConvGeometry, PoolGeometry};
+use incept_kernels::{Activation, AlignedVec, BLOCK, ConvGeometry, PoolGeometry};
 
+use super::store::TensorStore;
 use crate::error::Result;
 use crate::graph::{Graph, Node, Op, ParamId, ValueId};
 use crate::weights::Weights;
 
-/// Index of a tensor in [`Program::tensors`].
+/// Index of a tensor in [`Program::recipes`] and [`Program::tensors`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TensorId(pub usize);
 
@@ -87,6 +93,173 @@ pub struct Step {
     pub name: String,
 }
 
+/// How one fused transformation of a parameter folds into it, in order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fold {
+    /// A BatchNorm after the layer: rows scaled by `gamma / sqrt(var + eps)`,
+    /// the bias shifted to `(bias - mean) * scale + beta`.
+    BatchNorm {
+        /// Scale.
+        gamma: ParamId,
+        /// Shift.
+        beta: ParamId,
+        /// Running mean.
+        mean: ParamId,
+        /// Running variance.
+        var: ParamId,
+        /// Added to the variance.
+        eps: f32,
+    },
+    /// The residual scale of `act(x + s * conv(y))`: weights and bias times `s`.
+    Scale(f32),
+}
+
+/// How a program tensor is computed from the graph's parameters. Lowering decides
+/// these without reading a weight, so a model file's tensor table can be checked
+/// against its graph before any tensor data is touched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorRecipe {
+    /// A stable name: the parameter's (`Mixed_6b.branch7x7_2.conv.weight`), or for a
+    /// bias the layer had not, `{layer}.bias`.
+    pub name: String,
+    /// What the tensor holds.
+    pub role: TensorRole,
+    /// Folds applied, in order.
+    pub folds: Vec<Fold>,
+}
+
+/// What a program tensor is, which fixes its layout and length.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TensorRole {
+    /// Convolution weights, stored packed (see `incept_kernels::pack`).
+    ConvWeight {
+        /// The OIHW parameter.
+        param: ParamId,
+        /// Its shape.
+        shape: ConvShape,
+    },
+    /// A convolution's bias (zeros if the layer had none), padded to whole blocks.
+    ConvBias {
+        /// The parameter, if the layer had a bias.
+        param: Option<ParamId>,
+        /// Output channels.
+        co: usize,
+    },
+    /// Linear weights `[out, in]`, as they are.
+    LinearWeight(ParamId),
+    /// A linear layer's bias (zeros if it had none).
+    LinearBias {
+        /// The parameter, if the layer had a bias.
+        param: Option<ParamId>,
+        /// Output features.
+        len: usize,
+    },
+    /// A parameter as it is (BatchNorm statistics with no layer to fold into).
+    Param(ParamId),
+}
+
+/// The layouts a program tensor can be stored in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Packing {
+    /// Row-major, as the parameter (OIHW for convolution weights).
+    Plain,
+    /// Convolution weights as `[out/16][in/16][kh][kw][16 in][16 out]`, zero padded.
+    ConvBlocked16,
+    /// A bias padded with zeros to a multiple of 16.
+    Padded16,
+}
+
+impl Packing {
+    /// The name used in model files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Packing::Plain => "plain",
+            Packing::ConvBlocked16 => "oihw_blocked16",
+            Packing::Padded16 => "padded16",
+        }
+    }
+
+    /// The packing named `name` in a model file.
+    pub fn from_name(name: &str) -> Option<Packing> {
+        [Packing::Plain, Packing::ConvBlocked16, Packing::Padded16].into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl TensorRecipe {
+    /// The layout the kernels read this tensor in.
+    pub fn native_packing(&self) -> Packing {
+        match self.role {
+            TensorRole::ConvWeight { .. } => Packing::ConvBlocked16,
+            TensorRole::ConvBias { .. } => Packing::Padded16,
+            _ => Packing::Plain,
+        }
+    }
+
+    /// The tensor's shape before packing.
+    pub fn shape(&self, graph: &Graph) -> Vec<usize> {
+        match self.role {
+            TensorRole::ConvWeight { shape, .. } => vec![shape.co, shape.ci, shape.kh, shape.kw],
+            TensorRole::ConvBias { co, .. } => vec![co],
+            TensorRole::LinearBias { len, .. } => vec![len],
+            TensorRole::LinearWeight(p) | TensorRole::Param(p) => graph.params[p.0].shape.clone(),
+        }
+    }
+
+    /// The tensor's shape stored in `packing`, or `None` if it cannot be stored so.
+    pub fn packed_shape(&self, graph: &Graph, packing: Packing) -> Option<Vec<usize>> {
+        match (self.role, packing) {
+            (_, Packing::Plain) => Some(self.shape(graph)),
+            (TensorRole::ConvWeight { shape, .. }, Packing::ConvBlocked16) => {
+                Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK])
+            }
+            (TensorRole::ConvBias { co, .. }, Packing::Padded16) => Some(vec![co.div_ceil(BLOCK) * BLOCK]),
+            _ => None,
+        }
+    }
+
+    /// Computes the tensor in its plain layout from `weights` (already checked
+    /// against `graph`).
+    pub fn compute_plain(&self, graph: &Graph, weights: &Weights) -> Vec<f32> {
+        let get = |p: ParamId| weights.get(&graph.params[p.0].name).expect("weights checked against the graph");
+        let (mut w, is_bias) = match self.role {
+            TensorRole::ConvWeight { param, .. } | TensorRole::LinearWeight(param) => (get(param).data.clone(), false),
+            TensorRole::ConvBias { param, co: len } | TensorRole::LinearBias { param, len } => {
+                (param.map_or_else(|| vec![0.0; len], |p| get(p).data.clone()), true)
+            }
+            TensorRole::Param(p) => return get(p).data.clone(),
+        };
+        for fold in &self.folds {
+            match *fold {
+                Fold::BatchNorm { gamma, beta, mean, var, eps } => {
+                    let (g, b, m, v) = (&get(gamma).data, &get(beta).data, &get(mean).data, &get(var).data);
+                    let row = w.len() / g.len();
+                    for o in 0..g.len() {
+                        let scale = g[o] / (v[o] + eps).sqrt();
+                        if is_bias {
+                            w[o] = (w[o] - m[o]) * scale + b[o];
+                        } else {
+                            w[o * row..(o + 1) * row].iter_mut().for_each(|x| *x *= scale);
+                        }
+                    }
+                }
+                Fold::Scale(s) => w.iter_mut().for_each(|x| *x *= s),
+            }
+        }
+        w
+    }
+
+    /// Converts `plain` (the tensor in its plain layout) to `packing`.
+    pub fn pack(&self, plain: &[f32], packing: Packing) -> AlignedVec {
+        let mut out = Vec::new();
+        match (self.role, packing) {
+            (TensorRole::ConvWeight { shape, .. }, Packing::ConvBlocked16) => pack_conv_weights(plain, shape, &mut out),
+            (_, Packing::Padded16) => pack_bias(plain, &mut out),
+            _ => return AlignedVec::from_slice(plain),
+        }
+        AlignedVec::from_slice(&out)
+    }
+}
+
 /// A graph after fusion, with the weights its steps read. Batch-independent and
 /// shared by every session of a model.
 #[derive(Debug)]
@@ -95,111 +268,112 @@ pub struct Program {
     pub graph: Graph,
     /// Steps in execution order.
     pub steps: Vec<Step>,
-    /// Folded weights and biases, 64-byte aligned; convolutions' packed.
-    pub tensors: Vec<AlignedVec>,
+    /// How each tensor is made from the graph's parameters; `TensorId` indexes this.
+    pub recipes: Vec<TensorRecipe>,
+    /// The tensors, in the kernels' layout: owned, or borrowed from a mapped file.
+    pub tensors: TensorStore,
 }
 
 impl Program {
     /// Lowers `graph` with `weights` (checked against the graph first).
     pub fn lower(graph: &Graph, weights: &Weights) -> Result<Program> {
         weights.check(graph)?;
-        let get = |p: ParamId| weights.get(&graph.params[p.0].name).expect("checked").data.clone();
-        let consumers = graph.consumers();
-        // A value can be fused away only if exactly one node reads it and it is not the output.
-        let private = |v: ValueId| consumers[v.0].len() == 1 && v != graph.output;
-        let mut tensors: Vec<Vec<f32>> = Vec::new();
-        let mut steps: Vec<Option<Step>> = Vec::with_capacity(graph.nodes.len());
-        // Which entry of `steps` currently produces each value.
-        let mut producer: Vec<Option<usize>> = vec![None; graph.values.len()];
-
-        for node in &graph.nodes {
-            let x = node.inputs[0];
-            // A convolution or linear layer with nothing fused after it yet, read only here.
-            let fusable = producer[x.0].filter(|&p| {
-                private(x)
-                    && matches!(
-                        steps[p].as_ref().map(|s| &s.kernel),
-                        Some(
-                            Kernel::Conv { act: Activation::None, residual: false, .. }
-                                | Kernel::Linear { act: Activation::None, .. }
-                        )
-                    )
-            });
-            let linear_producer = fusable.is_some();
-            let fused = match &node.op {
-                Op::BatchNorm { gamma, beta, mean, var, eps } if linear_producer => {
-                    let (g, b, m, v) = (get(*gamma), get(*beta), get(*mean), get(*var));
-                    let s = take_for_fusion(&mut steps, fusable.unwrap(), node);
-                    let (w, bias) = weight_and_bias(&s.kernel);
-                    let row = tensors[w.0].len() / g.len();
-                    for o in 0..g.len() {
-                        let scale = g[o] / (v[o] + eps).sqrt();
-                        tensors[w.0][o * row..(o + 1) * row].iter_mut().for_each(|x| *x *= scale);
-                        tensors[bias.0][o] = (tensors[bias.0][o] - m[o]) * scale + b[o];
-                    }
-                    Some(s)
-                }
-                Op::Relu if linear_producer => {
-                    let mut s = take_for_fusion(&mut steps, fusable.unwrap(), node);
-                    if let Kernel::Conv { act, .. } | Kernel::Linear { act, .. } = &mut s.kernel {
-                        *act = Activation::Relu;
-                    }
-                    Some(s)
-                }
-                // The shortcut add fuses into the convolution producing its branch.
-                &Op::ResidualAdd { scale, act } => {
-                    let (shortcut, y) = (node.inputs[0], node.inputs[1]);
-                    let conv = producer[y.0].filter(|&p| {
-                        private(y)
-                            && shortcut != y
-                            && matches!(
-                                steps[p].as_ref().map(|s| &s.kernel),
-                                Some(Kernel::Conv { act: Activation::None, residual: false, .. })
-                            )
-                    });
-                    conv.map(|p| {
-                        let mut s = take_for_fusion(&mut steps, p, node);
-                        let (w, bias) = weight_and_bias(&s.kernel);
-                        for t in [w, bias] {
-                            tensors[t.0].iter_mut().for_each(|x| *x *= scale);
-                        }
-                        if let Kernel::Conv { act: a, residual, .. } = &mut s.kernel {
-                            *a = act;
-                            *residual = true;
-                        }
-                        s.inputs.push(shortcut);
-                        s
-                    })
-                }
-                _ => None,
-            };
-            let step = match fused {
-                Some(s) => s,
-                None => Step {
-                    kernel: kernel_for(graph, node, &get, &mut tensors),
-                    inputs: node.inputs.clone(),
-                    output: node.output,
-                    name: node.name.clone(),
-                },
-            };
-            steps.push(Some(step));
-            producer[node.output.0] = Some(steps.len() - 1);
-        }
-        let steps: Vec<Step> = steps.into_iter().flatten().collect();
-        // Pack convolution weights for the blocked kernels, now that folding is done.
-        for s in &steps {
-            if let Kernel::Conv { weight, bias, shape, .. } = s.kernel {
-                let mut packed = Vec::with_capacity(shape.packed_len());
-                pack_conv_weights(&tensors[weight.0], shape, &mut packed);
-                tensors[weight.0] = packed;
-                let mut padded = Vec::with_capacity(shape.packed_bias_len());
-                pack_bias(&tensors[bias.0], &mut padded);
-                tensors[bias.0] = padded;
-            }
-        }
-        let tensors = tensors.iter().map(|t| AlignedVec::from_slice(t)).collect();
-        Ok(Program { graph: graph.clone(), steps, tensors })
+        let (steps, recipes) = fuse(graph);
+        let tensors = recipes.iter().map(|r| r.pack(&r.compute_plain(graph, weights), r.native_packing())).collect();
+        Ok(Program { graph: graph.clone(), steps, recipes, tensors: TensorStore::owned(tensors) })
     }
+
+    /// The steps and tensor recipes of `graph`, with no weights: what a model file
+    /// of this graph must contain.
+    pub fn structure(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
+        fuse(graph)
+    }
+
+    /// Tensor `id`, in the kernels' layout.
+    pub fn tensor(&self, id: TensorId) -> &[f32] {
+        self.tensors.get(id.0)
+    }
+}
+
+/// Fusion: decides the steps and how each of their tensors is computed.
+fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
+    let consumers = graph.consumers();
+    // A value can be fused away only if exactly one node reads it and it is not the output.
+    let private = |v: ValueId| consumers[v.0].len() == 1 && v != graph.output;
+    let mut recipes: Vec<TensorRecipe> = Vec::new();
+    let mut steps: Vec<Option<Step>> = Vec::with_capacity(graph.nodes.len());
+    // Which entry of `steps` currently produces each value.
+    let mut producer: Vec<Option<usize>> = vec![None; graph.values.len()];
+
+    for node in &graph.nodes {
+        let x = node.inputs[0];
+        // A convolution or linear layer with nothing fused after it yet, read only here.
+        let fusable = producer[x.0].filter(|&p| {
+            private(x)
+                && matches!(
+                    steps[p].as_ref().map(|s| &s.kernel),
+                    Some(
+                        Kernel::Conv { act: Activation::None, residual: false, .. }
+                            | Kernel::Linear { act: Activation::None, .. }
+                    )
+                )
+        });
+        let fused = match (&node.op, fusable) {
+            (&Op::BatchNorm { gamma, beta, mean, var, eps }, Some(p)) => {
+                let s = take_for_fusion(&mut steps, p, node);
+                let (w, bias) = weight_and_bias(&s.kernel);
+                for t in [w, bias] {
+                    recipes[t.0].folds.push(Fold::BatchNorm { gamma, beta, mean, var, eps });
+                }
+                Some(s)
+            }
+            (Op::Relu, Some(p)) => {
+                let mut s = take_for_fusion(&mut steps, p, node);
+                if let Kernel::Conv { act, .. } | Kernel::Linear { act, .. } = &mut s.kernel {
+                    *act = Activation::Relu;
+                }
+                Some(s)
+            }
+            // The shortcut add fuses into the convolution producing its branch.
+            (&Op::ResidualAdd { scale, act }, _) => {
+                let (shortcut, y) = (node.inputs[0], node.inputs[1]);
+                let conv = producer[y.0].filter(|&p| {
+                    private(y)
+                        && shortcut != y
+                        && matches!(
+                            steps[p].as_ref().map(|s| &s.kernel),
+                            Some(Kernel::Conv { act: Activation::None, residual: false, .. })
+                        )
+                });
+                conv.map(|p| {
+                    let mut s = take_for_fusion(&mut steps, p, node);
+                    let (w, bias) = weight_and_bias(&s.kernel);
+                    for t in [w, bias] {
+                        recipes[t.0].folds.push(Fold::Scale(scale));
+                    }
+                    if let Kernel::Conv { act: a, residual, .. } = &mut s.kernel {
+                        *a = act;
+                        *residual = true;
+                    }
+                    s.inputs.push(shortcut);
+                    s
+                })
+            }
+            _ => None,
+        };
+        let step = match fused {
+            Some(s) => s,
+            None => Step {
+                kernel: kernel_for(graph, node, &mut recipes),
+                inputs: node.inputs.clone(),
+                output: node.output,
+                name: node.name.clone(),
+            },
+        };
+        steps.push(Some(step));
+        producer[node.output.0] = Some(steps.len() - 1);
+    }
+    (steps.into_iter().flatten().collect(), recipes)
 }
 
 /// Takes the step at `p` out so it can absorb `node`; it moves to `node`'s position,
@@ -211,31 +385,36 @@ fn take_for_fusion(steps: &mut [Option<Step>], p: usize, node: &Node) -> Step {
     s
 }
 
-fn push(tensors: &mut Vec<Vec<f32>>, t: Vec<f32>) -> TensorId {
-    tensors.push(t);
-    TensorId(tensors.len() - 1)
+fn push(recipes: &mut Vec<TensorRecipe>, name: String, role: TensorRole) -> TensorId {
+    recipes.push(TensorRecipe { name, role, folds: Vec::new() });
+    TensorId(recipes.len() - 1)
 }
 
-/// The unfused kernel for `node`, with copies of its weights.
-fn kernel_for(graph: &Graph, node: &Node, get: &dyn Fn(ParamId) -> Vec<f32>, t: &mut Vec<Vec<f32>>) -> Kernel {
+/// The unfused kernel for `node`, with recipes for its tensors.
+fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
     let out_c = graph.dims(node.output).c;
-    let bias_or_zeros = |b: Option<ParamId>| b.map_or_else(|| vec![0.0; out_c], get);
+    let name = |p: ParamId| graph.params[p.0].name.clone();
+    let bias_name = |b: Option<ParamId>| b.map_or_else(|| format!("{}.bias", node.name), name);
     match &node.op {
-        Op::Conv { weight, bias, geom } => Kernel::Conv {
-            weight: push(t, get(*weight)),
-            bias: push(t, bias_or_zeros(*bias)),
-            shape: ConvShape { co: out_c, ci: graph.dims(node.inputs[0]).c, kh: geom.kh, kw: geom.kw },
-            geom: *geom,
-            act: Activation::None,
-            residual: false,
-        },
-        Op::Linear { weight, bias } => {
-            Kernel::Linear { weight: push(t, get(*weight)), bias: push(t, bias_or_zeros(*bias)), act: Activation::None }
+        &Op::Conv { weight, bias, geom } => {
+            let shape = ConvShape { co: out_c, ci: graph.dims(node.inputs[0]).c, kh: geom.kh, kw: geom.kw };
+            Kernel::Conv {
+                weight: push(t, name(weight), TensorRole::ConvWeight { param: weight, shape }),
+                bias: push(t, bias_name(bias), TensorRole::ConvBias { param: bias, co: out_c }),
+                shape,
+                geom,
+                act: Activation::None,
+                residual: false,
+            }
         }
-        Op::BatchNorm { gamma, beta, mean, var, eps } => Kernel::BatchNorm {
-            params: [push(t, get(*gamma)), push(t, get(*beta)), push(t, get(*mean)), push(t, get(*var))],
-            eps: *eps,
+        &Op::Linear { weight, bias } => Kernel::Linear {
+            weight: push(t, name(weight), TensorRole::LinearWeight(weight)),
+            bias: push(t, bias_name(bias), TensorRole::LinearBias { param: bias, len: out_c }),
+            act: Activation::None,
         },
+        &Op::BatchNorm { gamma, beta, mean, var, eps } => {
+            Kernel::BatchNorm { params: [gamma, beta, mean, var].map(|p| push(t, name(p), TensorRole::Param(p))), eps }
+        }
         Op::Relu => Kernel::Relu,
         Op::MaxPool(g) => Kernel::MaxPool(*g),
         Op::AvgPool { geom, count_include_pad } => Kernel::AvgPool(*geom, *count_include_pad),

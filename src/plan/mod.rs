@@ -11,8 +11,10 @@
 //!   (greedy by size, largest first).
 
 mod lower;
+mod store;
 
-pub use lower::{Kernel, Program, Step, TensorId};
+pub use lower::{Fold, Kernel, Packing, Program, Step, TensorId, TensorRecipe, TensorRole};
+pub use store::{SharedBytes, Source, TensorStore};
 
 use incept_kernels::conv::conv2d_scratch_len;
 use incept_kernels::{BLOCK, Dims, Layout};

@@ -1006,3 +1006,85 @@ pub mod planner {
         }
     }
 }
+
+pub mod files {
+    //! Model files and ONNX files from arbitrary bytes: an error or a model, never a
+    //! panic; a model that loads is planned and run (when small enough to be quick).
+
+    use std::sync::Arc;
+
+    use incept::plan::Program;
+    use incept::{Session, SessionOptions};
+
+    /// The largest network a case runs: multiply-adds and values per activation.
+    const MAX_MACS: u64 = 20_000_000;
+    const MAX_VALUES: usize = 1 << 20;
+
+    /// Bytes in an `f32`-aligned buffer, as a mapping would be.
+    struct Aligned(Vec<u64>, usize);
+
+    impl AsRef<[u8]> for Aligned {
+        fn as_ref(&self) -> &[u8] {
+            &bytemuck::cast_slice(&self.0)[..self.1]
+        }
+    }
+
+    fn aligned(bytes: &[u8]) -> Arc<Aligned> {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Arc::new(Aligned(words, bytes.len()))
+    }
+
+    /// The bytes with the prelude's and the header's checksums recomputed (when the
+    /// header length is in range), so mutations get past them to the header parser
+    /// and the tensor table.
+    pub fn with_checksums_fixed(bytes: &[u8]) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        if b.len() >= 64 {
+            let header_len = u64::from_le_bytes(b[24..32].try_into().unwrap());
+            if let Some(json) = usize::try_from(header_len).ok().and_then(|n| b.get(64..64usize.checked_add(n)?)) {
+                let crc = crc32fast::hash(json);
+                b[48..52].copy_from_slice(&crc.to_le_bytes());
+            }
+            let crc = crc32fast::hash(&b[..52]);
+            b[52..56].copy_from_slice(&crc.to_le_bytes());
+        }
+        b
+    }
+
+    /// A model file's bytes, as given and with their checksums fixed, loaded with and
+    /// without verification.
+    pub fn model_file(bytes: &[u8]) {
+        for b in [bytes.to_vec(), with_checksums_fixed(bytes)] {
+            for verify in [false, true] {
+                if let Ok((program, _)) = incept::format::read(aligned(&b), verify) {
+                    run(program);
+                }
+            }
+        }
+    }
+
+    /// An ONNX file's bytes.
+    pub fn onnx(bytes: &[u8]) {
+        if let Ok((graph, weights)) = incept::import::onnx::from_bytes(bytes)
+            && small(&graph)
+            && let Ok(program) = Program::lower(&graph, &weights)
+        {
+            run(program);
+        }
+    }
+
+    fn small(graph: &incept::graph::Graph) -> bool {
+        graph.macs() <= MAX_MACS && graph.values.iter().all(|v| v.dims.volume() <= MAX_VALUES)
+    }
+
+    fn run(program: Program) {
+        if !small(&program.graph) {
+            return;
+        }
+        let mut s = Session::new(Arc::new(program), SessionOptions::default()).expect("a loaded model plans");
+        let x = vec![0.5; s.input_len()];
+        let mut y = vec![0.0; s.output_len()];
+        s.run(&x, &mut y).expect("buffers of the session's sizes");
+    }
+}

@@ -1,6 +1,8 @@
 //! The `incept` command-line tool: inspect, run and benchmark models.
 
 mod classify;
+mod convert;
+mod heap;
 mod npy;
 mod peak;
 
@@ -11,6 +13,10 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use incept::{Model, Session, SessionOptions, models};
 use serde_json::json;
+
+// Counts heap bytes, so `bench` can report what a loaded model keeps on the heap.
+#[global_allocator]
+static HEAP: heap::Tracking = heap::Tracking;
 
 #[derive(Parser)]
 #[command(name = "incept", version, about = "Run the Inception family of CNNs on the CPU")]
@@ -25,7 +31,7 @@ enum Command {
     Models,
     /// Parameters, multiply-adds, arena size and operator counts of a model.
     Info {
-        /// A built-in model name (see `incept models`) or a .onnx file.
+        /// A built-in model name (see `incept models`), a model file or a .onnx file.
         model: String,
         /// Images per run the arena is planned for.
         #[arg(long, default_value_t = 1)]
@@ -36,7 +42,7 @@ enum Command {
     },
     /// Run a model on an NCHW float32 .npy input and write the output as .npy.
     Run {
-        /// A built-in model name or a .onnx file.
+        /// A built-in model name, a model file or a .onnx file.
         model: String,
         /// Input: float32 `[N, C, H, W]` (or `[C, H, W]` for one image).
         #[arg(long)]
@@ -62,7 +68,7 @@ enum Command {
     },
     /// Measure load time and latency on a synthetic input.
     Bench {
-        /// A built-in model name or a .onnx file.
+        /// A built-in model name, a model file or a .onnx file.
         #[arg(default_value = "inception_v3")]
         model: String,
         /// Worker threads.
@@ -83,6 +89,8 @@ enum Command {
     },
     /// Classify JPEG/PNG images: print each one's top classes and probabilities.
     Classify(classify::Args),
+    /// Convert a .onnx file or a .safetensors checkpoint to an incept model file.
+    Convert(convert::Args),
 }
 
 fn main() -> ExitCode {
@@ -112,7 +120,23 @@ fn run(cli: Cli) -> Result<(), String> {
             bench(&model, threads, runs, batch, json, profile)
         }
         Command::Classify(args) => classify::run(&args),
+        Command::Convert(args) => convert::run(&args),
     }
+}
+
+/// A built-in model or a model file; a file's tensors that had to be repacked are
+/// reported on stderr (`incept convert` writes the packing the kernels read).
+fn load(name: &str, verify: bool) -> Result<Model, String> {
+    let model = if verify && Path::new(name).is_file() { Model::open_verified(name) } else { Model::load(name) };
+    let model = model.map_err(|e| e.to_string())?;
+    if let Some(info) = model.load_info().filter(|i| !i.repacked.is_empty()) {
+        eprintln!(
+            "note: {name}: repacked {} tensors stored in another packing than the kernels' \
+             (`incept convert` writes the native packing)",
+            info.repacked.len()
+        );
+    }
+    Ok(model)
 }
 
 fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, String> {
@@ -120,7 +144,9 @@ fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, Strin
 }
 
 fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
-    let model = Model::load(name).map_err(|e| e.to_string())?;
+    let model = load(name, true)?;
+    let weights = &model.program().tensors;
+    let weight_bytes = weights.owned_bytes() + weights.mapped_bytes();
     let s = session(&model, batch, 1)?;
     let (g, plan) = (model.graph(), s.plan());
     let ops: serde_json::Map<String, serde_json::Value> =
@@ -137,6 +163,9 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
             "arena_lower_bound_bytes": plan.lower_bound_bytes(),
             "steps": plan.steps.len(),
             "concat_copies": plan.copies(),
+            "weight_bytes": weight_bytes,
+            "mapped_weight_bytes": weights.mapped_bytes(),
+            "checksums_verified": model.load_info().is_some_and(|i| i.verified),
             "ops": ops,
         });
         println!("{v:#}");
@@ -153,6 +182,15 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
             mib(plan.lower_bound_bytes())
         );
         println!("steps        {} ({} concat copies)", plan.steps.len(), plan.copies());
+        match model.load_info() {
+            Some(i) => println!(
+                "weights      {:.2} MiB, {:.2} MiB mapped from the file, checksums {}",
+                mib(weight_bytes),
+                mib(i.mapped_bytes),
+                if i.verified { "verified" } else { "not checked" }
+            ),
+            None => println!("weights      {:.2} MiB on the heap", mib(weight_bytes)),
+        }
         let ops: Vec<String> = g.op_counts().iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("ops          {}", ops.join(", "));
     }
@@ -163,7 +201,7 @@ fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<
     if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
         return Err(format!("refusing to overwrite the input file {}", input.display()));
     }
-    let model = Model::load(name).map_err(|e| e.to_string())?;
+    let model = load(name, false)?;
     let (shape, x) = npy::read_f32(input)?;
     let want = model.graph().dims(model.graph().input);
     let batch = match shape[..] {
@@ -189,13 +227,20 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
     if runs == 0 {
         return Err("--runs must be at least 1".into());
     }
+    let heap_before = heap::live_bytes();
     let t0 = Instant::now();
-    let model = Model::load(name).map_err(|e| e.to_string())?;
+    let model = load(name, false)?;
     let mut s = session(&model, batch, threads)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let heap_after_load = heap::live_bytes().saturating_sub(heap_before);
+    let heap_peak = heap::peak_bytes();
+    let weights = &model.program().tensors;
+    let (weight_bytes, mapped_bytes) = (weights.owned_bytes() + weights.mapped_bytes(), weights.mapped_bytes());
     let x: Vec<f32> = (0..s.input_len()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
     let mut y = vec![0.0; s.output_len()];
+    let t1 = Instant::now();
     s.run(&x, &mut y).map_err(|e| e.to_string())?;
+    let first_run_ms = t1.elapsed().as_secs_f64() * 1e3;
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
@@ -210,7 +255,9 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
     if as_json {
         let v = json!({
             "model": name, "threads": threads, "batch": batch, "runs": runs, "tier": s.tier().name(),
-            "load_ms": load_ms, "median_ms": median, "min_ms": times[0],
+            "load_ms": load_ms, "first_run_ms": first_run_ms, "median_ms": median, "min_ms": times[0],
+            "heap_after_load_bytes": heap_after_load, "heap_peak_bytes": heap_peak, "arena_bytes": s.plan().arena_bytes(),
+            "weight_bytes": weight_bytes, "mapped_weight_bytes": mapped_bytes,
             "gflops_median": 2.0 * gmacs / (median / 1e3),
             "idle_cpu_fraction": idle,
         });
@@ -221,6 +268,14 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
             times[0],
             2.0 * gmacs / (median / 1e3),
             s.tier().name()
+        );
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        println!(
+            "memory: heap after load {:.1} MiB (arena {:.1} MiB); weights {:.1} MiB, {:.1} MiB of them mapped; first run {first_run_ms:.1} ms",
+            mib(heap_after_load),
+            mib(s.plan().arena_bytes()),
+            mib(weight_bytes),
+            mib(mapped_bytes)
         );
         if let Some(idle) = idle {
             println!("idle between runs: the process used {:.1}% of one core", 100.0 * idle);

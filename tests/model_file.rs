@@ -1,0 +1,302 @@
+//! The model file format: round trips (native and plain packing), sharing the mapped
+//! weights between sessions and threads, and corrupt files: truncated at many
+//! offsets, a byte flipped in every region, and hand-made inconsistencies, each a
+//! clear error and never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use incept::format::{self, WritePacking};
+use incept::graph::Graph;
+use incept::weights::Weights;
+use incept::{Error, Model, SessionOptions, models};
+
+/// A file in a fresh per-test directory, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> TempFile {
+        let dir = std::env::temp_dir().join(format!("incept-model-file-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempFile(dir.join(format!("{name}.incept")))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+/// File bytes in an `f32`-aligned buffer, as a mapping would be.
+struct Aligned {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(bytes: &[u8]) -> Arc<Aligned> {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Arc::new(Aligned { words, len: bytes.len() })
+    }
+}
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+}
+
+fn read(bytes: &[u8], verify: bool) -> incept::Result<(incept::plan::Program, format::LoadInfo)> {
+    format::read(Aligned::new(bytes), verify)
+}
+
+fn model_error(r: incept::Result<impl Sized>) -> String {
+    match r {
+        Err(Error::ModelFile(m)) => m,
+        Err(e) => panic!("expected a model-file error, got: {e}"),
+        Ok(_) => panic!("expected a model-file error, the file loaded"),
+    }
+}
+
+fn written(graph: &Graph, weights: &Weights, name: &str, packing: WritePacking) -> TempFile {
+    let file = TempFile::new(name);
+    format::write(graph, weights, &file.0, packing, &mut |_, _| {}).unwrap();
+    file
+}
+
+fn outputs(model: &Model, x: &[f32]) -> Vec<f32> {
+    let mut s = model.session(SessionOptions::default()).unwrap();
+    let mut y = vec![0.0; s.output_len()];
+    s.run(x, &mut y).unwrap();
+    y
+}
+
+fn nin() -> (Graph, Weights) {
+    let graph = models::build("nin_cifar10").unwrap();
+    let weights = Weights::synthetic(&graph, 7);
+    (graph, weights)
+}
+
+fn onnx_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("{name}.onnx"))
+}
+
+#[test]
+fn a_written_file_runs_exactly_like_the_model_it_came_from() {
+    let mut cases = vec![("nin_cifar10", nin())];
+    for name in ["inception_module", "resnet_block", "same_pool_lrn"] {
+        cases.push((name, incept::import::load_onnx(&onnx_fixture(name)).unwrap()));
+    }
+    let graph = models::build("googlenet").unwrap();
+    cases.push(("googlenet", (graph.clone(), Weights::synthetic(&graph, 3))));
+    for (name, (graph, weights)) in cases {
+        let direct = Model::new(&graph, &weights).unwrap();
+        let x = common::input(direct.session(SessionOptions::default()).unwrap().input_len(), 5);
+        let want = outputs(&direct, &x);
+        let total: usize = direct.program().tensors.owned_bytes();
+
+        let native = written(&graph, &weights, &format!("{name}-native"), WritePacking::Native);
+        let model = Model::open(&native.0).unwrap();
+        let info = model.load_info().unwrap();
+        assert_eq!((info.mapped_bytes, info.repacked.len(), info.verified), (total, 0, false), "{name}");
+        assert_eq!(model.program().tensors.owned_bytes(), 0, "{name}: no weight on the heap");
+        assert_eq!(outputs(&model, &x), want, "{name}: native packing");
+        assert_eq!(model.graph().params, graph.params, "{name}: the graph round-trips");
+
+        let plain = written(&graph, &weights, &format!("{name}-plain"), WritePacking::Plain);
+        let model = Model::open_verified(&plain.0).unwrap();
+        let info = model.load_info().unwrap();
+        let convs = direct.program().steps.iter().filter(|s| matches!(s.kernel, incept::plan::Kernel::Conv { .. }));
+        assert_eq!(info.repacked.len(), 2 * convs.count(), "{name}: conv weights and biases repacked");
+        assert!(info.verified);
+        assert_eq!(outputs(&model, &x), want, "{name}: plain packing, repacked at load");
+    }
+}
+
+#[test]
+fn sessions_in_two_threads_share_the_mapped_weights() {
+    let (graph, weights) = nin();
+    let file = written(&graph, &weights, "shared", WritePacking::Native);
+    let before = std::fs::read(&file.0).unwrap();
+    let model = Model::open(&file.0).unwrap();
+    let x = common::input(model.session(SessionOptions::default()).unwrap().input_len(), 9);
+    let want = outputs(&Model::new(&graph, &weights).unwrap(), &x);
+    let runs: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..2).map(|_| s.spawn(|| outputs(&model, &x))).collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(runs.iter().all(|y| *y == want));
+    // Every tensor the sessions read lies inside the one mapping of the file.
+    let program = model.program();
+    let mapping = (**program.tensors.shared_bytes().expect("a mapped model")).as_ref().as_ptr_range();
+    for i in 0..program.tensors.len() {
+        let t = program.tensors.get(i).as_ptr_range();
+        assert!(mapping.start <= t.start.cast() && t.end.cast() <= mapping.end, "tensor {i} is not in the mapping");
+    }
+    // A second model on the same file maps it too (the OS shares the pages).
+    let again = Model::open(&file.0).unwrap();
+    assert_eq!(again.load_info().unwrap().mapped_bytes, model.load_info().unwrap().mapped_bytes);
+    drop((model, again));
+    assert_eq!(std::fs::read(&file.0).unwrap(), before, "loading never writes the file");
+}
+
+/// The byte ranges of a file's parts: prelude, header, padding, tensor data.
+fn regions(bytes: &[u8]) -> Vec<(&'static str, std::ops::Range<usize>)> {
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (header_end, data) = (64 + word(24), word(32));
+    vec![("prelude", 0..64), ("header", 64..header_end), ("padding", header_end..data), ("data", data..bytes.len())]
+}
+
+#[test]
+fn truncated_files_are_rejected_at_every_offset() {
+    let (graph, weights) = nin();
+    let file = written(&graph, &weights, "truncated", WritePacking::Native);
+    let bytes = std::fs::read(&file.0).unwrap();
+    let mut cuts: Vec<usize> = (0..=80).collect();
+    for (_, r) in regions(&bytes) {
+        cuts.extend((r.start..r.end).step_by((r.len() / 97).max(1)));
+        cuts.push(r.end - 1);
+    }
+    for &cut in &cuts {
+        let m = model_error(read(&bytes[..cut], false));
+        assert!(m.contains("truncated") || m.contains("not an incept model file"), "cut at {cut}: {m}");
+    }
+    // Through the file system too: the message names the file.
+    std::fs::write(&file.0, &bytes[..bytes.len() / 2]).unwrap();
+    let m = model_error(Model::open(&file.0).map(|_| ()));
+    assert!(m.contains(&file.0.display().to_string()) && m.contains("truncated"), "{m}");
+}
+
+#[test]
+fn a_flipped_byte_anywhere_is_caught_by_verification_and_never_panics() {
+    let (graph, weights) = nin();
+    let file = written(&graph, &weights, "flipped", WritePacking::Native);
+    let bytes = std::fs::read(&file.0).unwrap();
+    let x = common::input(3 * 32 * 32, 1);
+    for (region, r) in regions(&bytes) {
+        let step = if region == "data" { r.len() / 1500 } else { 1 };
+        let mut positions: Vec<usize> = (r.start..r.end).step_by(step.max(1)).collect();
+        positions.push(r.end - 1);
+        for at in positions {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert!(
+                matches!(read(&bad, true), Err(Error::ModelFile(_))),
+                "{region} byte {at}: a flip passed verification"
+            );
+            // Unverified loading still checks every structural byte; a damaged weight
+            // only changes numbers.
+            match read(&bad, false) {
+                Ok((program, _)) => {
+                    assert!(region == "data" || region == "padding", "{region} byte {at} loaded unverified");
+                    if at % 16 == 0 {
+                        let model_out = run_program(program, &x);
+                        assert_eq!(model_out.len(), 10);
+                    }
+                }
+                Err(Error::ModelFile(_)) => assert!(region == "prelude" || region == "header", "{region} byte {at}"),
+                Err(e) => panic!("{region} byte {at}: {e}"),
+            }
+        }
+    }
+}
+
+fn run_program(program: incept::plan::Program, x: &[f32]) -> Vec<f32> {
+    let mut s = incept::Session::new(Arc::new(program), SessionOptions::default()).unwrap();
+    let mut y = vec![0.0; s.output_len()];
+    s.run(x, &mut y).unwrap();
+    y
+}
+
+/// Rewrites a file's header JSON with `edit` and fixes every checksum, so only the
+/// edit is wrong.
+fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
+    let data = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[64..64 + header_len]).unwrap();
+    edit(&mut header);
+    let json = serde_json::to_vec(&header).unwrap();
+    let new_data = (64 + json.len()).next_multiple_of(64);
+    let mut out = bytes[..64].to_vec();
+    out.extend_from_slice(&json);
+    out.resize(new_data, 0);
+    out.extend_from_slice(&bytes[data..]);
+    out[24..32].copy_from_slice(&(json.len() as u64).to_le_bytes());
+    out[32..40].copy_from_slice(&(new_data as u64).to_le_bytes());
+    out[48..52].copy_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    let crc = crc32fast::hash(&out[..52]);
+    out[52..56].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn inconsistent_headers_get_errors_that_name_the_problem() {
+    let (graph, weights) = nin();
+    let file = written(&graph, &weights, "inconsistent", WritePacking::Native);
+    let bytes = std::fs::read(&file.0).unwrap();
+    assert!(read(&with_header(&bytes, |_| {}), true).is_ok(), "the rewriting itself is sound");
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("unknown variant `gelu`", Box::new(|h| h["graph"]["nodes"][1]["op"] = "gelu".into())),
+        ("is not a multiple of 64", Box::new(|h| h["tensors"][1]["offset"] = 4.into())),
+        ("overlaps the previous tensor", Box::new(|h| h["tensors"][2]["offset"] = 0.into())),
+        ("lie outside the", Box::new(|h| h["tensors"][1]["offset"] = (1u64 << 40).into())),
+        ("lie outside the", Box::new(|h| h["tensors"][1]["offset"] = (u64::MAX - 63).into())),
+        ("does not match the graph's", Box::new(|h| h["tensors"][0]["shape"][0] = 7.into())),
+        ("unknown packing 'nhwc'", Box::new(|h| h["tensors"][0]["packing"] = "nhwc".into())),
+        ("expected tensor 'classifier.0.bias' here", Box::new(|h| h["tensors"].as_array_mut().unwrap().swap(1, 2))),
+        ("the graph's program needs", Box::new(|h| _ = h["tensors"].as_array_mut().unwrap().pop())),
+        ("length", Box::new(|h| h["tensors"][0]["length"] = 4.into())),
+        ("not 8 hex digits", Box::new(|h| h["tensors"][0]["crc32"] = "xyz".into())),
+        ("checksum mismatch", Box::new(|h| h["tensors"][0]["crc32"] = "00000000".into())),
+        ("does not fit", Box::new(|h| h["graph"]["input"] = serde_json::json!([3, 2, 2]))),
+        ("input 99 is not an earlier value", Box::new(|h| h["graph"]["nodes"][0]["inputs"][0] = 99.into())),
+        (
+            "out of range",
+            Box::new(|h| h["graph"]["nodes"][0]["op"]["conv"]["window"]["stride"][0] = (1u64 << 40).into()),
+        ),
+        ("larger than", Box::new(|h| h["graph"]["input"] = serde_json::json!([1u64 << 30, 1 << 20, 1 << 20]))),
+        ("larger than", Box::new(|h| h["graph"]["nodes"][0]["op"]["conv"]["out_channels"] = (1u64 << 40).into())),
+    ];
+    for (needle, edit) in cases {
+        let m = model_error(read(&with_header(&bytes, edit), true));
+        assert!(m.contains(needle), "expected '{needle}' in: {m}");
+    }
+    // Prelude fields, with the prelude checksum fixed.
+    let prelude = |at: usize, value: &[u8]| {
+        let mut b = bytes.clone();
+        b[at..at + value.len()].copy_from_slice(value);
+        let crc = crc32fast::hash(&b[..52]);
+        b[52..56].copy_from_slice(&crc.to_le_bytes());
+        model_error(read(&b, false))
+    };
+    assert!(prelude(0, b"GGUF").contains("not an incept model file"));
+    assert!(prelude(8, &2u32.to_le_bytes()).contains("format version 2 is not supported"));
+    assert!(prelude(12, &0x0403_0201u32.to_le_bytes()).contains("byte-order mark"));
+    assert!(
+        prelude(32, &65u64.to_le_bytes()).contains("runs into the data")
+            || prelude(32, &65u64.to_le_bytes()).contains("multiple of 64")
+    );
+    assert!(prelude(24, &u64::MAX.to_le_bytes()).contains("runs into the data"));
+    assert!(prelude(40, &u64::MAX.to_le_bytes()).contains("out of range"));
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0; 64]);
+    assert!(model_error(read(&longer, false)).contains("unexpected bytes after the data"));
+}
+
+#[test]
+fn files_that_are_not_models_get_a_clear_error() {
+    let file = TempFile::new("not-a-model");
+    std::fs::write(&file.0, b"hello").unwrap();
+    let e = Model::open(&file.0).err().expect("not a model").to_string();
+    assert!(e.contains("unsupported model file"), "{e}");
+    let e = Model::open(file.0.with_file_name("missing.incept")).err().expect("missing").to_string();
+    assert!(e.contains("no such file"), "{e}");
+    std::fs::write(&file.0, format::MAGIC).unwrap();
+    let e = Model::open(&file.0).err().expect("just a magic").to_string();
+    assert!(e.contains("truncated"), "{e}");
+}
