@@ -86,6 +86,14 @@ impl Model {
         }
     }
 
+    /// A built-in architecture (see [`models::BUILTIN`]) with the weights of a
+    /// PyTorch state dict saved as safetensors (see [`import::safetensors`]).
+    pub fn from_safetensors(path: impl AsRef<Path>, arch: &str) -> Result<Model> {
+        let graph = models::build(arch)?;
+        let weights = import::load_safetensors(path.as_ref(), &graph)?;
+        Model::new(&graph, &weights)
+    }
+
     /// A built-in model by name (see [`models::BUILTIN`]), or else a model file
     /// (see [`open`](Model::open)) when the argument looks like a path.
     pub fn load(name_or_path: &str) -> Result<Model> {

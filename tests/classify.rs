@@ -1,13 +1,15 @@
 //! `incept classify`: JPEG and PNG decoding, per-image results, batching, and an
 //! unreadable image reported by name without stopping the others.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use image::{Rgb, RgbImage};
 
 fn incept(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().expect("the incept binary runs")
+    common::incept_command().args(args).output().expect("the incept binary runs")
 }
 
 /// A JPEG, a corrupt "JPEG" and a PNG, written to a temporary directory of the test's own.
@@ -111,4 +113,18 @@ fn a_missing_image_and_bad_options_are_errors() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn a_converted_model_file_classifies_like_the_built_in_model() {
+    let [jpg, corrupt, png] = images("converted");
+    let file = std::path::Path::new(&jpg).with_file_name("googlenet.incept");
+    let graph = incept::models::build("googlenet").unwrap();
+    let weights = incept::weights::Weights::synthetic(&graph, incept::SYNTHETIC_SEED);
+    incept::format::write(&graph, &weights, &file, Default::default(), &mut |_, _| {}).unwrap();
+    let run = |model: &str| incept(&["classify", &jpg, &corrupt, &png, "--model", model, "--top", "5"]);
+    let (builtin, converted) = (run("googlenet"), run(file.to_str().unwrap()));
+    assert_eq!(results(&converted).len(), 2, "{}", String::from_utf8_lossy(&converted.stderr));
+    assert_eq!(results(&converted), results(&builtin));
+    assert!(!converted.status.success() && String::from_utf8_lossy(&converted.stderr).contains(&corrupt));
 }

@@ -4,10 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn incept(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().expect("the incept binary runs")
+    common::incept_command().args(args).output().expect("the incept binary runs")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -204,4 +204,11 @@ fn convert_writes_a_model_file_that_run_info_and_bench_accept() {
     std::fs::write(&converted, bytes).unwrap();
     assert_clean_error(&incept(&["info", file]), "truncated");
     assert_clean_error(&incept(&["convert", onnx, "-o", file, "--arch", "x"]), "exists");
+    let st = tmp("weights.safetensors");
+    std::fs::write(&st, b"").unwrap();
+    let st_out = tmp("st.incept");
+    assert_clean_error(&incept(&["convert", st.to_str().unwrap(), "-o", st_out.to_str().unwrap()]), "--arch");
+    let out = incept(&["convert", st.to_str().unwrap(), "-o", st_out.to_str().unwrap(), "--arch", "googlenet"]);
+    assert_clean_error(&out, "weights.safetensors");
+    assert!(!st_out.exists(), "nothing is written when the source cannot be read");
 }

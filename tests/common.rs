@@ -28,3 +28,17 @@ pub fn rel_max_err(got: &[f32], want: &[f32]) -> f32 {
 pub fn model_fits_test_budget(macs: u64) -> bool {
     std::env::var("INCEPT_TEST_MODELS").as_deref() != Ok("small") || macs < 2_500_000_000
 }
+
+/// A command running the `incept` binary; through `$INCEPT_TEST_RUNNER` when set
+/// (under qemu-user, which does not follow `exec` into another emulated binary).
+pub fn incept_command() -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_incept");
+    match std::env::var("INCEPT_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = std::process::Command::new(runner);
+            c.arg(bin);
+            c
+        }
+        _ => std::process::Command::new(bin),
+    }
+}

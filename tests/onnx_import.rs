@@ -12,7 +12,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use incept::graph::{Activation, Op, Padding};
 use incept::import::onnx::from_bytes;
@@ -222,7 +221,7 @@ fn cli_runs_an_onnx_file() {
     let out = dir.join("y.npy");
     let model = fixture("inception_module.onnx");
     let input = fixture("inception_module.input.npy");
-    let incept = |args: &[&std::ffi::OsStr]| Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().unwrap();
+    let incept = |args: &[&std::ffi::OsStr]| common::incept_command().args(args).output().unwrap();
     let r = incept(&[
         "run".as_ref(),
         model.as_ref(),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use incept::format::{self, WritePacking};
-use incept::{Model, import};
+use incept::{Model, import, models};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `incept convert`.
@@ -39,8 +39,16 @@ pub fn run(args: &Args) -> Result<(), String> {
     let t0 = Instant::now();
     let ext = args.src.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
     let (graph, weights) = match (ext.as_deref(), &args.arch) {
+        (Some("safetensors"), Some(arch)) => {
+            let graph = models::build(arch).map_err(|e| e.to_string())?;
+            let weights = import::load_safetensors(&args.src, &graph).map_err(|e| e.to_string())?;
+            (graph, weights)
+        }
+        (Some("safetensors"), None) => {
+            return Err("a .safetensors checkpoint needs --arch NAME (see `incept models`)".into());
+        }
         (Some("onnx"), _) => import::load_onnx(&args.src).map_err(|e| e.to_string())?,
-        _ => return Err(format!("{}: convert reads .onnx files", args.src.display())),
+        _ => return Err(format!("{}: convert reads .onnx and .safetensors files", args.src.display())),
     };
     let packing = if args.packing == "plain" { WritePacking::Plain } else { WritePacking::Native };
     let bar = ProgressBar::new(0).with_style(
