@@ -168,7 +168,9 @@ pub extern "C" fn incept_last_error() -> *const c_char {
 }
 
 /// Opens a model: a built-in name (`"inception_v3"`, `"nin_cifar10"`, ...; built-in
-/// models carry synthetic weights) or a model file (`.onnx`). On success `*out` is a
+/// models carry synthetic weights) or a model file: an incept model file written by
+/// `incept convert` (memory-mapped; every session of the model, in any thread, shares
+/// the mapped weights) or a `.onnx` file. On success `*out` is a
 /// new handle, to be released with [`incept_model_close`]; on failure it is NULL.
 ///
 /// A model may be used from any number of threads at once.

@@ -4,7 +4,7 @@
  *
  *   cargo build --release
  *   gcc -O2 -Wall -Wextra -Iinclude examples/c/example.c -Ltarget/release -lincept -o target/example
- *   LD_LIBRARY_PATH=target/release target/example nin_cifar10     # or a .onnx file
+ *   LD_LIBRARY_PATH=target/release target/example nin_cifar10     # or a model file (.incept, .onnx)
  */
 #include <stdio.h>
 #include <stdlib.h>
