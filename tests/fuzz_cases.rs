@@ -99,14 +99,19 @@ fn mutated(seeds: Vec<Vec<u8>>, n: usize) -> impl Iterator<Item = Vec<u8>> {
     })
 }
 
+/// Mutations per seed: fewer under emulation (`INCEPT_TEST_MODELS=small`).
+fn mutations() -> usize {
+    if std::env::var("INCEPT_TEST_MODELS").as_deref() == Ok("small") { 50 } else { 400 }
+}
+
 #[test]
 fn model_files_from_mutated_bytes_load_or_fail_cleanly() {
-    mutated(seed_bytes("model_file"), 400).for_each(|b| checks::files::model_file(&b));
+    mutated(seed_bytes("model_file"), mutations()).for_each(|b| checks::files::model_file(&b));
 }
 
 #[test]
 fn onnx_files_from_mutated_bytes_import_or_fail_cleanly() {
-    mutated(seed_bytes("onnx"), 400).for_each(|b| checks::files::onnx(&b));
+    mutated(seed_bytes("onnx"), mutations()).for_each(|b| checks::files::onnx(&b));
 }
 
 /// Found by the planner target: a value placed in a concatenation and copied into
