@@ -69,8 +69,8 @@ enum Command {
         /// interleaved, on the widest tier (or `INCEPT_TIER`).
         #[arg(long)]
         winograd: bool,
-        /// Interleaved rounds per layer with `--winograd` (medians are reported).
-        #[arg(long, default_value_t = 15)]
+        /// Interleaved rounds per layer with `--winograd` (the fastest are reported).
+        #[arg(long, default_value_t = 31)]
         rounds: usize,
     },
     /// Measure load time and latency on a synthetic input.
