@@ -263,7 +263,7 @@ pub fn conv2d_nchw16c_par(
 /// `ob + px` loads (weight rows and input broadcasts) on two FMA and two load ports,
 /// so its cost is the larger of the two; a tile also pays a fixed overhead (loop,
 /// epilogue) that favours fewer, larger tiles.
-fn choose_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
+pub(crate) fn choose_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
     let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + 2;
     let mut best = (usize::MAX, (1, 1));
     for (ob, &max_px) in mk.max_px.iter().enumerate().filter(|(ob, m)| *ob > 0 && **m > 0) {

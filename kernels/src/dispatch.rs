@@ -7,17 +7,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conv::ConvMicrokernel;
 use crate::peak;
-use crate::{Activation, Image, ImageMut, PoolGeometry};
+use crate::{Activation, Image, ImageMut, PoolGeometry, winograd};
 
 type PoolFn = unsafe fn(Image, &PoolGeometry, Option<bool>, &mut ImageMut);
 type GapFn = unsafe fn(Image, &mut ImageMut);
 type LinearFn = unsafe fn(Image, &[f32], &[f32], bool, &mut ImageMut);
 
+/// A tier's Winograd transforms (see [`crate::winograd`]).
+#[derive(Clone, Copy)]
+pub(crate) struct WinogradOps {
+    /// Input transform of one chunk.
+    pub(crate) input: unsafe fn(&mut winograd::InputJob),
+    /// Output transform of one chunk and group of output blocks. Its safety
+    /// contract is [`winograd::output_transform`]'s.
+    pub(crate) output: unsafe fn(&winograd::OutputJob),
+}
+
 /// The blocked pooling and linear bodies compiled for one tier's target features.
 macro_rules! blocked_ops {
     ($name:ident $(, $feature:literal)?) => {
         mod $name {
-            use crate::{Image, ImageMut, PoolGeometry, blocked};
+            use crate::{Image, ImageMut, PoolGeometry, blocked, winograd};
             $(#[target_feature(enable = $feature)])?
             pub(super) unsafe fn pool(i: Image, g: &PoolGeometry, avg: Option<bool>, o: &mut ImageMut) {
                 blocked::pool(i, g, avg, o)
@@ -29,6 +39,15 @@ macro_rules! blocked_ops {
             $(#[target_feature(enable = $feature)])?
             pub(super) unsafe fn linear(i: Image, w: &[f32], b: &[f32], relu: bool, o: &mut ImageMut) {
                 blocked::linear(i, w, b, relu, o)
+            }
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn wino_input(job: &mut winograd::InputJob) {
+                winograd::input_transform(job)
+            }
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn wino_output(job: &winograd::OutputJob) {
+                // SAFETY: forwarded contract.
+                unsafe { winograd::output_transform(job) }
             }
         }
     };
@@ -126,6 +145,7 @@ pub struct Kernels {
     pool: PoolFn,
     gap: GapFn,
     linear: LinearFn,
+    pub(crate) winograd: WinogradOps,
     /// FMA throughput loop and the FLOPs of one iteration (see [`crate::peak`]).
     pub(crate) peak: (unsafe fn(u64) -> f32, u64),
 }
@@ -138,7 +158,15 @@ impl Kernels {
         }
         macro_rules! table {
             ($conv:expr, $ops:ident, $peak:expr) => {
-                Kernels { tier, conv: $conv, pool: $ops::pool, gap: $ops::gap, linear: $ops::linear, peak: $peak }
+                Kernels {
+                    tier,
+                    conv: $conv,
+                    pool: $ops::pool,
+                    gap: $ops::gap,
+                    linear: $ops::linear,
+                    winograd: WinogradOps { input: $ops::wino_input, output: $ops::wino_output },
+                    peak: $peak,
+                }
             };
         }
         Some(match tier {

@@ -9,6 +9,8 @@
 //!   never optimised themselves.
 //! - [`conv`]: direct convolution on NCHW16c with per-tier microkernels, chosen at
 //!   run time through [`Kernels`] (see [`dispatch`]); weights packed by [`pack`].
+//! - [`winograd`]: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions, whose GEMMs
+//!   run on the same microkernels.
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
@@ -21,6 +23,7 @@ pub mod pack;
 pub mod peak;
 pub mod reference;
 mod scalar;
+pub mod winograd;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 

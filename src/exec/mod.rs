@@ -60,7 +60,7 @@ impl Session {
         };
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
-        let plan = Arc::new(Plan::new(&program, options.batch)?);
+        let plan = Arc::new(Plan::new(&program, options.batch, options.threads)?);
         let state = State { arena: AlignedVec::zeroed(plan.arena_len), step_nanos: Vec::new(), profiled_runs: 0 };
         let g = &program.graph;
         let (input_len, output_len) =

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use incept_kernels::blocked::reorder;
 use incept_kernels::conv::{PackedConv, ParallelFor, conv2d_nchw16c_par};
+use incept_kernels::winograd::conv2d_winograd_par;
 use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, reference as k};
 
 use crate::plan::{Action, Kernel, Plan, PlannedStep, Program};
@@ -60,9 +61,14 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
         Action::Kernel(kernel) => {
             let t = |id: crate::plan::TensorId| program.tensor(id);
             with_views(arena, layout, step, n, |ins, out, scratch| match kernel {
-                Kernel::Conv { weight, bias, shape, geom, act, residual } => {
+                Kernel::Conv { weight, bias, shape, geom, act, residual, winograd } => {
                     let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
-                    conv2d_nchw16c_par(kernels, ins[0], &w, geom, residual.then_some(ins[1]), *act, out, scratch, par)
+                    let res = residual.then_some(ins[1]);
+                    if *winograd {
+                        conv2d_winograd_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                    } else {
+                        conv2d_nchw16c_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                    }
                 }
                 Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {
                     kernels.linear(ins[0], t(*weight), t(*bias), *act, out)

@@ -20,7 +20,9 @@
 //! ```
 //!
 //! The tensors are the lowered program's: BatchNorm folded, residual scales applied,
-//! convolution weights in the blocked packing (`oihw_blocked16`). Loading maps the
+//! convolution weights in the blocked packing (`oihw_blocked16`), or for the 3x3
+//! stride-1 layers lowered to Winograd, transformed (`winograd_f2x2_3x3_blocked16`;
+//! such a layer stored as `oihw_blocked16` is repacked at load). Loading maps the
 //! file, checks the prelude, the header and every tensor entry against the graph the
 //! header describes (so no offset, length, shape or packing is used unchecked), and
 //! points the program at the mapped bytes: no weight is copied or even read. A file
@@ -249,8 +251,8 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
             info.mapped_bytes += raw.len();
             sources.push(Source::Mapped(file_range));
         } else {
-            let plain: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-            sources.push(Source::Owned(recipe.pack(&plain, recipe.native_packing())));
+            let stored: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            sources.push(Source::Owned(recipe.repack(&stored, packing, recipe.native_packing())));
             info.repacked.push(entry.name.clone());
         }
     }

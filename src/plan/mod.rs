@@ -13,10 +13,11 @@
 mod lower;
 mod store;
 
-pub use lower::{Fold, Kernel, Packing, Program, Step, TensorId, TensorRecipe, TensorRole};
+pub use lower::{Fold, Kernel, Packing, Program, Step, TensorId, TensorRecipe, TensorRole, uses_winograd};
 pub use store::{SharedBytes, Source, TensorStore};
 
 use incept_kernels::conv::conv2d_scratch_len;
+use incept_kernels::winograd::winograd_scratch_len;
 use incept_kernels::{BLOCK, Dims, Layout};
 
 use crate::error::{Error, Result};
@@ -95,9 +96,14 @@ impl PlannedStep {
             Action::Input => "input".into(),
             Action::Output => "output".into(),
             Action::Copy { .. } => "copy".into(),
-            Action::Kernel(Kernel::Conv { geom, residual, .. }) => {
-                format!("conv {}x{}/{}{}", geom.kh, geom.kw, geom.stride_h, if *residual { " +residual" } else { "" })
-            }
+            Action::Kernel(Kernel::Conv { geom, residual, winograd, .. }) => format!(
+                "conv {}x{}/{}{}{}",
+                geom.kh,
+                geom.kw,
+                geom.stride_h,
+                if *winograd { " winograd" } else { "" },
+                if *residual { " +residual" } else { "" }
+            ),
             Action::Kernel(k) => format!("{k:?}").split(['(', ' ', '{']).next().unwrap_or("").to_lowercase(),
         }
     }
@@ -110,6 +116,8 @@ pub struct Plan {
     pub batch: usize,
     /// Activation layout.
     pub layout: Layout,
+    /// Threads the steps' scratch is sized for.
+    pub threads: usize,
     /// Steps in execution order, starting with `Input` and ending with `Output`.
     pub steps: Vec<PlannedStep>,
     /// Arena length in `f32`.
@@ -135,11 +143,15 @@ impl Plan {
         self.steps.iter().filter(|s| matches!(s.action, Action::Copy { .. })).count()
     }
 
-    /// Plans `program` for `batch` images, activations in NCHW16c.
-    pub fn new(program: &Program, batch: usize) -> Result<Plan> {
+    /// Plans `program` for `batch` images, activations in NCHW16c, with scratch for
+    /// kernels spread over `threads` threads.
+    pub fn new(program: &Program, batch: usize, threads: usize) -> Result<Plan> {
         let layout = Layout::Nchw16c;
         if batch == 0 {
             return Err(Error::Options("batch size must be at least 1".into()));
+        }
+        if threads == 0 {
+            return Err(Error::Options("threads must be at least 1".into()));
         }
         let g = &program.graph;
         let nv = g.values.len();
@@ -208,6 +220,7 @@ impl Plan {
                 continue;
             }
             let scratch = match &s.kernel {
+                Kernel::Conv { geom, winograd: true, .. } => winograd_scratch_len(g.dims(s.inputs[0]), geom, threads),
                 Kernel::Conv { geom, .. } => conv2d_scratch_len(g.dims(s.inputs[0]), geom),
                 _ => 0,
             };
@@ -304,7 +317,7 @@ impl Plan {
                 }
             })
             .collect();
-        Ok(Plan { batch, layout, steps, arena_len, lower_bound })
+        Ok(Plan { batch, layout, threads, steps, arena_len, lower_bound })
     }
 }
 

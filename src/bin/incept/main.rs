@@ -65,6 +65,13 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Instead, time each 3x3 stride-1 layer by the direct kernel and by Winograd,
+        /// interleaved, on the widest tier (or `INCEPT_TIER`).
+        #[arg(long)]
+        winograd: bool,
+        /// Interleaved rounds per layer with `--winograd` (the fastest are reported).
+        #[arg(long, default_value_t = 31)]
+        rounds: usize,
     },
     /// Measure load time and latency on a synthetic input.
     Bench {
@@ -112,8 +119,9 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Info { model, batch, json } => info(&model, batch, json),
-        Command::Peak { model, all_tiers, json } => {
-            peak::run(&models::build(&model).map_err(|e| e.to_string())?, all_tiers, json)
+        Command::Peak { model, all_tiers, json, winograd, rounds } => {
+            let graph = models::build(&model).map_err(|e| e.to_string())?;
+            if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
         }
         Command::Run { model, input, output, threads } => run_model(&model, &input, &output, threads),
         Command::Bench { model, threads, runs, batch, json, profile } => {

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use incept::graph::ConvLayer;
-use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+use incept_kernels::conv::{PackedConv, Sequential, conv2d_nchw16c, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::peak::fma_peak_gflops;
 use incept_kernels::{Activation, AlignedVec, Image, ImageMut, Kernels, Layout, Tier};
@@ -149,4 +149,124 @@ fn kind_of(l: &ConvLayer) -> String {
         (1, 3, 1) | (3, 1, 1) => "1x3/3x1".into(),
         _ => l.window(),
     }
+}
+
+/// `incept peak --winograd`: every 3x3 stride-1 convolution of `graph` timed by the
+/// direct kernel and by Winograd F(2x2, 3x3) on the widest tier (or `INCEPT_TIER`),
+/// interleaved: `rounds` rounds, each a batch of direct runs then a batch of
+/// Winograd runs (a few milliseconds each), and the median of each round's ratio,
+/// so that a slow spell of a shared machine hits both alike.
+pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bool) -> Result<(), String> {
+    use incept::plan::uses_winograd;
+    use incept_kernels::pack::pack_winograd_weights;
+    use incept_kernels::winograd::{conv2d_winograd_par, winograd_applies, winograd_scratch_len};
+
+    let tier = Tier::from_env()?;
+    let k = Kernels::new(tier).expect("available");
+    let l = Layout::Nchw16c;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut rows = Vec::new();
+    for layer in graph.conv_layers().into_iter().filter(|l| winograd_applies(&l.geom)) {
+        let (din, dout, g) = (layer.input, layer.output(), layer.geom);
+        let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: 3, kw: 3 };
+        let oihw: Vec<f32> = (0..shape.co * shape.ci * 9).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+        let (mut wd, mut ww, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        pack_conv_weights(&oihw, shape, &mut wd);
+        pack_winograd_weights(&oihw, shape, &mut ww);
+        pack_bias(&vec![0.1; shape.co], &mut b);
+        let (wd, ww, b) = (AlignedVec::from_slice(&wd), AlignedVec::from_slice(&ww), AlignedVec::from_slice(&b));
+        let x = AlignedVec::from_slice(&vec![0.5; l.image_len(din)]);
+        let mut y = AlignedVec::zeroed(l.image_len(dout));
+        let mut s_direct = AlignedVec::zeroed(conv2d_scratch_len(din, &g));
+        let mut s_wino = AlignedVec::zeroed(winograd_scratch_len(din, &g, 1));
+        let direct = PackedConv { shape, weights: wd.as_slice(), bias: b.as_slice() };
+        let wino = PackedConv { shape, weights: ww.as_slice(), bias: b.as_slice() };
+        let mut run = |winograd: bool| {
+            let (x, out) = (Image::new(x.as_slice(), din, l), &mut ImageMut::new(y.as_mut_slice(), dout, l));
+            if winograd {
+                let s = s_wino.as_mut_slice();
+                conv2d_winograd_par(&k, x, &wino, &g, None, Activation::Relu, out, s, &Sequential);
+            } else {
+                conv2d_nchw16c(&k, x, &direct, &g, None, Activation::Relu, out, s_direct.as_mut_slice());
+            }
+        };
+        run(false);
+        run(true);
+        // Runs per batch: about 1 ms of the direct kernel at 200 GFLOP/s, short
+        // against a scheduler's time slice, and the order alternates between rounds,
+        // so that sharing a core with another process does not fall in step with
+        // one side.
+        let reps = (1e-3 * 200e9 / (2.0 * layer.macs() as f64)).ceil() as usize;
+        let mut batch = |winograd: bool| {
+            let t = Instant::now();
+            (0..reps).for_each(|_| run(winograd));
+            t.elapsed().as_secs_f64() / reps as f64
+        };
+        let (mut td, mut tw, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds.max(1) {
+            let (d, w) = if round % 2 == 0 {
+                let d = batch(false);
+                (d, batch(true))
+            } else {
+                let w = batch(true);
+                (batch(false), w)
+            };
+            td.push(d);
+            tw.push(w);
+            ratio.push(d / w);
+        }
+        // Other processes only ever slow a batch down: the fastest batch of each
+        // side is the best estimate of its speed alone; the median of the rounds'
+        // ratios is reported beside it as a check.
+        let (best_d, best_w) =
+            (td.iter().copied().fold(f64::INFINITY, f64::min), tw.iter().copied().fold(f64::INFINITY, f64::min));
+        let picked = uses_winograd(&g, din.c, (dout.h, dout.w));
+        rows.push((layer, best_d, best_w, median(ratio), picked));
+    }
+    let direct_ms: f64 = rows.iter().map(|r| r.1 * r.0.count as f64).sum::<f64>() * 1e3;
+    let chosen_ms: f64 = rows.iter().map(|r| if r.4 { r.2 } else { r.1 } * r.0.count as f64).sum::<f64>() * 1e3;
+    if as_json {
+        let layers: Vec<_> = rows
+            .iter()
+            .map(|(l, d, w, r, picked)| {
+                json!({"input": [l.input.c, l.input.h, l.input.w], "out_channels": l.out_channels,
+                       "pad": [l.geom.pad.top, l.geom.pad.left, l.geom.pad.bottom, l.geom.pad.right],
+                       "count": l.count, "direct_ms": d * 1e3, "winograd_ms": w * 1e3,
+                       "speedup": d / w, "median_round_speedup": r, "lowered_to_winograd": picked})
+            })
+            .collect();
+        let v = json!({"model": graph.name, "tier": tier.name(), "rounds": rounds, "layers": layers,
+                       "total_direct_ms": direct_ms, "total_as_lowered_ms": chosen_ms});
+        println!("{v:#}");
+        return Ok(());
+    }
+    println!(
+        "{} 3x3/1 layers on {}, direct vs Winograd F(2x2,3x3): fastest of {rounds} interleaved rounds, \
+         and the median of the rounds' ratios",
+        graph.name,
+        tier.name()
+    );
+    println!(
+        "{:>14} {:>5} {:>5} {:>4} {:>10} {:>10} {:>8} {:>8}  lowered",
+        "input", "out", "pad", "x", "direct ms", "wino ms", "speedup", "median"
+    );
+    for (l, d, w, r, picked) in &rows {
+        let input = format!("{}x{}x{}", l.input.c, l.input.h, l.input.w);
+        let p = l.geom.pad;
+        let pad = format!("{}{}{}{}", p.top, p.left, p.bottom, p.right);
+        let how = if *picked { "winograd" } else { "direct" };
+        println!(
+            "{input:>14} {:>5} {pad:>5} {:>4} {:>10.3} {:>10.3} {:>7.2}x {r:>7.2}x  {how}",
+            l.out_channels,
+            l.count,
+            d * 1e3,
+            w * 1e3,
+            d / w
+        );
+    }
+    println!("all 3x3/1 layers (x count): direct {direct_ms:.2} ms, as lowered {chosen_ms:.2} ms");
+    Ok(())
 }
