@@ -41,7 +41,7 @@ impl Model {
     }
 
     /// A model from a file: an incept model file (recognised by its first bytes;
-    /// memory-mapped, its weights used in place, see [`format`]) or an `.onnx` file
+    /// memory-mapped, its weights used in place, see [`format`](mod@crate::format)) or an `.onnx` file
     /// (see [`import::onnx`]). Model files are checked structurally; see
     /// [`open_verified`](Model::open_verified) to check their weights' checksums too.
     ///

@@ -4,7 +4,7 @@
 //! single image (`C x H x W`) described by an [`Image`] view whose [`Layout`] is
 //! either plain `NCHW` or the channel-blocked `NCHW16c` the engine runs on.
 //!
-//! - [`reference`]: naive, obviously correct implementations of every operator.
+//! - [`reference`](mod@reference): naive, obviously correct implementations of every operator.
 //!   They are the oracle the optimised tiers are tested and fuzzed against, and are
 //!   never optimised themselves.
 //! - [`conv`]: direct convolution on NCHW16c with per-tier microkernels, chosen at

@@ -70,28 +70,81 @@ pub struct NodeDesc {
 /// An operator and the attributes that are not parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-#[allow(missing_docs)]
 pub enum OpDesc {
-    Conv { out_channels: usize, window: WindowDesc, bias: bool },
-    BatchNorm { eps: f32 },
+    /// Convolution; parameters `{name}.weight` and, with `bias`, `{name}.bias`.
+    Conv {
+        /// Output channels.
+        out_channels: usize,
+        /// Window, stride, padding.
+        window: WindowDesc,
+        /// Whether the layer has a bias.
+        bias: bool,
+    },
+    /// Inference BatchNorm (parameters `{name}.weight`, `.bias`, `.running_mean`, `.running_var`).
+    BatchNorm {
+        /// Added to the variance.
+        eps: f32,
+    },
+    /// `max(x, 0)`.
     Relu,
-    MaxPool { window: WindowDesc, ceil_mode: bool },
-    AvgPool { window: WindowDesc, ceil_mode: bool, count_include_pad: bool },
+    /// Max pooling.
+    MaxPool {
+        /// Window, stride, padding.
+        window: WindowDesc,
+        /// Round the output size up.
+        ceil_mode: bool,
+    },
+    /// Average pooling.
+    AvgPool {
+        /// Window, stride, padding.
+        window: WindowDesc,
+        /// Round the output size up.
+        ceil_mode: bool,
+        /// Divide by the padded window rather than the real pixels.
+        count_include_pad: bool,
+    },
+    /// Mean over the spatial dimensions.
     GlobalAvgPool,
+    /// Concatenation along channels, in input order.
     Concat,
-    ResidualAdd { scale: f32, relu: bool },
-    Lrn { size: usize, alpha: f32, beta: f32, k: f32 },
-    Linear { out_features: usize, bias: bool },
+    /// `act(x + scale * y)`.
+    ResidualAdd {
+        /// Scale of the branch `y`.
+        scale: f32,
+        /// ReLU after the sum.
+        relu: bool,
+    },
+    /// Local response normalisation across channels.
+    Lrn {
+        /// Channels in the window.
+        size: usize,
+        /// Scale.
+        alpha: f32,
+        /// Exponent.
+        beta: f32,
+        /// Offset.
+        k: f32,
+    },
+    /// Fully connected layer on the flattened input.
+    Linear {
+        /// Output features.
+        out_features: usize,
+        /// Whether the layer has a bias.
+        bias: bool,
+    },
+    /// Softmax over channels.
     Softmax,
 }
 
 /// A window: `[kh, kw]`, `[stride_h, stride_w]`, padding `[top, left, bottom, right]`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct WindowDesc {
+    /// `[kh, kw]`.
     pub kernel: [usize; 2],
+    /// `[stride_h, stride_w]`.
     pub stride: [usize; 2],
+    /// `[top, left, bottom, right]`.
     pub pad: [usize; 4],
 }
 

@@ -275,7 +275,7 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
     Ok((Program { graph, steps, recipes, tensors }, info))
 }
 
-/// How [`write`] lays tensors out.
+/// How [`write()`] lays tensors out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WritePacking {
     /// The kernels' layout: loading maps it in place (the default).
@@ -285,7 +285,7 @@ pub enum WritePacking {
     Plain,
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WriteInfo {
     /// File size in bytes.
