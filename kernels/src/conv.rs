@@ -87,13 +87,13 @@ pub struct ConvMicrokernel {
 /// The fewest products an output accumulates in a register before the chunk is
 /// added to its partial sum in memory. The rounding error of a float32 sum grows
 /// with the length of the chain that accumulates it: one register chain over a
-/// whole reduction (hundreds to thousands of terms) put the Inception models 1.4
+/// whole reduction (hundreds to thousands of terms) put the Inception models 1.3
 /// to 1.7 times further from a float64 evaluation than ONNX Runtime, whose MLAS
 /// kernels sum one input block (128 to 144 terms) per chunk. Each chunk costs a
 /// load, an add and a store per accumulator, a little more than an FMA: measured
-/// on Inception v3 (AVX-512), 32-term chunks cost about 5% of the convolution
-/// throughput, 48 about 3%, 128 about 1%; 48 brings the error to 0.65 to 0.85
-/// times ONNX Runtime's.
+/// on Inception v3 (AVX-512, `incept peak`), 32-term chunks cost about 5% of the
+/// convolution throughput, 48 from 1% to 3% (by layer kind), 128 about 1%; 48
+/// brings the error to 0.64 to 0.85 times ONNX Runtime's, 64 only to 0.75 to 1.
 pub const CHUNK_TERMS: usize = 48;
 
 /// Taps per chunk for a convolution of `shape`. A chunk of `c` products has a
