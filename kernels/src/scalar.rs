@@ -2,7 +2,7 @@
 //! 16 lanes an array the compiler may vectorise for the baseline target.
 
 use crate::BLOCK;
-use crate::conv::{ConvMicrokernel, TileArgs};
+use crate::conv::{ConvMicrokernel, Taps, TileArgs};
 
 /// Up to 2 output blocks x 4 pixels: 128 accumulators, what the baseline
 /// target's 16 SSE registers can roughly hold in 4-lane pieces.
@@ -31,45 +31,44 @@ unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
 /// # Safety
 /// The [`TileArgs`] contract for an `OB x PX` tile.
 unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
-    let mut acc = [[[0f32; BLOCK]; PX]; OB];
+    let n = a.ci_blocks * a.kh * a.kw;
     // SAFETY: every offset below is one the TileArgs contract promises is in bounds.
     unsafe {
-        for (b, acc_b) in acc.iter_mut().enumerate() {
-            let bias = std::slice::from_raw_parts(a.bias.add(b * BLOCK), BLOCK);
-            acc_b.iter_mut().for_each(|p| p.copy_from_slice(bias));
-        }
-        for ib in 0..a.ci_blocks {
-            for ky in 0..a.kh {
-                for kx in 0..a.kw {
-                    let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
-                    let w = a.weights.add(((ib * a.kh + ky) * a.kw + kx) * BLOCK * BLOCK);
-                    let lanes = if ib + 1 < a.ci_blocks { BLOCK } else { a.ci_tail };
-                    for i in 0..lanes {
-                        for (b, acc_b) in acc.iter_mut().enumerate() {
-                            let wrow = &*(w.add(b * a.w_block + i * BLOCK) as *const [f32; BLOCK]);
-                            for (p, acc_bp) in acc_b.iter_mut().enumerate() {
-                                let x = *inp.add(p * a.in_pixel + i);
-                                for l in 0..BLOCK {
-                                    acc_bp[l] += x * wrow[l];
-                                }
+        let mut taps = Taps::new(a);
+        for t0 in (0..n).step_by(a.chunk) {
+            let t1 = (t0 + a.chunk).min(n);
+            let mut acc = [[[0f32; BLOCK]; PX]; OB];
+            for (inp, w, whole) in taps.by_ref().take(t1 - t0) {
+                for i in 0..if whole { BLOCK } else { a.ci_tail } {
+                    for (b, acc_b) in acc.iter_mut().enumerate() {
+                        let wrow = &*(w.add(b * a.w_block + i * BLOCK) as *const [f32; BLOCK]);
+                        for (p, acc_bp) in acc_b.iter_mut().enumerate() {
+                            let x = *inp.add(p * a.in_pixel + i);
+                            for l in 0..BLOCK {
+                                acc_bp[l] += x * wrow[l];
                             }
                         }
                     }
                 }
             }
-        }
-        for (b, acc_b) in acc.iter().enumerate() {
-            for (p, acc_bp) in acc_b.iter().enumerate() {
-                let off = b * a.out_block + p * BLOCK;
-                for (l, &v) in acc_bp.iter().enumerate() {
-                    let mut v = v;
-                    if !a.residual.is_null() {
-                        v += *a.residual.add(off + l);
+            // Add the chunk to the partial sums (the bias for the first chunk); after
+            // the last, the residual and the activation.
+            let (first, last) = (t0 == 0, t1 == n);
+            for (b, acc_b) in acc.iter().enumerate() {
+                for (p, acc_bp) in acc_b.iter().enumerate() {
+                    let off = b * a.out_block + p * BLOCK;
+                    for (l, &v) in acc_bp.iter().enumerate() {
+                        let mut v = v + if first { *a.bias.add(b * BLOCK + l) } else { *a.output.add(off + l) };
+                        if last {
+                            if !a.residual.is_null() {
+                                v += *a.residual.add(off + l);
+                            }
+                            if a.relu {
+                                v = v.max(0.0);
+                            }
+                        }
+                        *a.output.add(off + l) = v;
                     }
-                    if a.relu {
-                        v = v.max(0.0);
-                    }
-                    *a.output.add(off + l) = v;
                 }
             }
         }

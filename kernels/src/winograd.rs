@@ -368,6 +368,9 @@ pub fn conv2d_winograd_par(
     let w_pos = co_blocks * ci_blocks * BLOCK * BLOCK;
     let w_block = ci_blocks * BLOCK * BLOCK;
     let zeros = [0.0f32; MAX_OB * BLOCK];
+    // The per-position products sum over the input channels in the direct
+    // convolution's chunks (a 1x1 layer's order).
+    let gemm_chunk = crate::conv::chunk_taps(crate::pack::ConvShape { co: s.co, ci: s.ci, kh: 1, kw: 1 });
     let out_len = out.data.len();
     let out_ptr = SharedMut(out.data.as_mut_ptr());
     let (per_chunk, slots) = (ch.per_chunk, ch.slots);
@@ -408,6 +411,7 @@ pub fn conv2d_winograd_par(
                             ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
                             kh: 1,
                             kw: 1,
+                            chunk: gemm_chunk,
                             weights: w.weights[p * w_pos + ob0 * w_block..].as_ptr(),
                             w_block,
                             bias: zeros.as_ptr(),

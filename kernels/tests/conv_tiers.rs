@@ -1,9 +1,12 @@
 //! Every convolution tier this CPU runs against the reference kernel, over shape
 //! families: 1x1, 3x3, 1xn / nx1, 5x5, large strided stems; channel counts off,
 //! under and over the 16-lane block; widths around the pixel tile; stride 2; every
-//! padding side; a residual; output into a slice of a larger buffer.
+//! padding side; a residual; output into a slice of a larger buffer; reductions
+//! long enough for many chunks, with a short last one. Besides the error bound,
+//! every output must equal, bit for bit, the documented summation order (chunks of
+//! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier.
 
-use incept_kernels::conv::{PackedConv, ParallelFor, Sequential, conv2d_nchw16c_par, conv2d_scratch_len};
+use incept_kernels::conv::{PackedConv, ParallelFor, Sequential, chunk_taps, conv2d_nchw16c_par, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
@@ -39,9 +42,56 @@ struct Case {
     act: Activation,
 }
 
+/// The documented summation order of [`incept_kernels::conv::TileArgs`], one output
+/// at a time: taps `(ib, ky, kx)` in order, 16 lanes each (channels past `ci` are
+/// zeros and change nothing), in chunks of `chunk_taps` taps that each start from
+/// zero; the first chunk is added to the bias, each later one to the partial sum,
+/// then the residual and the activation. `fused`: the products are fused into the
+/// additions (FMA), as on every SIMD tier; the scalar tier rounds them first.
+#[allow(clippy::too_many_arguments)]
+fn replay(
+    x: &[f32],
+    din: Dims,
+    wt: &[f32],
+    shape: ConvShape,
+    bias: &[f32],
+    geom: &ConvGeometry,
+    residual: Option<f32>,
+    act: Activation,
+    (o, oy, ox): (usize, usize, usize),
+    fused: bool,
+) -> f32 {
+    let ConvShape { ci, kh, kw, .. } = shape;
+    let taps = ci.div_ceil(16) * kh * kw;
+    let chunk = chunk_taps(shape);
+    let mut partial = 0.0f32;
+    for t0 in (0..taps).step_by(chunk) {
+        let mut acc = 0.0f32;
+        for t in t0..(t0 + chunk).min(taps) {
+            let (ib, ky, kx) = (t / (kh * kw), t / kw % kh, t % kw);
+            for i in ib * 16..(ib * 16 + 16).min(ci) {
+                let y = (oy * geom.stride_h + ky) as isize - geom.pad.top as isize;
+                let xx = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
+                if y < 0 || xx < 0 || y >= din.h as isize || xx >= din.w as isize {
+                    continue; // padding: a zero input, which adds nothing
+                }
+                let v = x[(i * din.h + y as usize) * din.w + xx as usize];
+                let w = wt[((o * ci + i) * kh + ky) * kw + kx];
+                acc = if fused { v.mul_add(w, acc) } else { acc + v * w };
+            }
+        }
+        partial = if t0 == 0 { acc + bias[o] } else { partial + acc };
+    }
+    if let Some(r) = residual {
+        partial += r;
+    }
+    if act == Activation::Relu { partial.max(0.0) } else { partial }
+}
+
 /// Runs `case` on `kernels` and checks it against the reference, element by element,
 /// within the rounding error bound of a K-term float32 dot product:
-/// |fast - ref| <= 2 K u sum|w x| (u = 2^-24; both sides round, in any order).
+/// |fast - ref| <= 2 K u sum|w x| (u = 2^-24; both sides round, in any order), and
+/// for exact equality with [`replay`].
 fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
     let Case { ci, co, h, w, geom, residual, act } = case;
     let din = Dims::new(ci, h, w);
@@ -122,6 +172,14 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
                     kernels.conv_name(),
                     want[i]
                 );
+                let fused = kernels.tier() != Tier::Scalar;
+                let r = residual.then(|| res[i]);
+                let order = replay(&x, din, &wt, shape, &bias, &geom, r, act, (c, y, xx), fused);
+                assert!(
+                    got == order,
+                    "{} {case:?}: at (c={c}, y={y}, x={xx}) got {got}, but the documented order gives {order}",
+                    kernels.conv_name()
+                );
             }
         }
     }
@@ -184,6 +242,33 @@ fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
     assert!(cases > 500);
 }
 
+/// Reductions of hundreds to thousands of terms: many chunks, and (asserted) some
+/// with a shorter last chunk, some split inside a block's window, some reaching
+/// the partial last input block.
+fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
+    let mut rng = Rng(0x2545f4914f6cdd1d);
+    let g = |kh, kw, ph, pw| ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad: Padding::symmetric(ph, pw) };
+    let cases = [
+        (1000, 40, 5, 7, g(1, 1, 0, 0)),
+        (4100, 17, 2, 3, g(1, 1, 0, 0)),
+        (448, 64, 6, 9, g(3, 3, 1, 1)),
+        (160, 48, 7, 8, g(1, 7, 0, 3)),
+        (200, 33, 9, 4, g(7, 1, 3, 0)),
+        (300, 20, 4, 5, g(5, 5, 2, 2)),
+        (33, 16, 8, 8, g(3, 3, 1, 1)),
+    ];
+    let mut short_last = 0;
+    for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
+        let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+        let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
+        assert!(taps >= 3 * chunk, "{shape:?}: {taps} taps in chunks of {chunk}");
+        short_last += (taps % chunk != 0) as usize;
+        let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
+        check(kernels, Case { ci, co, h, w, geom, residual: n % 3 == 1, act }, &mut rng, par);
+    }
+    assert!(short_last >= 2, "too few cases end in a short chunk");
+}
+
 #[test]
 fn every_available_tier_matches_the_reference() {
     let tiers = Tier::available();
@@ -192,6 +277,7 @@ fn every_available_tier_matches_the_reference() {
         let kernels = Kernels::new(tier).unwrap();
         let before = tier_calls(tier);
         sweep(&kernels, &Sequential);
+        long_reductions(&kernels, &Sequential);
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
         eprintln!("{}: ok", kernels.conv_name());
     }
@@ -201,6 +287,7 @@ fn every_available_tier_matches_the_reference() {
 fn tiles_spread_over_threads_match_the_reference() {
     let tier = Tier::best();
     sweep(&Kernels::new(tier).unwrap(), &ThreeThreads);
+    long_reductions(&Kernels::new(tier).unwrap(), &ThreeThreads);
 }
 
 /// The tiers a machine of this architecture is expected to have: CI fails loudly if

@@ -7,7 +7,7 @@ use std::arch::aarch64::*;
 
 use super::match_px;
 use crate::BLOCK;
-use crate::conv::{ConvMicrokernel, TileArgs};
+use crate::conv::{ConvMicrokernel, Taps, TileArgs};
 
 /// q registers (4 lanes each) per 16-channel block.
 const Q: usize = BLOCK / 4;
@@ -43,56 +43,85 @@ unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
+    let n = a.ci_blocks * a.kh * a.kw;
     // SAFETY: every pointer offset below is one the TileArgs contract keeps in bounds
     // (input lanes i0..i0+4 and weight rows i0..i0+4 with i0 + 4 <= BLOCK); unaligned
     // loads and stores have no alignment requirement.
     unsafe {
-        let mut acc = [[[vdupq_n_f32(0.0); Q]; PX]; OB];
-        for (b, acc_b) in acc.iter_mut().enumerate() {
-            let bias = a.bias.add(b * BLOCK);
-            let bias = [vld1q_f32(bias), vld1q_f32(bias.add(4)), vld1q_f32(bias.add(8)), vld1q_f32(bias.add(12))];
-            acc_b.iter_mut().for_each(|v| *v = bias);
-        }
-        for ib in 0..a.ci_blocks {
-            for ky in 0..a.kh {
-                for kx in 0..a.kw {
-                    let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
-                    let w = a.weights.add(((ib * a.kh + ky) * a.kw + kx) * BLOCK * BLOCK);
-                    let mut quad = |g: usize| {
-                        // Four input lanes of each pixel in one register; each lane
-                        // then multiplies its weight row through fmla by element.
-                        let i0 = 4 * g;
-                        let mut x = [vdupq_n_f32(0.0); PX];
-                        for (p, x) in x.iter_mut().enumerate() {
-                            *x = vld1q_f32(inp.add(p * a.in_pixel + i0));
-                        }
-                        lane::<OB, PX, 0>(&mut acc, &x, w.add(i0 * BLOCK), a.w_block);
-                        lane::<OB, PX, 1>(&mut acc, &x, w.add((i0 + 1) * BLOCK), a.w_block);
-                        lane::<OB, PX, 2>(&mut acc, &x, w.add((i0 + 2) * BLOCK), a.w_block);
-                        lane::<OB, PX, 3>(&mut acc, &x, w.add((i0 + 3) * BLOCK), a.w_block);
-                    };
-                    // A constant trip count for whole blocks, so the loop unrolls; the
-                    // last block stops after the group of four holding its last real
-                    // lane (the lanes read past it hold zeros).
-                    if ib + 1 < a.ci_blocks || a.ci_tail == BLOCK {
-                        (0..BLOCK / 4).for_each(&mut quad);
-                    } else {
-                        (0..a.ci_tail.div_ceil(4)).for_each(&mut quad);
+        let mut taps = Taps::new(a);
+        for t0 in (0..n).step_by(a.chunk) {
+            let t1 = (t0 + a.chunk).min(n);
+            let mut acc = [[[vdupq_n_f32(0.0); Q]; PX]; OB];
+            acc.iter_mut().flatten().flatten().for_each(|v| *v = zero());
+            for (inp, w, whole) in taps.by_ref().take(t1 - t0) {
+                let mut quad = |g: usize| {
+                    // Four input lanes of each pixel in one register; each lane
+                    // then multiplies its weight row through fmla by element.
+                    let i0 = 4 * g;
+                    let mut x = [vdupq_n_f32(0.0); PX];
+                    for (p, x) in x.iter_mut().enumerate() {
+                        *x = vld1q_f32(inp.add(p * a.in_pixel + i0));
                     }
+                    lane::<OB, PX, 0>(&mut acc, &x, w.add(i0 * BLOCK), a.w_block);
+                    lane::<OB, PX, 1>(&mut acc, &x, w.add((i0 + 1) * BLOCK), a.w_block);
+                    lane::<OB, PX, 2>(&mut acc, &x, w.add((i0 + 2) * BLOCK), a.w_block);
+                    lane::<OB, PX, 3>(&mut acc, &x, w.add((i0 + 3) * BLOCK), a.w_block);
+                };
+                // A constant trip count for whole blocks, so the loop unrolls; the
+                // last block stops after the group of four holding its last real
+                // lane (the lanes read past it hold zeros).
+                if whole {
+                    (0..BLOCK / 4).for_each(&mut quad);
+                } else {
+                    (0..a.ci_tail.div_ceil(4)).for_each(&mut quad);
                 }
             }
+            store(a, &acc, t0 == 0, t1 == n);
         }
-        let zero = vdupq_n_f32(0.0);
+    }
+}
+
+/// A zero register that LLVM cannot tell apart from the other zeros: starting
+/// every accumulator from the one constant zero makes LLVM copy and spill the
+/// accumulators in the FMA loop (as it did on x86-64; see `avx512::zero`).
+#[target_feature(enable = "neon")]
+#[inline]
+fn zero() -> float32x4_t {
+    let z;
+    // SAFETY: writes one register and nothing else. Deliberately not `pure`, so
+    // that each call stays a separate value.
+    unsafe { std::arch::asm!("movi {0:v}.16b, #0", out(vreg) z, options(nomem, nostack, preserves_flags)) };
+    z
+}
+
+/// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
+/// chunk); after the last chunk, adds the residual and applies the activation.
+///
+/// # Safety
+/// The [`TileArgs`] contract for an `OB x PX` tile, on a CPU with NEON.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn store<const OB: usize, const PX: usize>(
+    a: &TileArgs,
+    acc: &[[[float32x4_t; Q]; PX]; OB],
+    first: bool,
+    last: bool,
+) {
+    // SAFETY: the offsets stay inside the tile's blocks and pixels.
+    unsafe {
         for (b, acc_b) in acc.iter().enumerate() {
             for (p, v) in acc_b.iter().enumerate() {
                 for (q, &v) in v.iter().enumerate() {
                     let off = b * a.out_block + p * BLOCK + q * 4;
-                    let mut v = v;
-                    if !a.residual.is_null() {
-                        v = vaddq_f32(v, vld1q_f32(a.residual.add(off)));
-                    }
-                    if a.relu {
-                        v = vmaxq_f32(v, zero);
+                    let sum = if first { a.bias.add(b * BLOCK + q * 4) } else { a.output.add(off).cast_const() };
+                    let mut v = vaddq_f32(v, vld1q_f32(sum));
+                    if last {
+                        if !a.residual.is_null() {
+                            v = vaddq_f32(v, vld1q_f32(a.residual.add(off)));
+                        }
+                        if a.relu {
+                            v = vmaxq_f32(v, vdupq_n_f32(0.0));
+                        }
                     }
                     vst1q_f32(a.output.add(off), v);
                 }

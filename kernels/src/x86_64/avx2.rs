@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 
 use super::match_px;
 use crate::BLOCK;
-use crate::conv::{ConvMicrokernel, TileArgs};
+use crate::conv::{ConvMicrokernel, Taps, TileArgs};
 
 /// 1 output block (16 channels, 2 ymm) x 6 pixels: 12 ymm accumulators, 2 for the
 /// weight row, 1 for the broadcast input: the 6x16 tile of MLAS and XNNPACK.
@@ -37,54 +37,82 @@ unsafe fn by_px<const OB: usize>(a: &TileArgs, px: usize) {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
+    let n = a.ci_blocks * a.kh * a.kw;
     // SAFETY: every pointer offset below is one the TileArgs contract keeps in bounds;
     // unaligned loads and stores have no alignment requirement.
     unsafe {
-        let mut acc = [[[_mm256_setzero_ps(); 2]; PX]; OB];
-        for (b, acc_b) in acc.iter_mut().enumerate() {
-            let lo = _mm256_loadu_ps(a.bias.add(b * BLOCK));
-            let hi = _mm256_loadu_ps(a.bias.add(b * BLOCK + 8));
-            acc_b.iter_mut().for_each(|v| *v = [lo, hi]);
-        }
-        for ib in 0..a.ci_blocks {
-            for ky in 0..a.kh {
-                for kx in 0..a.kw {
-                    let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
-                    let w = a.weights.add(((ib * a.kh + ky) * a.kw + kx) * BLOCK * BLOCK);
-                    let mut lane = |i: usize| {
-                        let mut wv = [[_mm256_setzero_ps(); 2]; OB];
-                        for (b, v) in wv.iter_mut().enumerate() {
-                            let row = w.add(b * a.w_block + i * BLOCK);
-                            *v = [_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))];
-                        }
-                        for p in 0..PX {
-                            let x = _mm256_broadcast_ss(&*inp.add(p * a.in_pixel + i));
-                            for b in 0..OB {
-                                acc[b][p][0] = _mm256_fmadd_ps(x, wv[b][0], acc[b][p][0]);
-                                acc[b][p][1] = _mm256_fmadd_ps(x, wv[b][1], acc[b][p][1]);
-                            }
-                        }
-                    };
-                    // A constant trip count for whole blocks, so the lane loop unrolls.
-                    if ib + 1 < a.ci_blocks || a.ci_tail == BLOCK {
-                        (0..BLOCK).for_each(&mut lane);
-                    } else {
-                        (0..a.ci_tail).for_each(&mut lane);
+        let mut taps = Taps::new(a);
+        for t0 in (0..n).step_by(a.chunk) {
+            let t1 = (t0 + a.chunk).min(n);
+            let mut acc = [[[_mm256_setzero_ps(); 2]; PX]; OB];
+            acc.iter_mut().flatten().flatten().for_each(|v| *v = zero());
+            for (inp, w, whole) in taps.by_ref().take(t1 - t0) {
+                let mut lane = |i: usize| {
+                    let mut wv = [[_mm256_setzero_ps(); 2]; OB];
+                    for (b, v) in wv.iter_mut().enumerate() {
+                        let row = w.add(b * a.w_block + i * BLOCK);
+                        *v = [_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))];
                     }
+                    for p in 0..PX {
+                        let x = _mm256_broadcast_ss(&*inp.add(p * a.in_pixel + i));
+                        for b in 0..OB {
+                            acc[b][p][0] = _mm256_fmadd_ps(x, wv[b][0], acc[b][p][0]);
+                            acc[b][p][1] = _mm256_fmadd_ps(x, wv[b][1], acc[b][p][1]);
+                        }
+                    }
+                };
+                // A constant trip count for whole blocks, so the lane loop unrolls.
+                if whole {
+                    (0..BLOCK).for_each(&mut lane);
+                } else {
+                    (0..a.ci_tail).for_each(&mut lane);
                 }
             }
+            store(a, &acc, t0 == 0, t1 == n);
         }
-        let zero = _mm256_setzero_ps();
+    }
+}
+
+/// A zero register that LLVM cannot tell apart from the other zeros (see
+/// `avx512::zero`: one shared constant zero makes it copy and spill accumulators).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn zero() -> __m256 {
+    let z;
+    // SAFETY: writes one register and nothing else. Deliberately not `pure`, so
+    // that each call stays a separate value.
+    unsafe { std::arch::asm!("vxorps {0}, {0}, {0}", out(ymm_reg) z, options(nomem, nostack, preserves_flags)) };
+    z
+}
+
+/// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
+/// chunk); after the last chunk, adds the residual and applies the activation.
+///
+/// # Safety
+/// The [`TileArgs`] contract for an `OB x PX` tile, on a CPU with AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store<const OB: usize, const PX: usize>(
+    a: &TileArgs,
+    acc: &[[[__m256; 2]; PX]; OB],
+    first: bool,
+    last: bool,
+) {
+    // SAFETY: the offsets stay inside the tile's blocks and pixels.
+    unsafe {
         for (b, acc_b) in acc.iter().enumerate() {
             for (p, v) in acc_b.iter().enumerate() {
                 for (h, &v) in v.iter().enumerate() {
                     let off = b * a.out_block + p * BLOCK + h * 8;
-                    let mut v = v;
-                    if !a.residual.is_null() {
-                        v = _mm256_add_ps(v, _mm256_loadu_ps(a.residual.add(off)));
-                    }
-                    if a.relu {
-                        v = _mm256_max_ps(v, zero);
+                    let sum = if first { a.bias.add(b * BLOCK + h * 8) } else { a.output.add(off).cast_const() };
+                    let mut v = _mm256_add_ps(v, _mm256_loadu_ps(sum));
+                    if last {
+                        if !a.residual.is_null() {
+                            v = _mm256_add_ps(v, _mm256_loadu_ps(a.residual.add(off)));
+                        }
+                        if a.relu {
+                            v = _mm256_max_ps(v, _mm256_setzero_ps());
+                        }
                     }
                     _mm256_storeu_ps(a.output.add(off), v);
                 }
