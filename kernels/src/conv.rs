@@ -202,14 +202,15 @@ impl ParallelFor for Sequential {
     }
 }
 
-/// The output pointer, shared by tasks that write disjoint tiles.
+/// A buffer's pointer, shared by tasks that write disjoint parts of it.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: the tasks that share it write disjoint tiles of the output (each
-// (block group, pixel range) belongs to exactly one task) and read nothing through it.
+pub(crate) struct SharedMut(pub(crate) *mut f32);
+// SAFETY: every user hands it only to tasks that write disjoint ranges (here each
+// (block group, pixel range) of the output belongs to exactly one task; Winograd's
+// chunks and scratch slots likewise) and read nothing another task writes.
 unsafe impl Sync for SharedMut {}
 impl SharedMut {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

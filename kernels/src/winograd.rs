@@ -32,7 +32,7 @@
 // The transforms index 4x4 patches by (row, column) in lockstep.
 #![allow(clippy::needless_range_loop)]
 
-use crate::conv::{PackedConv, ParallelFor, TileArgs, choose_tile};
+use crate::conv::{PackedConv, ParallelFor, SharedMut, TileArgs, choose_tile};
 use crate::dispatch::Kernels;
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
@@ -309,18 +309,6 @@ pub(crate) unsafe fn output_transform(job: &OutputJob) {
 /// Winograd weights and bias: [`PackedConv::weights`] holds
 /// [`crate::pack::pack_winograd_weights`]'s layout.
 pub type PackedWinograd<'a> = PackedConv<'a>;
-
-/// The output pointer, shared by tasks that write disjoint tiles.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: the tasks that share it write disjoint tiles of the output (each chunk
-// belongs to exactly one task) and read nothing through it.
-unsafe impl Sync for SharedMut {}
-impl SharedMut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// `out = act(conv3x3(input) + bias + residual)` by Winograd F(2x2, 3x3), stride 1,
 /// with the output chunks spread over `par`'s threads. `w.weights` are packed by

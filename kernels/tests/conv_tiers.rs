@@ -6,30 +6,14 @@
 //! every output must equal, bit for bit, the documented summation order (chunks of
 //! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier.
 
+mod support;
+
 use incept_kernels::conv::{PackedConv, ParallelFor, Sequential, chunk_taps, conv2d_nchw16c_par, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
 };
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
-
-fn to_layout(x: &[f32], d: Dims, layout: Layout) -> Vec<f32> {
-    let mut out = vec![f32::NAN; layout.image_len(d)];
-    reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, layout));
-    out
-}
+use support::{Rng, ThreeThreads, to_layout};
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -207,23 +191,6 @@ fn geometries() -> Vec<ConvGeometry> {
         g(2, 4, 1, Padding { top: 1, left: 0, bottom: 0, right: 2 }),
         ConvGeometry { kh: 3, kw: 1, stride_h: 2, stride_w: 1, pad: Padding { top: 2, left: 1, bottom: 0, right: 0 } },
     ]
-}
-
-/// Three scoped threads taking tasks round-robin, in reverse: shakes out any
-/// assumption that tasks run in order or that one thread does them all.
-struct ThreeThreads;
-
-impl ParallelFor for ThreeThreads {
-    fn threads(&self) -> usize {
-        3
-    }
-    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            for t in 0..3 {
-                s.spawn(move || (0..n).rev().filter(|i| i % 3 == t).for_each(task));
-            }
-        });
-    }
 }
 
 fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {

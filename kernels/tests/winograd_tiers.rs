@@ -38,31 +38,15 @@
 // The magnitudes index 4x4 transforms by (row, column) in lockstep.
 #![allow(clippy::needless_range_loop)]
 
+mod support;
+
 use incept_kernels::conv::{PackedConv, ParallelFor, Sequential};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::winograd::{conv2d_winograd_par, winograd_scratch_len};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
 };
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
-
-fn to_layout(x: &[f32], d: Dims, layout: Layout) -> Vec<f32> {
-    let mut out = vec![f32::NAN; layout.image_len(d)];
-    reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, layout));
-    out
-}
+use support::{Rng, ThreeThreads, to_layout};
 
 const BT: [[f64; 4]; 4] = [[1., 0., -1., 0.], [0., 1., 1., 0.], [0., -1., 1., 0.], [0., 1., 0., -1.]];
 const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]];
@@ -236,22 +220,6 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
         }
     }
     ratios
-}
-
-/// Three scoped threads taking tasks round-robin, in reverse.
-struct ThreeThreads;
-
-impl ParallelFor for ThreeThreads {
-    fn threads(&self) -> usize {
-        3
-    }
-    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            for t in 0..3 {
-                s.spawn(move || (0..n).rev().filter(|i| i % 3 == t).for_each(task));
-            }
-        });
-    }
 }
 
 fn paddings() -> [Padding; 4] {

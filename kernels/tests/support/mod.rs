@@ -1,0 +1,46 @@
+//! Helpers shared by the kernel tests: random data, layout conversion, and a
+//! thread pool that runs tasks out of order.
+#![allow(dead_code)]
+
+use incept_kernels::conv::ParallelFor;
+use incept_kernels::{Dims, Image, ImageMut, Layout, reference};
+
+/// xorshift64: uniform values in [-1, 1).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// An NCHW image in `layout`; padding lanes of a blocked layout are zero.
+pub fn to_layout(x: &[f32], d: Dims, layout: Layout) -> Vec<f32> {
+    let mut out = vec![f32::NAN; layout.image_len(d)];
+    reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, layout));
+    out
+}
+
+/// Three scoped threads taking tasks round-robin, in reverse: shakes out any
+/// assumption that tasks run in order or that one thread does them all.
+pub struct ThreeThreads;
+
+impl ParallelFor for ThreeThreads {
+    fn threads(&self) -> usize {
+        3
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|s| {
+            for t in 0..3 {
+                s.spawn(move || (0..n).rev().filter(|i| i % 3 == t).for_each(task));
+            }
+        });
+    }
+}
