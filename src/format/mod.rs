@@ -88,8 +88,9 @@ pub fn open(path: &Path, verify: bool) -> Result<(Program, LoadInfo)> {
     if len < PRELUDE as u64 {
         return Err(named(truncated(len as usize, PRELUDE)));
     }
-    // SAFETY: the mapping is read-only and private to this process; the program
-    // reads it as plain bytes and floats, for which every bit pattern is valid. The
+    // SAFETY: the mapping is read-only (shared with every other reader of the file,
+    // which is the point); the program reads it as plain bytes and floats, for which
+    // every bit pattern is valid. The
     // one hazard is another process truncating or rewriting the file while it is
     // mapped (a SIGBUS, or weights changing under the reader), which no file-backed
     // loader can rule out; `incept convert` never rewrites a file in place, it

@@ -82,6 +82,11 @@ impl TensorStore {
         self.slots.is_empty()
     }
 
+    /// Bytes of tensor data, on the heap and mapped.
+    pub fn bytes(&self) -> usize {
+        self.owned_bytes() + self.mapped_bytes()
+    }
+
     /// Bytes of tensor data read in place from the shared bytes.
     pub fn mapped_bytes(&self) -> usize {
         self.slots.iter().map(|s| if let Slot::Mapped(r) = s { r.len() } else { 0 }).sum()

@@ -154,7 +154,7 @@ fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, Strin
 fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
     let model = load(name, true)?;
     let weights = &model.program().tensors;
-    let weight_bytes = weights.owned_bytes() + weights.mapped_bytes();
+    let weight_bytes = weights.bytes();
     let s = session(&model, batch, 1)?;
     let (g, plan) = (model.graph(), s.plan());
     let ops: serde_json::Map<String, serde_json::Value> =
@@ -243,7 +243,7 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
     let heap_after_load = heap::live_bytes().saturating_sub(heap_before);
     let heap_peak = heap::peak_bytes();
     let weights = &model.program().tensors;
-    let (weight_bytes, mapped_bytes) = (weights.owned_bytes() + weights.mapped_bytes(), weights.mapped_bytes());
+    let (weight_bytes, mapped_bytes) = (weights.bytes(), weights.mapped_bytes());
     let x: Vec<f32> = (0..s.input_len()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
     let mut y = vec![0.0; s.output_len()];
     let t1 = Instant::now();
