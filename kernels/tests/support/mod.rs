@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use incept_kernels::conv::ParallelFor;
+use std::fmt::Debug;
+
 use incept_kernels::{Dims, Image, ImageMut, Layout, reference};
 
 /// xorshift64: uniform values in [-1, 1).
@@ -43,4 +45,18 @@ impl ParallelFor for ThreeThreads {
             }
         });
     }
+}
+
+/// Runs `f` on an output image of shape `d` that sits between sentinels in a larger
+/// buffer, panics if `f` wrote outside the image, and returns the image.
+pub fn write_between_sentinels(d: Dims, layout: Layout, case: &dyn Debug, f: impl FnOnce(&mut ImageMut)) -> Vec<f32> {
+    const SENTINEL: f32 = 12345.0;
+    let (before, len) = (48, layout.image_len(d));
+    let mut buf = vec![SENTINEL; before + len + 48];
+    f(&mut ImageMut::new(&mut buf[before..before + len], d, layout));
+    assert!(
+        buf[..before].iter().chain(&buf[before + len..]).all(|&v| v == SENTINEL),
+        "{case:?}: wrote outside its slice"
+    );
+    buf[before..before + len].to_vec()
 }
