@@ -3,6 +3,7 @@
 //! `#[target_feature]` wrapper (see [`crate::dispatch`]), so the same loops become
 //! SSE, AVX2 or AVX-512 (or NEON) code; the per-lane loops are what vectorises.
 
+use crate::parallel::{ParallelFor, for_each_part};
 use crate::{BLOCK, Image, ImageMut, Layout, PoolGeometry};
 
 type Lanes = [f32; BLOCK];
@@ -99,32 +100,34 @@ pub(crate) fn linear(input: Image, weights: &[f32], bias: &[f32], relu: bool, ou
 }
 
 /// Reorders an image between NCHW and NCHW16c (either direction), zeroing the
-/// padding lanes of a blocked output: the engine's input and output steps.
-pub fn reorder(input: Image, out: &mut ImageMut) {
+/// padding lanes of a blocked output: the engine's input and output steps. The
+/// output's pixels (blocked) or planes (NCHW) are spread over `par`'s threads.
+pub fn reorder(input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
     let d = input.dims;
     assert_eq!(d, out.dims, "reorder: shape");
+    assert_eq!(input.data.len(), input.layout.image_len(d), "reorder: input length");
     let hw = d.h * d.w;
     match (input.layout, out.layout) {
         (Layout::Nchw, Layout::Nchw16c) => {
             // Gather each pixel's lanes from the block's planes, store whole blocks.
-            for (cb, dst) in out.data.chunks_exact_mut(hw * BLOCK).enumerate() {
-                let lanes = (d.c - cb * BLOCK).min(BLOCK);
-                let planes = &input.data[cb * BLOCK * hw..][..lanes * hw];
-                for (p, px) in dst.chunks_exact_mut(BLOCK).enumerate() {
+            for_each_part(out.data, BLOCK, par.threads(), par, &|pixels, part| {
+                for (u, px) in pixels.zip(part.chunks_exact_mut(BLOCK)) {
+                    let (cb, p) = (u / hw, u % hw);
+                    let lanes = (d.c - cb * BLOCK).min(BLOCK);
                     let mut v: Lanes = [0.0; BLOCK];
                     for (l, lane) in v.iter_mut().take(lanes).enumerate() {
-                        *lane = planes[l * hw + p];
+                        *lane = input.data[(cb * BLOCK + l) * hw + p];
                     }
                     px.copy_from_slice(&v);
                 }
-            }
+            })
         }
-        (Layout::Nchw16c, Layout::Nchw) => {
-            for (c, plane) in out.data.chunks_exact_mut(hw).enumerate() {
+        (Layout::Nchw16c, Layout::Nchw) => for_each_part(out.data, hw, par.threads(), par, &|channels, part| {
+            for (c, plane) in channels.zip(part.chunks_exact_mut(hw)) {
                 let src = &input.data[(c / BLOCK) * hw * BLOCK..][..hw * BLOCK];
                 plane.iter_mut().zip(src.iter().skip(c % BLOCK).step_by(BLOCK)).for_each(|(o, v)| *o = *v);
             }
-        }
+        }),
         _ => crate::reference::copy(input, out),
     }
 }

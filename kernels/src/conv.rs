@@ -8,6 +8,7 @@
 
 use crate::dispatch::Kernels;
 use crate::pack::ConvShape;
+use crate::parallel::{ParallelFor, Sequential, SharedMut};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 /// One output tile's worth of pointers and strides, in `f32` elements.
@@ -180,41 +181,6 @@ pub struct PackedConv<'a> {
     pub bias: &'a [f32],
 }
 
-/// Runs tasks `0..n`, possibly in parallel: the engine lends its threads to the
-/// kernels through this, so the kernels crate itself owns none.
-pub trait ParallelFor: Sync {
-    /// How many threads `run` may use.
-    fn threads(&self) -> usize;
-    /// Calls `task(i)` once for every `i < n`, in any order, and returns when all are done.
-    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync));
-}
-
-/// Runs every task on the calling thread, in order.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Sequential;
-
-impl ParallelFor for Sequential {
-    fn threads(&self) -> usize {
-        1
-    }
-    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        (0..n).for_each(task)
-    }
-}
-
-/// A buffer's pointer, shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedMut(pub(crate) *mut f32);
-// SAFETY: every user hands it only to tasks that write disjoint ranges (here each
-// (block group, pixel range) of the output belongs to exactly one task; Winograd's
-// chunks and scratch slots likewise) and read nothing another task writes.
-unsafe impl Sync for SharedMut {}
-impl SharedMut {
-    pub(crate) fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// `out = act(conv(input) + bias + residual)` on NCHW16c images, with the tier's
 /// microkernel, on the calling thread. `scratch` must hold [`conv2d_scratch_len`] values.
 #[allow(clippy::too_many_arguments)]
@@ -323,28 +289,41 @@ pub fn conv2d_nchw16c_par(
 
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
 
-    // Work units: a row of tiles, or for pointwise layers one tile of the long row.
-    // Tasks are (output block group, run of units), group-major so that one thread
-    // keeps reusing the same weights; a few tasks per thread balance the load.
+    // Work units: a row of tiles, or for pointwise layers one tile of the long row,
+    // for one group of output blocks. The units are ordered group-major and dealt to
+    // the tasks in runs of equal work (a unit's work is its group's block count), so
+    // that each thread keeps reusing the same weights and none waits on another's
+    // leftover.
     let groups = co_blocks.div_ceil(ob_tile);
     let units = if pointwise { row_len.div_ceil(px_tile) } else { rows };
-    let chunks = if par.threads() > 1 { (4 * par.threads()).div_ceil(groups).clamp(1, units) } else { 1 };
-    par.run(groups * chunks, &|t| {
-        let (g, c) = (t / chunks, t % chunks);
-        let ob0 = g * ob_tile;
-        let ob = ob_tile.min(co_blocks - ob0);
-        for u in c * units / chunks..(c + 1) * units / chunks {
-            if pointwise {
-                let ox0 = u * px_tile;
-                tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0));
-            } else {
-                for ox0 in (0..row_len).step_by(px_tile) {
-                    tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0));
+    let work = co_blocks * units;
+    let tasks = (TASKS_PER_THREAD * par.threads()).min(groups * units);
+    par.run(tasks, &|t| {
+        let (lo, hi) = (t * work / tasks, (t + 1) * work / tasks);
+        for g in 0..groups {
+            // Group g's units start at work ob0 * units and take ob each; this task
+            // takes those that start in lo..hi.
+            let ob0 = g * ob_tile;
+            let ob = ob_tile.min(co_blocks - ob0);
+            let first = |w: usize| w.saturating_sub(ob0 * units).div_ceil(ob).min(units);
+            for u in first(lo)..first(hi) {
+                if pointwise {
+                    let ox0 = u * px_tile;
+                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0));
+                } else {
+                    for ox0 in (0..row_len).step_by(px_tile) {
+                        tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0));
+                    }
                 }
             }
         }
     });
 }
+
+/// Tasks per thread a parallel convolution is split into: equal runs of work, a
+/// few per thread so that a thread slowed by something else hands some of its
+/// share to the others.
+const TASKS_PER_THREAD: usize = 2;
 
 /// The tile shape (output blocks, pixels) for a layer of `co_blocks` output blocks
 /// and rows of `row_len` pixels: the one with the least estimated time, counting the

@@ -6,8 +6,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conv::ConvMicrokernel;
+use crate::parallel::{ParallelFor, for_each_part};
 use crate::peak;
-use crate::{Activation, Image, ImageMut, PoolGeometry, winograd};
+use crate::{Activation, BLOCK, Image, ImageMut, Layout, PoolGeometry, winograd};
 
 type PoolFn = unsafe fn(Image, &PoolGeometry, Option<bool>, &mut ImageMut);
 type GapFn = unsafe fn(Image, &mut ImageMut);
@@ -185,32 +186,84 @@ impl Kernels {
         })
     }
 
-    /// Max pooling on NCHW16c images.
-    pub fn max_pool(&self, input: Image, geom: &PoolGeometry, out: &mut ImageMut) {
-        self.record_call();
-        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (self.pool)(input, geom, None, out) }
+    /// Max pooling on NCHW16c images, channel blocks spread over `par`'s threads.
+    pub fn max_pool(&self, input: Image, geom: &PoolGeometry, out: &mut ImageMut, par: &dyn ParallelFor) {
+        self.pool_blocks(input, geom, None, out, par)
     }
 
     /// Average pooling on NCHW16c images; `count_include_pad` picks the divisor.
-    pub fn avg_pool(&self, input: Image, geom: &PoolGeometry, count_include_pad: bool, out: &mut ImageMut) {
+    pub fn avg_pool(
+        &self,
+        input: Image,
+        geom: &PoolGeometry,
+        count_include_pad: bool,
+        out: &mut ImageMut,
+        par: &dyn ParallelFor,
+    ) {
+        self.pool_blocks(input, geom, Some(count_include_pad), out, par)
+    }
+
+    fn pool_blocks(
+        &self,
+        input: Image,
+        geom: &PoolGeometry,
+        avg: Option<bool>,
+        out: &mut ImageMut,
+        par: &dyn ParallelFor,
+    ) {
         self.record_call();
-        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (self.pool)(input, geom, Some(count_include_pad), out) }
+        let (din, dout) = (input.dims, out.dims);
+        assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
+        assert!(din.c == dout.c && input.data.len() == Layout::Nchw16c.image_len(din), "pool: shapes");
+        let (in_plane, out_plane) = (din.h * din.w * BLOCK, dout.h * dout.w * BLOCK);
+        for_each_part(out.data, out_plane, par.threads(), par, &|blocks, part| {
+            let c = din.c.min(blocks.end * BLOCK) - blocks.start * BLOCK;
+            let src =
+                Image::new(&input.data[blocks.start * in_plane..blocks.end * in_plane], din.with_c(c), input.layout);
+            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+            unsafe { (self.pool)(src, geom, avg, &mut ImageMut::new(part, dout.with_c(c), out.layout)) }
+        });
     }
 
     /// Global average pooling on NCHW16c images.
-    pub fn global_avg_pool(&self, input: Image, out: &mut ImageMut) {
+    pub fn global_avg_pool(&self, input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
         self.record_call();
-        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (self.gap)(input, out) }
+        let d = input.dims;
+        assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "global_avg_pool: layouts");
+        assert!(input.data.len() == Layout::Nchw16c.image_len(d) && out.dims.c == d.c, "global_avg_pool: shapes");
+        let plane = d.h * d.w * BLOCK;
+        let out_plane = out.dims.h * out.dims.w * BLOCK;
+        for_each_part(out.data, out_plane, par.threads(), par, &|blocks, part| {
+            let c = d.c.min(blocks.end * BLOCK) - blocks.start * BLOCK;
+            let src = Image::new(&input.data[blocks.start * plane..blocks.end * plane], d.with_c(c), input.layout);
+            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+            unsafe { (self.gap)(src, &mut ImageMut::new(part, out.dims.with_c(c), out.layout)) }
+        });
     }
 
     /// Fully connected layer on a `c x 1 x 1` NCHW16c image; weights `[out, in]`.
-    pub fn linear(&self, input: Image, weights: &[f32], bias: &[f32], act: Activation, out: &mut ImageMut) {
+    /// Blocks of 16 outputs are spread over `par`'s threads.
+    pub fn linear(
+        &self,
+        input: Image,
+        weights: &[f32],
+        bias: &[f32],
+        act: Activation,
+        out: &mut ImageMut,
+        par: &dyn ParallelFor,
+    ) {
         self.record_call();
-        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (self.linear)(input, weights, bias, act == Activation::Relu, out) }
+        let (k, n) = (input.dims.c, out.dims.c);
+        assert!(out.layout == Layout::Nchw16c && (out.dims.h, out.dims.w) == (1, 1), "linear: output");
+        assert!(weights.len() == n * k && bias.len() == n, "linear: weights are not [out, in]");
+        assert_eq!(out.data.len(), n.div_ceil(BLOCK) * BLOCK, "linear: output length");
+        for_each_part(out.data, BLOCK, par.threads(), par, &|blocks, part| {
+            let rows = blocks.start * BLOCK..n.min(blocks.end * BLOCK);
+            let w = &weights[rows.start * k..rows.end * k];
+            let o = &mut ImageMut::new(part, out.dims.with_c(rows.len()), out.layout);
+            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+            unsafe { (self.linear)(input, w, &bias[rows], act == Activation::Relu, o) }
+        });
     }
 
     /// The tier these kernels belong to.

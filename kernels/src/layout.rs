@@ -34,6 +34,11 @@ impl Dims {
         Dims { c, h, w }
     }
 
+    /// The same plane with `c` channels.
+    pub const fn with_c(self, c: usize) -> Self {
+        Dims { c, ..self }
+    }
+
     /// Number of real values (`c * h * w`).
     pub const fn volume(self) -> usize {
         self.c * self.h * self.w

@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod geometry;
 pub mod layout;
 pub mod pack;
+pub mod parallel;
 pub mod peak;
 pub mod reference;
 mod scalar;

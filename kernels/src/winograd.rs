@@ -22,8 +22,9 @@
 //! one per position; then for each group of output blocks (2) runs the 16 GEMMs
 //! with the microkernel into 16 small images and (3) transforms them back
 //! (`A^T m A`), adds the bias and the residual, applies ReLU and stores the tile's
-//! pixels that lie inside the output. Chunks spread over the threads, each with its
-//! own part of the scratch.
+//! pixels that lie inside the output. The (chunk, group) pairs are dealt to the
+//! threads in equal runs, each thread with its own part of the scratch: large maps
+//! split by chunks, small ones (a chunk or two) by groups of output blocks.
 //!
 //! The transforms are written once over 16-lane blocks and compiled per tier (see
 //! [`crate::dispatch`]), like [`crate::blocked`]. `U = G g G^T` is computed in f64
@@ -32,8 +33,9 @@
 // The transforms index 4x4 patches by (row, column) in lockstep.
 #![allow(clippy::needless_range_loop)]
 
-use crate::conv::{PackedConv, ParallelFor, SharedMut, TileArgs, choose_tile};
+use crate::conv::{PackedConv, TileArgs, choose_tile};
 use crate::dispatch::Kernels;
+use crate::parallel::{ParallelFor, SharedMut};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 type Lanes = [f32; BLOCK];
@@ -55,13 +57,11 @@ pub fn winograd_applies(geom: &ConvGeometry) -> bool {
     (geom.kh, geom.kw, geom.stride_h, geom.stride_w) == (3, 3, 1, 1)
 }
 
-/// Output tiles per chunk for `ci` input channels, `tiles` tiles and `threads`
-/// threads: as many as fit [`CHUNK_FLOATS`], at most 64, fewer when that leaves a
-/// thread idle, at least 8 (or all of them).
-fn chunk_tiles(ci: usize, tiles: usize, threads: usize) -> usize {
+/// Output tiles per chunk for `ci` input channels and `tiles` tiles: as many as fit
+/// [`CHUNK_FLOATS`], from 8 to 64 (or all of them).
+fn chunk_tiles(ci: usize, tiles: usize) -> usize {
     let per_tile = POSITIONS * BLOCK * (ci.div_ceil(BLOCK) + MAX_OB);
-    let fit = (CHUNK_FLOATS / per_tile).clamp(8, 64);
-    fit.min(tiles.div_ceil(threads.max(1)).max(8)).min(tiles)
+    (CHUNK_FLOATS / per_tile).clamp(8, 64).min(tiles)
 }
 
 /// The chunking of a layer: tiles per chunk, chunks, scratch slots, floats per slot.
@@ -87,13 +87,15 @@ const fn m_pos_stride(per_chunk: usize) -> usize {
     MAX_OB * per_chunk * BLOCK + BLOCK
 }
 
+/// How a layer of `ci` input channels and an `oh x ow` output is chunked for
+/// `threads` threads, each with a scratch slot of its own.
 fn chunking(ci: usize, oh: usize, ow: usize, threads: usize) -> Chunking {
     let tiles = oh.div_ceil(2) * ow.div_ceil(2);
-    let per_chunk = chunk_tiles(ci, tiles, threads);
+    let per_chunk = chunk_tiles(ci, tiles);
     let chunks = tiles.div_ceil(per_chunk);
     let v_len = POSITIONS * v_pos_stride(ci.div_ceil(BLOCK), per_chunk);
     let slot_len = v_len + POSITIONS * m_pos_stride(per_chunk);
-    Chunking { per_chunk, chunks, slots: threads.max(1).min(chunks), slot_len, v_len }
+    Chunking { per_chunk, chunks, slots: threads.max(1), slot_len, v_len }
 }
 
 /// Scratch `f32` a Winograd convolution of an input of shape `input` with `geom`
@@ -364,78 +366,91 @@ pub fn conv2d_winograd_par(
     let (per_chunk, slots) = (ch.per_chunk, ch.slots);
     let scratch_ptr = SharedMut(scratch.as_mut_ptr());
 
-    par.run(slots, &|slot| {
+    // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to one
+    // task per scratch slot in equal runs. A task transforms the input of each chunk
+    // it has items of once; large maps split by chunks (each task owns whole chunks
+    // but one), small ones by groups (a few chunks' transforms are repeated, which
+    // costs a fraction of a percent, and each thread reads only its share of the
+    // weights).
+    let groups = co_blocks.div_ceil(ob_tile);
+    let items = ch.chunks * groups;
+    let tasks = slots.min(items);
+    par.run(tasks, &|slot| {
         // SAFETY: slot ranges of the scratch are disjoint and inside it (asserted
         // above), and each slot belongs to one task.
         let mine = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.get().add(slot * ch.slot_len), ch.slot_len) };
         let (v, m) = mine.split_at_mut(ch.v_len);
-        for chunk in (slot..ch.chunks).step_by(slots) {
+        let mut transformed = None;
+        for item in slot * items / tasks..(slot + 1) * items / tasks {
+            let (chunk, group) = (item / groups, item % groups);
             let t0 = chunk * per_chunk;
             let n = per_chunk.min(tiles - t0);
-            let mut job = InputJob {
-                input,
-                pad_top: geom.pad.top,
-                pad_left: geom.pad.left,
-                tiles_w,
-                t0,
-                n,
-                per_chunk,
-                v: &mut *v,
-            };
-            // SAFETY: `kernels` proves the tier runs on this CPU.
-            unsafe { (kernels.winograd.input)(&mut job) };
-            for ob0 in (0..co_blocks).step_by(ob_tile) {
-                let ob = ob_tile.min(co_blocks - ob0);
-                for p in 0..POSITIONS {
-                    let m_pos = &mut m[p * m_pos_stride(per_chunk)..][..MAX_OB * per_chunk * BLOCK];
-                    for px0 in (0..n).step_by(px_tile) {
-                        let px = px_tile.min(n - px0);
-                        let args = TileArgs {
-                            input: v[p * v_pos_stride(ci_blocks, per_chunk) + px0 * BLOCK..].as_ptr(),
-                            in_pixel: BLOCK,
-                            in_row: 0,
-                            in_block: per_chunk * BLOCK,
-                            ci_blocks,
-                            ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
-                            kh: 1,
-                            kw: 1,
-                            chunk: gemm_chunk,
-                            weights: w.weights[p * w_pos + ob0 * w_block..].as_ptr(),
-                            w_block,
-                            bias: zeros.as_ptr(),
-                            residual: std::ptr::null(),
-                            output: m_pos[px0 * BLOCK..].as_mut_ptr(),
-                            out_block: per_chunk * BLOCK,
-                            relu: false,
-                        };
-                        // SAFETY: the tier runs on this CPU. Reads: input blocks
-                        // 0..ci_blocks of position p's image, pixels px0..px0+px <= n
-                        // <= per_chunk; weights blocks ob0..ob0+ob of position p; ob*16
-                        // zeros of bias. Writes: blocks 0..ob <= MAX_OB of m_pos,
-                        // pixels px0..px0+px, all inside the slices taken above.
-                        unsafe { (mk.tile)(&args, ob, px) };
-                    }
-                }
-                let job = OutputJob {
-                    m,
-                    per_chunk,
-                    ob0,
-                    ob,
-                    bias: w.bias,
-                    residual: residual.map(|r| r.data),
-                    relu: act == Activation::Relu,
-                    out: out_ptr.get(),
-                    out_len,
-                    oh,
-                    ow,
+            if transformed != Some(chunk) {
+                let mut job = InputJob {
+                    input,
+                    pad_top: geom.pad.top,
+                    pad_left: geom.pad.left,
                     tiles_w,
                     t0,
                     n,
+                    per_chunk,
+                    v: &mut *v,
                 };
-                // SAFETY: the tier runs on this CPU; `out` holds out_len floats and
-                // this task alone writes the tiles of this chunk.
-                unsafe { (kernels.winograd.output)(&job) };
+                // SAFETY: `kernels` proves the tier runs on this CPU.
+                unsafe { (kernels.winograd.input)(&mut job) };
+                transformed = Some(chunk);
             }
+            let ob0 = group * ob_tile;
+            let ob = ob_tile.min(co_blocks - ob0);
+            for p in 0..POSITIONS {
+                let m_pos = &mut m[p * m_pos_stride(per_chunk)..][..MAX_OB * per_chunk * BLOCK];
+                for px0 in (0..n).step_by(px_tile) {
+                    let px = px_tile.min(n - px0);
+                    let args = TileArgs {
+                        input: v[p * v_pos_stride(ci_blocks, per_chunk) + px0 * BLOCK..].as_ptr(),
+                        in_pixel: BLOCK,
+                        in_row: 0,
+                        in_block: per_chunk * BLOCK,
+                        ci_blocks,
+                        ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
+                        kh: 1,
+                        kw: 1,
+                        chunk: gemm_chunk,
+                        weights: w.weights[p * w_pos + ob0 * w_block..].as_ptr(),
+                        w_block,
+                        bias: zeros.as_ptr(),
+                        residual: std::ptr::null(),
+                        output: m_pos[px0 * BLOCK..].as_mut_ptr(),
+                        out_block: per_chunk * BLOCK,
+                        relu: false,
+                    };
+                    // SAFETY: the tier runs on this CPU. Reads: input blocks
+                    // 0..ci_blocks of position p's image, pixels px0..px0+px <= n
+                    // <= per_chunk; weights blocks ob0..ob0+ob of position p; ob*16
+                    // zeros of bias. Writes: blocks 0..ob <= MAX_OB of m_pos,
+                    // pixels px0..px0+px, all inside the slices taken above.
+                    unsafe { (mk.tile)(&args, ob, px) };
+                }
+            }
+            let job = OutputJob {
+                m,
+                per_chunk,
+                ob0,
+                ob,
+                bias: w.bias,
+                residual: residual.map(|r| r.data),
+                relu: act == Activation::Relu,
+                out: out_ptr.get(),
+                out_len,
+                oh,
+                ow,
+                tiles_w,
+                t0,
+                n,
+            };
+            // SAFETY: the tier runs on this CPU; `out` holds out_len floats and
+            // this task alone writes blocks ob0..ob0+ob of this chunk's tiles.
+            unsafe { (kernels.winograd.output)(&job) };
         }
     });
 }

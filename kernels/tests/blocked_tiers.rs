@@ -1,6 +1,11 @@
 //! Pooling and the fully connected layer on every tier against the reference:
 //! windows with padding on any side, ceil mode, both divisor conventions, channel
-//! counts off the 16-lane block.
+//! counts off the 16-lane block; each on one thread and split over three.
+
+mod support;
+
+use incept_kernels::parallel::{ParallelFor, Sequential};
+use support::ThreeThreads;
 
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, Tier, reference,
@@ -63,7 +68,8 @@ fn pooling_and_linear_on_every_tier() {
             ceil_mode: true,
         },
     ];
-    for tier in Tier::available() {
+    let pars: [&dyn ParallelFor; 2] = [&Sequential, &ThreeThreads];
+    for (tier, par) in Tier::available().into_iter().flat_map(|t| pars.map(|p| (t, p))) {
         let k = Kernels::new(tier).unwrap();
         let calls = tier_calls(tier);
         for (gi, g) in geoms.iter().enumerate() {
@@ -72,12 +78,20 @@ fn pooling_and_linear_on_every_tier() {
                 let Some((oh, ow)) = g.output_hw(h, w) else { continue };
                 let dout = Dims::new(c, oh, ow);
                 let x = data(din.volume(), (gi * 131 + c * 7 + h) as u64);
-                let what = format!("{tier:?} {g:?} {din:?}");
-                compare(din, dout, &x, |i, o| k.max_pool(i, g, o), |i, o| reference::max_pool(i, g, o), |_| 0.0, &what);
+                let what = format!("{tier:?} {g:?} {din:?} on {} thread(s)", par.threads());
+                compare(
+                    din,
+                    dout,
+                    &x,
+                    |i, o| k.max_pool(i, g, o, par),
+                    |i, o| reference::max_pool(i, g, o),
+                    |_| 0.0,
+                    &what,
+                );
                 for cip in [true, false] {
                     // Sums of at most 25 values in [-1, 1] in another order, then one division.
                     let tol = |_| 27.0 * f32::EPSILON;
-                    let fast = |i: Image, o: &mut ImageMut| k.avg_pool(i, g, cip, o);
+                    let fast = |i: Image, o: &mut ImageMut| k.avg_pool(i, g, cip, o, par);
                     compare(din, dout, &x, fast, |i, o| reference::avg_pool(i, g, cip, o), tol, &what);
                 }
             }
@@ -86,12 +100,12 @@ fn pooling_and_linear_on_every_tier() {
             let din = Dims::new(c, h, w);
             let x = data(din.volume(), c as u64);
             let tol = |_| (h * w + 2) as f32 * f32::EPSILON;
-            let what = format!("{tier:?} gap {din:?}");
+            let what = format!("{tier:?} gap {din:?} on {} thread(s)", par.threads());
             compare(
                 din,
                 Dims::new(c, 1, 1),
                 &x,
-                |i, o| k.global_avg_pool(i, o),
+                |i, o| k.global_avg_pool(i, o, par),
                 reference::global_avg_pool,
                 tol,
                 &what,
@@ -102,8 +116,8 @@ fn pooling_and_linear_on_every_tier() {
             let (x, wt, b) = (data(ci, 1), data(ci * co, 2), data(co, 3));
             let tol = |_| (ci + 2) as f32 * f32::EPSILON;
             for act in [Activation::None, Activation::Relu] {
-                let what = format!("{tier:?} linear {ci}->{co} {act:?}");
-                let fast = |i: Image, o: &mut ImageMut| k.linear(i, &wt, &b, act, o);
+                let what = format!("{tier:?} linear {ci}->{co} {act:?} on {} thread(s)", par.threads());
+                let fast = |i: Image, o: &mut ImageMut| k.linear(i, &wt, &b, act, o, par);
                 let slow = |i: Image, o: &mut ImageMut| reference::linear(i, &wt, Some(&b), act, o);
                 compare(din, Dims::new(co, 1, 1), &x, fast, slow, tol, &what);
             }
@@ -124,18 +138,22 @@ fn fma_peak_is_measurable_on_every_tier() {
 
 #[test]
 fn reorder_matches_the_reference_copy_both_ways() {
-    for &(c, h, w) in &[(1, 1, 1), (3, 5, 7), (16, 2, 3), (35, 4, 4)] {
+    let pars: [&dyn ParallelFor; 2] = [&Sequential, &ThreeThreads];
+    for (&(c, h, w), par) in
+        [(1, 1, 1), (3, 5, 7), (16, 2, 3), (35, 4, 4), (3, 9, 9)].iter().flat_map(|s| pars.map(|p| (s, p)))
+    {
         let d = Dims::new(c, h, w);
         let x = data(d.volume(), c as u64);
         let want = blocked(&x, d);
         let mut got = vec![f32::NAN; Layout::Nchw16c.image_len(d)];
         let src = Image::new(&x, d, Layout::Nchw);
-        incept_kernels::blocked::reorder(src, &mut ImageMut::new(&mut got, d, Layout::Nchw16c));
+        incept_kernels::blocked::reorder(src, &mut ImageMut::new(&mut got, d, Layout::Nchw16c), par);
         assert_eq!(got, want, "to blocked, {d:?} (padding lanes included)");
         let mut back = vec![f32::NAN; d.volume()];
         incept_kernels::blocked::reorder(
             Image::new(&got, d, Layout::Nchw16c),
             &mut ImageMut::new(&mut back, d, Layout::Nchw),
+            par,
         );
         assert_eq!(back, x, "back to NCHW, {d:?}");
     }

@@ -8,8 +8,9 @@
 
 mod support;
 
-use incept_kernels::conv::{PackedConv, ParallelFor, Sequential, chunk_taps, conv2d_nchw16c_par, conv2d_scratch_len};
+use incept_kernels::conv::{PackedConv, chunk_taps, conv2d_nchw16c_par, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
 };

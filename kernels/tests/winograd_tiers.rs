@@ -40,8 +40,9 @@
 
 mod support;
 
-use incept_kernels::conv::{PackedConv, ParallelFor, Sequential};
+use incept_kernels::conv::PackedConv;
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
+use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::winograd::{conv2d_winograd_par, winograd_scratch_len};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,

@@ -5,7 +5,7 @@ mod workers;
 
 use std::sync::Arc;
 
-use incept_kernels::conv::Sequential;
+use incept_kernels::parallel::Sequential;
 use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};

@@ -4,7 +4,8 @@ use std::ops::Range;
 use std::time::Instant;
 
 use incept_kernels::blocked::reorder;
-use incept_kernels::conv::{PackedConv, ParallelFor, conv2d_nchw16c_par};
+use incept_kernels::conv::{PackedConv, conv2d_nchw16c_par};
+use incept_kernels::parallel::ParallelFor;
 use incept_kernels::winograd::conv2d_winograd_par;
 use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, reference as k};
 
@@ -50,12 +51,12 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
         Action::Input => {
             let d = step.output.dims;
             let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
-            reorder(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout));
+            reorder(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout), par);
         }
         Action::Output => {
             let d = step.output.dims;
             let src = Image::new(&arena[step.output.range(layout, n)], d, layout);
-            reorder(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw));
+            reorder(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw), par);
         }
         Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
         Action::Kernel(kernel) => {
@@ -71,16 +72,16 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
                     }
                 }
                 Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {
-                    kernels.linear(ins[0], t(*weight), t(*bias), *act, out)
+                    kernels.linear(ins[0], t(*weight), t(*bias), *act, out, par)
                 }
                 Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
                 Kernel::BatchNorm { params: [g, b, m, v], eps } => {
                     k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out)
                 }
                 Kernel::Relu => k::relu(ins[0], out),
-                Kernel::MaxPool(g) => kernels.max_pool(ins[0], g, out),
-                Kernel::AvgPool(g, count_include_pad) => kernels.avg_pool(ins[0], g, *count_include_pad, out),
-                Kernel::GlobalAvgPool => kernels.global_avg_pool(ins[0], out),
+                Kernel::MaxPool(g) => kernels.max_pool(ins[0], g, out, par),
+                Kernel::AvgPool(g, count_include_pad) => kernels.avg_pool(ins[0], g, *count_include_pad, out, par),
+                Kernel::GlobalAvgPool => kernels.global_avg_pool(ins[0], out, par),
                 Kernel::ResidualAdd(scale, act) => k::residual_add(ins[0], ins[1], *scale, *act, out),
                 Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(ins[0], *size, *alpha, *beta, *bias, out),
                 Kernel::Softmax => k::softmax(ins[0], out),

@@ -8,10 +8,11 @@
 //! output are copied through buffers owned by the server: a few hundred microseconds
 //! at most, against runs of tens of milliseconds. Between runs every thread sleeps.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use incept_kernels::Kernels;
-use incept_kernels::conv::ParallelFor;
+use incept_kernels::parallel::ParallelFor;
 
 use super::steps::{Context, State, run_plan};
 use crate::error::{Error, Result};
@@ -101,7 +102,8 @@ impl Workers {
                     return;
                 }
                 let Exchange { state, input, output, .. } = &mut *ex;
-                run_plan(&cx, &plan, state, input, output);
+                let awake = Awake { running: AtomicBool::new(true), keepers: AtomicUsize::new(0), wanted: threads - 1 };
+                lead(threads - 1, &awake, &mut || run_plan(&cx, &plan, state, input, output));
                 ex.phase = Phase::Done;
                 server.changed.notify_all();
             }
@@ -125,6 +127,51 @@ impl Workers {
         f(&mut lock(&self.shared).state)
     }
 }
+
+/// What the leader of a run and its keepers share.
+struct Awake {
+    running: AtomicBool,
+    /// Keepers started so far.
+    keepers: AtomicUsize,
+    wanted: usize,
+}
+
+/// Queues `k` keeper jobs (each `rayon::join` puts its second half where another
+/// worker can take it, without allocating), runs `plan`, then ends the keepers.
+fn lead(k: usize, awake: &Awake, plan: &mut (dyn FnMut() + Send)) {
+    if k == 0 {
+        // Ends the keepers even if the plan panics (the join would otherwise wait
+        // for them forever before passing the panic on).
+        struct End<'a>(&'a AtomicBool);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _end = End(&awake.running);
+        plan();
+    } else {
+        rayon::join(|| lead(k - 1, awake, plan), || keep_awake(awake));
+    }
+}
+
+/// Runs the pool's tasks until the run ends, spinning between them instead of
+/// sleeping. Waits for every keeper to start first, so that no keeper takes
+/// another's job while a worker is still waking up for it.
+fn keep_awake(awake: &Awake) {
+    awake.keepers.fetch_add(1, Ordering::AcqRel);
+    while awake.running.load(Ordering::Acquire) {
+        if awake.keepers.load(Ordering::Acquire) < awake.wanted || rayon::yield_now() != Some(rayon::Yield::Executed) {
+            for _ in 0..SPINS {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Pauses between a keeper's polls of the pool (a few hundred nanoseconds), so that
+/// polling does not keep the deques' cache lines away from their owners.
+const SPINS: usize = 32;
 
 impl Drop for Workers {
     fn drop(&mut self) {

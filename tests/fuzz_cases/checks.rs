@@ -276,6 +276,19 @@ pub mod pool {
 
     use super::{Rng, canvas, check_padding_lanes, check_sentinels, to_layout};
 
+    /// Claims three threads, so the kernels split their work in three, and runs the
+    /// parts on this thread in reverse order.
+    struct SplitInThree;
+
+    impl incept_kernels::parallel::ParallelFor for SplitInThree {
+        fn threads(&self) -> usize {
+            3
+        }
+        fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+            (0..n).rev().for_each(task)
+        }
+    }
+
     /// Multiply-adds the epilogue convolution may cost.
     pub const MAX_MACS: usize = 60_000;
 
@@ -440,7 +453,7 @@ pub mod pool {
         check_tiers(case, &x, geom, din, before);
     }
 
-    /// Every tier's blocked pooling on NCHW16c, the input inside NaN (a read past it
+    /// Every tier's blocked pooling on NCHW16c, split in three parts, the input inside NaN (a read past it
     /// poisons an average), the output inside sentinels: max pooling equals the
     /// reference exactly; an average of `n` terms is within `(n + 2) eps mean|x|` of it, with
     /// `mean|x|` the same average over the magnitudes (both sides round a sum of `n`
@@ -471,9 +484,9 @@ pub mod pool {
                 None => reference::global_avg_pool(i, o),
             };
             let fast = |k: &Kernels, i: Image, o: &mut ImageMut| match op {
-                Some(None) => k.max_pool(i, &geom, o),
-                Some(Some(p)) => k.avg_pool(i, &geom, p, o),
-                None => k.global_avg_pool(i, o),
+                Some(None) => k.max_pool(i, &geom, o, &SplitInThree),
+                Some(Some(p)) => k.avg_pool(i, &geom, p, o, &SplitInThree),
+                None => k.global_avg_pool(i, o, &SplitInThree),
             };
             let (mut want, mut mag) = (vec![0.0; d.volume()], vec![0.0; d.volume()]);
             slow(xn, &mut ImageMut::new(&mut want, d, Layout::Nchw));

@@ -2,7 +2,7 @@
 //! thread pool that runs tasks out of order.
 #![allow(dead_code)]
 
-use incept_kernels::conv::ParallelFor;
+use incept_kernels::parallel::ParallelFor;
 use std::fmt::Debug;
 
 use incept_kernels::{Dims, Image, ImageMut, Layout, reference};

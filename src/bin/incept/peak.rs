@@ -4,8 +4,9 @@
 use std::time::Instant;
 
 use incept::graph::ConvLayer;
-use incept_kernels::conv::{PackedConv, Sequential, conv2d_nchw16c, conv2d_scratch_len};
+use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::parallel::Sequential;
 use incept_kernels::peak::fma_peak_gflops;
 use incept_kernels::{Activation, AlignedVec, Image, ImageMut, Kernels, Layout, Tier};
 use serde_json::json;

@@ -1,0 +1,62 @@
+//! Lending the engine's threads to the kernels: this crate owns none.
+
+use std::ops::Range;
+
+/// Runs tasks `0..n`, possibly in parallel: the engine lends its threads to the
+/// kernels through this, so the kernels crate itself owns none.
+pub trait ParallelFor: Sync {
+    /// How many threads `run` may use.
+    fn threads(&self) -> usize;
+    /// Calls `task(i)` once for every `i < n`, in any order, and returns when all are done.
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync));
+}
+
+/// Runs every task on the calling thread, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sequential;
+
+impl ParallelFor for Sequential {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        (0..n).for_each(task)
+    }
+}
+
+/// A buffer's pointer, shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut(pub(crate) *mut f32);
+// SAFETY: every user hands it only to tasks that write disjoint ranges (each
+// (block group, pixel range) of a convolution's output belongs to exactly one task;
+// Winograd's chunks and scratch slots, and `for_each_part`'s parts, likewise) and
+// read nothing another task writes.
+unsafe impl Sync for SharedMut {}
+impl SharedMut {
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Splits `out` into `parts` runs of whole units of `unit` floats (as equal as the
+/// units allow) and calls `f(units, part)` on each, the parts spread over `par`'s
+/// threads: for kernels whose output splits into independent channel blocks or rows.
+pub(crate) fn for_each_part(
+    out: &mut [f32],
+    unit: usize,
+    parts: usize,
+    par: &dyn ParallelFor,
+    f: &(dyn Fn(Range<usize>, &mut [f32]) + Sync),
+) {
+    let units = out.len() / unit.max(1);
+    assert_eq!(units * unit, out.len(), "for_each_part: not whole units");
+    let parts = parts.clamp(1, units.max(1));
+    let base = SharedMut(out.as_mut_ptr());
+    par.run(parts, &|t| {
+        let r = t * units / parts..(t + 1) * units / parts;
+        // SAFETY: the ranges of different parts are disjoint and inside `out`, which
+        // stays mutably borrowed until every part is done.
+        let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(r.start * unit), r.len() * unit) };
+        f(r, part)
+    });
+}
