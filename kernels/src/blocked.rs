@@ -8,11 +8,6 @@ use crate::{BLOCK, Image, ImageMut, Layout, PoolGeometry};
 
 type Lanes = [f32; BLOCK];
 
-#[inline(always)]
-fn lanes(data: &[f32], at: usize) -> &Lanes {
-    data[at..at + BLOCK].try_into().expect("a whole block")
-}
-
 /// The clamped input range of output index `o` along one axis, and the window size
 /// clipped to the padded image (PyTorch's divisor when padding counts).
 #[inline(always)]
@@ -32,29 +27,41 @@ fn check(input: &Image, geom: &PoolGeometry, out: &ImageMut) {
 #[inline(always)]
 pub(crate) fn pool(input: Image, geom: &PoolGeometry, avg: Option<bool>, out: &mut ImageMut) {
     check(&input, geom, out);
+    match avg {
+        None => pool_with(input, geom, out, f32::NEG_INFINITY, f32::max, |_, _| 1.0),
+        Some(count_include_pad) => {
+            let divisor = move |padded: usize, inside: usize| if count_include_pad { padded } else { inside } as f32;
+            pool_with(input, geom, out, 0.0, |a, v| a + v, move |p, i| 1.0 / divisor(p, i))
+        }
+    }
+}
+
+/// Pooling with `combine` folding each window's pixels into `init`, then scaled by
+/// `scale(padded window size, pixels inside)`. Monomorphised per operator, so the
+/// inner loop is one vector operation per window pixel over whole rows of it.
+#[inline(always)]
+fn pool_with(
+    input: Image,
+    geom: &PoolGeometry,
+    out: &mut ImageMut,
+    init: f32,
+    combine: impl Fn(f32, f32) -> f32,
+    scale: impl Fn(usize, usize) -> f32,
+) {
     let (g, d, od) = (&geom.window, input.dims, out.dims);
     for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(out.data.chunks_exact_mut(od.h * od.w * BLOCK)) {
-        for oy in 0..od.h {
+        for (oy, dst_row) in dst.chunks_exact_mut(od.w * BLOCK).enumerate() {
             let (y0, y1, ph) = window(oy, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
-            for ox in 0..od.w {
+            for (ox, px_out) in dst_row.chunks_exact_mut(BLOCK).enumerate() {
                 let (x0, x1, pw) = window(ox, g.kw, g.stride_w, g.pad.left, g.pad.right, d.w);
-                let mut acc: Lanes = [if avg.is_some() { 0.0 } else { f32::NEG_INFINITY }; BLOCK];
+                let mut acc: Lanes = [init; BLOCK];
                 for y in y0..y1 {
-                    for x in x0..x1 {
-                        let v = lanes(src, (y * d.w + x) * BLOCK);
-                        if avg.is_some() {
-                            acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
-                        } else {
-                            acc.iter_mut().zip(v).for_each(|(a, v)| *a = a.max(*v));
-                        }
+                    for px in src[(y * d.w + x0) * BLOCK..(y * d.w + x1) * BLOCK].chunks_exact(BLOCK) {
+                        acc.iter_mut().zip(px).for_each(|(a, v)| *a = combine(*a, *v));
                     }
                 }
-                if let Some(count_include_pad) = avg {
-                    let n = if count_include_pad { ph * pw } else { (y1 - y0) * (x1 - x0) };
-                    let inv = 1.0 / n as f32;
-                    acc.iter_mut().for_each(|a| *a *= inv);
-                }
-                dst[(oy * od.w + ox) * BLOCK..][..BLOCK].copy_from_slice(&acc);
+                let k = scale(ph * pw, (y1 - y0) * (x1 - x0));
+                px_out.iter_mut().zip(acc).for_each(|(o, a)| *o = a * k);
             }
         }
     }
@@ -110,15 +117,23 @@ pub fn reorder(input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
     match (input.layout, out.layout) {
         (Layout::Nchw, Layout::Nchw16c) => {
             // Gather each pixel's lanes from the block's planes, store whole blocks.
-            for_each_part(out.data, BLOCK, par.threads(), par, &|pixels, part| {
-                for (u, px) in pixels.zip(part.chunks_exact_mut(BLOCK)) {
-                    let (cb, p) = (u / hw, u % hw);
+            // A part is a run of (block, pixel) units; walk it block by block.
+            for_each_part(out.data, BLOCK, par.threads(), par, &|units, part| {
+                let mut dst = part.chunks_exact_mut(BLOCK);
+                let mut u = units.start;
+                while u < units.end {
+                    let (cb, p0) = (u / hw, u % hw);
+                    let p1 = hw.min(p0 + units.end - u);
                     let lanes = (d.c - cb * BLOCK).min(BLOCK);
-                    let mut v: Lanes = [0.0; BLOCK];
-                    for (l, lane) in v.iter_mut().take(lanes).enumerate() {
-                        *lane = input.data[(cb * BLOCK + l) * hw + p];
+                    let planes = &input.data[cb * BLOCK * hw..][..lanes * hw];
+                    for (p, px) in (p0..p1).zip(&mut dst) {
+                        let mut v: Lanes = [0.0; BLOCK];
+                        for (l, lane) in v.iter_mut().take(lanes).enumerate() {
+                            *lane = planes[l * hw + p];
+                        }
+                        px.copy_from_slice(&v);
                     }
-                    px.copy_from_slice(&v);
+                    u += p1 - p0;
                 }
             })
         }
