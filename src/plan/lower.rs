@@ -319,7 +319,8 @@ impl TensorRecipe {
 }
 
 /// Whether lowering computes a convolution by Winograd F(2x2, 3x3): a 3x3 stride-1
-/// window with at least 64 input channels and an output of at least 4x4.
+/// window with an output of at least 4x4, and at least 64 input channels, or 32 on
+/// maps of 35x35 and smaller.
 ///
 /// Speed: measured on AVX-512 and AVX2 (`incept peak --winograd`), Winograd wins
 /// 1.3-2x on every 3x3 stride-1 layer of the family with 16 or more input channels
@@ -327,16 +328,23 @@ impl TensorRecipe {
 /// transformed input are mostly padding) and on 1x1 and 2x2 maps (most of the 2x2
 /// output tile is discarded).
 ///
-/// Accuracy sets the channel bound at 64: the transforms sum products of about 7
-/// times the magnitude the direct sum adds up, and on the stems' 32-channel layers
-/// (147x147 maps, the smallest gain, 1.5-1.6x) that error propagates through the
-/// whole network: with them, inception_v3's output is 4.2e-6 from a float64
-/// evaluation, further than ONNX Runtime's 4.1e-6; without them 3.0e-6 (googlenet
-/// 4.0e-6 against 5.2e-6, inception_v4 3.4e-6 against 4.2e-6, inception_resnet_v2
-/// 0.9e-6 against 1.1e-6). The rule depends on the graph only, never on the CPU, so
-/// a model file's tensors are the same wherever it was written.
+/// Accuracy sets the channel bounds. The transforms sum products of about 7 times
+/// the magnitude the direct sum adds up; on the stems' 32-channel layers (147x147
+/// maps, the first features of the image, 1.5-1.6x faster) that error propagates
+/// through the whole network: with them, inception_v3's output is 4.2e-6 from a
+/// float64 evaluation and inception_v4's 4.3e-6, further than ONNX Runtime's 4.1e-6
+/// and 4.2e-6. On the 32- and 48-channel layers inside the modules (Inception-ResNet's
+/// 35x35 blocks, GoogLeNet's 3x3 branches) it is the other way round: the short
+/// per-position sums round less than the direct 288-term ones, and the outputs move
+/// closer (inception_resnet_v2 0.92e-6 -> 0.72e-6, googlenet 3.97e-6 -> 3.66e-6,
+/// against ONNX Runtime's 1.09e-6 and 5.20e-6; inception_v3 3.04e-6 and inception_v4
+/// 3.35e-6 unchanged). The rule depends on the graph only, never on the CPU, so a
+/// model file's tensors are the same wherever it was written.
 pub fn uses_winograd(geom: &ConvGeometry, ci: usize, out_hw: (usize, usize)) -> bool {
-    winograd_applies(geom) && ci >= 64 && out_hw.0 >= 4 && out_hw.1 >= 4
+    winograd_applies(geom)
+        && (ci >= 64 || (ci >= 32 && out_hw.0 <= 35 && out_hw.1 <= 35))
+        && out_hw.0 >= 4
+        && out_hw.1 >= 4
 }
 
 /// A graph after fusion, with the weights its steps read. Batch-independent and
