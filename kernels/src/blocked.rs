@@ -49,11 +49,28 @@ fn pool_with(
     scale: impl Fn(usize, usize) -> f32,
 ) {
     let (g, d, od) = (&geom.window, input.dims, out.dims);
+    let row = d.w * BLOCK;
     for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(out.data.chunks_exact_mut(od.h * od.w * BLOCK)) {
         for (oy, dst_row) in dst.chunks_exact_mut(od.w * BLOCK).enumerate() {
             let (y0, y1, ph) = window(oy, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
             for (ox, px_out) in dst_row.chunks_exact_mut(BLOCK).enumerate() {
                 let (x0, x1, pw) = window(ox, g.kw, g.stride_w, g.pad.left, g.pad.right, d.w);
+                if (y1 - y0, x1 - x0) == (3, 3) {
+                    // The Inception family's 3x3 window, whole: nine fixed-offset
+                    // loads, summed in registers, in the general loop's order.
+                    let at = (y0 * d.w + x0) * BLOCK;
+                    let rows: [&[f32; 3 * BLOCK]; 3] =
+                        std::array::from_fn(|r| src[at + r * row..][..3 * BLOCK].try_into().expect("3 pixels"));
+                    let mut acc: Lanes = [init; BLOCK];
+                    for r in rows {
+                        for px in r.chunks_exact(BLOCK) {
+                            acc.iter_mut().zip(px).for_each(|(a, v)| *a = combine(*a, *v));
+                        }
+                    }
+                    let k = scale(ph * pw, 9);
+                    px_out.iter_mut().zip(acc).for_each(|(o, a)| *o = a * k);
+                    continue;
+                }
                 let mut acc: Lanes = [init; BLOCK];
                 for y in y0..y1 {
                     for px in src[(y * d.w + x0) * BLOCK..(y * d.w + x1) * BLOCK].chunks_exact(BLOCK) {
