@@ -862,7 +862,7 @@ pub mod planner {
     }
 
     /// Builds the case's graph, runs it planned on one tier and unplanned, compares,
-    /// and checks the plan's arena.
+    /// checks the plan's arena, and demands the same bits from two or three threads.
     pub fn check(case: &GraphCase) {
         let graph = case.build();
         let weights = Weights::synthetic(&graph, case.seed as u64);
@@ -888,6 +888,18 @@ pub mod planner {
         let mut again = vec![0.0; y.len()];
         session.run(&x, &mut again).expect("run");
         assert!(y.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{case:?}: second run differs");
+        // Split over two or three threads, every kernel still computes each output in
+        // the same order: the same bits.
+        let threads = 2 + case.seed as usize % 2;
+        let mut threaded = model
+            .session(SessionOptions { batch, threads, tier: Some(tier) })
+            .unwrap_or_else(|e| panic!("{case:?}: planning for {threads} threads failed: {e}"));
+        let mut yt = vec![f32::NAN; y.len()];
+        threaded.run(&x, &mut yt).expect("threaded run");
+        assert!(
+            y.iter().zip(&yt).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{case:?} on {tier:?}, batch {batch}: {threads} threads differ from one"
+        );
     }
 
     /// What one planned step reads and writes, in graph values.
