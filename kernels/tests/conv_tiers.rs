@@ -11,10 +11,8 @@ mod support;
 use incept_kernels::conv::{PackedConv, chunk_taps, conv2d_nchw16c_par, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
-};
-use support::{Rng, ThreeThreads, to_layout, write_between_sentinels};
+use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
+use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -87,31 +85,10 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
         (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
 
     // Reference, and its magnitude twin for the error bound.
-    let nchw = Layout::Nchw;
-    let mut want = vec![0.0; dout.volume()];
-    let res_img = residual.then(|| Image::new(&res, dout, nchw));
-    reference::conv2d(
-        Image::new(&x, din, nchw),
-        &wt,
-        Some(&bias),
-        &geom,
-        res_img,
-        act,
-        &mut ImageMut::new(&mut want, dout, nchw),
-    );
+    let want = reference_conv(&x, din, &wt, Some(&bias), &geom, residual.then_some(&res[..]), act, dout);
     let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
     let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
-    let mut mag = vec![0.0; dout.volume()];
-    let ra_img = residual.then(|| Image::new(&ra, dout, nchw));
-    reference::conv2d(
-        Image::new(&xa, din, nchw),
-        &wa,
-        Some(&ba),
-        &geom,
-        ra_img,
-        Activation::None,
-        &mut ImageMut::new(&mut mag, dout, nchw),
-    );
+    let mag = reference_conv(&xa, din, &wa, Some(&ba), &geom, residual.then_some(&ra[..]), Activation::None, dout);
     let k = (ci * geom.kh * geom.kw + 2) as f32;
 
     // Fast path, writing into the middle of a larger buffer full of sentinels.

@@ -44,10 +44,8 @@ use incept_kernels::conv::PackedConv;
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::winograd::{conv2d_winograd_par, winograd_scratch_len};
-use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference, tier_calls,
-};
-use support::{Rng, ThreeThreads, to_layout, write_between_sentinels};
+use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
+use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
 
 const BT: [[f64; 4]; 4] = [[1., 0., -1., 0.], [0., 1., 1., 0.], [0., -1., 1., 0.], [0., 1., 0., -1.]];
 const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]];
@@ -139,30 +137,10 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
     let shape = ConvShape { co, ci, kh: 3, kw: 3 };
     let (x, wt, bias, res) = (rng.vec(din.volume()), rng.vec(co * ci * 9), rng.vec(co), rng.vec(dout.volume()));
 
-    let nchw = Layout::Nchw;
-    let mut want = vec![0.0; dout.volume()];
-    let res_img = residual.then(|| Image::new(&res, dout, nchw));
-    reference::conv2d(
-        Image::new(&x, din, nchw),
-        &wt,
-        Some(&bias),
-        &geom,
-        res_img,
-        act,
-        &mut ImageMut::new(&mut want, dout, nchw),
-    );
+    let want = reference_conv(&x, din, &wt, Some(&bias), &geom, residual.then_some(&res[..]), act, dout);
     let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
     let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
-    let mut direct_mag = vec![0.0; dout.volume()];
-    reference::conv2d(
-        Image::new(&xa, din, nchw),
-        &wa,
-        None,
-        &geom,
-        None,
-        Activation::None,
-        &mut ImageMut::new(&mut direct_mag, dout, nchw),
-    );
+    let direct_mag = reference_conv(&xa, din, &wa, None, &geom, None, Activation::None, dout);
     let wino_mag = winograd_magnitude(&x, din, &wt, co, pad, oh, ow);
 
     let blk = Layout::Nchw16c;

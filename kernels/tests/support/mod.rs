@@ -2,10 +2,10 @@
 //! thread pool that runs tasks out of order.
 #![allow(dead_code)]
 
-use incept_kernels::parallel::ParallelFor;
 use std::fmt::Debug;
 
-use incept_kernels::{Dims, Image, ImageMut, Layout, reference};
+use incept_kernels::parallel::ParallelFor;
+use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, reference};
 
 /// xorshift64: uniform values in [-1, 1).
 pub struct Rng(pub u64);
@@ -28,6 +28,26 @@ pub fn to_layout(x: &[f32], d: Dims, layout: Layout) -> Vec<f32> {
     let mut out = vec![f32::NAN; layout.image_len(d)];
     reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, layout));
     out
+}
+
+/// The reference convolution of NCHW `x` (`din`) with OIHW `w` into a new NCHW
+/// image of shape `dout`.
+#[allow(clippy::too_many_arguments)]
+pub fn reference_conv(
+    x: &[f32],
+    din: Dims,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    geom: &ConvGeometry,
+    residual: Option<&[f32]>,
+    act: Activation,
+    dout: Dims,
+) -> Vec<f32> {
+    let nchw = Layout::Nchw;
+    let mut y = vec![0.0; dout.volume()];
+    let res = residual.map(|r| Image::new(r, dout, nchw));
+    reference::conv2d(Image::new(x, din, nchw), w, bias, geom, res, act, &mut ImageMut::new(&mut y, dout, nchw));
+    y
 }
 
 /// Three scoped threads taking tasks round-robin, in reverse: shakes out any
