@@ -55,26 +55,20 @@ fn pool_with(
             let (y0, y1, ph) = window(oy, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
             for (ox, px_out) in dst_row.chunks_exact_mut(BLOCK).enumerate() {
                 let (x0, x1, pw) = window(ox, g.kw, g.stride_w, g.pad.left, g.pad.right, d.w);
-                if (y1 - y0, x1 - x0) == (3, 3) {
-                    // The Inception family's 3x3 window, whole: nine fixed-offset
-                    // loads, summed in registers, in the general loop's order.
-                    let at = (y0 * d.w + x0) * BLOCK;
-                    let rows: [&[f32; 3 * BLOCK]; 3] =
-                        std::array::from_fn(|r| src[at + r * row..][..3 * BLOCK].try_into().expect("3 pixels"));
-                    let mut acc: Lanes = [init; BLOCK];
-                    for r in rows {
-                        for px in r.chunks_exact(BLOCK) {
-                            acc.iter_mut().zip(px).for_each(|(a, v)| *a = combine(*a, *v));
-                        }
-                    }
-                    let k = scale(ph * pw, 9);
-                    px_out.iter_mut().zip(acc).for_each(|(o, a)| *o = a * k);
-                    continue;
-                }
                 let mut acc: Lanes = [init; BLOCK];
-                for y in y0..y1 {
-                    for px in src[(y * d.w + x0) * BLOCK..(y * d.w + x1) * BLOCK].chunks_exact(BLOCK) {
-                        acc.iter_mut().zip(px).for_each(|(a, v)| *a = combine(*a, *v));
+                let mut fold = |px: &[f32]| acc.iter_mut().zip(px).for_each(|(a, v)| *a = combine(*a, *v));
+                if (y1 - y0, x1 - x0) == (3, 3) {
+                    // The Inception family's whole 3x3 window: three rows of a length
+                    // the compiler knows, so the nine loads need no bounds checks and
+                    // the sum stays in registers. Same order as the general loop.
+                    let at = (y0 * d.w + x0) * BLOCK;
+                    for r in 0..3 {
+                        let three: &[f32; 3 * BLOCK] = src[at + r * row..][..3 * BLOCK].try_into().expect("3 pixels");
+                        three.chunks_exact(BLOCK).for_each(&mut fold);
+                    }
+                } else {
+                    for y in y0..y1 {
+                        src[(y * d.w + x0) * BLOCK..(y * d.w + x1) * BLOCK].chunks_exact(BLOCK).for_each(&mut fold);
                     }
                 }
                 let k = scale(ph * pw, (y1 - y0) * (x1 - x0));
@@ -135,7 +129,7 @@ pub fn reorder(input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
         (Layout::Nchw, Layout::Nchw16c) => {
             // Gather each pixel's lanes from the block's planes, store whole blocks.
             // A part is a run of (block, pixel) units; walk it block by block.
-            for_each_part(out.data, BLOCK, par.threads(), par, &|units, part| {
+            for_each_part(out.data, BLOCK, par, &|units, part| {
                 let mut dst = part.chunks_exact_mut(BLOCK);
                 let mut u = units.start;
                 while u < units.end {
@@ -154,7 +148,7 @@ pub fn reorder(input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
                 }
             })
         }
-        (Layout::Nchw16c, Layout::Nchw) => for_each_part(out.data, hw, par.threads(), par, &|channels, part| {
+        (Layout::Nchw16c, Layout::Nchw) => for_each_part(out.data, hw, par, &|channels, part| {
             for (c, plane) in channels.zip(part.chunks_exact_mut(hw)) {
                 let src = &input.data[(c / BLOCK) * hw * BLOCK..][..hw * BLOCK];
                 plane.iter_mut().zip(src.iter().skip(c % BLOCK).step_by(BLOCK)).for_each(|(o, v)| *o = *v);

@@ -216,7 +216,7 @@ impl Kernels {
         assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
         assert!(din.c == dout.c && input.data.len() == Layout::Nchw16c.image_len(din), "pool: shapes");
         let (in_plane, out_plane) = (din.h * din.w * BLOCK, dout.h * dout.w * BLOCK);
-        for_each_part(out.data, out_plane, par.threads(), par, &|blocks, part| {
+        for_each_part(out.data, out_plane, par, &|blocks, part| {
             let c = din.c.min(blocks.end * BLOCK) - blocks.start * BLOCK;
             let src =
                 Image::new(&input.data[blocks.start * in_plane..blocks.end * in_plane], din.with_c(c), input.layout);
@@ -233,7 +233,7 @@ impl Kernels {
         assert!(input.data.len() == Layout::Nchw16c.image_len(d) && out.dims.c == d.c, "global_avg_pool: shapes");
         let plane = d.h * d.w * BLOCK;
         let out_plane = out.dims.h * out.dims.w * BLOCK;
-        for_each_part(out.data, out_plane, par.threads(), par, &|blocks, part| {
+        for_each_part(out.data, out_plane, par, &|blocks, part| {
             let c = d.c.min(blocks.end * BLOCK) - blocks.start * BLOCK;
             let src = Image::new(&input.data[blocks.start * plane..blocks.end * plane], d.with_c(c), input.layout);
             // SAFETY: a `Kernels` exists only for a tier this CPU runs.
@@ -257,7 +257,7 @@ impl Kernels {
         assert!(out.layout == Layout::Nchw16c && (out.dims.h, out.dims.w) == (1, 1), "linear: output");
         assert!(weights.len() == n * k && bias.len() == n, "linear: weights are not [out, in]");
         assert_eq!(out.data.len(), n.div_ceil(BLOCK) * BLOCK, "linear: output length");
-        for_each_part(out.data, BLOCK, par.threads(), par, &|blocks, part| {
+        for_each_part(out.data, BLOCK, par, &|blocks, part| {
             let rows = blocks.start * BLOCK..n.min(blocks.end * BLOCK);
             let w = &weights[rows.start * k..rows.end * k];
             let o = &mut ImageMut::new(part, out.dims.with_c(rows.len()), out.layout);

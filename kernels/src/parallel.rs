@@ -38,19 +38,18 @@ impl SharedMut {
     }
 }
 
-/// Splits `out` into `parts` runs of whole units of `unit` floats (as equal as the
-/// units allow) and calls `f(units, part)` on each, the parts spread over `par`'s
-/// threads: for kernels whose output splits into independent channel blocks or rows.
+/// Splits `out` into one run of whole units of `unit` floats per thread of `par`
+/// (as equal as the units allow) and calls `f(units, part)` on each, in parallel:
+/// for kernels whose output splits into independent channel blocks or pixels.
 pub(crate) fn for_each_part(
     out: &mut [f32],
     unit: usize,
-    parts: usize,
     par: &dyn ParallelFor,
     f: &(dyn Fn(Range<usize>, &mut [f32]) + Sync),
 ) {
     let units = out.len() / unit.max(1);
     assert_eq!(units * unit, out.len(), "for_each_part: not whole units");
-    let parts = parts.clamp(1, units.max(1));
+    let parts = par.threads().clamp(1, units.max(1));
     let base = SharedMut(out.as_mut_ptr());
     par.run(parts, &|t| {
         let r = t * units / parts..(t + 1) * units / parts;

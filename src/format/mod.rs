@@ -90,11 +90,10 @@ pub fn open(path: &Path, verify: bool) -> Result<(Program, LoadInfo)> {
     }
     // SAFETY: the mapping is read-only (shared with every other reader of the file,
     // which is the point); the program reads it as plain bytes and floats, for which
-    // every bit pattern is valid. The
-    // one hazard is another process truncating or rewriting the file while it is
-    // mapped (a SIGBUS, or weights changing under the reader), which no file-backed
-    // loader can rule out; `incept convert` never rewrites a file in place, it
-    // renames a finished one over it.
+    // every bit pattern is valid. The one hazard is another process truncating or
+    // rewriting the file while it is mapped (a SIGBUS, or weights changing under the
+    // reader), which no file-backed loader can rule out; `incept convert` never
+    // rewrites a file in place, it renames a finished one over it.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
     read(Arc::new(map), verify).map_err(named)
 }
