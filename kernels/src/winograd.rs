@@ -1,4 +1,7 @@
-//! Winograd F(2x2, 3x3) convolution on NCHW16c images: the ISA-neutral driver.
+//! Winograd convolution on NCHW16c images: the ISA-neutral driver, for 3x3 windows
+//! (F(2x2, 3x3)) and for the factorized 1xn / nx1 windows with n = 3 or 7 (F(2, 3)).
+//!
+//! # F(2x2, 3x3)
 //!
 //! A 3x3 stride-1 convolution computes each 2x2 block of output pixels (a *tile*)
 //! from the 4x4 input patch under it. With `d` that patch, `g` one 3x3 filter and
@@ -16,19 +19,35 @@
 //! times `V[ξν] (ci x tiles)`: exactly a 1x1 convolution of a `ci x 1 x tiles`
 //! NCHW16c image, which the tier's own direct-convolution microkernel computes.
 //!
-//! The driver walks the output tiles in chunks small enough that a chunk's
-//! transformed input stays in L2. Per chunk it (1) transforms every input patch
-//! (adds only; borders read as zeros, so no padded copy is made) into 16 images,
-//! one per position; then for each group of output blocks (2) runs the 16 GEMMs
-//! with the microkernel into 16 small images and (3) transforms them back
-//! (`A^T m A`), adds the bias and the residual, applies ReLU and stores the tile's
-//! pixels that lie inside the output. The (chunk, group) pairs are dealt to the
-//! threads in equal runs, each thread with its own part of the scratch: large maps
-//! split by chunks, small ones (a chunk or two) by groups of output blocks.
+//! # F(2, 3) along a row or a column
+//!
+//! A 1x3 (or 3x1) window computes two neighbouring outputs from 4 inputs `d` as
+//! `A^T [(G g) ⊙ (B^T d)]`: 4 multiplies instead of 6, in 4 positions. A 1x7
+//! window is two such F(2, 3)s, on taps 0-2 (inputs 0-3) and taps 3-5 (inputs 3-6),
+//! plus its last tap. The first two are summed in the transform domain: position
+//! `p`'s GEMM takes both transformed inputs as one input twice as deep. The last tap
+//! needs no transform: `m_0` reaches only the first output of the pair and `-m_3`
+//! only the second, so `w_6 d_6` joins position 0 and `(-w_6) d_7` position 3, as a
+//! third part of their inputs. That is 10 multiplies per pair and input channel
+//! instead of 14; the positions' GEMMs are 3, 2, 2 and 3 input channels deep per
+//! input channel of the layer, and so that the parts stack as whole blocks the
+//! layer's input channels must fill whole 16-lane blocks.
+//!
+//! # The driver
+//!
+//! It walks the output tiles in chunks small enough that a chunk's transformed input
+//! stays in L2. Per chunk it (1) transforms every input patch (adds only; borders
+//! read as zeros, so no padded copy is made) into one image per position; then for
+//! each group of output blocks (2) runs the positions' GEMMs with the microkernel
+//! into small images and (3) transforms them back, adds the bias and the residual,
+//! applies ReLU and stores the tile's pixels that lie inside the output. The
+//! (chunk, group) pairs are dealt to the threads in equal runs, each thread with its
+//! own part of the scratch: large maps split by chunks, small ones (a chunk or two)
+//! by groups of output blocks.
 //!
 //! The transforms are written once over 16-lane blocks and compiled per tier (see
-//! [`crate::dispatch`]), like [`crate::blocked`]. `U = G g G^T` is computed in f64
-//! when packing ([`crate::pack::pack_winograd_weights`]).
+//! [`crate::dispatch`]), like [`crate::blocked`]. The transformed weights are
+//! computed in f64 when packing ([`crate::pack::pack_winograd_weights`]).
 
 // The transforms index 4x4 patches by (row, column) in lockstep.
 #![allow(clippy::needless_range_loop)]
@@ -40,8 +59,8 @@ use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 type Lanes = [f32; BLOCK];
 
-/// Transform positions (4 x 4).
-pub const POSITIONS: usize = 16;
+/// Most transform positions of any scheme (F(2x2, 3x3)'s 4 x 4).
+pub const MAX_POSITIONS: usize = 16;
 
 /// Most output blocks one microkernel tile covers on any tier (the GEMM scratch is
 /// sized for that many).
@@ -51,16 +70,91 @@ const MAX_OB: usize = 4;
 /// GEMM output): 512 KiB, half a Zen 4 / Ice Lake L2.
 const CHUNK_FLOATS: usize = 128 * 1024;
 
-/// Whether Winograd F(2x2, 3x3) computes a convolution of this window: 3x3,
-/// stride 1 (any padding).
-pub fn winograd_applies(geom: &ConvGeometry) -> bool {
-    (geom.kh, geom.kw, geom.stride_h, geom.stride_w) == (3, 3, 1, 1)
+/// A Winograd algorithm and the windows it computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// F(2x2, 3x3), for 3x3 windows: 2x2 output tiles, 16 positions.
+    F2x2,
+    /// F(2, 3) along the width (1x3, 1x7) or, when `vertical`, the height (3x1,
+    /// 7x1): tiles of two pixels, 4 positions; `taps` is 3 or 7.
+    F2 { vertical: bool, taps: usize },
+}
+
+impl Scheme {
+    /// The scheme that computes a `kh x kw` window, if any.
+    pub const fn for_window(kh: usize, kw: usize) -> Option<Scheme> {
+        match (kh, kw) {
+            (3, 3) => Some(Scheme::F2x2),
+            (1, 3) | (1, 7) => Some(Scheme::F2 { vertical: false, taps: kw }),
+            (3, 1) | (7, 1) => Some(Scheme::F2 { vertical: true, taps: kh }),
+            _ => None,
+        }
+    }
+
+    /// Transform positions.
+    pub const fn positions(self) -> usize {
+        match self {
+            Scheme::F2x2 => 16,
+            Scheme::F2 { .. } => 4,
+        }
+    }
+
+    /// Output rows and columns of a tile.
+    const fn tile(self) -> (usize, usize) {
+        match self {
+            Scheme::F2x2 => (2, 2),
+            Scheme::F2 { vertical: true, .. } => (2, 1),
+            Scheme::F2 { vertical: false, .. } => (1, 2),
+        }
+    }
+
+    /// Depth of position `p`'s GEMM, in input channels per input channel of the
+    /// layer: one per F(2, 3) the window splits into, and one more at positions 0
+    /// and 3 for a 1x7's last tap.
+    pub const fn depth(self, p: usize) -> usize {
+        match self {
+            Scheme::F2x2 => 1,
+            Scheme::F2 { taps, .. } => taps / 3 + if p == 0 || p == 3 { taps % 3 } else { 0 },
+        }
+    }
+
+    /// The sum of [`depth`](Self::depth) over the positions: multiplies per tile and
+    /// input channel.
+    pub const fn total_depth(self) -> usize {
+        let mut sum = 0;
+        let mut p = 0;
+        while p < self.positions() {
+            sum += self.depth(p);
+            p += 1;
+        }
+        sum
+    }
+}
+
+/// The Winograd scheme that computes a convolution of `ci` input channels with
+/// `geom`, if any: stride 1 and a 3x3 window (any padding), or a 1x3, 1x7, 3x1 or
+/// 7x1 window with no padding across it and whole 16-channel input blocks.
+pub fn winograd_scheme(geom: &ConvGeometry, ci: usize) -> Option<Scheme> {
+    let scheme = Scheme::for_window(geom.kh, geom.kw)?;
+    let p = geom.pad;
+    let fits = match scheme {
+        Scheme::F2x2 => true,
+        Scheme::F2 { vertical: false, .. } => p.top == 0 && p.bottom == 0 && ci % BLOCK == 0,
+        Scheme::F2 { vertical: true, .. } => p.left == 0 && p.right == 0 && ci % BLOCK == 0,
+    };
+    ((geom.stride_h, geom.stride_w) == (1, 1) && fits).then_some(scheme)
+}
+
+/// Whether a Winograd scheme computes a convolution of `ci` input channels with
+/// `geom` (see [`winograd_scheme`]).
+pub fn winograd_applies(geom: &ConvGeometry, ci: usize) -> bool {
+    winograd_scheme(geom, ci).is_some()
 }
 
 /// Output tiles per chunk for `ci` input channels and `tiles` tiles: as many as fit
 /// [`CHUNK_FLOATS`], from 8 to 64 (or all of them).
-fn chunk_tiles(ci: usize, tiles: usize) -> usize {
-    let per_tile = POSITIONS * BLOCK * (ci.div_ceil(BLOCK) + MAX_OB);
+fn chunk_tiles(scheme: Scheme, ci: usize, tiles: usize) -> usize {
+    let per_tile = BLOCK * (scheme.total_depth() * ci.div_ceil(BLOCK) + scheme.positions() * MAX_OB);
     (CHUNK_FLOATS / per_tile).clamp(8, 64).min(tiles)
 }
 
@@ -75,11 +169,18 @@ struct Chunking {
     v_len: usize,
 }
 
-/// Distance between the transformed input images of two positions: one block more
-/// than an image, so that the 16 images' pixels do not all fall in the same L1 sets
-/// (a power-of-two stride would make the transform's 16 streams conflict).
-const fn v_pos_stride(ci_blocks: usize, per_chunk: usize) -> usize {
-    ci_blocks * per_chunk * BLOCK + BLOCK
+/// Where position `p`'s transformed input image starts, for `ci_blocks` input
+/// blocks: each image is one block longer than it needs, so that the images'
+/// pixels do not all fall in the same L1 sets (a power-of-two stride would make
+/// the transform's streams conflict).
+const fn v_offset(scheme: Scheme, ci_blocks: usize, per_chunk: usize, p: usize) -> usize {
+    let mut at = 0;
+    let mut q = 0;
+    while q < p {
+        at += scheme.depth(q) * ci_blocks * per_chunk * BLOCK + BLOCK;
+        q += 1;
+    }
+    at
 }
 
 /// Distance between the GEMM outputs of two positions (padded likewise).
@@ -87,27 +188,37 @@ const fn m_pos_stride(per_chunk: usize) -> usize {
     MAX_OB * per_chunk * BLOCK + BLOCK
 }
 
+/// Output tiles per row and in all of an `oh x ow` output.
+fn tile_counts(scheme: Scheme, oh: usize, ow: usize) -> (usize, usize) {
+    let (th, tw) = scheme.tile();
+    let tiles_w = ow.div_ceil(tw);
+    (tiles_w, oh.div_ceil(th) * tiles_w)
+}
+
 /// How a layer of `ci` input channels and an `oh x ow` output is chunked for
 /// `threads` threads, each with a scratch slot of its own.
-fn chunking(ci: usize, oh: usize, ow: usize, threads: usize) -> Chunking {
-    let tiles = oh.div_ceil(2) * ow.div_ceil(2);
-    let per_chunk = chunk_tiles(ci, tiles);
+fn chunking(scheme: Scheme, ci: usize, oh: usize, ow: usize, threads: usize) -> Chunking {
+    let tiles = tile_counts(scheme, oh, ow).1;
+    let per_chunk = chunk_tiles(scheme, ci, tiles);
     let chunks = tiles.div_ceil(per_chunk);
-    let v_len = POSITIONS * v_pos_stride(ci.div_ceil(BLOCK), per_chunk);
-    let slot_len = v_len + POSITIONS * m_pos_stride(per_chunk);
+    let positions = scheme.positions();
+    let v_len = v_offset(scheme, ci.div_ceil(BLOCK), per_chunk, positions);
+    let slot_len = v_len + positions * m_pos_stride(per_chunk);
     Chunking { per_chunk, chunks, slots: threads.max(1), slot_len, v_len }
 }
 
 /// Scratch `f32` a Winograd convolution of an input of shape `input` with `geom`
 /// needs when run on `threads` threads (each busy thread transforms its own chunk).
 pub fn winograd_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize) -> usize {
+    let Some(scheme) = winograd_scheme(geom, input.c) else { return 0 };
     let Some((oh, ow)) = geom.output_hw(input.h, input.w) else { return 0 };
-    let c = chunking(input.c, oh, ow, threads);
+    let c = chunking(scheme, input.c, oh, ow, threads);
     c.slots * c.slot_len
 }
 
 /// What the input transform of one chunk reads and writes.
 pub(crate) struct InputJob<'a> {
+    pub scheme: Scheme,
     /// The unpadded input image.
     pub input: Image<'a>,
     /// Padding rows above, columns left.
@@ -120,13 +231,14 @@ pub(crate) struct InputJob<'a> {
     pub n: usize,
     /// Tiles per chunk: the pixel count of each transformed image.
     pub per_chunk: usize,
-    /// `[16 positions][ci blocks][per_chunk][16]`.
+    /// Per position `p` (from [`v_offset`]): `[depth(p) * ci blocks][per_chunk][16]`.
     pub v: &'a mut [f32],
 }
 
 /// What the output transform of one chunk and group of output blocks reads and writes.
 pub(crate) struct OutputJob<'a> {
-    /// `[16 positions][MAX_OB blocks][per_chunk][16]`, blocks `0..ob` filled.
+    pub scheme: Scheme,
+    /// `[positions][MAX_OB blocks][per_chunk][16]`, blocks `0..ob` filled.
     pub m: &'a [f32],
     pub per_chunk: usize,
     /// First output block and number of blocks.
@@ -197,15 +309,43 @@ unsafe fn load(p: *const f32) -> Lanes {
     unsafe { p.cast::<Lanes>().read() }
 }
 
-/// Transforms tiles `t0..t0 + n` of the input into `v`: `B^T d B` of each 4x4 patch
-/// (zeros outside the image) per 16-channel block.
+/// `B^T` of the 1-D transform applied to the inputs `d(0..taps + 1)` of a pair of
+/// outputs, handing position `p`'s value for part `k` (the `k`-th F(2, 3), or the
+/// last tap's input) to `store(p, k, value)`.
+#[inline(always)]
+fn line_transform(taps: usize, d: impl Fn(usize) -> Lanes, mut store: impl FnMut(usize, usize, &Lanes)) {
+    for k in 0..taps / 3 {
+        let (a, b, c, e) = (d(3 * k), d(3 * k + 1), d(3 * k + 2), d(3 * k + 3));
+        for (p, v) in bt([&a, &b, &c, &e]).iter().enumerate() {
+            store(p, k, v);
+        }
+    }
+    if taps % 3 == 1 {
+        let k = taps / 3;
+        store(0, k, &d(3 * k));
+        store(3, k, &d(3 * k + 1));
+    }
+}
+
+/// Transforms tiles `t0..t0 + n` of the input into `v`, per 16-channel block:
+/// `B^T d B` of each 4x4 patch (F(2x2, 3x3)) or `B^T d` of each line of inputs
+/// under a pair of outputs (F(2, 3)), reading zeros outside the image.
 #[inline(always)]
 pub(crate) fn input_transform(job: &mut InputJob) {
-    let InputJob { input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    match job.scheme {
+        Scheme::F2x2 => patches_transform(job),
+        Scheme::F2 { vertical, taps } => lines_transform(job, vertical, taps),
+    }
+}
+
+/// [`input_transform`] of F(2x2, 3x3): `B^T d B` of each 4x4 patch.
+#[inline(always)]
+fn patches_transform(job: &mut InputJob) {
+    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
-    let (plane, pos_stride) = (d.h * d.w * BLOCK, v_pos_stride(cb_count, per_chunk));
-    assert!(n <= per_chunk && v.len() >= POSITIONS * pos_stride, "winograd input transform: scratch");
+    let (plane, pos_stride) = (d.h * d.w * BLOCK, v_offset(scheme, cb_count, per_chunk, 1));
+    assert!(n <= per_chunk && v.len() >= 16 * pos_stride, "winograd input transform: scratch");
     assert_eq!(input.data.len(), cb_count * plane, "winograd input transform: input");
     let (src, dst) = (input.data.as_ptr(), v.as_mut_ptr());
     const ZERO: Lanes = [0.0; BLOCK];
@@ -216,7 +356,7 @@ pub(crate) fn input_transform(job: &mut InputJob) {
         let inside = y0 >= 0 && x0 >= 0 && y0 as usize + 4 <= d.h && x0 as usize + 4 <= d.w;
         for cb in 0..cb_count {
             // SAFETY: writes go to position p < 16, block cb < cb_count, tile t <
-            // per_chunk: below POSITIONS * pos_stride <= v.len().
+            // per_chunk: below 16 * pos_stride <= v.len().
             let store = |p: usize, val: &Lanes| unsafe {
                 dst.add(p * pos_stride + (cb * per_chunk + t) * BLOCK).cast::<Lanes>().write(*val)
             };
@@ -246,18 +386,86 @@ pub(crate) fn input_transform(job: &mut InputJob) {
     }
 }
 
-/// Transforms the GEMM output of tiles `t0..t0 + n` back (`A^T m A`), adds bias and
-/// residual, applies ReLU and stores the pixels inside the output.
+/// [`input_transform`] of F(2, 3): `B^T d` of each line under a pair of outputs.
+#[inline(always)]
+fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
+    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    let d = input.dims;
+    let cb_count = d.c.div_ceil(BLOCK);
+    let plane = d.h * d.w * BLOCK;
+    let offsets: [usize; 4] = std::array::from_fn(|p| v_offset(scheme, cb_count, per_chunk, p));
+    let v_len = v_offset(scheme, cb_count, per_chunk, 4);
+    assert!(taps < 8 && n <= per_chunk && v.len() >= v_len, "winograd input transform: scratch");
+    assert_eq!(input.data.len(), cb_count * plane, "winograd input transform: input");
+    let (src, dst) = (input.data.as_ptr(), v.as_mut_ptr());
+    for t in 0..n {
+        let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
+        // The line's first input pixel (negative along it in the padding), the step
+        // between its pixels and its length; across the line there is no padding,
+        // so output row ty (column tx) reads input row ty (column tx).
+        let (y0, x0, step, len) = if vertical {
+            ((2 * ty) as isize - pad_top as isize, tx as isize, d.w * BLOCK, d.h)
+        } else {
+            (ty as isize, (2 * tx) as isize - pad_left as isize, BLOCK, d.w)
+        };
+        let s = if vertical { y0 } else { x0 };
+        for cb in 0..cb_count {
+            // SAFETY: writes go to position p < 4, part k < depth(p), block cb <
+            // cb_count, tile t < per_chunk: below v_offset(4) <= v.len().
+            let store = |p: usize, k: usize, val: &Lanes| unsafe {
+                dst.add(offsets[p] + ((k * cb_count + cb) * per_chunk + t) * BLOCK).cast::<Lanes>().write(*val)
+            };
+            if s >= 0 && s as usize + taps < len {
+                let base = cb * plane + (y0 as usize * d.w + x0 as usize) * BLOCK;
+                // SAFETY: the line's taps + 1 pixels from (y0, x0) lie inside the
+                // image (s + taps < len along it, y0 < h and x0 < w across it).
+                line_transform(taps, |k| unsafe { load(src.add(base + k * step)) }, store);
+            } else {
+                // The line's start may be in the padding: index from pixel 0 of it.
+                let (y, x) = if vertical { (0, x0 as usize) } else { (y0 as usize, 0) };
+                let line_base = cb * plane + (y * d.w + x) * BLOCK;
+                let mut line = [[0.0; BLOCK]; 8];
+                for (k, px) in line.iter_mut().enumerate().take(taps + 1) {
+                    let at = s + k as isize;
+                    if at >= 0 && (at as usize) < len {
+                        let i = line_base + at as usize * step;
+                        *px = input.data[i..i + BLOCK].try_into().expect("a whole block");
+                    }
+                }
+                line_transform(taps, |k| line[k], store);
+            }
+        }
+    }
+}
+
+/// Transforms the GEMM output of tiles `t0..t0 + n` back (`A^T m A`, or `A^T m`
+/// for F(2, 3)), adds bias and residual, applies ReLU and stores the pixels inside
+/// the output.
 ///
 /// # Safety
 /// `job.out` must be valid for writes of `job.out_len` floats, and no other thread
 /// may access the pixels of these tiles in output blocks `ob0..ob0 + ob` meanwhile.
 #[inline(always)]
 pub(crate) unsafe fn output_transform(job: &OutputJob) {
-    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, relu, out, out_len, oh, ow, tiles_w, t0, n } = job;
+    // SAFETY: forwarded.
+    unsafe {
+        match job.scheme {
+            Scheme::F2x2 => tiles_output(job),
+            Scheme::F2 { vertical, .. } => pairs_output(job, vertical),
+        }
+    }
+}
+
+/// [`output_transform`] of F(2x2, 3x3): `A^T m A`.
+///
+/// # Safety
+/// As [`output_transform`].
+#[inline(always)]
+unsafe fn tiles_output(job: &OutputJob) {
+    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, relu, out, out_len, oh, ow, tiles_w, t0, n, .. } = job;
     let plane = oh * ow * BLOCK;
     let pos_stride = m_pos_stride(per_chunk);
-    assert!(n <= per_chunk && ob <= MAX_OB && m.len() >= POSITIONS * pos_stride, "winograd output transform: scratch");
+    assert!(n <= per_chunk && ob <= MAX_OB && m.len() >= 16 * pos_stride, "winograd output transform: scratch");
     assert!((ob0 + ob) * plane <= out_len && bias.len() >= (ob0 + ob) * BLOCK, "winograd output transform: blocks");
     if let Some(r) = residual {
         assert_eq!(r.len(), out_len, "winograd output transform: residual");
@@ -268,7 +476,7 @@ pub(crate) unsafe fn output_transform(job: &OutputJob) {
         for t in 0..n {
             let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
             // SAFETY: position p < 16, block b < ob <= MAX_OB, tile t < per_chunk:
-            // below POSITIONS * pos_stride <= m.len().
+            // below 16 * pos_stride <= m.len().
             let at = |p: usize| unsafe { load(mp.add(p * pos_stride + (b * per_chunk + t) * BLOCK)) };
             // s[i][c] = (A^T m)[i][c].
             let mut s = [[[0.0; BLOCK]; 4]; 2];
@@ -308,14 +516,61 @@ pub(crate) unsafe fn output_transform(job: &OutputJob) {
     }
 }
 
+/// [`output_transform`] of F(2, 3): `A^T m`.
+///
+/// # Safety
+/// As [`output_transform`].
+#[inline(always)]
+unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
+    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, relu, out, out_len, oh, ow, tiles_w, t0, n, .. } = job;
+    let plane = oh * ow * BLOCK;
+    let pos_stride = m_pos_stride(per_chunk);
+    assert!(n <= per_chunk && ob <= MAX_OB && m.len() >= 4 * pos_stride, "winograd output transform: scratch");
+    assert!((ob0 + ob) * plane <= out_len && bias.len() >= (ob0 + ob) * BLOCK, "winograd output transform: blocks");
+    if let Some(r) = residual {
+        assert_eq!(r.len(), out_len, "winograd output transform: residual");
+    }
+    let mp = m.as_ptr();
+    for b in 0..ob {
+        let bias: Lanes = bias[(ob0 + b) * BLOCK..][..BLOCK].try_into().expect("a whole block");
+        for t in 0..n {
+            let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
+            // SAFETY: position p < 4, block b < ob <= MAX_OB, tile t < per_chunk:
+            // below 4 * pos_stride <= m.len().
+            let at = |p: usize| unsafe { load(mp.add(p * pos_stride + (b * per_chunk + t) * BLOCK)) };
+            let (m0, m1, m2, m3) = (at(0), at(1), at(2), at(3));
+            let pair = [add(&add(&m0, &m1), &m2), sub(&sub(&m1, &m2), &m3)];
+            for (i, px) in pair.iter().enumerate() {
+                let (y, x) = if vertical { (2 * ty + i, tx) } else { (ty, 2 * tx + i) };
+                if y >= oh || x >= ow {
+                    break;
+                }
+                let off = (ob0 + b) * plane + (y * ow + x) * BLOCK;
+                let mut v = add(px, &bias);
+                if let Some(r) = residual {
+                    // SAFETY: off + 16 <= out_len == r.len().
+                    v = add(&v, &unsafe { load(r.as_ptr().add(off)) });
+                }
+                if relu {
+                    v.iter_mut().for_each(|e| *e = e.max(0.0));
+                }
+                // SAFETY: y < oh, x < ow and block ob0 + b < ob0 + ob, so off + 16 <=
+                // (ob0 + ob) * plane <= out_len (asserted above); the caller owns
+                // these tiles' pixels.
+                unsafe { out.add(off).cast::<Lanes>().write(v) };
+            }
+        }
+    }
+}
+
 /// Winograd weights and bias: [`PackedConv::weights`] holds
 /// [`crate::pack::pack_winograd_weights`]'s layout.
 pub type PackedWinograd<'a> = PackedConv<'a>;
 
-/// `out = act(conv3x3(input) + bias + residual)` by Winograd F(2x2, 3x3), stride 1,
-/// with the output chunks spread over `par`'s threads. `w.weights` are packed by
-/// [`crate::pack::pack_winograd_weights`]; `scratch` must hold
-/// [`winograd_scratch_len`]`(input.dims, geom, par.threads())` values.
+/// `out = act(conv(input) + bias + residual)` by the Winograd scheme of `geom` (see
+/// [`winograd_scheme`]), with the output chunks spread over `par`'s threads.
+/// `w.weights` are packed by [`crate::pack::pack_winograd_weights`]; `scratch` must
+/// hold [`winograd_scratch_len`]`(input.dims, geom, par.threads())` values.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_winograd_par(
     kernels: &Kernels,
@@ -330,7 +585,8 @@ pub fn conv2d_winograd_par(
 ) {
     let s = w.shape;
     assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_winograd: layouts");
-    assert!(winograd_applies(geom) && (s.kh, s.kw) == (3, 3), "conv2d_winograd: not a 3x3 stride-1 window");
+    let scheme = winograd_scheme(geom, s.ci).expect("conv2d_winograd: no Winograd scheme computes this window");
+    assert!((s.kh, s.kw) == (geom.kh, geom.kw), "conv2d_winograd: weights of another window");
     assert!(input.dims.c == s.ci && out.dims.c == s.co, "conv2d_winograd: shape");
     assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d_winograd: size");
     assert!(
@@ -341,7 +597,7 @@ pub fn conv2d_winograd_par(
         assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "conv2d_winograd: residual");
     }
     let (oh, ow) = (out.dims.h, out.dims.w);
-    let ch = chunking(s.ci, oh, ow, par.threads());
+    let ch = chunking(scheme, s.ci, oh, ow, par.threads());
     assert!(
         scratch.len() >= ch.slots * ch.slot_len,
         "conv2d_winograd: scratch too small for {} threads",
@@ -349,21 +605,26 @@ pub fn conv2d_winograd_par(
     );
     kernels.record_call();
 
-    let tiles_w = ow.div_ceil(2);
-    let tiles = oh.div_ceil(2) * tiles_w;
+    let (tiles_w, tiles) = tile_counts(scheme, oh, ow);
     let (ci_blocks, co_blocks) = (s.ci_blocks(), s.co_blocks());
     let mk = &kernels.conv;
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, ch.per_chunk);
     assert!(ob_tile <= MAX_OB, "conv2d_winograd: microkernel tile wider than {MAX_OB} blocks");
-    let w_pos = co_blocks * ci_blocks * BLOCK * BLOCK;
-    let w_block = ci_blocks * BLOCK * BLOCK;
+    let (per_chunk, slots, positions) = (ch.per_chunk, ch.slots, scheme.positions());
+    // Per position: input blocks of its GEMM, and where its image and its weights
+    // (`[co blocks][k_blocks][16][16]`, as a 1x1 layer's) start.
+    let k_blocks: [usize; MAX_POSITIONS] = std::array::from_fn(|p| scheme.depth(p) * ci_blocks);
+    let v_at: [usize; MAX_POSITIONS] = std::array::from_fn(|p| v_offset(scheme, ci_blocks, per_chunk, p));
+    let w_at: [usize; MAX_POSITIONS] =
+        std::array::from_fn(|p| (0..p).map(|q| co_blocks * k_blocks[q] * BLOCK * BLOCK).sum());
+    // The per-position products sum over their inputs in the direct convolution's
+    // chunks (a 1x1 layer's order).
+    let gemm_chunk: [usize; MAX_POSITIONS] = std::array::from_fn(|p| {
+        crate::conv::chunk_taps(crate::pack::ConvShape { co: s.co, ci: s.ci * scheme.depth(p), kh: 1, kw: 1 })
+    });
     let zeros = [0.0f32; MAX_OB * BLOCK];
-    // The per-position products sum over the input channels in the direct
-    // convolution's chunks (a 1x1 layer's order).
-    let gemm_chunk = crate::conv::chunk_taps(crate::pack::ConvShape { co: s.co, ci: s.ci, kh: 1, kw: 1 });
     let out_len = out.data.len();
     let out_ptr = SharedMut(out.data.as_mut_ptr());
-    let (per_chunk, slots) = (ch.per_chunk, ch.slots);
     let scratch_ptr = SharedMut(scratch.as_mut_ptr());
 
     // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to one
@@ -387,6 +648,7 @@ pub fn conv2d_winograd_par(
             let n = per_chunk.min(tiles - t0);
             if transformed != Some(chunk) {
                 let mut job = InputJob {
+                    scheme,
                     input,
                     pad_top: geom.pad.top,
                     pad_left: geom.pad.left,
@@ -402,21 +664,23 @@ pub fn conv2d_winograd_par(
             }
             let ob0 = group * ob_tile;
             let ob = ob_tile.min(co_blocks - ob0);
-            for p in 0..POSITIONS {
+            for p in 0..positions {
                 let m_pos = &mut m[p * m_pos_stride(per_chunk)..][..MAX_OB * per_chunk * BLOCK];
+                let w_block = k_blocks[p] * BLOCK * BLOCK;
                 for px0 in (0..n).step_by(px_tile) {
                     let px = px_tile.min(n - px0);
                     let args = TileArgs {
-                        input: v[p * v_pos_stride(ci_blocks, per_chunk) + px0 * BLOCK..].as_ptr(),
+                        input: v[v_at[p] + px0 * BLOCK..].as_ptr(),
                         in_pixel: BLOCK,
                         in_row: 0,
                         in_block: per_chunk * BLOCK,
-                        ci_blocks,
+                        ci_blocks: k_blocks[p],
+                        // Only F(2x2, 3x3) takes a partial block, as the only one.
                         ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
                         kh: 1,
                         kw: 1,
-                        chunk: gemm_chunk,
-                        weights: w.weights[p * w_pos + ob0 * w_block..].as_ptr(),
+                        chunk: gemm_chunk[p],
+                        weights: w.weights[w_at[p] + ob0 * w_block..].as_ptr(),
                         w_block,
                         bias: zeros.as_ptr(),
                         residual: std::ptr::null(),
@@ -425,7 +689,7 @@ pub fn conv2d_winograd_par(
                         relu: false,
                     };
                     // SAFETY: the tier runs on this CPU. Reads: input blocks
-                    // 0..ci_blocks of position p's image, pixels px0..px0+px <= n
+                    // 0..k_blocks[p] of position p's image, pixels px0..px0+px <= n
                     // <= per_chunk; weights blocks ob0..ob0+ob of position p; ob*16
                     // zeros of bias. Writes: blocks 0..ob <= MAX_OB of m_pos,
                     // pixels px0..px0+px, all inside the slices taken above.
@@ -433,6 +697,7 @@ pub fn conv2d_winograd_par(
                 }
             }
             let job = OutputJob {
+                scheme,
                 m,
                 per_chunk,
                 ob0,
@@ -464,10 +729,14 @@ mod tests {
         for ci in [1, 16, 96, 448, 2048] {
             for (oh, ow) in [(1, 1), (2, 2), (7, 7), (8, 8), (35, 35), (147, 147)] {
                 for threads in 1..4 {
-                    let c = chunking(ci, oh, ow, threads);
-                    let tiles = oh.div_ceil(2) * ow.div_ceil(2);
-                    assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.chunks * c.per_chunk >= tiles);
-                    assert!((c.chunks - 1) * c.per_chunk < tiles && c.slots >= 1 && c.slots <= threads);
+                    for scheme in
+                        [Scheme::F2x2, Scheme::F2 { vertical: true, taps: 7 }, Scheme::F2 { vertical: false, taps: 3 }]
+                    {
+                        let c = chunking(scheme, ci, oh, ow, threads);
+                        let tiles = tile_counts(scheme, oh, ow).1;
+                        assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.chunks * c.per_chunk >= tiles);
+                        assert!((c.chunks - 1) * c.per_chunk < tiles && c.slots >= 1 && c.slots <= threads);
+                    }
                 }
             }
         }

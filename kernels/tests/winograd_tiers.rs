@@ -1,12 +1,13 @@
-//! Winograd F(2x2, 3x3) on every tier this CPU runs against the reference direct
-//! convolution: channel counts off, under and over the 16-lane block, every map size
-//! from 1x1 to 20x20 (odd sizes end in a partial tile), padding 0 and 1 and
+//! Winograd F(2x2, 3x3) and F(2, 3) (1x3, 3x1, 1x7, 7x1) on every tier this CPU
+//! runs against the reference direct convolution: channel counts off, under and
+//! over the 16-lane block (F(2, 3) takes whole input blocks only), every map size
+//! from 1x1 to 20x20 (odd sizes end in a partial tile), padding 0, symmetric and
 //! asymmetric, a residual and ReLU, output into a slice of a larger buffer between
 //! sentinels, one thread and three.
 //!
 //! # Error bound
 //!
-//! For output `y` (tile pixel `(i, j)`), Winograd computes
+//! For output `y` (tile pixel `(i, j)`), F(2x2, 3x3) computes
 //! `y = Σ_c Σ_ξν a_ξν U_ξν V_ξν + bias + residual`, `a_ξν = A^T[i][ξ] A^T[j][ν]`
 //! (0 or ±1), `U = G g G^T`, `V = B^T d B`. With `u = 2^-24` and `γ_n = n u / (1 - n u)`,
 //! and writing `|U|`, `|V|` for the same transforms with every entry made absolute
@@ -21,19 +22,22 @@
 //!
 //! Every product term thus carries at most `ci + 9` rounding factors `(1 + δ)`, so
 //! `|ŷ - y| <= γ_{ci+9} W`, `W = Σ_c Σ_ξν |a_ξν| |U|_ξν |V|_ξν + |bias| + |residual|`.
-//! The reference sums `9 ci + 2` terms directly: `|ref - y| <= γ_{9ci+2} D`,
-//! `D = Σ |w| |x| + |bias| + |residual|`. The test asserts
-//! `|ŷ - ref| <= γ_{ci+9} W + γ_{9ci+2} D`, computing `W` and `D` in f64.
+//! F(2, 3) is the same in one dimension, with GEMMs up to `depth * ci` long (depth
+//! 3 for 1x7 windows: two F(2, 3)s and the last tap) and fewer transform roundings:
+//! `γ_{depth ci + 9}` bounds it too. The reference sums `taps * ci + 2` terms
+//! directly: `|ref - y| <= γ_{taps ci + 2} D`, `D = Σ |w| |x| + |bias| + |residual|`.
+//! The test asserts `|ŷ - ref| <= γ_{depth ci + 9} W + γ_{taps ci + 2} D`,
+//! computing `W` and `D` in f64.
 //!
-//! How `W` compares with `D`: expanding the abs transforms,
+//! How `W` compares with `D` for F(2x2, 3x3): expanding the abs transforms,
 //! `W = Σ_{k,l,r,s} |g_kl| |d_rs| c_i(k, r) c_j(l, s)` with
 //! `c_i(k, r) = Σ_ξ |A^T_iξ| |G_ξk| |B^T_ξr|`, where the signed sum is `[r = i + k]`
 //! (which gives `D`). The abs entries are 0, 1 or 2 and each row `k` sums to 2 or 4,
 //! so `W <= 16 Σ|g| max|d|` where `D <= Σ|g| max|d|`; for inputs of even magnitude
 //! `W ≈ (8/3)^2 D ≈ 7 D`. The Winograd error bound `γ_{ci+9} W ≈ 7 (ci + 9) u D` is
 //! then below the direct kernels' `γ_{9ci+2} D` for `ci >= 32`: the extra roundings
-//! of the transforms cost less than the 9x shorter sums save. The sweep prints the
-//! mean `W / D` it saw.
+//! of the transforms cost less than the 9x shorter sums save. In one dimension
+//! `W ≈ 8/3 D` on the F(2, 3) taps. The sweep prints the mean `W / D` it saw.
 
 // The magnitudes index 4x4 transforms by (row, column) in lockstep.
 #![allow(clippy::needless_range_loop)]
@@ -43,7 +47,7 @@ mod support;
 use incept_kernels::conv::PackedConv;
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use incept_kernels::winograd::{conv2d_winograd_par, winograd_scratch_len};
+use incept_kernels::winograd::{Scheme, conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
 use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
 
@@ -60,8 +64,8 @@ fn abs_sandwich<const N: usize>(m: &[[f64; N]; 4], x: &[[f64; N]; N]) -> [[f64; 
     })
 }
 
-/// The Winograd magnitude `W` of every output (NCHW), without bias and residual.
-fn winograd_magnitude(x: &[f32], din: Dims, wt: &[f32], co: usize, pad: Padding, oh: usize, ow: usize) -> Vec<f64> {
+/// The F(2x2, 3x3) magnitude `W` of every output (NCHW), without bias and residual.
+fn winograd_magnitude_2d(x: &[f32], din: Dims, wt: &[f32], co: usize, pad: Padding, oh: usize, ow: usize) -> Vec<f64> {
     let ci = din.c;
     let at = |c: usize, y: isize, xx: isize| -> f64 {
         if y < 0 || xx < 0 || y >= din.h as isize || xx >= din.w as isize {
@@ -114,8 +118,65 @@ fn winograd_magnitude(x: &[f32], din: Dims, wt: &[f32], co: usize, pad: Padding,
     mag
 }
 
+/// The F(2, 3) magnitude `W` of every output (NCHW) of a 1 x `taps` window (`taps`
+/// x 1 when `vertical`), without bias and residual: per pair of outputs and input
+/// channel, `Σ_p |A^T_ip| |G g|_p |B^T d|_p` over the window's F(2, 3)s, plus the
+/// last tap's `|g| |d|` for a 1x7.
+#[allow(clippy::too_many_arguments)]
+fn winograd_magnitude_1d(
+    x: &[f32],
+    din: Dims,
+    wt: &[f32],
+    co: usize,
+    (vertical, taps): (bool, usize),
+    pad: Padding,
+    oh: usize,
+    ow: usize,
+) -> Vec<f64> {
+    let ci = din.c;
+    let before = if vertical { pad.top } else { pad.left } as isize;
+    let mut mag = vec![0.0; co * oh * ow];
+    for o in 0..co {
+        for y in 0..oh {
+            for xx in 0..ow {
+                // The pair this output is in, and its place in it.
+                let (along, across) = if vertical { (y, xx) } else { (xx, y) };
+                let (i, s0) = (along % 2, (along - along % 2) as isize - before);
+                let mut s = 0.0;
+                for c in 0..ci {
+                    let d = |r: usize| -> f64 {
+                        let at = s0 + r as isize;
+                        let (yy, xc) = if vertical { (at, across as isize) } else { (across as isize, at) };
+                        if yy < 0 || xc < 0 || yy >= din.h as isize || xc >= din.w as isize {
+                            0.0
+                        } else {
+                            x[(c * din.h + yy as usize) * din.w + xc as usize].abs() as f64
+                        }
+                    };
+                    let g = |k: usize| wt[(o * ci + c) * taps + k].abs() as f64;
+                    for part in 0..taps / 3 {
+                        for p in 0..4 {
+                            let u: f64 = (0..3).map(|k| G[p][k].abs() * g(3 * part + k)).sum();
+                            let v: f64 = (0..4).map(|r| BT[p][r].abs() * d(3 * part + r)).sum();
+                            s += AT[i][p].abs() * u * v;
+                        }
+                    }
+                    if taps % 3 == 1 {
+                        s += g(taps - 1) * d(taps - 1 + i);
+                    }
+                }
+                mag[(o * oh + y) * ow + xx] = s;
+            }
+        }
+    }
+    mag
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Case {
+    /// The window: 3x3, 1x3, 3x1, 1x7 or 7x1.
+    kh: usize,
+    kw: usize,
     ci: usize,
     co: usize,
     h: usize,
@@ -129,19 +190,24 @@ struct Case {
 /// doc. Returns the sum of `W / D` over the outputs, their count, and the largest
 /// error as a fraction of its tolerance.
 fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) -> (f64, usize, f64) {
-    let Case { ci, co, h, w, pad, residual, act } = case;
-    let geom = ConvGeometry::new(3, 3, 1, pad);
+    let Case { kh, kw, ci, co, h, w, pad, residual, act } = case;
+    let geom = ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad };
+    let scheme = winograd_scheme(&geom, ci).expect("a window Winograd computes");
+    let (taps, depth) = (kh * kw, (0..scheme.positions()).map(|p| scheme.depth(p)).max().unwrap());
     let din = Dims::new(ci, h, w);
     let Some((oh, ow)) = geom.output_hw(h, w) else { return (0.0, 0, 0.0) };
     let dout = Dims::new(co, oh, ow);
-    let shape = ConvShape { co, ci, kh: 3, kw: 3 };
-    let (x, wt, bias, res) = (rng.vec(din.volume()), rng.vec(co * ci * 9), rng.vec(co), rng.vec(dout.volume()));
+    let shape = ConvShape { co, ci, kh, kw };
+    let (x, wt, bias, res) = (rng.vec(din.volume()), rng.vec(co * ci * taps), rng.vec(co), rng.vec(dout.volume()));
 
     let want = reference_conv(&x, din, &wt, Some(&bias), &geom, residual.then_some(&res[..]), act, dout);
     let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
     let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
     let direct_mag = reference_conv(&xa, din, &wa, None, &geom, None, Activation::None, dout);
-    let wino_mag = winograd_magnitude(&x, din, &wt, co, pad, oh, ow);
+    let wino_mag = match scheme {
+        Scheme::F2x2 => winograd_magnitude_2d(&x, din, &wt, co, pad, oh, ow),
+        Scheme::F2 { vertical, taps } => winograd_magnitude_1d(&x, din, &wt, co, (vertical, taps), pad, oh, ow),
+    };
 
     let blk = Layout::Nchw16c;
     let mut packed = Vec::new();
@@ -181,7 +247,7 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
                 if dm > 0.0 {
                     ratios = (ratios.0 + wm / dm, ratios.1 + 1, ratios.2);
                 }
-                let tol = gamma(ci + 9) * wm + gamma(9 * ci + 2) * dm + f32::MIN_POSITIVE as f64;
+                let tol = gamma(depth * ci + 9) * wm + gamma(taps * ci + 2) * dm + f32::MIN_POSITIVE as f64;
                 let err = (got as f64 - want[i] as f64).abs();
                 ratios.2 = ratios.2.max(err / tol);
                 assert!(
@@ -206,10 +272,38 @@ fn paddings() -> [Padding; 4] {
     ]
 }
 
+/// Paddings along a 1-D window of `taps` (none across it): same, none, one side
+/// short, all before.
+fn line_paddings(taps: usize, vertical: bool) -> [Padding; 4] {
+    let half = taps / 2;
+    [(half, half), (0, 0), (half - 1, half + 1), (taps - 1, 0)].map(|(a, b)| {
+        if vertical {
+            Padding { top: a, left: 0, bottom: b, right: 0 }
+        } else {
+            Padding { top: 0, left: a, bottom: 0, right: b }
+        }
+    })
+}
+
+/// Sums the `check` results of a sweep.
+#[derive(Default)]
+struct Tally {
+    cases: usize,
+    ratio_sum: f64,
+    ratios: usize,
+    worst: f64,
+}
+
+impl Tally {
+    fn add(&mut self, r: (f64, usize, f64)) {
+        (self.cases, self.ratio_sum, self.ratios, self.worst) =
+            (self.cases + 1, self.ratio_sum + r.0, self.ratios + r.1, self.worst.max(r.2));
+    }
+}
+
 fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x9e3779b97f4a7c15);
-    let (mut cases, mut ratios) = (0, (0.0, 0, 0f64));
-    let mut add = |r: (f64, usize, f64)| ratios = (ratios.0 + r.0, ratios.1 + r.1, ratios.2.max(r.2));
+    let mut tally = Tally::default();
     let channels = [(1, 1), (3, 17), (17, 40), (40, 3), (16, 16), (40, 72)];
     for (k, pad) in paddings().into_iter().enumerate() {
         for h in 1..=20 {
@@ -218,8 +312,7 @@ fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
                 let (ci, co) = channels[(h + w + k) % channels.len()];
                 let residual = (h + k) % 2 == 0;
                 let act = if (w + k) % 3 == 0 { Activation::None } else { Activation::Relu };
-                add(check(kernels, Case { ci, co, h, w, pad, residual, act }, &mut rng, par));
-                cases += 1;
+                tally.add(check(kernels, Case { kh: 3, kw: 3, ci, co, h, w, pad, residual, act }, &mut rng, par));
             }
         }
     }
@@ -227,14 +320,27 @@ fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
     for &(ci, co) in &channels {
         for &(h, w) in &[(1, 1), (2, 2), (7, 7), (8, 9), (19, 20)] {
             let pad = Padding::uniform(1);
-            let case = Case { ci, co, h, w, pad, residual: true, act: Activation::Relu };
-            add(check(kernels, case, &mut rng, par));
-            cases += 1;
+            let case = Case { kh: 3, kw: 3, ci, co, h, w, pad, residual: true, act: Activation::Relu };
+            tally.add(check(kernels, case, &mut rng, par));
         }
     }
-    assert!(cases > 180);
-    let (name, mean) = (kernels.conv_name(), ratios.0 / ratios.1 as f64);
-    eprintln!("{name}: {cases} cases, mean W / D {mean:.2}, largest error / tolerance {:.3}", ratios.2);
+    // The 1-D windows, input channels in whole blocks.
+    let line_channels = [(16, 1), (16, 17), (32, 40), (48, 16), (16, 72)];
+    for (kh, kw) in [(1, 3), (3, 1), (1, 7), (7, 1)] {
+        for (k, pad) in line_paddings(kh * kw, kw == 1).into_iter().enumerate() {
+            for h in 1..=12 {
+                for w in [h, (h * 5 + k) % 12 + 1] {
+                    let (ci, co) = line_channels[(h + w + k) % line_channels.len()];
+                    let residual = (h + k) % 2 == 0;
+                    let act = if (w + k) % 3 == 0 { Activation::None } else { Activation::Relu };
+                    tally.add(check(kernels, Case { kh, kw, ci, co, h, w, pad, residual, act }, &mut rng, par));
+                }
+            }
+        }
+    }
+    assert!(tally.cases > 370);
+    let (name, mean) = (kernels.conv_name(), tally.ratio_sum / tally.ratios as f64);
+    eprintln!("{name}: {} cases, mean W / D {mean:.2}, largest error / tolerance {:.3}", tally.cases, tally.worst);
 }
 
 #[test]
@@ -259,7 +365,25 @@ fn chunks_spread_over_threads_match_the_reference() {
 fn a_model_sized_layer_matches_the_reference() {
     let mut rng = Rng(7);
     let kernels = Kernels::new(Tier::best()).unwrap();
-    let case = Case { ci: 64, co: 96, h: 35, w: 35, pad: Padding::uniform(1), residual: false, act: Activation::Relu };
+    let case = Case {
+        kh: 3,
+        kw: 3,
+        ci: 64,
+        co: 96,
+        h: 35,
+        w: 35,
+        pad: Padding::uniform(1),
+        residual: false,
+        act: Activation::Relu,
+    };
     check(&kernels, case, &mut rng, &Sequential);
+    check(&kernels, case, &mut rng, &ThreeThreads);
+    // Mixed_6's 7x1 and Mixed_7's 1x3 layers.
+    let pad = Padding { top: 3, left: 0, bottom: 3, right: 0 };
+    let case = Case { kh: 7, kw: 1, ci: 128, co: 160, h: 17, w: 17, pad, residual: true, act: Activation::Relu };
+    check(&kernels, case, &mut rng, &Sequential);
+    check(&kernels, case, &mut rng, &ThreeThreads);
+    let pad = Padding { top: 0, left: 1, bottom: 0, right: 1 };
+    let case = Case { kh: 1, kw: 3, ci: 384, co: 384, h: 8, w: 8, pad, residual: false, act: Activation::Relu };
     check(&kernels, case, &mut rng, &ThreeThreads);
 }

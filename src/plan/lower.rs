@@ -10,7 +10,7 @@
 use incept_kernels::pack::{
     ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, winograd_packed_len,
 };
-use incept_kernels::winograd::{POSITIONS, winograd_applies};
+use incept_kernels::winograd::{Scheme, winograd_scheme};
 use incept_kernels::{Activation, AlignedVec, BLOCK, ConvGeometry, PoolGeometry};
 
 use super::store::TensorStore;
@@ -239,7 +239,8 @@ impl TensorRecipe {
                 Packing::ConvBlocked16,
             ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
             (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {
-                let v = vec![POSITIONS, shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK];
+                let depth = Scheme::for_window(shape.kh, shape.kw).map_or(0, Scheme::total_depth);
+                let v = vec![depth, shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK];
                 debug_assert_eq!(v.iter().product::<usize>(), winograd_packed_len(shape));
                 Some(v)
             }
@@ -341,10 +342,13 @@ impl TensorRecipe {
 /// 3.35e-6 unchanged). The rule depends on the graph only, never on the CPU, so a
 /// model file's tensors are the same wherever it was written.
 pub fn uses_winograd(geom: &ConvGeometry, ci: usize, out_hw: (usize, usize)) -> bool {
-    winograd_applies(geom)
-        && (ci >= 64 || (ci >= 32 && out_hw.0 <= 35 && out_hw.1 <= 35))
-        && out_hw.0 >= 4
-        && out_hw.1 >= 4
+    match winograd_scheme(geom, ci) {
+        Some(Scheme::F2x2) => {
+            (ci >= 64 || (ci >= 32 && out_hw.0 <= 35 && out_hw.1 <= 35)) && out_hw.0 >= 4 && out_hw.1 >= 4
+        }
+        Some(Scheme::F2 { .. }) => true,
+        None => false,
+    }
 }
 
 /// A graph after fusion, with the weights its steps read. Batch-independent and

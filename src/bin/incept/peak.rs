@@ -152,8 +152,9 @@ fn kind_of(l: &ConvLayer) -> String {
     }
 }
 
-/// `incept peak --winograd`: every 3x3 stride-1 convolution of `graph` timed by the
-/// direct kernel and by Winograd F(2x2, 3x3) on the widest tier (or `INCEPT_TIER`),
+/// `incept peak --winograd`: every convolution of `graph` a Winograd scheme computes
+/// (3x3, 1x3, 3x1, 1x7, 7x1 stride 1) timed by the direct kernel and by Winograd on
+/// the widest tier (or `INCEPT_TIER`),
 /// interleaved: `rounds` rounds, each a batch of direct runs then a batch of
 /// Winograd runs (a few milliseconds each), and the median of each round's ratio,
 /// so that a slow spell of a shared machine hits both alike.
@@ -170,10 +171,10 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         v[v.len() / 2]
     };
     let mut rows = Vec::new();
-    for layer in graph.conv_layers().into_iter().filter(|l| winograd_applies(&l.geom)) {
+    for layer in graph.conv_layers().into_iter().filter(|l| winograd_applies(&l.geom, l.input.c)) {
         let (din, dout, g) = (layer.input, layer.output(), layer.geom);
-        let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: 3, kw: 3 };
-        let oihw: Vec<f32> = (0..shape.co * shape.ci * 9).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+        let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
+        let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
         let (mut wd, mut ww, mut b) = (Vec::new(), Vec::new(), Vec::new());
         pack_conv_weights(&oihw, shape, &mut wd);
         pack_winograd_weights(&oihw, shape, &mut ww);
@@ -233,7 +234,7 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         let layers: Vec<_> = rows
             .iter()
             .map(|(l, d, w, r, picked)| {
-                json!({"input": [l.input.c, l.input.h, l.input.w], "out_channels": l.out_channels,
+                json!({"window": [l.geom.kh, l.geom.kw], "input": [l.input.c, l.input.h, l.input.w], "out_channels": l.out_channels,
                        "pad": [l.geom.pad.top, l.geom.pad.left, l.geom.pad.bottom, l.geom.pad.right],
                        "count": l.count, "direct_ms": d * 1e3, "winograd_ms": w * 1e3,
                        "speedup": d / w, "median_round_speedup": r, "lowered_to_winograd": picked})
@@ -245,14 +246,14 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         return Ok(());
     }
     println!(
-        "{} 3x3/1 layers on {}, direct vs Winograd F(2x2,3x3): fastest of {rounds} interleaved rounds, \
-         and the median of the rounds' ratios",
+        "{} Winograd-able layers on {}, direct vs Winograd (F(2x2,3x3) for 3x3, F(2,3) for 1xn/nx1): fastest of \
+         {rounds} interleaved rounds, and the median of the rounds' ratios",
         graph.name,
         tier.name()
     );
     println!(
-        "{:>14} {:>5} {:>5} {:>4} {:>10} {:>10} {:>8} {:>8}  lowered",
-        "input", "out", "pad", "x", "direct ms", "wino ms", "speedup", "median"
+        "{:>6} {:>14} {:>5} {:>5} {:>4} {:>10} {:>10} {:>8} {:>8}  lowered",
+        "window", "input", "out", "pad", "x", "direct ms", "wino ms", "speedup", "median"
     );
     for (l, d, w, r, picked) in &rows {
         let input = format!("{}x{}x{}", l.input.c, l.input.h, l.input.w);
@@ -260,7 +261,8 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         let pad = format!("{}{}{}{}", p.top, p.left, p.bottom, p.right);
         let how = if *picked { "winograd" } else { "direct" };
         println!(
-            "{input:>14} {:>5} {pad:>5} {:>4} {:>10.3} {:>10.3} {:>7.2}x {r:>7.2}x  {how}",
+            "{:>6} {input:>14} {:>5} {pad:>5} {:>4} {:>10.3} {:>10.3} {:>7.2}x {r:>7.2}x  {how}",
+            format!("{}x{}", l.geom.kh, l.geom.kw),
             l.out_channels,
             l.count,
             d * 1e3,
@@ -268,6 +270,6 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
             d / w
         );
     }
-    println!("all 3x3/1 layers (x count): direct {direct_ms:.2} ms, as lowered {chosen_ms:.2} ms");
+    println!("all these layers (x count): direct {direct_ms:.2} ms, as lowered {chosen_ms:.2} ms");
     Ok(())
 }
