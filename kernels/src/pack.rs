@@ -98,7 +98,10 @@ pub fn pack_winograd_weights(weights: &[f32], shape: ConvShape, out: &mut Vec<f3
     let Some(scheme) = Scheme::for_window(kh, kw) else { panic!("pack_winograd_weights: no scheme for {shape:?}") };
     let taps = kh * kw;
     assert_eq!(weights.len(), co * ci * taps, "pack_winograd_weights: weights are not OIHW of {shape:?}");
-    assert!(scheme == Scheme::F2x2 || ci % BLOCK == 0, "pack_winograd_weights: {shape:?} has a partial input block");
+    assert!(
+        scheme == Scheme::F2x2 || ci.is_multiple_of(BLOCK),
+        "pack_winograd_weights: {shape:?} has a partial input block"
+    );
     let start = out.len();
     out.resize(start + winograd_packed_len(shape), 0.0);
     let packed = &mut out[start..];
@@ -118,9 +121,9 @@ pub fn pack_winograd_weights(weights: &[f32], shape: ConvShape, out: &mut Vec<f3
                     // t = G g (4x3), u = t G^T (4x4).
                     let t: [[f64; 3]; 4] =
                         std::array::from_fn(|r| std::array::from_fn(|c| (0..3).map(|k| G[r][k] * g[k * 3 + c]).sum()));
-                    for r in 0..4 {
-                        for c in 0..4 {
-                            put(r * 4 + c, i, o, (0..3).map(|k| t[r][k] * G[c][k]).sum());
+                    for (r, tr) in t.iter().enumerate() {
+                        for (c, gc) in G.iter().enumerate() {
+                            put(r * 4 + c, i, o, (0..3).map(|k| tr[k] * gc[k]).sum());
                         }
                     }
                 }

@@ -139,8 +139,8 @@ pub fn winograd_scheme(geom: &ConvGeometry, ci: usize) -> Option<Scheme> {
     let p = geom.pad;
     let fits = match scheme {
         Scheme::F2x2 => true,
-        Scheme::F2 { vertical: false, .. } => p.top == 0 && p.bottom == 0 && ci % BLOCK == 0,
-        Scheme::F2 { vertical: true, .. } => p.left == 0 && p.right == 0 && ci % BLOCK == 0,
+        Scheme::F2 { vertical: false, .. } => p.top == 0 && p.bottom == 0 && ci.is_multiple_of(BLOCK),
+        Scheme::F2 { vertical: true, .. } => p.left == 0 && p.right == 0 && ci.is_multiple_of(BLOCK),
     };
     ((geom.stride_h, geom.stride_w) == (1, 1) && fits).then_some(scheme)
 }
