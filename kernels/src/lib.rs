@@ -9,8 +9,8 @@
 //!   never optimised themselves.
 //! - [`conv`]: direct convolution on NCHW16c with per-tier microkernels, chosen at
 //!   run time through [`Kernels`] (see [`dispatch`]); weights packed by [`pack`].
-//! - [`winograd`]: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions, whose GEMMs
-//!   run on the same microkernels.
+//! - [`winograd`]: Winograd F(2x2, 3x3) for 3x3 and F(2, 3) for 1x3/3x1/1x7/7x1
+//!   stride-1 convolutions, whose GEMMs run on the same microkernels.
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;

@@ -158,11 +158,10 @@ fn chunk_tiles(scheme: Scheme, ci: usize, tiles: usize) -> usize {
     (CHUNK_FLOATS / per_tile).clamp(8, 64).min(tiles)
 }
 
-/// The chunking of a layer: tiles per chunk, chunks, scratch slots, floats per slot.
+/// The chunking of a layer: most tiles per chunk, scratch slots, floats per slot.
 #[derive(Clone, Copy, Debug)]
 struct Chunking {
     per_chunk: usize,
-    chunks: usize,
     slots: usize,
     slot_len: usize,
     /// Floats of a slot's transformed input (the rest holds GEMM output).
@@ -200,11 +199,28 @@ fn tile_counts(scheme: Scheme, oh: usize, ow: usize) -> (usize, usize) {
 fn chunking(scheme: Scheme, ci: usize, oh: usize, ow: usize, threads: usize) -> Chunking {
     let tiles = tile_counts(scheme, oh, ow).1;
     let per_chunk = chunk_tiles(scheme, ci, tiles);
-    let chunks = tiles.div_ceil(per_chunk);
     let positions = scheme.positions();
     let v_len = v_offset(scheme, ci.div_ceil(BLOCK), per_chunk, positions);
     let slot_len = v_len + positions * m_pos_stride(per_chunk);
-    Chunking { per_chunk, chunks, slots: threads.max(1), slot_len, v_len }
+    Chunking { per_chunk, slots: threads.max(1), slot_len, v_len }
+}
+
+/// Tiles per chunk and chunks for `tiles` tiles in chunks of at most `per_chunk`,
+/// with `groups` groups of output blocks per chunk, on `threads` threads: more,
+/// smaller chunks when the (chunk, group) items would not split evenly over the
+/// threads (17x17 maps: 3 chunks of 3 groups on 2 threads would split 5:4).
+fn balanced_chunks(tiles: usize, per_chunk: usize, groups: usize, threads: usize) -> (usize, usize) {
+    let (least, threads) = (tiles.div_ceil(per_chunk), threads.max(1));
+    let even = |chunks: usize| (chunks * groups).is_multiple_of(threads);
+    if even(least) {
+        return (per_chunk, least);
+    }
+    let mut chunks = least;
+    while !even(chunks) && chunks < tiles && chunks < 4 * least {
+        chunks += 1;
+    }
+    let per = tiles.div_ceil(chunks);
+    (per, tiles.div_ceil(per))
 }
 
 /// Scratch `f32` a Winograd convolution of an input of shape `input` with `geom`
@@ -608,9 +624,11 @@ pub fn conv2d_winograd_par(
     let (tiles_w, tiles) = tile_counts(scheme, oh, ow);
     let (ci_blocks, co_blocks) = (s.ci_blocks(), s.co_blocks());
     let mk = &kernels.conv;
-    let (ob_tile, px_tile) = choose_tile(mk, co_blocks, ch.per_chunk);
+    let groups = co_blocks.div_ceil(choose_tile(mk, co_blocks, ch.per_chunk).0);
+    let (per_chunk, chunks) = balanced_chunks(tiles, ch.per_chunk, groups, par.threads());
+    let (ob_tile, px_tile) = choose_tile(mk, co_blocks, per_chunk);
     assert!(ob_tile <= MAX_OB, "conv2d_winograd: microkernel tile wider than {MAX_OB} blocks");
-    let (per_chunk, slots, positions) = (ch.per_chunk, ch.slots, scheme.positions());
+    let (slots, positions) = (ch.slots, scheme.positions());
     // Per position: input blocks of its GEMM, and where its image and its weights
     // (`[co blocks][k_blocks][16][16]`, as a 1x1 layer's) start.
     let k_blocks: [usize; MAX_POSITIONS] = std::array::from_fn(|p| scheme.depth(p) * ci_blocks);
@@ -634,7 +652,7 @@ pub fn conv2d_winograd_par(
     // costs a fraction of a percent, and each thread reads only its share of the
     // weights).
     let groups = co_blocks.div_ceil(ob_tile);
-    let items = ch.chunks * groups;
+    let items = chunks * groups;
     let tasks = slots.min(items);
     par.run(tasks, &|slot| {
         // SAFETY: slot ranges of the scratch are disjoint and inside it (asserted
@@ -734,8 +752,13 @@ mod tests {
                     {
                         let c = chunking(scheme, ci, oh, ow, threads);
                         let tiles = tile_counts(scheme, oh, ow).1;
-                        assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.chunks * c.per_chunk >= tiles);
-                        assert!((c.chunks - 1) * c.per_chunk < tiles && c.slots >= 1 && c.slots <= threads);
+                        assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.slots >= 1 && c.slots <= threads);
+                        for groups in 1..8 {
+                            let (per, chunks) = balanced_chunks(tiles, c.per_chunk, groups, threads);
+                            assert!(
+                                per >= 1 && per <= c.per_chunk && chunks * per >= tiles && (chunks - 1) * per < tiles
+                            );
+                        }
                     }
                 }
             }

@@ -20,9 +20,10 @@
 //! ```
 //!
 //! The tensors are the lowered program's: BatchNorm folded, residual scales applied,
-//! convolution weights in the blocked packing (`oihw_blocked16`), or for the 3x3
-//! stride-1 layers lowered to Winograd, transformed (`winograd_f2x2_3x3_blocked16`;
-//! such a layer stored as `oihw_blocked16` is repacked at load). Loading maps the
+//! convolution weights in the blocked packing (`oihw_blocked16`), or for the layers
+//! lowered to Winograd, transformed (`winograd_f2x2_3x3_blocked16` for 3x3 windows,
+//! `winograd_f2_3_blocked16` for 1-D ones; such a layer stored as `oihw_blocked16`
+//! is repacked at load). Loading maps the
 //! file, checks the prelude, the header and every tensor entry against the graph the
 //! header describes (so no offset, length, shape or packing is used unchecked), and
 //! points the program at the mapped bytes: no weight is copied or even read. A file

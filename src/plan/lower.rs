@@ -336,16 +336,22 @@ impl TensorRecipe {
 /// Whether lowering computes a convolution by Winograd (see
 /// `incept_kernels::winograd`): F(2x2, 3x3) for a 3x3 stride-1 window with an
 /// output of at least 4x4, and at least 64 input channels, or 32 on maps of 35x35
-/// and smaller; F(2, 3) for every 1x3, 3x1, 1x7 and 7x1 stride-1 window it computes
-/// (whole 16-channel input blocks) with at least 4 outputs along the window.
+/// and smaller; F(2, 3) for a 1x3, 3x1, 1x7 or 7x1 stride-1 window with at least
+/// 192 input channels (whole 16-channel blocks) and 12 or more outputs along it.
 ///
-/// F(2, 3) (`incept peak --winograd`, AVX-512): the 17x17 1x7/7x1 layers 1.13-1.23x
-/// faster alone (10 multiplies per output pair instead of 14, and a ninth pair for
-/// each 17-pixel line), the 8x8 1x3/3x1 layers 1.43x; inside the model less, as its
-/// weights are 10/7 the direct ones' and come from memory. Accuracy: the short
-/// per-position sums keep the outputs as close to float64 (inception_v3 3.04e-6 ->
-/// 3.25e-6, inception_v4 3.35e-6 -> 3.03e-6, inception_resnet_v2 0.72e-6 -> 0.77e-6,
-/// all under ONNX Runtime's).
+/// F(2, 3) speed (`incept peak --winograd`, AVX-512, one thread): alone, the 17x17
+/// 1x7/7x1 layers run 1.13x (128 input channels) to 1.23x (192) faster, 10
+/// multiplies per output pair instead of 14 and a ninth pair for each 17-pixel
+/// line, and the 8x8 1x3/3x1 layers 1.43x. Inside a model less: its weights are
+/// 10/7 (4/3) the direct ones' and come from memory at every run. Whole models,
+/// interleaved A/B: with every such layer on F(2, 3), inception_v4 ran 4.4% faster
+/// on one thread, inception_v3 2.7%, but inception_resnet_v2 (128/160-channel
+/// 17x17 and 192/224-channel 8x8 layers) gained nothing on one thread and lost on
+/// two, as did 8x8 layers with few channels; with this rule inception_v3 and
+/// inception_v4 keep their gains and inception_resnet_v2 stays direct. Accuracy:
+/// the short per-position sums keep the outputs as close to float64
+/// (inception_v3 3.04e-6 -> 3.06e-6, inception_v4 3.35e-6 -> 3.19e-6, against ONNX
+/// Runtime's 4.11e-6 and 4.17e-6).
 ///
 /// F(2x2, 3x3) speed: measured on AVX-512 and AVX2 (`incept peak --winograd`), Winograd wins
 /// 1.3-2x on every 3x3 stride-1 layer of the family with 16 or more input channels
@@ -370,7 +376,7 @@ pub fn uses_winograd(geom: &ConvGeometry, ci: usize, out_hw: (usize, usize)) -> 
         Some(Scheme::F2x2) => {
             (ci >= 64 || (ci >= 32 && out_hw.0 <= 35 && out_hw.1 <= 35)) && out_hw.0 >= 4 && out_hw.1 >= 4
         }
-        Some(Scheme::F2 { vertical, .. }) => (if vertical { out_hw.0 } else { out_hw.1 }) >= 4,
+        Some(Scheme::F2 { vertical, .. }) => ci >= 192 && (if vertical { out_hw.0 } else { out_hw.1 }) >= 12,
         None => false,
     }
 }
@@ -607,16 +613,18 @@ mod tests {
         assert!(!uses_winograd(&g(3, 1), 256, (2, 2)));
         assert!(!uses_winograd(&g(3, 2), 64, (28, 28)));
         assert!(!uses_winograd(&g(1, 1), 64, (28, 28)));
-        // 1-D windows: whole input blocks, no padding across, 4+ outputs along.
         let line = |kh, kw, pad: Padding| ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad };
         let (across_w, across_h) =
             (Padding { top: 0, left: 3, bottom: 0, right: 3 }, Padding { top: 3, left: 0, bottom: 3, right: 0 });
-        assert!(uses_winograd(&line(1, 7, across_w), 128, (17, 17)));
-        assert!(uses_winograd(&line(7, 1, across_h), 160, (17, 17)));
-        assert!(uses_winograd(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, (8, 8)));
-        assert!(!uses_winograd(&line(1, 7, across_w), 120, (17, 17)));
-        assert!(!uses_winograd(&line(1, 7, across_h), 128, (17, 17)));
-        assert!(!uses_winograd(&line(7, 1, across_h), 128, (2, 17)));
-        assert!(!uses_winograd(&line(1, 5, Padding::uniform(0)), 128, (17, 17)));
+        // 1-D windows: 192+ input channels in whole blocks, no padding across, 12+
+        // outputs along.
+        assert!(uses_winograd(&line(1, 7, across_w), 192, (17, 17)));
+        assert!(uses_winograd(&line(7, 1, across_h), 224, (17, 17)));
+        assert!(!uses_winograd(&line(1, 7, across_w), 160, (17, 17)));
+        assert!(!uses_winograd(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, (8, 8)));
+        assert!(!uses_winograd(&line(1, 7, across_w), 200, (17, 17)));
+        assert!(!uses_winograd(&line(1, 7, across_h), 192, (17, 17)));
+        assert!(!uses_winograd(&line(7, 1, across_h), 192, (8, 17)));
+        assert!(!uses_winograd(&line(1, 5, Padding::uniform(0)), 192, (17, 17)));
     }
 }

@@ -65,8 +65,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Instead, time each 3x3 stride-1 layer by the direct kernel and by Winograd,
-        /// interleaved, on the widest tier (or `INCEPT_TIER`).
+        /// Instead, time each layer a Winograd scheme computes (3x3, 1x3, 3x1, 1x7, 7x1
+        /// stride 1) by the direct kernel and by Winograd, interleaved, on the widest tier (or `INCEPT_TIER`).
         #[arg(long)]
         winograd: bool,
         /// Interleaved rounds per layer with `--winograd` (the fastest are reported).
