@@ -208,17 +208,17 @@ fn chunking(scheme: Scheme, ci: usize, oh: usize, ow: usize, threads: usize) -> 
 /// Tiles per chunk and chunks for `tiles` tiles in chunks of at most `per_chunk`,
 /// with `groups` groups of output blocks per chunk, on `threads` threads: more,
 /// smaller chunks when the (chunk, group) items would not split evenly over the
-/// threads (17x17 maps: 3 chunks of 3 groups on 2 threads would split 5:4).
+/// threads (17x17 maps: 3 chunks of 3 groups on 2 threads would split 5:4), and
+/// all of about the same size.
 fn balanced_chunks(tiles: usize, per_chunk: usize, groups: usize, threads: usize) -> (usize, usize) {
     let (least, threads) = (tiles.div_ceil(per_chunk), threads.max(1));
     let even = |chunks: usize| (chunks * groups).is_multiple_of(threads);
-    if even(least) {
-        return (per_chunk, least);
-    }
     let mut chunks = least;
     while !even(chunks) && chunks < tiles && chunks < 4 * least {
         chunks += 1;
     }
+    // Chunks of equal size (a last chunk of 4 tiles after five of 64 would leave
+    // one thread a third of the work less).
     let per = tiles.div_ceil(chunks);
     (per, tiles.div_ceil(per))
 }
@@ -646,7 +646,7 @@ pub fn conv2d_winograd_par(
     let scratch_ptr = SharedMut(scratch.as_mut_ptr());
 
     // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to one
-    // task per scratch slot in equal runs. A task transforms the input of each chunk
+    // task per scratch slot in runs of equal work. A task transforms the input of each chunk
     // it has items of once; large maps split by chunks (each task owns whole chunks
     // but one), small ones by groups (a few chunks' transforms are repeated, which
     // costs a fraction of a percent, and each thread reads only its share of the
@@ -654,13 +654,28 @@ pub fn conv2d_winograd_par(
     let groups = co_blocks.div_ceil(ob_tile);
     let items = chunks * groups;
     let tasks = slots.min(items);
+    // An item's work: its group's blocks times its chunk's tiles; a task takes the
+    // items whose work's midpoint falls in its equal share of the total.
+    let work = |item: usize| {
+        let (chunk, group) = (item / groups, item % groups);
+        ob_tile.min(co_blocks - group * ob_tile) * per_chunk.min(tiles - chunk * per_chunk)
+    };
+    let total = co_blocks * tiles;
     par.run(tasks, &|slot| {
         // SAFETY: slot ranges of the scratch are disjoint and inside it (asserted
         // above), and each slot belongs to one task.
         let mine = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.get().add(slot * ch.slot_len), ch.slot_len) };
         let (v, m) = mine.split_at_mut(ch.v_len);
         let mut transformed = None;
-        for item in slot * items / tasks..(slot + 1) * items / tasks {
+        let mut start = 0;
+        for item in 0..items {
+            let item_work = work(item);
+            let mid = 2 * start + item_work;
+            start += item_work;
+            // 2 * midpoint in [2 total slot / tasks, 2 total (slot + 1) / tasks).
+            if mid * tasks < 2 * total * slot || mid * tasks >= 2 * total * (slot + 1) {
+                continue;
+            }
             let (chunk, group) = (item / groups, item % groups);
             let t0 = chunk * per_chunk;
             let n = per_chunk.min(tiles - t0);
