@@ -76,15 +76,29 @@ fn check_padding_lanes(data: &[f32], d: Dims, layout: Layout, what: &dyn std::fm
     }
 }
 
+/// Claims three threads, so the kernels split their work in three, and runs the
+/// parts on this thread in reverse order.
+struct SplitInThree;
+
+impl incept_kernels::parallel::ParallelFor for SplitInThree {
+    fn threads(&self) -> usize {
+        3
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        (0..n).rev().for_each(task)
+    }
+}
+
 pub mod conv {
     //! Every available tier against the reference convolution.
 
     use arbitrary::Arbitrary;
     use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
-    use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+    use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights};
+    use incept_kernels::winograd::{conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
     use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference};
 
-    use super::{Rng, canvas, check_padding_lanes, check_sentinels, to_layout};
+    use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
 
     /// Multiply-adds one case may cost: keeps the naive reference fast.
     pub const MAX_MACS: usize = 250_000;
@@ -100,7 +114,7 @@ pub mod conv {
         pub stride_w: u8,
         /// Top, left, bottom, right: `raw % min(4, kernel)`.
         pub pad: [u8; 4],
-        /// `raw % 40 + 1`.
+        /// `raw % 40 + 1`, or 16, 32 or 48 for `raw >= 224`.
         pub ci: u8,
         pub co: u8,
         /// `raw % 20 + 1`, raised to fit the window, then shrunk to [`MAX_MACS`].
@@ -152,7 +166,10 @@ pub mod conv {
             };
             let min_h = kh.saturating_sub(pad.top + pad.bottom).max(1);
             let min_w = kw.saturating_sub(pad.left + pad.right).max(1);
-            let (mut ci, mut co) = (self.ci as usize % 40 + 1, self.co as usize % 40 + 1);
+            // Whole blocks of input channels from one raw value in eight, so that the
+            // Winograd F(2, 3) windows (1x3, 1x7, 3x1, 7x1) come up too.
+            let ci = if self.ci >= 224 { 16 * (self.ci as usize % 3 + 1) } else { self.ci as usize % 40 + 1 };
+            let (mut ci, mut co) = (ci, self.co as usize % 40 + 1);
             let (mut h, mut w) = ((self.h as usize % 20 + 1).max(min_h), (self.w as usize % 20 + 1).max(min_w));
             let macs = |ci: usize, co: usize, h: usize, w: usize| {
                 let (oh, ow) = geom.output_hw(h, w).expect("the window fits");
@@ -189,7 +206,11 @@ pub mod conv {
     /// the reference within the rounding error bound of a K-term float32 dot
     /// product, `|fast - ref| <= 2 K u sum|w x|` (u = 2^-24, both sides rounding in
     /// any order), that padding lanes are zero, and that nothing outside the output
-    /// slice was written.
+    /// slice was written. When a Winograd scheme computes the window, the same for
+    /// it, its work split in three, within the bound of
+    /// `kernels/tests/winograd_tiers.rs` with its magnitude `W` bounded by
+    /// `16 sum|w| max|x|` (each weight meets at most 16 inputs' worth through the
+    /// transforms' entries of 0, 1/2, 1 and 2).
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
         let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
@@ -227,6 +248,24 @@ pub mod conv {
         let rin = to_layout(&res, dout, blk);
         let (before, after) = (out_offset, 64 - out_offset);
         let out_len = blk.image_len(dout);
+        // Compares an output with the reference within `tol(i)` for NCHW index i.
+        let compare = |out: &[f32], what: &str, tol: &dyn Fn(usize) -> f32| {
+            check_padding_lanes(out, dout, blk, &what);
+            for c in 0..co {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let got = out[blk.index(dout, c, y, xx)];
+                        let i = (c * oh + y) * ow + xx;
+                        assert!(
+                            (got - want[i]).abs() <= tol(i),
+                            "{what}: at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {:e}",
+                            want[i],
+                            tol(i)
+                        );
+                    }
+                }
+            }
+        };
         for tier in Tier::available() {
             let kernels = Kernels::new(tier).expect("available");
             let what = format!("{} {cv:?}", kernels.conv_name());
@@ -243,22 +282,43 @@ pub mod conv {
                 &mut scratch,
             );
             check_sentinels(&buf, before, after, &what);
-            let out = &buf[before..before + out_len];
-            check_padding_lanes(out, dout, blk, &what);
-            for c in 0..co {
-                for y in 0..oh {
-                    for xx in 0..ow {
-                        let got = out[blk.index(dout, c, y, xx)];
-                        let i = (c * oh + y) * ow + xx;
-                        let tol = k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE;
-                        assert!(
-                            (got - want[i]).abs() <= tol,
-                            "{what}: at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {tol:e}",
-                            want[i]
-                        );
-                    }
-                }
-            }
+            compare(&buf[before..before + out_len], &what, &|i| k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE);
+        }
+
+        let Some(scheme) = winograd_scheme(&geom, ci) else { return };
+        let mut packed = Vec::new();
+        pack_winograd_weights(&wt, shape, &mut packed);
+        let w = PackedConv { shape, weights: &packed, bias: &pbias };
+        let depth = (0..scheme.positions()).map(|p| scheme.depth(p)).max().expect("positions");
+        let gamma =
+            |n: usize| n as f64 * f64::from(f32::EPSILON) / 2.0 / (1.0 - n as f64 * f64::from(f32::EPSILON) / 2.0);
+        let max_x = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        let taps = ci * geom.kh * geom.kw;
+        let w_sum: Vec<f64> = (0..co).map(|o| wt[o * taps..][..taps].iter().map(|v| v.abs() as f64).sum()).collect();
+        let tol = |i: usize| {
+            let o = i / (oh * ow);
+            let extra = (bias[o].abs() + if residual { res[i].abs() } else { 0.0 }) as f64;
+            let wino = gamma(depth * ci + 9) * (16.0 * w_sum[o] * max_x + extra);
+            (wino + gamma(taps + 2) * mag[i] as f64) as f32 + f32::MIN_POSITIVE
+        };
+        for tier in Tier::available() {
+            let kernels = Kernels::new(tier).expect("available");
+            let what = format!("winograd {scheme:?} {} {cv:?}", kernels.conv_name());
+            let mut buf = canvas(dout, blk, before, after);
+            let mut scratch = vec![f32::NAN; winograd_scratch_len(din, &geom, 3)];
+            conv2d_winograd_par(
+                &kernels,
+                Image::new(&xbuf[in_offset..in_offset + in_len], din, blk),
+                &w,
+                &geom,
+                residual.then(|| Image::new(&rin, dout, blk)),
+                act,
+                &mut ImageMut::new(&mut buf[before..before + out_len], dout, blk),
+                &mut scratch,
+                &SplitInThree,
+            );
+            check_sentinels(&buf, before, after, &what);
+            compare(&buf[before..before + out_len], &what, &tol);
         }
     }
 }
@@ -274,20 +334,7 @@ pub mod pool {
         Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, Tier, reference,
     };
 
-    use super::{Rng, canvas, check_padding_lanes, check_sentinels, to_layout};
-
-    /// Claims three threads, so the kernels split their work in three, and runs the
-    /// parts on this thread in reverse order.
-    struct SplitInThree;
-
-    impl incept_kernels::parallel::ParallelFor for SplitInThree {
-        fn threads(&self) -> usize {
-            3
-        }
-        fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-            (0..n).rev().for_each(task)
-        }
-    }
+    use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
 
     /// Multiply-adds the epilogue convolution may cost.
     pub const MAX_MACS: usize = 60_000;
