@@ -337,21 +337,21 @@ impl TensorRecipe {
 /// `incept_kernels::winograd`): F(2x2, 3x3) for a 3x3 stride-1 window with an
 /// output of at least 4x4, and at least 64 input channels, or 32 on maps of 35x35
 /// and smaller; F(2, 3) for a 1x3, 3x1, 1x7 or 7x1 stride-1 window with at least
-/// 192 input channels (whole 16-channel blocks) and 12 or more outputs along it.
+/// 128 input channels (whole 16-channel blocks) and 12 or more outputs along it.
 ///
 /// F(2, 3) speed (`incept peak --winograd`, AVX-512, one thread): alone, the 17x17
 /// 1x7/7x1 layers run 1.13x (128 input channels) to 1.23x (192) faster, 10
 /// multiplies per output pair instead of 14 and a ninth pair for each 17-pixel
-/// line, and the 8x8 1x3/3x1 layers 1.43x. Inside a model less: its weights are
+/// line, and the 8x8 1x3/3x1 layers 1.43x. Inside a model less: the weights are
 /// 10/7 (4/3) the direct ones' and come from memory at every run. Whole models,
-/// interleaved A/B: with every such layer on F(2, 3), inception_v4 ran 4.4% faster
-/// on one thread, inception_v3 2.7%, but inception_resnet_v2 (128/160-channel
-/// 17x17 and 192/224-channel 8x8 layers) gained nothing on one thread and lost on
-/// two, as did 8x8 layers with few channels; with this rule inception_v3 and
-/// inception_v4 keep their gains and inception_resnet_v2 stays direct. Accuracy:
-/// the short per-position sums keep the outputs as close to float64
-/// (inception_v3 3.04e-6 -> 3.06e-6, inception_v4 3.35e-6 -> 3.19e-6, against ONNX
-/// Runtime's 4.11e-6 and 4.17e-6).
+/// interleaved A/B against 192+ channels only: 128+ channels on 17x17 maps made
+/// inception_v3 1.4% faster on one and on two threads and inception_resnet_v2 1.4%
+/// and 1.9%; adding the 8x8 layers made inception_resnet_v2 1.3% slower on one
+/// thread (192/224-channel layers of 64 pixels: each weight serves 32 output pairs,
+/// and the larger weights cost more than the multiplies saved). Accuracy: the short
+/// per-position sums keep the outputs as close to float64 (inception_v3 3.04e-6 ->
+/// 3.09e-6, inception_v4 3.35e-6 -> 3.19e-6, inception_resnet_v2 0.72e-6 ->
+/// 0.77e-6, against ONNX Runtime's 4.11e-6, 4.17e-6 and 1.09e-6).
 ///
 /// F(2x2, 3x3) speed: measured on AVX-512 and AVX2 (`incept peak --winograd`), Winograd wins
 /// 1.3-2x on every 3x3 stride-1 layer of the family with 16 or more input channels
@@ -376,7 +376,7 @@ pub fn uses_winograd(geom: &ConvGeometry, ci: usize, out_hw: (usize, usize)) -> 
         Some(Scheme::F2x2) => {
             (ci >= 64 || (ci >= 32 && out_hw.0 <= 35 && out_hw.1 <= 35)) && out_hw.0 >= 4 && out_hw.1 >= 4
         }
-        Some(Scheme::F2 { vertical, .. }) => ci >= 192 && (if vertical { out_hw.0 } else { out_hw.1 }) >= 12,
+        Some(Scheme::F2 { vertical, .. }) => ci >= 128 && (if vertical { out_hw.0 } else { out_hw.1 }) >= 12,
         None => false,
     }
 }
@@ -616,11 +616,11 @@ mod tests {
         let line = |kh, kw, pad: Padding| ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad };
         let (across_w, across_h) =
             (Padding { top: 0, left: 3, bottom: 0, right: 3 }, Padding { top: 3, left: 0, bottom: 3, right: 0 });
-        // 1-D windows: 192+ input channels in whole blocks, no padding across, 12+
+        // 1-D windows: 128+ input channels in whole blocks, no padding across, 12+
         // outputs along.
-        assert!(uses_winograd(&line(1, 7, across_w), 192, (17, 17)));
+        assert!(uses_winograd(&line(1, 7, across_w), 128, (17, 17)));
         assert!(uses_winograd(&line(7, 1, across_h), 224, (17, 17)));
-        assert!(!uses_winograd(&line(1, 7, across_w), 160, (17, 17)));
+        assert!(!uses_winograd(&line(1, 7, across_w), 112, (17, 17)));
         assert!(!uses_winograd(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, (8, 8)));
         assert!(!uses_winograd(&line(1, 7, across_w), 200, (17, 17)));
         assert!(!uses_winograd(&line(1, 7, across_h), 192, (17, 17)));
