@@ -320,6 +320,139 @@ pub fn conv2d_nchw16c_par(
     });
 }
 
+/// Output rows one task of [`conv2d_image_par`] expands the input for at a time.
+const IMAGE_ROWS: usize = 4;
+
+/// Input rows (and padded width) [`conv2d_image_par`] expands for [`IMAGE_ROWS`]
+/// output rows.
+fn image_staging(input: Dims, geom: &ConvGeometry) -> (usize, usize) {
+    let rows = (IMAGE_ROWS - 1) * geom.stride_h + geom.kh;
+    (rows, input.w + geom.pad.left + geom.pad.right)
+}
+
+/// Scratch `f32` [`conv2d_image_par`] needs for an input of shape `input` on
+/// `threads` threads.
+pub fn conv2d_image_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize) -> usize {
+    let (rows, width) = image_staging(input, geom);
+    TASKS_PER_THREAD * threads.max(1) * rows * width * BLOCK
+}
+
+/// [`conv2d_nchw16c_par`] on an NCHW image of at most 16 channels (a network's
+/// input): each task expands the input rows that [`IMAGE_ROWS`] output rows read
+/// into zero-padded NCHW16c rows in its own part of `scratch` (which must hold
+/// [`conv2d_image_scratch_len`] values), so the image, 13 of whose 16 lanes are
+/// padding for an RGB input, is never written out whole. The same tiles and sums
+/// as [`conv2d_nchw16c_par`]: the same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_image_par(
+    kernels: &Kernels,
+    input: Image,
+    w: &PackedConv,
+    geom: &ConvGeometry,
+    residual: Option<Image>,
+    act: Activation,
+    out: &mut ImageMut,
+    scratch: &mut [f32],
+    par: &dyn ParallelFor,
+) {
+    let s = w.shape;
+    let d = input.dims;
+    assert!(input.layout == Layout::Nchw && out.layout == Layout::Nchw16c, "conv2d_image: layouts");
+    assert!(
+        d.c == s.ci && s.ci <= BLOCK && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw),
+        "conv2d_image: shape"
+    );
+    assert_eq!(geom.output_hw(d.h, d.w), Some((out.dims.h, out.dims.w)), "conv2d_image: size");
+    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_image: packing");
+    assert_eq!(input.data.len(), d.volume(), "conv2d_image: input length");
+    if let Some(r) = &residual {
+        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "conv2d_image: residual");
+    }
+    let (rows, width) = image_staging(d, geom);
+    let slot_len = rows * width * BLOCK;
+    let dout = out.dims;
+    let units = dout.h.div_ceil(IMAGE_ROWS);
+    let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
+    assert!(scratch.len() >= tasks * slot_len, "conv2d_image: scratch too small for {} threads", par.threads());
+    kernels.record_call();
+
+    let mk = &kernels.conv;
+    let w_block = s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK;
+    let out_block = dout.h * dout.w * BLOCK;
+    let out_len = out.data.len();
+    let out_ptr = SharedMut(out.data.as_mut_ptr());
+    let scratch_ptr = SharedMut(scratch.as_mut_ptr());
+    let co_blocks = s.co_blocks();
+    let chunk = chunk_taps(s);
+    let (ob_tile, px_tile) = choose_tile(mk, co_blocks, dout.w);
+    let plane = d.h * d.w;
+    par.run(tasks, &|t| {
+        // SAFETY: the tasks' slots are disjoint and inside the scratch (asserted
+        // above), and each belongs to one task.
+        let staging = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.get().add(t * slot_len), slot_len) };
+        for unit in t * units / tasks..(t + 1) * units / tasks {
+            let oy0 = unit * IMAGE_ROWS;
+            let n_rows = IMAGE_ROWS.min(dout.h - oy0);
+            // Expand input rows oy0 * sh - pad_top onwards, zero outside the image.
+            let first = (oy0 * geom.stride_h) as isize - geom.pad.top as isize;
+            for (r, row) in staging.chunks_exact_mut(width * BLOCK).enumerate() {
+                let y = first + r as isize;
+                if y < 0 || y as usize >= d.h {
+                    row.fill(0.0);
+                    continue;
+                }
+                for (px, lanes) in row.chunks_exact_mut(BLOCK).enumerate() {
+                    let x = px as isize - geom.pad.left as isize;
+                    lanes.fill(0.0);
+                    if x >= 0 && (x as usize) < d.w {
+                        let at = y as usize * d.w + x as usize;
+                        for (c, lane) in lanes.iter_mut().take(d.c).enumerate() {
+                            *lane = input.data[c * plane + at];
+                        }
+                    }
+                }
+            }
+            for oy in oy0..oy0 + n_rows {
+                let in_row0 = (oy - oy0) * geom.stride_h * width * BLOCK;
+                for ob0 in (0..co_blocks).step_by(ob_tile) {
+                    let ob = ob_tile.min(co_blocks - ob0);
+                    for ox0 in (0..dout.w).step_by(px_tile) {
+                        let px = px_tile.min(dout.w - ox0);
+                        let out_off = ob0 * out_block + (oy * dout.w + ox0) * BLOCK;
+                        assert!(out_off + (ob - 1) * out_block + px * BLOCK <= out_len, "conv2d_image: tile outside");
+                        let args = TileArgs {
+                            input: staging[in_row0 + ox0 * geom.stride_w * BLOCK..].as_ptr(),
+                            in_pixel: geom.stride_w * BLOCK,
+                            in_row: width * BLOCK,
+                            in_block: slot_len,
+                            ci_blocks: 1,
+                            ci_tail: s.ci,
+                            kh: s.kh,
+                            kw: s.kw,
+                            chunk,
+                            weights: w.weights[ob0 * w_block..].as_ptr(),
+                            w_block,
+                            bias: w.bias[ob0 * BLOCK..].as_ptr(),
+                            residual: residual.map_or(std::ptr::null(), |r| r.data[out_off..].as_ptr()),
+                            // SAFETY: out_off is inside the output (asserted just above).
+                            output: unsafe { out_ptr.get().add(out_off) },
+                            out_block,
+                            relu: act == Activation::Relu,
+                        };
+                        // SAFETY: the tier runs on this CPU. Reads: staging rows
+                        // (oy - oy0) * sh + ky < rows and columns (ox0 + px - 1) * sw
+                        // + kx < width (the output size was checked against the
+                        // geometry), one block; weights, bias and residual inside
+                        // blocks ob0..ob0+ob of their images. Writes: this tile of
+                        // the output, which no other task writes (rows are split).
+                        unsafe { (mk.tile)(&args, ob, px) };
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// Tasks per thread a parallel convolution is split into: equal runs of work, a
 /// few per thread so that a thread slowed by something else hands some of its
 /// share to the others.

@@ -4,11 +4,14 @@
 //! padding side; a residual; output into a slice of a larger buffer; reductions
 //! long enough for many chunks, with a short last one. Besides the error bound,
 //! every output must equal, bit for bit, the documented summation order (chunks of
-//! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier.
+//! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier. Inputs
+//! of one block also run from their NCHW image (`conv2d_image_par`), bit for bit the same.
 
 mod support;
 
-use incept_kernels::conv::{PackedConv, chunk_taps, conv2d_nchw16c_par, conv2d_scratch_len};
+use incept_kernels::conv::{
+    PackedConv, chunk_taps, conv2d_image_par, conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len,
+};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
@@ -113,6 +116,29 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
             par,
         )
     });
+    // An input of one block also runs from its NCHW image, expanded row by row:
+    // the same tiles and sums, so the same bits.
+    if ci <= 16 {
+        let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
+        let from_image = write_between_sentinels(dout, blk, &case, |out| {
+            conv2d_image_par(
+                kernels,
+                Image::new(&x, din, Layout::Nchw),
+                &PackedConv { shape, weights: &packed, bias: &pbias },
+                &geom,
+                residual.then(|| Image::new(&rin, dout, blk)),
+                act,
+                out,
+                &mut scratch,
+                par,
+            )
+        });
+        assert!(
+            from_image.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{} {case:?}: conv2d_image_par differs from conv2d_nchw16c_par",
+            kernels.conv_name()
+        );
+    }
     for c in 0..blk.padded_channels(co) {
         for y in 0..oh {
             for xx in 0..ow {

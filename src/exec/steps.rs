@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use incept_kernels::blocked::reorder;
-use incept_kernels::conv::{PackedConv, conv2d_nchw16c_par};
+use incept_kernels::conv::{PackedConv, conv2d_image_par, conv2d_nchw16c_par};
 use incept_kernels::parallel::ParallelFor;
 use incept_kernels::winograd::conv2d_winograd_par;
 use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, reference as k};
@@ -51,11 +51,12 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
         Action::Input => {
             let d = step.output.dims;
             let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
-            reorder(src, &mut ImageMut::new(&mut arena[step.output.range(layout, n)], d, layout), par);
+            let out = step.output;
+            reorder(src, &mut ImageMut::new(&mut arena[out.range(n)], d, out.layout), par);
         }
         Action::Output => {
             let d = step.output.dims;
-            let src = Image::new(&arena[step.output.range(layout, n)], d, layout);
+            let src = Image::new(&arena[step.output.range(n)], d, step.output.layout);
             reorder(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw), par);
         }
         Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
@@ -65,7 +66,9 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
                 Kernel::Conv { weight, bias, shape, geom, act, residual, winograd } => {
                     let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
                     let res = residual.then_some(ins[1]);
-                    if *winograd {
+                    if ins[0].layout == Layout::Nchw {
+                        conv2d_image_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                    } else if *winograd {
                         conv2d_winograd_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
                     } else {
                         conv2d_nchw16c_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
@@ -102,7 +105,7 @@ fn with_views(
     n: usize,
     f: impl FnOnce([Image; 2], &mut ImageMut, &mut [f32]),
 ) {
-    let out = step.output.range(layout, n);
+    let out = step.output.range(n);
     let scratch = if step.scratch.is_empty() { out.end..out.end } else { step.scratch.clone() };
     let (lo, hi) =
         if out.start <= scratch.start { (out.clone(), scratch.clone()) } else { (scratch.clone(), out.clone()) };
@@ -124,7 +127,7 @@ fn with_views(
     let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout };
     let mut ins = [empty; 2];
     for (slot, v) in ins.iter_mut().zip(&step.inputs) {
-        *slot = Image::new(read(v.range(layout, n)), v.dims, layout);
+        *slot = Image::new(read(v.range(n)), v.dims, v.layout);
     }
-    f(ins, &mut ImageMut::new(out_data, step.output.dims, layout), scratch_data);
+    f(ins, &mut ImageMut::new(out_data, step.output.dims, step.output.layout), scratch_data);
 }

@@ -16,7 +16,7 @@ mod store;
 pub use lower::{Fold, Kernel, Packing, Program, Step, TensorId, TensorRecipe, TensorRole, uses_winograd};
 pub use store::{SharedBytes, Source, TensorStore};
 
-use incept_kernels::conv::conv2d_scratch_len;
+use incept_kernels::conv::{conv2d_image_scratch_len, conv2d_scratch_len};
 use incept_kernels::winograd::winograd_scratch_len;
 use incept_kernels::{BLOCK, Dims, Layout};
 
@@ -33,13 +33,16 @@ pub struct View {
     pub image_stride: usize,
     /// Shape of one image.
     pub dims: Dims,
+    /// Its layout: the plan's, or NCHW for a network input that only convolutions
+    /// read (see [`Plan::new`]).
+    pub layout: Layout,
 }
 
 impl View {
     /// The arena range of image `n`.
-    pub fn range(&self, layout: Layout, n: usize) -> std::ops::Range<usize> {
+    pub fn range(&self, n: usize) -> std::ops::Range<usize> {
         let start = self.offset + n * self.image_stride;
-        start..start + layout.image_len(self.dims)
+        start..start + self.layout.image_len(self.dims)
     }
 }
 
@@ -155,7 +158,20 @@ impl Plan {
         }
         let g = &program.graph;
         let nv = g.values.len();
-        let image_len = |v: ValueId| layout.image_len(g.dims(v));
+        // A network input of one block (an RGB image) that only direct convolutions
+        // read stays NCHW in the arena: they expand it row by row
+        // (`conv2d_image_par`) instead of reading a copy 16/3 times its size.
+        let image_input = g.dims(g.input).c <= BLOCK
+            && g.input != g.output
+            && program.steps.iter().any(|s| s.inputs.contains(&g.input))
+            && program.steps.iter().all(|s| {
+                !s.inputs.contains(&g.input)
+                    || (matches!(s.kernel, Kernel::Conv { winograd: false, .. })
+                        && s.inputs[0] == g.input
+                        && !s.inputs[1..].contains(&g.input))
+            });
+        let layout_of = |v: ValueId| if image_input && v == g.input { Layout::Nchw } else { layout };
+        let image_len = |v: ValueId| layout_of(v).image_len(g.dims(v));
 
         // 1. Concat in place: parent[v] = (container, offset within one container image).
         let mut parent: Vec<Option<(ValueId, usize)>> = vec![None; nv];
@@ -221,6 +237,9 @@ impl Plan {
             }
             let scratch = match &s.kernel {
                 Kernel::Conv { geom, winograd: true, .. } => winograd_scratch_len(g.dims(s.inputs[0]), geom, threads),
+                Kernel::Conv { geom, .. } if layout_of(s.inputs[0]) == Layout::Nchw => {
+                    conv2d_image_scratch_len(g.dims(s.inputs[0]), geom, threads)
+                }
                 Kernel::Conv { geom, .. } => conv2d_scratch_len(g.dims(s.inputs[0]), geom),
                 _ => 0,
             };
@@ -298,7 +317,7 @@ impl Plan {
         // 5. Views.
         let view = |v: ValueId| {
             let (r, off) = root_of(v);
-            View { offset: offset[r.0] + off, image_stride: image_len(r), dims: g.dims(v) }
+            View { offset: offset[r.0] + off, image_stride: image_len(r), dims: g.dims(v), layout: layout_of(r) }
         };
         let steps = uses
             .into_iter()
@@ -329,5 +348,6 @@ fn copy_target(layout: Layout, whole: View, c: usize, c0: usize) -> (View, Actio
     let (first, end) = (c0 - c0 % layout.block(), (c0 + c).next_multiple_of(layout.block()).min(whole.dims.c));
     let offset = layout.channel_slice_offset(whole.dims, first).expect("block-aligned");
     let dims = Dims::new(end - first, whole.dims.h, whole.dims.w);
-    (View { offset: whole.offset + offset, image_stride: whole.image_stride, dims }, Action::Copy { c0: c0 - first })
+    let view = View { offset: whole.offset + offset, image_stride: whole.image_stride, dims, layout };
+    (view, Action::Copy { c0: c0 - first })
 }

@@ -1012,7 +1012,7 @@ pub mod planner {
     fn copy_writes(plan: &Plan, step: usize, c0: usize, c: usize, n: usize) -> Vec<usize> {
         let (layout, view) = (plan.layout, plan.steps[step].output);
         let d = view.dims;
-        let base = view.range(layout, n).start;
+        let base = view.range(n).start;
         let channels = (c0..c0 + c).chain(d.c..layout.padded_channels(d.c));
         channels.flat_map(|ch| (0..d.h * d.w).map(move |p| base + layout.index(d, ch, p / d.w, p % d.w))).collect()
     }
@@ -1039,21 +1039,21 @@ pub mod planner {
             let what = || format!("{case:?}: step {t} '{}'", s.name);
             assert!(s.scratch.end <= plan.arena_len, "{}: scratch {:?} outside the arena", what(), s.scratch);
             for n in 0..batch {
-                let out = s.output.range(layout, n);
+                let out = s.output.range(n);
                 assert!(out.end <= plan.arena_len, "{}: output {out:?} outside the arena", what());
                 for v in &s.inputs {
-                    assert!(v.range(layout, n).end <= plan.arena_len, "{}: input outside the arena", what());
+                    assert!(v.range(n).end <= plan.arena_len, "{}: input outside the arena", what());
                 }
             }
             if matches!(s.action, Action::Input | Action::Output) {
                 continue;
             }
             for n in 0..batch {
-                let out = s.output.range(layout, n);
+                let out = s.output.range(n);
                 assert!(!overlaps(&out, &s.scratch), "{}: output {out:?} overlaps scratch {:?}", what(), s.scratch);
                 for (i, v) in s.inputs.iter().enumerate() {
                     for m in 0..batch {
-                        let r = v.range(layout, m);
+                        let r = v.range(m);
                         assert!(!overlaps(&r, &s.scratch), "{}: input {i} overlaps the scratch", what());
                         let hit = match sv.copy_c0 {
                             None => overlaps(&out, &r),
@@ -1092,7 +1092,7 @@ pub mod planner {
             };
             for n in 0..batch {
                 for &(view, v) in &reads {
-                    for e in view.range(layout, n) {
+                    for e in view.range(n) {
                         let o = owner[e];
                         assert!(
                             o != NONE && o != SCRATCH && parts[v.0][o],
@@ -1112,7 +1112,7 @@ pub mod planner {
                 }
                 owner[s.scratch.clone()].fill(SCRATCH);
                 match sv.copy_c0 {
-                    None => owner[s.output.range(layout, n)].fill(sv.output.0),
+                    None => owner[s.output.range(n)].fill(sv.output.0),
                     Some(c0) => {
                         for e in copy_writes(plan, t, c0, s.inputs[0].dims.c, n) {
                             owner[e] = sv.inputs[0].0;
