@@ -93,7 +93,9 @@ pub mod conv {
     //! Every available tier against the reference convolution.
 
     use arbitrary::Arbitrary;
-    use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+    use incept_kernels::conv::{
+        PackedConv, conv2d_image_par, conv2d_image_scratch_len, conv2d_nchw16c, conv2d_scratch_len,
+    };
     use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights};
     use incept_kernels::winograd::{conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
     use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference};
@@ -210,7 +212,8 @@ pub mod conv {
     /// it, its work split in three, within the bound of
     /// `kernels/tests/winograd_tiers.rs` with its magnitude `W` bounded by
     /// `16 sum|w| max|x|` (each weight meets at most 16 inputs' worth through the
-    /// transforms' entries of 0, 1/2, 1 and 2).
+    /// transforms' entries of 0, 1/2, 1 and 2). An input of at most 16 channels also
+    /// runs from its NCHW image (`conv2d_image_par`, split in three): the same bits.
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
         let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
@@ -283,6 +286,24 @@ pub mod conv {
             );
             check_sentinels(&buf, before, after, &what);
             compare(&buf[before..before + out_len], &what, &|i| k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE);
+            // An input of one block, read from its NCHW image: the same bits.
+            if ci <= 16 {
+                let mut from_image = canvas(dout, blk, before, after);
+                let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, 3)];
+                conv2d_image_par(
+                    &kernels,
+                    Image::new(&x, din, Layout::Nchw),
+                    &w,
+                    &geom,
+                    residual.then(|| Image::new(&rin, dout, blk)),
+                    act,
+                    &mut ImageMut::new(&mut from_image[before..before + out_len], dout, blk),
+                    &mut scratch,
+                    &SplitInThree,
+                );
+                let same = from_image.iter().zip(&buf).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{what}: conv2d_image_par differs from conv2d_nchw16c");
+            }
         }
 
         let Some(scheme) = winograd_scheme(&geom, ci) else { return };
