@@ -338,7 +338,7 @@ pub fn conv2d_image_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize
 }
 
 /// [`conv2d_nchw16c_par`] on an NCHW image of at most 16 channels (a network's
-/// input): each task expands the input rows that [`IMAGE_ROWS`] output rows read
+/// input): each task expands the input rows that a few (`IMAGE_ROWS`) output rows read
 /// into zero-padded NCHW16c rows in its own part of `scratch` (which must hold
 /// [`conv2d_image_scratch_len`] values), so the image, 13 of whose 16 lanes are
 /// padding for an RGB input, is never written out whole. The same tiles and sums
