@@ -197,6 +197,122 @@ pub fn conv2d_nchw16c(
     conv2d_nchw16c_par(kernels, input, w, geom, residual, act, out, scratch, &Sequential)
 }
 
+/// Checks a convolution's operands against its packed weights (`packed_len` floats
+/// of them) and window; `what` names the kernel in the panic.
+pub(crate) fn check_conv(
+    what: &str,
+    input: &Image,
+    w: &PackedConv,
+    packed_len: usize,
+    geom: &ConvGeometry,
+    residual: Option<&Image>,
+    out: &ImageMut,
+) {
+    let s = w.shape;
+    assert!(out.layout == Layout::Nchw16c, "{what}: output layout");
+    assert!(input.dims.c == s.ci && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "{what}: shape");
+    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "{what}: size");
+    assert!(w.weights.len() == packed_len && w.bias.len() == s.packed_bias_len(), "{what}: packing");
+    if let Some(r) = residual {
+        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "{what}: residual");
+    }
+}
+
+/// What every tile of one direct convolution shares: its weights, epilogue, output
+/// and input strides. [`LayerTiles::run`] adds the input position and the tile.
+struct LayerTiles<'a> {
+    mk: &'a ConvMicrokernel,
+    w: &'a PackedConv<'a>,
+    residual: Option<&'a [f32]>,
+    out: SharedMut,
+    out_len: usize,
+    out_block: usize,
+    w_block: usize,
+    in_pixel: usize,
+    in_row: usize,
+    in_block: usize,
+    ci_blocks: usize,
+    ci_tail: usize,
+    chunk: usize,
+    relu: bool,
+}
+
+impl<'a> LayerTiles<'a> {
+    /// The tiles of a convolution with `w` over an input whose tap rows and channel
+    /// blocks are `in_row` and `in_block` floats apart, into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        kernels: &'a Kernels,
+        w: &'a PackedConv<'a>,
+        geom: &ConvGeometry,
+        residual: Option<Image<'a>>,
+        act: Activation,
+        out: &mut ImageMut,
+        in_row: usize,
+        in_block: usize,
+    ) -> Self {
+        let s = w.shape;
+        LayerTiles {
+            mk: &kernels.conv,
+            w,
+            residual: residual.map(|r| r.data),
+            out: SharedMut(out.data.as_mut_ptr()),
+            out_len: out.data.len(),
+            out_block: out.dims.h * out.dims.w * BLOCK,
+            w_block: s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK,
+            in_pixel: geom.stride_w * BLOCK,
+            in_row,
+            in_block,
+            ci_blocks: s.ci_blocks(),
+            ci_tail: s.ci - (s.ci_blocks() - 1) * BLOCK,
+            chunk: chunk_taps(s),
+            relu: act == Activation::Relu,
+        }
+    }
+
+    /// Computes the tile of `ob` output blocks from `ob0` and `px` pixels from pixel
+    /// `out_px` of each output block, reading the input from `input`.
+    ///
+    /// # Safety
+    /// Every input element the [`TileArgs`] formula reaches from `input` (with this
+    /// layer's strides, blocks and window) must be readable, and no other thread may
+    /// write this tile meanwhile. Weights, bias, residual and output are checked here
+    /// (their lengths by [`check_conv`]).
+    #[inline]
+    unsafe fn run(&self, input: *const f32, ob0: usize, ob: usize, out_px: usize, px: usize) {
+        let s = self.w.shape;
+        let out_off = ob0 * self.out_block + out_px * BLOCK;
+        assert!(
+            out_off + (ob - 1) * self.out_block + px * BLOCK <= self.out_len,
+            "convolution: tile outside the output"
+        );
+        let args = TileArgs {
+            input,
+            in_pixel: self.in_pixel,
+            in_row: self.in_row,
+            in_block: self.in_block,
+            ci_blocks: self.ci_blocks,
+            ci_tail: self.ci_tail,
+            kh: s.kh,
+            kw: s.kw,
+            chunk: self.chunk,
+            weights: self.w.weights[ob0 * self.w_block..].as_ptr(),
+            w_block: self.w_block,
+            bias: self.w.bias[ob0 * BLOCK..].as_ptr(),
+            residual: self.residual.map_or(std::ptr::null(), |r| r[out_off..].as_ptr()),
+            // SAFETY: out_off is inside the output (asserted just above).
+            output: unsafe { self.out.get().add(out_off) },
+            out_block: self.out_block,
+            relu: self.relu,
+        };
+        // SAFETY: `mk` comes from a `Kernels`, which proves the tier runs on this CPU.
+        // Input reads are the caller's contract; weights, bias, residual and output
+        // stay inside blocks ob0..ob0+ob of their images (whose lengths `check_conv`
+        // asserted, and the output's end just above).
+        unsafe { (self.mk.tile)(&args, ob, px) };
+    }
+}
+
 /// [`conv2d_nchw16c`] with the output tiles spread over `par`'s threads.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_nchw16c_par(
@@ -211,13 +327,8 @@ pub fn conv2d_nchw16c_par(
     par: &dyn ParallelFor,
 ) {
     let s = w.shape;
-    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_nchw16c: layouts");
-    assert!(input.dims.c == s.ci && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_nchw16c: shape");
-    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d_nchw16c: size");
-    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_nchw16c: packing");
-    if let Some(r) = &residual {
-        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "conv2d_nchw16c: residual");
-    }
+    assert!(input.layout == Layout::Nchw16c, "conv2d_nchw16c: input layout");
+    check_conv("conv2d_nchw16c", &input, w, s.packed_len(), geom, residual.as_ref(), out);
     kernels.record_call();
 
     // Padding: copy into scratch with a zero border, then convolve without padding.
@@ -248,43 +359,16 @@ pub fn conv2d_nchw16c_par(
     let (rows, row_len) = if pointwise { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
 
     let mk = &kernels.conv;
-    let w_block = s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK;
-    let out_block = dout.h * dout.w * BLOCK;
-    let out_len = out.data.len();
-    let out_ptr = SharedMut(out.data.as_mut_ptr());
     let co_blocks = s.co_blocks();
-    let chunk = chunk_taps(s);
+    let tiles = LayerTiles::new(kernels, w, geom, residual, act, out, di.w * BLOCK, di.h * di.w * BLOCK);
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
     let tile = |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize| {
         let in_off = if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
-        let out_off = ob0 * out_block + (oy * row_len + ox0) * BLOCK;
-        assert!(out_off + (ob - 1) * out_block + px * BLOCK <= out_len, "conv2d_nchw16c: tile outside the output");
-        let args = TileArgs {
-            input: input.data[in_off..].as_ptr(),
-            in_pixel: geom.stride_w * BLOCK,
-            in_row: di.w * BLOCK,
-            in_block: di.h * di.w * BLOCK,
-            ci_blocks: s.ci_blocks(),
-            ci_tail: s.ci - (s.ci_blocks() - 1) * BLOCK,
-            kh: s.kh,
-            kw: s.kw,
-            chunk,
-            weights: w.weights[ob0 * w_block..].as_ptr(),
-            w_block,
-            bias: w.bias[ob0 * BLOCK..].as_ptr(),
-            residual: residual.map_or(std::ptr::null(), |r| r.data[out_off..].as_ptr()),
-            // SAFETY: out_off is inside the output (asserted just above).
-            output: unsafe { out_ptr.get().add(out_off) },
-            out_block,
-            relu: act == Activation::Relu,
-        };
-        // SAFETY: `kernels` proves the tier runs on this CPU. Bounds: the last input
-        // read is block ci_blocks-1, row (oy*sh + kh-1), column ((ox0+px-1)*sw + kw-1)
-        // of the (padded by now) input, inside it because the output size was checked
-        // against the geometry; weights, bias, residual and output stay inside blocks
-        // ob0..ob0+ob of their images, whose lengths were asserted above. Tiles are
+        // SAFETY: the last input read is block ci_blocks-1, row (oy*sh + kh-1),
+        // column ((ox0+px-1)*sw + kw-1) of the (padded by now) input, inside it
+        // because the output size was checked against the geometry. Tiles are
         // disjoint, so concurrent tiles never write the same element.
-        unsafe { (mk.tile)(&args, ob, px) };
+        unsafe { tiles.run(input.data[in_off..].as_ptr(), ob0, ob, oy * row_len + ox0, px) };
     };
 
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
@@ -357,17 +441,9 @@ pub fn conv2d_image_par(
 ) {
     let s = w.shape;
     let d = input.dims;
-    assert!(input.layout == Layout::Nchw && out.layout == Layout::Nchw16c, "conv2d_image: layouts");
-    assert!(
-        d.c == s.ci && s.ci <= BLOCK && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw),
-        "conv2d_image: shape"
-    );
-    assert_eq!(geom.output_hw(d.h, d.w), Some((out.dims.h, out.dims.w)), "conv2d_image: size");
-    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_image: packing");
+    assert!(input.layout == Layout::Nchw && s.ci <= BLOCK, "conv2d_image: not an NCHW image of one block");
     assert_eq!(input.data.len(), d.volume(), "conv2d_image: input length");
-    if let Some(r) = &residual {
-        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "conv2d_image: residual");
-    }
+    check_conv("conv2d_image", &input, w, s.packed_len(), geom, residual.as_ref(), out);
     let (rows, width) = image_staging(d, geom);
     let slot_len = rows * width * BLOCK;
     let dout = out.dims;
@@ -377,13 +453,9 @@ pub fn conv2d_image_par(
     kernels.record_call();
 
     let mk = &kernels.conv;
-    let w_block = s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK;
-    let out_block = dout.h * dout.w * BLOCK;
-    let out_len = out.data.len();
-    let out_ptr = SharedMut(out.data.as_mut_ptr());
-    let scratch_ptr = SharedMut(scratch.as_mut_ptr());
     let co_blocks = s.co_blocks();
-    let chunk = chunk_taps(s);
+    let tiles = LayerTiles::new(kernels, w, geom, residual, act, out, width * BLOCK, slot_len);
+    let scratch_ptr = SharedMut(scratch.as_mut_ptr());
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, dout.w);
     let plane = d.h * d.w;
     par.run(tasks, &|t| {
@@ -418,34 +490,13 @@ pub fn conv2d_image_par(
                     let ob = ob_tile.min(co_blocks - ob0);
                     for ox0 in (0..dout.w).step_by(px_tile) {
                         let px = px_tile.min(dout.w - ox0);
-                        let out_off = ob0 * out_block + (oy * dout.w + ox0) * BLOCK;
-                        assert!(out_off + (ob - 1) * out_block + px * BLOCK <= out_len, "conv2d_image: tile outside");
-                        let args = TileArgs {
-                            input: staging[in_row0 + ox0 * geom.stride_w * BLOCK..].as_ptr(),
-                            in_pixel: geom.stride_w * BLOCK,
-                            in_row: width * BLOCK,
-                            in_block: slot_len,
-                            ci_blocks: 1,
-                            ci_tail: s.ci,
-                            kh: s.kh,
-                            kw: s.kw,
-                            chunk,
-                            weights: w.weights[ob0 * w_block..].as_ptr(),
-                            w_block,
-                            bias: w.bias[ob0 * BLOCK..].as_ptr(),
-                            residual: residual.map_or(std::ptr::null(), |r| r.data[out_off..].as_ptr()),
-                            // SAFETY: out_off is inside the output (asserted just above).
-                            output: unsafe { out_ptr.get().add(out_off) },
-                            out_block,
-                            relu: act == Activation::Relu,
-                        };
-                        // SAFETY: the tier runs on this CPU. Reads: staging rows
-                        // (oy - oy0) * sh + ky < rows and columns (ox0 + px - 1) * sw
-                        // + kx < width (the output size was checked against the
-                        // geometry), one block; weights, bias and residual inside
-                        // blocks ob0..ob0+ob of their images. Writes: this tile of
-                        // the output, which no other task writes (rows are split).
-                        unsafe { (mk.tile)(&args, ob, px) };
+                        let at = in_row0 + ox0 * geom.stride_w * BLOCK;
+                        // SAFETY: the tile reads staging rows (oy - oy0) * sh + ky <
+                        // rows and columns (ox0 + px - 1) * sw + kx < width (the output
+                        // size was checked against the geometry), one block, all
+                        // inside this task's slot; it writes this tile of the output,
+                        // which no other task writes (rows are split).
+                        unsafe { tiles.run(staging[at..].as_ptr(), ob0, ob, oy * dout.w + ox0, px) };
                     }
                 }
             }

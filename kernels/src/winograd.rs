@@ -472,20 +472,49 @@ pub(crate) unsafe fn output_transform(job: &OutputJob) {
     }
 }
 
+/// Checks an output job's scratch (`positions` GEMM outputs) and output bounds.
+#[inline(always)]
+fn check_output_job(job: &OutputJob, positions: usize) {
+    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, out_len, oh, ow, n, .. } = job;
+    let end = (ob0 + ob) * oh * ow * BLOCK;
+    let scratch_ok = n <= per_chunk && ob <= MAX_OB && m.len() >= positions * m_pos_stride(per_chunk);
+    assert!(scratch_ok, "winograd output transform: scratch");
+    assert!(end <= out_len && bias.len() >= (ob0 + ob) * BLOCK, "winograd output transform: blocks");
+    if let Some(r) = residual {
+        assert_eq!(r.len(), out_len, "winograd output transform: residual");
+    }
+}
+
+/// Stores one output pixel's lanes `px` at `off`: adds `bias` and the
+/// residual, applies ReLU.
+///
+/// # Safety
+/// `off + 16` must not pass the output blocks [`check_output_job`] checked (nor, so,
+/// the residual), and no other thread may access this pixel meanwhile.
+#[inline(always)]
+unsafe fn store_pixel(job: &OutputJob, px: &Lanes, bias: &Lanes, off: usize) {
+    let mut v = add(px, bias);
+    if let Some(r) = job.residual {
+        // SAFETY: off + 16 <= out_len == r.len() (forwarded).
+        v = add(&v, &unsafe { load(r.as_ptr().add(off)) });
+    }
+    if job.relu {
+        v.iter_mut().for_each(|e| *e = e.max(0.0));
+    }
+    // SAFETY: forwarded.
+    unsafe { job.out.add(off).cast::<Lanes>().write(v) };
+}
+
 /// [`output_transform`] of F(2x2, 3x3): `A^T m A`.
 ///
 /// # Safety
 /// As [`output_transform`].
 #[inline(always)]
 unsafe fn tiles_output(job: &OutputJob) {
-    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, relu, out, out_len, oh, ow, tiles_w, t0, n, .. } = job;
+    let &OutputJob { m, per_chunk, ob0, ob, bias, oh, ow, tiles_w, t0, n, .. } = job;
     let plane = oh * ow * BLOCK;
     let pos_stride = m_pos_stride(per_chunk);
-    assert!(n <= per_chunk && ob <= MAX_OB && m.len() >= 16 * pos_stride, "winograd output transform: scratch");
-    assert!((ob0 + ob) * plane <= out_len && bias.len() >= (ob0 + ob) * BLOCK, "winograd output transform: blocks");
-    if let Some(r) = residual {
-        assert_eq!(r.len(), out_len, "winograd output transform: residual");
-    }
+    check_output_job(job, 16);
     let mp = m.as_ptr();
     for b in 0..ob {
         let bias: Lanes = bias[(ob0 + b) * BLOCK..][..BLOCK].try_into().expect("a whole block");
@@ -513,19 +542,10 @@ unsafe fn tiles_output(job: &OutputJob) {
                     if !full && x >= ow {
                         break;
                     }
-                    let off = (ob0 + b) * plane + (y * ow + x) * BLOCK;
-                    let mut v = add(px, &bias);
-                    if let Some(r) = residual {
-                        // SAFETY: off + 16 <= out_len == r.len().
-                        v = add(&v, &unsafe { load(r.as_ptr().add(off)) });
-                    }
-                    if relu {
-                        v.iter_mut().for_each(|e| *e = e.max(0.0));
-                    }
-                    // SAFETY: y < oh, x < ow and block ob0 + b < ob0 + ob, so off + 16 <=
-                    // (ob0 + ob) * plane <= out_len (asserted above); the caller owns
-                    // these tiles' pixels.
-                    unsafe { out.add(off).cast::<Lanes>().write(v) };
+                    // SAFETY: y < oh, x < ow and block ob0 + b < ob0 + ob, so the
+                    // pixel ends within (ob0 + ob) * plane <= out_len (checked); the
+                    // caller owns these tiles' pixels.
+                    unsafe { store_pixel(job, px, &bias, (ob0 + b) * plane + (y * ow + x) * BLOCK) };
                 }
             }
         }
@@ -538,14 +558,10 @@ unsafe fn tiles_output(job: &OutputJob) {
 /// As [`output_transform`].
 #[inline(always)]
 unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
-    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, relu, out, out_len, oh, ow, tiles_w, t0, n, .. } = job;
+    let &OutputJob { m, per_chunk, ob0, ob, bias, oh, ow, tiles_w, t0, n, .. } = job;
     let plane = oh * ow * BLOCK;
     let pos_stride = m_pos_stride(per_chunk);
-    assert!(n <= per_chunk && ob <= MAX_OB && m.len() >= 4 * pos_stride, "winograd output transform: scratch");
-    assert!((ob0 + ob) * plane <= out_len && bias.len() >= (ob0 + ob) * BLOCK, "winograd output transform: blocks");
-    if let Some(r) = residual {
-        assert_eq!(r.len(), out_len, "winograd output transform: residual");
-    }
+    check_output_job(job, 4);
     let mp = m.as_ptr();
     for b in 0..ob {
         let bias: Lanes = bias[(ob0 + b) * BLOCK..][..BLOCK].try_into().expect("a whole block");
@@ -561,19 +577,10 @@ unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
                 if y >= oh || x >= ow {
                     break;
                 }
-                let off = (ob0 + b) * plane + (y * ow + x) * BLOCK;
-                let mut v = add(px, &bias);
-                if let Some(r) = residual {
-                    // SAFETY: off + 16 <= out_len == r.len().
-                    v = add(&v, &unsafe { load(r.as_ptr().add(off)) });
-                }
-                if relu {
-                    v.iter_mut().for_each(|e| *e = e.max(0.0));
-                }
-                // SAFETY: y < oh, x < ow and block ob0 + b < ob0 + ob, so off + 16 <=
-                // (ob0 + ob) * plane <= out_len (asserted above); the caller owns
-                // these tiles' pixels.
-                unsafe { out.add(off).cast::<Lanes>().write(v) };
+                // SAFETY: y < oh, x < ow and block ob0 + b < ob0 + ob, so the pixel
+                // ends within (ob0 + ob) * plane <= out_len (checked); the caller
+                // owns these tiles' pixels.
+                unsafe { store_pixel(job, px, &bias, (ob0 + b) * plane + (y * ow + x) * BLOCK) };
             }
         }
     }
@@ -600,18 +607,10 @@ pub fn conv2d_winograd_par(
     par: &dyn ParallelFor,
 ) {
     let s = w.shape;
-    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_winograd: layouts");
+    assert!(input.layout == Layout::Nchw16c, "conv2d_winograd: input layout");
     let scheme = winograd_scheme(geom, s.ci).expect("conv2d_winograd: no Winograd scheme computes this window");
-    assert!((s.kh, s.kw) == (geom.kh, geom.kw), "conv2d_winograd: weights of another window");
-    assert!(input.dims.c == s.ci && out.dims.c == s.co, "conv2d_winograd: shape");
-    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d_winograd: size");
-    assert!(
-        w.weights.len() == crate::pack::winograd_packed_len(s) && w.bias.len() == s.packed_bias_len(),
-        "conv2d_winograd: packing"
-    );
-    if let Some(r) = &residual {
-        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "conv2d_winograd: residual");
-    }
+    let packed_len = crate::pack::winograd_packed_len(s);
+    crate::conv::check_conv("conv2d_winograd", &input, w, packed_len, geom, residual.as_ref(), out);
     let (oh, ow) = (out.dims.h, out.dims.w);
     let ch = chunking(scheme, s.ci, oh, ow, par.threads());
     assert!(
