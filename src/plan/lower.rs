@@ -570,34 +570,25 @@ mod tests {
     /// to exactly the Winograd packing computed from the plain weights.
     #[test]
     fn winograd_weights_repack_from_every_stored_packing() {
-        let shape = ConvShape { co: 20, ci: 17, kh: 3, kw: 3 };
-        let plain: Vec<f32> = (0..shape.co * shape.ci * 9).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
-        let r = TensorRecipe {
-            name: "w".into(),
-            role: TensorRole::WinogradWeight { param: ParamId(0), shape },
-            folds: vec![],
-        };
-        assert_eq!(r.native_packing(), Packing::Winograd2x2Blocked16);
-        let native = r.pack(&plain, Packing::Winograd2x2Blocked16);
-        assert_eq!(native.as_slice().len(), winograd_packed_len(shape));
-        let blocked = r.pack(&plain, Packing::ConvBlocked16);
-        for (data, from) in [(&plain[..], Packing::Plain), (blocked.as_slice(), Packing::ConvBlocked16)] {
-            assert_eq!(r.repack(data, from, Packing::Winograd2x2Blocked16).as_slice(), native.as_slice(), "{from:?}");
+        // A 3x3 in F(2x2, 3x3)'s packing, and a 7x1 in F(2, 3)'s.
+        let cases = [
+            (ConvShape { co: 20, ci: 17, kh: 3, kw: 3 }, Packing::Winograd2x2Blocked16, "winograd_f2x2_3x3_blocked16"),
+            (ConvShape { co: 20, ci: 32, kh: 7, kw: 1 }, Packing::WinogradF2Blocked16, "winograd_f2_3_blocked16"),
+        ];
+        for (shape, packing, name) in cases {
+            let n = shape.co * shape.ci * shape.kh * shape.kw;
+            let plain: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+            let role = TensorRole::WinogradWeight { param: ParamId(0), shape };
+            let r = TensorRecipe { name: "w".into(), role, folds: vec![] };
+            assert_eq!(r.native_packing(), packing);
+            let native = r.pack(&plain, packing);
+            assert_eq!(native.as_slice().len(), winograd_packed_len(shape));
+            let blocked = r.pack(&plain, Packing::ConvBlocked16);
+            for (data, from) in [(&plain[..], Packing::Plain), (blocked.as_slice(), Packing::ConvBlocked16)] {
+                assert_eq!(r.repack(data, from, packing).as_slice(), native.as_slice(), "{shape:?} from {from:?}");
+            }
+            assert_eq!(Packing::from_name(name), Some(packing));
         }
-        assert_eq!(Packing::from_name("winograd_f2x2_3x3_blocked16"), Some(Packing::Winograd2x2Blocked16));
-
-        // And a 7x1's, in its own packing.
-        let shape = ConvShape { co: 20, ci: 32, kh: 7, kw: 1 };
-        let plain: Vec<f32> = (0..shape.co * shape.ci * 7).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
-        let r = TensorRecipe { role: TensorRole::WinogradWeight { param: ParamId(0), shape }, ..r };
-        assert_eq!(r.native_packing(), Packing::WinogradF2Blocked16);
-        let native = r.pack(&plain, Packing::WinogradF2Blocked16);
-        assert_eq!(native.as_slice().len(), winograd_packed_len(shape));
-        let blocked = r.pack(&plain, Packing::ConvBlocked16);
-        for (data, from) in [(&plain[..], Packing::Plain), (blocked.as_slice(), Packing::ConvBlocked16)] {
-            assert_eq!(r.repack(data, from, Packing::WinogradF2Blocked16).as_slice(), native.as_slice(), "{from:?}");
-        }
-        assert_eq!(Packing::from_name("winograd_f2_3_blocked16"), Some(Packing::WinogradF2Blocked16));
     }
 
     /// The lowering rule: 3x3 stride 1, at least 16 input channels, outputs of 4x4

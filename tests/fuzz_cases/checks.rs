@@ -105,6 +105,9 @@ pub mod conv {
     /// Multiply-adds one case may cost: keeps the naive reference fast.
     pub const MAX_MACS: usize = 250_000;
 
+    /// A convolution kernel under test: input, residual, output, scratch.
+    type RunConv<'a> = dyn Fn(Image, Option<Image>, &mut ImageMut, &mut [f32]) + 'a;
+
     /// Raw fields, mapped into range by [`ConvCase::decode`].
     #[derive(Arbitrary, Clone, Debug)]
     pub struct ConvCase {
@@ -269,38 +272,31 @@ pub mod conv {
                 }
             }
         };
+        // Runs a kernel on the NCHW16c input (the NCHW one for `image`), the residual
+        // and scratch of `scratch_len`, into the output slice between sentinels; checks
+        // the sentinels and returns the whole buffer.
+        let input = Image::new(&xbuf[in_offset..in_offset + in_len], din, blk);
+        let run = |what: &str, image: bool, scratch_len: usize, f: &RunConv| {
+            let mut buf = canvas(dout, blk, before, after);
+            let mut scratch = vec![f32::NAN; scratch_len];
+            let x_in = if image { Image::new(&x, din, Layout::Nchw) } else { input };
+            let res = residual.then(|| Image::new(&rin, dout, blk));
+            f(x_in, res, &mut ImageMut::new(&mut buf[before..before + out_len], dout, blk), &mut scratch);
+            check_sentinels(&buf, before, after, &what);
+            buf
+        };
         for tier in Tier::available() {
             let kernels = Kernels::new(tier).expect("available");
             let what = format!("{} {cv:?}", kernels.conv_name());
-            let mut buf = canvas(dout, blk, before, after);
-            let mut scratch = vec![f32::NAN; conv2d_scratch_len(din, &geom)];
-            conv2d_nchw16c(
-                &kernels,
-                Image::new(&xbuf[in_offset..in_offset + in_len], din, blk),
-                &w,
-                &geom,
-                residual.then(|| Image::new(&rin, dout, blk)),
-                act,
-                &mut ImageMut::new(&mut buf[before..before + out_len], dout, blk),
-                &mut scratch,
-            );
-            check_sentinels(&buf, before, after, &what);
+            let buf = run(&what, false, conv2d_scratch_len(din, &geom), &|x, r, o, s| {
+                conv2d_nchw16c(&kernels, x, &w, &geom, r, act, o, s)
+            });
             compare(&buf[before..before + out_len], &what, &|i| k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE);
             // An input of one block, read from its NCHW image: the same bits.
             if ci <= 16 {
-                let mut from_image = canvas(dout, blk, before, after);
-                let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, 3)];
-                conv2d_image_par(
-                    &kernels,
-                    Image::new(&x, din, Layout::Nchw),
-                    &w,
-                    &geom,
-                    residual.then(|| Image::new(&rin, dout, blk)),
-                    act,
-                    &mut ImageMut::new(&mut from_image[before..before + out_len], dout, blk),
-                    &mut scratch,
-                    &SplitInThree,
-                );
+                let from_image = run(&what, true, conv2d_image_scratch_len(din, &geom, 3), &|x, r, o, s| {
+                    conv2d_image_par(&kernels, x, &w, &geom, r, act, o, s, &SplitInThree)
+                });
                 let same = from_image.iter().zip(&buf).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "{what}: conv2d_image_par differs from conv2d_nchw16c");
             }
@@ -325,20 +321,9 @@ pub mod conv {
         for tier in Tier::available() {
             let kernels = Kernels::new(tier).expect("available");
             let what = format!("winograd {scheme:?} {} {cv:?}", kernels.conv_name());
-            let mut buf = canvas(dout, blk, before, after);
-            let mut scratch = vec![f32::NAN; winograd_scratch_len(din, &geom, 3)];
-            conv2d_winograd_par(
-                &kernels,
-                Image::new(&xbuf[in_offset..in_offset + in_len], din, blk),
-                &w,
-                &geom,
-                residual.then(|| Image::new(&rin, dout, blk)),
-                act,
-                &mut ImageMut::new(&mut buf[before..before + out_len], dout, blk),
-                &mut scratch,
-                &SplitInThree,
-            );
-            check_sentinels(&buf, before, after, &what);
+            let buf = run(&what, false, winograd_scratch_len(din, &geom, 3), &|x, r, o, s| {
+                conv2d_winograd_par(&kernels, x, &w, &geom, r, act, o, s, &SplitInThree)
+            });
             compare(&buf[before..before + out_len], &what, &tol);
         }
     }
