@@ -41,9 +41,9 @@
 //! each group of output blocks (2) runs the positions' GEMMs with the microkernel
 //! into small images and (3) transforms them back, adds the bias and the residual,
 //! applies ReLU and stores the tile's pixels that lie inside the output. The
-//! (chunk, group) pairs are dealt to the threads in equal runs, each thread with its
-//! own part of the scratch: large maps split by chunks, small ones (a chunk or two)
-//! by groups of output blocks.
+//! (chunk, group) pairs are dealt to the threads in runs of equal work, each thread
+//! with its own part of the scratch: large maps split by chunks, small ones (a chunk
+//! or two) by groups of output blocks.
 //!
 //! The transforms are written once over 16-lane blocks and compiled per tier (see
 //! [`crate::dispatch`]), like [`crate::blocked`]. The transformed weights are

@@ -128,12 +128,7 @@ impl Session {
         }
         match &mut self.engine {
             Engine::Inline(state) => {
-                let cx = Context {
-                    program: &self.program,
-                    kernels: &self.kernels,
-                    layout: self.plan.layout,
-                    par: &Sequential,
-                };
+                let cx = Context { program: &self.program, kernels: &self.kernels, par: &Sequential };
                 run_plan(&cx, &self.plan, state, input, output);
             }
             Engine::Workers(w) => w.run(input, output),

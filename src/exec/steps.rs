@@ -35,17 +35,17 @@ pub(super) fn run_plan(cx: &Context, plan: &Plan, state: &mut State, input: &[f3
     state.profiled_runs += profiling as u64;
 }
 
-/// What every step of a run reads: the weights, the kernels, the layout, the threads.
+/// What every step of a run reads: the weights, the kernels, the threads (each
+/// view carries its layout).
 pub(super) struct Context<'a> {
     pub(super) program: &'a Program,
     pub(super) kernels: &'a Kernels,
-    pub(super) layout: Layout,
     pub(super) par: &'a dyn ParallelFor,
 }
 
 /// Runs `step` on image `n`.
 fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input: &[f32], output: &mut [f32]) {
-    let Context { program, kernels, layout, par } = *cx;
+    let Context { program, kernels, par } = *cx;
     let nchw_image = |d: Dims| n * d.volume()..(n + 1) * d.volume();
     match &step.action {
         Action::Input => {
@@ -59,10 +59,10 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
             let src = Image::new(&arena[step.output.range(n)], d, step.output.layout);
             reorder(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw), par);
         }
-        Action::Copy { c0 } => with_views(arena, layout, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
+        Action::Copy { c0 } => with_views(arena, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
         Action::Kernel(kernel) => {
             let t = |id: crate::plan::TensorId| program.tensor(id);
-            with_views(arena, layout, step, n, |ins, out, scratch| match kernel {
+            with_views(arena, step, n, |ins, out, scratch| match kernel {
                 Kernel::Conv { weight, bias, shape, geom, act, residual, winograd } => {
                     let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
                     let res = residual.then_some(ins[1]);
@@ -98,13 +98,7 @@ fn run_step(cx: &Context, step: &PlannedStep, n: usize, arena: &mut [f32], input
 /// two input views shared. The planner never lets a step's inputs, output and
 /// scratch overlap, so the arena splits into the two writable ranges and three
 /// read-only gaps around them, and each input lies inside one gap.
-fn with_views(
-    arena: &mut [f32],
-    layout: Layout,
-    step: &PlannedStep,
-    n: usize,
-    f: impl FnOnce([Image; 2], &mut ImageMut, &mut [f32]),
-) {
+fn with_views(arena: &mut [f32], step: &PlannedStep, n: usize, f: impl FnOnce([Image; 2], &mut ImageMut, &mut [f32])) {
     let out = step.output.range(n);
     let scratch = if step.scratch.is_empty() { out.end..out.end } else { step.scratch.clone() };
     let (lo, hi) =
@@ -124,7 +118,7 @@ fn with_views(
         }
         unreachable!("plan bug: step '{}' reads {r:?}, which overlaps what it writes", step.name)
     };
-    let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout };
+    let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout: step.output.layout };
     let mut ins = [empty; 2];
     for (slot, v) in ins.iter_mut().zip(&step.inputs) {
         *slot = Image::new(read(v.range(n)), v.dims, v.layout);

@@ -91,7 +91,7 @@ impl Workers {
         let server = shared.clone();
         pool.spawn(move || {
             let par = RayonFor(threads);
-            let cx = Context { program: &program, kernels: &kernels, layout: plan.layout, par: &par };
+            let cx = Context { program: &program, kernels: &kernels, par: &par };
             let mut ex = lock(&server);
             loop {
                 ex = server
