@@ -4,23 +4,40 @@ use std::ops::Range;
 
 /// Runs tasks `0..n`, possibly in parallel: the engine lends its threads to the
 /// kernels through this, so the kernels crate itself owns none.
-pub trait ParallelFor: Sync {
+///
+/// # Safety
+/// The kernels hand each task its own part of an output, and each worker its own
+/// scratch, through raw pointers, so an implementation must keep these promises:
+/// `run(n, task)` calls `task(i)` exactly once for every `i < n` and returns only
+/// when all calls have returned; and inside a task, `worker()` is below `threads()`
+/// and differs from that of every other task running at the same time.
+pub unsafe trait ParallelFor: Sync {
     /// How many threads `run` may use.
     fn threads(&self) -> usize;
     /// Calls `task(i)` once for every `i < n`, in any order, and returns when all are done.
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync));
+    /// The calling worker's index, below [`threads`](Self::threads): kernels pick
+    /// their scratch by it rather than by task, so that each scratch line is only
+    /// ever touched by one thread (a line another core has read must be taken
+    /// back from that core's cache before it is written, which costs most when the
+    /// cores are far apart).
+    fn worker(&self) -> usize;
 }
 
 /// Runs every task on the calling thread, in order.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sequential;
 
-impl ParallelFor for Sequential {
+// SAFETY: one call per task, in order, on the calling thread; one worker.
+unsafe impl ParallelFor for Sequential {
     fn threads(&self) -> usize {
         1
     }
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
         (0..n).for_each(task)
+    }
+    fn worker(&self) -> usize {
+        0
     }
 }
 

@@ -41,9 +41,11 @@
 //! each group of output blocks (2) runs the positions' GEMMs with the microkernel
 //! into small images and (3) transforms them back, adds the bias and the residual,
 //! applies ReLU and stores the tile's pixels that lie inside the output. The
-//! (chunk, group) pairs are dealt to the threads in runs of equal work, each thread
-//! with its own part of the scratch: large maps split by chunks, small ones (a chunk
-//! or two) by groups of output blocks.
+//! (chunk, group) pairs are dealt to the threads in runs of equal work: large maps
+//! split by chunks, small ones (a chunk or two) by groups of output blocks. Each
+//! worker works in its own slot of the scratch (see [`ParallelFor::worker`]).
+//!
+//! [`ParallelFor::worker`]: crate::parallel::ParallelFor::worker
 //!
 //! The transforms are written once over 16-lane blocks and compiled per tier (see
 //! [`crate::dispatch`]), like [`crate::blocked`]. The transformed weights are
@@ -593,7 +595,9 @@ pub type PackedWinograd<'a> = PackedConv<'a>;
 /// `out = act(conv(input) + bias + residual)` by the Winograd scheme of `geom` (see
 /// [`winograd_scheme`]), with the output chunks spread over `par`'s threads.
 /// `w.weights` are packed by [`crate::pack::pack_winograd_weights`]; `scratch` must
-/// hold [`winograd_scratch_len`]`(input.dims, geom, par.threads())` values.
+/// hold [`winograd_scratch_len`]`(input.dims, geom, par.threads())` values, and is
+/// split evenly into one slot per worker: given the same larger buffer for every
+/// layer, each worker keeps working in the same cache lines.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_winograd_par(
     kernels: &Kernels,
@@ -613,11 +617,10 @@ pub fn conv2d_winograd_par(
     crate::conv::check_conv("conv2d_winograd", &input, w, packed_len, geom, residual.as_ref(), out);
     let (oh, ow) = (out.dims.h, out.dims.w);
     let ch = chunking(scheme, s.ci, oh, ow, par.threads());
-    assert!(
-        scratch.len() >= ch.slots * ch.slot_len,
-        "conv2d_winograd: scratch too small for {} threads",
-        par.threads()
-    );
+    // One slot per worker, the scratch split evenly in whole cache lines: the same
+    // worker owns the same lines in every layer.
+    let slot_stride = scratch.len() / ch.slots / BLOCK * BLOCK;
+    assert!(slot_stride >= ch.slot_len, "conv2d_winograd: scratch too small for {} threads", par.threads());
     kernels.record_call();
 
     let (tiles_w, tiles) = tile_counts(scheme, oh, ow);
@@ -645,7 +648,7 @@ pub fn conv2d_winograd_par(
     let scratch_ptr = SharedMut(scratch.as_mut_ptr());
 
     // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to one
-    // task per scratch slot in runs of equal work. A task transforms the input of each chunk
+    // task per thread in runs of equal work; a task works in its worker's slot. A task transforms the input of each chunk
     // it has items of once; large maps split by chunks (each task owns whole chunks
     // but one), small ones by groups (a few chunks' transforms are repeated, which
     // costs a fraction of a percent, and each thread reads only its share of the
@@ -660,10 +663,12 @@ pub fn conv2d_winograd_par(
         ob_tile.min(co_blocks - group * ob_tile) * per_chunk.min(tiles - chunk * per_chunk)
     };
     let total = co_blocks * tiles;
-    par.run(tasks, &|slot| {
+    par.run(tasks, &|task| {
+        let slot = par.worker();
+        assert!(slot < ch.slots, "conv2d_winograd: worker {slot} of {}", ch.slots);
         // SAFETY: slot ranges of the scratch are disjoint and inside it (asserted
-        // above), and each slot belongs to one task.
-        let mine = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.get().add(slot * ch.slot_len), ch.slot_len) };
+        // here and above), and no two tasks running at once share a worker.
+        let mine = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.get().add(slot * slot_stride), ch.slot_len) };
         let (v, m) = mine.split_at_mut(ch.v_len);
         let mut transformed = None;
         let mut start = 0;
@@ -671,8 +676,8 @@ pub fn conv2d_winograd_par(
             let item_work = work(item);
             let mid = 2 * start + item_work;
             start += item_work;
-            // 2 * midpoint in [2 total slot / tasks, 2 total (slot + 1) / tasks).
-            if mid * tasks < 2 * total * slot || mid * tasks >= 2 * total * (slot + 1) {
+            // 2 * midpoint in [2 total task / tasks, 2 total (task + 1) / tasks).
+            if mid * tasks < 2 * total * task || mid * tasks >= 2 * total * (task + 1) {
                 continue;
             }
             let (chunk, group) = (item / groups, item % groups);
@@ -719,6 +724,7 @@ pub fn conv2d_winograd_par(
                         output: m_pos[px0 * BLOCK..].as_mut_ptr(),
                         out_block: per_chunk * BLOCK,
                         relu: false,
+                        prefetch_next: false,
                     };
                     // SAFETY: the tier runs on this CPU. Reads: input blocks
                     // 0..k_blocks[p] of position p's image, pixels px0..px0+px <= n

@@ -49,7 +49,8 @@ enum Engine {
 }
 
 impl Session {
-    /// Plans `program` with `options` and allocates the arena (the last allocation).
+    /// Plans `program` with `options` and allocates the arena and the workers'
+    /// scratch (the last allocations).
     pub fn new(program: Arc<Program>, options: SessionOptions) -> Result<Session> {
         if options.threads == 0 {
             return Err(Error::Options("threads must be at least 1".into()));
@@ -61,7 +62,12 @@ impl Session {
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
         let plan = Arc::new(Plan::new(&program, options.batch, options.threads)?);
-        let state = State { arena: AlignedVec::zeroed(plan.arena_len), step_nanos: Vec::new(), profiled_runs: 0 };
+        let state = State {
+            arena: AlignedVec::zeroed(plan.arena_len),
+            workers: steps::worker_buffer(&plan),
+            step_nanos: Vec::new(),
+            profiled_runs: 0,
+        };
         let g = &program.graph;
         let (input_len, output_len) =
             (options.batch * g.dims(g.input).volume(), options.batch * g.dims(g.output).volume());

@@ -21,13 +21,20 @@ use crate::plan::{Plan, Program};
 /// Spreads kernel tasks over the rayon pool the server runs in.
 struct RayonFor(usize);
 
-impl ParallelFor for RayonFor {
+// SAFETY: rayon's `for_each` calls the task once per index and returns when all
+// calls have; the tasks run on the pool's `self.0` threads, whose indices are
+// distinct, and never block inside rayon, so no thread runs two at once.
+unsafe impl ParallelFor for RayonFor {
     fn threads(&self) -> usize {
         self.0
     }
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
         use rayon::prelude::*;
         (0..n).into_par_iter().for_each(task);
+    }
+    fn worker(&self) -> usize {
+        // Tasks run inside the pool, whose thread indices are 0..self.0.
+        rayon::current_thread_index().expect("kernel tasks run on the session's pool")
     }
 }
 

@@ -80,12 +80,25 @@ fn check_padding_lanes(data: &[f32], d: Dims, layout: Layout, what: &dyn std::fm
 /// parts on this thread in reverse order.
 struct SplitInThree;
 
-impl incept_kernels::parallel::ParallelFor for SplitInThree {
+thread_local! {
+    /// The worker [`SplitInThree`] reports: the task it runs, modulo three.
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: one call per task, one at a time, so any worker index below three is
+// unshared.
+unsafe impl incept_kernels::parallel::ParallelFor for SplitInThree {
     fn threads(&self) -> usize {
         3
     }
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        (0..n).rev().for_each(task)
+        (0..n).rev().for_each(|i| {
+            WORKER.set(i % 3);
+            task(i)
+        })
+    }
+    fn worker(&self) -> usize {
+        WORKER.get()
     }
 }
 

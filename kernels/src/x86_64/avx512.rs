@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::match_px;
+use super::{match_px, prefetch_next_tile};
 use crate::BLOCK;
 use crate::conv::{ConvMicrokernel, Taps, TileArgs};
 
@@ -47,6 +47,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
             let mut acc = [[_mm512_setzero_ps(); PX]; OB];
             acc.iter_mut().flatten().for_each(|v| *v = zero());
             for (inp, w, whole) in taps.by_ref().take(t1 - t0) {
+                prefetch_next_tile::<PX>(a, inp);
                 let mut lane = |i: usize| {
                     let mut wv = [_mm512_setzero_ps(); OB];
                     for (b, v) in wv.iter_mut().enumerate() {

@@ -54,16 +54,29 @@ pub fn reference_conv(
 /// assumption that tasks run in order or that one thread does them all.
 pub struct ThreeThreads;
 
-impl ParallelFor for ThreeThreads {
+thread_local! {
+    /// Which of [`ThreeThreads`]' threads this is.
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every index goes to exactly one of the three threads, which are joined
+// before `run` returns; each thread reports its own worker index.
+unsafe impl ParallelFor for ThreeThreads {
     fn threads(&self) -> usize {
         3
     }
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
         std::thread::scope(|s| {
             for t in 0..3 {
-                s.spawn(move || (0..n).rev().filter(|i| i % 3 == t).for_each(task));
+                s.spawn(move || {
+                    WORKER.set(t);
+                    (0..n).rev().filter(|i| i % 3 == t).for_each(task)
+                });
             }
         });
+    }
+    fn worker(&self) -> usize {
+        WORKER.get()
     }
 }
 
