@@ -8,7 +8,7 @@
 
 use crate::dispatch::Kernels;
 use crate::pack::ConvShape;
-use crate::parallel::{ParallelFor, Sequential, SharedMut};
+use crate::parallel::{ParallelFor, Sequential, SharedMut, WorkerSlots};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 /// One output tile's worth of pointers and strides, in `f32` elements.
@@ -435,10 +435,11 @@ pub fn conv2d_image_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize
 }
 
 /// [`conv2d_nchw16c_par`] on an NCHW image of at most 16 channels (a network's
-/// input): each task expands the input rows that a few (`IMAGE_ROWS`) output rows read
-/// into zero-padded NCHW16c rows in its worker's slot of `scratch` (which must hold
-/// [`conv2d_image_scratch_len`] values, split evenly into one slot per worker), so the image, 13 of whose 16 lanes are
-/// padding for an RGB input, is never written out whole. The same tiles and sums
+/// input): each task expands the input rows that a few (`IMAGE_ROWS`) output rows
+/// read into zero-padded NCHW16c rows in its worker's slot of `scratch` (which must
+/// hold [`conv2d_image_scratch_len`] values, split evenly into one slot per worker),
+/// so the image, 13 of whose 16 lanes are padding for an RGB input, is never
+/// written out whole. The same tiles and sums
 /// as [`conv2d_nchw16c_par`]: the same bits.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_image_par(
@@ -462,24 +463,17 @@ pub fn conv2d_image_par(
     let dout = out.dims;
     let units = dout.h.div_ceil(IMAGE_ROWS);
     let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
-    // One slot per worker, the scratch split evenly in whole cache lines.
-    let slots = par.threads().max(1);
-    let slot_stride = scratch.len() / slots / BLOCK * BLOCK;
-    assert!(slot_stride >= slot_len, "conv2d_image: scratch too small for {slots} threads");
+    let slots = WorkerSlots::new(scratch, par, slot_len, "conv2d_image");
     kernels.record_call();
 
     let mk = &kernels.conv;
     let co_blocks = s.co_blocks();
     let tiles = LayerTiles::new(kernels, w, geom, residual, act, out, width * BLOCK, slot_len, par);
-    let scratch_ptr = SharedMut(scratch.as_mut_ptr());
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, dout.w);
     let plane = d.h * d.w;
     par.run(tasks, &|t| {
-        let slot = par.worker();
-        assert!(slot < slots, "conv2d_image: worker {slot} of {slots}");
-        // SAFETY: the workers' slots are disjoint and inside the scratch (asserted
-        // here and above), and no two tasks running at once share a worker.
-        let staging = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.get().add(slot * slot_stride), slot_len) };
+        // SAFETY: taken once, inside this task.
+        let staging = unsafe { slots.mine(par) };
         for unit in t * units / tasks..(t + 1) * units / tasks {
             let oy0 = unit * IMAGE_ROWS;
             let n_rows = IMAGE_ROWS.min(dout.h - oy0);

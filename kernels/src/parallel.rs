@@ -46,7 +46,7 @@ unsafe impl ParallelFor for Sequential {
 pub(crate) struct SharedMut(pub(crate) *mut f32);
 // SAFETY: every user hands it only to tasks that write disjoint ranges (each
 // (block group, pixel range) of a convolution's output belongs to exactly one task;
-// Winograd's chunks and scratch slots, and `for_each_part`'s parts, likewise) and
+// Winograd's chunks, `WorkerSlots`' slots and `for_each_part`'s parts likewise) and
 // read nothing another task writes.
 unsafe impl Sync for SharedMut {}
 impl SharedMut {
@@ -75,4 +75,42 @@ pub(crate) fn for_each_part(
         let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(r.start * unit), r.len() * unit) };
         f(r, part)
     });
+}
+
+/// A scratch buffer split evenly, in whole 16-float cache lines, into one slot per
+/// worker of a [`ParallelFor`]: handed the same buffer in every layer, a worker
+/// keeps writing the same lines, which then never move between cores' caches.
+pub(crate) struct WorkerSlots<'a> {
+    base: SharedMut,
+    stride: usize,
+    len: usize,
+    slots: usize,
+    _scratch: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> WorkerSlots<'a> {
+    /// Slots of `len` floats in `scratch` for `par`'s workers; `what` names the
+    /// kernel in the panic if `scratch` is too small.
+    pub(crate) fn new(scratch: &'a mut [f32], par: &dyn ParallelFor, len: usize, what: &str) -> Self {
+        let slots = par.threads().max(1);
+        let stride = scratch.len() / slots / crate::BLOCK * crate::BLOCK;
+        assert!(stride >= len, "{what}: scratch too small for {slots} threads");
+        WorkerSlots { base: SharedMut(scratch.as_mut_ptr()), stride, len, slots, _scratch: std::marker::PhantomData }
+    }
+
+    /// The calling worker's slot.
+    ///
+    /// # Safety
+    /// Call it once per task, from inside `par.run`, and drop the slot before the
+    /// task ends: tasks that run at the same time have different workers (the
+    /// [`ParallelFor`] contract), so their slots are disjoint.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn mine(&self, par: &dyn ParallelFor) -> &mut [f32] {
+        let w = par.worker();
+        assert!(w < self.slots, "worker {w} of {}", self.slots);
+        // SAFETY: slot w lies inside the scratch (w < slots and slots * stride <=
+        // its length), which stays mutably borrowed for 'a; no other live slice
+        // covers it (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.base.get().add(w * self.stride), self.len) }
+    }
 }

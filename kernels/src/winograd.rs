@@ -56,7 +56,7 @@
 
 use crate::conv::{PackedConv, TileArgs, choose_tile};
 use crate::dispatch::Kernels;
-use crate::parallel::{ParallelFor, SharedMut};
+use crate::parallel::{ParallelFor, SharedMut, WorkerSlots};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 type Lanes = [f32; BLOCK];
@@ -617,10 +617,7 @@ pub fn conv2d_winograd_par(
     crate::conv::check_conv("conv2d_winograd", &input, w, packed_len, geom, residual.as_ref(), out);
     let (oh, ow) = (out.dims.h, out.dims.w);
     let ch = chunking(scheme, s.ci, oh, ow, par.threads());
-    // One slot per worker, the scratch split evenly in whole cache lines: the same
-    // worker owns the same lines in every layer.
-    let slot_stride = scratch.len() / ch.slots / BLOCK * BLOCK;
-    assert!(slot_stride >= ch.slot_len, "conv2d_winograd: scratch too small for {} threads", par.threads());
+    let worker_slots = WorkerSlots::new(scratch, par, ch.slot_len, "conv2d_winograd");
     kernels.record_call();
 
     let (tiles_w, tiles) = tile_counts(scheme, oh, ow);
@@ -645,11 +642,10 @@ pub fn conv2d_winograd_par(
     let zeros = [0.0f32; MAX_OB * BLOCK];
     let out_len = out.data.len();
     let out_ptr = SharedMut(out.data.as_mut_ptr());
-    let scratch_ptr = SharedMut(scratch.as_mut_ptr());
 
     // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to one
-    // task per thread in runs of equal work; a task works in its worker's slot. A task transforms the input of each chunk
-    // it has items of once; large maps split by chunks (each task owns whole chunks
+    // task per thread in runs of equal work; a task works in its worker's slot and
+    // transforms the input of each chunk it has items of once; large maps split by chunks (each task owns whole chunks
     // but one), small ones by groups (a few chunks' transforms are repeated, which
     // costs a fraction of a percent, and each thread reads only its share of the
     // weights).
@@ -664,11 +660,8 @@ pub fn conv2d_winograd_par(
     };
     let total = co_blocks * tiles;
     par.run(tasks, &|task| {
-        let slot = par.worker();
-        assert!(slot < ch.slots, "conv2d_winograd: worker {slot} of {}", ch.slots);
-        // SAFETY: slot ranges of the scratch are disjoint and inside it (asserted
-        // here and above), and no two tasks running at once share a worker.
-        let mine = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.get().add(slot * slot_stride), ch.slot_len) };
+        // SAFETY: taken once, inside this task.
+        let mine = unsafe { worker_slots.mine(par) };
         let (v, m) = mine.split_at_mut(ch.v_len);
         let mut transformed = None;
         let mut start = 0;

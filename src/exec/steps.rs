@@ -94,7 +94,7 @@ fn run_step(
             with_views(arena, step, n, |ins, out, scratch| {
                 // The whole workers' buffer: the kernel splits it evenly, so each
                 // worker keeps the same lines from layer to layer.
-                let scratch = if step.worker_scratch > 0 { &mut *workers } else { scratch };
+                let scratch = if step.worker_scratch { &mut *workers } else { scratch };
                 match kernel {
                     Kernel::Conv { weight, bias, shape, geom, act, residual, winograd } => {
                         let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };

@@ -77,9 +77,9 @@ pub struct PlannedStep {
     pub output: View,
     /// Scratch the kernel may use (a padded input copy), as an arena range.
     pub scratch: std::ops::Range<usize>,
-    /// Floats of the workers' scratch the kernel uses, one slot per worker (a
-    /// Winograd convolution's transforms, an image convolution's rows), or 0.
-    pub worker_scratch: usize,
+    /// Whether the kernel takes the workers' scratch (a Winograd convolution's
+    /// transforms, an image convolution's rows) instead of `scratch`.
+    pub worker_scratch: bool,
     /// Name, for reports and profiles.
     pub name: String,
 }
@@ -361,7 +361,7 @@ impl Plan {
                     inputs: u.inputs.iter().map(|&v| view(v)).collect(),
                     output,
                     scratch: offset[nv + t]..offset[nv + t] + u.scratch,
-                    worker_scratch: u.worker_scratch,
+                    worker_scratch: u.worker_scratch > 0,
                     action,
                     name: u.name,
                 }
