@@ -1,5 +1,5 @@
 //! Winograd convolution on NCHW16c images: the ISA-neutral driver, for 3x3 windows
-//! (F(2x2, 3x3)) and for the factorized 1xn / nx1 windows with n = 3 or 7 (F(2, 3)).
+//! (F(2x2, 3x3) and F(4x4, 3x3)) and for the factorized 1xn / nx1 windows with n = 3 or 7 (F(2, 3)).
 //!
 //! # F(2x2, 3x3)
 //!
@@ -18,6 +18,14 @@
 //! each of the 16 transform positions `(ξ, ν)`, a matrix product `U[ξν] (co x ci)`
 //! times `V[ξν] (ci x tiles)`: exactly a 1x1 convolution of a `ci x 1 x tiles`
 //! NCHW16c image, which the tier's own direct-convolution microkernel computes.
+//!
+//! # F(4x4, 3x3)
+//!
+//! The same with 4x4 tiles from 6x6 patches: 36 multiplies per input channel
+//! instead of 144, 36 positions. Its matrices (`bt6`, `at6` and the packing's
+//! `G`) interpolate at 0, 1, -1, 1/2, -2 and ∞; the transforms share their code with
+//! F(2x2, 3x3)'s, generic over the patch size. It rounds more (see the lowering
+//! rule in the engine for where that is affordable).
 //!
 //! # F(2, 3) along a row or a column
 //!
@@ -61,8 +69,8 @@ use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 type Lanes = [f32; BLOCK];
 
-/// Most transform positions of any scheme (F(2x2, 3x3)'s 4 x 4).
-pub const MAX_POSITIONS: usize = 16;
+/// Most transform positions of any scheme (F(4x4, 3x3)'s 6 x 6).
+pub const MAX_POSITIONS: usize = 36;
 
 /// Most output blocks one microkernel tile covers on any tier (the GEMM scratch is
 /// sized for that many).
@@ -77,13 +85,16 @@ const CHUNK_FLOATS: usize = 128 * 1024;
 pub enum Scheme {
     /// F(2x2, 3x3), for 3x3 windows: 2x2 output tiles, 16 positions.
     F2x2,
+    /// F(4x4, 3x3), for 3x3 windows: 4x4 output tiles, 36 positions.
+    F4x4,
     /// F(2, 3) along the width (1x3, 1x7) or, when `vertical`, the height (3x1,
     /// 7x1): tiles of two pixels, 4 positions; `taps` is 3 or 7.
     F2 { vertical: bool, taps: usize },
 }
 
 impl Scheme {
-    /// The scheme that computes a `kh x kw` window, if any.
+    /// The two-point-output scheme that computes a `kh x kw` window, if any
+    /// (F(2x2, 3x3) for 3x3 windows; [`Scheme::F4x4`] computes them too).
     pub const fn for_window(kh: usize, kw: usize) -> Option<Scheme> {
         match (kh, kw) {
             (3, 3) => Some(Scheme::F2x2),
@@ -97,6 +108,7 @@ impl Scheme {
     pub const fn positions(self) -> usize {
         match self {
             Scheme::F2x2 => 16,
+            Scheme::F4x4 => 36,
             Scheme::F2 { .. } => 4,
         }
     }
@@ -105,6 +117,7 @@ impl Scheme {
     const fn tile(self) -> (usize, usize) {
         match self {
             Scheme::F2x2 => (2, 2),
+            Scheme::F4x4 => (4, 4),
             Scheme::F2 { vertical: true, .. } => (2, 1),
             Scheme::F2 { vertical: false, .. } => (1, 2),
         }
@@ -115,7 +128,7 @@ impl Scheme {
     /// and 3 for a 1x7's last tap.
     pub const fn depth(self, p: usize) -> usize {
         match self {
-            Scheme::F2x2 => 1,
+            Scheme::F2x2 | Scheme::F4x4 => 1,
             Scheme::F2 { taps, .. } => taps / 3 + if p == 0 || p == 3 { taps % 3 } else { 0 },
         }
     }
@@ -133,18 +146,38 @@ impl Scheme {
     }
 }
 
-/// The Winograd scheme that computes a convolution of `ci` input channels with
-/// `geom`, if any: stride 1 and a 3x3 window (any padding), or a 1x3, 1x7, 3x1 or
-/// 7x1 window with no padding across it and whole 16-channel input blocks.
+impl Scheme {
+    /// A short name: `F(2x2,3x3)`, `F(4x4,3x3)` or `F(2,3)`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheme::F2x2 => "F(2x2,3x3)",
+            Scheme::F4x4 => "F(4x4,3x3)",
+            Scheme::F2 { .. } => "F(2,3)",
+        }
+    }
+
+    /// Whether this scheme computes a convolution of `ci` input channels with
+    /// `geom`: stride 1 and its window, any padding for a 3x3, none across the line
+    /// and whole 16-channel input blocks for a 1xn or nx1.
+    pub fn computes(self, geom: &ConvGeometry, ci: usize) -> bool {
+        let (p, window) = (geom.pad, (geom.kh, geom.kw));
+        let fits = match self {
+            Scheme::F2x2 | Scheme::F4x4 => window == (3, 3),
+            Scheme::F2 { vertical: false, taps } => {
+                window == (1, taps) && p.top == 0 && p.bottom == 0 && ci.is_multiple_of(BLOCK)
+            }
+            Scheme::F2 { vertical: true, taps } => {
+                window == (taps, 1) && p.left == 0 && p.right == 0 && ci.is_multiple_of(BLOCK)
+            }
+        };
+        (geom.stride_h, geom.stride_w) == (1, 1) && fits && Scheme::for_window(geom.kh, geom.kw).is_some()
+    }
+}
+
+/// The two-point Winograd scheme ([`Scheme::for_window`]) that computes a
+/// convolution of `ci` input channels with `geom`, if any (see [`Scheme::computes`]).
 pub fn winograd_scheme(geom: &ConvGeometry, ci: usize) -> Option<Scheme> {
-    let scheme = Scheme::for_window(geom.kh, geom.kw)?;
-    let p = geom.pad;
-    let fits = match scheme {
-        Scheme::F2x2 => true,
-        Scheme::F2 { vertical: false, .. } => p.top == 0 && p.bottom == 0 && ci.is_multiple_of(BLOCK),
-        Scheme::F2 { vertical: true, .. } => p.left == 0 && p.right == 0 && ci.is_multiple_of(BLOCK),
-    };
-    ((geom.stride_h, geom.stride_w) == (1, 1) && fits).then_some(scheme)
+    Scheme::for_window(geom.kh, geom.kw).filter(|s| s.computes(geom, ci))
 }
 
 /// Whether a Winograd scheme computes a convolution of `ci` input channels with
@@ -225,10 +258,13 @@ fn balanced_chunks(tiles: usize, per_chunk: usize, groups: usize, threads: usize
     (per, tiles.div_ceil(per))
 }
 
-/// Scratch `f32` a Winograd convolution of an input of shape `input` with `geom`
-/// needs when run on `threads` threads (each busy thread transforms its own chunk).
-pub fn winograd_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize) -> usize {
-    let Some(scheme) = winograd_scheme(geom, input.c) else { return 0 };
+/// Scratch `f32` a Winograd convolution by `scheme` of an input of shape `input`
+/// with `geom` needs when run on `threads` threads (each busy thread transforms its
+/// own chunk); 0 if the scheme does not compute it.
+pub fn winograd_scratch_len(input: Dims, geom: &ConvGeometry, scheme: Scheme, threads: usize) -> usize {
+    if !scheme.computes(geom, input.c) {
+        return 0;
+    }
     let Some((oh, ow)) = geom.output_hw(input.h, input.w) else { return 0 };
     let c = chunking(scheme, input.c, oh, ow, threads);
     c.slots * c.slot_len
@@ -292,27 +328,101 @@ fn sub(a: &Lanes, b: &Lanes) -> Lanes {
     r
 }
 
-/// `B^T` applied to four blocks: `(d0 - d2, d1 + d2, d2 - d1, d1 - d3)`.
+/// F(2x2, 3x3)'s `B^T` applied to four blocks: `(d0 - d2, d1 + d2, d2 - d1, d1 - d3)`.
 #[inline(always)]
-fn bt(d: [&Lanes; 4]) -> [Lanes; 4] {
-    [sub(d[0], d[2]), add(d[1], d[2]), sub(d[2], d[1]), sub(d[1], d[3])]
+fn bt(d: &[Lanes; 4]) -> [Lanes; 4] {
+    [sub(&d[0], &d[2]), add(&d[1], &d[2]), sub(&d[2], &d[1]), sub(&d[1], &d[3])]
 }
 
-/// `B^T d B` of the 4x4 patch `d(row, column)`, handing position `(ξ, ν)` to
-/// `store(4 ξ + ν, value)`.
+/// F(4x4, 3x3)'s `B^T` applied to six blocks. Interpolation points 0, 1, -1, 1/2,
+/// -2 and ∞ (rows scaled to integers):
+///
+/// ```text
+///  | 2 -3 -4  3  2  0 |
+///  | 0 -2  1  5  2  0 |
+///  | 0  2 -5  1  2  0 |
+///  | 0 -2 -1  2  1  0 |
+///  | 0  1 -2 -1  2  0 |
+///  | 0  2 -3 -4  3  2 |
+/// ```
+///
+/// Why these points: the transformed terms grow much larger than the outputs they
+/// sum to, and the rounding error with them; with 1/2 and -2 in place of the usual
+/// ±2 they grow less (Σ|A^T||G||B^T| per output 64 against 77), and a float32
+/// simulation of a 64-channel tile errs 1.8x less. Still 6x F(2x2, 3x3)'s error: see
+/// the lowering rule for where that is affordable.
 #[inline(always)]
-fn patch_transform(d: impl Fn(usize, usize) -> Lanes, mut store: impl FnMut(usize, &Lanes)) {
+fn bt6(d: &[Lanes; 6]) -> [Lanes; 6] {
+    let mut r = [[0.0; BLOCK]; 6];
+    for l in 0..BLOCK {
+        let (d0, d1, d2, d3, d4, d5) = (d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]);
+        // Each row is 2 (...) + 3 (...) or a sum of p and q, shared by the rows.
+        let (p, q) = (d4 - d2, d3 - d1);
+        r[0][l] = 2.0 * (d0 - d2 + p) + 3.0 * q;
+        r[1][l] = 2.0 * (p + q) + 3.0 * (d2 + d3);
+        r[2][l] = 2.0 * (p - q) + 3.0 * (d3 - d2);
+        r[3][l] = p + 2.0 * q;
+        r[4][l] = 2.0 * p - q;
+        r[5][l] = 2.0 * (d5 - d3 - q) + 3.0 * p;
+    }
+    r
+}
+
+/// F(2x2, 3x3)'s `A^T` applied to four blocks: `(m0 + m1 + m2, m1 - m2 - m3)`.
+#[inline(always)]
+fn at4(m: &[Lanes; 4]) -> [Lanes; 2] {
+    [add(&add(&m[0], &m[1]), &m[2]), sub(&sub(&m[1], &m[2]), &m[3])]
+}
+
+/// F(4x4, 3x3)'s `A^T` applied to six blocks (the column of point 1/2 scaled by 8,
+/// so that every multiply is by a power of two, exact):
+///
+/// ```text
+///  | 1  1  1  8  1  0 |
+///  | 0  1 -1  4 -2  0 |
+///  | 0  1  1  2  4  0 |
+///  | 0  1 -1  1 -8  1 |
+/// ```
+#[inline(always)]
+fn at6(m: &[Lanes; 6]) -> [Lanes; 4] {
+    let mut r = [[0.0; BLOCK]; 4];
+    for l in 0..BLOCK {
+        let (m0, m1, m2, m3, m4, m5) = (m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]);
+        let (a, b) = (m1 + m2, m1 - m2);
+        r[0][l] = (m0 + m4) + (a + 8.0 * m3);
+        r[1][l] = b + (4.0 * m3 - 2.0 * m4);
+        r[2][l] = a + (2.0 * m3 + 4.0 * m4);
+        r[3][l] = (b + m5) + (m3 - 8.0 * m4);
+    }
+    r
+}
+
+/// `B^T d B` of the `N x N` patch `d(row, column)` (`bt` applies `B^T` to `N`
+/// blocks), handing position `(ξ, ν)` to `store(N ξ + ν, value)`.
+#[inline(always)]
+fn patch_transform<const N: usize>(
+    bt: impl Fn(&[Lanes; N]) -> [Lanes; N],
+    d: impl Fn(usize, usize) -> Lanes,
+    mut store: impl FnMut(usize, &Lanes),
+) {
+    // Plain loops and arrays, no closures handed to `std` (`array::from_fn`):
+    // everything must inline into the tier's `#[target_feature]` function.
+    let mut line = [[0.0; BLOCK]; N];
     // Row transform of each patch row: w[r] = (row r) B.
-    let mut w = [[[0.0; BLOCK]; 4]; 4];
+    let mut w = [[[0.0; BLOCK]; N]; N];
     for (r, wr) in w.iter_mut().enumerate() {
-        let row = [d(r, 0), d(r, 1), d(r, 2), d(r, 3)];
-        *wr = bt([&row[0], &row[1], &row[2], &row[3]]);
+        for (c, px) in line.iter_mut().enumerate() {
+            *px = d(r, c);
+        }
+        *wr = bt(&line);
     }
     // Column transform: v[.][c] = B^T w[.][c].
-    for c in 0..4 {
-        let col = bt([&w[0][c], &w[1][c], &w[2][c], &w[3][c]]);
-        for (r, v) in col.iter().enumerate() {
-            store(r * 4 + c, v);
+    for c in 0..N {
+        for (r, px) in line.iter_mut().enumerate() {
+            *px = w[r][c];
+        }
+        for (r, v) in bt(&line).iter().enumerate() {
+            store(r * N + c, v);
         }
     }
 }
@@ -334,7 +444,7 @@ unsafe fn load(p: *const f32) -> Lanes {
 fn line_transform(taps: usize, d: impl Fn(usize) -> Lanes, mut store: impl FnMut(usize, usize, &Lanes)) {
     for k in 0..taps / 3 {
         let (a, b, c, e) = (d(3 * k), d(3 * k + 1), d(3 * k + 2), d(3 * k + 3));
-        for (p, v) in bt([&a, &b, &c, &e]).iter().enumerate() {
+        for (p, v) in bt(&[a, b, c, e]).iter().enumerate() {
             store(p, k, v);
         }
     }
@@ -351,40 +461,43 @@ fn line_transform(taps: usize, d: impl Fn(usize) -> Lanes, mut store: impl FnMut
 #[inline(always)]
 pub(crate) fn input_transform(job: &mut InputJob) {
     match job.scheme {
-        Scheme::F2x2 => patches_transform(job),
+        Scheme::F2x2 => patches_transform::<4>(job, bt),
+        Scheme::F4x4 => patches_transform::<6>(job, bt6),
         Scheme::F2 { vertical, taps } => lines_transform(job, vertical, taps),
     }
 }
 
-/// [`input_transform`] of F(2x2, 3x3): `B^T d B` of each 4x4 patch.
+/// [`input_transform`] of F(2x2, 3x3) (`N` = 4) and F(4x4, 3x3) (`N` = 6): `B^T d B`
+/// of each `N x N` patch under an `N - 2` square tile.
 #[inline(always)]
-fn patches_transform(job: &mut InputJob) {
+fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]) -> [Lanes; N] + Copy) {
     let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
     let (plane, pos_stride) = (d.h * d.w * BLOCK, v_offset(scheme, cb_count, per_chunk, 1));
-    assert!(n <= per_chunk && v.len() >= 16 * pos_stride, "winograd input transform: scratch");
+    assert!(n <= per_chunk && v.len() >= N * N * pos_stride, "winograd input transform: scratch");
     assert_eq!(input.data.len(), cb_count * plane, "winograd input transform: input");
     let (src, dst) = (input.data.as_ptr(), v.as_mut_ptr());
     const ZERO: Lanes = [0.0; BLOCK];
+    let step = N - 2;
     for t in 0..n {
         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
         // The patch's first input row and column (negative in the padding).
-        let (y0, x0) = ((2 * ty) as isize - pad_top as isize, (2 * tx) as isize - pad_left as isize);
-        let inside = y0 >= 0 && x0 >= 0 && y0 as usize + 4 <= d.h && x0 as usize + 4 <= d.w;
+        let (y0, x0) = ((step * ty) as isize - pad_top as isize, (step * tx) as isize - pad_left as isize);
+        let inside = y0 >= 0 && x0 >= 0 && y0 as usize + N <= d.h && x0 as usize + N <= d.w;
         for cb in 0..cb_count {
-            // SAFETY: writes go to position p < 16, block cb < cb_count, tile t <
-            // per_chunk: below 16 * pos_stride <= v.len().
+            // SAFETY: writes go to position p < N * N, block cb < cb_count, tile t <
+            // per_chunk: below N * N * pos_stride <= v.len().
             let store = |p: usize, val: &Lanes| unsafe {
                 dst.add(p * pos_stride + (cb * per_chunk + t) * BLOCK).cast::<Lanes>().write(*val)
             };
             if inside {
                 let base = cb * plane + (y0 as usize * d.w + x0 as usize) * BLOCK;
-                // SAFETY: rows y0..y0+4 < h and columns x0..x0+4 <= w of block cb are
+                // SAFETY: rows y0..y0+N <= h and columns x0..x0+N <= w of block cb are
                 // inside the input (whose length was asserted).
-                patch_transform(|r, c| unsafe { load(src.add(base + (r * d.w + c) * BLOCK)) }, store);
+                patch_transform(bt, |r, c| unsafe { load(src.add(base + (r * d.w + c) * BLOCK)) }, store);
             } else {
-                let mut patch = [[ZERO; 4]; 4];
+                let mut patch = [[ZERO; N]; N];
                 for (r, row) in patch.iter_mut().enumerate() {
                     let y = y0 + r as isize;
                     if y < 0 || y as usize >= d.h {
@@ -398,7 +511,7 @@ fn patches_transform(job: &mut InputJob) {
                         }
                     }
                 }
-                patch_transform(|r, c| patch[r][c], store);
+                patch_transform(bt, |r, c| patch[r][c], store);
             }
         }
     }
@@ -468,7 +581,8 @@ pub(crate) unsafe fn output_transform(job: &OutputJob) {
     // SAFETY: forwarded.
     unsafe {
         match job.scheme {
-            Scheme::F2x2 => tiles_output(job),
+            Scheme::F2x2 => tiles_output::<4, 2>(job, at4),
+            Scheme::F4x4 => tiles_output::<6, 4>(job, at6),
             Scheme::F2 { vertical, .. } => pairs_output(job, vertical),
         }
     }
@@ -507,40 +621,44 @@ unsafe fn store_pixel(job: &OutputJob, px: &Lanes, bias: &Lanes, off: usize) {
     unsafe { job.out.add(off).cast::<Lanes>().write(v) };
 }
 
-/// [`output_transform`] of F(2x2, 3x3): `A^T m A`.
+/// [`output_transform`] of F(2x2, 3x3) (`N` = 4, `T` = 2) and F(4x4, 3x3) (`N` = 6,
+/// `T` = 4): `A^T m A` (`at` applies `A^T` to `N` blocks).
 ///
 /// # Safety
 /// As [`output_transform`].
 #[inline(always)]
-unsafe fn tiles_output(job: &OutputJob) {
+unsafe fn tiles_output<const N: usize, const T: usize>(job: &OutputJob, at: impl Fn(&[Lanes; N]) -> [Lanes; T]) {
     let &OutputJob { m, per_chunk, ob0, ob, bias, oh, ow, tiles_w, t0, n, .. } = job;
     let plane = oh * ow * BLOCK;
     let pos_stride = m_pos_stride(per_chunk);
-    check_output_job(job, 16);
+    check_output_job(job, N * N);
     let mp = m.as_ptr();
     for b in 0..ob {
         let bias: Lanes = bias[(ob0 + b) * BLOCK..][..BLOCK].try_into().expect("a whole block");
         for t in 0..n {
             let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-            // SAFETY: position p < 16, block b < ob <= MAX_OB, tile t < per_chunk:
-            // below 16 * pos_stride <= m.len().
-            let at = |p: usize| unsafe { load(mp.add(p * pos_stride + (b * per_chunk + t) * BLOCK)) };
-            // s[i][c] = (A^T m)[i][c].
-            let mut s = [[[0.0; BLOCK]; 4]; 2];
-            for c in 0..4 {
-                let (m0, m1, m2, m3) = (at(c), at(4 + c), at(8 + c), at(12 + c));
-                s[0][c] = add(&add(&m0, &m1), &m2);
-                s[1][c] = sub(&sub(&m1, &m2), &m3);
+            // SAFETY: position p < N * N, block b < ob <= MAX_OB, tile t < per_chunk:
+            // below N * N * pos_stride <= m.len().
+            let load_m = |p: usize| unsafe { load(mp.add(p * pos_stride + (b * per_chunk + t) * BLOCK)) };
+            // s[.][c] = A^T m[.][c], column by column.
+            let (mut s, mut col) = ([[[0.0; BLOCK]; N]; T], [[0.0; BLOCK]; N]);
+            for c in 0..N {
+                for (r, m) in col.iter_mut().enumerate() {
+                    *m = load_m(r * N + c);
+                }
+                for (si, v) in s.iter_mut().zip(at(&col)) {
+                    si[c] = v;
+                }
             }
-            let full = 2 * ty + 2 <= oh && 2 * tx + 2 <= ow;
+            let full = T * ty + T <= oh && T * tx + T <= ow;
             for (i, si) in s.iter().enumerate() {
-                let y = 2 * ty + i;
+                let y = T * ty + i;
                 if !full && y >= oh {
                     break;
                 }
-                let pair = [add(&add(&si[0], &si[1]), &si[2]), sub(&sub(&si[1], &si[2]), &si[3])];
-                for (j, px) in pair.iter().enumerate() {
-                    let x = 2 * tx + j;
+                let row = at(si);
+                for (j, px) in row.iter().enumerate() {
+                    let x = T * tx + j;
                     if !full && x >= ow {
                         break;
                     }
@@ -572,8 +690,7 @@ unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
             // SAFETY: position p < 4, block b < ob <= MAX_OB, tile t < per_chunk:
             // below 4 * pos_stride <= m.len().
             let at = |p: usize| unsafe { load(mp.add(p * pos_stride + (b * per_chunk + t) * BLOCK)) };
-            let (m0, m1, m2, m3) = (at(0), at(1), at(2), at(3));
-            let pair = [add(&add(&m0, &m1), &m2), sub(&sub(&m1, &m2), &m3)];
+            let pair = at4(&[at(0), at(1), at(2), at(3)]);
             for (i, px) in pair.iter().enumerate() {
                 let (y, x) = if vertical { (2 * ty + i, tx) } else { (ty, 2 * tx + i) };
                 if y >= oh || x >= ow {
@@ -592,10 +709,11 @@ unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
 /// [`crate::pack::pack_winograd_weights`]'s layout.
 pub type PackedWinograd<'a> = PackedConv<'a>;
 
-/// `out = act(conv(input) + bias + residual)` by the Winograd scheme of `geom` (see
-/// [`winograd_scheme`]), with the output chunks spread over `par`'s threads.
-/// `w.weights` are packed by [`crate::pack::pack_winograd_weights`]; `scratch` must
-/// hold [`winograd_scratch_len`]`(input.dims, geom, par.threads())` values, and is
+/// `out = act(conv(input) + bias + residual)` by Winograd `scheme` (which must
+/// compute `geom`, see [`Scheme::computes`]), with the output chunks spread over
+/// `par`'s threads. `w.weights` are packed by [`crate::pack::pack_winograd_weights`]
+/// for `scheme`; `scratch` must hold
+/// [`winograd_scratch_len`]`(input.dims, geom, scheme, par.threads())` values, and is
 /// split evenly into one slot per worker: given the same larger buffer for every
 /// layer, each worker keeps working in the same cache lines.
 #[allow(clippy::too_many_arguments)]
@@ -604,6 +722,7 @@ pub fn conv2d_winograd_par(
     input: Image,
     w: &PackedWinograd,
     geom: &ConvGeometry,
+    scheme: Scheme,
     residual: Option<Image>,
     act: Activation,
     out: &mut ImageMut,
@@ -612,8 +731,8 @@ pub fn conv2d_winograd_par(
 ) {
     let s = w.shape;
     assert!(input.layout == Layout::Nchw16c, "conv2d_winograd: input layout");
-    let scheme = winograd_scheme(geom, s.ci).expect("conv2d_winograd: no Winograd scheme computes this window");
-    let packed_len = crate::pack::winograd_packed_len(s);
+    assert!(scheme.computes(geom, s.ci), "conv2d_winograd: {scheme:?} does not compute this window");
+    let packed_len = crate::pack::winograd_packed_len(s, scheme);
     crate::conv::check_conv("conv2d_winograd", &input, w, packed_len, geom, residual.as_ref(), out);
     let (oh, ow) = (out.dims.h, out.dims.w);
     let ch = chunking(scheme, s.ci, oh, ow, par.threads());
@@ -705,7 +824,7 @@ pub fn conv2d_winograd_par(
                         in_row: 0,
                         in_block: per_chunk * BLOCK,
                         ci_blocks: k_blocks[p],
-                        // Only F(2x2, 3x3) takes a partial block, as the only one.
+                        // Only the 3x3 schemes take a partial block, as the only one.
                         ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
                         kh: 1,
                         kw: 1,

@@ -1,4 +1,4 @@
-//! Winograd F(2x2, 3x3) and F(2, 3) (1x3, 3x1, 1x7, 7x1) on every tier this CPU
+//! Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2, 3) (1x3, 3x1, 1x7, 7x1) on every tier this CPU
 //! runs against the reference direct convolution: channel counts off, under and
 //! over the 16-lane block (F(2, 3) takes whole input blocks only), every map size
 //! from 1x1 to 20x20 (odd sizes end in a partial tile), padding 0, symmetric and
@@ -22,6 +22,9 @@
 //!
 //! Every product term thus carries at most `ci + 9` rounding factors `(1 + δ)`, so
 //! `|ŷ - y| <= γ_{ci+9} W`, `W = Σ_c Σ_ξν |a_ξν| |U|_ξν |V|_ξν + |bias| + |residual|`.
+//! F(4x4, 3x3) is the same with 6x6 transforms: each 1-D `B^T` row (`2 (..) + 3 (..)`
+//! over shared differences) and `A^T` row (powers of two, summed in pairs) costs at
+//! most 3 roundings, so `V` carries 6 and the output transform 6: `γ_{ci+15} W`.
 //! F(2, 3) is the same in one dimension, with GEMMs up to `depth * ci` long (depth
 //! 3 for 1x7 windows: two F(2, 3)s and the last tap) and fewer transform roundings:
 //! `γ_{depth ci + 9}` bounds it too. The reference sums `taps * ci + 2` terms
@@ -47,7 +50,7 @@ mod support;
 use incept_kernels::conv::PackedConv;
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use incept_kernels::winograd::{Scheme, conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
+use incept_kernels::winograd::{Scheme, conv2d_winograd_par, winograd_scratch_len};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
 use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
 
@@ -55,8 +58,29 @@ const BT: [[f64; 4]; 4] = [[1., 0., -1., 0.], [0., 1., 1., 0.], [0., -1., 1., 0.
 const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]];
 const AT: [[f64; 4]; 2] = [[1., 1., 1., 0.], [0., 1., -1., -1.]];
 
-/// `|M| |X| |M|^T` for a 4x`n` matrix `M` and an `n`x`n` `X`.
-fn abs_sandwich<const N: usize>(m: &[[f64; N]; 4], x: &[[f64; N]; N]) -> [[f64; 4]; 4] {
+/// F(4x4, 3x3)'s matrices (points 0, 1, -1, 1/2, -2, ∞, scaled as the kernels'),
+/// written out independently of them.
+const BT6: [[f64; 6]; 6] = [
+    [2., -3., -4., 3., 2., 0.],
+    [0., -2., 1., 5., 2., 0.],
+    [0., 2., -5., 1., 2., 0.],
+    [0., -2., -1., 2., 1., 0.],
+    [0., 1., -2., -1., 2., 0.],
+    [0., 2., -3., -4., 3., 2.],
+];
+const G6: [[f64; 3]; 6] = [
+    [1. / 2., 0., 0.],
+    [1. / 6., 1. / 6., 1. / 6.],
+    [-1. / 6., 1. / 6., -1. / 6.],
+    [-2. / 15., -1. / 15., -1. / 30.],
+    [1. / 30., -1. / 15., 2. / 15.],
+    [0., 0., 1. / 2.],
+];
+const AT6: [[f64; 6]; 4] =
+    [[1., 1., 1., 8., 1., 0.], [0., 1., -1., 4., -2., 0.], [0., 1., 1., 2., 4., 0.], [0., 1., -1., 1., -8., 1.]];
+
+/// `|M| |X| |M|^T` for an `R`x`N` matrix `M` and an `N`x`N` `X`.
+fn abs_sandwich<const R: usize, const N: usize>(m: &[[f64; N]; R], x: &[[f64; N]; N]) -> [[f64; R]; R] {
     std::array::from_fn(|r| {
         std::array::from_fn(|c| {
             (0..N).map(|a| (0..N).map(|b| m[r][a].abs() * x[a][b].abs() * m[c][b].abs()).sum::<f64>()).sum()
@@ -64,48 +88,62 @@ fn abs_sandwich<const N: usize>(m: &[[f64; N]; 4], x: &[[f64; N]; N]) -> [[f64; 
     })
 }
 
-/// The F(2x2, 3x3) magnitude `W` of every output (NCHW), without bias and residual.
-fn winograd_magnitude_2d(x: &[f32], din: Dims, wt: &[f32], co: usize, pad: Padding, oh: usize, ow: usize) -> Vec<f64> {
+/// A 3x3 Winograd scheme's `B^T`, `G` and `A^T`, for `N x N` patches and `T x T` tiles.
+type Matrices<'a, const N: usize, const T: usize> = (&'a [[f64; N]; N], &'a [[f64; 3]; N], &'a [[f64; N]; T]);
+
+/// The magnitude `W` of every output (NCHW) of a 3x3 Winograd scheme with `N x N`
+/// patches and `T x T` tiles (`bt`, `g`, `at` its matrices), without bias and residual.
+#[allow(clippy::too_many_arguments)]
+fn winograd_magnitude_2d<const N: usize, const T: usize>(
+    (bt, gm, at): Matrices<N, T>,
+    x: &[f32],
+    din: Dims,
+    wt: &[f32],
+    co: usize,
+    pad: Padding,
+    oh: usize,
+    ow: usize,
+) -> Vec<f64> {
     let ci = din.c;
-    let at = |c: usize, y: isize, xx: isize| -> f64 {
+    let load = |c: usize, y: isize, xx: isize| -> f64 {
         if y < 0 || xx < 0 || y >= din.h as isize || xx >= din.w as isize {
             0.0
         } else {
             x[(c * din.h + y as usize) * din.w + xx as usize] as f64
         }
     };
-    let u: Vec<[[f64; 4]; 4]> = (0..co * ci)
+    let u: Vec<[[f64; N]; N]> = (0..co * ci)
         .map(|oc| {
             let g: [[f64; 3]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| wt[oc * 9 + r * 3 + c] as f64));
-            abs_sandwich(&G, &g)
+            abs_sandwich(gm, &g)
         })
         .collect();
     let mut mag = vec![0.0; co * oh * ow];
-    for ty in 0..oh.div_ceil(2) {
-        for tx in 0..ow.div_ceil(2) {
-            let v: Vec<[[f64; 4]; 4]> = (0..ci)
+    for ty in 0..oh.div_ceil(T) {
+        for tx in 0..ow.div_ceil(T) {
+            let v: Vec<[[f64; N]; N]> = (0..ci)
                 .map(|c| {
-                    let d: [[f64; 4]; 4] = std::array::from_fn(|r| {
+                    let d: [[f64; N]; N] = std::array::from_fn(|r| {
                         std::array::from_fn(|k| {
-                            at(c, (2 * ty + r) as isize - pad.top as isize, (2 * tx + k) as isize - pad.left as isize)
+                            load(c, (T * ty + r) as isize - pad.top as isize, (T * tx + k) as isize - pad.left as isize)
                         })
                     });
-                    abs_sandwich(&BT, &d)
+                    abs_sandwich(bt, &d)
                 })
                 .collect();
             for o in 0..co {
-                for i in 0..2 {
-                    for j in 0..2 {
-                        let (y, xx) = (2 * ty + i, 2 * tx + j);
+                for i in 0..T {
+                    for j in 0..T {
+                        let (y, xx) = (T * ty + i, T * tx + j);
                         if y >= oh || xx >= ow {
                             continue;
                         }
                         let mut s = 0.0;
                         for (c, vc) in v.iter().enumerate() {
                             let uc = &u[o * ci + c];
-                            for xi in 0..4 {
-                                for nu in 0..4 {
-                                    s += (AT[i][xi] * AT[j][nu]).abs() * uc[xi][nu] * vc[xi][nu];
+                            for xi in 0..N {
+                                for nu in 0..N {
+                                    s += (at[i][xi] * at[j][nu]).abs() * uc[xi][nu] * vc[xi][nu];
                                 }
                             }
                         }
@@ -174,6 +212,7 @@ fn winograd_magnitude_1d(
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
+    scheme: Scheme,
     /// The window: 3x3, 1x3, 3x1, 1x7 or 7x1.
     kh: usize,
     kw: usize,
@@ -190,9 +229,9 @@ struct Case {
 /// doc. Returns the sum of `W / D` over the outputs, their count, and the largest
 /// error as a fraction of its tolerance.
 fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) -> (f64, usize, f64) {
-    let Case { kh, kw, ci, co, h, w, pad, residual, act } = case;
+    let Case { scheme, kh, kw, ci, co, h, w, pad, residual, act } = case;
     let geom = ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad };
-    let scheme = winograd_scheme(&geom, ci).expect("a window Winograd computes");
+    assert!(scheme.computes(&geom, ci), "{case:?}: not a window of the scheme");
     let (taps, depth) = (kh * kw, (0..scheme.positions()).map(|p| scheme.depth(p)).max().unwrap());
     let din = Dims::new(ci, h, w);
     let Some((oh, ow)) = geom.output_hw(h, w) else { return (0.0, 0, 0.0) };
@@ -205,24 +244,32 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
     let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
     let direct_mag = reference_conv(&xa, din, &wa, None, &geom, None, Activation::None, dout);
     let wino_mag = match scheme {
-        Scheme::F2x2 => winograd_magnitude_2d(&x, din, &wt, co, pad, oh, ow),
+        Scheme::F2x2 => winograd_magnitude_2d((&BT, &G, &AT), &x, din, &wt, co, pad, oh, ow),
+        Scheme::F4x4 => winograd_magnitude_2d((&BT6, &G6, &AT6), &x, din, &wt, co, pad, oh, ow),
         Scheme::F2 { vertical, taps } => winograd_magnitude_1d(&x, din, &wt, co, (vertical, taps), pad, oh, ow),
+    };
+    // Roundings a product term passes through besides the GEMM's `depth * ci` (see
+    // the module doc).
+    let transform_roundings = match scheme {
+        Scheme::F4x4 => 15,
+        _ => 9,
     };
 
     let blk = Layout::Nchw16c;
     let mut packed = Vec::new();
-    pack_winograd_weights(&wt, shape, &mut packed);
+    pack_winograd_weights(&wt, shape, scheme, &mut packed);
     let mut pbias = Vec::new();
     pack_bias(&bias, &mut pbias);
     let xin = to_layout(&x, din, blk);
     let rin = to_layout(&res, dout, blk);
-    let mut scratch = vec![f32::NAN; winograd_scratch_len(din, &geom, par.threads())];
+    let mut scratch = vec![f32::NAN; winograd_scratch_len(din, &geom, scheme, par.threads())];
     let out = &write_between_sentinels(dout, blk, &case, |out| {
         conv2d_winograd_par(
             kernels,
             Image::new(&xin, din, blk),
             &PackedConv { shape, weights: &packed, bias: &pbias },
             &geom,
+            scheme,
             residual.then(|| Image::new(&rin, dout, blk)),
             act,
             out,
@@ -247,7 +294,8 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
                 if dm > 0.0 {
                     ratios = (ratios.0 + wm / dm, ratios.1 + 1, ratios.2);
                 }
-                let tol = gamma(depth * ci + 9) * wm + gamma(taps * ci + 2) * dm + f32::MIN_POSITIVE as f64;
+                let tol =
+                    gamma(depth * ci + transform_roundings) * wm + gamma(taps * ci + 2) * dm + f32::MIN_POSITIVE as f64;
                 let err = (got as f64 - want[i] as f64).abs();
                 ratios.2 = ratios.2.max(err / tol);
                 assert!(
@@ -303,44 +351,59 @@ impl Tally {
 
 fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x9e3779b97f4a7c15);
-    let mut tally = Tally::default();
     let channels = [(1, 1), (3, 17), (17, 40), (40, 3), (16, 16), (40, 72)];
-    for (k, pad) in paddings().into_iter().enumerate() {
-        for h in 1..=20 {
-            // Every height, with a width that cycles through odd and even sizes.
-            for w in [h, (h * 7 + k) % 20 + 1] {
-                let (ci, co) = channels[(h + w + k) % channels.len()];
-                let residual = (h + k) % 2 == 0;
-                let act = if (w + k) % 3 == 0 { Activation::None } else { Activation::Relu };
-                tally.add(check(kernels, Case { kh: 3, kw: 3, ci, co, h, w, pad, residual, act }, &mut rng, par));
+    let mut tallies = Vec::new();
+    for scheme in [Scheme::F2x2, Scheme::F4x4] {
+        let mut tally = Tally::default();
+        for (k, pad) in paddings().into_iter().enumerate() {
+            for h in 1..=20 {
+                // Every height, with a width that cycles through odd and even sizes.
+                for w in [h, (h * 7 + k) % 20 + 1] {
+                    let (ci, co) = channels[(h + w + k) % channels.len()];
+                    let residual = (h + k) % 2 == 0;
+                    let act = if (w + k) % 3 == 0 { Activation::None } else { Activation::Relu };
+                    let case = Case { scheme, kh: 3, kw: 3, ci, co, h, w, pad, residual, act };
+                    tally.add(check(kernels, case, &mut rng, par));
+                }
             }
         }
-    }
-    // Every channel pair on a few sizes, including a map wider than one chunk.
-    for &(ci, co) in &channels {
-        for &(h, w) in &[(1, 1), (2, 2), (7, 7), (8, 9), (19, 20)] {
-            let pad = Padding::uniform(1);
-            let case = Case { kh: 3, kw: 3, ci, co, h, w, pad, residual: true, act: Activation::Relu };
-            tally.add(check(kernels, case, &mut rng, par));
+        // Every channel pair on a few sizes, including maps wider than one chunk
+        // (at least 64 tiles).
+        for &(ci, co) in &channels {
+            for &(h, w) in &[(1, 1), (2, 2), (7, 7), (8, 9), (19, 20), (33, 30)] {
+                let pad = Padding::uniform(1);
+                let case = Case { scheme, kh: 3, kw: 3, ci, co, h, w, pad, residual: true, act: Activation::Relu };
+                tally.add(check(kernels, case, &mut rng, par));
+            }
         }
+        tallies.push((scheme.name(), tally));
     }
     // The 1-D windows, input channels in whole blocks.
     let line_channels = [(16, 1), (16, 17), (32, 40), (48, 16), (16, 72)];
+    let mut tally = Tally::default();
     for (kh, kw) in [(1, 3), (3, 1), (1, 7), (7, 1)] {
+        let scheme = Scheme::for_window(kh, kw).expect("a 1-D window");
         for (k, pad) in line_paddings(kh * kw, kw == 1).into_iter().enumerate() {
             for h in 1..=12 {
                 for w in [h, (h * 5 + k) % 12 + 1] {
                     let (ci, co) = line_channels[(h + w + k) % line_channels.len()];
                     let residual = (h + k) % 2 == 0;
                     let act = if (w + k) % 3 == 0 { Activation::None } else { Activation::Relu };
-                    tally.add(check(kernels, Case { kh, kw, ci, co, h, w, pad, residual, act }, &mut rng, par));
+                    let case = Case { scheme, kh, kw, ci, co, h, w, pad, residual, act };
+                    tally.add(check(kernels, case, &mut rng, par));
                 }
             }
         }
     }
-    assert!(tally.cases > 370);
-    let (name, mean) = (kernels.conv_name(), tally.ratio_sum / tally.ratios as f64);
-    eprintln!("{name}: {} cases, mean W / D {mean:.2}, largest error / tolerance {:.3}", tally.cases, tally.worst);
+    tallies.push(("F(2,3)", tally));
+    for (scheme, tally) in tallies {
+        assert!(tally.cases > 190, "{scheme}: {} cases", tally.cases);
+        let (name, mean) = (kernels.conv_name(), tally.ratio_sum / tally.ratios as f64);
+        eprintln!(
+            "{name} {scheme}: {} cases, mean W / D {mean:.2}, largest error / tolerance {:.3}",
+            tally.cases, tally.worst
+        );
+    }
 }
 
 #[test]
@@ -365,25 +428,22 @@ fn chunks_spread_over_threads_match_the_reference() {
 fn a_model_sized_layer_matches_the_reference() {
     let mut rng = Rng(7);
     let kernels = Kernels::new(Tier::best()).unwrap();
-    let case = Case {
-        kh: 3,
-        kw: 3,
-        ci: 64,
-        co: 96,
-        h: 35,
-        w: 35,
-        pad: Padding::uniform(1),
-        residual: false,
-        act: Activation::Relu,
-    };
-    check(&kernels, case, &mut rng, &Sequential);
-    check(&kernels, case, &mut rng, &ThreeThreads);
+    for scheme in [Scheme::F2x2, Scheme::F4x4] {
+        let pad = Padding::uniform(1);
+        let case =
+            Case { scheme, kh: 3, kw: 3, ci: 64, co: 96, h: 35, w: 35, pad, residual: false, act: Activation::Relu };
+        check(&kernels, case, &mut rng, &Sequential);
+        check(&kernels, case, &mut rng, &ThreeThreads);
+    }
     // Mixed_6's 7x1 and Mixed_7's 1x3 layers.
     let pad = Padding { top: 3, left: 0, bottom: 3, right: 0 };
-    let case = Case { kh: 7, kw: 1, ci: 128, co: 160, h: 17, w: 17, pad, residual: true, act: Activation::Relu };
+    let scheme = Scheme::F2 { vertical: true, taps: 7 };
+    let case =
+        Case { scheme, kh: 7, kw: 1, ci: 128, co: 160, h: 17, w: 17, pad, residual: true, act: Activation::Relu };
     check(&kernels, case, &mut rng, &Sequential);
     check(&kernels, case, &mut rng, &ThreeThreads);
     let pad = Padding { top: 0, left: 1, bottom: 0, right: 1 };
-    let case = Case { kh: 1, kw: 3, ci: 384, co: 384, h: 8, w: 8, pad, residual: false, act: Activation::Relu };
+    let scheme = Scheme::F2 { vertical: false, taps: 3 };
+    let case = Case { scheme, kh: 1, kw: 3, ci: 384, co: 384, h: 8, w: 8, pad, residual: false, act: Activation::Relu };
     check(&kernels, case, &mut rng, &ThreeThreads);
 }

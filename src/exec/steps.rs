@@ -101,8 +101,8 @@ fn run_step(
                         let res = residual.then_some(ins[1]);
                         if ins[0].layout == Layout::Nchw {
                             conv2d_image_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
-                        } else if *winograd {
-                            conv2d_winograd_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                        } else if let Some(scheme) = *winograd {
+                            conv2d_winograd_par(kernels, ins[0], &w, geom, scheme, res, *act, out, scratch, par)
                         } else {
                             conv2d_nchw16c_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
                         }

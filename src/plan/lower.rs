@@ -8,7 +8,8 @@
 //! against the structure and mapped, never recomputed.
 
 use incept_kernels::pack::{
-    ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, winograd_packed_len,
+    ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, unpack_winograd_2x2_weights,
+    winograd_packed_len,
 };
 use incept_kernels::winograd::{Scheme, winograd_scheme};
 use incept_kernels::{Activation, AlignedVec, BLOCK, ConvGeometry, PoolGeometry};
@@ -39,9 +40,9 @@ pub enum Kernel {
         act: Activation,
         /// Whether the second input is a shortcut added before the activation.
         residual: bool,
-        /// Computed by Winograd F(2x2, 3x3) (see [`uses_winograd`]); the weight is
-        /// then a [`TensorRole::WinogradWeight`].
-        winograd: bool,
+        /// The Winograd scheme computing it, if any (see [`winograd_for`]); the
+        /// weight is then a [`TensorRole::WinogradWeight`].
+        winograd: Option<Scheme>,
     },
     /// `act(W x + bias)`.
     Linear {
@@ -144,13 +145,15 @@ pub enum TensorRole {
         /// Its shape.
         shape: ConvShape,
     },
-    /// 3x3 convolution weights transformed for Winograd F(2x2, 3x3) (`G g G^T`),
+    /// Convolution weights transformed for a Winograd scheme (`G g G^T`, `G g`),
     /// stored packed per transform position (see `incept_kernels::pack`).
     WinogradWeight {
         /// The OIHW parameter.
         param: ParamId,
         /// Its shape.
         shape: ConvShape,
+        /// The scheme.
+        scheme: Scheme,
     },
     /// A convolution's bias (zeros if the layer had none), padded to whole blocks.
     ConvBias {
@@ -184,6 +187,9 @@ pub enum Packing {
     /// 3x3 weights as Winograd F(2x2, 3x3) `G g G^T`,
     /// `[16 positions][out/16][in/16][16 in][16 out]`, zero padded.
     Winograd2x2Blocked16,
+    /// 3x3 weights as Winograd F(4x4, 3x3) `G g G^T`,
+    /// `[36 positions][out/16][in/16][16 in][16 out]`, zero padded.
+    Winograd4x4Blocked16,
     /// 1x3, 3x1, 1x7 or 7x1 weights as Winograd F(2, 3) `G g`, per position `p` of 4
     /// `[out/16][depth(p) * in/16][16 in][16 out]` (see
     /// `incept_kernels::pack::pack_winograd_weights`).
@@ -198,6 +204,7 @@ impl Packing {
             Packing::ConvBlocked16 => "oihw_blocked16",
             Packing::Padded16 => "padded16",
             Packing::Winograd2x2Blocked16 => "winograd_f2x2_3x3_blocked16",
+            Packing::Winograd4x4Blocked16 => "winograd_f4x4_3x3_blocked16",
             Packing::WinogradF2Blocked16 => "winograd_f2_3_blocked16",
         }
     }
@@ -209,6 +216,7 @@ impl Packing {
             Packing::ConvBlocked16,
             Packing::Padded16,
             Packing::Winograd2x2Blocked16,
+            Packing::Winograd4x4Blocked16,
             Packing::WinogradF2Blocked16,
         ]
         .into_iter()
@@ -221,9 +229,10 @@ impl TensorRecipe {
     pub fn native_packing(&self) -> Packing {
         match self.role {
             TensorRole::ConvWeight { .. } => Packing::ConvBlocked16,
-            TensorRole::WinogradWeight { shape, .. } => match Scheme::for_window(shape.kh, shape.kw) {
-                Some(Scheme::F2x2) => Packing::Winograd2x2Blocked16,
-                _ => Packing::WinogradF2Blocked16,
+            TensorRole::WinogradWeight { scheme, .. } => match scheme {
+                Scheme::F2x2 => Packing::Winograd2x2Blocked16,
+                Scheme::F4x4 => Packing::Winograd4x4Blocked16,
+                Scheme::F2 { .. } => Packing::WinogradF2Blocked16,
             },
             TensorRole::ConvBias { .. } => Packing::Padded16,
             _ => Packing::Plain,
@@ -252,11 +261,15 @@ impl TensorRecipe {
                 TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
                 Packing::ConvBlocked16,
             ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
-            (TensorRole::WinogradWeight { shape, .. }, p) if p == self.native_packing() => {
-                let depth = Scheme::for_window(shape.kh, shape.kw).map_or(0, Scheme::total_depth);
-                let v = vec![depth, shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK];
-                debug_assert_eq!(v.iter().product::<usize>(), winograd_packed_len(shape));
+            (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
+                let v = vec![scheme.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK];
+                debug_assert_eq!(v.iter().product::<usize>(), winograd_packed_len(shape, scheme));
                 Some(v)
+            }
+            // A 3x3 layer now lowered to F(4x4, 3x3) in a file written when it was
+            // lowered to F(2x2, 3x3): undone at load (see `repack`).
+            (TensorRole::WinogradWeight { shape, scheme: Scheme::F4x4, .. }, Packing::Winograd2x2Blocked16) => {
+                Some(vec![Scheme::F2x2.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK])
             }
             (TensorRole::ConvBias { co, .. }, Packing::Padded16) => Some(vec![co.div_ceil(BLOCK) * BLOCK]),
             _ => None,
@@ -304,8 +317,8 @@ impl TensorRecipe {
                 TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
                 Packing::ConvBlocked16,
             ) => pack_conv_weights(plain, shape, &mut out),
-            (TensorRole::WinogradWeight { shape, .. }, p) if p == self.native_packing() => {
-                pack_winograd_weights(plain, shape, &mut out)
+            (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
+                pack_winograd_weights(plain, shape, scheme, &mut out)
             }
             (_, Packing::Padded16) => pack_bias(plain, &mut out),
             _ => return AlignedVec::from_slice(plain),
@@ -317,14 +330,18 @@ impl TensorRecipe {
 impl TensorRecipe {
     /// Converts `data`, the tensor stored in `from` (one of its
     /// [`packed_shape`](Self::packed_shape)s), to `to`. Packings that only pad
-    /// (biases) or transform (Winograd) are not undone: a tensor is only ever
-    /// stored in them as its native packing.
+    /// (biases) or transform (Winograd) are not undone, but for F(2x2, 3x3)'s
+    /// (exactly invertible up to a rounding): a tensor is otherwise only ever stored
+    /// in them as its native packing.
     pub fn repack(&self, data: &[f32], from: Packing, to: Packing) -> AlignedVec {
         let plain = match (self.role, from) {
             (
                 TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
                 Packing::ConvBlocked16,
             ) => unpack_conv_weights(data, shape),
+            (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {
+                unpack_winograd_2x2_weights(data, shape)
+            }
             (_, Packing::Plain) => data.to_vec(),
             (_, Packing::Padded16) => data.to_vec(),
             _ => panic!("repack: {:?} stored as {} cannot be unpacked", self.role, from.name()),
@@ -333,11 +350,30 @@ impl TensorRecipe {
     }
 }
 
-/// Whether lowering computes a convolution by Winograd (see
-/// `incept_kernels::winograd`): F(2x2, 3x3) for a 3x3 stride-1 window with an
-/// output of at least 4x4, and at least 64 input channels, or 32 on maps of 35x35
-/// and smaller; F(2, 3) for a 1x3, 3x1, 1x7 or 7x1 stride-1 window with at least
+/// The Winograd scheme lowering computes a convolution by, if any (see
+/// `incept_kernels::winograd`): for a 3x3 stride-1 window with an output of at
+/// least 4x4, and at least 64 input channels, or 32 on maps of 35x35 and smaller,
+/// F(4x4, 3x3) on maps of 30x30 to 35x35 with 192 or more input channels, F(2x2,
+/// 3x3) elsewhere; F(2, 3) for a 1x3, 3x1, 1x7 or 7x1 stride-1 window with at least
 /// 128 input channels (whole 16-channel blocks) and 12 or more outputs along it.
+///
+/// F(4x4, 3x3) against F(2x2, 3x3) (`incept peak --winograd`, AVX-512, one thread,
+/// inception_v3's layers): 1.5-1.6x faster on the 35x35 maps (96 channels 0.45 ->
+/// 0.29 ms, 64 channels 0.31 -> 0.20 ms) and on the stem's 73x73 one (3.1 -> 2.0
+/// ms), slower on the 8x8 ones (0.61 -> 0.82 ms: 4 tiles, and weights 36/16 as
+/// large). Accuracy decides where it is used: its transformed terms are ~9x larger
+/// against the outputs than F(2x2, 3x3)'s (`W / D` 63 against 7, see
+/// `kernels/tests/winograd_tiers.rs`), and an error made early in the network
+/// grows on the way to the logits. Mean over 8 random images of the max error
+/// against a float64 evaluation, as a fraction of ONNX Runtime's on the same
+/// images (googlenet, inception_v3, inception_v4, inception_resnet_v2): F(2x2,
+/// 3x3) only 0.83, 0.83, 0.73, 0.80; F(4x4, 3x3) on every 3x3 of 12x12 to 35x35
+/// maps 1.07, 1.00, 0.84, 0.85; on the 73x73 stem layer alone -, 1.16, 1.00, 1.08;
+/// on the 35x35 maps of 96+ channels -, 0.94, 0.78, 0.79, but inception_v3 then
+/// errs more than ONNX Runtime on 3 of the 8 images and on the export's own (4.36e-6
+/// against 4.11e-6); as chosen here (192+ channels: inception_v4's Reduction-A
+/// 192 -> 224, inception_resnet_v2's 256 -> 256, 1.5x and 1.1x faster) 0.83, 0.83,
+/// 0.74, 0.76.
 ///
 /// F(2, 3) speed (`incept peak --winograd`, AVX-512, one thread): alone, the 17x17
 /// 1x7/7x1 layers run 1.13x (128 input channels) to 1.23x (192) faster, 10
@@ -371,13 +407,15 @@ impl TensorRecipe {
 /// against ONNX Runtime's 1.09e-6 and 5.20e-6; inception_v3 3.04e-6 and inception_v4
 /// 3.35e-6 unchanged). The rule depends on the graph only, never on the CPU, so a
 /// model file's tensors are the same wherever it was written.
-pub fn uses_winograd(geom: &ConvGeometry, ci: usize, out_hw: (usize, usize)) -> bool {
-    match winograd_scheme(geom, ci) {
-        Some(Scheme::F2x2) => {
-            (ci >= 64 || (ci >= 32 && out_hw.0 <= 35 && out_hw.1 <= 35)) && out_hw.0 >= 4 && out_hw.1 >= 4
+pub fn winograd_for(geom: &ConvGeometry, ci: usize, out_hw: (usize, usize)) -> Option<Scheme> {
+    let (oh, ow) = out_hw;
+    match winograd_scheme(geom, ci)? {
+        Scheme::F2x2 | Scheme::F4x4 => {
+            let used = (ci >= 64 || (ci >= 32 && oh <= 35 && ow <= 35)) && oh >= 4 && ow >= 4;
+            let four = ci >= 192 && (30..=35).contains(&oh) && (30..=35).contains(&ow);
+            used.then_some(if four { Scheme::F4x4 } else { Scheme::F2x2 })
         }
-        Some(Scheme::F2 { vertical, .. }) => ci >= 128 && (if vertical { out_hw.0 } else { out_hw.1 }) >= 12,
-        None => false,
+        line @ Scheme::F2 { vertical, .. } => (ci >= 128 && (if vertical { oh } else { ow }) >= 12).then_some(line),
     }
 }
 
@@ -520,11 +558,10 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
         &Op::Conv { weight, bias, geom } => {
             let shape = ConvShape { co: out_c, ci: graph.dims(node.inputs[0]).c, kh: geom.kh, kw: geom.kw };
             let out = graph.dims(node.output);
-            let winograd = uses_winograd(&geom, shape.ci, (out.h, out.w));
-            let role = if winograd {
-                TensorRole::WinogradWeight { param: weight, shape }
-            } else {
-                TensorRole::ConvWeight { param: weight, shape }
+            let winograd = winograd_for(&geom, shape.ci, (out.h, out.w));
+            let role = match winograd {
+                Some(scheme) => TensorRole::WinogradWeight { param: weight, shape, scheme },
+                None => TensorRole::ConvWeight { param: weight, shape },
             };
             Kernel::Conv {
                 weight: push(t, name(weight), role),
@@ -570,19 +607,21 @@ mod tests {
     /// to exactly the Winograd packing computed from the plain weights.
     #[test]
     fn winograd_weights_repack_from_every_stored_packing() {
-        // A 3x3 in F(2x2, 3x3)'s packing, and a 7x1 in F(2, 3)'s.
+        // A 3x3 in F(2x2, 3x3)'s and F(4x4, 3x3)'s packings, and a 7x1 in F(2, 3)'s.
+        let (square, line) = (ConvShape { co: 20, ci: 17, kh: 3, kw: 3 }, ConvShape { co: 20, ci: 32, kh: 7, kw: 1 });
         let cases = [
-            (ConvShape { co: 20, ci: 17, kh: 3, kw: 3 }, Packing::Winograd2x2Blocked16, "winograd_f2x2_3x3_blocked16"),
-            (ConvShape { co: 20, ci: 32, kh: 7, kw: 1 }, Packing::WinogradF2Blocked16, "winograd_f2_3_blocked16"),
+            (square, Scheme::F2x2, Packing::Winograd2x2Blocked16, "winograd_f2x2_3x3_blocked16"),
+            (square, Scheme::F4x4, Packing::Winograd4x4Blocked16, "winograd_f4x4_3x3_blocked16"),
+            (line, Scheme::F2 { vertical: true, taps: 7 }, Packing::WinogradF2Blocked16, "winograd_f2_3_blocked16"),
         ];
-        for (shape, packing, name) in cases {
+        for (shape, scheme, packing, name) in cases {
             let n = shape.co * shape.ci * shape.kh * shape.kw;
             let plain: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
-            let role = TensorRole::WinogradWeight { param: ParamId(0), shape };
+            let role = TensorRole::WinogradWeight { param: ParamId(0), shape, scheme };
             let r = TensorRecipe { name: "w".into(), role, folds: vec![] };
             assert_eq!(r.native_packing(), packing);
             let native = r.pack(&plain, packing);
-            assert_eq!(native.as_slice().len(), winograd_packed_len(shape));
+            assert_eq!(native.as_slice().len(), winograd_packed_len(shape, scheme));
             let blocked = r.pack(&plain, Packing::ConvBlocked16);
             for (data, from) in [(&plain[..], Packing::Plain), (blocked.as_slice(), Packing::ConvBlocked16)] {
                 assert_eq!(r.repack(data, from, packing).as_slice(), native.as_slice(), "{shape:?} from {from:?}");
@@ -593,29 +632,65 @@ mod tests {
 
     /// The lowering rule: 3x3 stride 1, at least 16 input channels, outputs of 4x4
     /// and more.
+    /// A 3x3 layer now lowered to F(4x4, 3x3), stored in F(2x2, 3x3)'s packing (a
+    /// file written before), loads: within a rounding of the weights.
+    #[test]
+    fn f2x2_weights_repack_to_f4x4() {
+        let shape = ConvShape { co: 20, ci: 17, kh: 3, kw: 3 };
+        let plain: Vec<f32> = (0..20 * 17 * 9).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+        let two = TensorRecipe {
+            name: "w".into(),
+            role: TensorRole::WinogradWeight { param: ParamId(0), shape, scheme: Scheme::F2x2 },
+            folds: vec![],
+        };
+        let four = TensorRecipe {
+            role: TensorRole::WinogradWeight { param: ParamId(0), shape, scheme: Scheme::F4x4 },
+            ..two.clone()
+        };
+        let stored = two.pack(&plain, Packing::Winograd2x2Blocked16);
+        let got = four.repack(stored.as_slice(), Packing::Winograd2x2Blocked16, Packing::Winograd4x4Blocked16);
+        let want = four.pack(&plain, Packing::Winograd4x4Blocked16);
+        let scale = plain.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (g, w) in got.as_slice().iter().zip(want.as_slice()) {
+            assert!((g - w).abs() <= 4.0 * f32::EPSILON * scale, "{g} vs {w}");
+        }
+    }
+
     #[test]
     fn winograd_is_chosen_by_the_rule() {
         use incept_kernels::Padding;
         let g = |k, s| ConvGeometry::new(k, k, s, Padding::uniform(1));
-        assert!(uses_winograd(&g(3, 1), 64, (4, 4)));
-        assert!(!uses_winograd(&g(3, 1), 32, (147, 147)));
-        assert!(uses_winograd(&g(3, 1), 448, (8, 8)));
-        assert!(!uses_winograd(&g(3, 1), 8, (56, 56)));
-        assert!(!uses_winograd(&g(3, 1), 256, (2, 2)));
-        assert!(!uses_winograd(&g(3, 2), 64, (28, 28)));
-        assert!(!uses_winograd(&g(1, 1), 64, (28, 28)));
+        let (two, four) = (Some(Scheme::F2x2), Some(Scheme::F4x4));
+        assert_eq!(winograd_for(&g(3, 1), 64, (4, 4)), two);
+        assert_eq!(winograd_for(&g(3, 1), 32, (147, 147)), None);
+        assert_eq!(winograd_for(&g(3, 1), 448, (8, 8)), two);
+        assert_eq!(winograd_for(&g(3, 1), 8, (56, 56)), None);
+        assert_eq!(winograd_for(&g(3, 1), 256, (2, 2)), None);
+        assert_eq!(winograd_for(&g(3, 2), 64, (28, 28)), None);
+        assert_eq!(winograd_for(&g(1, 1), 64, (28, 28)), None);
+        // F(4x4, 3x3): 192+ input channels on 30x30 to 35x35 maps.
+        assert_eq!(winograd_for(&g(3, 1), 192, (35, 35)), four);
+        assert_eq!(winograd_for(&g(3, 1), 256, (30, 30)), four);
+        assert_eq!(winograd_for(&g(3, 1), 96, (35, 35)), two);
+        assert_eq!(winograd_for(&g(3, 1), 256, (17, 17)), two);
+        assert_eq!(winograd_for(&g(3, 1), 64, (35, 35)), two);
+        assert_eq!(winograd_for(&g(3, 1), 96, (28, 28)), two);
+        assert_eq!(winograd_for(&g(3, 1), 80, (71, 71)), two);
+        assert_eq!(winograd_for(&g(3, 1), 192, (71, 71)), two);
         let line = |kh, kw, pad: Padding| ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad };
         let (across_w, across_h) =
             (Padding { top: 0, left: 3, bottom: 0, right: 3 }, Padding { top: 3, left: 0, bottom: 3, right: 0 });
         // 1-D windows: 128+ input channels in whole blocks, no padding across, 12+
         // outputs along.
-        assert!(uses_winograd(&line(1, 7, across_w), 128, (17, 17)));
-        assert!(uses_winograd(&line(7, 1, across_h), 224, (17, 17)));
-        assert!(!uses_winograd(&line(1, 7, across_w), 112, (17, 17)));
-        assert!(!uses_winograd(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, (8, 8)));
-        assert!(!uses_winograd(&line(1, 7, across_w), 200, (17, 17)));
-        assert!(!uses_winograd(&line(1, 7, across_h), 192, (17, 17)));
-        assert!(!uses_winograd(&line(7, 1, across_h), 192, (8, 17)));
-        assert!(!uses_winograd(&line(1, 5, Padding::uniform(0)), 192, (17, 17)));
+        let (along_w, along_h) =
+            (Some(Scheme::F2 { vertical: false, taps: 7 }), Some(Scheme::F2 { vertical: true, taps: 7 }));
+        assert_eq!(winograd_for(&line(1, 7, across_w), 128, (17, 17)), along_w);
+        assert_eq!(winograd_for(&line(7, 1, across_h), 224, (17, 17)), along_h);
+        assert_eq!(winograd_for(&line(1, 7, across_w), 112, (17, 17)), None);
+        assert_eq!(winograd_for(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, (8, 8)), None);
+        assert_eq!(winograd_for(&line(1, 7, across_w), 200, (17, 17)), None);
+        assert_eq!(winograd_for(&line(1, 7, across_h), 192, (17, 17)), None);
+        assert_eq!(winograd_for(&line(7, 1, across_h), 192, (8, 17)), None);
+        assert_eq!(winograd_for(&line(1, 5, Padding::uniform(0)), 192, (17, 17)), None);
     }
 }

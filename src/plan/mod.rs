@@ -13,11 +13,11 @@
 mod lower;
 mod store;
 
-pub use lower::{Fold, Kernel, Packing, Program, Step, TensorId, TensorRecipe, TensorRole, uses_winograd};
+pub use lower::{Fold, Kernel, Packing, Program, Step, TensorId, TensorRecipe, TensorRole, winograd_for};
 pub use store::{SharedBytes, Source, TensorStore};
 
 use incept_kernels::conv::{conv2d_image_scratch_len, conv2d_scratch_len};
-use incept_kernels::winograd::winograd_scratch_len;
+use incept_kernels::winograd::{Scheme, winograd_scratch_len};
 use incept_kernels::{BLOCK, Dims, Layout};
 
 use crate::error::{Error, Result};
@@ -107,7 +107,11 @@ impl PlannedStep {
                 geom.kh,
                 geom.kw,
                 geom.stride_h,
-                if *winograd { " winograd" } else { "" },
+                match winograd {
+                    Some(Scheme::F4x4) => " winograd4",
+                    Some(_) => " winograd",
+                    None => "",
+                },
                 if *residual { " +residual" } else { "" }
             ),
             Action::Kernel(k) => format!("{k:?}").split(['(', ' ', '{']).next().unwrap_or("").to_lowercase(),
@@ -181,7 +185,7 @@ impl Plan {
             && program.steps.iter().any(|s| s.inputs.contains(&g.input))
             && program.steps.iter().all(|s| {
                 !s.inputs.contains(&g.input)
-                    || (matches!(s.kernel, Kernel::Conv { winograd: false, .. })
+                    || (matches!(s.kernel, Kernel::Conv { winograd: None, .. })
                         && s.inputs[0] == g.input
                         && !s.inputs[1..].contains(&g.input))
             });
@@ -260,8 +264,8 @@ impl Plan {
                 continue;
             }
             let (scratch, worker_scratch) = match &s.kernel {
-                Kernel::Conv { geom, winograd: true, .. } => {
-                    (0, winograd_scratch_len(g.dims(s.inputs[0]), geom, threads))
+                Kernel::Conv { geom, winograd: Some(scheme), .. } => {
+                    (0, winograd_scratch_len(g.dims(s.inputs[0]), geom, *scheme, threads))
                 }
                 Kernel::Conv { geom, .. } if layout_of(s.inputs[0]) == Layout::Nchw => {
                     (0, conv2d_image_scratch_len(g.dims(s.inputs[0]), geom, threads))

@@ -110,7 +110,7 @@ pub mod conv {
         PackedConv, conv2d_image_par, conv2d_image_scratch_len, conv2d_nchw16c, conv2d_scratch_len,
     };
     use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights};
-    use incept_kernels::winograd::{conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
+    use incept_kernels::winograd::{Scheme, conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
     use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference};
 
     use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
@@ -225,10 +225,11 @@ pub mod conv {
     /// product, `|fast - ref| <= 2 K u sum|w x|` (u = 2^-24, both sides rounding in
     /// any order), that padding lanes are zero, and that nothing outside the output
     /// slice was written. When a Winograd scheme computes the window, the same for
-    /// it, its work split in three, within the bound of
-    /// `kernels/tests/winograd_tiers.rs` with its magnitude `W` bounded by
-    /// `16 sum|w| max|x|` (each weight meets at most 16 inputs' worth through the
-    /// transforms' entries of 0, 1/2, 1 and 2). An input of at most 16 channels also
+    /// it (and for a 3x3 for F(4x4, 3x3) too), its work split in three, within the
+    /// bound of `kernels/tests/winograd_tiers.rs` with its magnitude `W` bounded by
+    /// `s sum|w| max|x|`: through the transforms' entries each weight meets at most
+    /// `s` inputs' worth, `(max_k Σ_r c(k, r))^2` with `c(k, r) = Σ_ξ |A^T_iξ| |G_ξk|
+    /// |B^T_ξr|`: 4^2 = 16 for F(2x2, 3x3) and F(2, 3), (254/15)^2 < 287 for F(4x4, 3x3). An input of at most 16 channels also
     /// runs from its NCHW image (`conv2d_image_par`, split in three): the same bits.
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
@@ -315,29 +316,36 @@ pub mod conv {
             }
         }
 
-        let Some(scheme) = winograd_scheme(&geom, ci) else { return };
-        let mut packed = Vec::new();
-        pack_winograd_weights(&wt, shape, &mut packed);
-        let w = PackedConv { shape, weights: &packed, bias: &pbias };
-        let depth = (0..scheme.positions()).map(|p| scheme.depth(p)).max().expect("positions");
-        let gamma =
-            |n: usize| n as f64 * f64::from(f32::EPSILON) / 2.0 / (1.0 - n as f64 * f64::from(f32::EPSILON) / 2.0);
-        let max_x = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-        let taps = ci * geom.kh * geom.kw;
-        let w_sum: Vec<f64> = (0..co).map(|o| wt[o * taps..][..taps].iter().map(|v| v.abs() as f64).sum()).collect();
-        let tol = |i: usize| {
-            let o = i / (oh * ow);
-            let extra = (bias[o].abs() + if residual { res[i].abs() } else { 0.0 }) as f64;
-            let wino = gamma(depth * ci + 9) * (16.0 * w_sum[o] * max_x + extra);
-            (wino + gamma(taps + 2) * mag[i] as f64) as f32 + f32::MIN_POSITIVE
-        };
-        for tier in Tier::available() {
-            let kernels = Kernels::new(tier).expect("available");
-            let what = format!("winograd {scheme:?} {} {cv:?}", kernels.conv_name());
-            let buf = run(&what, false, winograd_scratch_len(din, &geom, 3), &|x, r, o, s| {
-                conv2d_winograd_par(&kernels, x, &w, &geom, r, act, o, s, &SplitInThree)
-            });
-            compare(&buf[before..before + out_len], &what, &tol);
+        let Some(two_point) = winograd_scheme(&geom, ci) else { return };
+        for scheme in [two_point, Scheme::F4x4].into_iter().filter(|s| s.computes(&geom, ci)) {
+            let mut packed = Vec::new();
+            pack_winograd_weights(&wt, shape, scheme, &mut packed);
+            let w = PackedConv { shape, weights: &packed, bias: &pbias };
+            let depth = (0..scheme.positions()).map(|p| scheme.depth(p)).max().expect("positions");
+            let (roundings, spread) = match scheme {
+                Scheme::F4x4 => (15, 287.0),
+                _ => (9, 16.0),
+            };
+            let gamma =
+                |n: usize| n as f64 * f64::from(f32::EPSILON) / 2.0 / (1.0 - n as f64 * f64::from(f32::EPSILON) / 2.0);
+            let max_x = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+            let taps = ci * geom.kh * geom.kw;
+            let w_sum: Vec<f64> =
+                (0..co).map(|o| wt[o * taps..][..taps].iter().map(|v| v.abs() as f64).sum()).collect();
+            let tol = |i: usize| {
+                let o = i / (oh * ow);
+                let extra = (bias[o].abs() + if residual { res[i].abs() } else { 0.0 }) as f64;
+                let wino = gamma(depth * ci + roundings) * (spread * w_sum[o] * max_x + extra);
+                (wino + gamma(taps + 2) * mag[i] as f64) as f32 + f32::MIN_POSITIVE
+            };
+            for tier in Tier::available() {
+                let kernels = Kernels::new(tier).expect("available");
+                let what = format!("winograd {scheme:?} {} {cv:?}", kernels.conv_name());
+                let buf = run(&what, false, winograd_scratch_len(din, &geom, scheme, 3), &|x, r, o, s| {
+                    conv2d_winograd_par(&kernels, x, &w, &geom, scheme, r, act, o, s, &SplitInThree)
+                });
+                compare(&buf[before..before + out_len], &what, &tol);
+            }
         }
     }
 }

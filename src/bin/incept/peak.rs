@@ -153,15 +153,16 @@ fn kind_of(l: &ConvLayer) -> String {
 }
 
 /// `incept peak --winograd`: every convolution of `graph` a Winograd scheme computes
-/// (3x3, 1x3, 3x1, 1x7, 7x1 stride 1) timed by the direct kernel and by Winograd on
-/// the widest tier (or `INCEPT_TIER`),
-/// interleaved: `rounds` rounds, each a batch of direct runs then a batch of
-/// Winograd runs (a few milliseconds each), and the median of each round's ratio,
-/// so that a slow spell of a shared machine hits both alike.
+/// (3x3, 1x3, 3x1, 1x7, 7x1 stride 1) timed by the direct kernel and by each scheme
+/// (F(2x2, 3x3) and F(4x4, 3x3) for a 3x3, F(2, 3) for the others) on the widest
+/// tier (or `INCEPT_TIER`), interleaved: `rounds` rounds, each a batch of runs of
+/// every candidate in turn (a few milliseconds each, the order rotating), and the
+/// median of each round's ratio to the direct batch, so that a slow spell of a
+/// shared machine hits all alike.
 pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bool) -> Result<(), String> {
-    use incept::plan::uses_winograd;
+    use incept::plan::winograd_for;
     use incept_kernels::pack::pack_winograd_weights;
-    use incept_kernels::winograd::{conv2d_winograd_par, winograd_applies, winograd_scratch_len};
+    use incept_kernels::winograd::{Scheme, conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
 
     let tier = Tier::from_env()?;
     let k = Kernels::new(tier).expect("available");
@@ -170,74 +171,96 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let mut rows = Vec::new();
-    for layer in graph.conv_layers().into_iter().filter(|l| winograd_applies(&l.geom, l.input.c)) {
+    // Per layer: the direct kernel's best time, and per scheme its best time and
+    // median ratio; the scheme lowering picks.
+    type Row = (ConvLayer, f64, Vec<(Scheme, f64, f64)>, Option<Scheme>);
+    let mut rows: Vec<Row> = Vec::new();
+    for layer in graph.conv_layers() {
         let (din, dout, g) = (layer.input, layer.output(), layer.geom);
+        let Some(two_point) = winograd_scheme(&g, din.c) else { continue };
+        // The two-point scheme is never F(4x4, 3x3).
+        let schemes: Vec<Scheme> = [two_point, Scheme::F4x4].into_iter().filter(|s| s.computes(&g, din.c)).collect();
         let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
         let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
-        let (mut wd, mut ww, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut wd, mut b) = (Vec::new(), Vec::new());
         pack_conv_weights(&oihw, shape, &mut wd);
-        pack_winograd_weights(&oihw, shape, &mut ww);
         pack_bias(&vec![0.1; shape.co], &mut b);
-        let (wd, ww, b) = (AlignedVec::from_slice(&wd), AlignedVec::from_slice(&ww), AlignedVec::from_slice(&b));
+        let (wd, b) = (AlignedVec::from_slice(&wd), AlignedVec::from_slice(&b));
+        let ww: Vec<AlignedVec> = schemes
+            .iter()
+            .map(|&scheme| {
+                let mut ww = Vec::new();
+                pack_winograd_weights(&oihw, shape, scheme, &mut ww);
+                AlignedVec::from_slice(&ww)
+            })
+            .collect();
         let x = AlignedVec::from_slice(&vec![0.5; l.image_len(din)]);
         let mut y = AlignedVec::zeroed(l.image_len(dout));
         let mut s_direct = AlignedVec::zeroed(conv2d_scratch_len(din, &g));
-        let mut s_wino = AlignedVec::zeroed(winograd_scratch_len(din, &g, 1));
+        let wino_len = schemes.iter().map(|&s| winograd_scratch_len(din, &g, s, 1)).max().unwrap_or(0);
+        let mut s_wino = AlignedVec::zeroed(wino_len);
         let direct = PackedConv { shape, weights: wd.as_slice(), bias: b.as_slice() };
-        let wino = PackedConv { shape, weights: ww.as_slice(), bias: b.as_slice() };
-        let mut run = |winograd: bool| {
+        // Candidate 0 is the direct kernel, candidate i > 0 scheme i - 1.
+        let mut run = |candidate: usize| {
             let (x, out) = (Image::new(x.as_slice(), din, l), &mut ImageMut::new(y.as_mut_slice(), dout, l));
-            if winograd {
-                let s = s_wino.as_mut_slice();
-                conv2d_winograd_par(&k, x, &wino, &g, None, Activation::Relu, out, s, &Sequential);
-            } else {
+            if candidate == 0 {
                 conv2d_nchw16c(&k, x, &direct, &g, None, Activation::Relu, out, s_direct.as_mut_slice());
+            } else {
+                let (scheme, ww) = (schemes[candidate - 1], &ww[candidate - 1]);
+                let wino = PackedConv { shape, weights: ww.as_slice(), bias: b.as_slice() };
+                let s = s_wino.as_mut_slice();
+                conv2d_winograd_par(&k, x, &wino, &g, scheme, None, Activation::Relu, out, s, &Sequential);
             }
         };
-        run(false);
-        run(true);
+        let candidates = 1 + schemes.len();
+        (0..candidates).for_each(&mut run);
         // Runs per batch: about 1 ms of the direct kernel at 200 GFLOP/s, short
-        // against a scheduler's time slice, and the order alternates between rounds,
+        // against a scheduler's time slice, and the order rotates between rounds,
         // so that sharing a core with another process does not fall in step with
         // one side.
         let reps = (1e-3 * 200e9 / (2.0 * layer.macs() as f64)).ceil() as usize;
-        let mut batch = |winograd: bool| {
+        let mut batch = |candidate: usize| {
             let t = Instant::now();
-            (0..reps).for_each(|_| run(winograd));
+            (0..reps).for_each(|_| run(candidate));
             t.elapsed().as_secs_f64() / reps as f64
         };
-        let (mut td, mut tw, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        let mut times = vec![Vec::new(); candidates];
         for round in 0..rounds.max(1) {
-            let (d, w) = if round % 2 == 0 {
-                let d = batch(false);
-                (d, batch(true))
-            } else {
-                let w = batch(true);
-                (batch(false), w)
-            };
-            td.push(d);
-            tw.push(w);
-            ratio.push(d / w);
+            for i in 0..candidates {
+                let c = (i + round) % candidates;
+                times[c].push(batch(c));
+            }
         }
         // Other processes only ever slow a batch down: the fastest batch of each
         // side is the best estimate of its speed alone; the median of the rounds'
         // ratios is reported beside it as a check.
-        let (best_d, best_w) =
-            (td.iter().copied().fold(f64::INFINITY, f64::min), tw.iter().copied().fold(f64::INFINITY, f64::min));
-        let picked = uses_winograd(&g, din.c, (dout.h, dout.w));
-        rows.push((layer, best_d, best_w, median(ratio), picked));
+        let best = |t: &[f64]| t.iter().copied().fold(f64::INFINITY, f64::min);
+        let per_scheme = schemes
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                let ratios = times[0].iter().zip(&times[i + 1]).map(|(d, w)| d / w).collect();
+                (s, best(&times[i + 1]), median(ratios))
+            })
+            .collect();
+        let picked = winograd_for(&g, din.c, (dout.h, dout.w));
+        rows.push((layer, best(&times[0]), per_scheme, picked));
     }
     let direct_ms: f64 = rows.iter().map(|r| r.1 * r.0.count as f64).sum::<f64>() * 1e3;
-    let chosen_ms: f64 = rows.iter().map(|r| if r.4 { r.2 } else { r.1 } * r.0.count as f64).sum::<f64>() * 1e3;
+    let as_lowered = |r: &Row| r.2.iter().find(|s| Some(s.0) == r.3).map_or(r.1, |s| s.1);
+    let chosen_ms: f64 = rows.iter().map(|r| as_lowered(r) * r.0.count as f64).sum::<f64>() * 1e3;
+    let lowered_name = |picked: Option<Scheme>| picked.map_or("direct", Scheme::name);
     if as_json {
         let layers: Vec<_> = rows
             .iter()
-            .map(|(l, d, w, r, picked)| {
+            .map(|(l, d, schemes, picked)| {
+                let schemes: Vec<_> = schemes
+                    .iter()
+                    .map(|(s, w, r)| json!({"scheme": s.name(), "ms": w * 1e3, "speedup": d / w, "median_round_speedup": r}))
+                    .collect();
                 json!({"window": [l.geom.kh, l.geom.kw], "input": [l.input.c, l.input.h, l.input.w], "out_channels": l.out_channels,
                        "pad": [l.geom.pad.top, l.geom.pad.left, l.geom.pad.bottom, l.geom.pad.right],
-                       "count": l.count, "direct_ms": d * 1e3, "winograd_ms": w * 1e3,
-                       "speedup": d / w, "median_round_speedup": r, "lowered_to_winograd": picked})
+                       "count": l.count, "direct_ms": d * 1e3, "winograd": schemes, "lowered": lowered_name(*picked)})
             })
             .collect();
         let v = json!({"model": graph.name, "tier": tier.name(), "rounds": rounds, "layers": layers,
@@ -246,29 +269,32 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         return Ok(());
     }
     println!(
-        "{} Winograd-able layers on {}, direct vs Winograd (F(2x2,3x3) for 3x3, F(2,3) for 1xn/nx1): fastest of \
-         {rounds} interleaved rounds, and the median of the rounds' ratios",
+        "{} Winograd-able layers on {}, direct vs each Winograd scheme: fastest of {rounds} interleaved rounds, \
+         and the median of the rounds' ratios",
         graph.name,
         tier.name()
     );
     println!(
-        "{:>6} {:>14} {:>5} {:>5} {:>4} {:>10} {:>10} {:>8} {:>8}  lowered",
-        "window", "input", "out", "pad", "x", "direct ms", "wino ms", "speedup", "median"
+        "{:>6} {:>14} {:>5} {:>5} {:>4} {:>10} {:>11} {:>10} {:>8} {:>8}  lowered",
+        "window", "input", "out", "pad", "x", "direct ms", "scheme", "wino ms", "speedup", "median"
     );
-    for (l, d, w, r, picked) in &rows {
+    for (l, d, schemes, picked) in &rows {
         let input = format!("{}x{}x{}", l.input.c, l.input.h, l.input.w);
         let p = l.geom.pad;
         let pad = format!("{}{}{}{}", p.top, p.left, p.bottom, p.right);
-        let how = if *picked { "winograd" } else { "direct" };
-        println!(
-            "{:>6} {input:>14} {:>5} {pad:>5} {:>4} {:>10.3} {:>10.3} {:>7.2}x {r:>7.2}x  {how}",
-            format!("{}x{}", l.geom.kh, l.geom.kw),
-            l.out_channels,
-            l.count,
-            d * 1e3,
-            w * 1e3,
-            d / w
-        );
+        for (i, (s, w, r)) in schemes.iter().enumerate() {
+            let how = if i == 0 { lowered_name(*picked) } else { "" };
+            println!(
+                "{:>6} {input:>14} {:>5} {pad:>5} {:>4} {:>10.3} {:>11} {:>10.3} {:>7.2}x {r:>7.2}x  {how}",
+                format!("{}x{}", l.geom.kh, l.geom.kw),
+                l.out_channels,
+                l.count,
+                d * 1e3,
+                s.name(),
+                w * 1e3,
+                d / w
+            );
+        }
     }
     println!("all these layers (x count): direct {direct_ms:.2} ms, as lowered {chosen_ms:.2} ms");
     Ok(())
