@@ -243,7 +243,7 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
                 (s, best(&times[i + 1]), median(ratios))
             })
             .collect();
-        let picked = winograd_for(&g, din.c, (dout.h, dout.w));
+        let picked = winograd_for(&g, din.c, layer.out_channels, (dout.h, dout.w));
         rows.push((layer, best(&times[0]), per_scheme, picked));
     }
     let direct_ms: f64 = rows.iter().map(|r| r.1 * r.0.count as f64).sum::<f64>() * 1e3;
