@@ -369,7 +369,8 @@ impl TensorRecipe {
 /// against a float64 evaluation, as a fraction of ONNX Runtime's on the same
 /// images (googlenet, inception_v3, inception_v4, inception_resnet_v2): F(2x2,
 /// 3x3) only 0.83, 0.83, 0.73, 0.80; F(4x4, 3x3) on every 3x3 of 12x12 to 35x35
-/// maps 1.07, 1.00, 0.84, 0.85; on the 73x73 stem layer alone -, 1.16, 1.00, 1.08;
+/// maps 1.07, 1.00, 0.84, 0.85; on maps of 36x36 and larger (googlenet's 56x56
+/// layer, the others' 73x73 stem layer) 1.42, 1.16, 1.00, 1.08;
 /// on the 35x35 maps of 96+ channels -, 0.94, 0.78, 0.79, but inception_v3 then
 /// errs more than ONNX Runtime on 3 of the 8 images and on the export's own (4.36e-6
 /// against 4.11e-6); as chosen here (192+ channels: inception_v4's Reduction-A
