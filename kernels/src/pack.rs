@@ -118,11 +118,7 @@ fn sandwich<const N: usize>(gm: &[[f64; 3]; N], g: &[f64], mut put: impl FnMut(u
 /// Computed in f64, rounded once.
 pub fn pack_winograd_weights(weights: &[f32], shape: ConvShape, scheme: Scheme, out: &mut Vec<f32>) {
     let ConvShape { co, ci, kh, kw } = shape;
-    let window = match scheme {
-        Scheme::F2x2 | Scheme::F4x4 => (3, 3),
-        Scheme::F2 { vertical: false, taps } => (1, taps),
-        Scheme::F2 { vertical: true, taps } => (taps, 1),
-    };
+    let window = scheme.window();
     assert!(
         (kh, kw) == window && Scheme::for_window(kh, kw).is_some(),
         "pack_winograd_weights: {scheme:?} does not compute {shape:?}"

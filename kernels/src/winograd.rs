@@ -1,5 +1,6 @@
 //! Winograd convolution on NCHW16c images: the ISA-neutral driver, for 3x3 windows
-//! (F(2x2, 3x3) and F(4x4, 3x3)) and for the factorized 1xn / nx1 windows with n = 3 or 7 (F(2, 3)).
+//! (F(2x2, 3x3) and F(4x4, 3x3)) and for the factorized 1xn / nx1 windows with
+//! n = 3 or 7 (F(2, 3)).
 //!
 //! # F(2x2, 3x3)
 //!
@@ -144,9 +145,7 @@ impl Scheme {
         }
         sum
     }
-}
 
-impl Scheme {
     /// A short name: `F(2x2,3x3)`, `F(4x4,3x3)` or `F(2,3)`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -156,21 +155,28 @@ impl Scheme {
         }
     }
 
+    /// The `kh x kw` window the scheme computes (an F(2, 3) only with 3 or 7 taps:
+    /// see [`Scheme::for_window`]).
+    pub const fn window(self) -> (usize, usize) {
+        match self {
+            Scheme::F2x2 | Scheme::F4x4 => (3, 3),
+            Scheme::F2 { vertical: false, taps } => (1, taps),
+            Scheme::F2 { vertical: true, taps } => (taps, 1),
+        }
+    }
+
     /// Whether this scheme computes a convolution of `ci` input channels with
     /// `geom`: stride 1 and its window, any padding for a 3x3, none across the line
     /// and whole 16-channel input blocks for a 1xn or nx1.
     pub fn computes(self, geom: &ConvGeometry, ci: usize) -> bool {
         let (p, window) = (geom.pad, (geom.kh, geom.kw));
         let fits = match self {
-            Scheme::F2x2 | Scheme::F4x4 => window == (3, 3),
-            Scheme::F2 { vertical: false, taps } => {
-                window == (1, taps) && p.top == 0 && p.bottom == 0 && ci.is_multiple_of(BLOCK)
-            }
-            Scheme::F2 { vertical: true, taps } => {
-                window == (taps, 1) && p.left == 0 && p.right == 0 && ci.is_multiple_of(BLOCK)
-            }
+            Scheme::F2x2 | Scheme::F4x4 => true,
+            Scheme::F2 { vertical: false, .. } => p.top == 0 && p.bottom == 0 && ci.is_multiple_of(BLOCK),
+            Scheme::F2 { vertical: true, .. } => p.left == 0 && p.right == 0 && ci.is_multiple_of(BLOCK),
         };
-        (geom.stride_h, geom.stride_w) == (1, 1) && fits && Scheme::for_window(geom.kh, geom.kw).is_some()
+        let window_ok = window == self.window() && Scheme::for_window(geom.kh, geom.kw).is_some();
+        (geom.stride_h, geom.stride_w) == (1, 1) && window_ok && fits
     }
 }
 
@@ -764,8 +770,8 @@ pub fn conv2d_winograd_par(
 
     // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to one
     // task per thread in runs of equal work; a task works in its worker's slot and
-    // transforms the input of each chunk it has items of once; large maps split by chunks (each task owns whole chunks
-    // but one), small ones by groups (a few chunks' transforms are repeated, which
+    // transforms the input of each chunk it has items of once; large maps split by
+    // chunks (each task owns whole chunks but one), small ones by groups (a few chunks' transforms are repeated, which
     // costs a fraction of a percent, and each thread reads only its share of the
     // weights).
     let groups = co_blocks.div_ceil(ob_tile);

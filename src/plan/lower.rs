@@ -370,12 +370,11 @@ impl TensorRecipe {
 /// images (googlenet, inception_v3, inception_v4, inception_resnet_v2): F(2x2,
 /// 3x3) only 0.83, 0.83, 0.73, 0.80; F(4x4, 3x3) on every 3x3 of 12x12 to 35x35
 /// maps 1.07, 1.00, 0.84, 0.85; on maps of 36x36 and larger (googlenet's 56x56
-/// layer, the others' 73x73 stem layer) 1.42, 1.16, 1.00, 1.08;
-/// on the 35x35 maps of 96+ channels -, 0.94, 0.78, 0.79, but inception_v3 then
-/// errs more than ONNX Runtime on 3 of the 8 images and on the export's own (4.36e-6
-/// against 4.11e-6); as chosen here (192+ channels: inception_v4's Reduction-A
-/// 192 -> 224, inception_resnet_v2's 256 -> 256, 1.5x and 1.1x faster) 0.83, 0.83,
-/// 0.74, 0.76.
+/// layer, the others' 73x73 stem layer) 1.42, 1.16, 1.00, 1.08; on the 35x35 maps
+/// of 96+ channels -, 0.94, 0.78, 0.79, but inception_v3 then errs more than ONNX
+/// Runtime on 3 of the 8 images and on the export's own (4.36e-6 against 4.11e-6);
+/// as chosen here (192+ channels: inception_v4's Reduction-A 192 -> 224,
+/// inception_resnet_v2's 256 -> 256, 1.5x and 1.1x faster) 0.83, 0.83, 0.74, 0.76.
 ///
 /// F(2, 3) speed (`incept peak --winograd`, AVX-512, one thread): alone, the 17x17
 /// 1x7/7x1 layers run 1.13x (128 input channels) to 1.23x (192) faster, 10
@@ -408,10 +407,10 @@ impl TensorRecipe {
 /// 8); the second, Conv2d_2b (32 -> 64, 3.4 -> 2.3 ms, 2.4% of inception_v3 on one
 /// thread), alone to 0.81 (better than ONNX Runtime on 16 images of 16), 0.81 (13
 /// of 16) and 0.80 (8 of 8). So a 32-channel layer on a larger map is computed by
-/// Winograd only when it widens to 64+ channels. On the 32- and 48-channel layers inside the modules (Inception-ResNet's
-/// 35x35 blocks, GoogLeNet's 3x3 branches) it is the other way round: the short
-/// per-position sums round less than the direct 288-term ones, and the outputs move
-/// closer (inception_resnet_v2 0.92e-6 -> 0.72e-6, googlenet 3.97e-6 -> 3.66e-6,
+/// Winograd only when it widens to 64+ channels. On the 32- and 48-channel layers
+/// inside the modules (Inception-ResNet's 35x35 blocks, GoogLeNet's 3x3 branches)
+/// it is the other way round: the short per-position sums round less than the
+/// direct 288-term ones, and the outputs move closer (inception_resnet_v2 0.92e-6 -> 0.72e-6, googlenet 3.97e-6 -> 3.66e-6,
 /// against ONNX Runtime's 1.09e-6 and 5.20e-6; inception_v3 3.04e-6 and inception_v4
 /// 3.35e-6 unchanged). The rule depends on the graph only, never on the CPU, so a
 /// model file's tensors are the same wherever it was written.

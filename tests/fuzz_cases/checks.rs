@@ -229,8 +229,8 @@ pub mod conv {
     /// bound of `kernels/tests/winograd_tiers.rs` with its magnitude `W` bounded by
     /// `s sum|w| max|x|`: through the transforms' entries each weight meets at most
     /// `s` inputs' worth, `(max_k Σ_r c(k, r))^2` with `c(k, r) = Σ_ξ |A^T_iξ| |G_ξk|
-    /// |B^T_ξr|`: 4^2 = 16 for F(2x2, 3x3) and F(2, 3), (254/15)^2 < 287 for F(4x4, 3x3). An input of at most 16 channels also
-    /// runs from its NCHW image (`conv2d_image_par`, split in three): the same bits.
+    /// |B^T_ξr|`: 4^2 = 16 for F(2x2, 3x3) and F(2, 3), (254/15)^2 < 287 for F(4x4,
+    /// 3x3). An input of at most 16 channels also runs from its NCHW image (`conv2d_image_par`, split in three): the same bits.
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
         let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
@@ -317,6 +317,11 @@ pub mod conv {
         }
 
         let Some(two_point) = winograd_scheme(&geom, ci) else { return };
+        let gamma =
+            |n: usize| n as f64 * f64::from(f32::EPSILON) / 2.0 / (1.0 - n as f64 * f64::from(f32::EPSILON) / 2.0);
+        let max_x = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        let taps = ci * geom.kh * geom.kw;
+        let w_sum: Vec<f64> = (0..co).map(|o| wt[o * taps..][..taps].iter().map(|v| v.abs() as f64).sum()).collect();
         for scheme in [two_point, Scheme::F4x4].into_iter().filter(|s| s.computes(&geom, ci)) {
             let mut packed = Vec::new();
             pack_winograd_weights(&wt, shape, scheme, &mut packed);
@@ -326,12 +331,6 @@ pub mod conv {
                 Scheme::F4x4 => (15, 287.0),
                 _ => (9, 16.0),
             };
-            let gamma =
-                |n: usize| n as f64 * f64::from(f32::EPSILON) / 2.0 / (1.0 - n as f64 * f64::from(f32::EPSILON) / 2.0);
-            let max_x = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-            let taps = ci * geom.kh * geom.kw;
-            let w_sum: Vec<f64> =
-                (0..co).map(|o| wt[o * taps..][..taps].iter().map(|v| v.abs() as f64).sum()).collect();
             let tol = |i: usize| {
                 let o = i / (oh * ow);
                 let extra = (bias[o].abs() + if residual { res[i].abs() } else { 0.0 }) as f64;
