@@ -6,9 +6,12 @@
 //! hands each tile to the tier's microkernel. A 1x1 stride-1 convolution has no row
 //! structure to respect, so its whole image is one long row.
 
+use std::ops::Range;
+
+use crate::bands::{Bands, BandsMut, MAX_BANDS, RowSplit};
 use crate::dispatch::Kernels;
 use crate::pack::ConvShape;
-use crate::parallel::{ParallelFor, Sequential, SharedMut, WorkerSlots};
+use crate::parallel::{ParallelFor, Sequential, SharedMut, WorkerSlots, for_each_band};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 /// One output tile's worth of pointers and strides, in `f32` elements.
@@ -292,6 +295,17 @@ impl<'a> LayerTiles<'a> {
     /// (their lengths by [`check_conv`]).
     #[inline]
     unsafe fn run(&self, input: *const f32, ob0: usize, ob: usize, out_px: usize, px: usize) {
+        // SAFETY: forwarded.
+        unsafe { self.run_from(input, self.in_block, ob0, ob, out_px, px) }
+    }
+
+    /// [`run`](Self::run) from an input whose channel blocks are `in_block` floats
+    /// apart (a band of rows, or a staged window, rather than the layer's input).
+    ///
+    /// # Safety
+    /// As [`run`](Self::run), with `in_block` for the input's block stride.
+    #[inline]
+    unsafe fn run_from(&self, input: *const f32, in_block: usize, ob0: usize, ob: usize, out_px: usize, px: usize) {
         let s = self.w.shape;
         let out_off = ob0 * self.out_block + out_px * BLOCK;
         assert!(
@@ -302,7 +316,7 @@ impl<'a> LayerTiles<'a> {
             input,
             in_pixel: self.in_pixel,
             in_row: self.in_row,
-            in_block: self.in_block,
+            in_block,
             ci_blocks: self.ci_blocks,
             ci_tail: self.ci_tail,
             kh: s.kh,
@@ -417,6 +431,207 @@ pub fn conv2d_nchw16c_par(
     });
 }
 
+/// Input rows (from `lo`, negative above the image, to `hi`, past its end when
+/// padded below) that output rows `rows` of a window read.
+fn window_rows(rows: &Range<usize>, geom: &ConvGeometry) -> (isize, isize) {
+    let lo = (rows.start * geom.stride_h) as isize - geom.pad.top as isize;
+    let hi = ((rows.end - 1) * geom.stride_h + geom.kh) as isize - geom.pad.top as isize;
+    (lo, hi)
+}
+
+/// The input band and its first row that output row `oy`'s whole window lies in,
+/// if it lies inside one band (and the image).
+fn window_band(oy: usize, geom: &ConvGeometry, split: &RowSplit) -> Option<(usize, usize)> {
+    let (lo, hi) = window_rows(&(oy..oy + 1), geom);
+    if lo < 0 || hi as usize > split.height() {
+        return None;
+    }
+    let t = split.band_of(lo as usize);
+    let r = split.rows(t);
+    (hi as usize <= r.end).then_some((t, lo as usize - r.start))
+}
+
+/// How [`conv2d_bands_par`] computes output band `t` of an unpadded window: the
+/// output rows whose window crosses a band boundary read copies of their window
+/// (staged), the others read their input band in place.
+fn staged_rows(geom: ConvGeometry, in_split: RowSplit, rows: Range<usize>) -> impl Iterator<Item = usize> {
+    rows.filter(move |&oy| window_band(oy, &geom, &in_split).is_none())
+}
+
+/// Whether a convolution's input and output are one band each (then
+/// [`conv2d_nchw16c_par`] computes it, its padded copy in the step's scratch).
+fn single_band(input: &Bands, out: &BandsMut) -> bool {
+    input.split.bands() == 1 && out.split.bands() == 1
+}
+
+/// Scratch `f32` each worker needs for [`conv2d_bands_par`] to compute an output
+/// split into `out_split` from an input of shape `input` split into `in_split`:
+/// 0 when both are one band (the single-band path takes [`conv2d_scratch_len`] of
+/// the step's own scratch instead).
+pub fn conv2d_band_scratch_len(input: Dims, in_split: RowSplit, geom: &ConvGeometry, out_split: RowSplit) -> usize {
+    if in_split.bands() == 1 && out_split.bands() == 1 {
+        return 0;
+    }
+    let block_len = input.c.div_ceil(BLOCK) * BLOCK;
+    let p = geom.pad;
+    (0..out_split.bands())
+        .map(|t| {
+            let rows = out_split.rows(t);
+            if p != Default::default() {
+                let (lo, hi) = window_rows(&rows, geom);
+                (hi - lo) as usize * (input.w + p.left + p.right) * block_len
+            } else {
+                staged_rows(*geom, in_split, rows).count() * geom.kh * input.w * block_len
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Copies input rows `lo..hi` (negative above the image, past it below: zeros)
+/// of every channel block of `input` into `dst` as a plain NCHW16c image of
+/// `hi - lo` rows, with `left` and `right` zero columns.
+fn stage_rows(input: &Bands, lo: isize, hi: isize, left: usize, right: usize, dst: &mut [f32]) -> Dims {
+    let d = input.dims;
+    let (rows, width) = ((hi - lo) as usize, d.w + left + right);
+    let staged = Dims::new(d.c, rows, width);
+    let dst = &mut dst[..Layout::Nchw16c.image_len(staged)];
+    for (cb, plane) in dst.chunks_exact_mut(rows * width * BLOCK).enumerate() {
+        for (r, row) in plane.chunks_exact_mut(width * BLOCK).enumerate() {
+            let y = lo + r as isize;
+            if y < 0 || y as usize >= d.h {
+                row.fill(0.0);
+                continue;
+            }
+            let (band, by) = input.row(y as usize);
+            let src = &band.data[(cb * band.dims.h + by) * d.w * BLOCK..][..d.w * BLOCK];
+            row[..left * BLOCK].fill(0.0);
+            row[left * BLOCK..(left + d.w) * BLOCK].copy_from_slice(src);
+            row[(left + d.w) * BLOCK..].fill(0.0);
+        }
+    }
+    staged
+}
+
+/// [`conv2d_nchw16c_par`] on images in bands: one task per output band computes
+/// its rows, writing only that band and reading its input band in place where it
+/// can (see [`crate::bands`]). A padded window first copies the rows the band
+/// reads, zero-padded, into the worker's slot of `scratch`; an unpadded one copies
+/// only the windows that cross a band boundary. `scratch` must hold
+/// [`conv2d_band_scratch_len`] values per thread of `par`, or, when input and output
+/// are one band each, [`conv2d_scratch_len`] for the padded copy.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_bands_par(
+    kernels: &Kernels,
+    input: Bands,
+    w: &PackedConv,
+    geom: &ConvGeometry,
+    residual: Option<Bands>,
+    act: Activation,
+    out: &mut BandsMut,
+    scratch: &mut [f32],
+    par: &dyn ParallelFor,
+) {
+    if single_band(&input, out) {
+        let res = residual.map(|r| r.band(0));
+        return conv2d_nchw16c_par(kernels, input.band(0), w, geom, res, act, &mut out.band(0), scratch, par);
+    }
+    let s = w.shape;
+    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_bands: layouts");
+    assert!(input.dims.c == s.ci && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_bands: shape");
+    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d_bands: size");
+    if let Some(r) = &residual {
+        assert!(r.dims == out.dims && r.split == out.split && r.layout == out.layout, "conv2d_bands: residual");
+    }
+    let slot_len = conv2d_band_scratch_len(input.dims, input.split, geom, out.split);
+    let slots = WorkerSlots::new(scratch, par, slot_len, "conv2d_bands");
+    let padded = geom.pad != Default::default();
+    let unpadded = ConvGeometry { pad: Default::default(), ..*geom };
+    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1 && !padded;
+    let out_split = out.split;
+    for_each_band(out, par, &|t, mut band| {
+        let rows = out_split.rows(t);
+        let res = residual.map(|r| r.band(t));
+        // SAFETY: taken once, inside this task.
+        let slot = unsafe { slots.mine(par) };
+        if padded {
+            let (lo, hi) = window_rows(&rows, geom);
+            let staged = stage_rows(&input, lo, hi, geom.pad.left, geom.pad.right, slot);
+            let staged = Image::new(&slot[..Layout::Nchw16c.image_len(staged)], staged, Layout::Nchw16c);
+            conv2d_nchw16c_par(kernels, staged, w, &unpadded, res, act, &mut band, &mut [], &Sequential);
+        } else if pointwise && input.split.bands() > t && input.split.rows(t) == rows {
+            conv2d_nchw16c_par(kernels, input.band(t), w, geom, res, act, &mut band, &mut [], &Sequential);
+        } else {
+            conv_rows_in_place(kernels, &input, w, geom, res, act, &mut band, rows, slot);
+        }
+    });
+}
+
+/// Output rows `rows` of an unpadded convolution into `out` (which holds just those
+/// rows), each row's window read in place from the input band that holds it, or
+/// from a copy in `slot` when it crosses a band boundary.
+#[allow(clippy::too_many_arguments)]
+fn conv_rows_in_place(
+    kernels: &Kernels,
+    input: &Bands,
+    w: &PackedConv,
+    geom: &ConvGeometry,
+    residual: Option<Image>,
+    act: Activation,
+    out: &mut ImageMut,
+    rows: Range<usize>,
+    slot: &mut [f32],
+) {
+    let s = w.shape;
+    kernels.record_call();
+    let (d, dout) = (input.dims, out.dims);
+    let row_len = d.w * BLOCK;
+    // A staged window: kh rows of every input block, blocks `window_len` apart.
+    let window_len = s.kh * row_len;
+    let staged_len = s.ci_blocks() * window_len;
+    for (j, oy) in staged_rows(*geom, input.split, rows.clone()).enumerate() {
+        let (lo, _) = window_rows(&(oy..oy + 1), geom);
+        stage_rows(input, lo, lo + s.kh as isize, 0, 0, &mut slot[j * staged_len..]);
+    }
+    let co_blocks = s.co_blocks();
+    let (ob_tile, px_tile) = choose_tile(&kernels.conv, co_blocks, dout.w);
+    let tiles = LayerTiles::new(kernels, w, geom, residual, act, out, row_len, 0, &Sequential);
+    for ob0 in (0..co_blocks).step_by(ob_tile) {
+        let ob = ob_tile.min(co_blocks - ob0);
+        let mut staged = 0;
+        for (r, oy) in rows.clone().enumerate() {
+            // The window's first row and the distance between its blocks.
+            let (window, in_block) = match window_band(oy, geom, &input.split) {
+                Some((t, y)) => {
+                    let band = input.band(t);
+                    (&band.data[y * row_len..], band.dims.h * row_len)
+                }
+                None => {
+                    staged += 1;
+                    (&slot[(staged - 1) * staged_len..staged_len * staged], window_len)
+                }
+            };
+            for ox0 in (0..dout.w).step_by(px_tile) {
+                let px = px_tile.min(dout.w - ox0);
+                // SAFETY: the tile reads blocks < ci_blocks (in_block apart), rows <
+                // kh and columns < (ox0 + px - 1) * sw + kw <= input width of its
+                // window: inside the band that holds it, or inside its staged copy.
+                // It writes its own pixels of `out`, which this task alone writes.
+                unsafe {
+                    tiles.run_from(
+                        window[ox0 * geom.stride_w * BLOCK..].as_ptr(),
+                        in_block,
+                        ob0,
+                        ob,
+                        r * dout.w + ox0,
+                        px,
+                    )
+                };
+            }
+        }
+    }
+}
+
 /// Output rows one task of [`conv2d_image_par`] expands the input for at a time.
 const IMAGE_ROWS: usize = 4;
 
@@ -453,30 +668,67 @@ pub fn conv2d_image_par(
     scratch: &mut [f32],
     par: &dyn ParallelFor,
 ) {
+    let residual = residual.map(Bands::from);
+    conv2d_image_bands_par(kernels, input.into(), w, geom, residual, act, &mut out.into(), scratch, par)
+}
+
+/// [`conv2d_image_par`] on images in bands (see [`crate::bands`]): with more than
+/// one output band, one task per band computes its rows.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_image_bands_par(
+    kernels: &Kernels,
+    input: Bands,
+    w: &PackedConv,
+    geom: &ConvGeometry,
+    residual: Option<Bands>,
+    act: Activation,
+    out: &mut BandsMut,
+    scratch: &mut [f32],
+    par: &dyn ParallelFor,
+) {
     let s = w.shape;
-    let d = input.dims;
+    let (d, dout) = (input.dims, out.dims);
     assert!(input.layout == Layout::Nchw && s.ci <= BLOCK, "conv2d_image: not an NCHW image of one block");
-    assert_eq!(input.data.len(), d.volume(), "conv2d_image: input length");
-    check_conv("conv2d_image", &input, w, s.packed_len(), geom, residual.as_ref(), out);
+    assert!(out.layout == Layout::Nchw16c, "conv2d_image: output layout");
+    assert!(d.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_image: shape");
+    assert_eq!(geom.output_hw(d.h, d.w), Some((dout.h, dout.w)), "conv2d_image: size");
+    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_image: packing");
+    if let Some(r) = &residual {
+        assert!(r.dims == dout && r.split == out.split && r.layout == out.layout, "conv2d_image: residual");
+    }
     let (rows, width) = image_staging(d, geom);
     let slot_len = rows * width * BLOCK;
-    let dout = out.dims;
-    let units = dout.h.div_ceil(IMAGE_ROWS);
-    let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
     let slots = WorkerSlots::new(scratch, par, slot_len, "conv2d_image");
     kernels.record_call();
 
-    let mk = &kernels.conv;
     let co_blocks = s.co_blocks();
-    let tiles = LayerTiles::new(kernels, w, geom, residual, act, out, width * BLOCK, slot_len, par);
-    let (ob_tile, px_tile) = choose_tile(mk, co_blocks, dout.w);
-    let plane = d.h * d.w;
-    par.run(tasks, &|t| {
+    let (ob_tile, px_tile) = choose_tile(&kernels.conv, co_blocks, dout.w);
+    let split = out.split;
+    // One tiling per output band, each writing its own band.
+    let tiles: [Option<LayerTiles>; MAX_BANDS] = std::array::from_fn(|t| {
+        (t < split.bands()).then(|| {
+            let res = residual.map(|r| r.band(t));
+            LayerTiles::new(kernels, w, geom, res, act, &mut out.band(t), width * BLOCK, slot_len, par)
+        })
+    });
+    // Units of IMAGE_ROWS output rows, band by band; several bands take one task
+    // each, one band is dealt to a few tasks per thread.
+    let band_units = |t: usize| split.rows(t).len().div_ceil(IMAGE_ROWS);
+    let tasks =
+        if split.bands() > 1 { split.bands() } else { (TASKS_PER_THREAD * par.threads()).min(band_units(0)).max(1) };
+    par.run(tasks, &|task| {
         // SAFETY: taken once, inside this task.
         let staging = unsafe { slots.mine(par) };
-        for unit in t * units / tasks..(t + 1) * units / tasks {
-            let oy0 = unit * IMAGE_ROWS;
-            let n_rows = IMAGE_ROWS.min(dout.h - oy0);
+        let (band, units) = if split.bands() > 1 {
+            (task, 0..band_units(task))
+        } else {
+            (0, task * band_units(0) / tasks..(task + 1) * band_units(0) / tasks)
+        };
+        let tiles = tiles[band].as_ref().expect("a tiling per band");
+        let band_rows = split.rows(band);
+        for unit in units {
+            let oy0 = band_rows.start + unit * IMAGE_ROWS;
+            let n_rows = IMAGE_ROWS.min(band_rows.end - oy0);
             // Expand input rows oy0 * sh - pad_top onwards, zero outside the image.
             let first = (oy0 * geom.stride_h) as isize - geom.pad.top as isize;
             for (r, row) in staging.chunks_exact_mut(width * BLOCK).enumerate() {
@@ -485,13 +737,15 @@ pub fn conv2d_image_par(
                     row.fill(0.0);
                     continue;
                 }
+                let (src, y) = input.row(y as usize);
+                let plane = src.dims.h * d.w;
                 for (px, lanes) in row.chunks_exact_mut(BLOCK).enumerate() {
                     let x = px as isize - geom.pad.left as isize;
                     lanes.fill(0.0);
                     if x >= 0 && (x as usize) < d.w {
-                        let at = y as usize * d.w + x as usize;
+                        let at = y * d.w + x as usize;
                         for (c, lane) in lanes.iter_mut().take(d.c).enumerate() {
-                            *lane = input.data[c * plane + at];
+                            *lane = src.data[c * plane + at];
                         }
                     }
                 }
@@ -503,12 +757,13 @@ pub fn conv2d_image_par(
                     for ox0 in (0..dout.w).step_by(px_tile) {
                         let px = px_tile.min(dout.w - ox0);
                         let at = in_row0 + ox0 * geom.stride_w * BLOCK;
+                        let out_px = (oy - band_rows.start) * dout.w + ox0;
                         // SAFETY: the tile reads staging rows (oy - oy0) * sh + ky <
                         // rows and columns (ox0 + px - 1) * sw + kx < width (the output
                         // size was checked against the geometry), one block, all
-                        // inside this task's slot; it writes this tile of the output,
-                        // which no other task writes (rows are split).
-                        unsafe { tiles.run(staging[at..].as_ptr(), ob0, ob, oy * dout.w + ox0, px) };
+                        // inside this task's slot; it writes this tile of its band of
+                        // the output, which no other task writes (rows are split).
+                        unsafe { tiles.run(staging[at..].as_ptr(), ob0, ob, out_px, px) };
                     }
                 }
             }

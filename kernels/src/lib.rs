@@ -14,6 +14,7 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+pub mod bands;
 pub mod blocked;
 pub mod conv;
 pub mod dispatch;
@@ -28,6 +29,7 @@ pub mod winograd;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+pub use bands::{Bands, BandsMut, RowSplit};
 pub use dispatch::{Kernels, TIER_ENV, Tier, tier_calls};
 pub use geometry::{Activation, ConvGeometry, Padding, PoolGeometry};
 pub use layout::{AlignedVec, BLOCK, Dims, Image, ImageMut, Layout};

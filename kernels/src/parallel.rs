@@ -2,6 +2,9 @@
 
 use std::ops::Range;
 
+use crate::ImageMut;
+use crate::bands::{BandsMut, MAX_BANDS};
+
 /// Runs tasks `0..n`, possibly in parallel: the engine lends its threads to the
 /// kernels through this, so the kernels crate itself owns none.
 ///
@@ -74,6 +77,24 @@ pub(crate) fn for_each_part(
         // stays mutably borrowed until every part is done.
         let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(r.start * unit), r.len() * unit) };
         f(r, part)
+    });
+}
+
+/// Calls `f(t, band)` on every band `t` of `out`, one task per band, in parallel:
+/// for kernels that compute each band of their output on its own (see
+/// [`crate::bands`]).
+pub(crate) fn for_each_band(out: &mut BandsMut, par: &dyn ParallelFor, f: &(dyn Fn(usize, ImageMut) + Sync)) {
+    let (dims, layout, split) = (out.dims, out.layout, out.split);
+    let mut ptrs = [(SharedMut(std::ptr::null_mut()), 0); MAX_BANDS];
+    for (p, part) in ptrs.iter_mut().zip(out.parts_mut()) {
+        *p = (SharedMut(part.as_mut_ptr()), part.len());
+    }
+    par.run(split.bands(), &|t| {
+        let (ptr, len) = ptrs[t];
+        // SAFETY: band t's buffer, `len` floats from `ptr`, is borrowed mutably by
+        // `out` until every task is done, and only task t makes a slice of it.
+        let part = unsafe { std::slice::from_raw_parts_mut(ptr.get(), len) };
+        f(t, ImageMut::new(part, split.band_dims(dims, t), layout))
     });
 }
 

@@ -10,12 +10,16 @@
 mod support;
 
 use incept_kernels::conv::{
-    PackedConv, chunk_taps, conv2d_image_par, conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len,
+    PackedConv, chunk_taps, conv2d_band_scratch_len, conv2d_bands_par, conv2d_image_bands_par, conv2d_image_par,
+    conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len,
 };
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
-use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
+use support::{
+    Rng, ThreeThreads, band_splits, bands_of, reference_conv, to_layout, view_bands, write_bands,
+    write_between_sentinels,
+};
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -138,6 +142,38 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
             "{} {case:?}: conv2d_image_par differs from conv2d_nchw16c_par",
             kernels.conv_name()
         );
+    }
+    // In bands of rows (input and output split alike, or the input into one band
+    // more): each band computed on its own, the same tiles and sums, so the same bits.
+    let w = PackedConv { shape, weights: &packed, bias: &pbias };
+    let same = |got: &[f32], what: &str| {
+        assert!(
+            got.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{} {case:?}: {what} differs from one band",
+            kernels.conv_name()
+        )
+    };
+    for (in_split, out_split) in band_splits(h, oh) {
+        let in_bands = bands_of(Image::new(&xin, din, blk), in_split);
+        let res_bands = bands_of(Image::new(&rin, dout, blk), out_split);
+        let len = conv2d_band_scratch_len(din, in_split, &geom, out_split) * par.threads();
+        let mut scratch = vec![f32::NAN; len.max(conv2d_scratch_len(din, &geom))];
+        let got = write_bands(dout, blk, out_split, |out| {
+            let input = view_bands(&in_bands, din, blk, in_split);
+            let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
+            conv2d_bands_par(kernels, input, &w, &geom, res, act, out, &mut scratch, par)
+        });
+        same(&got, &format!("conv2d_bands_par in {in_split:?} -> {out_split:?}"));
+        if ci <= 16 {
+            let image_bands = bands_of(Image::new(&x, din, Layout::Nchw), in_split);
+            let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
+            let got = write_bands(dout, blk, out_split, |out| {
+                let input = view_bands(&image_bands, din, Layout::Nchw, in_split);
+                let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
+                conv2d_image_bands_par(kernels, input, &w, &geom, res, act, out, &mut scratch, par)
+            });
+            same(&got, &format!("conv2d_image_bands_par in {in_split:?} -> {out_split:?}"));
+        }
     }
     for c in 0..blk.padded_channels(co) {
         for y in 0..oh {

@@ -4,8 +4,9 @@
 
 use std::fmt::Debug;
 
+use incept_kernels::bands::{join_bands, split_image};
 use incept_kernels::parallel::ParallelFor;
-use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, reference};
+use incept_kernels::{Activation, Bands, BandsMut, ConvGeometry, Dims, Image, ImageMut, Layout, RowSplit, reference};
 
 /// xorshift64: uniform values in [-1, 1).
 pub struct Rng(pub u64);
@@ -92,4 +93,41 @@ pub fn write_between_sentinels(d: Dims, layout: Layout, case: &dyn Debug, f: imp
         "{case:?}: wrote outside its slice"
     );
     buf[before..before + len].to_vec()
+}
+
+/// Runs `f` on `d`-shaped output bands of `split` (each filled with NaN first,
+/// so that a value left unwritten shows) and returns the whole image they make.
+pub fn write_bands(d: Dims, layout: Layout, split: RowSplit, f: impl FnOnce(&mut BandsMut)) -> Vec<f32> {
+    let mut parts: Vec<Vec<f32>> =
+        (0..split.bands()).map(|t| vec![f32::NAN; layout.image_len(split.band_dims(d, t))]).collect();
+    f(&mut BandsMut::new(parts.iter_mut().map(|p| &mut p[..]), d, layout, split));
+    let refs: Vec<&[f32]> = parts.iter().map(|p| &p[..]).collect();
+    join_bands(Bands::new(&refs, d, layout, split))
+}
+
+/// `image` in bands of `split`, kept alive by the returned buffers.
+pub fn bands_of(image: Image, split: RowSplit) -> Vec<Vec<f32>> {
+    split_image(image, split)
+}
+
+/// Read-only bands over `parts`.
+pub fn view_bands<'a>(parts: &'a [Vec<f32>], d: Dims, layout: Layout, split: RowSplit) -> Bands<'a> {
+    let refs: Vec<&[f32]> = parts.iter().map(|p| &p[..]).collect();
+    Bands::new(&refs, d, layout, split)
+}
+
+/// The band splits a kernel is checked on for an input of `h` rows and an output of
+/// `oh`: 2 to 4 bands each, the input split alike or into one band more (so that
+/// windows cross boundaries in every way).
+pub fn band_splits(h: usize, oh: usize) -> Vec<(RowSplit, RowSplit)> {
+    let mut splits = Vec::new();
+    for n in 2..=4 {
+        for extra in 0..2 {
+            let (i, o) = (RowSplit::even(h, n + extra), RowSplit::even(oh, n));
+            if (i.bands() > 1 || o.bands() > 1) && !splits.contains(&(i, o)) {
+                splits.push((i, o));
+            }
+        }
+    }
+    splits
 }
