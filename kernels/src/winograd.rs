@@ -63,9 +63,10 @@
 // The transforms index 4x4 patches by (row, column) in lockstep.
 #![allow(clippy::needless_range_loop)]
 
+use crate::bands::{Bands, BandsMut};
 use crate::conv::{PackedConv, TileArgs, choose_tile};
 use crate::dispatch::Kernels;
-use crate::parallel::{ParallelFor, SharedMut, WorkerSlots};
+use crate::parallel::{ParallelFor, SharedMut, WorkerSlots, for_each_band};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 type Lanes = [f32; BLOCK];
@@ -279,8 +280,10 @@ pub fn winograd_scratch_len(input: Dims, geom: &ConvGeometry, scheme: Scheme, th
 /// What the input transform of one chunk reads and writes.
 pub(crate) struct InputJob<'a> {
     pub scheme: Scheme,
-    /// The unpadded input image.
-    pub input: Image<'a>,
+    /// The unpadded input image, in bands.
+    pub input: Bands<'a>,
+    /// The output row the tiles' first row starts at (the first of their band).
+    pub oy0: usize,
     /// Padding rows above, columns left.
     pub pad_top: usize,
     pub pad_left: usize,
@@ -477,31 +480,35 @@ pub(crate) fn input_transform(job: &mut InputJob) {
 /// of each `N x N` patch under an `N - 2` square tile.
 #[inline(always)]
 fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]) -> [Lanes; N] + Copy) {
-    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    let InputJob { scheme, input, oy0, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
-    let (plane, pos_stride) = (d.h * d.w * BLOCK, v_offset(scheme, cb_count, per_chunk, 1));
+    let pos_stride = v_offset(scheme, cb_count, per_chunk, 1);
     assert!(n <= per_chunk && v.len() >= N * N * pos_stride, "winograd input transform: scratch");
-    assert_eq!(input.data.len(), cb_count * plane, "winograd input transform: input");
-    let (src, dst) = (input.data.as_ptr(), v.as_mut_ptr());
+    assert!(input.layout == Layout::Nchw16c, "winograd input transform: input layout");
+    let dst = v.as_mut_ptr();
     const ZERO: Lanes = [0.0; BLOCK];
     let step = N - 2;
     for t in 0..n {
         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
         // The patch's first input row and column (negative in the padding).
-        let (y0, x0) = ((step * ty) as isize - pad_top as isize, (step * tx) as isize - pad_left as isize);
+        let y0 = (oy0 + step * ty) as isize - pad_top as isize;
+        let x0 = (step * tx) as isize - pad_left as isize;
+        // A patch inside the image and inside one band reads that band in place.
         let inside = y0 >= 0 && x0 >= 0 && y0 as usize + N <= d.h && x0 as usize + N <= d.w;
+        let band = inside.then(|| input.row(y0 as usize)).filter(|(b, r)| r + N <= b.dims.h);
         for cb in 0..cb_count {
             // SAFETY: writes go to position p < N * N, block cb < cb_count, tile t <
             // per_chunk: below N * N * pos_stride <= v.len().
             let store = |p: usize, val: &Lanes| unsafe {
                 dst.add(p * pos_stride + (cb * per_chunk + t) * BLOCK).cast::<Lanes>().write(*val)
             };
-            if inside {
-                let base = cb * plane + (y0 as usize * d.w + x0 as usize) * BLOCK;
-                // SAFETY: rows y0..y0+N <= h and columns x0..x0+N <= w of block cb are
-                // inside the input (whose length was asserted).
-                patch_transform(bt, |r, c| unsafe { load(src.add(base + (r * d.w + c) * BLOCK)) }, store);
+            if let Some((b, r)) = band {
+                let base = (cb * b.dims.h + r) * d.w + x0 as usize;
+                let src = b.data[base * BLOCK..][..((N - 1) * d.w + N) * BLOCK].as_ptr();
+                // SAFETY: rows r..r+N <= the band's rows and columns x0..x0+N <= w of
+                // block cb lie inside the slice just taken.
+                patch_transform(bt, |r, c| unsafe { load(src.add((r * d.w + c) * BLOCK)) }, store);
             } else {
                 let mut patch = [[ZERO; N]; N];
                 for (r, row) in patch.iter_mut().enumerate() {
@@ -509,11 +516,12 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
                     if y < 0 || y as usize >= d.h {
                         continue;
                     }
+                    let (b, by) = input.row(y as usize);
                     for (c, px) in row.iter_mut().enumerate() {
                         let x = x0 + c as isize;
                         if x >= 0 && (x as usize) < d.w {
-                            let at = cb * plane + (y as usize * d.w + x as usize) * BLOCK;
-                            *px = input.data[at..at + BLOCK].try_into().expect("a whole block");
+                            let at = ((cb * b.dims.h + by) * d.w + x as usize) * BLOCK;
+                            *px = b.data[at..at + BLOCK].try_into().expect("a whole block");
                         }
                     }
                 }
@@ -526,48 +534,51 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
 /// [`input_transform`] of F(2, 3): `B^T d` of each line under a pair of outputs.
 #[inline(always)]
 fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
-    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    let InputJob { scheme, input, oy0, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
-    let plane = d.h * d.w * BLOCK;
     let offsets: [usize; 4] = std::array::from_fn(|p| v_offset(scheme, cb_count, per_chunk, p));
     let v_len = v_offset(scheme, cb_count, per_chunk, 4);
     assert!(taps < 8 && n <= per_chunk && v.len() >= v_len, "winograd input transform: scratch");
-    assert_eq!(input.data.len(), cb_count * plane, "winograd input transform: input");
-    let (src, dst) = (input.data.as_ptr(), v.as_mut_ptr());
+    assert!(input.layout == Layout::Nchw16c, "winograd input transform: input layout");
+    let dst = v.as_mut_ptr();
     for t in 0..n {
         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-        // The line's first input pixel (negative along it in the padding), the step
-        // between its pixels and its length; across the line there is no padding,
-        // so output row ty (column tx) reads input row ty (column tx).
-        let (y0, x0, step, len) = if vertical {
-            ((2 * ty) as isize - pad_top as isize, tx as isize, d.w * BLOCK, d.h)
+        // The line's first input pixel (negative along it in the padding) and its
+        // length; across the line there is no padding, so output row oy0 + ty
+        // (column tx) reads input row oy0 + ty (column tx).
+        let (y0, x0, len) = if vertical {
+            ((oy0 + 2 * ty) as isize - pad_top as isize, tx as isize, d.h)
         } else {
-            (ty as isize, (2 * tx) as isize - pad_left as isize, BLOCK, d.w)
+            ((oy0 + ty) as isize, (2 * tx) as isize - pad_left as isize, d.w)
         };
         let s = if vertical { y0 } else { x0 };
+        // The band a line inside the image lies in (all of it, for a vertical one).
+        let inside = s >= 0 && s as usize + taps < len;
+        let band = inside.then(|| input.row(y0 as usize)).filter(|(b, r)| !vertical || r + taps < b.dims.h);
         for cb in 0..cb_count {
             // SAFETY: writes go to position p < 4, part k < depth(p), block cb <
             // cb_count, tile t < per_chunk: below v_offset(4) <= v.len().
             let store = |p: usize, k: usize, val: &Lanes| unsafe {
                 dst.add(offsets[p] + ((k * cb_count + cb) * per_chunk + t) * BLOCK).cast::<Lanes>().write(*val)
             };
-            if s >= 0 && s as usize + taps < len {
-                let base = cb * plane + (y0 as usize * d.w + x0 as usize) * BLOCK;
-                // SAFETY: the line's taps + 1 pixels from (y0, x0) lie inside the
-                // image (s + taps < len along it, y0 < h and x0 < w across it).
-                line_transform(taps, |k| unsafe { load(src.add(base + k * step)) }, store);
+            if let Some((b, r)) = band {
+                let (base, step) = ((cb * b.dims.h + r) * d.w + x0 as usize, if vertical { d.w } else { 1 });
+                let src = b.data[base * BLOCK..][..(taps * step + 1) * BLOCK].as_ptr();
+                // SAFETY: the line's taps + 1 pixels from (r, x0), `step` pixels apart,
+                // lie inside the slice just taken (inside the band and the image).
+                line_transform(taps, |k| unsafe { load(src.add(k * step * BLOCK)) }, store);
             } else {
-                // The line's start may be in the padding: index from pixel 0 of it.
-                let (y, x) = if vertical { (0, x0 as usize) } else { (y0 as usize, 0) };
-                let line_base = cb * plane + (y * d.w + x) * BLOCK;
                 let mut line = [[0.0; BLOCK]; 8];
                 for (k, px) in line.iter_mut().enumerate().take(taps + 1) {
                     let at = s + k as isize;
-                    if at >= 0 && (at as usize) < len {
-                        let i = line_base + at as usize * step;
-                        *px = input.data[i..i + BLOCK].try_into().expect("a whole block");
+                    if at < 0 || at as usize >= len {
+                        continue;
                     }
+                    let (y, x) = if vertical { (at as usize, x0 as usize) } else { (y0 as usize, at as usize) };
+                    let (b, by) = input.row(y);
+                    let i = ((cb * b.dims.h + by) * d.w + x) * BLOCK;
+                    *px = b.data[i..i + BLOCK].try_into().expect("a whole block");
                 }
                 line_transform(taps, |k| line[k], store);
             }
@@ -735,62 +746,188 @@ pub fn conv2d_winograd_par(
     scratch: &mut [f32],
     par: &dyn ParallelFor,
 ) {
+    let residual = residual.map(Bands::from);
+    conv2d_winograd_bands_par(kernels, input.into(), w, geom, scheme, residual, act, &mut out.into(), scratch, par)
+}
+
+/// [`conv2d_winograd_par`] on images in bands (see [`crate::bands`]): with more
+/// than one output band, one task per band computes its tiles (tiled from the
+/// band's first row), reading the few input rows its patches need from the
+/// neighbouring bands; with one, the chunks are spread over the threads.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_winograd_bands_par(
+    kernels: &Kernels,
+    input: Bands,
+    w: &PackedWinograd,
+    geom: &ConvGeometry,
+    scheme: Scheme,
+    residual: Option<Bands>,
+    act: Activation,
+    out: &mut BandsMut,
+    scratch: &mut [f32],
+    par: &dyn ParallelFor,
+) {
     let s = w.shape;
-    assert!(input.layout == Layout::Nchw16c, "conv2d_winograd: input layout");
+    let (din, dout) = (input.dims, out.dims);
+    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_winograd: layouts");
     assert!(scheme.computes(geom, s.ci), "conv2d_winograd: {scheme:?} does not compute this window");
+    assert!(din.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_winograd: shape");
+    assert_eq!(geom.output_hw(din.h, din.w), Some((dout.h, dout.w)), "conv2d_winograd: size");
     let packed_len = crate::pack::winograd_packed_len(s, scheme);
-    crate::conv::check_conv("conv2d_winograd", &input, w, packed_len, geom, residual.as_ref(), out);
-    let (oh, ow) = (out.dims.h, out.dims.w);
-    let ch = chunking(scheme, s.ci, oh, ow, par.threads());
+    assert!(w.weights.len() == packed_len && w.bias.len() == s.packed_bias_len(), "conv2d_winograd: packing");
+    if let Some(r) = &residual {
+        assert!(r.dims == dout && r.split == out.split && r.layout == out.layout, "conv2d_winograd: residual");
+    }
+    let ch = chunking(scheme, s.ci, dout.h, dout.w, par.threads());
     let worker_slots = WorkerSlots::new(scratch, par, ch.slot_len, "conv2d_winograd");
     kernels.record_call();
+    let split = out.split;
+    if split.bands() == 1 {
+        let layer = BandTiles::new(
+            kernels,
+            input,
+            w,
+            geom,
+            scheme,
+            residual.map(|r| r.band(0)),
+            act,
+            &mut out.band(0),
+            0,
+            ch,
+            par.threads(),
+        );
+        par.run(layer.tasks, &|task| {
+            // SAFETY: taken once, inside this task.
+            layer.run(task, unsafe { worker_slots.mine(par) })
+        });
+    } else {
+        for_each_band(out, par, &|t, mut band| {
+            let (oy0, res) = (split.rows(t).start, residual.map(|r| r.band(t)));
+            let layer = BandTiles::new(kernels, input, w, geom, scheme, res, act, &mut band, oy0, ch, 1);
+            // SAFETY: taken once, inside this task.
+            layer.run(0, unsafe { worker_slots.mine(par) })
+        });
+    }
+}
 
-    let (tiles_w, tiles) = tile_counts(scheme, oh, ow);
-    let (ci_blocks, co_blocks) = (s.ci_blocks(), s.co_blocks());
-    let mk = &kernels.conv;
-    let groups = co_blocks.div_ceil(choose_tile(mk, co_blocks, ch.per_chunk).0);
-    let (per_chunk, chunks) = balanced_chunks(tiles, ch.per_chunk, groups, par.threads());
-    let (ob_tile, px_tile) = choose_tile(mk, co_blocks, per_chunk);
-    assert!(ob_tile <= MAX_OB, "conv2d_winograd: microkernel tile wider than {MAX_OB} blocks");
-    let (slots, positions) = (ch.slots, scheme.positions());
-    // Per position: input blocks of its GEMM, and where its image and its weights
-    // (`[co blocks][k_blocks][16][16]`, as a 1x1 layer's) start.
-    let k_blocks: [usize; MAX_POSITIONS] = std::array::from_fn(|p| scheme.depth(p) * ci_blocks);
-    let v_at: [usize; MAX_POSITIONS] = std::array::from_fn(|p| v_offset(scheme, ci_blocks, per_chunk, p));
-    let w_at: [usize; MAX_POSITIONS] =
-        std::array::from_fn(|p| (0..p).map(|q| co_blocks * k_blocks[q] * BLOCK * BLOCK).sum());
-    // The per-position products sum over their inputs in the direct convolution's
-    // chunks (a 1x1 layer's order).
-    let gemm_chunk: [usize; MAX_POSITIONS] = std::array::from_fn(|p| {
-        crate::conv::chunk_taps(crate::pack::ConvShape { co: s.co, ci: s.ci * scheme.depth(p), kh: 1, kw: 1 })
-    });
-    let zeros = [0.0f32; MAX_OB * BLOCK];
-    let out_len = out.data.len();
-    let out_ptr = SharedMut(out.data.as_mut_ptr());
+/// One Winograd convolution's tiles of one output band (or of the whole output),
+/// dealt to `tasks` tasks.
+struct BandTiles<'a> {
+    kernels: &'a Kernels,
+    input: Bands<'a>,
+    w: &'a PackedWinograd<'a>,
+    geom: ConvGeometry,
+    scheme: Scheme,
+    residual: Option<&'a [f32]>,
+    relu: bool,
+    out: SharedMut,
+    out_len: usize,
+    /// Output rows (of the band) and columns, and the band's first row.
+    oh: usize,
+    ow: usize,
+    oy0: usize,
+    ch: Chunking,
+    tiles_w: usize,
+    tiles: usize,
+    per_chunk: usize,
+    ob_tile: usize,
+    px_tile: usize,
+    groups: usize,
+    items: usize,
+    tasks: usize,
+    /// Per position: input blocks of its GEMM, where its image and its weights
+    /// start, and its GEMM's chunk of the sum.
+    k_blocks: [usize; MAX_POSITIONS],
+    v_at: [usize; MAX_POSITIONS],
+    w_at: [usize; MAX_POSITIONS],
+    gemm_chunk: [usize; MAX_POSITIONS],
+}
 
-    // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to one
-    // task per thread in runs of equal work; a task works in its worker's slot and
-    // transforms the input of each chunk it has items of once; large maps split by
-    // chunks (each task owns whole chunks but one), small ones by groups (a few chunks' transforms are repeated, which
-    // costs a fraction of a percent, and each thread reads only its share of the
-    // weights).
-    let groups = co_blocks.div_ceil(ob_tile);
-    let items = chunks * groups;
-    let tasks = slots.min(items);
-    // An item's work: its group's blocks times its chunk's tiles; a task takes the
-    // items whose work's midpoint falls in its equal share of the total.
-    let work = |item: usize| {
-        let (chunk, group) = (item / groups, item % groups);
-        ob_tile.min(co_blocks - group * ob_tile) * per_chunk.min(tiles - chunk * per_chunk)
-    };
-    let total = co_blocks * tiles;
-    par.run(tasks, &|task| {
-        // SAFETY: taken once, inside this task.
-        let mine = unsafe { worker_slots.mine(par) };
-        let (v, m) = mine.split_at_mut(ch.v_len);
+impl<'a> BandTiles<'a> {
+    /// The tiles of `out`, output rows `oy0..` of the layer, for `threads` threads.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        kernels: &'a Kernels,
+        input: Bands<'a>,
+        w: &'a PackedWinograd<'a>,
+        geom: &ConvGeometry,
+        scheme: Scheme,
+        residual: Option<Image<'a>>,
+        act: Activation,
+        out: &mut ImageMut,
+        oy0: usize,
+        ch: Chunking,
+        threads: usize,
+    ) -> Self {
+        let s = w.shape;
+        let (oh, ow) = (out.dims.h, out.dims.w);
+        let (tiles_w, tiles) = tile_counts(scheme, oh, ow);
+        let (ci_blocks, co_blocks) = (s.ci_blocks(), s.co_blocks());
+        let mk = &kernels.conv;
+        let per_chunk = ch.per_chunk.min(tiles);
+        let groups = co_blocks.div_ceil(choose_tile(mk, co_blocks, per_chunk).0);
+        let (per_chunk, chunks) = balanced_chunks(tiles, per_chunk, groups, threads);
+        let (ob_tile, px_tile) = choose_tile(mk, co_blocks, per_chunk);
+        assert!(ob_tile <= MAX_OB, "conv2d_winograd: microkernel tile wider than {MAX_OB} blocks");
+        let k_blocks: [usize; MAX_POSITIONS] = std::array::from_fn(|p| scheme.depth(p) * ci_blocks);
+        // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to
+        // one task per thread in runs of equal work; a task transforms the input of
+        // each chunk it has items of once. Large maps split by chunks (each task
+        // owns whole chunks but one), small ones by groups (a few chunks' transforms
+        // are repeated, which costs a fraction of a percent, and each thread reads
+        // only its share of the weights).
+        let groups = co_blocks.div_ceil(ob_tile);
+        let items = chunks * groups;
+        BandTiles {
+            kernels,
+            input,
+            w,
+            geom: *geom,
+            scheme,
+            residual: residual.map(|r| r.data),
+            relu: act == Activation::Relu,
+            out: SharedMut(out.data.as_mut_ptr()),
+            out_len: out.data.len(),
+            oh,
+            ow,
+            oy0,
+            ch,
+            tiles_w,
+            tiles,
+            per_chunk,
+            ob_tile,
+            px_tile,
+            groups,
+            items,
+            tasks: threads.max(1).min(items),
+            k_blocks,
+            v_at: std::array::from_fn(|p| v_offset(scheme, ci_blocks, per_chunk, p)),
+            w_at: std::array::from_fn(|p| (0..p).map(|q| co_blocks * k_blocks[q] * BLOCK * BLOCK).sum()),
+            // The per-position products sum over their inputs in the direct
+            // convolution's chunks (a 1x1 layer's order).
+            gemm_chunk: std::array::from_fn(|p| {
+                crate::conv::chunk_taps(crate::pack::ConvShape { co: s.co, ci: s.ci * scheme.depth(p), kh: 1, kw: 1 })
+            }),
+        }
+    }
+
+    /// Task `task`'s items, in its worker's scratch slot `mine`.
+    fn run(&self, task: usize, mine: &mut [f32]) {
+        let (s, scheme, per_chunk, tiles) = (self.w.shape, self.scheme, self.per_chunk, self.tiles);
+        let (ci_blocks, co_blocks, ob_tile, groups) = (s.ci_blocks(), s.co_blocks(), self.ob_tile, self.groups);
+        let (tasks, mk) = (self.tasks, &self.kernels.conv);
+        let zeros = [0.0f32; MAX_OB * BLOCK];
+        // An item's work: its group's blocks times its chunk's tiles; a task takes the
+        // items whose work's midpoint falls in its equal share of the total.
+        let work = |item: usize| {
+            let (chunk, group) = (item / groups, item % groups);
+            ob_tile.min(co_blocks - group * ob_tile) * per_chunk.min(tiles - chunk * per_chunk)
+        };
+        let total = co_blocks * tiles;
+        let (v, m) = mine.split_at_mut(self.ch.v_len);
         let mut transformed = None;
         let mut start = 0;
-        for item in 0..items {
+        for item in 0..self.items {
             let item_work = work(item);
             let mid = 2 * start + item_work;
             start += item_work;
@@ -804,38 +941,39 @@ pub fn conv2d_winograd_par(
             if transformed != Some(chunk) {
                 let mut job = InputJob {
                     scheme,
-                    input,
-                    pad_top: geom.pad.top,
-                    pad_left: geom.pad.left,
-                    tiles_w,
+                    input: self.input,
+                    oy0: self.oy0,
+                    pad_top: self.geom.pad.top,
+                    pad_left: self.geom.pad.left,
+                    tiles_w: self.tiles_w,
                     t0,
                     n,
                     per_chunk,
                     v: &mut *v,
                 };
                 // SAFETY: `kernels` proves the tier runs on this CPU.
-                unsafe { (kernels.winograd.input)(&mut job) };
+                unsafe { (self.kernels.winograd.input)(&mut job) };
                 transformed = Some(chunk);
             }
             let ob0 = group * ob_tile;
             let ob = ob_tile.min(co_blocks - ob0);
-            for p in 0..positions {
+            for p in 0..scheme.positions() {
                 let m_pos = &mut m[p * m_pos_stride(per_chunk)..][..MAX_OB * per_chunk * BLOCK];
-                let w_block = k_blocks[p] * BLOCK * BLOCK;
-                for px0 in (0..n).step_by(px_tile) {
-                    let px = px_tile.min(n - px0);
+                let w_block = self.k_blocks[p] * BLOCK * BLOCK;
+                for px0 in (0..n).step_by(self.px_tile) {
+                    let px = self.px_tile.min(n - px0);
                     let args = TileArgs {
-                        input: v[v_at[p] + px0 * BLOCK..].as_ptr(),
+                        input: v[self.v_at[p] + px0 * BLOCK..].as_ptr(),
                         in_pixel: BLOCK,
                         in_row: 0,
                         in_block: per_chunk * BLOCK,
-                        ci_blocks: k_blocks[p],
+                        ci_blocks: self.k_blocks[p],
                         // Only the 3x3 schemes take a partial block, as the only one.
                         ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
                         kh: 1,
                         kw: 1,
-                        chunk: gemm_chunk[p],
-                        weights: w.weights[w_at[p] + ob0 * w_block..].as_ptr(),
+                        chunk: self.gemm_chunk[p],
+                        weights: self.w.weights[self.w_at[p] + ob0 * w_block..].as_ptr(),
                         w_block,
                         bias: zeros.as_ptr(),
                         residual: std::ptr::null(),
@@ -858,22 +996,22 @@ pub fn conv2d_winograd_par(
                 per_chunk,
                 ob0,
                 ob,
-                bias: w.bias,
-                residual: residual.map(|r| r.data),
-                relu: act == Activation::Relu,
-                out: out_ptr.get(),
-                out_len,
-                oh,
-                ow,
-                tiles_w,
+                bias: self.w.bias,
+                residual: self.residual,
+                relu: self.relu,
+                out: self.out.get(),
+                out_len: self.out_len,
+                oh: self.oh,
+                ow: self.ow,
+                tiles_w: self.tiles_w,
                 t0,
                 n,
             };
             // SAFETY: the tier runs on this CPU; `out` holds out_len floats and
             // this task alone writes blocks ob0..ob0+ob of this chunk's tiles.
-            unsafe { (kernels.winograd.output)(&job) };
+            unsafe { (self.kernels.winograd.output)(&job) };
         }
-    });
+    }
 }
 
 #[cfg(test)]
