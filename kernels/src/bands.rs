@@ -114,6 +114,27 @@ impl<'a> Bands<'a> {
         (self.band(t), y - self.split.rows(t).start)
     }
 
+    /// Channel blocks `blocks` of a blocked image, in the same bands.
+    pub fn blocks(&self, blocks: Range<usize>) -> Bands<'a> {
+        assert!(self.layout == Layout::Nchw16c, "bands: channel blocks of a plain image");
+        let c = self.dims.c.min(blocks.end * crate::BLOCK) - blocks.start * crate::BLOCK;
+        let mut parts = self.parts;
+        for (t, part) in parts.iter_mut().enumerate().take(self.split.bands()) {
+            let plane = self.split.rows(t).len() * self.dims.w * crate::BLOCK;
+            *part = &part[blocks.start * plane..blocks.end * plane];
+        }
+        Bands { dims: self.dims.with_c(c), layout: self.layout, split: self.split, parts }
+    }
+
+    /// Row `y` of channel block `cb` (of channel `cb` in the plain layout): `w`
+    /// pixels of 16 lanes (of one).
+    #[inline]
+    pub fn row_of(&self, cb: usize, y: usize) -> &'a [f32] {
+        let (band, r) = self.row(y);
+        let row_len = self.dims.w * self.layout.block();
+        &band.data[(cb * band.dims.h + r) * row_len..][..row_len]
+    }
+
     /// The value at `(c, y, x)`.
     pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
         let (band, r) = self.row(y);

@@ -3,7 +3,8 @@
 //! `#[target_feature]` wrapper (see [`crate::dispatch`]), so the same loops become
 //! SSE, AVX2 or AVX-512 (or NEON) code; the per-lane loops are what vectorises.
 
-use crate::parallel::{ParallelFor, for_each_part};
+use crate::bands::{Bands, BandsMut};
+use crate::parallel::{ParallelFor, for_each_band, for_each_part};
 use crate::{BLOCK, Image, ImageMut, Layout, PoolGeometry};
 
 type Lanes = [f32; BLOCK];
@@ -17,21 +18,23 @@ fn window(o: usize, k: usize, stride: usize, before: usize, after: usize, size: 
     (start.saturating_sub(before), end.saturating_sub(before).min(size), end - start)
 }
 
-fn check(input: &Image, geom: &PoolGeometry, out: &ImageMut) {
+fn check(input: &Bands, geom: &PoolGeometry, out: &ImageMut, oy0: usize) {
     assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
     assert_eq!(input.dims.c, out.dims.c, "pool: channel count");
-    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "pool: output size");
+    let (oh, ow) = geom.output_hw(input.dims.h, input.dims.w).expect("pool: a window that fits");
+    assert!(oy0 + out.dims.h <= oh && out.dims.w == ow, "pool: output size");
 }
 
-/// Max or average pooling; `avg` carries `count_include_pad`.
+/// Max or average pooling of output rows `oy0..oy0 + out.h` into `out`; `avg`
+/// carries `count_include_pad`.
 #[inline(always)]
-pub(crate) fn pool(input: Image, geom: &PoolGeometry, avg: Option<bool>, out: &mut ImageMut) {
-    check(&input, geom, out);
+pub(crate) fn pool(input: Bands, geom: &PoolGeometry, avg: Option<bool>, out: &mut ImageMut, oy0: usize) {
+    check(&input, geom, out, oy0);
     match avg {
-        None => pool_with(input, geom, out, f32::NEG_INFINITY, f32::max, |_, _| 1.0),
+        None => pool_with(input, geom, out, oy0, f32::NEG_INFINITY, f32::max, |_, _| 1.0),
         Some(count_include_pad) => {
             let divisor = move |padded: usize, inside: usize| if count_include_pad { padded } else { inside } as f32;
-            pool_with(input, geom, out, 0.0, |a, v| a + v, move |p, i| 1.0 / divisor(p, i))
+            pool_with(input, geom, out, oy0, 0.0, |a, v| a + v, move |p, i| 1.0 / divisor(p, i))
         }
     }
 }
@@ -41,34 +44,38 @@ pub(crate) fn pool(input: Image, geom: &PoolGeometry, avg: Option<bool>, out: &m
 /// inner loop is one vector operation per window pixel over whole rows of it.
 #[inline(always)]
 fn pool_with(
-    input: Image,
+    input: Bands,
     geom: &PoolGeometry,
     out: &mut ImageMut,
+    oy0: usize,
     init: f32,
     combine: impl Fn(f32, f32) -> f32,
     scale: impl Fn(usize, usize) -> f32,
 ) {
     let (g, d, od) = (&geom.window, input.dims, out.dims);
-    let row = d.w * BLOCK;
-    for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(out.data.chunks_exact_mut(od.h * od.w * BLOCK)) {
-        for (oy, dst_row) in dst.chunks_exact_mut(od.w * BLOCK).enumerate() {
-            let (y0, y1, ph) = window(oy, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
+    for (cb, dst) in out.data.chunks_exact_mut(od.h * od.w * BLOCK).enumerate() {
+        for (r, dst_row) in dst.chunks_exact_mut(od.w * BLOCK).enumerate() {
+            let (y0, y1, ph) = window(oy0 + r, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
+            // The Inception family's whole 3x3 window: its three rows, looked up once
+            // per output row, of a length the compiler knows, so the nine loads need
+            // no bounds checks and the sum stays in registers. Same order as the
+            // general loop.
+            let three_rows = (y1 - y0 == 3).then(|| [0, 1, 2].map(|k| input.row_of(cb, y0 + k)));
             for (ox, px_out) in dst_row.chunks_exact_mut(BLOCK).enumerate() {
                 let (x0, x1, pw) = window(ox, g.kw, g.stride_w, g.pad.left, g.pad.right, d.w);
                 let mut acc: Lanes = [init; BLOCK];
                 let mut fold = |px: &[f32]| acc.iter_mut().zip(px).for_each(|(a, v)| *a = combine(*a, *v));
-                if (y1 - y0, x1 - x0) == (3, 3) {
-                    // The Inception family's whole 3x3 window: three rows of a length
-                    // the compiler knows, so the nine loads need no bounds checks and
-                    // the sum stays in registers. Same order as the general loop.
-                    let at = (y0 * d.w + x0) * BLOCK;
-                    for r in 0..3 {
-                        let three: &[f32; 3 * BLOCK] = src[at + r * row..][..3 * BLOCK].try_into().expect("3 pixels");
-                        three.chunks_exact(BLOCK).for_each(&mut fold);
+                match three_rows {
+                    Some(rows) if x1 - x0 == 3 => {
+                        for row in rows {
+                            let three: &[f32; 3 * BLOCK] = row[x0 * BLOCK..][..3 * BLOCK].try_into().expect("3 pixels");
+                            three.chunks_exact(BLOCK).for_each(&mut fold);
+                        }
                     }
-                } else {
-                    for y in y0..y1 {
-                        src[(y * d.w + x0) * BLOCK..(y * d.w + x1) * BLOCK].chunks_exact(BLOCK).for_each(&mut fold);
+                    _ => {
+                        for y in y0..y1 {
+                            input.row_of(cb, y)[x0 * BLOCK..x1 * BLOCK].chunks_exact(BLOCK).for_each(&mut fold);
+                        }
                     }
                 }
                 let k = scale(ph * pw, (y1 - y0) * (x1 - x0));
@@ -80,15 +87,17 @@ fn pool_with(
 
 /// Global average pooling to `c x 1 x 1`.
 #[inline(always)]
-pub(crate) fn global_avg_pool(input: Image, out: &mut ImageMut) {
+pub(crate) fn global_avg_pool(input: Bands, out: &mut ImageMut) {
     let d = input.dims;
     assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "global_avg_pool: layouts");
     assert_eq!((out.dims.c, out.dims.h, out.dims.w), (d.c, 1, 1), "global_avg_pool: output shape");
     let inv = 1.0 / (d.h * d.w) as f32;
-    for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(out.data.chunks_exact_mut(BLOCK)) {
+    for (cb, dst) in out.data.chunks_exact_mut(BLOCK).enumerate() {
         let mut acc: Lanes = [0.0; BLOCK];
-        for px in src.chunks_exact(BLOCK) {
-            acc.iter_mut().zip(px).for_each(|(a, v)| *a += v);
+        for y in 0..d.h {
+            for px in input.row_of(cb, y).chunks_exact(BLOCK) {
+                acc.iter_mut().zip(px).for_each(|(a, v)| *a += v);
+            }
         }
         dst.iter_mut().zip(acc).for_each(|(o, a)| *o = a * inv);
     }
@@ -156,4 +165,53 @@ pub fn reorder(input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
         }),
         _ => crate::reference::copy(input, out),
     }
+}
+
+/// [`reorder`] between images in bands (any two splits, either layout): one task
+/// per output band writes its rows, row by row.
+pub fn reorder_bands(input: Bands, out: &mut BandsMut, par: &dyn ParallelFor) {
+    let d = input.dims;
+    assert_eq!(d, out.dims, "reorder: shape");
+    if input.split.bands() == 1 && out.split.bands() == 1 {
+        return reorder(input.band(0), &mut out.band(0), par);
+    }
+    let (from, to, split) = (input.layout, out.layout, out.split);
+    let blocks = d.c.div_ceil(BLOCK);
+    for_each_band(out, par, &|t, band| {
+        let bh = band.dims.h;
+        for (r, y) in split.rows(t).enumerate() {
+            match to {
+                Layout::Nchw16c => {
+                    for cb in 0..blocks {
+                        let dst = &mut band.data[(cb * bh + r) * d.w * BLOCK..][..d.w * BLOCK];
+                        let lanes = (d.c - cb * BLOCK).min(BLOCK);
+                        match from {
+                            Layout::Nchw16c => dst.copy_from_slice(input.row_of(cb, y)),
+                            Layout::Nchw => {
+                                dst.fill(0.0);
+                                for l in 0..lanes {
+                                    let src = input.row_of(cb * BLOCK + l, y);
+                                    dst[l..].iter_mut().step_by(BLOCK).zip(src).for_each(|(o, v)| *o = *v);
+                                }
+                            }
+                        }
+                    }
+                }
+                Layout::Nchw => {
+                    for c in 0..d.c {
+                        let dst = &mut band.data[(c * bh + r) * d.w..][..d.w];
+                        match from {
+                            Layout::Nchw => dst.copy_from_slice(input.row_of(c, y)),
+                            Layout::Nchw16c => {
+                                let src = input.row_of(c / BLOCK, y);
+                                dst.iter_mut()
+                                    .zip(src.iter().skip(c % BLOCK).step_by(BLOCK))
+                                    .for_each(|(o, v)| *o = *v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
 }

@@ -6,12 +6,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conv::ConvMicrokernel;
-use crate::parallel::{ParallelFor, for_each_part};
+use crate::parallel::{ParallelFor, for_each_band, for_each_part};
 use crate::peak;
-use crate::{Activation, BLOCK, Image, ImageMut, Layout, PoolGeometry, winograd};
+use crate::{Activation, BLOCK, Bands, BandsMut, Image, ImageMut, Layout, PoolGeometry, winograd};
 
-type PoolFn = unsafe fn(Image, &PoolGeometry, Option<bool>, &mut ImageMut);
-type GapFn = unsafe fn(Image, &mut ImageMut);
+type PoolFn = unsafe fn(Bands, &PoolGeometry, Option<bool>, &mut ImageMut, usize);
+type GapFn = unsafe fn(Bands, &mut ImageMut);
 type LinearFn = unsafe fn(Image, &[f32], &[f32], bool, &mut ImageMut);
 
 /// A tier's Winograd transforms (see [`crate::winograd`]).
@@ -28,13 +28,13 @@ pub(crate) struct WinogradOps {
 macro_rules! blocked_ops {
     ($name:ident $(, $feature:literal)?) => {
         mod $name {
-            use crate::{Image, ImageMut, PoolGeometry, blocked, winograd};
+            use crate::{Bands, Image, ImageMut, PoolGeometry, blocked, winograd};
             $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn pool(i: Image, g: &PoolGeometry, avg: Option<bool>, o: &mut ImageMut) {
-                blocked::pool(i, g, avg, o)
+            pub(super) unsafe fn pool(i: Bands, g: &PoolGeometry, avg: Option<bool>, o: &mut ImageMut, oy0: usize) {
+                blocked::pool(i, g, avg, o, oy0)
             }
             $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn gap(i: Image, o: &mut ImageMut) {
+            pub(super) unsafe fn gap(i: Bands, o: &mut ImageMut) {
                 blocked::global_avg_pool(i, o)
             }
             $(#[target_feature(enable = $feature)])?
@@ -188,7 +188,7 @@ impl Kernels {
 
     /// Max pooling on NCHW16c images, channel blocks spread over `par`'s threads.
     pub fn max_pool(&self, input: Image, geom: &PoolGeometry, out: &mut ImageMut, par: &dyn ParallelFor) {
-        self.pool_blocks(input, geom, None, out, par)
+        self.pool_bands(input.into(), geom, None, &mut out.into(), par)
     }
 
     /// Average pooling on NCHW16c images; `count_include_pad` picks the divisor.
@@ -200,44 +200,56 @@ impl Kernels {
         out: &mut ImageMut,
         par: &dyn ParallelFor,
     ) {
-        self.pool_blocks(input, geom, Some(count_include_pad), out, par)
+        self.pool_bands(input.into(), geom, Some(count_include_pad), &mut out.into(), par)
     }
 
-    fn pool_blocks(
+    /// Max (`avg` is `None`) or average pooling (`avg` carries
+    /// `count_include_pad`) on NCHW16c images in bands: one task per output band,
+    /// or, in one band, channel blocks spread over `par`'s threads.
+    pub fn pool_bands(
         &self,
-        input: Image,
+        input: Bands,
         geom: &PoolGeometry,
         avg: Option<bool>,
-        out: &mut ImageMut,
+        out: &mut BandsMut,
         par: &dyn ParallelFor,
     ) {
         self.record_call();
         let (din, dout) = (input.dims, out.dims);
         assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
-        assert!(din.c == dout.c && input.data.len() == Layout::Nchw16c.image_len(din), "pool: shapes");
-        let (in_plane, out_plane) = (din.h * din.w * BLOCK, dout.h * dout.w * BLOCK);
-        for_each_part(out.data, out_plane, par, &|blocks, part| {
-            let c = din.c.min(blocks.end * BLOCK) - blocks.start * BLOCK;
-            let src =
-                Image::new(&input.data[blocks.start * in_plane..blocks.end * in_plane], din.with_c(c), input.layout);
+        assert!(din.c == dout.c && geom.output_hw(din.h, din.w) == Some((dout.h, dout.w)), "pool: shapes");
+        let split = out.split;
+        if split.bands() > 1 {
+            for_each_band(out, par, &|t, mut band| {
+                // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+                unsafe { (self.pool)(input, geom, avg, &mut band, split.rows(t).start) }
+            });
+            return;
+        }
+        let (out_plane, layout) = (dout.h * dout.w * BLOCK, out.layout);
+        for_each_part(out.band(0).data, out_plane, par, &|blocks, part| {
+            let src = input.blocks(blocks);
             // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.pool)(src, geom, avg, &mut ImageMut::new(part, dout.with_c(c), out.layout)) }
+            unsafe { (self.pool)(src, geom, avg, &mut ImageMut::new(part, dout.with_c(src.dims.c), layout), 0) }
         });
     }
 
     /// Global average pooling on NCHW16c images.
     pub fn global_avg_pool(&self, input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
+        self.global_avg_pool_bands(input.into(), out, par)
+    }
+
+    /// Global average pooling of an NCHW16c image in bands, channel blocks spread
+    /// over `par`'s threads.
+    pub fn global_avg_pool_bands(&self, input: Bands, out: &mut ImageMut, par: &dyn ParallelFor) {
         self.record_call();
         let d = input.dims;
         assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "global_avg_pool: layouts");
-        assert!(input.data.len() == Layout::Nchw16c.image_len(d) && out.dims.c == d.c, "global_avg_pool: shapes");
-        let plane = d.h * d.w * BLOCK;
-        let out_plane = out.dims.h * out.dims.w * BLOCK;
-        for_each_part(out.data, out_plane, par, &|blocks, part| {
-            let c = d.c.min(blocks.end * BLOCK) - blocks.start * BLOCK;
-            let src = Image::new(&input.data[blocks.start * plane..blocks.end * plane], d.with_c(c), input.layout);
+        assert!((out.dims.c, out.dims.h, out.dims.w) == (d.c, 1, 1), "global_avg_pool: shapes");
+        for_each_part(out.data, BLOCK, par, &|blocks, part| {
+            let src = input.blocks(blocks);
             // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.gap)(src, &mut ImageMut::new(part, out.dims.with_c(c), out.layout)) }
+            unsafe { (self.gap)(src, &mut ImageMut::new(part, out.dims.with_c(src.dims.c), out.layout)) }
         });
     }
 

@@ -5,10 +5,10 @@
 mod support;
 
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use support::ThreeThreads;
+use support::{ThreeThreads, band_splits, bands_of, view_bands, write_bands};
 
 use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, Tier, reference,
+    Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, RowSplit, Tier, reference,
     tier_calls,
 };
 
@@ -51,23 +51,7 @@ fn compare(
 
 #[test]
 fn pooling_and_linear_on_every_tier() {
-    let geoms = [
-        PoolGeometry::new(3, 1, 1, false),
-        PoolGeometry::new(3, 2, 0, false),
-        PoolGeometry::new(3, 2, 0, true),
-        PoolGeometry::new(2, 2, 1, true),
-        PoolGeometry::new(5, 3, 2, true),
-        PoolGeometry {
-            window: ConvGeometry {
-                kh: 3,
-                kw: 2,
-                stride_h: 2,
-                stride_w: 1,
-                pad: Padding { top: 1, left: 0, bottom: 0, right: 1 },
-            },
-            ceil_mode: true,
-        },
-    ];
+    let geoms = pool_geometries();
     let pars: [&dyn ParallelFor; 2] = [&Sequential, &ThreeThreads];
     for (tier, par) in Tier::available().into_iter().flat_map(|t| pars.map(|p| (t, p))) {
         let k = Kernels::new(tier).unwrap();
@@ -123,6 +107,99 @@ fn pooling_and_linear_on_every_tier() {
             }
         }
         assert!(tier_calls(tier) > calls, "{tier:?} did not run");
+    }
+}
+
+/// The pools' geometries: padding on any side, ceil mode, strides 1 to 3.
+fn pool_geometries() -> Vec<PoolGeometry> {
+    vec![
+        PoolGeometry::new(3, 1, 1, false),
+        PoolGeometry::new(3, 2, 0, false),
+        PoolGeometry::new(3, 2, 0, true),
+        PoolGeometry::new(2, 2, 1, true),
+        PoolGeometry::new(5, 3, 2, true),
+        PoolGeometry {
+            window: ConvGeometry {
+                kh: 3,
+                kw: 2,
+                stride_h: 2,
+                stride_w: 1,
+                pad: Padding { top: 1, left: 0, bottom: 0, right: 1 },
+            },
+            ceil_mode: true,
+        },
+    ]
+}
+
+/// Pooling, global pooling and reordering of images in bands (input and output
+/// split alike, or the input into one band more) give the same bits as one band:
+/// the same sums in the same order.
+#[test]
+fn bands_match_one_band_on_every_tier() {
+    let l = Layout::Nchw16c;
+    let pars: [&dyn ParallelFor; 2] = [&Sequential, &ThreeThreads];
+    for (tier, par) in Tier::available().into_iter().flat_map(|t| pars.map(|p| (t, p))) {
+        let k = Kernels::new(tier).unwrap();
+        for (gi, g) in pool_geometries().iter().enumerate() {
+            for &(c, h, w) in &[(16, 5, 7), (19, 8, 8), (48, 17, 17), (35, 6, 13), (3, 2, 4)] {
+                let din = Dims::new(c, h, w);
+                let Some((oh, ow)) = g.output_hw(h, w) else { continue };
+                let dout = Dims::new(c, oh, ow);
+                let xb = blocked(&data(din.volume(), (gi * 131 + c * 7 + h) as u64), din);
+                for avg in [None, Some(true), Some(false)] {
+                    let mut want = vec![f32::NAN; l.image_len(dout)];
+                    k.pool_bands(
+                        Image::new(&xb, din, l).into(),
+                        g,
+                        avg,
+                        &mut (&mut ImageMut::new(&mut want, dout, l)).into(),
+                        par,
+                    );
+                    for (in_split, out_split) in band_splits(h, oh) {
+                        let parts = bands_of(Image::new(&xb, din, l), in_split);
+                        let got = write_bands(dout, l, out_split, |out| {
+                            k.pool_bands(view_bands(&parts, din, l, in_split), g, avg, out, par)
+                        });
+                        let what = format!("{tier:?} {g:?} {avg:?} {din:?} in {in_split:?} -> {out_split:?}");
+                        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
+                    }
+                }
+                let mut want = vec![f32::NAN; l.image_len(Dims::new(c, 1, 1))];
+                k.global_avg_pool(Image::new(&xb, din, l), &mut ImageMut::new(&mut want, Dims::new(c, 1, 1), l), par);
+                for (in_split, _) in band_splits(h, 1) {
+                    let parts = bands_of(Image::new(&xb, din, l), in_split);
+                    let mut got = vec![f32::NAN; want.len()];
+                    let out = &mut ImageMut::new(&mut got, Dims::new(c, 1, 1), l);
+                    k.global_avg_pool_bands(view_bands(&parts, din, l, in_split), out, par);
+                    assert!(
+                        got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{tier:?} gap {in_split:?}"
+                    );
+                }
+            }
+        }
+    }
+    // Reordering: NCHW to blocked and back, between any splits.
+    for &(c, h, w) in &[(3, 5, 7), (16, 2, 3), (35, 4, 4), (3, 9, 9)] {
+        let d = Dims::new(c, h, w);
+        let x = data(d.volume(), c as u64);
+        let want = blocked(&x, d);
+        for (in_split, out_split) in band_splits(h, h).into_iter().chain([(RowSplit::whole(h), RowSplit::even(h, 2))]) {
+            let parts = bands_of(Image::new(&x, d, Layout::Nchw), in_split);
+            let got = write_bands(d, l, out_split, |out| {
+                incept_kernels::blocked::reorder_bands(
+                    view_bands(&parts, d, Layout::Nchw, in_split),
+                    out,
+                    &ThreeThreads,
+                )
+            });
+            assert_eq!(got, want, "to blocked, {d:?} in {in_split:?} -> {out_split:?}");
+            let parts = bands_of(Image::new(&want, d, l), out_split);
+            let back = write_bands(d, Layout::Nchw, in_split, |out| {
+                incept_kernels::blocked::reorder_bands(view_bands(&parts, d, l, out_split), out, &ThreeThreads)
+            });
+            assert_eq!(back, x, "back to NCHW, {d:?} in {out_split:?} -> {in_split:?}");
+        }
     }
 }
 
