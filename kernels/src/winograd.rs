@@ -282,8 +282,6 @@ pub(crate) struct InputJob<'a> {
     pub scheme: Scheme,
     /// The unpadded input image, in bands.
     pub input: Bands<'a>,
-    /// The output row the tiles' first row starts at (the first of their band).
-    pub oy0: usize,
     /// Padding rows above, columns left.
     pub pad_top: usize,
     pub pad_left: usize,
@@ -312,11 +310,13 @@ pub(crate) struct OutputJob<'a> {
     /// The shortcut, same shape as the output.
     pub residual: Option<&'a [f32]>,
     pub relu: bool,
-    /// The output image (shared by the threads, which write disjoint tiles), its
-    /// length and height and width.
+    /// The output rows `row0..row0 + rows` (a band of them, or all; shared by the
+    /// threads, which write disjoint pixels), their length and width. Pixels of the
+    /// tiles outside these rows are not stored.
     pub out: *mut f32,
     pub out_len: usize,
-    pub oh: usize,
+    pub row0: usize,
+    pub rows: usize,
     pub ow: usize,
     pub tiles_w: usize,
     pub t0: usize,
@@ -480,7 +480,7 @@ pub(crate) fn input_transform(job: &mut InputJob) {
 /// of each `N x N` patch under an `N - 2` square tile.
 #[inline(always)]
 fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]) -> [Lanes; N] + Copy) {
-    let InputJob { scheme, input, oy0, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
     let pos_stride = v_offset(scheme, cb_count, per_chunk, 1);
@@ -492,7 +492,7 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
     for t in 0..n {
         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
         // The patch's first input row and column (negative in the padding).
-        let y0 = (oy0 + step * ty) as isize - pad_top as isize;
+        let y0 = (step * ty) as isize - pad_top as isize;
         let x0 = (step * tx) as isize - pad_left as isize;
         // A patch inside the image and inside one band reads that band in place.
         let inside = y0 >= 0 && x0 >= 0 && y0 as usize + N <= d.h && x0 as usize + N <= d.w;
@@ -534,7 +534,7 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
 /// [`input_transform`] of F(2, 3): `B^T d` of each line under a pair of outputs.
 #[inline(always)]
 fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
-    let InputJob { scheme, input, oy0, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
     let offsets: [usize; 4] = std::array::from_fn(|p| v_offset(scheme, cb_count, per_chunk, p));
@@ -545,12 +545,12 @@ fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
     for t in 0..n {
         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
         // The line's first input pixel (negative along it in the padding) and its
-        // length; across the line there is no padding, so output row oy0 + ty
-        // (column tx) reads input row oy0 + ty (column tx).
+        // length; across the line there is no padding, so output row ty (column
+        // tx) reads input row ty (column tx).
         let (y0, x0, len) = if vertical {
-            ((oy0 + 2 * ty) as isize - pad_top as isize, tx as isize, d.h)
+            ((2 * ty) as isize - pad_top as isize, tx as isize, d.h)
         } else {
-            ((oy0 + ty) as isize, (2 * tx) as isize - pad_left as isize, d.w)
+            (ty as isize, (2 * tx) as isize - pad_left as isize, d.w)
         };
         let s = if vertical { y0 } else { x0 };
         // The band a line inside the image lies in (all of it, for a vertical one).
@@ -608,8 +608,8 @@ pub(crate) unsafe fn output_transform(job: &OutputJob) {
 /// Checks an output job's scratch (`positions` GEMM outputs) and output bounds.
 #[inline(always)]
 fn check_output_job(job: &OutputJob, positions: usize) {
-    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, out_len, oh, ow, n, .. } = job;
-    let end = (ob0 + ob) * oh * ow * BLOCK;
+    let &OutputJob { m, per_chunk, ob0, ob, bias, residual, out_len, rows, ow, n, .. } = job;
+    let end = (ob0 + ob) * rows * ow * BLOCK;
     let scratch_ok = n <= per_chunk && ob <= MAX_OB && m.len() >= positions * m_pos_stride(per_chunk);
     assert!(scratch_ok, "winograd output transform: scratch");
     assert!(end <= out_len && bias.len() >= (ob0 + ob) * BLOCK, "winograd output transform: blocks");
@@ -645,8 +645,8 @@ unsafe fn store_pixel(job: &OutputJob, px: &Lanes, bias: &Lanes, off: usize) {
 /// As [`output_transform`].
 #[inline(always)]
 unsafe fn tiles_output<const N: usize, const T: usize>(job: &OutputJob, at: impl Fn(&[Lanes; N]) -> [Lanes; T]) {
-    let &OutputJob { m, per_chunk, ob0, ob, bias, oh, ow, tiles_w, t0, n, .. } = job;
-    let plane = oh * ow * BLOCK;
+    let &OutputJob { m, per_chunk, ob0, ob, bias, row0, rows, ow, tiles_w, t0, n, .. } = job;
+    let (plane, end) = (rows * ow * BLOCK, row0 + rows);
     let pos_stride = m_pos_stride(per_chunk);
     check_output_job(job, N * N);
     let mp = m.as_ptr();
@@ -667,11 +667,11 @@ unsafe fn tiles_output<const N: usize, const T: usize>(job: &OutputJob, at: impl
                     si[c] = v;
                 }
             }
-            let full = T * ty + T <= oh && T * tx + T <= ow;
+            let full = T * ty >= row0 && T * ty + T <= end && T * tx + T <= ow;
             for (i, si) in s.iter().enumerate() {
                 let y = T * ty + i;
-                if !full && y >= oh {
-                    break;
+                if !full && (y < row0 || y >= end) {
+                    continue;
                 }
                 let row = at(si);
                 for (j, px) in row.iter().enumerate() {
@@ -679,10 +679,10 @@ unsafe fn tiles_output<const N: usize, const T: usize>(job: &OutputJob, at: impl
                     if !full && x >= ow {
                         break;
                     }
-                    // SAFETY: y < oh, x < ow and block ob0 + b < ob0 + ob, so the
-                    // pixel ends within (ob0 + ob) * plane <= out_len (checked); the
-                    // caller owns these tiles' pixels.
-                    unsafe { store_pixel(job, px, &bias, (ob0 + b) * plane + (y * ow + x) * BLOCK) };
+                    // SAFETY: row0 <= y < row0 + rows, x < ow and block ob0 + b < ob0 +
+                    // ob, so the pixel ends within (ob0 + ob) * plane <= out_len
+                    // (checked); the caller owns these tiles' pixels.
+                    unsafe { store_pixel(job, px, &bias, (ob0 + b) * plane + ((y - row0) * ow + x) * BLOCK) };
                 }
             }
         }
@@ -695,8 +695,8 @@ unsafe fn tiles_output<const N: usize, const T: usize>(job: &OutputJob, at: impl
 /// As [`output_transform`].
 #[inline(always)]
 unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
-    let &OutputJob { m, per_chunk, ob0, ob, bias, oh, ow, tiles_w, t0, n, .. } = job;
-    let plane = oh * ow * BLOCK;
+    let &OutputJob { m, per_chunk, ob0, ob, bias, row0, rows, ow, tiles_w, t0, n, .. } = job;
+    let (plane, end) = (rows * ow * BLOCK, row0 + rows);
     let pos_stride = m_pos_stride(per_chunk);
     check_output_job(job, 4);
     let mp = m.as_ptr();
@@ -710,13 +710,13 @@ unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
             let pair = at4(&[at(0), at(1), at(2), at(3)]);
             for (i, px) in pair.iter().enumerate() {
                 let (y, x) = if vertical { (2 * ty + i, tx) } else { (ty, 2 * tx + i) };
-                if y >= oh || x >= ow {
-                    break;
+                if y < row0 || y >= end || x >= ow {
+                    continue;
                 }
-                // SAFETY: y < oh, x < ow and block ob0 + b < ob0 + ob, so the pixel
-                // ends within (ob0 + ob) * plane <= out_len (checked); the caller
-                // owns these tiles' pixels.
-                unsafe { store_pixel(job, px, &bias, (ob0 + b) * plane + (y * ow + x) * BLOCK) };
+                // SAFETY: row0 <= y < row0 + rows, x < ow and block ob0 + b < ob0 +
+                // ob, so the pixel ends within (ob0 + ob) * plane <= out_len
+                // (checked); the caller owns these tiles' pixels.
+                unsafe { store_pixel(job, px, &bias, (ob0 + b) * plane + ((y - row0) * ow + x) * BLOCK) };
             }
         }
     }
@@ -751,9 +751,11 @@ pub fn conv2d_winograd_par(
 }
 
 /// [`conv2d_winograd_par`] on images in bands (see [`crate::bands`]): with more
-/// than one output band, one task per band computes its tiles (tiled from the
-/// band's first row), reading the few input rows its patches need from the
-/// neighbouring bands; with one, the chunks are spread over the threads.
+/// than one output band, one task per band computes the tiles that cover its rows,
+/// reading the few input rows its patches need from the neighbouring bands, and
+/// stores its rows only (a tile across a band boundary is computed by both bands);
+/// with one, the chunks are spread over the threads. The tiles are the whole
+/// image's in every case, so the bits are the same.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_winograd_bands_par(
     kernels: &Kernels,
@@ -802,8 +804,8 @@ pub fn conv2d_winograd_bands_par(
         });
     } else {
         for_each_band(out, par, &|t, mut band| {
-            let (oy0, res) = (split.rows(t).start, residual.map(|r| r.band(t)));
-            let layer = BandTiles::new(kernels, input, w, geom, scheme, res, act, &mut band, oy0, ch, 1);
+            let (row0, res) = (split.rows(t).start, residual.map(|r| r.band(t)));
+            let layer = BandTiles::new(kernels, input, w, geom, scheme, res, act, &mut band, row0, ch, 1);
             // SAFETY: taken once, inside this task.
             layer.run(0, unsafe { worker_slots.mine(par) })
         });
@@ -822,12 +824,15 @@ struct BandTiles<'a> {
     relu: bool,
     out: SharedMut,
     out_len: usize,
-    /// Output rows (of the band) and columns, and the band's first row.
-    oh: usize,
+    /// The output's first row and rows (of the band, or all), and columns.
+    row0: usize,
+    rows: usize,
     ow: usize,
-    oy0: usize,
     ch: Chunking,
     tiles_w: usize,
+    /// The first tile (of the whole image's, row-major) that covers these rows,
+    /// and how many do.
+    first_tile: usize,
     tiles: usize,
     per_chunk: usize,
     ob_tile: usize,
@@ -844,7 +849,8 @@ struct BandTiles<'a> {
 }
 
 impl<'a> BandTiles<'a> {
-    /// The tiles of `out`, output rows `oy0..` of the layer, for `threads` threads.
+    /// The tiles of `out`, output rows `row0..row0 + out.h` of the layer, for
+    /// `threads` threads.
     #[allow(clippy::too_many_arguments)]
     fn new(
         kernels: &'a Kernels,
@@ -855,13 +861,16 @@ impl<'a> BandTiles<'a> {
         residual: Option<Image<'a>>,
         act: Activation,
         out: &mut ImageMut,
-        oy0: usize,
+        row0: usize,
         ch: Chunking,
         threads: usize,
     ) -> Self {
         let s = w.shape;
-        let (oh, ow) = (out.dims.h, out.dims.w);
-        let (tiles_w, tiles) = tile_counts(scheme, oh, ow);
+        let (rows, ow) = (out.dims.h, out.dims.w);
+        let (th, tw) = scheme.tile();
+        let tiles_w = ow.div_ceil(tw);
+        let tile_rows = row0 / th..(row0 + rows).div_ceil(th);
+        let (first_tile, tiles) = (tile_rows.start * tiles_w, tile_rows.len() * tiles_w);
         let (ci_blocks, co_blocks) = (s.ci_blocks(), s.co_blocks());
         let mk = &kernels.conv;
         let per_chunk = ch.per_chunk.min(tiles);
@@ -888,11 +897,12 @@ impl<'a> BandTiles<'a> {
             relu: act == Activation::Relu,
             out: SharedMut(out.data.as_mut_ptr()),
             out_len: out.data.len(),
-            oh,
+            row0,
+            rows,
             ow,
-            oy0,
             ch,
             tiles_w,
+            first_tile,
             tiles,
             per_chunk,
             ob_tile,
@@ -936,13 +946,12 @@ impl<'a> BandTiles<'a> {
                 continue;
             }
             let (chunk, group) = (item / groups, item % groups);
-            let t0 = chunk * per_chunk;
-            let n = per_chunk.min(tiles - t0);
+            let n = per_chunk.min(tiles - chunk * per_chunk);
+            let t0 = self.first_tile + chunk * per_chunk;
             if transformed != Some(chunk) {
                 let mut job = InputJob {
                     scheme,
                     input: self.input,
-                    oy0: self.oy0,
                     pad_top: self.geom.pad.top,
                     pad_left: self.geom.pad.left,
                     tiles_w: self.tiles_w,
@@ -1001,7 +1010,8 @@ impl<'a> BandTiles<'a> {
                 relu: self.relu,
                 out: self.out.get(),
                 out_len: self.out_len,
-                oh: self.oh,
+                row0: self.row0,
+                rows: self.rows,
                 ow: self.ow,
                 tiles_w: self.tiles_w,
                 t0,
