@@ -248,7 +248,8 @@ pub unsafe extern "C" fn incept_session_create(
         // SAFETY: `model` is a live handle (checked above) and only read; models are
         // Sync, so other threads may read it at the same time.
         let model = unsafe { &(*model).model };
-        let session = model.session(SessionOptions { batch, threads, tier: None }).map_err(engine(INCEPT_ERR_MODEL))?;
+        let session =
+            model.session(SessionOptions { batch, threads, ..Default::default() }).map_err(engine(INCEPT_ERR_MODEL))?;
         let handle = open(&SESSIONS, InceptSession { session, poisoned: false });
         // SAFETY: as above.
         unsafe { out.write(handle) };

@@ -33,13 +33,27 @@ impl RowSplit {
         RowSplit { ends, bands: 1 }
     }
 
-    /// `h` rows in `bands` bands (at most `h` and [`MAX_BANDS`]) as equal as whole
-    /// rows allow, the larger ones first.
+    /// `h` rows in `bands` bands (at most `h` and [`MAX_BANDS`]) of at most
+    /// `ceil(h / bands)` rows each, their boundaries on even rows where that costs
+    /// nothing: then the 2-row tiles of Winograd convolutions never straddle two
+    /// bands (which would compute such a tile twice).
     pub fn even(h: usize, bands: usize) -> Self {
-        let n = bands.clamp(1, MAX_BANDS).min(h.max(1));
+        if h == 0 {
+            return RowSplit::whole(0);
+        }
+        let n = bands.clamp(1, MAX_BANDS).min(h);
+        let most = h.div_ceil(n);
         let mut ends = [0; MAX_BANDS];
-        for (t, end) in ends.iter_mut().enumerate().take(n) {
-            *end = ((t + 1) * h).div_ceil(n) as u32;
+        let mut prev = 0;
+        for (t, slot) in ends.iter_mut().enumerate().take(n) {
+            // This band holds at most `most` rows, and the later ones must hold the rest.
+            let (lo, hi) = (h.saturating_sub((n - t - 1) * most).max(prev + 1), prev + most);
+            let mut end = ((t + 1) * h).div_ceil(n).clamp(lo, hi);
+            if end % 2 == 1 && end > lo {
+                end -= 1;
+            }
+            *slot = end as u32;
+            prev = end;
         }
         RowSplit { ends, bands: n as u8 }
     }
@@ -55,6 +69,7 @@ impl RowSplit {
     }
 
     /// Rows of band `t`.
+    #[inline(always)]
     pub fn rows(&self, t: usize) -> Range<usize> {
         assert!(t < self.bands(), "band {t} of {}", self.bands);
         let start = if t == 0 { 0 } else { self.ends[t - 1] as usize };
@@ -62,7 +77,7 @@ impl RowSplit {
     }
 
     /// The band that holds row `y` (< height).
-    #[inline]
+    #[inline(always)]
     pub fn band_of(&self, y: usize) -> usize {
         let mut t = 0;
         while y >= self.ends[t] as usize && t + 1 < self.bands() {
@@ -72,6 +87,7 @@ impl RowSplit {
     }
 
     /// The shape of band `t` of an image of shape `d`.
+    #[inline(always)]
     pub fn band_dims(&self, d: Dims, t: usize) -> Dims {
         Dims::new(d.c, self.rows(t).len(), d.w)
     }
@@ -102,13 +118,13 @@ impl<'a> Bands<'a> {
     }
 
     /// Band `t` as a plain image of its rows.
-    #[inline]
+    #[inline(always)]
     pub fn band(&self, t: usize) -> Image<'a> {
         Image { data: self.parts[t], dims: self.split.band_dims(self.dims, t), layout: self.layout }
     }
 
     /// The band holding row `y` and `y`'s row within it.
-    #[inline]
+    #[inline(always)]
     pub fn row(&self, y: usize) -> (Image<'a>, usize) {
         let t = self.split.band_of(y);
         (self.band(t), y - self.split.rows(t).start)
@@ -128,7 +144,7 @@ impl<'a> Bands<'a> {
 
     /// Row `y` of channel block `cb` (of channel `cb` in the plain layout): `w`
     /// pixels of 16 lanes (of one).
-    #[inline]
+    #[inline(always)]
     pub fn row_of(&self, cb: usize, y: usize) -> &'a [f32] {
         let (band, r) = self.row(y);
         let row_len = self.dims.w * self.layout.block();
@@ -257,13 +273,20 @@ mod tests {
                     let r = s.rows(t);
                     assert_eq!(r.start, next);
                     assert!(h == 0 || !r.is_empty(), "h {h} n {n}: band {t} empty");
-                    assert!(r.len() <= h.div_ceil(s.bands()) && r.len() + 1 >= h.div_ceil(s.bands()));
+                    assert!(r.len() <= h.div_ceil(s.bands()), "h {h} n {n}: band {t} too large");
                     for y in r.clone() {
                         assert_eq!(s.band_of(y), t);
                     }
                     next = r.end;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn two_bands_split_on_an_even_row_when_it_costs_nothing() {
+        for (h, first) in [(17, 8), (35, 18), (147, 74), (73, 36), (71, 36), (8, 4), (6, 3), (3, 2)] {
+            assert_eq!(RowSplit::even(h, 2).rows(0), 0..first, "{h} rows");
         }
     }
 

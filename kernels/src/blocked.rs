@@ -53,26 +53,38 @@ fn pool_with(
     scale: impl Fn(usize, usize) -> f32,
 ) {
     let (g, d, od) = (&geom.window, input.dims, out.dims);
+    let row = d.w * BLOCK;
     for (cb, dst) in out.data.chunks_exact_mut(od.h * od.w * BLOCK).enumerate() {
         for (r, dst_row) in dst.chunks_exact_mut(od.w * BLOCK).enumerate() {
             let (y0, y1, ph) = window(oy0 + r, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
-            // The Inception family's whole 3x3 window: its three rows, looked up once
-            // per output row, of a length the compiler knows, so the nine loads need
-            // no bounds checks and the sum stays in registers. Same order as the
-            // general loop.
-            let three_rows = (y1 - y0 == 3).then(|| [0, 1, 2].map(|k| input.row_of(cb, y0 + k)));
+            // The block's plane in the band that holds the window's rows, and the
+            // window's first row in it; `None` when the window spans two bands.
+            let (band, by0) = input.row(y0.min(d.h - 1));
+            let plane =
+                (by0 + (y1 - y0) <= band.dims.h).then(|| &band.data[cb * band.dims.h * row..][..band.dims.h * row]);
             for (ox, px_out) in dst_row.chunks_exact_mut(BLOCK).enumerate() {
                 let (x0, x1, pw) = window(ox, g.kw, g.stride_w, g.pad.left, g.pad.right, d.w);
                 let mut acc: Lanes = [init; BLOCK];
                 let mut fold = |px: &[f32]| acc.iter_mut().zip(px).for_each(|(a, v)| *a = combine(*a, *v));
-                match three_rows {
-                    Some(rows) if x1 - x0 == 3 => {
-                        for row in rows {
-                            let three: &[f32; 3 * BLOCK] = row[x0 * BLOCK..][..3 * BLOCK].try_into().expect("3 pixels");
+                match plane {
+                    Some(src) if (y1 - y0, x1 - x0) == (3, 3) => {
+                        // The Inception family's whole 3x3 window: three rows of a
+                        // length the compiler knows, so the nine loads need no bounds
+                        // checks and the sum stays in registers. Same order as the
+                        // general loop.
+                        let at = (by0 * d.w + x0) * BLOCK;
+                        for r in 0..3 {
+                            let three: &[f32; 3 * BLOCK] =
+                                src[at + r * row..][..3 * BLOCK].try_into().expect("3 pixels");
                             three.chunks_exact(BLOCK).for_each(&mut fold);
                         }
                     }
-                    _ => {
+                    Some(src) => {
+                        for y in by0..by0 + (y1 - y0) {
+                            src[(y * d.w + x0) * BLOCK..(y * d.w + x1) * BLOCK].chunks_exact(BLOCK).for_each(&mut fold);
+                        }
+                    }
+                    None => {
                         for y in y0..y1 {
                             input.row_of(cb, y)[x0 * BLOCK..x1 * BLOCK].chunks_exact(BLOCK).for_each(&mut fold);
                         }

@@ -458,34 +458,34 @@ fn staged_rows(geom: ConvGeometry, in_split: RowSplit, rows: Range<usize>) -> im
     rows.filter(move |&oy| window_band(oy, &geom, &in_split).is_none())
 }
 
-/// Whether a convolution's input and output are one band each (then
-/// [`conv2d_nchw16c_par`] computes it, its padded copy in the step's scratch).
-fn single_band(input: &Bands, out: &BandsMut) -> bool {
-    input.split.bands() == 1 && out.split.bands() == 1
-}
-
-/// Scratch `f32` each worker needs for [`conv2d_bands_par`] to compute an output
-/// split into `out_split` from an input of shape `input` split into `in_split`:
-/// 0 when both are one band (the single-band path takes [`conv2d_scratch_len`] of
-/// the step's own scratch instead).
-pub fn conv2d_band_scratch_len(input: Dims, in_split: RowSplit, geom: &ConvGeometry, out_split: RowSplit) -> usize {
-    if in_split.bands() == 1 && out_split.bands() == 1 {
-        return 0;
+/// Scratch a convolution in bands (see [`conv2d_bands_par`]) of an input of shape
+/// `input` split into `in_split` to an output split into `out_split` needs:
+/// `(floats of the step's own scratch, floats per thread of par)`, one of them 0.
+/// Its own for a padded copy of the whole input (when the output is one band);
+/// per thread for the rows each output band reads (padded), or for the windows
+/// that cross input band boundaries (unpadded).
+pub fn conv2d_bands_scratch_len(
+    input: Dims,
+    in_split: RowSplit,
+    geom: &ConvGeometry,
+    out_split: RowSplit,
+) -> (usize, usize) {
+    let padded = geom.pad != Default::default();
+    if out_split.bands() == 1 && (in_split.bands() == 1 || padded) {
+        return (conv2d_scratch_len(input, geom), 0);
     }
     let block_len = input.c.div_ceil(BLOCK) * BLOCK;
     let p = geom.pad;
-    (0..out_split.bands())
-        .map(|t| {
-            let rows = out_split.rows(t);
-            if p != Default::default() {
-                let (lo, hi) = window_rows(&rows, geom);
-                (hi - lo) as usize * (input.w + p.left + p.right) * block_len
-            } else {
-                staged_rows(*geom, in_split, rows).count() * geom.kh * input.w * block_len
-            }
-        })
-        .max()
-        .unwrap_or(0)
+    let per_band = (0..out_split.bands()).map(|t| {
+        let rows = out_split.rows(t);
+        if padded {
+            let (lo, hi) = window_rows(&rows, geom);
+            (hi - lo) as usize * (input.w + p.left + p.right) * block_len
+        } else {
+            staged_rows(*geom, in_split, rows).count() * geom.kh * input.w * block_len
+        }
+    });
+    (0, per_band.max().unwrap_or(0))
 }
 
 /// Copies input rows `lo..hi` (negative above the image, past it below: zeros)
@@ -513,13 +513,18 @@ fn stage_rows(input: &Bands, lo: isize, hi: isize, left: usize, right: usize, ds
     staged
 }
 
-/// [`conv2d_nchw16c_par`] on images in bands: one task per output band computes
-/// its rows, writing only that band and reading its input band in place where it
-/// can (see [`crate::bands`]). A padded window first copies the rows the band
-/// reads, zero-padded, into the worker's slot of `scratch`; an unpadded one copies
-/// only the windows that cross a band boundary. `scratch` must hold
-/// [`conv2d_band_scratch_len`] values per thread of `par`, or, when input and output
-/// are one band each, [`conv2d_scratch_len`] for the padded copy.
+/// [`conv2d_nchw16c_par`] on images in bands (see [`crate::bands`]). With several
+/// output bands, one task per band computes its rows, writing only that band: a
+/// padded window first copies the rows the band reads, zero-padded, into the
+/// worker's slot of `scratch`; an unpadded one reads its input bands in place and
+/// copies only the windows that cross a band boundary. Into one output band, the
+/// tiles are spread over the threads by output channels as in
+/// [`conv2d_nchw16c_par`] (each thread then reads only its share of the weights):
+/// an unpadded window reads the input bands in place likewise, a padded one from a
+/// padded copy of the whole input. `scratch` must hold what
+/// [`conv2d_bands_scratch_len`] asks: the step's own, or that much per thread of
+/// `par`, split evenly into one slot per worker. The same tiles and sums in every
+/// case, so the same bits.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_bands_par(
     kernels: &Kernels,
@@ -532,21 +537,42 @@ pub fn conv2d_bands_par(
     scratch: &mut [f32],
     par: &dyn ParallelFor,
 ) {
-    if single_band(&input, out) {
-        let res = residual.map(|r| r.band(0));
-        return conv2d_nchw16c_par(kernels, input.band(0), w, geom, res, act, &mut out.band(0), scratch, par);
-    }
     let s = w.shape;
     assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_bands: layouts");
     assert!(input.dims.c == s.ci && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_bands: shape");
     assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d_bands: size");
+    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_bands: packing");
     if let Some(r) = &residual {
         assert!(r.dims == out.dims && r.split == out.split && r.layout == out.layout, "conv2d_bands: residual");
     }
-    let slot_len = conv2d_band_scratch_len(input.dims, input.split, geom, out.split);
-    let slots = WorkerSlots::new(scratch, par, slot_len, "conv2d_bands");
+    let (own, per_worker) = conv2d_bands_scratch_len(input.dims, input.split, geom, out.split);
     let padded = geom.pad != Default::default();
     let unpadded = ConvGeometry { pad: Default::default(), ..*geom };
+    if out.split.bands() == 1 {
+        let res = residual.map(|r| r.band(0));
+        let out = &mut out.band(0);
+        if input.split.bands() == 1 {
+            return conv2d_nchw16c_par(kernels, input.band(0), w, geom, res, act, out, scratch, par);
+        }
+        if padded {
+            // The whole input, padded, then the tiles of an unpadded window.
+            let (top, bottom) = (geom.pad.top as isize, (input.dims.h + geom.pad.bottom) as isize);
+            let staged = stage_rows(&input, -top, bottom, geom.pad.left, geom.pad.right, &mut scratch[..own]);
+            let staged = Image::new(&scratch[..own], staged, Layout::Nchw16c);
+            return conv2d_nchw16c_par(kernels, staged, w, &unpadded, res, act, out, &mut [], par);
+        }
+        let slots = WorkerSlots::new(scratch, par, per_worker, "conv2d_bands");
+        let rows = RowTiles::new(kernels, &input, w, geom, res, act, out, 0..out.dims.h, par);
+        let units = rows.units();
+        let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
+        par.run(tasks, &|t| {
+            // SAFETY: taken once, inside this task.
+            let slot = unsafe { slots.mine(par) };
+            rows.run(t * units / tasks..(t + 1) * units / tasks, slot)
+        });
+        return;
+    }
+    let slots = WorkerSlots::new(scratch, par, per_worker, "conv2d_bands");
     let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1 && !padded;
     let out_split = out.split;
     for_each_band(out, par, &|t, mut band| {
@@ -562,44 +588,90 @@ pub fn conv2d_bands_par(
         } else if pointwise && input.split.bands() > t && input.split.rows(t) == rows {
             conv2d_nchw16c_par(kernels, input.band(t), w, geom, res, act, &mut band, &mut [], &Sequential);
         } else {
-            conv_rows_in_place(kernels, &input, w, geom, res, act, &mut band, rows, slot);
+            let tiles = RowTiles::new(kernels, &input, w, geom, res, act, &mut band, rows, &Sequential);
+            tiles.run(0..tiles.units(), slot);
         }
     });
 }
 
-/// Output rows `rows` of an unpadded convolution into `out` (which holds just those
-/// rows), each row's window read in place from the input band that holds it, or
-/// from a copy in `slot` when it crosses a band boundary.
-#[allow(clippy::too_many_arguments)]
-fn conv_rows_in_place(
-    kernels: &Kernels,
-    input: &Bands,
-    w: &PackedConv,
-    geom: &ConvGeometry,
-    residual: Option<Image>,
-    act: Activation,
-    out: &mut ImageMut,
+/// The tiles of output rows `rows` of an unpadded convolution, written to an
+/// image of just those rows, each row's window read in place from the input band
+/// that holds it, or from a copy when it crosses a band boundary, by `par`'s
+/// threads (or by one). Work units are (group of output blocks, row) pairs,
+/// group-major.
+struct RowTiles<'a> {
+    input: &'a Bands<'a>,
+    geom: ConvGeometry,
+    tiles: LayerTiles<'a>,
     rows: Range<usize>,
-    slot: &mut [f32],
-) {
-    let s = w.shape;
-    kernels.record_call();
-    let (d, dout) = (input.dims, out.dims);
-    let row_len = d.w * BLOCK;
-    // A staged window: kh rows of every input block, blocks `window_len` apart.
-    let window_len = s.kh * row_len;
-    let staged_len = s.ci_blocks() * window_len;
-    for (j, oy) in staged_rows(*geom, input.split, rows.clone()).enumerate() {
-        let (lo, _) = window_rows(&(oy..oy + 1), geom);
-        stage_rows(input, lo, lo + s.kh as isize, 0, 0, &mut slot[j * staged_len..]);
+    co_blocks: usize,
+    ob_tile: usize,
+    px_tile: usize,
+    ow: usize,
+    /// Floats of one copied window: kh rows of every input block.
+    staged_len: usize,
+}
+
+impl<'a> RowTiles<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        kernels: &'a Kernels,
+        input: &'a Bands<'a>,
+        w: &'a PackedConv<'a>,
+        geom: &ConvGeometry,
+        residual: Option<Image<'a>>,
+        act: Activation,
+        out: &mut ImageMut,
+        rows: Range<usize>,
+        par: &dyn ParallelFor,
+    ) -> Self {
+        let s = w.shape;
+        kernels.record_call();
+        let row_len = input.dims.w * BLOCK;
+        let co_blocks = s.co_blocks();
+        let (ob_tile, px_tile) = choose_tile(&kernels.conv, co_blocks, out.dims.w);
+        RowTiles {
+            input,
+            geom: *geom,
+            // The input block stride is the band's, given per row; the tiles prefetch
+            // when the threads share the input (`par` has several).
+            tiles: LayerTiles::new(kernels, w, geom, residual, act, out, row_len, 0, par),
+            rows,
+            co_blocks,
+            ob_tile,
+            px_tile,
+            ow: out.dims.w,
+            staged_len: s.ci_blocks() * s.kh * row_len,
+        }
     }
-    let co_blocks = s.co_blocks();
-    let (ob_tile, px_tile) = choose_tile(&kernels.conv, co_blocks, dout.w);
-    let tiles = LayerTiles::new(kernels, w, geom, residual, act, out, row_len, 0, &Sequential);
-    for ob0 in (0..co_blocks).step_by(ob_tile) {
-        let ob = ob_tile.min(co_blocks - ob0);
-        let mut staged = 0;
-        for (r, oy) in rows.clone().enumerate() {
+
+    /// (group, row) pairs.
+    fn units(&self) -> usize {
+        self.co_blocks.div_ceil(self.ob_tile) * self.rows.len()
+    }
+
+    /// Computes units `units`, copying the crossing windows into `slot` first.
+    fn run(&self, units: Range<usize>, slot: &mut [f32]) {
+        let (geom, input, n_rows) = (&self.geom, self.input, self.rows.len());
+        let row_len = input.dims.w * BLOCK;
+        let window_len = geom.kh * row_len;
+        for (j, oy) in staged_rows(*geom, input.split, self.rows.clone()).enumerate() {
+            let (lo, _) = window_rows(&(oy..oy + 1), geom);
+            stage_rows(input, lo, lo + geom.kh as isize, 0, 0, &mut slot[j * self.staged_len..]);
+        }
+        // Windows copied before row r: rows of the range that cross, counted once per
+        // group as the units go by.
+        let mut staged_before = 0;
+        let mut last_group = usize::MAX;
+        for unit in units {
+            let (g, r) = (unit / n_rows, unit % n_rows);
+            if g != last_group {
+                last_group = g;
+                staged_before = staged_rows(*geom, input.split, self.rows.start..self.rows.start + r).count();
+            }
+            let oy = self.rows.start + r;
+            let ob0 = g * self.ob_tile;
+            let ob = self.ob_tile.min(self.co_blocks - ob0);
             // The window's first row and the distance between its blocks.
             let (window, in_block) = match window_band(oy, geom, &input.split) {
                 Some((t, y)) => {
@@ -607,26 +679,18 @@ fn conv_rows_in_place(
                     (&band.data[y * row_len..], band.dims.h * row_len)
                 }
                 None => {
-                    staged += 1;
-                    (&slot[(staged - 1) * staged_len..staged_len * staged], window_len)
+                    staged_before += 1;
+                    (&slot[(staged_before - 1) * self.staged_len..staged_before * self.staged_len], window_len)
                 }
             };
-            for ox0 in (0..dout.w).step_by(px_tile) {
-                let px = px_tile.min(dout.w - ox0);
-                // SAFETY: the tile reads blocks < ci_blocks (in_block apart), rows <
-                // kh and columns < (ox0 + px - 1) * sw + kw <= input width of its
-                // window: inside the band that holds it, or inside its staged copy.
-                // It writes its own pixels of `out`, which this task alone writes.
-                unsafe {
-                    tiles.run_from(
-                        window[ox0 * geom.stride_w * BLOCK..].as_ptr(),
-                        in_block,
-                        ob0,
-                        ob,
-                        r * dout.w + ox0,
-                        px,
-                    )
-                };
+            for ox0 in (0..self.ow).step_by(self.px_tile) {
+                let px = self.px_tile.min(self.ow - ox0);
+                let at = ox0 * geom.stride_w * BLOCK;
+                // SAFETY: the tile reads blocks < ci_blocks (in_block apart), rows < kh
+                // and columns < (ox0 + px - 1) * sw + kw <= input width of its window:
+                // inside the band that holds it, or inside its copy. It writes its own
+                // pixels of the output rows, which no other task writes.
+                unsafe { self.tiles.run_from(window[at..].as_ptr(), in_block, ob0, ob, r * self.ow + ox0, px) };
             }
         }
     }

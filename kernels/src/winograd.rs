@@ -504,10 +504,12 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
                 dst.add(p * pos_stride + (cb * per_chunk + t) * BLOCK).cast::<Lanes>().write(*val)
             };
             if let Some((b, r)) = band {
-                let base = (cb * b.dims.h + r) * d.w + x0 as usize;
-                let src = b.data[base * BLOCK..][..((N - 1) * d.w + N) * BLOCK].as_ptr();
+                let base = ((cb * b.dims.h + r) * d.w + x0 as usize) * BLOCK;
                 // SAFETY: rows r..r+N <= the band's rows and columns x0..x0+N <= w of
-                // block cb lie inside the slice just taken.
+                // block cb < cb_count lie inside the band, whose length `Bands::new`
+                // checked.
+                let src = unsafe { b.data.as_ptr().add(base) };
+                // SAFETY: as just above.
                 patch_transform(bt, |r, c| unsafe { load(src.add((r * d.w + c) * BLOCK)) }, store);
             } else {
                 let mut patch = [[ZERO; N]; N];
@@ -564,9 +566,11 @@ fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
             };
             if let Some((b, r)) = band {
                 let (base, step) = ((cb * b.dims.h + r) * d.w + x0 as usize, if vertical { d.w } else { 1 });
-                let src = b.data[base * BLOCK..][..(taps * step + 1) * BLOCK].as_ptr();
-                // SAFETY: the line's taps + 1 pixels from (r, x0), `step` pixels apart,
-                // lie inside the slice just taken (inside the band and the image).
+                // SAFETY: the line's taps + 1 pixels from (r, x0) of block cb <
+                // cb_count, `step` pixels apart, lie inside the band (and the image),
+                // whose length `Bands::new` checked.
+                let src = unsafe { b.data.as_ptr().add(base * BLOCK) };
+                // SAFETY: as just above.
                 line_transform(taps, |k| unsafe { load(src.add(k * step * BLOCK)) }, store);
             } else {
                 let mut line = [[0.0; BLOCK]; 8];

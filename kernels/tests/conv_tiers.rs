@@ -10,7 +10,7 @@
 mod support;
 
 use incept_kernels::conv::{
-    PackedConv, chunk_taps, conv2d_band_scratch_len, conv2d_bands_par, conv2d_image_bands_par, conv2d_image_par,
+    PackedConv, chunk_taps, conv2d_bands_par, conv2d_bands_scratch_len, conv2d_image_bands_par, conv2d_image_par,
     conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len,
 };
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
@@ -156,8 +156,8 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
     for (in_split, out_split) in band_splits(h, oh) {
         let in_bands = bands_of(Image::new(&xin, din, blk), in_split);
         let res_bands = bands_of(Image::new(&rin, dout, blk), out_split);
-        let len = conv2d_band_scratch_len(din, in_split, &geom, out_split) * par.threads();
-        let mut scratch = vec![f32::NAN; len.max(conv2d_scratch_len(din, &geom))];
+        let (own, per_thread) = conv2d_bands_scratch_len(din, in_split, &geom, out_split);
+        let mut scratch = vec![f32::NAN; own.max(per_thread * par.threads())];
         let got = write_bands(dout, blk, out_split, |out| {
             let input = view_bands(&in_bands, din, blk, in_split);
             let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));

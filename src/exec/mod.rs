@@ -9,7 +9,7 @@ use incept_kernels::parallel::Sequential;
 use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
-use crate::plan::{Plan, Program};
+use crate::plan::{BAND_MIN_PIXELS, Plan, Program};
 use steps::{Context, State, run_plan};
 use workers::Workers;
 
@@ -22,11 +22,15 @@ pub struct SessionOptions {
     pub threads: usize,
     /// ISA tier of the kernels; `None` takes `INCEPT_TIER` or else the widest the CPU runs.
     pub tier: Option<Tier>,
+    /// On several threads, the maps of at least this many pixels are split into
+    /// bands of rows, one per thread (default [`BAND_MIN_PIXELS`]; 0 splits every
+    /// map, `usize::MAX` none).
+    pub band_min_pixels: usize,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { batch: 1, threads: 1, tier: None }
+        SessionOptions { batch: 1, threads: 1, tier: None, band_min_pixels: BAND_MIN_PIXELS }
     }
 }
 
@@ -61,9 +65,9 @@ impl Session {
         };
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
-        let plan = Arc::new(Plan::new(&program, options.batch, options.threads)?);
+        let plan = Arc::new(Plan::with_bands(&program, options.batch, options.threads, options.band_min_pixels)?);
         let state = State {
-            arena: AlignedVec::zeroed(plan.arena_len),
+            arenas: (0..plan.bands).map(|_| AlignedVec::zeroed(plan.arena_len)).collect(),
             workers: steps::worker_buffer(&plan),
             step_nanos: Vec::new(),
             profiled_runs: 0,

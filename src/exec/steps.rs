@@ -3,17 +3,19 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use incept_kernels::blocked::reorder;
-use incept_kernels::conv::{PackedConv, conv2d_image_par, conv2d_nchw16c_par};
+use incept_kernels::bands::MAX_BANDS;
+use incept_kernels::blocked::reorder_bands;
+use incept_kernels::conv::{PackedConv, conv2d_bands_par, conv2d_image_bands_par};
 use incept_kernels::parallel::ParallelFor;
-use incept_kernels::winograd::conv2d_winograd_par;
-use incept_kernels::{AlignedVec, Dims, Image, ImageMut, Kernels, Layout, reference as k};
+use incept_kernels::winograd::conv2d_winograd_bands_par;
+use incept_kernels::{AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k};
 
 use crate::plan::{Action, Kernel, Plan, PlannedStep, Program, WORKER_SLOT_ALIGN};
 
-/// What a run mutates: the arena, the workers' scratch and the profile.
+/// What a run mutates: the arenas, the workers' scratch and the profile.
 pub(super) struct State {
-    pub(super) arena: AlignedVec,
+    /// One arena per band (see [`Plan::bands`]).
+    pub(super) arenas: Vec<AlignedVec>,
     /// Scratch in one slot per worker, apart from the arena (see
     /// [`Plan::worker_scratch_len`]), from its first [`WORKER_SLOT_ALIGN`] boundary.
     pub(super) workers: AlignedVec,
@@ -22,15 +24,19 @@ pub(super) struct State {
     pub(super) profiled_runs: u64,
 }
 
-/// Runs every step of `plan` on `state`'s arena.
+/// Runs every step of `plan` on `state`'s arenas.
 pub(super) fn run_plan(cx: &Context, plan: &Plan, state: &mut State, input: &[f32], output: &mut [f32]) {
-    let arena = state.arena.as_mut_slice();
+    let mut arenas: [&mut [f32]; MAX_BANDS] = Default::default();
+    for (a, arena) in arenas.iter_mut().zip(&mut state.arenas) {
+        *a = arena.as_mut_slice();
+    }
+    let arenas = &mut arenas[..plan.bands];
     let workers = aligned_slots(state.workers.as_mut_slice(), plan.worker_scratch_len);
     let profiling = !state.step_nanos.is_empty();
     for (i, step) in plan.steps.iter().enumerate() {
         let t0 = profiling.then(Instant::now);
         for n in 0..plan.batch {
-            run_step(cx, step, n, arena, workers, input, output);
+            run_step(cx, step, n, arenas, workers, input, output);
         }
         if let Some(t0) = t0 {
             state.step_nanos[i] += t0.elapsed().as_nanos() as u64;
@@ -69,7 +75,7 @@ fn run_step(
     cx: &Context,
     step: &PlannedStep,
     n: usize,
-    arena: &mut [f32],
+    arenas: &mut [&mut [f32]],
     workers: &mut [f32],
     input: &[f32],
     output: &mut [f32],
@@ -80,18 +86,24 @@ fn run_step(
         Action::Input => {
             let d = step.output.dims;
             let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
-            let out = step.output;
-            reorder(src, &mut ImageMut::new(&mut arena[out.range(n)], d, out.layout), par);
+            with_views(arenas, step, n, |_, out, _| reorder_bands(src.into(), out, par));
         }
         Action::Output => {
-            let d = step.output.dims;
-            let src = Image::new(&arena[step.output.range(n)], d, step.output.layout);
-            reorder(src, &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw), par);
+            let (d, v) = (step.output.dims, step.output);
+            let mut parts = [&[][..]; MAX_BANDS];
+            for (t, part) in parts.iter_mut().enumerate().take(v.split.bands()) {
+                *part = &arenas[t][v.band_range(n, t)];
+            }
+            let src = Bands::new(&parts[..v.split.bands()], d, v.layout, v.split);
+            let dst = &mut ImageMut::new(&mut output[nchw_image(d)], d, Layout::Nchw);
+            reorder_bands(src, &mut dst.into(), par);
         }
-        Action::Copy { c0 } => with_views(arena, step, n, |ins, out, _| k::copy_channels(ins[0], *c0, out)),
+        Action::Copy { c0 } => with_views(arenas, step, n, |ins, out, _| {
+            for_bands(ins, out, |ins, out| k::copy_channels(ins[0], *c0, out))
+        }),
         Action::Kernel(kernel) => {
             let t = |id: crate::plan::TensorId| program.tensor(id);
-            with_views(arena, step, n, |ins, out, scratch| {
+            with_views(arenas, step, n, |ins, out, scratch| {
                 // The whole workers' buffer: the kernel splits it evenly, so each
                 // worker keeps the same lines from layer to layer.
                 let scratch = if step.worker_scratch { &mut *workers } else { scratch };
@@ -100,27 +112,36 @@ fn run_step(
                         let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
                         let res = residual.then_some(ins[1]);
                         if ins[0].layout == Layout::Nchw {
-                            conv2d_image_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                            conv2d_image_bands_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
                         } else if let Some(scheme) = *winograd {
-                            conv2d_winograd_par(kernels, ins[0], &w, geom, scheme, res, *act, out, scratch, par)
+                            conv2d_winograd_bands_par(kernels, ins[0], &w, geom, scheme, res, *act, out, scratch, par)
                         } else {
-                            conv2d_nchw16c_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                            conv2d_bands_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
                         }
                     }
                     Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {
-                        kernels.linear(ins[0], t(*weight), t(*bias), *act, out, par)
+                        kernels.linear(ins[0].band(0), t(*weight), t(*bias), *act, &mut out.band(0), par)
                     }
-                    Kernel::Linear { weight, bias, act } => k::linear(ins[0], t(*weight), Some(t(*bias)), *act, out),
+                    Kernel::Linear { weight, bias, act } => {
+                        // The planner keeps a map a fully connected layer reads in one band.
+                        k::linear(ins[0].band(0), t(*weight), Some(t(*bias)), *act, &mut out.band(0))
+                    }
                     Kernel::BatchNorm { params: [g, b, m, v], eps } => {
-                        k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out)
+                        for_bands(ins, out, |ins, out| k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out))
                     }
-                    Kernel::Relu => k::relu(ins[0], out),
-                    Kernel::MaxPool(g) => kernels.max_pool(ins[0], g, out, par),
-                    Kernel::AvgPool(g, count_include_pad) => kernels.avg_pool(ins[0], g, *count_include_pad, out, par),
-                    Kernel::GlobalAvgPool => kernels.global_avg_pool(ins[0], out, par),
-                    Kernel::ResidualAdd(scale, act) => k::residual_add(ins[0], ins[1], *scale, *act, out),
-                    Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(ins[0], *size, *alpha, *beta, *bias, out),
-                    Kernel::Softmax => k::softmax(ins[0], out),
+                    Kernel::Relu => for_bands(ins, out, |ins, out| k::relu(ins[0], out)),
+                    Kernel::MaxPool(g) => kernels.pool_bands(ins[0], g, None, out, par),
+                    Kernel::AvgPool(g, count_include_pad) => {
+                        kernels.pool_bands(ins[0], g, Some(*count_include_pad), out, par)
+                    }
+                    Kernel::GlobalAvgPool => kernels.global_avg_pool_bands(ins[0], &mut out.band(0), par),
+                    Kernel::ResidualAdd(scale, act) => {
+                        for_bands(ins, out, |ins, out| k::residual_add(ins[0], ins[1], *scale, *act, out))
+                    }
+                    Kernel::Lrn { size, alpha, beta, k: bias } => {
+                        for_bands(ins, out, |ins, out| k::lrn(ins[0], *size, *alpha, *beta, *bias, out))
+                    }
+                    Kernel::Softmax => for_bands(ins, out, |ins, out| k::softmax(ins[0], out)),
                     Kernel::Concat => unreachable!("the planner removes concatenations"),
                 }
             })
@@ -128,34 +149,84 @@ fn run_step(
     }
 }
 
-/// Borrows the output view of image `n` and the step's scratch mutably, and up to
-/// two input views shared. The planner never lets a step's inputs, output and
-/// scratch overlap, so the arena splits into the two writable ranges and three
-/// read-only gaps around them, and each input lies inside one gap.
-fn with_views(arena: &mut [f32], step: &PlannedStep, n: usize, f: impl FnOnce([Image; 2], &mut ImageMut, &mut [f32])) {
-    let out = step.output.range(n);
-    let scratch = if step.scratch.is_empty() { out.end..out.end } else { step.scratch.clone() };
+/// Runs a whole-image kernel (a reference one) band by band, on the calling
+/// thread: its inputs and output are in the same bands (the planner sees to it).
+fn for_bands(ins: [Bands; 2], out: &mut BandsMut, f: impl Fn([Image; 2], &mut ImageMut)) {
+    let split = out.split;
+    for t in 0..split.bands() {
+        // An absent second input is an empty image in one band.
+        f(ins.map(|b| if b.split == split { b.band(t) } else { b.band(0) }), &mut out.band(t));
+    }
+}
+
+/// Borrows the output bands of image `n` and the step's scratch (in arena 0)
+/// mutably, and up to two input views' bands shared. The planner never lets a
+/// step's inputs, output and scratch overlap, so each arena splits into the
+/// writable ranges and the read-only gaps around them, and each input band lies
+/// inside one gap of its arena.
+fn with_views(
+    arenas: &mut [&mut [f32]],
+    step: &PlannedStep,
+    n: usize,
+    f: impl FnOnce([Bands; 2], &mut BandsMut, &mut [f32]),
+) {
+    let view = step.output;
+    let mut outs: [&mut [f32]; MAX_BANDS] = Default::default();
+    let mut scratch: &mut [f32] = &mut [];
+    let mut in_parts = [[&[][..]; MAX_BANDS]; 2];
+    for (t, arena) in arenas.iter_mut().enumerate() {
+        let out = if t < view.split.bands() { view.band_range(n, t) } else { 0..0 };
+        let scratch_range = if t == 0 && !step.scratch.is_empty() { step.scratch.clone() } else { out.end..out.end };
+        let (out_data, scratch_data, gaps) = split_arena(arena, out, scratch_range, &step.name);
+        outs[t] = out_data;
+        if t == 0 {
+            scratch = scratch_data;
+        }
+        for (parts, v) in in_parts.iter_mut().zip(&step.inputs) {
+            if t < v.split.bands() {
+                parts[t] = gaps.read(v.band_range(n, t), &step.name);
+            }
+        }
+    }
+    let empty = Bands::new(&[&[]], Dims::new(0, 0, 0), step.output.layout, RowSplit::whole(0));
+    let mut ins = [empty; 2];
+    for ((slot, v), parts) in ins.iter_mut().zip(&step.inputs).zip(&in_parts) {
+        *slot = Bands::new(&parts[..v.split.bands()], v.dims, v.layout, v.split);
+    }
+    let outs = outs.into_iter().take(view.split.bands());
+    f(ins, &mut BandsMut::new(outs, view.dims, view.layout, view.split), scratch);
+}
+
+/// The read-only parts of an arena around a step's output and scratch.
+struct Gaps<'a>([(&'a [f32], usize); 3]);
+
+impl<'a> Gaps<'a> {
+    /// `r`, which must lie inside one gap.
+    fn read(&self, r: Range<usize>, step: &str) -> &'a [f32] {
+        for &(gap, start) in &self.0 {
+            if r.start >= start && r.end <= start + gap.len() {
+                return &gap[r.start - start..r.end - start];
+            }
+        }
+        unreachable!("plan bug: step '{step}' reads {r:?}, which overlaps what it writes")
+    }
+}
+
+/// Splits `arena` into the writable `out` and `scratch` ranges (which must not
+/// overlap) and the read-only gaps around them.
+fn split_arena<'a>(
+    arena: &'a mut [f32],
+    out: Range<usize>,
+    scratch: Range<usize>,
+    step: &str,
+) -> (&'a mut [f32], &'a mut [f32], Gaps<'a>) {
     let (lo, hi) =
         if out.start <= scratch.start { (out.clone(), scratch.clone()) } else { (scratch.clone(), out.clone()) };
-    assert!(lo.end <= hi.start, "plan bug: step '{}' has overlapping output and scratch", step.name);
+    assert!(lo.end <= hi.start, "plan bug: step '{step}' has overlapping output and scratch");
     let (gap0, rest) = arena.split_at_mut(lo.start);
     let (lo_data, rest) = rest.split_at_mut(lo.len());
     let (gap1, rest) = rest.split_at_mut(hi.start - lo.end);
     let (hi_data, gap2) = rest.split_at_mut(hi.len());
     let (out_data, scratch_data) = if out.start <= scratch.start { (lo_data, hi_data) } else { (hi_data, lo_data) };
-    let gaps: [(&[f32], usize); 3] = [(gap0, 0), (gap1, lo.end), (gap2, hi.end)];
-    let read = |r: Range<usize>| -> &[f32] {
-        for &(gap, start) in &gaps {
-            if r.start >= start && r.end <= start + gap.len() {
-                return &gap[r.start - start..r.end - start];
-            }
-        }
-        unreachable!("plan bug: step '{}' reads {r:?}, which overlaps what it writes", step.name)
-    };
-    let empty = Image { data: &[], dims: Dims::new(0, 0, 0), layout: step.output.layout };
-    let mut ins = [empty; 2];
-    for (slot, v) in ins.iter_mut().zip(&step.inputs) {
-        *slot = Image::new(read(v.range(n)), v.dims, v.layout);
-    }
-    f(ins, &mut ImageMut::new(out_data, step.output.dims, step.output.layout), scratch_data);
+    (out_data, scratch_data, Gaps([(gap0, 0), (gap1, lo.end), (gap2, hi.end)]))
 }

@@ -602,7 +602,7 @@ pub mod planner {
     use incept::graph::{
         Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, Padding, PoolGeometry, ValueId,
     };
-    use incept::plan::{Action, Kernel, Plan};
+    use incept::plan::{Action, Kernel, Plan, View};
     use incept::weights::Weights;
     use incept::{Model, SessionOptions};
     use incept_kernels::{Layout, Tier};
@@ -943,7 +943,7 @@ pub mod planner {
         let tiers = Tier::available();
         let tier = tiers[case.tier as usize % tiers.len()];
         let batch = case.batch as usize % 3 + 1;
-        let options = SessionOptions { batch, threads: 1, tier: Some(tier) };
+        let options = SessionOptions { batch, threads: 1, tier: Some(tier), ..Default::default() };
         let mut session = model.session(options).unwrap_or_else(|e| panic!("{case:?}: planning failed: {e}"));
         check_arena(&model, session.plan(), case);
 
@@ -961,12 +961,13 @@ pub mod planner {
         let mut again = vec![0.0; y.len()];
         session.run(&x, &mut again).expect("run");
         assert!(y.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{case:?}: second run differs");
-        // Split over two or three threads, every kernel still computes each output in
-        // the same order: the same bits.
+        // Split over two or three threads, every map in bands of rows, every kernel
+        // still computes each output in the same order: the same bits.
         let threads = 2 + case.seed as usize % 2;
-        let mut threaded = model
-            .session(SessionOptions { batch, threads, tier: Some(tier) })
-            .unwrap_or_else(|e| panic!("{case:?}: planning for {threads} threads failed: {e}"));
+        let options = SessionOptions { batch, threads, tier: Some(tier), band_min_pixels: 0 };
+        let mut threaded =
+            model.session(options).unwrap_or_else(|e| panic!("{case:?}: planning for {threads} threads failed: {e}"));
+        check_arena(&model, threaded.plan(), case);
         let mut yt = vec![f32::NAN; y.len()];
         threaded.run(&x, &mut yt).expect("threaded run");
         assert!(
@@ -1033,12 +1034,13 @@ pub mod planner {
         out
     }
 
-    /// Arena elements a copy step writes for image `n`: its channels of the output
-    /// view, and the view's padding lanes (`copy_channels` zeroes them).
-    fn copy_writes(plan: &Plan, step: usize, c0: usize, c: usize, n: usize) -> Vec<usize> {
+    /// Elements of arena `t` a copy step writes for image `n`: its channels of the
+    /// output view's band `t`, and the view's padding lanes (`copy_channels` zeroes
+    /// them).
+    fn copy_writes(plan: &Plan, step: usize, c0: usize, c: usize, n: usize, t: usize) -> Vec<usize> {
         let (layout, view) = (plan.layout, plan.steps[step].output);
-        let d = view.dims;
-        let base = view.range(n).start;
+        let d = view.split.band_dims(view.dims, t);
+        let base = view.band_range(n, t).start;
         let channels = (c0..c0 + c).chain(d.c..layout.padded_channels(d.c));
         channels.flat_map(|ch| (0..d.h * d.w).map(move |p| base + layout.index(d, ch, p / d.w, p % d.w))).collect()
     }
@@ -1047,11 +1049,16 @@ pub mod planner {
         a.start < b.end && b.start < a.end && !a.is_empty() && !b.is_empty()
     }
 
-    /// Checks the plan's arena: every view and scratch inside it; within a step, what
-    /// it writes (every image, and its scratch) never overlaps what it reads (every
-    /// image); and, simulating the run, every element a step reads was last written
-    /// by the value it reads (or a part of it, for a concatenation) and not since
-    /// overwritten by another value or a scratch.
+    /// Band `t` of image `n` of `view` in its arena, if the view has that band.
+    fn band(view: &View, n: usize, t: usize) -> Option<std::ops::Range<usize>> {
+        (t < view.split.bands()).then(|| view.band_range(n, t))
+    }
+
+    /// Checks the plan's arenas: every view and scratch inside them; within a step,
+    /// what it writes (every image, and its scratch) never overlaps what it reads
+    /// (every image); and, simulating the run arena by arena, every element a step
+    /// reads was last written by the value it reads (or a part of it, for a
+    /// concatenation) and not since overwritten by another value or a scratch.
     fn check_arena(model: &Model, plan: &Plan, case: &GraphCase) {
         let g = &model.program().graph;
         let layout = plan.layout;
@@ -1059,39 +1066,50 @@ pub mod planner {
         assert!(plan.arena_len >= plan.lower_bound, "{case:?}: arena below its lower bound");
         let values = step_values(model, plan);
         let batch = plan.batch;
+        let no_scratch = 0..0;
 
-        // 1. Intervals, step by step.
-        for (t, (s, sv)) in plan.steps.iter().zip(&values).enumerate() {
-            let what = || format!("{case:?}: step {t} '{}'", s.name);
+        // 1. Intervals, step by step, arena by arena (the scratch is in arena 0).
+        for (i, (s, sv)) in plan.steps.iter().zip(&values).enumerate() {
+            let what = || format!("{case:?}: step {i} '{}'", s.name);
             assert!(s.scratch.end <= plan.arena_len, "{}: scratch {:?} outside the arena", what(), s.scratch);
-            for n in 0..batch {
-                let out = s.output.range(n);
-                assert!(out.end <= plan.arena_len, "{}: output {out:?} outside the arena", what());
-                for v in &s.inputs {
-                    assert!(v.range(n).end <= plan.arena_len, "{}: input outside the arena", what());
+            for v in s.inputs.iter().chain([&s.output]) {
+                assert!(v.split.bands() <= plan.bands && v.split.height() == v.dims.h, "{}: bands", what());
+            }
+            for t in 0..plan.bands {
+                let scratch = if t == 0 { &s.scratch } else { &no_scratch };
+                for n in 0..batch {
+                    let out = band(&s.output, n, t).unwrap_or(0..0);
+                    assert!(out.end <= plan.arena_len, "{}: output {out:?} outside arena {t}", what());
+                    for v in &s.inputs {
+                        let r = band(v, n, t).unwrap_or(0..0);
+                        assert!(r.end <= plan.arena_len, "{}: input outside arena {t}", what());
+                    }
                 }
-            }
-            if matches!(s.action, Action::Input | Action::Output) {
-                continue;
-            }
-            for n in 0..batch {
-                let out = s.output.range(n);
-                assert!(!overlaps(&out, &s.scratch), "{}: output {out:?} overlaps scratch {:?}", what(), s.scratch);
-                for (i, v) in s.inputs.iter().enumerate() {
-                    for m in 0..batch {
-                        let r = v.range(m);
-                        assert!(!overlaps(&r, &s.scratch), "{}: input {i} overlaps the scratch", what());
-                        let hit = match sv.copy_c0 {
-                            None => overlaps(&out, &r),
-                            Some(c0) => copy_writes(plan, t, c0, v.dims.c, n).iter().any(|e| r.contains(e)),
-                        };
-                        assert!(!hit, "{}: writing image {n} overlaps input {i} of image {m}", what());
+                if matches!(s.action, Action::Input | Action::Output) {
+                    continue;
+                }
+                for n in 0..batch {
+                    let out = band(&s.output, n, t).unwrap_or(0..0);
+                    assert!(!overlaps(&out, scratch), "{}: output {out:?} overlaps scratch {scratch:?}", what());
+                    for (k, v) in s.inputs.iter().enumerate() {
+                        for m in 0..batch {
+                            let r = band(v, m, t).unwrap_or(0..0);
+                            assert!(!overlaps(&r, scratch), "{}: input {k} overlaps the scratch", what());
+                            let hit = match sv.copy_c0 {
+                                None => overlaps(&out, &r),
+                                Some(c0) => {
+                                    !out.is_empty()
+                                        && copy_writes(plan, i, c0, v.dims.c, n, t).iter().any(|e| r.contains(e))
+                                }
+                            };
+                            assert!(!hit, "{}: writing image {n} overlaps input {k} of image {m}", what());
+                        }
                     }
                 }
             }
         }
 
-        // 2. Shadow run: which value last wrote each element.
+        // 2. Shadow run: which value last wrote each element of each arena.
         const NONE: usize = usize::MAX;
         const SCRATCH: usize = usize::MAX - 1;
         let nv = g.values.len();
@@ -1108,41 +1126,46 @@ pub mod planner {
                 }
             }
         }
-        let mut owner = vec![NONE; plan.arena_len];
-        for (t, (s, sv)) in plan.steps.iter().zip(&values).enumerate() {
+        let mut owners = vec![vec![NONE; plan.arena_len]; plan.bands];
+        for (i, (s, sv)) in plan.steps.iter().zip(&values).enumerate() {
             // `Output` reads the view it names.
             let reads: Vec<_> = if s.action == Action::Output {
                 vec![(&s.output, sv.output)]
             } else {
                 s.inputs.iter().zip(sv.inputs.iter().copied()).collect()
             };
-            for n in 0..batch {
-                for &(view, v) in &reads {
-                    for e in view.range(n) {
-                        let o = owner[e];
-                        assert!(
-                            o != NONE && o != SCRATCH && parts[v.0][o],
-                            "{case:?}: step {t} '{}' reads '{}' (image {n}) at arena element {e}, last written by {}",
-                            s.name,
-                            g.values[v.0].name,
-                            match o {
-                                NONE => "nothing".to_string(),
-                                SCRATCH => "a scratch".to_string(),
-                                _ => format!("'{}'", g.values[o].name),
-                            }
-                        );
-                    }
-                }
-                if s.action == Action::Output {
-                    continue;
-                }
-                owner[s.scratch.clone()].fill(SCRATCH);
-                match sv.copy_c0 {
-                    None => owner[s.output.range(n)].fill(sv.output.0),
-                    Some(c0) => {
-                        for e in copy_writes(plan, t, c0, s.inputs[0].dims.c, n) {
-                            owner[e] = sv.inputs[0].0;
+            for (t, owner) in owners.iter_mut().enumerate() {
+                for n in 0..batch {
+                    for &(view, v) in &reads {
+                        for e in band(view, n, t).unwrap_or(0..0) {
+                            let o = owner[e];
+                            assert!(
+                                o != NONE && o != SCRATCH && parts[v.0][o],
+                                "{case:?}: step {i} '{}' reads '{}' (image {n}) at element {e} of arena {t}, last written by {}",
+                                s.name,
+                                g.values[v.0].name,
+                                match o {
+                                    NONE => "nothing".to_string(),
+                                    SCRATCH => "a scratch".to_string(),
+                                    _ => format!("'{}'", g.values[o].name),
+                                }
+                            );
                         }
+                    }
+                    if s.action == Action::Output {
+                        continue;
+                    }
+                    if t == 0 {
+                        owner[s.scratch.clone()].fill(SCRATCH);
+                    }
+                    match sv.copy_c0 {
+                        None => owner[band(&s.output, n, t).unwrap_or(0..0)].fill(sv.output.0),
+                        Some(c0) if t < s.output.split.bands() => {
+                            for e in copy_writes(plan, i, c0, s.inputs[0].dims.c, n, t) {
+                                owner[e] = sv.inputs[0].0;
+                            }
+                        }
+                        Some(_) => {}
                     }
                 }
             }

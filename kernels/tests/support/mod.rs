@@ -118,12 +118,13 @@ pub fn view_bands<'a>(parts: &'a [Vec<f32>], d: Dims, layout: Layout, split: Row
 
 /// The band splits a kernel is checked on for an input of `h` rows and an output of
 /// `oh`: 2 or 3 bands each, the input split alike or into one band more (so that
-/// windows cross boundaries in every way).
+/// windows cross boundaries in every way), and an input in bands into an output in
+/// one.
 pub fn band_splits(h: usize, oh: usize) -> Vec<(RowSplit, RowSplit)> {
     let mut splits = Vec::new();
-    for (n, extra) in [(2, 0), (2, 1), (3, 0)] {
+    for (n, m) in [(2, 2), (3, 2), (3, 3), (2, 1)] {
         {
-            let (i, o) = (RowSplit::even(h, n + extra), RowSplit::even(oh, n));
+            let (i, o) = (RowSplit::even(h, n), RowSplit::even(oh, m));
             if (i.bands() > 1 || o.bands() > 1) && !splits.contains(&(i, o)) {
                 splits.push((i, o));
             }

@@ -52,8 +52,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let batch = args.batch.min(args.images.len());
-    let mut session =
-        model.session(SessionOptions { batch, threads: args.threads, tier: None }).map_err(|e| e.to_string())?;
+    let mut session = model
+        .session(SessionOptions { batch, threads: args.threads, ..Default::default() })
+        .map_err(|e| e.to_string())?;
     let per_image = preset.input_len();
     let classes = session.output_len() / batch;
     let mut x = vec![0.0; session.input_len()];

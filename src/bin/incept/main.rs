@@ -148,7 +148,7 @@ fn load(name: &str, verify: bool) -> Result<Model, String> {
 }
 
 fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, String> {
-    model.session(SessionOptions { batch, threads, tier: None }).map_err(|e| e.to_string())
+    model.session(SessionOptions { batch, threads, ..Default::default() }).map_err(|e| e.to_string())
 }
 
 fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
