@@ -54,12 +54,14 @@ fn pool_with(
 ) {
     let (g, d, od) = (&geom.window, input.dims, out.dims);
     let row = d.w * BLOCK;
+    // An image in one band needs no lookups.
+    let whole = (input.split.bands() == 1).then(|| input.band(0));
     for (cb, dst) in out.data.chunks_exact_mut(od.h * od.w * BLOCK).enumerate() {
         for (r, dst_row) in dst.chunks_exact_mut(od.w * BLOCK).enumerate() {
             let (y0, y1, ph) = window(oy0 + r, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
             // The block's plane in the band that holds the window's rows, and the
             // window's first row in it; `None` when the window spans two bands.
-            let (band, by0) = input.row(y0.min(d.h - 1));
+            let (band, by0) = whole.map_or_else(|| input.row(y0.min(d.h - 1)), |b| (b, y0));
             let plane =
                 (by0 + (y1 - y0) <= band.dims.h).then(|| &band.data[cb * band.dims.h * row..][..band.dims.h * row]);
             for (ox, px_out) in dst_row.chunks_exact_mut(BLOCK).enumerate() {

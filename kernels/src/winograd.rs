@@ -294,6 +294,23 @@ pub(crate) struct InputJob<'a> {
     pub per_chunk: usize,
     /// Per position `p` (from [`v_offset`]): `[depth(p) * ci blocks][per_chunk][16]`.
     pub v: &'a mut [f32],
+    /// Prefetch, block by block, the pixels the next tile along the row adds: set
+    /// when the threads share the input (another core wrote half of it), whose
+    /// lines then take a few hundred nanoseconds to arrive.
+    pub prefetch_next: bool,
+}
+
+/// Asks for the cache line at `p` (any address: a prefetch never faults).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults; SSE is
+    // part of x86-64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// What the output transform of one chunk and group of output blocks reads and writes.
@@ -480,7 +497,7 @@ pub(crate) fn input_transform(job: &mut InputJob) {
 /// of each `N x N` patch under an `N - 2` square tile.
 #[inline(always)]
 fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]) -> [Lanes; N] + Copy) {
-    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v, prefetch_next } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
     let pos_stride = v_offset(scheme, cb_count, per_chunk, 1);
@@ -489,6 +506,8 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
     let dst = v.as_mut_ptr();
     const ZERO: Lanes = [0.0; BLOCK];
     let step = N - 2;
+    // An image in one band needs no lookups.
+    let whole = (input.split.bands() == 1).then(|| input.band(0));
     for t in 0..n {
         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
         // The patch's first input row and column (negative in the padding).
@@ -496,7 +515,8 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
         let x0 = (step * tx) as isize - pad_left as isize;
         // A patch inside the image and inside one band reads that band in place.
         let inside = y0 >= 0 && x0 >= 0 && y0 as usize + N <= d.h && x0 as usize + N <= d.w;
-        let band = inside.then(|| input.row(y0 as usize)).filter(|(b, r)| r + N <= b.dims.h);
+        let band = inside.then(|| whole.map_or_else(|| input.row(y0 as usize), |b| (b, y0 as usize)));
+        let band = band.filter(|(b, r)| r + N <= b.dims.h);
         for cb in 0..cb_count {
             // SAFETY: writes go to position p < N * N, block cb < cb_count, tile t <
             // per_chunk: below N * N * pos_stride <= v.len().
@@ -509,6 +529,14 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
                 // block cb < cb_count lie inside the band, whose length `Bands::new`
                 // checked.
                 let src = unsafe { b.data.as_ptr().add(base) };
+                if prefetch_next {
+                    // The next tile's patch starts `step` pixels on: its last `step` columns are new.
+                    for r in 0..N {
+                        for c in N..N + step {
+                            prefetch(src.wrapping_add((r * d.w + c) * BLOCK));
+                        }
+                    }
+                }
                 // SAFETY: as just above.
                 patch_transform(bt, |r, c| unsafe { load(src.add((r * d.w + c) * BLOCK)) }, store);
             } else {
@@ -536,7 +564,7 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
 /// [`input_transform`] of F(2, 3): `B^T d` of each line under a pair of outputs.
 #[inline(always)]
 fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
-    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v } = *job;
+    let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v, prefetch_next } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
     let offsets: [usize; 4] = std::array::from_fn(|p| v_offset(scheme, cb_count, per_chunk, p));
@@ -544,6 +572,8 @@ fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
     assert!(taps < 8 && n <= per_chunk && v.len() >= v_len, "winograd input transform: scratch");
     assert!(input.layout == Layout::Nchw16c, "winograd input transform: input layout");
     let dst = v.as_mut_ptr();
+    // An image in one band needs no lookups.
+    let whole = (input.split.bands() == 1).then(|| input.band(0));
     for t in 0..n {
         let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
         // The line's first input pixel (negative along it in the padding) and its
@@ -557,7 +587,8 @@ fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
         let s = if vertical { y0 } else { x0 };
         // The band a line inside the image lies in (all of it, for a vertical one).
         let inside = s >= 0 && s as usize + taps < len;
-        let band = inside.then(|| input.row(y0 as usize)).filter(|(b, r)| !vertical || r + taps < b.dims.h);
+        let band = inside.then(|| whole.map_or_else(|| input.row(y0 as usize), |b| (b, y0 as usize)));
+        let band = band.filter(|(b, r)| !vertical || r + taps < b.dims.h);
         for cb in 0..cb_count {
             // SAFETY: writes go to position p < 4, part k < depth(p), block cb <
             // cb_count, tile t < per_chunk: below v_offset(4) <= v.len().
@@ -570,6 +601,14 @@ fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
                 // cb_count, `step` pixels apart, lie inside the band (and the image),
                 // whose length `Bands::new` checked.
                 let src = unsafe { b.data.as_ptr().add(base * BLOCK) };
+                if prefetch_next {
+                    // The next tile along the row: a horizontal line 2 pixels on (its
+                    // last 2 are new), a vertical one in the next column (all new).
+                    let (next, news) = if vertical { (1, 0..=taps) } else { (2, taps - 1..=taps) };
+                    for k in news {
+                        prefetch(src.wrapping_add((next + k * step) * BLOCK));
+                    }
+                }
                 // SAFETY: as just above.
                 line_transform(taps, |k| unsafe { load(src.add(k * step * BLOCK)) }, store);
             } else {
@@ -850,6 +889,8 @@ struct BandTiles<'a> {
     v_at: [usize; MAX_POSITIONS],
     w_at: [usize; MAX_POSITIONS],
     gemm_chunk: [usize; MAX_POSITIONS],
+    /// Whether the input transforms prefetch (see [`InputJob::prefetch_next`]).
+    prefetch: bool,
 }
 
 impl<'a> BandTiles<'a> {
@@ -922,6 +963,8 @@ impl<'a> BandTiles<'a> {
             gemm_chunk: std::array::from_fn(|p| {
                 crate::conv::chunk_taps(crate::pack::ConvShape { co: s.co, ci: s.ci * scheme.depth(p), kh: 1, kw: 1 })
             }),
+            // Tasks of one band share its input (written by several threads).
+            prefetch: threads > 1,
         }
     }
 
@@ -963,6 +1006,7 @@ impl<'a> BandTiles<'a> {
                     n,
                     per_chunk,
                     v: &mut *v,
+                    prefetch_next: self.prefetch,
                 };
                 // SAFETY: `kernels` proves the tier runs on this CPU.
                 unsafe { (self.kernels.winograd.input)(&mut job) };
