@@ -451,9 +451,9 @@ fn window_band(oy: usize, geom: &ConvGeometry, split: &RowSplit) -> Option<(usiz
     (hi as usize <= r.end).then_some((t, lo as usize - r.start))
 }
 
-/// How [`conv2d_bands_par`] computes output band `t` of an unpadded window: the
-/// output rows whose window crosses a band boundary read copies of their window
-/// (staged), the others read their input band in place.
+/// The output rows among `rows` of an unpadded window whose window crosses an
+/// input band boundary: [`RowTiles`] reads copies of their windows (staged), and
+/// the other rows' windows in place.
 fn staged_rows(geom: ConvGeometry, in_split: RowSplit, rows: Range<usize>) -> impl Iterator<Item = usize> {
     rows.filter(move |&oy| window_band(oy, &geom, &in_split).is_none())
 }
