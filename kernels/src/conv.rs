@@ -207,16 +207,17 @@ pub fn conv2d_nchw16c(
     conv2d_nchw16c_par(kernels, input, w, geom, residual, act, out, scratch, &Sequential)
 }
 
-/// Checks a convolution's operands against its packed weights (`packed_len` floats
-/// of them) and window; `what` names the kernel in the panic.
+/// Checks a convolution's operands (in any bands; a residual in the output's)
+/// against its packed weights (`packed_len` floats of them) and window; `what`
+/// names the kernel in the panic. Callers check the input's layout.
 pub(crate) fn check_conv(
     what: &str,
-    input: &Image,
+    input: &Bands,
     w: &PackedConv,
     packed_len: usize,
     geom: &ConvGeometry,
-    residual: Option<&Image>,
-    out: &ImageMut,
+    residual: Option<&Bands>,
+    out: &Bands,
 ) {
     let s = w.shape;
     assert!(out.layout == Layout::Nchw16c, "{what}: output layout");
@@ -224,7 +225,7 @@ pub(crate) fn check_conv(
     assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "{what}: size");
     assert!(w.weights.len() == packed_len && w.bias.len() == s.packed_bias_len(), "{what}: packing");
     if let Some(r) = residual {
-        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c, "{what}: residual");
+        assert!(r.dims == out.dims && r.layout == Layout::Nchw16c && r.split == out.split, "{what}: residual");
     }
 }
 
@@ -355,7 +356,8 @@ pub fn conv2d_nchw16c_par(
 ) {
     let s = w.shape;
     assert!(input.layout == Layout::Nchw16c, "conv2d_nchw16c: input layout");
-    check_conv("conv2d_nchw16c", &input, w, s.packed_len(), geom, residual.as_ref(), out);
+    let res = residual.map(Bands::from);
+    check_conv("conv2d_nchw16c", &input.into(), w, s.packed_len(), geom, res.as_ref(), &out.as_image().into());
     kernels.record_call();
 
     // Padding: copy into scratch with a zero border, then convolve without padding.
@@ -538,13 +540,8 @@ pub fn conv2d_bands_par(
     par: &dyn ParallelFor,
 ) {
     let s = w.shape;
-    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_bands: layouts");
-    assert!(input.dims.c == s.ci && out.dims.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_bands: shape");
-    assert_eq!(geom.output_hw(input.dims.h, input.dims.w), Some((out.dims.h, out.dims.w)), "conv2d_bands: size");
-    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_bands: packing");
-    if let Some(r) = &residual {
-        assert!(r.dims == out.dims && r.split == out.split && r.layout == out.layout, "conv2d_bands: residual");
-    }
+    assert!(input.layout == Layout::Nchw16c, "conv2d_bands: input layout");
+    check_conv("conv2d_bands", &input, w, s.packed_len(), geom, residual.as_ref(), &out.as_bands());
     let (own, per_worker) = conv2d_bands_scratch_len(input.dims, input.split, geom, out.split);
     let padded = geom.pad != Default::default();
     let unpadded = ConvGeometry { pad: Default::default(), ..*geom };
@@ -753,13 +750,7 @@ pub fn conv2d_image_bands_par(
     let s = w.shape;
     let (d, dout) = (input.dims, out.dims);
     assert!(input.layout == Layout::Nchw && s.ci <= BLOCK, "conv2d_image: not an NCHW image of one block");
-    assert!(out.layout == Layout::Nchw16c, "conv2d_image: output layout");
-    assert!(d.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_image: shape");
-    assert_eq!(geom.output_hw(d.h, d.w), Some((dout.h, dout.w)), "conv2d_image: size");
-    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_image: packing");
-    if let Some(r) = &residual {
-        assert!(r.dims == dout && r.split == out.split && r.layout == out.layout, "conv2d_image: residual");
-    }
+    check_conv("conv2d_image", &input, w, s.packed_len(), geom, residual.as_ref(), &out.as_bands());
     let (rows, width) = image_staging(d, geom);
     let slot_len = rows * width * BLOCK;
     let slots = WorkerSlots::new(scratch, par, slot_len, "conv2d_image");

@@ -813,16 +813,11 @@ pub fn conv2d_winograd_bands_par(
     par: &dyn ParallelFor,
 ) {
     let s = w.shape;
-    let (din, dout) = (input.dims, out.dims);
-    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_winograd: layouts");
+    let dout = out.dims;
+    assert!(input.layout == Layout::Nchw16c, "conv2d_winograd: input layout");
     assert!(scheme.computes(geom, s.ci), "conv2d_winograd: {scheme:?} does not compute this window");
-    assert!(din.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_winograd: shape");
-    assert_eq!(geom.output_hw(din.h, din.w), Some((dout.h, dout.w)), "conv2d_winograd: size");
     let packed_len = crate::pack::winograd_packed_len(s, scheme);
-    assert!(w.weights.len() == packed_len && w.bias.len() == s.packed_bias_len(), "conv2d_winograd: packing");
-    if let Some(r) = &residual {
-        assert!(r.dims == dout && r.split == out.split && r.layout == out.layout, "conv2d_winograd: residual");
-    }
+    crate::conv::check_conv("conv2d_winograd", &input, w, packed_len, geom, residual.as_ref(), &out.as_bands());
     let ch = chunking(scheme, s.ci, dout.h, dout.w, par.threads());
     let worker_slots = WorkerSlots::new(scratch, par, ch.slot_len, "conv2d_winograd");
     kernels.record_call();

@@ -4,8 +4,9 @@
 
 mod support;
 
+use incept_kernels::bands::split_image;
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use support::{ThreeThreads, band_splits, bands_of, view_bands, write_bands};
+use support::{ThreeThreads, band_splits, view_bands, write_bands};
 
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, RowSplit, Tier, reference,
@@ -156,7 +157,7 @@ fn bands_match_one_band_on_every_tier() {
                         par,
                     );
                     for (in_split, out_split) in band_splits(h, oh) {
-                        let parts = bands_of(Image::new(&xb, din, l), in_split);
+                        let parts = split_image(Image::new(&xb, din, l), in_split);
                         let got = write_bands(dout, l, out_split, |out| {
                             k.pool_bands(view_bands(&parts, din, l, in_split), g, avg, out, par)
                         });
@@ -167,7 +168,7 @@ fn bands_match_one_band_on_every_tier() {
                 let mut want = vec![f32::NAN; l.image_len(Dims::new(c, 1, 1))];
                 k.global_avg_pool(Image::new(&xb, din, l), &mut ImageMut::new(&mut want, Dims::new(c, 1, 1), l), par);
                 for (in_split, _) in band_splits(h, 1) {
-                    let parts = bands_of(Image::new(&xb, din, l), in_split);
+                    let parts = split_image(Image::new(&xb, din, l), in_split);
                     let mut got = vec![f32::NAN; want.len()];
                     let out = &mut ImageMut::new(&mut got, Dims::new(c, 1, 1), l);
                     k.global_avg_pool_bands(view_bands(&parts, din, l, in_split), out, par);
@@ -185,7 +186,7 @@ fn bands_match_one_band_on_every_tier() {
         let x = data(d.volume(), c as u64);
         let want = blocked(&x, d);
         for (in_split, out_split) in band_splits(h, h).into_iter().chain([(RowSplit::whole(h), RowSplit::even(h, 2))]) {
-            let parts = bands_of(Image::new(&x, d, Layout::Nchw), in_split);
+            let parts = split_image(Image::new(&x, d, Layout::Nchw), in_split);
             let got = write_bands(d, l, out_split, |out| {
                 incept_kernels::blocked::reorder_bands(
                     view_bands(&parts, d, Layout::Nchw, in_split),
@@ -194,7 +195,7 @@ fn bands_match_one_band_on_every_tier() {
                 )
             });
             assert_eq!(got, want, "to blocked, {d:?} in {in_split:?} -> {out_split:?}");
-            let parts = bands_of(Image::new(&want, d, l), out_split);
+            let parts = split_image(Image::new(&want, d, l), out_split);
             let back = write_bands(d, Layout::Nchw, in_split, |out| {
                 incept_kernels::blocked::reorder_bands(view_bands(&parts, d, l, out_split), out, &ThreeThreads)
             });

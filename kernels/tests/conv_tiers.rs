@@ -9,6 +9,7 @@
 
 mod support;
 
+use incept_kernels::bands::split_image;
 use incept_kernels::conv::{
     PackedConv, chunk_taps, conv2d_bands_par, conv2d_bands_scratch_len, conv2d_image_bands_par, conv2d_image_par,
     conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len,
@@ -17,8 +18,7 @@ use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
 use support::{
-    Rng, ThreeThreads, band_splits, bands_of, reference_conv, to_layout, view_bands, write_bands,
-    write_between_sentinels,
+    Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands, write_between_sentinels,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -154,8 +154,8 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
         )
     };
     for (in_split, out_split) in band_splits(h, oh) {
-        let in_bands = bands_of(Image::new(&xin, din, blk), in_split);
-        let res_bands = bands_of(Image::new(&rin, dout, blk), out_split);
+        let in_bands = split_image(Image::new(&xin, din, blk), in_split);
+        let res_bands = split_image(Image::new(&rin, dout, blk), out_split);
         let (own, per_thread) = conv2d_bands_scratch_len(din, in_split, &geom, out_split);
         let mut scratch = vec![f32::NAN; own.max(per_thread * par.threads())];
         let got = write_bands(dout, blk, out_split, |out| {
@@ -165,7 +165,7 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
         });
         same(&got, &format!("conv2d_bands_par in {in_split:?} -> {out_split:?}"));
         if ci <= 16 {
-            let image_bands = bands_of(Image::new(&x, din, Layout::Nchw), in_split);
+            let image_bands = split_image(Image::new(&x, din, Layout::Nchw), in_split);
             let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
             let got = write_bands(dout, blk, out_split, |out| {
                 let input = view_bands(&image_bands, din, Layout::Nchw, in_split);

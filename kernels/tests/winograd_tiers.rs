@@ -47,14 +47,14 @@
 
 mod support;
 
+use incept_kernels::bands::split_image;
 use incept_kernels::conv::PackedConv;
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::winograd::{Scheme, conv2d_winograd_bands_par, conv2d_winograd_par, winograd_scratch_len};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
 use support::{
-    Rng, ThreeThreads, band_splits, bands_of, reference_conv, to_layout, view_bands, write_bands,
-    write_between_sentinels,
+    Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands, write_between_sentinels,
 };
 
 const BT: [[f64; 4]; 4] = [[1., 0., -1., 0.], [0., 1., 1., 0.], [0., -1., 1., 0.], [0., 1., 0., -1.]];
@@ -315,8 +315,8 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
     // more): each band computes the image's tiles over its rows, so the same bits.
     let weights = PackedConv { shape, weights: &packed, bias: &pbias };
     for (in_split, out_split) in band_splits(h, oh) {
-        let in_bands = bands_of(Image::new(&xin, din, blk), in_split);
-        let res_bands = bands_of(Image::new(&rin, dout, blk), out_split);
+        let in_bands = split_image(Image::new(&xin, din, blk), in_split);
+        let res_bands = split_image(Image::new(&rin, dout, blk), out_split);
         let got = write_bands(dout, blk, out_split, |out| {
             let input = view_bands(&in_bands, din, blk, in_split);
             let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));

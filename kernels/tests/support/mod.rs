@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 
-use incept_kernels::bands::{join_bands, split_image};
+use incept_kernels::bands::join_bands;
 use incept_kernels::parallel::ParallelFor;
 use incept_kernels::{Activation, Bands, BandsMut, ConvGeometry, Dims, Image, ImageMut, Layout, RowSplit, reference};
 
@@ -103,11 +103,6 @@ pub fn write_bands(d: Dims, layout: Layout, split: RowSplit, f: impl FnOnce(&mut
     f(&mut BandsMut::new(parts.iter_mut().map(|p| &mut p[..]), d, layout, split));
     let refs: Vec<&[f32]> = parts.iter().map(|p| &p[..]).collect();
     join_bands(Bands::new(&refs, d, layout, split))
-}
-
-/// `image` in bands of `split`, kept alive by the returned buffers.
-pub fn bands_of(image: Image, split: RowSplit) -> Vec<Vec<f32>> {
-    split_image(image, split)
 }
 
 /// Read-only bands over `parts`.
