@@ -35,8 +35,8 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
     // SAFETY: every offset below is one the TileArgs contract promises is in bounds.
     unsafe {
         let mut taps = Taps::new(a);
-        for t0 in (0..n).step_by(a.chunk) {
-            let t1 = (t0 + a.chunk).min(n);
+        for t0 in (a.taps.0..a.taps.1).step_by(a.chunk) {
+            let t1 = (t0 + a.chunk).min(a.taps.1);
             let mut acc = [[[0f32; BLOCK]; PX]; OB];
             for (inp, w, whole) in taps.by_ref().take(t1 - t0) {
                 for i in 0..if whole { BLOCK } else { a.ci_tail } {

@@ -64,7 +64,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::bands::{Bands, BandsMut};
-use crate::conv::{PackedConv, TileArgs, choose_tile};
+use crate::conv::{PackedConv, TileArgs, WeightPrefetch, choose_tile};
 use crate::dispatch::Kernels;
 use crate::parallel::{ParallelFor, SharedMut, WorkerSlots, for_each_band};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
@@ -978,15 +978,18 @@ impl<'a> BandTiles<'a> {
         let total = co_blocks * tiles;
         let (v, m) = mine.split_at_mut(self.ch.v_len);
         let mut transformed = None;
+        // The task's items: contiguous, as the midpoints grow with the item.
         let mut start = 0;
-        for item in 0..self.items {
+        let owned = (0..self.items).filter(|&item| {
             let item_work = work(item);
             let mid = 2 * start + item_work;
             start += item_work;
             // 2 * midpoint in [2 total task / tasks, 2 total (task + 1) / tasks).
-            if mid * tasks < 2 * total * task || mid * tasks >= 2 * total * (task + 1) {
-                continue;
-            }
+            mid * tasks >= 2 * total * task && mid * tasks < 2 * total * (task + 1)
+        });
+        let (first, count) = owned.fold((usize::MAX, 0), |(f, c), i| (f.min(i), c + 1));
+        let items = first.min(self.items)..first.min(self.items) + count;
+        for item in items.clone() {
             let (chunk, group) = (item / groups, item % groups);
             let n = per_chunk.min(tiles - chunk * per_chunk);
             let t0 = self.first_tile + chunk * per_chunk;
@@ -1009,11 +1012,36 @@ impl<'a> BandTiles<'a> {
             }
             let ob0 = group * ob_tile;
             let ob = ob_tile.min(co_blocks - ob0);
+            let slab = |group: usize, p: usize| {
+                let ob0 = group * ob_tile;
+                (self.w_at[p] + ob0 * self.k_blocks[p] * BLOCK * BLOCK, ob_tile.min(co_blocks - ob0), p)
+            };
             for p in 0..scheme.positions() {
                 let m_pos = &mut m[p * m_pos_stride(per_chunk)..][..MAX_OB * per_chunk * BLOCK];
                 let w_block = self.k_blocks[p] * BLOCK * BLOCK;
-                for px0 in (0..n).step_by(self.px_tile) {
+                // The weights read next, fetched while this position's tiles compute:
+                // the next position's, or the next item's first. Each weight serves
+                // only the chunk's tiles (16 on an 8x8 map), so unfetched, the first
+                // tile of each position would wait on memory (measured: 1x7/7x1
+                // layers 10% faster with the prefetch, 3x3 ones 6%).
+                let next = if p + 1 < scheme.positions() {
+                    Some(slab(group, p + 1))
+                } else {
+                    (item + 1 < items.end).then(|| slab((item + 1) % groups, 0))
+                };
+                let m_tiles = n.div_ceil(self.px_tile);
+                for (j, px0) in (0..n).step_by(self.px_tile).enumerate() {
                     let px = self.px_tile.min(n - px0);
+                    let prefetch = next.map_or(WeightPrefetch::NONE, |(at, ob, q)| {
+                        let lines = self.k_blocks[q] * BLOCK;
+                        let (l0, l1) = (j * lines / m_tiles, (j + 1) * lines / m_tiles);
+                        WeightPrefetch {
+                            start: self.w.weights.as_ptr().wrapping_add(at + l0 * BLOCK),
+                            stride: self.k_blocks[q] * BLOCK * BLOCK,
+                            blocks: ob,
+                            lines: l1 - l0,
+                        }
+                    });
                     let args = TileArgs {
                         input: v[self.v_at[p] + px0 * BLOCK..].as_ptr(),
                         in_pixel: BLOCK,
@@ -1033,6 +1061,8 @@ impl<'a> BandTiles<'a> {
                         out_block: per_chunk * BLOCK,
                         relu: false,
                         prefetch_next: false,
+                        taps: (0, self.k_blocks[p]),
+                        prefetch,
                     };
                     // SAFETY: the tier runs on this CPU. Reads: input blocks
                     // 0..k_blocks[p] of position p's image, pixels px0..px0+px <= n

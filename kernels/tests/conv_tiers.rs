@@ -12,7 +12,7 @@ mod support;
 use incept_kernels::bands::split_image;
 use incept_kernels::conv::{
     PackedConv, chunk_taps, conv2d_bands_par, conv2d_bands_scratch_len, conv2d_image_bands_par, conv2d_image_par,
-    conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len,
+    conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len, k_block_taps,
 };
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
@@ -246,7 +246,8 @@ fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
 
 /// Reductions of hundreds to thousands of terms: many chunks, and (asserted) some
 /// with a shorter last chunk, some split inside a block's window, some reaching
-/// the partial last input block.
+/// the partial last input block, some on maps small enough that the tiles sum
+/// their taps in several blocks ([`k_block_taps`]), with a shorter last block.
 fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x2545f4914f6cdd1d);
     let g = |kh, kw, ph, pw| ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad: Padding::symmetric(ph, pw) };
@@ -259,16 +260,20 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         (300, 20, 4, 5, g(5, 5, 2, 2)),
         (33, 16, 8, 8, g(3, 3, 1, 1)),
     ];
-    let mut short_last = 0;
+    let (mut short_last, mut blocked, mut short_block) = (0, 0, 0);
     for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
         let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
         assert!(taps >= 3 * chunk, "{shape:?}: {taps} taps in chunks of {chunk}");
         short_last += (taps % chunk != 0) as usize;
+        let k = k_block_taps(taps, chunk, h * w);
+        blocked += (k < taps) as usize;
+        short_block += (k < taps && taps % k != 0) as usize;
         let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
         check(kernels, Case { ci, co, h, w, geom, residual: n % 3 == 1, act }, &mut rng, par);
     }
     assert!(short_last >= 2, "too few cases end in a short chunk");
+    assert!(blocked >= 3 && short_block >= 2, "too few cases sum in blocks of taps");
 }
 
 #[test]

@@ -49,8 +49,8 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
     // loads and stores have no alignment requirement.
     unsafe {
         let mut taps = Taps::new(a);
-        for t0 in (0..n).step_by(a.chunk) {
-            let t1 = (t0 + a.chunk).min(n);
+        for t0 in (a.taps.0..a.taps.1).step_by(a.chunk) {
+            let t1 = (t0 + a.chunk).min(a.taps.1);
             let mut acc = [[[vdupq_n_f32(0.0); Q]; PX]; OB];
             acc.iter_mut().flatten().flatten().for_each(|v| *v = zero());
             for (inp, w, whole) in taps.by_ref().take(t1 - t0) {
