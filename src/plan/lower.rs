@@ -383,9 +383,13 @@ impl TensorRecipe {
 /// 10/7 (4/3) the direct ones' and come from memory at every run. Whole models,
 /// interleaved A/B against 192+ channels only: 128+ channels on 17x17 maps made
 /// inception_v3 1.4% faster on one and on two threads and inception_resnet_v2 1.4%
-/// and 1.9%; adding the 8x8 layers made inception_resnet_v2 1.3% slower on one
-/// thread (192/224-channel layers of 64 pixels: each weight serves 32 output pairs,
-/// and the larger weights cost more than the multiplies saved). Accuracy: the short
+/// and 1.9%. The 8x8 layers (each weight serves 32 output pairs) made
+/// inception_resnet_v2 1.3% slower on one thread while the GEMMs waited on their
+/// weights; since they prefetch the next position's while computing (see
+/// `incept_kernels::winograd`), the 8x8 layers too: inception_v3 2.7% faster on one
+/// thread and 2.6% on two, inception_v4 3.0% on one, inception_resnet_v2 the same on
+/// one and 2.3% faster on two (outputs: 0.81, 0.81 and 0.82 of ONNX Runtime's error
+/// over 16 images). Accuracy: the short
 /// per-position sums keep the outputs as close to float64 (inception_v3 3.04e-6 ->
 /// 3.09e-6, inception_v4 3.35e-6 -> 3.19e-6, inception_resnet_v2 0.72e-6 ->
 /// 0.77e-6, against ONNX Runtime's 4.11e-6, 4.17e-6 and 1.09e-6).
@@ -422,7 +426,7 @@ pub fn winograd_for(geom: &ConvGeometry, ci: usize, co: usize, out_hw: (usize, u
             let four = ci >= 192 && (30..=35).contains(&oh) && (30..=35).contains(&ow);
             used.then_some(if four { Scheme::F4x4 } else { Scheme::F2x2 })
         }
-        line @ Scheme::F2 { vertical, .. } => (ci >= 128 && (if vertical { oh } else { ow }) >= 12).then_some(line),
+        line @ Scheme::F2 { vertical, .. } => (ci >= 128 && (if vertical { oh } else { ow }) >= 8).then_some(line),
     }
 }
 
@@ -690,17 +694,22 @@ mod tests {
         let line = |kh, kw, pad: Padding| ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad };
         let (across_w, across_h) =
             (Padding { top: 0, left: 3, bottom: 0, right: 3 }, Padding { top: 3, left: 0, bottom: 3, right: 0 });
-        // 1-D windows: 128+ input channels in whole blocks, no padding across, 12+
+        // 1-D windows: 128+ input channels in whole blocks, no padding across, 8+
         // outputs along.
         let (along_w, along_h) =
             (Some(Scheme::F2 { vertical: false, taps: 7 }), Some(Scheme::F2 { vertical: true, taps: 7 }));
         assert_eq!(winograd_for(&line(1, 7, across_w), 128, 96, (17, 17)), along_w);
         assert_eq!(winograd_for(&line(7, 1, across_h), 224, 96, (17, 17)), along_h);
         assert_eq!(winograd_for(&line(1, 7, across_w), 112, 96, (17, 17)), None);
-        assert_eq!(winograd_for(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, 96, (8, 8)), None);
+        let along_w3 = Some(Scheme::F2 { vertical: false, taps: 3 });
+        assert_eq!(
+            winograd_for(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, 96, (8, 8)),
+            along_w3
+        );
+        assert_eq!(winograd_for(&line(1, 3, Padding { top: 0, left: 1, bottom: 0, right: 1 }), 384, 96, (8, 7)), None);
         assert_eq!(winograd_for(&line(1, 7, across_w), 200, 96, (17, 17)), None);
         assert_eq!(winograd_for(&line(1, 7, across_h), 192, 96, (17, 17)), None);
-        assert_eq!(winograd_for(&line(7, 1, across_h), 192, 96, (8, 17)), None);
+        assert_eq!(winograd_for(&line(7, 1, across_h), 192, 96, (7, 17)), None);
         assert_eq!(winograd_for(&line(1, 5, Padding::uniform(0)), 192, 96, (17, 17)), None);
     }
 }
