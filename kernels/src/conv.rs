@@ -75,6 +75,13 @@ pub struct TileArgs {
     /// Only the x86 tiers act on it. A prefetch never faults, so it may point past
     /// the input.
     pub prefetch_next: bool,
+    /// Prefetch for writing, once per tile, the output lines the next tile along the
+    /// row stores. When threads share the layers, the lines a step writes were
+    /// last held by whichever core used that part of the arena before; taking them
+    /// a tile ahead hides the wait for the other core to let go of them (measured
+    /// on inception_v3 at 2 threads: 1.5-1.8% faster, the stem's direct layers 4%).
+    /// Only the x86 tiers act on it, and only where the CPU has PREFETCHW.
+    pub prefetch_output: bool,
     /// The taps this call sums, `start..end` of `0..ci_blocks * kh * kw`, both on
     /// the chunk grid (multiples of `chunk`, or the last tap): a driver may compute
     /// a tile in several calls, in order, each adding its chunks to the partial sums
@@ -281,6 +288,7 @@ struct LayerTiles<'a> {
     taps: usize,
     relu: bool,
     prefetch_next: bool,
+    prefetch_output: bool,
 }
 
 /// The taps one call of a tile sums, and the weights it prefetches meanwhile.
@@ -325,6 +333,7 @@ impl<'a> LayerTiles<'a> {
             // The lines to fetch are another core's only when threads share the
             // layers; alone, the prefetches cost about 1% (inception_v3).
             prefetch_next: par.threads() > 1,
+            prefetch_output: par.threads() > 1 && kernels.prefetchw,
         }
     }
 
@@ -408,6 +417,7 @@ impl<'a> LayerTiles<'a> {
             out_block: self.out_block,
             relu: self.relu,
             prefetch_next: self.prefetch_next,
+            prefetch_output: self.prefetch_output,
             taps: piece.taps,
             prefetch: piece.prefetch,
         };

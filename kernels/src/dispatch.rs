@@ -10,7 +10,7 @@ use crate::parallel::{ParallelFor, for_each_band, for_each_part};
 use crate::peak;
 use crate::{Activation, BLOCK, Bands, BandsMut, Image, ImageMut, Layout, PoolGeometry, winograd};
 
-type PoolFn = unsafe fn(Bands, &PoolGeometry, Option<bool>, &mut ImageMut, usize);
+type PoolFn = unsafe fn(Bands, &PoolGeometry, Option<bool>, &mut ImageMut, usize, bool);
 type GapFn = unsafe fn(Bands, &mut ImageMut);
 type LinearFn = unsafe fn(Image, &[f32], &[f32], bool, &mut ImageMut);
 
@@ -30,8 +30,15 @@ macro_rules! blocked_ops {
         mod $name {
             use crate::{Bands, Image, ImageMut, PoolGeometry, blocked, winograd};
             $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn pool(i: Bands, g: &PoolGeometry, avg: Option<bool>, o: &mut ImageMut, oy0: usize) {
-                blocked::pool(i, g, avg, o, oy0)
+            pub(super) unsafe fn pool(
+                i: Bands,
+                g: &PoolGeometry,
+                avg: Option<bool>,
+                o: &mut ImageMut,
+                oy0: usize,
+                ahead: bool,
+            ) {
+                blocked::pool(i, g, avg, o, oy0, ahead)
             }
             $(#[target_feature(enable = $feature)])?
             pub(super) unsafe fn gap(i: Bands, o: &mut ImageMut) {
@@ -149,6 +156,9 @@ pub struct Kernels {
     pub(crate) winograd: WinogradOps,
     /// FMA throughput loop and the FLOPs of one iteration (see [`crate::peak`]).
     pub(crate) peak: (unsafe fn(u64) -> f32, u64),
+    /// Whether the x86 tiers may prefetch for writing (see
+    /// [`crate::conv::TileArgs::prefetch_output`]).
+    pub(crate) prefetchw: bool,
 }
 
 impl Kernels {
@@ -167,6 +177,13 @@ impl Kernels {
                     linear: $ops::linear,
                     winograd: WinogradOps { input: $ops::wino_input, output: $ops::wino_output },
                     peak: $peak,
+                    prefetchw: {
+                        #[cfg(target_arch = "x86_64")]
+                        let has = crate::x86_64::has_prefetchw();
+                        #[cfg(not(target_arch = "x86_64"))]
+                        let has = false;
+                        has
+                    },
                 }
             };
         }
@@ -222,15 +239,18 @@ impl Kernels {
         if split.bands() > 1 {
             for_each_band(out, par, &|t, mut band| {
                 // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-                unsafe { (self.pool)(input, geom, avg, &mut band, split.rows(t).start) }
+                unsafe { (self.pool)(input, geom, avg, &mut band, split.rows(t).start, false) }
             });
             return;
         }
         let (out_plane, layout) = (dout.h * dout.w * BLOCK, out.layout);
+        // Split by channels, each thread writes lines another may hold: ask early.
+        let ahead = par.threads() > 1 && self.prefetchw;
         for_each_part(out.band(0).data, out_plane, par, &|blocks, part| {
             let src = input.blocks(blocks);
+            let mut part = ImageMut::new(part, dout.with_c(src.dims.c), layout);
             // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.pool)(src, geom, avg, &mut ImageMut::new(part, dout.with_c(src.dims.c), layout), 0) }
+            unsafe { (self.pool)(src, geom, avg, &mut part, 0, ahead) }
         });
     }
 

@@ -33,3 +33,32 @@ pub use bands::{Bands, BandsMut, RowSplit};
 pub use dispatch::{Kernels, TIER_ENV, Tier, tier_calls};
 pub use geometry::{Activation, ConvGeometry, Padding, PoolGeometry};
 pub use layout::{AlignedVec, BLOCK, Dims, Image, ImageMut, Layout};
+
+/// Asks for the cache line at `p` (any address: a prefetch never faults). A no-op
+/// off x86-64.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults; SSE is
+    // part of x86-64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Asks for the cache line at `p` for writing (PREFETCHW; any address: a prefetch
+/// never faults). Only for CPUs that have it (`Kernels::prefetchw`); a no-op off
+/// x86-64.
+#[inline(always)]
+pub(crate) fn prefetch_write(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHW never faults and changes nothing the program sees; callers
+    // use it only on CPUs that have it.
+    unsafe {
+        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

@@ -67,6 +67,7 @@ use crate::bands::{Bands, BandsMut};
 use crate::conv::{PackedConv, TileArgs, WeightPrefetch, choose_tile};
 use crate::dispatch::Kernels;
 use crate::parallel::{ParallelFor, SharedMut, WorkerSlots, for_each_band};
+use crate::prefetch;
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 
 type Lanes = [f32; BLOCK];
@@ -298,19 +299,6 @@ pub(crate) struct InputJob<'a> {
     /// when the threads share the input (another core wrote half of it), whose
     /// lines then take a few hundred nanoseconds to arrive.
     pub prefetch_next: bool,
-}
-
-/// Asks for the cache line at `p` (any address: a prefetch never faults).
-#[inline(always)]
-fn prefetch(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and never faults; SSE is
-    // part of x86-64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// What the output transform of one chunk and group of output blocks reads and writes.
@@ -1061,6 +1049,7 @@ impl<'a> BandTiles<'a> {
                         out_block: per_chunk * BLOCK,
                         relu: false,
                         prefetch_next: false,
+                        prefetch_output: false,
                         taps: (0, self.k_blocks[p]),
                         prefetch,
                     };

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{match_px, prefetch_next_tile, prefetch_weights};
+use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights};
 use crate::BLOCK;
 use crate::conv::{ConvMicrokernel, Taps, TileArgs};
 
@@ -42,6 +42,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
     // unaligned loads and stores have no alignment requirement.
     unsafe {
         let mut taps = Taps::new(a);
+        prefetch_next_output::<OB, PX>(a);
         for t0 in (a.taps.0..a.taps.1).step_by(a.chunk) {
             let t1 = (t0 + a.chunk).min(a.taps.1);
             let mut acc = [[_mm512_setzero_ps(); PX]; OB];

@@ -55,3 +55,33 @@ pub(crate) fn prefetch_weights(a: &crate::conv::TileArgs, t: usize) {
         }
     }
 }
+
+/// Prefetches for writing, once per tile (its first call), the output lines the
+/// next tile along the row stores (`PX` pixels on, every block), if the tile asks
+/// for it (see [`TileArgs::prefetch_output`]).
+///
+/// [`TileArgs::prefetch_output`]: crate::conv::TileArgs::prefetch_output
+#[inline(always)]
+pub(crate) fn prefetch_next_output<const OB: usize, const PX: usize>(a: &crate::conv::TileArgs) {
+    if a.prefetch_output && a.taps.0 == 0 {
+        for b in 0..OB {
+            for p in 0..PX {
+                let line = a.output.wrapping_add(b * a.out_block + (PX + p) * crate::BLOCK);
+                // SAFETY: PREFETCHW never faults and changes nothing the program
+                // sees; the driver asks for it only on CPUs that have it
+                // (`has_prefetchw`).
+                unsafe {
+                    std::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags, readonly))
+                };
+            }
+        }
+    }
+}
+
+/// Whether the CPU has PREFETCHW (CPUID 8000_0001h, ECX bit 8; `std` does not
+/// detect it by name).
+pub(crate) fn has_prefetchw() -> bool {
+    use std::arch::x86_64::__cpuid;
+    // Leaf 8000_0001h is asked only when the highest extended leaf reaches it.
+    __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+}
