@@ -176,6 +176,10 @@ impl<'a> Taps<'a> {
     #[inline(always)]
     pub(crate) fn new(a: &'a TileArgs) -> Self {
         let (t, end) = a.taps;
+        if t == 0 {
+            // Most calls: no divisions, which small tiles (a 3-channel stem's) feel.
+            return Taps { a, t, end, ib: 0, ky: 0, kx: 0 };
+        }
         let (ib, k) = (t / (a.kh * a.kw), t % (a.kh * a.kw));
         Taps { a, t, end, ib, ky: k / a.kw, kx: k % a.kw }
     }
@@ -524,9 +528,12 @@ pub fn conv2d_nchw16c_par(
             let m = us.len() * tiles_per_unit;
             for k0 in (0..n_taps).step_by(k_taps) {
                 let taps = (k0, (k0 + k_taps).min(n_taps));
-                // The weights this task reads next: the group's next block of taps,
-                // or the next group's first.
-                let next = if taps.1 < n_taps {
+                // The weights this task reads next, in blocks: the group's next block
+                // of taps, or the next group's first.
+                let next = if k_taps == n_taps {
+                    // Unblocked (large maps): each weight serves enough pixels.
+                    None
+                } else if taps.1 < n_taps {
                     Some((ob0, ob, (taps.1, (taps.1 + k_taps).min(n_taps))))
                 } else if g + 1 < groups {
                     let (ob0, ob, us) = group_units(g + 1);

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights};
+use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights, weight_lines_per_tap};
 use crate::BLOCK;
 use crate::conv::{ConvMicrokernel, Taps, TileArgs};
 
@@ -43,13 +43,14 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
     unsafe {
         let mut taps = Taps::new(a);
         prefetch_next_output::<OB, PX>(a);
+        let per = weight_lines_per_tap(a);
         for t0 in (a.taps.0..a.taps.1).step_by(a.chunk) {
             let t1 = (t0 + a.chunk).min(a.taps.1);
             let mut acc = [[[_mm256_setzero_ps(); 2]; PX]; OB];
             acc.iter_mut().flatten().flatten().for_each(|v| *v = zero());
             for (t, (inp, w, whole)) in (t0..t1).zip(taps.by_ref()) {
                 prefetch_next_tile::<PX>(a, inp);
-                prefetch_weights(a, t);
+                prefetch_weights(a, t, per);
                 let mut lane = |i: usize| {
                     let mut wv = [[_mm256_setzero_ps(); 2]; OB];
                     for (b, v) in wv.iter_mut().enumerate() {

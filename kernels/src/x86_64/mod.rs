@@ -33,27 +33,36 @@ pub(crate) fn prefetch_next_tile<const PX: usize>(a: &crate::conv::TileArgs, inp
     }
 }
 
-/// Prefetches tap `t`'s share of [`TileArgs::prefetch`]: the runs' lines spread
-/// evenly over the call's taps, so that the fetch keeps pace with the arithmetic.
+/// Prefetches tap `t`'s share of [`TileArgs::prefetch`]: `per` of the runs' lines
+/// (`per` = [`weight_lines_per_tap`]), so that the fetch keeps pace with the
+/// arithmetic.
 ///
 /// [`TileArgs::prefetch`]: crate::conv::TileArgs::prefetch
 #[inline(always)]
-pub(crate) fn prefetch_weights(a: &crate::conv::TileArgs, t: usize) {
-    // T1: the runs are larger than L1. T0 measured alike, T2 slower.
+pub(crate) fn prefetch_weights(a: &crate::conv::TileArgs, t: usize, per: usize) {
     use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
     let f = &a.prefetch;
     if f.blocks == 0 {
         return;
     }
-    let (j, m) = (t - a.taps.0, a.taps.1 - a.taps.0);
-    let (l0, l1) = (j * f.lines / m, (j + 1) * f.lines / m);
+    let l0 = (t - a.taps.0) * per;
     for b in 0..f.blocks {
-        for l in l0..l1 {
+        for l in l0..(l0 + per).min(f.lines) {
+            // T1: the runs are larger than L1. T0 measured alike, T2 slower.
             let line = f.start.wrapping_add(b * f.stride + l * crate::BLOCK);
             // SAFETY: as in `prefetch_next_tile`: a prefetch never faults.
             unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast()) };
         }
     }
+}
+
+/// Lines of each run of [`TileArgs::prefetch`] per tap of the call: one division
+/// per call rather than per tap.
+///
+/// [`TileArgs::prefetch`]: crate::conv::TileArgs::prefetch
+#[inline(always)]
+pub(crate) fn weight_lines_per_tap(a: &crate::conv::TileArgs) -> usize {
+    if a.prefetch.blocks == 0 { 0 } else { a.prefetch.lines.div_ceil(a.taps.1 - a.taps.0) }
 }
 
 /// Prefetches for writing, once per tile (its first call), the output lines the
