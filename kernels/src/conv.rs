@@ -112,6 +112,14 @@ pub struct WeightPrefetch {
 impl WeightPrefetch {
     /// Nothing to fetch.
     pub const NONE: WeightPrefetch = WeightPrefetch { start: std::ptr::null(), stride: 0, blocks: 0, lines: 0 };
+
+    /// Share `j` of `m` of fetching `blocks` runs of `lines` cache lines, `stride`
+    /// floats apart from `start`: the calls of one piece of work split the next
+    /// piece's weights evenly.
+    pub(crate) fn share(start: *const f32, stride: usize, blocks: usize, lines: usize, j: usize, m: usize) -> Self {
+        let (l0, l1) = (j * lines / m, (j + 1) * lines / m);
+        WeightPrefetch { start: start.wrapping_add(l0 * BLOCK), stride, blocks, lines: l1 - l0 }
+    }
 }
 
 /// A tier's convolution microkernel and its largest tile.
@@ -363,15 +371,9 @@ impl<'a> LayerTiles<'a> {
     /// Share `j` of `m` of prefetching the weights of output blocks `ob0..ob0 + ob`,
     /// taps `taps`.
     fn prefetch_share(&self, ob0: usize, ob: usize, taps: (usize, usize), j: usize, m: usize) -> WeightPrefetch {
-        const LINE: usize = 16;
-        let lines = (taps.1 - taps.0) * BLOCK * BLOCK / LINE;
-        let (l0, l1) = (j * lines / m, (j + 1) * lines / m);
-        WeightPrefetch {
-            start: self.w.weights.as_ptr().wrapping_add(ob0 * self.w_block + taps.0 * BLOCK * BLOCK + l0 * LINE),
-            stride: self.w_block,
-            blocks: ob,
-            lines: l1 - l0,
-        }
+        // A tap's weights for one block: 16 rows of 16 floats, a cache line each.
+        let start = self.w.weights.as_ptr().wrapping_add(ob0 * self.w_block + taps.0 * BLOCK * BLOCK);
+        WeightPrefetch::share(start, self.w_block, ob, (taps.1 - taps.0) * BLOCK, j, m)
     }
 
     /// [`run`](Self::run) from an input whose channel blocks are `in_block` floats

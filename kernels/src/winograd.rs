@@ -1021,14 +1021,9 @@ impl<'a> BandTiles<'a> {
                 for (j, px0) in (0..n).step_by(self.px_tile).enumerate() {
                     let px = self.px_tile.min(n - px0);
                     let prefetch = next.map_or(WeightPrefetch::NONE, |(at, ob, q)| {
-                        let lines = self.k_blocks[q] * BLOCK;
-                        let (l0, l1) = (j * lines / m_tiles, (j + 1) * lines / m_tiles);
-                        WeightPrefetch {
-                            start: self.w.weights.as_ptr().wrapping_add(at + l0 * BLOCK),
-                            stride: self.k_blocks[q] * BLOCK * BLOCK,
-                            blocks: ob,
-                            lines: l1 - l0,
-                        }
+                        let start = self.w.weights.as_ptr().wrapping_add(at);
+                        let k = self.k_blocks[q];
+                        WeightPrefetch::share(start, k * BLOCK * BLOCK, ob, k * BLOCK, j, m_tiles)
                     });
                     let args = TileArgs {
                         input: v[self.v_at[p] + px0 * BLOCK..].as_ptr(),

@@ -75,13 +75,8 @@ pub(crate) fn prefetch_next_output<const OB: usize, const PX: usize>(a: &crate::
     if a.prefetch_output && a.taps.0 == 0 {
         for b in 0..OB {
             for p in 0..PX {
-                let line = a.output.wrapping_add(b * a.out_block + (PX + p) * crate::BLOCK);
-                // SAFETY: PREFETCHW never faults and changes nothing the program
-                // sees; the driver asks for it only on CPUs that have it
-                // (`has_prefetchw`).
-                unsafe {
-                    std::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags, readonly))
-                };
+                // The driver asks for it only on CPUs with PREFETCHW (`has_prefetchw`).
+                crate::prefetch_write(a.output.wrapping_add(b * a.out_block + (PX + p) * crate::BLOCK));
             }
         }
     }
