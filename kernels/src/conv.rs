@@ -499,7 +499,8 @@ pub fn conv2d_nchw16c_par(
 
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
     let n_taps = tiles.taps;
-    let k_taps = k_block_taps(n_taps, tiles.chunk, dout.h * dout.w);
+    let k_block = k_block_taps(n_taps, tiles.chunk, dout.h * dout.w);
+    let k_taps = k_block.unwrap_or(n_taps);
 
     // Work units: a row of tiles, or for pointwise layers one tile of the long row,
     // for one group of output blocks. The units are ordered group-major and dealt to
@@ -532,8 +533,8 @@ pub fn conv2d_nchw16c_par(
                 let taps = (k0, (k0 + k_taps).min(n_taps));
                 // The weights this task reads next, in blocks: the group's next block
                 // of taps, or the next group's first.
-                let next = if k_taps == n_taps {
-                    // Unblocked (large maps): each weight serves enough pixels.
+                let next = if k_block.is_none() {
+                    // Large maps: each weight serves enough pixels.
                     None
                 } else if taps.1 < n_taps {
                     Some((ob0, ob, (taps.1, (taps.1 + k_taps).min(n_taps))))
@@ -573,19 +574,22 @@ const K_BLOCK_MAX_PIXELS: usize = 20 * 20;
 const K_BLOCK_TAPS: usize = 24;
 
 /// Taps per block (on the chunk grid) for a layer of `n_taps` taps in chunks of
-/// `chunk` and `pixels` output pixels. A small map uses each weight only a few
+/// `chunk` and `pixels` output pixels, or `None` for a large map, which takes every
+/// tap in one call and prefetches nothing. A small map uses each weight only a few
 /// dozen times, so the first tile to read a group's weights would wait for them to
 /// stream from memory faster than memory delivers (inception_v3's 8x8 layers ran
 /// 22% slower in the model than alone, their weights in cache). Walking the tiles
 /// once per block of taps instead uses each block while it is in cache, and
-/// prefetching the next block as it goes overlaps the fetch with the arithmetic
-/// (without the prefetch, blocks alone are slower). Large maps take every tap in
-/// one call.
-pub fn k_block_taps(n_taps: usize, chunk: usize, pixels: usize) -> usize {
+/// prefetching the next block (or the next group's first) as it goes overlaps the
+/// fetch with the arithmetic (without the prefetch, blocks alone are slower). The
+/// blocks are as even as the chunk grid allows: a short last block (4 taps after
+/// 24) leaves too little arithmetic to hide the next group's fetch.
+pub fn k_block_taps(n_taps: usize, chunk: usize, pixels: usize) -> Option<usize> {
     if pixels > K_BLOCK_MAX_PIXELS {
-        return n_taps;
+        return None;
     }
-    (K_BLOCK_TAPS / chunk).max(1) * chunk
+    let blocks = n_taps.div_ceil((K_BLOCK_TAPS / chunk).max(1) * chunk);
+    Some(n_taps.div_ceil(blocks).div_ceil(chunk) * chunk)
 }
 
 /// Input rows (from `lo`, negative above the image, to `hi`, past its end when

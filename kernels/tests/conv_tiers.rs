@@ -266,7 +266,7 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
         assert!(taps >= 3 * chunk, "{shape:?}: {taps} taps in chunks of {chunk}");
         short_last += (taps % chunk != 0) as usize;
-        let k = k_block_taps(taps, chunk, h * w);
+        let k = k_block_taps(taps, chunk, h * w).unwrap_or(taps);
         blocked += (k < taps) as usize;
         short_block += (k < taps && taps % k != 0) as usize;
         let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
