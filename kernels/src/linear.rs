@@ -27,6 +27,6 @@ pub fn linear(
         let w = &weights[rows.start * k..rows.end * k];
         let o = &mut ImageMut::new(part, out.dims.with_c(rows.len()), out.layout);
         // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (kernels.linear)(input, w, &bias[rows], act == Activation::Relu, o) }
+        unsafe { (kernels.ops.linear)(input, w, &bias[rows], act == Activation::Relu, o) }
     });
 }

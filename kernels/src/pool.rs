@@ -43,7 +43,7 @@ pub fn pool(
     if split.bands() > 1 {
         for_each_band(out, par, &|t, mut band| {
             // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (kernels.pool)(input, geom, avg, &mut band, split.rows(t).start, false) }
+            unsafe { (kernels.ops.pool)(input, geom, avg, &mut band, split.rows(t).start, false) }
         });
         return;
     }
@@ -54,7 +54,7 @@ pub fn pool(
         let src = input.blocks(blocks);
         let mut part = ImageMut::new(part, dout.with_c(src.dims.c), layout);
         // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (kernels.pool)(src, geom, avg, &mut part, 0, ahead) }
+        unsafe { (kernels.ops.pool)(src, geom, avg, &mut part, 0, ahead) }
     });
 }
 
@@ -68,6 +68,6 @@ pub fn global_avg_pool(kernels: &Kernels, input: Bands, out: &mut ImageMut, par:
     for_each_part(out.data, BLOCK, par, &|blocks, part| {
         let src = input.blocks(blocks);
         // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (kernels.gap)(src, &mut ImageMut::new(part, out.dims.with_c(src.dims.c), out.layout)) }
+        unsafe { (kernels.ops.gap)(src, &mut ImageMut::new(part, out.dims.with_c(src.dims.c), out.layout)) }
     });
 }

@@ -2,7 +2,8 @@
 //! families: 1x1, 3x3, 1xn / nx1, 5x5, large strided stems; channel counts off,
 //! under and over the 16-lane block; widths around the pixel tile; stride 2; every
 //! padding side; a residual; output into a slice of a larger buffer; reductions
-//! long enough for many chunks, with a short last one. Besides the error bound,
+//! long enough for many chunks, with a short last one; every tile shape of each
+//! tier's menu (asserted to have run). Besides the error bound,
 //! every output must equal, bit for bit, the documented summation order (chunks of
 //! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier. Inputs
 //! of one block also run from their NCHW image (`conv2d_image`), bit for bit the same.
@@ -16,7 +17,7 @@ use incept_kernels::conv::{
 };
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
+use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls, tile_calls};
 use support::{
     Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands, write_between_sentinels,
 };
@@ -32,12 +33,12 @@ struct Case {
     act: Activation,
 }
 
-/// The documented summation order of [`incept_kernels::conv::TileArgs`], one output
+/// The documented summation order of the microkernels (`TileArgs`), one output
 /// at a time: taps `(ib, ky, kx)` in order, 16 lanes each (channels past `ci` are
 /// zeros and change nothing), in chunks of `chunk_taps` taps that each start from
 /// zero; the first chunk is added to the bias, each later one to the partial sum,
 /// then the residual and the activation. `fused`: the products are fused into the
-/// additions (FMA), as on every SIMD tier; the scalar tier rounds them first.
+/// additions (FMA), as on the ISA-specific tiers; the portable tier rounds them first.
 #[allow(clippy::too_many_arguments)]
 fn replay(
     x: &[f32],
@@ -185,7 +186,7 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
                     kernels.conv_name(),
                     want[i]
                 );
-                let fused = kernels.tier() != Tier::Scalar;
+                let fused = kernels.tier() != Tier::Portable;
                 let r = residual.then(|| res[i]);
                 let order = replay(&x, din, &wt, shape, &bias, &geom, r, act, (c, y, xx), fused);
                 assert!(
@@ -270,16 +271,36 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
     assert!(blocked >= 3 && short_block >= 2, "too few cases sum in blocks of taps");
 }
 
+/// One layer per tile shape of the tier's menu, a tile of that shape covering its
+/// output exactly (`ob` blocks of output channels, a row of `px` pixels), checked
+/// like the others; then every shape must have run.
+fn every_tile_shape(kernels: &Kernels) {
+    let mut rng = Rng(0x5851f42d4c957f2d);
+    let tier = kernels.tier();
+    let shapes: Vec<(usize, usize)> = kernels.tile_shapes().collect();
+    assert!(!shapes.is_empty(), "{tier:?}: an empty tile menu");
+    let before: Vec<u64> = shapes.iter().map(|&(ob, px)| tile_calls(tier, ob, px)).collect();
+    for &(ob, px) in &shapes {
+        let geom = ConvGeometry { kh: 1, kw: 1, stride_h: 1, stride_w: 1, pad: Padding::uniform(0) };
+        let case = Case { ci: 19, co: 16 * ob, h: 1, w: px, geom, residual: px % 2 == 0, act: Activation::Relu };
+        check(kernels, case, &mut rng, &Sequential);
+    }
+    for (&(ob, px), before) in shapes.iter().zip(before) {
+        assert!(tile_calls(tier, ob, px) > before, "{}: tile {ob}x{px} did not run", kernels.conv_name());
+    }
+}
+
 #[test]
 fn every_available_tier_matches_the_reference() {
     let tiers = Tier::available();
-    assert!(tiers.contains(&Tier::Scalar));
+    assert!(tiers.contains(&Tier::Portable));
     for tier in tiers {
         let kernels = Kernels::new(tier).unwrap();
         let before = tier_calls(tier);
         sweep(&kernels, &Sequential);
         long_reductions(&kernels, &Sequential);
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
+        every_tile_shape(&kernels);
         eprintln!("{}: ok", kernels.conv_name());
     }
 }
@@ -292,7 +313,7 @@ fn tiles_spread_over_threads_match_the_reference() {
 }
 
 /// The tiers a machine of this architecture is expected to have: CI fails loudly if
-/// detection breaks instead of silently testing only the scalar tier.
+/// detection breaks instead of silently testing only the portable tier.
 #[test]
 fn expected_tiers_are_detected() {
     #[cfg(target_arch = "x86_64")]

@@ -56,7 +56,7 @@ fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
 /// The clock of a shared machine drifts, so each tier's peak is measured before and
 /// after its layers and the higher figure is the yardstick.
 pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Result<(), String> {
-    let tiers: Vec<Tier> = Tier::available().into_iter().filter(|t| *t != Tier::Scalar || all_tiers).collect();
+    let tiers: Vec<Tier> = Tier::available().into_iter().filter(|t| *t != Tier::Portable || all_tiers).collect();
     let widest = Tier::best();
     let mut report = Vec::new();
     for tier in tiers {

@@ -1,8 +1,24 @@
 //! The portable tier: the same tiles as the SIMD tiers in plain Rust, each block's
 //! 16 lanes an array the compiler may vectorise for the baseline target.
 
-use crate::BLOCK;
-use crate::conv::{ConvMicrokernel, Taps, TileArgs};
+use crate::layout::BLOCK;
+use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
+use crate::ops::{TierOps, shared_bodies};
+
+/// The portable tier's kernels: every CPU runs them.
+pub(crate) const OPS: TierOps = TierOps {
+    available: || true,
+    conv: CONV,
+    pool,
+    gap,
+    linear,
+    winograd_input,
+    winograd_output,
+    peak: fma_loop,
+    peak_flops: PEAK_FLOPS,
+};
+
+shared_bodies!();
 
 /// Up to 2 output blocks x 4 pixels: 128 accumulators, what the baseline
 /// target's 16 SSE registers can roughly hold in 4-lane pieces.
@@ -74,3 +90,20 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
         }
     }
 }
+
+/// Portable: 16 independent 16-lane accumulators, left to the compiler.
+unsafe fn fma_loop(iters: u64) -> f32 {
+    let mut acc = [[1.0f32; 16]; 16];
+    let (a, b) = (std::hint::black_box([0.999f32; 16]), std::hint::black_box([1e-3f32; 16]));
+    for _ in 0..iters {
+        for r in acc.iter_mut() {
+            for l in 0..16 {
+                r[l] = r[l] * a[l] + b[l];
+            }
+        }
+    }
+    acc.iter().flatten().sum()
+}
+
+/// FLOPs per iteration of [`fma_loop`].
+const PEAK_FLOPS: u64 = 2 * 16 * 16;
