@@ -26,6 +26,8 @@ use crate::layout::BLOCK;
 /// activation. The rounding error of an output then grows with the chunk length
 /// plus the number of chunks rather than with the whole reduction length.
 #[derive(Clone, Copy, Debug)]
+// Only the x86 tiers prefetch.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct TileArgs {
     /// Input at (block 0, first tap row, first pixel's first tap column).
     pub input: *const f32,
@@ -93,6 +95,7 @@ pub struct TileArgs {
 /// use them. Only the x86 tiers act on it; a prefetch never faults, so any address
 /// will do. `blocks == 0` fetches nothing.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct WeightPrefetch {
     /// First line of the first run.
     pub start: *const f32,
