@@ -65,7 +65,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                         for (p, acc_bp) in acc_b.iter_mut().enumerate() {
                             // A product rounded, then the sum: the order the contract
                             // replays for this tier (no FMA on the baseline target).
-                            *acc_bp = *acc_bp + f32x16::splat(*inp.add(p * a.in_pixel + i)) * wrow;
+                            *acc_bp += f32x16::splat(*inp.add(p * a.in_pixel + i)) * wrow;
                         }
                     }
                 }
@@ -80,7 +80,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                     let mut v = v + load(sum);
                     if last {
                         if !a.residual.is_null() {
-                            v = v + load(a.residual.add(off));
+                            v += load(a.residual.add(off));
                         }
                         if a.relu {
                             v = v.max(f32x16::ZERO);

@@ -40,7 +40,7 @@ fn staged_rows(geom: ConvGeometry, in_split: RowSplit, rows: Range<usize>) -> im
     rows.filter(move |&oy| window_band(oy, &geom, &in_split).is_none())
 }
 
-/// Scratch a convolution in bands (see [`conv2d`]) of an input of shape
+/// Scratch a convolution in bands (see [`conv2d`](crate::conv::conv2d)) of an input of shape
 /// `input` split into `in_split` to an output split into `out_split` needs:
 /// `(floats of the step's own scratch, floats per thread of par)`, one of them 0.
 /// Its own for a padded copy of the whole input (when the output is one band);

@@ -27,13 +27,13 @@ pub fn conv2d_image_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize
     threads.max(1) * rows * width * BLOCK
 }
 
-/// [`conv2d`] on an NCHW image of at most 16 channels (a network's input, in
+/// [`conv2d`](crate::conv::conv2d) on an NCHW image of at most 16 channels (a network's input, in
 /// bands): each task expands the input rows that a few (`IMAGE_ROWS`) output rows
 /// read into zero-padded NCHW16c rows in its worker's slot of `scratch` (which must
 /// hold [`conv2d_image_scratch_len`] values, split evenly into one slot per worker),
 /// so the image, 13 of whose 16 lanes are padding for an RGB input, is never
 /// written out whole. With more than one output band, one task per band computes
-/// its rows. The same tiles and sums as [`conv2d`]: the same bits.
+/// its rows. The same tiles and sums as [`conv2d`](crate::conv::conv2d): the same bits.
 pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch: &mut [f32], par: &dyn ParallelFor) {
     let Conv2d { input, weights: w, geom, residual, .. } = *op;
     let (w, geom) = (&w, &geom);

@@ -17,7 +17,7 @@ pub struct PackedConv<'a> {
 }
 
 /// One convolution, `out = act(conv(input) + bias + residual)`: its operands and
-/// window. The entry points ([`conv2d`], [`conv2d_image`] and
+/// window. The entry points ([`conv2d`](crate::conv::conv2d), [`conv2d_image`](crate::conv::conv2d_image) and
 /// [`crate::winograd::conv2d_winograd`]) take it with the output, the scratch and
 /// the threads.
 #[derive(Clone, Copy, Debug)]

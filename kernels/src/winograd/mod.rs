@@ -57,7 +57,7 @@
 //! [`ParallelFor::worker`]: crate::parallel::ParallelFor::worker
 //!
 //! The transforms are written once over 16-lane blocks and compiled per tier (see
-//! [`crate::ops`]), like [`crate::blocked`]. The transformed weights are
+//! `crate::ops`), like [`crate::blocked`]. The transformed weights are
 //! computed in f64 when packing ([`pack_winograd_weights`]).
 
 pub(crate) mod scheme;
