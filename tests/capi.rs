@@ -191,9 +191,10 @@ fn session_run_allocates_nothing() {
         assert_eq!(status, [INCEPT_OK; 3]);
         // The counter works: a failed call allocates its message.
         let mut short = INCEPT_OK;
-        // SAFETY: as above; the short output length is the point.
-        let allocations =
-            counting_alloc::on_this_thread(|| short = unsafe { incept_session_run(s, xp, x.len(), yp, 3) });
+        let allocations = counting_alloc::on_this_thread(|| {
+            // SAFETY: as above; the short output length is the point.
+            short = unsafe { incept_session_run(s, xp, x.len(), yp, 3) }
+        });
         assert_eq!(short, INCEPT_ERR_ARGUMENT);
         assert!(allocations > 0);
         // SAFETY: a live session.

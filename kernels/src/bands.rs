@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use crate::{Dims, Image, ImageMut, Layout};
+use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
 
 /// Most bands an image is split into.
 pub const MAX_BANDS: usize = 16;
@@ -133,10 +133,10 @@ impl<'a> Bands<'a> {
     /// Channel blocks `blocks` of a blocked image, in the same bands.
     pub fn blocks(&self, blocks: Range<usize>) -> Bands<'a> {
         assert!(self.layout == Layout::Nchw16c, "bands: channel blocks of a plain image");
-        let c = self.dims.c.min(blocks.end * crate::BLOCK) - blocks.start * crate::BLOCK;
+        let c = self.dims.c.min(blocks.end * BLOCK) - blocks.start * BLOCK;
         let mut parts = self.parts;
         for (t, part) in parts.iter_mut().enumerate().take(self.split.bands()) {
-            let plane = self.split.rows(t).len() * self.dims.w * crate::BLOCK;
+            let plane = self.split.rows(t).len() * self.dims.w * BLOCK;
             *part = &part[blocks.start * plane..blocks.end * plane];
         }
         Bands { dims: self.dims.with_c(c), layout: self.layout, split: self.split, parts }

@@ -1,11 +1,13 @@
 //! Pooling, the fully connected layer and layout reordering on NCHW16c images,
 //! written once over 16-lane blocks. Each tier compiles these bodies inside its own
-//! `#[target_feature]` wrapper (see [`crate::dispatch`]), so the same loops become
+//! `#[target_feature]` wrapper (see `crate::ops`), so the same loops become
 //! SSE, AVX2 or AVX-512 (or NEON) code; the per-lane loops are what vectorises.
 
 use crate::bands::{Bands, BandsMut};
+use crate::geometry::PoolGeometry;
+use crate::layout::{BLOCK, Image, ImageMut, Layout};
+use crate::microkernel::prefetch_write;
 use crate::parallel::{ParallelFor, for_each_band, for_each_part};
-use crate::{BLOCK, Image, ImageMut, Layout, PoolGeometry};
 
 type Lanes = [f32; BLOCK];
 
@@ -42,8 +44,7 @@ pub(crate) fn pool(input: Bands, geom: &PoolGeometry, avg: Option<bool>, out: &m
 /// Output rows ahead that [`pool_with`] prefetches for writing when asked: split
 /// by channels over threads, a pool writes lines the other core held last (the
 /// arena is reused), and taking each one costs a few hundred ns when the cores sit
-/// far apart (measured on inception_v3 at 2 threads, cores far apart: its pools
-/// 0.88 -> 0.74 ms in all; prefetching the input instead made them slower).
+/// far apart (figures: `docs/kernels.md`).
 const POOL_AHEAD_ROWS: usize = 4;
 
 /// Pooling with `combine` folding each window's pixels into `init`, then scaled by
@@ -80,7 +81,7 @@ fn pool_with(
                 // The output row POOL_AHEAD_ROWS on (past the plane: the next block's).
                 let next = dst_row.as_ptr().wrapping_add(POOL_AHEAD_ROWS * od.w * BLOCK);
                 for line in (0..od.w * BLOCK).step_by(BLOCK) {
-                    crate::prefetch_write(next.wrapping_add(line));
+                    prefetch_write(next.wrapping_add(line));
                 }
             }
             for (ox, px_out) in dst_row.chunks_exact_mut(BLOCK).enumerate() {

@@ -1,78 +1,19 @@
-//! ISA tiers: detection, the `INCEPT_TIER` override, and the kernel table.
+//! ISA tiers: the tier table, detection, and the `INCEPT_TIER` override.
 //!
 //! A [`Kernels`] value can only be made for a tier the CPU supports, so holding one
 //! proves its microkernels are safe to call (the pattern of memchr's `avx2::One`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::conv::ConvMicrokernel;
-use crate::parallel::{ParallelFor, for_each_band, for_each_part};
-use crate::peak;
-use crate::{Activation, BLOCK, Bands, BandsMut, Image, ImageMut, Layout, PoolGeometry, winograd};
-
-type PoolFn = unsafe fn(Bands, &PoolGeometry, Option<bool>, &mut ImageMut, usize, bool);
-type GapFn = unsafe fn(Bands, &mut ImageMut);
-type LinearFn = unsafe fn(Image, &[f32], &[f32], bool, &mut ImageMut);
-
-/// A tier's Winograd transforms (see [`crate::winograd`]).
-#[derive(Clone, Copy)]
-pub(crate) struct WinogradOps {
-    /// Input transform of one chunk.
-    pub(crate) input: unsafe fn(&mut winograd::InputJob),
-    /// Output transform of one chunk and group of output blocks. Its safety
-    /// contract is [`winograd::output_transform`]'s.
-    pub(crate) output: unsafe fn(&winograd::OutputJob),
-}
-
-/// The blocked pooling and linear bodies compiled for one tier's target features.
-macro_rules! blocked_ops {
-    ($name:ident $(, $feature:literal)?) => {
-        mod $name {
-            use crate::{Bands, Image, ImageMut, PoolGeometry, blocked, winograd};
-            $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn pool(
-                i: Bands,
-                g: &PoolGeometry,
-                avg: Option<bool>,
-                o: &mut ImageMut,
-                oy0: usize,
-                ahead: bool,
-            ) {
-                blocked::pool(i, g, avg, o, oy0, ahead)
-            }
-            $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn gap(i: Bands, o: &mut ImageMut) {
-                blocked::global_avg_pool(i, o)
-            }
-            $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn linear(i: Image, w: &[f32], b: &[f32], relu: bool, o: &mut ImageMut) {
-                blocked::linear(i, w, b, relu, o)
-            }
-            $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn wino_input(job: &mut winograd::InputJob) {
-                winograd::input_transform(job)
-            }
-            $(#[target_feature(enable = $feature)])?
-            pub(super) unsafe fn wino_output(job: &winograd::OutputJob) {
-                // SAFETY: forwarded contract.
-                unsafe { winograd::output_transform(job) }
-            }
-        }
-    };
-}
-blocked_ops!(portable);
-#[cfg(target_arch = "x86_64")]
-blocked_ops!(avx2, "avx2,fma");
-#[cfg(target_arch = "x86_64")]
-blocked_ops!(avx512, "avx512f");
-#[cfg(target_arch = "aarch64")]
-blocked_ops!(neon, "neon");
+use crate::microkernel::TileShapes;
+use crate::ops::TierOps;
 
 /// An instruction-set tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tier {
-    /// Portable Rust, no explicit SIMD (the compiler may still vectorise).
-    Scalar,
+    /// Portable Rust on 16-lane vectors of the `wide` crate: the target's baseline
+    /// SIMD (SSE2 on x86-64, NEON on AArch64), on any CPU.
+    Portable,
     /// x86-64 AVX2 + FMA (256-bit).
     Avx2,
     /// x86-64 AVX-512F (512-bit).
@@ -82,50 +23,60 @@ pub enum Tier {
 }
 
 /// Every tier, narrowest first.
-pub const TIERS: [Tier; 4] = [Tier::Scalar, Tier::Neon, Tier::Avx2, Tier::Avx512];
+pub const TIERS: [Tier; 4] = [Tier::Portable, Tier::Neon, Tier::Avx2, Tier::Avx512];
 
-/// Environment variable that forces a tier: `scalar`, `avx2`, `avx512` or `neon`.
+/// The tiers compiled for this architecture and their kernels: a new tier is its
+/// file and one line here (and its [`Tier`] variant).
+const TABLE: &[(Tier, &TierOps)] = &[
+    (Tier::Portable, &crate::portable::OPS),
+    #[cfg(target_arch = "x86_64")]
+    (Tier::Avx2, &crate::x86_64::avx2::OPS),
+    #[cfg(target_arch = "x86_64")]
+    (Tier::Avx512, &crate::x86_64::avx512::OPS),
+    #[cfg(target_arch = "aarch64")]
+    (Tier::Neon, &crate::aarch64::neon::OPS),
+];
+
+/// Environment variable that forces a tier: `portable`, `avx2`, `avx512` or `neon`.
 pub const TIER_ENV: &str = "INCEPT_TIER";
 
 impl Tier {
     /// Lower-case name, as `INCEPT_TIER` takes it.
     pub const fn name(self) -> &'static str {
         match self {
-            Tier::Scalar => "scalar",
+            Tier::Portable => "portable",
             Tier::Avx2 => "avx2",
             Tier::Avx512 => "avx512",
             Tier::Neon => "neon",
         }
     }
 
-    /// The tier called `name`.
+    /// The tier called `name` (`scalar`, the portable tier's former name, too).
     pub fn parse(name: &str) -> Option<Tier> {
+        if name == "scalar" {
+            return Some(Tier::Portable);
+        }
         TIERS.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The kernels of this tier, if compiled for this architecture.
+    fn ops(self) -> Option<&'static TierOps> {
+        TABLE.iter().find(|(t, _)| *t == self).map(|(_, ops)| *ops)
     }
 
     /// Whether this CPU runs the tier.
     pub fn is_available(self) -> bool {
-        match self {
-            Tier::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => is_x86_feature_detected!("avx512f"),
-            #[cfg(target_arch = "aarch64")]
-            Tier::Neon => std::arch::is_aarch64_feature_detected!("neon"),
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
+        self.ops().is_some_and(|ops| (ops.available)())
     }
 
-    /// Tiers this CPU runs that have kernels, narrowest first.
+    /// Tiers this CPU runs, narrowest first.
     pub fn available() -> Vec<Tier> {
-        TIERS.into_iter().filter(|t| t.is_available() && Kernels::new(*t).is_some()).collect()
+        TIERS.into_iter().filter(|t| t.is_available()).collect()
     }
 
     /// The widest available tier.
     pub fn best() -> Tier {
-        *Tier::available().last().expect("the scalar tier is always available")
+        *Tier::available().last().expect("the portable tier is always available")
     }
 
     /// The tier named by `INCEPT_TIER`, or the best one when it is unset. Naming an
@@ -135,7 +86,7 @@ impl Tier {
             Err(_) => Ok(Tier::best()),
             Ok(name) => {
                 let tier = Tier::parse(&name)
-                    .ok_or_else(|| format!("{TIER_ENV}={name}: unknown tier (scalar, avx2, avx512, neon)"))?;
+                    .ok_or_else(|| format!("{TIER_ENV}={name}: unknown tier (portable, avx2, avx512, neon)"))?;
                 if !Tier::available().contains(&tier) {
                     return Err(format!("{TIER_ENV}={name}: this CPU cannot run the {name} tier"));
                 }
@@ -145,157 +96,25 @@ impl Tier {
     }
 }
 
-/// The microkernels of one tier. Only constructible when the CPU supports the tier.
+/// The kernels of one tier. Only constructible when the CPU supports the tier.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     tier: Tier,
-    pub(crate) conv: ConvMicrokernel,
-    pool: PoolFn,
-    gap: GapFn,
-    linear: LinearFn,
-    pub(crate) winograd: WinogradOps,
-    /// FMA throughput loop and the FLOPs of one iteration (see [`crate::peak`]).
-    pub(crate) peak: (unsafe fn(u64) -> f32, u64),
+    pub(crate) ops: TierOps,
     /// Whether the x86 tiers may prefetch for writing (see
-    /// [`crate::conv::TileArgs::prefetch_output`]).
+    /// [`crate::microkernel::TileArgs::prefetch_output`]).
     pub(crate) prefetchw: bool,
 }
 
 impl Kernels {
     /// The kernels of `tier`, or `None` when this CPU cannot run it.
     pub fn new(tier: Tier) -> Option<Kernels> {
-        if !tier.is_available() {
-            return None;
-        }
-        macro_rules! table {
-            ($conv:expr, $ops:ident, $peak:expr) => {
-                Kernels {
-                    tier,
-                    conv: $conv,
-                    pool: $ops::pool,
-                    gap: $ops::gap,
-                    linear: $ops::linear,
-                    winograd: WinogradOps { input: $ops::wino_input, output: $ops::wino_output },
-                    peak: $peak,
-                    prefetchw: {
-                        #[cfg(target_arch = "x86_64")]
-                        let has = crate::x86_64::has_prefetchw();
-                        #[cfg(not(target_arch = "x86_64"))]
-                        let has = false;
-                        has
-                    },
-                }
-            };
-        }
-        Some(match tier {
-            Tier::Scalar => table!(crate::scalar::CONV, portable, (peak::fma_loop_portable, peak::PORTABLE_FLOPS)),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => table!(crate::x86_64::avx2::CONV, avx2, (peak::x86::fma_loop_avx2, peak::x86::AVX2_FLOPS)),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => {
-                table!(crate::x86_64::avx512::CONV, avx512, (peak::x86::fma_loop_avx512, peak::x86::AVX512_FLOPS))
-            }
-            #[cfg(target_arch = "aarch64")]
-            // NEON is part of the aarch64 baseline: the portable loop compiles to NEON FMAs.
-            Tier::Neon => table!(crate::aarch64::neon::CONV, neon, (peak::fma_loop_portable, peak::PORTABLE_FLOPS)),
-            #[allow(unreachable_patterns)]
-            _ => return None,
-        })
-    }
-
-    /// Max pooling on NCHW16c images, channel blocks spread over `par`'s threads.
-    pub fn max_pool(&self, input: Image, geom: &PoolGeometry, out: &mut ImageMut, par: &dyn ParallelFor) {
-        self.pool_bands(input.into(), geom, None, &mut out.into(), par)
-    }
-
-    /// Average pooling on NCHW16c images; `count_include_pad` picks the divisor.
-    pub fn avg_pool(
-        &self,
-        input: Image,
-        geom: &PoolGeometry,
-        count_include_pad: bool,
-        out: &mut ImageMut,
-        par: &dyn ParallelFor,
-    ) {
-        self.pool_bands(input.into(), geom, Some(count_include_pad), &mut out.into(), par)
-    }
-
-    /// Max (`avg` is `None`) or average pooling (`avg` carries
-    /// `count_include_pad`) on NCHW16c images in bands: one task per output band,
-    /// or, in one band, channel blocks spread over `par`'s threads.
-    pub fn pool_bands(
-        &self,
-        input: Bands,
-        geom: &PoolGeometry,
-        avg: Option<bool>,
-        out: &mut BandsMut,
-        par: &dyn ParallelFor,
-    ) {
-        self.record_call();
-        let (din, dout) = (input.dims, out.dims);
-        assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
-        assert!(din.c == dout.c && geom.output_hw(din.h, din.w) == Some((dout.h, dout.w)), "pool: shapes");
-        let split = out.split;
-        if split.bands() > 1 {
-            for_each_band(out, par, &|t, mut band| {
-                // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-                unsafe { (self.pool)(input, geom, avg, &mut band, split.rows(t).start, false) }
-            });
-            return;
-        }
-        let (out_plane, layout) = (dout.h * dout.w * BLOCK, out.layout);
-        // Split by channels, each thread writes lines another may hold: ask early.
-        let ahead = par.threads() > 1 && self.prefetchw;
-        for_each_part(out.band(0).data, out_plane, par, &|blocks, part| {
-            let src = input.blocks(blocks);
-            let mut part = ImageMut::new(part, dout.with_c(src.dims.c), layout);
-            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.pool)(src, geom, avg, &mut part, 0, ahead) }
-        });
-    }
-
-    /// Global average pooling on NCHW16c images.
-    pub fn global_avg_pool(&self, input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
-        self.global_avg_pool_bands(input.into(), out, par)
-    }
-
-    /// Global average pooling of an NCHW16c image in bands, channel blocks spread
-    /// over `par`'s threads.
-    pub fn global_avg_pool_bands(&self, input: Bands, out: &mut ImageMut, par: &dyn ParallelFor) {
-        self.record_call();
-        let d = input.dims;
-        assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "global_avg_pool: layouts");
-        assert!((out.dims.c, out.dims.h, out.dims.w) == (d.c, 1, 1), "global_avg_pool: shapes");
-        for_each_part(out.data, BLOCK, par, &|blocks, part| {
-            let src = input.blocks(blocks);
-            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.gap)(src, &mut ImageMut::new(part, out.dims.with_c(src.dims.c), out.layout)) }
-        });
-    }
-
-    /// Fully connected layer on a `c x 1 x 1` NCHW16c image; weights `[out, in]`.
-    /// Blocks of 16 outputs are spread over `par`'s threads.
-    pub fn linear(
-        &self,
-        input: Image,
-        weights: &[f32],
-        bias: &[f32],
-        act: Activation,
-        out: &mut ImageMut,
-        par: &dyn ParallelFor,
-    ) {
-        self.record_call();
-        let (k, n) = (input.dims.c, out.dims.c);
-        assert!(out.layout == Layout::Nchw16c && (out.dims.h, out.dims.w) == (1, 1), "linear: output");
-        assert!(weights.len() == n * k && bias.len() == n, "linear: weights are not [out, in]");
-        assert_eq!(out.data.len(), n.div_ceil(BLOCK) * BLOCK, "linear: output length");
-        for_each_part(out.data, BLOCK, par, &|blocks, part| {
-            let rows = blocks.start * BLOCK..n.min(blocks.end * BLOCK);
-            let w = &weights[rows.start * k..rows.end * k];
-            let o = &mut ImageMut::new(part, out.dims.with_c(rows.len()), out.layout);
-            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.linear)(input, w, &bias[rows], act == Activation::Relu, o) }
-        });
+        let ops = *tier.ops().filter(|ops| (ops.available)())?;
+        #[cfg(target_arch = "x86_64")]
+        let prefetchw = crate::x86_64::has_prefetchw();
+        #[cfg(not(target_arch = "x86_64"))]
+        let prefetchw = false;
+        Some(Kernels { tier, ops, prefetchw })
     }
 
     /// The tier these kernels belong to.
@@ -305,19 +124,38 @@ impl Kernels {
 
     /// The convolution microkernel's name (op, tile, ISA).
     pub fn conv_name(&self) -> &'static str {
-        self.conv.name
+        self.ops.conv.name
+    }
+
+    /// Every tile shape (output blocks, pixels) the convolution microkernel computes.
+    pub fn tile_shapes(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let max_px = self.ops.conv.max_px;
+        (1..max_px.len()).flat_map(move |ob| (1..=max_px[ob]).map(move |px| (ob, px)))
     }
 
     pub(crate) fn record_call(&self) {
         CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts the tile shapes one task ran (see [`tile_calls`]).
+    pub(crate) fn record_tiles(&self, shapes: TileShapes) {
+        for (ob, px) in shapes.iter() {
+            TILE_CALLS[self.tier as usize][ob * MAX_PX + px].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
-static CALLS: [AtomicU64; 4] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
+
+/// Pixels per tile of any tier, plus one.
+const MAX_PX: usize = 17;
+
+static TILE_CALLS: [[AtomicU64; 5 * MAX_PX]; TIERS.len()] =
+    [const { [const { AtomicU64::new(0) }; 5 * MAX_PX] }; TIERS.len()];
 
 impl std::fmt::Debug for Kernels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kernels").field("tier", &self.tier).field("conv", &self.conv.name).finish()
+        f.debug_struct("Kernels").field("tier", &self.tier).field("conv", &self.ops.conv.name).finish()
     }
 }
 
@@ -325,4 +163,14 @@ impl std::fmt::Debug for Kernels {
 /// that a forced tier really ran.
 pub fn tier_calls(tier: Tier) -> u64 {
     CALLS[tier as usize].load(Ordering::Relaxed)
+}
+
+/// How many convolution tasks of `tier` have run at least one tile of `ob` output
+/// blocks and `px` pixels in this process (direct and Winograd alike): lets tests
+/// assert that every tile shape of a tier's menu ([`Kernels::tile_shapes`]) ran.
+pub fn tile_calls(tier: Tier, ob: usize, px: usize) -> u64 {
+    if ob > 4 || px >= MAX_PX {
+        return 0;
+    }
+    TILE_CALLS[tier as usize][ob * MAX_PX + px].load(Ordering::Relaxed)
 }

@@ -1,4 +1,7 @@
-//! Window geometry shared by convolution and pooling, and fused activations.
+//! Window geometry shared by convolution and pooling, the shape of a convolution's
+//! weights, and fused activations.
+
+use crate::layout::BLOCK;
 
 /// Zero (or ignored) border added around an image. Asymmetric padding exists: TF's
 /// "SAME" pads more on the bottom/right when the total is odd.
@@ -121,5 +124,40 @@ impl PoolGeometry {
             ceil(h, g.kh, g.stride_h, g.pad.top, g.pad.bottom, oh),
             ceil(w, g.kw, g.stride_w, g.pad.left, g.pad.right, ow),
         ))
+    }
+}
+
+/// Shape of a convolution's weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvShape {
+    /// Output channels.
+    pub co: usize,
+    /// Input channels.
+    pub ci: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+}
+
+impl ConvShape {
+    /// Output channel blocks.
+    pub const fn co_blocks(&self) -> usize {
+        self.co.div_ceil(BLOCK)
+    }
+
+    /// Input channel blocks.
+    pub const fn ci_blocks(&self) -> usize {
+        self.ci.div_ceil(BLOCK)
+    }
+
+    /// Length of the packed weights.
+    pub const fn packed_len(&self) -> usize {
+        self.co_blocks() * self.ci_blocks() * self.kh * self.kw * BLOCK * BLOCK
+    }
+
+    /// Length of the packed bias (output channels padded to a block).
+    pub const fn packed_bias_len(&self) -> usize {
+        self.co_blocks() * BLOCK
     }
 }

@@ -174,7 +174,7 @@ impl<'a> ImageMut<'a> {
 /// larger, and the values start at the first 64-byte boundary in it: a zeroed
 /// allocation of natural alignment comes from `calloc`, whose large blocks are fresh
 /// pages that cost nothing until first written, whereas an over-aligned one is
-/// zeroed by a `memset` that faults in every page (4 ms for inception_v3's arena).
+/// zeroed by a `memset` that faults in every page.
 #[derive(Debug, Default)]
 pub struct AlignedVec {
     quads: Vec<[f32; 4]>,

@@ -4,61 +4,55 @@
 //! single image (`C x H x W`) described by an [`Image`] view whose [`Layout`] is
 //! either plain `NCHW` or the channel-blocked `NCHW16c` the engine runs on.
 //!
-//! - [`reference`](mod@reference): naive, obviously correct implementations of every operator.
-//!   They are the oracle the optimised tiers are tested and fuzzed against, and are
-//!   never optimised themselves.
-//! - [`conv`]: direct convolution on NCHW16c with per-tier microkernels, chosen at
-//!   run time through [`Kernels`] (see [`dispatch`]); weights packed by [`pack`].
-//! - [`winograd`]: Winograd F(2x2, 3x3) for 3x3 and F(2, 3) for 1x3/3x1/1x7/7x1
-//!   stride-1 convolutions, whose GEMMs run on the same microkernels.
+//! The modules form layers, each importing only from the ones below it (a test,
+//! `tests/layers.rs`, checks it):
+//!
+//! 1. leaves: [`layout`], [`geometry`], [`bands`], [`parallel`],
+//!    [`reference`](mod@reference) (naive, obviously correct implementations of
+//!    every operator: the oracle the optimised tiers are tested and fuzzed
+//!    against);
+//! 2. the microkernel contract (`microkernel`: what a tier's convolution
+//!    microkernel computes and in which order it sums), the bodies written once
+//!    over 16-lane blocks ([`blocked`], the Winograd [`winograd::Scheme`]s and
+//!    transforms), weight packing ([`pack`]);
+//! 3. one file per ISA tier (`portable`, `x86_64::avx2`, `x86_64::avx512`,
+//!    `aarch64::neon`), each its microkernel, its instances of the shared bodies
+//!    and its peak loop, described by one `ops::TierOps`;
+//! 4. [`dispatch`]: the tier table, detection and `INCEPT_TIER`, and the
+//!    [`Kernels`] proof token;
+//! 5. the ISA-neutral drivers, free functions taking `&Kernels`: [`conv`] (direct
+//!    convolution and the NCHW image stem), [`winograd`] (F(2x2, 3x3), F(4x4, 3x3)
+//!    and F(2, 3) for 3x3, 1x3/3x1 and 1x7/7x1 stride-1 convolutions, whose GEMMs
+//!    run on the same microkernels), [`pool`], [`linear`], [`peak`].
+
+#![deny(missing_docs)]
+
+pub mod bands;
+pub mod geometry;
+pub mod layout;
+pub mod parallel;
+pub mod reference;
+
+pub mod blocked;
+mod microkernel;
+pub mod pack;
+pub mod winograd;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
-pub mod bands;
-pub mod blocked;
-pub mod conv;
-pub mod dispatch;
-pub mod geometry;
-pub mod layout;
-pub mod pack;
-pub mod parallel;
-pub mod peak;
-pub mod reference;
-mod scalar;
-pub mod winograd;
+mod ops;
+mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+pub mod dispatch;
+
+pub mod conv;
+pub mod linear;
+pub mod peak;
+pub mod pool;
+
 pub use bands::{Bands, BandsMut, RowSplit};
-pub use dispatch::{Kernels, TIER_ENV, Tier, tier_calls};
-pub use geometry::{Activation, ConvGeometry, Padding, PoolGeometry};
+pub use dispatch::{Kernels, TIER_ENV, Tier, tier_calls, tile_calls};
+pub use geometry::{Activation, ConvGeometry, ConvShape, Padding, PoolGeometry};
 pub use layout::{AlignedVec, BLOCK, Dims, Image, ImageMut, Layout};
-
-/// Asks for the cache line at `p` (any address: a prefetch never faults). A no-op
-/// off x86-64.
-#[inline(always)]
-pub(crate) fn prefetch(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and never faults; SSE is
-    // part of x86-64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// Asks for the cache line at `p` for writing (PREFETCHW; any address: a prefetch
-/// never faults). Only for CPUs that have it (`Kernels::prefetchw`); a no-op off
-/// x86-64.
-#[inline(always)]
-pub(crate) fn prefetch_write(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHW never faults and changes nothing the program sees; callers
-    // use it only on CPUs that have it.
-    unsafe {
-        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly))
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}

@@ -2,8 +2,8 @@
 
 use std::ops::Range;
 
-use crate::ImageMut;
 use crate::bands::{BandsMut, MAX_BANDS};
+use crate::layout::{BLOCK, ImageMut};
 
 /// Runs tasks `0..n`, possibly in parallel: the engine lends its threads to the
 /// kernels through this, so the kernels crate itself owns none.
@@ -114,7 +114,7 @@ impl<'a> WorkerSlots<'a> {
     /// kernel in the panic if `scratch` is too small.
     pub(crate) fn new(scratch: &'a mut [f32], par: &dyn ParallelFor, len: usize, what: &str) -> Self {
         let slots = par.threads().max(1);
-        let stride = scratch.len() / slots / crate::BLOCK * crate::BLOCK;
+        let stride = scratch.len() / slots / BLOCK * BLOCK;
         assert!(stride >= len, "{what}: scratch too small for {slots} threads");
         WorkerSlots { base: SharedMut(scratch.as_mut_ptr()), stride, len, slots, _scratch: std::marker::PhantomData }
     }

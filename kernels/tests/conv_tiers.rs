@@ -2,21 +2,22 @@
 //! families: 1x1, 3x3, 1xn / nx1, 5x5, large strided stems; channel counts off,
 //! under and over the 16-lane block; widths around the pixel tile; stride 2; every
 //! padding side; a residual; output into a slice of a larger buffer; reductions
-//! long enough for many chunks, with a short last one. Besides the error bound,
+//! long enough for many chunks, with a short last one; every tile shape of each
+//! tier's menu (asserted to have run). Besides the error bound,
 //! every output must equal, bit for bit, the documented summation order (chunks of
 //! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier. Inputs
-//! of one block also run from their NCHW image (`conv2d_image_par`), bit for bit the same.
+//! of one block also run from their NCHW image (`conv2d_image`), bit for bit the same.
 
 mod support;
 
 use incept_kernels::bands::split_image;
 use incept_kernels::conv::{
-    PackedConv, chunk_taps, conv2d_bands_par, conv2d_bands_scratch_len, conv2d_image_bands_par, conv2d_image_par,
-    conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len, k_block_taps,
+    Conv2d, PackedConv, chunk_taps, conv2d, conv2d_bands_scratch_len, conv2d_image, conv2d_image_scratch_len,
+    conv2d_scratch_len, k_block_taps,
 };
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
+use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls, tile_calls};
 use support::{
     Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands, write_between_sentinels,
 };
@@ -32,12 +33,12 @@ struct Case {
     act: Activation,
 }
 
-/// The documented summation order of [`incept_kernels::conv::TileArgs`], one output
+/// The documented summation order of the microkernels (`TileArgs`), one output
 /// at a time: taps `(ib, ky, kx)` in order, 16 lanes each (channels past `ci` are
 /// zeros and change nothing), in chunks of `chunk_taps` taps that each start from
 /// zero; the first chunk is added to the bias, each later one to the partial sum,
 /// then the residual and the activation. `fused`: the products are fused into the
-/// additions (FMA), as on every SIMD tier; the scalar tier rounds them first.
+/// additions (FMA), as on the ISA-specific tiers; the portable tier rounds them first.
 #[allow(clippy::too_many_arguments)]
 fn replay(
     x: &[f32],
@@ -108,38 +109,32 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
     let rin = to_layout(&res, dout, blk);
     let mut scratch = vec![f32::NAN; conv2d_scratch_len(din, &geom)];
     let out = &write_between_sentinels(dout, blk, &case, |out| {
-        conv2d_nchw16c_par(
-            kernels,
-            Image::new(&xin, din, blk),
-            &PackedConv { shape, weights: &packed, bias: &pbias },
-            &geom,
-            residual.then(|| Image::new(&rin, dout, blk)),
+        let op = Conv2d {
+            input: Image::new(&xin, din, blk).into(),
+            weights: PackedConv { shape, weights: &packed, bias: &pbias },
+            geom,
+            residual: residual.then(|| Image::new(&rin, dout, blk).into()),
             act,
-            out,
-            &mut scratch,
-            par,
-        )
+        };
+        conv2d(kernels, &op, &mut out.into(), &mut scratch, par)
     });
     // An input of one block also runs from its NCHW image, expanded row by row:
     // the same tiles and sums, so the same bits.
     if ci <= 16 {
         let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
         let from_image = write_between_sentinels(dout, blk, &case, |out| {
-            conv2d_image_par(
-                kernels,
-                Image::new(&x, din, Layout::Nchw),
-                &PackedConv { shape, weights: &packed, bias: &pbias },
-                &geom,
-                residual.then(|| Image::new(&rin, dout, blk)),
+            let op = Conv2d {
+                input: Image::new(&x, din, Layout::Nchw).into(),
+                weights: PackedConv { shape, weights: &packed, bias: &pbias },
+                geom,
+                residual: residual.then(|| Image::new(&rin, dout, blk).into()),
                 act,
-                out,
-                &mut scratch,
-                par,
-            )
+            };
+            conv2d_image(kernels, &op, &mut out.into(), &mut scratch, par)
         });
         assert!(
             from_image.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{} {case:?}: conv2d_image_par differs from conv2d_nchw16c_par",
+            "{} {case:?}: conv2d_image differs from conv2d",
             kernels.conv_name()
         );
     }
@@ -161,18 +156,18 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
         let got = write_bands(dout, blk, out_split, |out| {
             let input = view_bands(&in_bands, din, blk, in_split);
             let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
-            conv2d_bands_par(kernels, input, &w, &geom, res, act, out, &mut scratch, par)
+            conv2d(kernels, &Conv2d { input, weights: w, geom, residual: res, act }, out, &mut scratch, par)
         });
-        same(&got, &format!("conv2d_bands_par in {in_split:?} -> {out_split:?}"));
+        same(&got, &format!("conv2d in {in_split:?} -> {out_split:?}"));
         if ci <= 16 {
             let image_bands = split_image(Image::new(&x, din, Layout::Nchw), in_split);
             let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
             let got = write_bands(dout, blk, out_split, |out| {
                 let input = view_bands(&image_bands, din, Layout::Nchw, in_split);
                 let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
-                conv2d_image_bands_par(kernels, input, &w, &geom, res, act, out, &mut scratch, par)
+                conv2d_image(kernels, &Conv2d { input, weights: w, geom, residual: res, act }, out, &mut scratch, par)
             });
-            same(&got, &format!("conv2d_image_bands_par in {in_split:?} -> {out_split:?}"));
+            same(&got, &format!("conv2d_image in {in_split:?} -> {out_split:?}"));
         }
     }
     for c in 0..blk.padded_channels(co) {
@@ -191,7 +186,7 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
                     kernels.conv_name(),
                     want[i]
                 );
-                let fused = kernels.tier() != Tier::Scalar;
+                let fused = kernels.tier() != Tier::Portable;
                 let r = residual.then(|| res[i]);
                 let order = replay(&x, din, &wt, shape, &bias, &geom, r, act, (c, y, xx), fused);
                 assert!(
@@ -276,16 +271,36 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
     assert!(blocked >= 3 && short_block >= 2, "too few cases sum in blocks of taps");
 }
 
+/// One layer per tile shape of the tier's menu, a tile of that shape covering its
+/// output exactly (`ob` blocks of output channels, a row of `px` pixels), checked
+/// like the others; then every shape must have run.
+fn every_tile_shape(kernels: &Kernels) {
+    let mut rng = Rng(0x5851f42d4c957f2d);
+    let tier = kernels.tier();
+    let shapes: Vec<(usize, usize)> = kernels.tile_shapes().collect();
+    assert!(!shapes.is_empty(), "{tier:?}: an empty tile menu");
+    let before: Vec<u64> = shapes.iter().map(|&(ob, px)| tile_calls(tier, ob, px)).collect();
+    for &(ob, px) in &shapes {
+        let geom = ConvGeometry { kh: 1, kw: 1, stride_h: 1, stride_w: 1, pad: Padding::uniform(0) };
+        let case = Case { ci: 19, co: 16 * ob, h: 1, w: px, geom, residual: px % 2 == 0, act: Activation::Relu };
+        check(kernels, case, &mut rng, &Sequential);
+    }
+    for (&(ob, px), before) in shapes.iter().zip(before) {
+        assert!(tile_calls(tier, ob, px) > before, "{}: tile {ob}x{px} did not run", kernels.conv_name());
+    }
+}
+
 #[test]
 fn every_available_tier_matches_the_reference() {
     let tiers = Tier::available();
-    assert!(tiers.contains(&Tier::Scalar));
+    assert!(tiers.contains(&Tier::Portable));
     for tier in tiers {
         let kernels = Kernels::new(tier).unwrap();
         let before = tier_calls(tier);
         sweep(&kernels, &Sequential);
         long_reductions(&kernels, &Sequential);
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
+        every_tile_shape(&kernels);
         eprintln!("{}: ok", kernels.conv_name());
     }
 }
@@ -298,7 +313,7 @@ fn tiles_spread_over_threads_match_the_reference() {
 }
 
 /// The tiers a machine of this architecture is expected to have: CI fails loudly if
-/// detection breaks instead of silently testing only the scalar tier.
+/// detection breaks instead of silently testing only the portable tier.
 #[test]
 fn expected_tiers_are_detected() {
     #[cfg(target_arch = "x86_64")]

@@ -215,7 +215,7 @@ impl Plan {
         let nv = g.values.len();
         // A network input of one block (an RGB image) that only direct convolutions
         // read stays NCHW in the arena: they expand it row by row
-        // (`conv2d_image_par`) instead of reading a copy 16/3 times its size.
+        // (`conv2d_image`) instead of reading a copy 16/3 times its size.
         let image_input = g.dims(g.input).c <= BLOCK
             && g.input != g.output
             && program.steps.iter().any(|s| s.inputs.contains(&g.input))

@@ -6,11 +6,27 @@
 use std::arch::aarch64::*;
 
 use super::match_px;
-use crate::BLOCK;
-use crate::conv::{ConvMicrokernel, Taps, TileArgs};
+use crate::layout::BLOCK;
+use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
+use crate::ops::{TierOps, shared_bodies};
 
 /// q registers (4 lanes each) per 16-channel block.
 const Q: usize = BLOCK / 4;
+
+/// The NEON tier's kernels.
+pub(crate) const OPS: TierOps = TierOps {
+    available: || std::arch::is_aarch64_feature_detected!("neon"),
+    conv: CONV,
+    pool,
+    gap,
+    linear,
+    winograd_input,
+    winograd_output,
+    peak: fma_loop,
+    peak_flops: PEAK_FLOPS,
+};
+
+shared_bodies!("neon");
 
 /// 1 output block (16 channels, 4 q registers) x 5 pixels: 20 accumulators of the
 /// 32 q registers. Each pixel's input is loaded four lanes at a time (5 registers)
@@ -156,3 +172,26 @@ unsafe fn lane<const OB: usize, const PX: usize, const L: i32>(
         }
     }
 }
+
+/// 16 q accumulators: two to four FMA pipes x 4 cycles of latency need at most 16
+/// in flight.
+#[target_feature(enable = "neon")]
+unsafe fn fma_loop(iters: u64) -> f32 {
+    // Opaque constants, so the compiler cannot reason about the recurrence.
+    let a = vdupq_n_f32(std::hint::black_box(0.999));
+    let b = vdupq_n_f32(std::hint::black_box(1e-3));
+    let mut acc = [vdupq_n_f32(1.0); 16];
+    for _ in 0..iters {
+        for r in acc.iter_mut() {
+            *r = vfmaq_f32(b, *r, a);
+        }
+    }
+    let mut s = vdupq_n_f32(0.0);
+    for r in acc {
+        s = vaddq_f32(s, r);
+    }
+    vaddvq_f32(s)
+}
+
+/// FLOPs per iteration of [`fma_loop`].
+const PEAK_FLOPS: u64 = 2 * 4 * 16;

@@ -1,4 +1,5 @@
-use crate::{Activation, ConvGeometry, Image, ImageMut};
+use crate::geometry::{Activation, ConvGeometry};
+use crate::layout::{Image, ImageMut};
 
 /// Direct convolution: `out = act(conv(input, weights) + bias + residual)`.
 ///

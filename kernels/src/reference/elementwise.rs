@@ -1,4 +1,5 @@
-use crate::{Activation, Image, ImageMut};
+use crate::geometry::Activation;
+use crate::layout::{Image, ImageMut};
 
 fn for_each_pixel(out: &mut ImageMut, mut f: impl FnMut(usize, usize, usize) -> f32) {
     let d = out.dims;

@@ -1,7 +1,7 @@
 //! Naive reference kernels: the oracle for every optimised tier.
 //!
-//! Each function computes one image, reads and writes through [`Image`](crate::Image) views of
-//! any [`Layout`](crate::Layout) (so input and output may differ in layout), and
+//! Each function computes one image, reads and writes through [`Image`](crate::layout::Image) views of
+//! any [`Layout`](crate::layout::Layout) (so input and output may differ in layout), and
 //! favours the plainest loop that is obviously right. Shapes are the caller's
 //! contract: the kernels assert it, they do not validate user input.
 //!

@@ -1,4 +1,5 @@
-use crate::{Image, ImageMut, PoolGeometry};
+use crate::geometry::PoolGeometry;
+use crate::layout::{Image, ImageMut};
 
 /// The input rows (or columns) a window starting at output index `o` covers:
 /// `(start, end)` clamped to the image, and the size of the window clamped to the

@@ -2,7 +2,8 @@
 //! out on paper, and check that both layouts give the same answers.
 
 use super::*;
-use crate::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding, PoolGeometry};
+use crate::geometry::{Activation, ConvGeometry, Padding, PoolGeometry};
+use crate::layout::{Dims, Image, ImageMut, Layout};
 
 /// Runs `f` on `input` (given in NCHW) in both layouts and returns the NCHW result,
 /// asserting the two layouts agree exactly.

@@ -6,8 +6,24 @@
 use std::arch::x86_64::*;
 
 use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights, weight_lines_per_tap};
-use crate::BLOCK;
-use crate::conv::{ConvMicrokernel, Taps, TileArgs};
+use crate::layout::BLOCK;
+use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
+use crate::ops::{TierOps, shared_bodies};
+
+/// The AVX2 + FMA tier's kernels.
+pub(crate) const OPS: TierOps = TierOps {
+    available: || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+    conv: CONV,
+    pool,
+    gap,
+    linear,
+    winograd_input,
+    winograd_output,
+    peak: fma_loop,
+    peak_flops: PEAK_FLOPS,
+};
+
+shared_bodies!("avx2,fma");
 
 /// 1 output block (16 channels, 2 ymm) x 6 pixels: 12 ymm accumulators, 2 for the
 /// weight row, 1 for the broadcast input: the 6x16 tile of MLAS and XNNPACK.
@@ -124,3 +140,29 @@ unsafe fn store<const OB: usize, const PX: usize>(
         }
     }
 }
+
+/// 14 ymm accumulators (2 more registers hold the operands): 2 FMA ports x 4-5
+/// cycles of latency need at least 10 in flight.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop(iters: u64) -> f32 {
+    // Opaque constants, so the compiler cannot reason about the recurrence.
+    let a = _mm256_set1_ps(std::hint::black_box(0.999));
+    let b = _mm256_set1_ps(std::hint::black_box(1e-3));
+    let mut acc = [_mm256_set1_ps(1.0); 14];
+    for _ in 0..iters {
+        for r in acc.iter_mut() {
+            *r = _mm256_fmadd_ps(*r, a, b);
+        }
+    }
+    let mut s = _mm256_setzero_ps();
+    for r in acc {
+        s = _mm256_add_ps(s, r);
+    }
+    let mut out = [0f32; 8];
+    // SAFETY: `out` holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
+    out.iter().sum()
+}
+
+/// FLOPs per iteration of [`fma_loop`].
+const PEAK_FLOPS: u64 = 2 * 8 * 14;

@@ -6,8 +6,24 @@
 use std::arch::x86_64::*;
 
 use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights, weight_lines_per_tap};
-use crate::BLOCK;
-use crate::conv::{ConvMicrokernel, Taps, TileArgs};
+use crate::layout::BLOCK;
+use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
+use crate::ops::{TierOps, shared_bodies};
+
+/// The AVX-512F tier's kernels.
+pub(crate) const OPS: TierOps = TierOps {
+    available: || is_x86_feature_detected!("avx512f"),
+    conv: CONV,
+    pool,
+    gap,
+    linear,
+    winograd_input,
+    winograd_output,
+    peak: fma_loop,
+    peak_flops: PEAK_FLOPS,
+};
+
+shared_bodies!("avx512f");
 
 /// Up to 4 output blocks (64 channels) x 6 pixels, 3 x 9, 2 x 14 or 1 x 16: at most
 /// 28 zmm accumulators plus one register per weight row, of 32. Per input lane a
@@ -77,8 +93,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
 
 /// A zero register that LLVM cannot tell apart from the other zeros: starting
 /// every accumulator from the one constant zero makes it copy and spill the
-/// accumulators of the big tiles in the FMA loop (measured: 4x6 tiles at 60% of
-/// their speed). Costs nothing: a zeroing idiom.
+/// accumulators of the big tiles in the FMA loop. Costs nothing: a zeroing idiom.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn zero() -> __m512 {
@@ -117,3 +132,24 @@ unsafe fn store<const OB: usize, const PX: usize>(a: &TileArgs, acc: &[[__m512; 
         }
     }
 }
+
+/// 16 zmm accumulators.
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop(iters: u64) -> f32 {
+    let a = _mm512_set1_ps(std::hint::black_box(0.999));
+    let b = _mm512_set1_ps(std::hint::black_box(1e-3));
+    let mut acc = [_mm512_set1_ps(1.0); 16];
+    for _ in 0..iters {
+        for r in acc.iter_mut() {
+            *r = _mm512_fmadd_ps(*r, a, b);
+        }
+    }
+    let mut s = _mm512_setzero_ps();
+    for r in acc {
+        s = _mm512_add_ps(s, r);
+    }
+    _mm512_reduce_add_ps(s)
+}
+
+/// FLOPs per iteration of [`fma_loop`].
+const PEAK_FLOPS: u64 = 2 * 16 * 16;

@@ -18,11 +18,11 @@ pub(crate) use match_px;
 /// tile along the row (the same tap, `PX` pixels on), if the tile asks for it (see
 /// [`TileArgs::prefetch_next`]). Issued once per tap, a tile ahead: long enough to
 /// hide a miss to another core's cache (a few hundred ns when the cores are far
-/// apart), which on the 2-vCPU machine made inception_v3 7% faster at 2 threads.
+/// apart; figures: `docs/kernels.md`).
 ///
-/// [`TileArgs::prefetch_next`]: crate::conv::TileArgs::prefetch_next
+/// [`TileArgs::prefetch_next`]: crate::microkernel::TileArgs::prefetch_next
 #[inline(always)]
-pub(crate) fn prefetch_next_tile<const PX: usize>(a: &crate::conv::TileArgs, inp: *const f32) {
+pub(crate) fn prefetch_next_tile<const PX: usize>(a: &crate::microkernel::TileArgs, inp: *const f32) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     if a.prefetch_next {
         for p in 0..PX {
@@ -37,9 +37,9 @@ pub(crate) fn prefetch_next_tile<const PX: usize>(a: &crate::conv::TileArgs, inp
 /// (`per` = [`weight_lines_per_tap`]), so that the fetch keeps pace with the
 /// arithmetic.
 ///
-/// [`TileArgs::prefetch`]: crate::conv::TileArgs::prefetch
+/// [`TileArgs::prefetch`]: crate::microkernel::TileArgs::prefetch
 #[inline(always)]
-pub(crate) fn prefetch_weights(a: &crate::conv::TileArgs, t: usize, per: usize) {
+pub(crate) fn prefetch_weights(a: &crate::microkernel::TileArgs, t: usize, per: usize) {
     use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
     let f = &a.prefetch;
     if f.blocks == 0 {
@@ -48,8 +48,8 @@ pub(crate) fn prefetch_weights(a: &crate::conv::TileArgs, t: usize, per: usize) 
     let l0 = (t - a.taps.0) * per;
     for b in 0..f.blocks {
         for l in l0..(l0 + per).min(f.lines) {
-            // T1: the runs are larger than L1. T0 measured alike, T2 slower.
-            let line = f.start.wrapping_add(b * f.stride + l * crate::BLOCK);
+            // T1: the runs are larger than L1.
+            let line = f.start.wrapping_add(b * f.stride + l * crate::layout::BLOCK);
             // SAFETY: as in `prefetch_next_tile`: a prefetch never faults.
             unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast()) };
         }
@@ -59,9 +59,9 @@ pub(crate) fn prefetch_weights(a: &crate::conv::TileArgs, t: usize, per: usize) 
 /// Lines of each run of [`TileArgs::prefetch`] per tap of the call: one division
 /// per call rather than per tap.
 ///
-/// [`TileArgs::prefetch`]: crate::conv::TileArgs::prefetch
+/// [`TileArgs::prefetch`]: crate::microkernel::TileArgs::prefetch
 #[inline(always)]
-pub(crate) fn weight_lines_per_tap(a: &crate::conv::TileArgs) -> usize {
+pub(crate) fn weight_lines_per_tap(a: &crate::microkernel::TileArgs) -> usize {
     if a.prefetch.blocks == 0 { 0 } else { a.prefetch.lines.div_ceil(a.taps.1 - a.taps.0) }
 }
 
@@ -69,14 +69,16 @@ pub(crate) fn weight_lines_per_tap(a: &crate::conv::TileArgs) -> usize {
 /// next tile along the row stores (`PX` pixels on, every block), if the tile asks
 /// for it (see [`TileArgs::prefetch_output`]).
 ///
-/// [`TileArgs::prefetch_output`]: crate::conv::TileArgs::prefetch_output
+/// [`TileArgs::prefetch_output`]: crate::microkernel::TileArgs::prefetch_output
 #[inline(always)]
-pub(crate) fn prefetch_next_output<const OB: usize, const PX: usize>(a: &crate::conv::TileArgs) {
+pub(crate) fn prefetch_next_output<const OB: usize, const PX: usize>(a: &crate::microkernel::TileArgs) {
     if a.prefetch_output && a.taps.0 == 0 {
         for b in 0..OB {
             for p in 0..PX {
                 // The driver asks for it only on CPUs with PREFETCHW (`has_prefetchw`).
-                crate::prefetch_write(a.output.wrapping_add(b * a.out_block + (PX + p) * crate::BLOCK));
+                crate::microkernel::prefetch_write(
+                    a.output.wrapping_add(b * a.out_block + (PX + p) * crate::layout::BLOCK),
+                );
             }
         }
     }

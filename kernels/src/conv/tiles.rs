@@ -1,0 +1,337 @@
+//! The tiles of a direct convolution: what every tile of a layer shares
+//! ([`LayerTiles`]), and the layer on an input in one band, its tiles dealt to the
+//! threads by output channels and rows ([`one_band`]).
+
+use super::op::{Conv2d, PackedConv, check};
+use crate::dispatch::Kernels;
+use crate::geometry::{Activation, ConvGeometry};
+use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
+use crate::microkernel::{ConvMicrokernel, TileAt, TileLayer, TileShapes, WeightPrefetch, choose_tile, chunk_taps};
+use crate::parallel::{ParallelFor, SharedMut};
+
+/// Scratch `f32` a convolution of an input of shape `input` needs (the padded copy).
+pub fn conv2d_scratch_len(input: Dims, geom: &ConvGeometry) -> usize {
+    let p = geom.pad;
+    if p == Default::default() {
+        return 0;
+    }
+    let padded = Dims::new(input.c, input.h + p.top + p.bottom, input.w + p.left + p.right);
+    Layout::Nchw16c.image_len(padded)
+}
+
+/// What every tile of one direct convolution shares: its weights, epilogue, output
+/// and input strides. [`LayerTiles::run`] adds the input position and the tile.
+pub(super) struct LayerTiles<'a> {
+    mk: &'a ConvMicrokernel,
+    w: &'a PackedConv<'a>,
+    residual: Option<&'a [f32]>,
+    out: SharedMut,
+    out_len: usize,
+    layer: TileLayer,
+    /// Step between the input's channel blocks (of the layer's input, not of a band
+    /// or a staged copy of it).
+    pub(super) in_block: usize,
+    /// Taps of the whole sum.
+    pub(super) taps: usize,
+}
+
+/// One tile: `ob` output blocks from `ob0`, `px` pixels from pixel `out_px` of each
+/// output block.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tile {
+    pub(super) ob0: usize,
+    pub(super) ob: usize,
+    pub(super) out_px: usize,
+    pub(super) px: usize,
+}
+
+/// The taps one call of a tile sums, and the weights it prefetches meanwhile.
+#[derive(Clone, Copy)]
+pub(super) struct Piece {
+    taps: (usize, usize),
+    prefetch: WeightPrefetch,
+}
+
+impl<'a> LayerTiles<'a> {
+    /// The tiles of `op` (its input's tap rows and channel blocks `in_row` and
+    /// `in_block` floats apart; `residual` in `out`'s rows) into `out`, on `par`'s
+    /// threads.
+    pub(super) fn new(
+        kernels: &'a Kernels,
+        op: &'a Conv2d<'a>,
+        residual: Option<Image<'a>>,
+        out: &mut ImageMut,
+        in_row: usize,
+        in_block: usize,
+        par: &dyn ParallelFor,
+    ) -> Self {
+        let (w, geom, act) = (&op.weights, &op.geom, op.act);
+        let s = w.shape;
+        LayerTiles {
+            mk: &kernels.ops.conv,
+            w,
+            residual: residual.map(|r| r.data),
+            out: SharedMut(out.data.as_mut_ptr()),
+            out_len: out.data.len(),
+            layer: TileLayer {
+                in_pixel: geom.stride_w * BLOCK,
+                in_row,
+                ci_blocks: s.ci_blocks(),
+                ci_tail: s.ci - (s.ci_blocks() - 1) * BLOCK,
+                kh: s.kh,
+                kw: s.kw,
+                chunk: chunk_taps(s),
+                w_block: s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK,
+                out_block: out.dims.h * out.dims.w * BLOCK,
+                relu: act == Activation::Relu,
+                // The input lines to fetch are another core's only when threads
+                // share the layers; alone, these prefetches cost more than they save.
+                prefetch_next: par.threads() > 1,
+                prefetch_output: kernels.prefetchw,
+            },
+            in_block,
+            taps: s.ci_blocks() * s.kh * s.kw,
+        }
+    }
+
+    /// Taps per chunk of the sum.
+    pub(super) fn chunk(&self) -> usize {
+        self.layer.chunk
+    }
+
+    /// Computes `tile` in one call, reading the layer's input from `input` on,
+    /// noting its shape in `shapes`.
+    ///
+    /// # Safety
+    /// Every input element the [`TileArgs`](crate::microkernel::TileArgs) formula
+    /// reaches from `input` (with this layer's strides, blocks and window) must lie
+    /// in `input`, and no other thread may write this tile meanwhile. Weights, bias,
+    /// residual and output are checked here (their lengths by [`check`]).
+    #[inline]
+    pub(super) unsafe fn run(&self, input: &[f32], tile: Tile, shapes: &mut TileShapes) {
+        // SAFETY: forwarded.
+        unsafe { self.run_from(input, self.in_block, tile, self.whole(), shapes) }
+    }
+
+    /// Every tap, nothing to prefetch: a tile in one call.
+    pub(super) fn whole(&self) -> Piece {
+        Piece { taps: (0, self.taps), prefetch: WeightPrefetch::NONE }
+    }
+
+    /// Share `j` of `m` of prefetching the weights of output blocks `ob0..ob0 + ob`,
+    /// taps `taps`.
+    pub(super) fn prefetch_share(
+        &self,
+        ob0: usize,
+        ob: usize,
+        taps: (usize, usize),
+        j: usize,
+        m: usize,
+    ) -> WeightPrefetch {
+        // A tap's weights for one block: 16 rows of 16 floats, a cache line each.
+        let w_block = self.layer.w_block;
+        let start = self.w.weights.as_ptr().wrapping_add(ob0 * w_block + taps.0 * BLOCK * BLOCK);
+        WeightPrefetch::share(start, w_block, ob, (taps.1 - taps.0) * BLOCK, j, m)
+    }
+
+    /// [`run`](Self::run) from an input whose channel blocks are `in_block` floats
+    /// apart (a band of rows, or a staged window, rather than the layer's input),
+    /// summing the taps of `piece` (see
+    /// [`TileArgs::taps`](crate::microkernel::TileArgs::taps)).
+    ///
+    /// # Safety
+    /// As [`run`](Self::run), with `in_block` for the input's block stride; the
+    /// pieces of one tile must be run in order, by one thread.
+    #[inline]
+    pub(super) unsafe fn run_from(
+        &self,
+        input: &[f32],
+        in_block: usize,
+        tile: Tile,
+        piece: Piece,
+        shapes: &mut TileShapes,
+    ) {
+        let Tile { ob0, ob, out_px, px } = tile;
+        let (out_block, w_block, chunk) = (self.layer.out_block, self.layer.w_block, self.layer.chunk);
+        let out_off = ob0 * out_block + out_px * BLOCK;
+        assert!(out_off + (ob - 1) * out_block + px * BLOCK <= self.out_len, "convolution: tile outside the output");
+        let (t0, t1) = piece.taps;
+        assert!(t0 < t1 && t1 <= self.taps && t0 % chunk == 0, "convolution: taps off the chunk grid");
+        assert!(t1 == self.taps || t1 % chunk == 0, "convolution: taps off the chunk grid");
+        let at = TileAt {
+            input,
+            in_block,
+            weights: self.w.weights[ob0 * w_block..].as_ptr(),
+            bias: self.w.bias[ob0 * BLOCK..].as_ptr(),
+            residual: self.residual.map_or(std::ptr::null(), |r| r[out_off..].as_ptr()),
+            // SAFETY: out_off is inside the output (asserted just above).
+            output: unsafe { self.out.get().add(out_off) },
+            ob,
+            px,
+            taps: piece.taps,
+            prefetch: piece.prefetch,
+        };
+        // SAFETY: `mk` comes from a `Kernels`, which proves the tier runs on this CPU.
+        // Input reads are the caller's contract; weights, bias, residual and output
+        // stay inside blocks ob0..ob0+ob of their images (whose lengths `check`
+        // asserted, and the output's end just above).
+        unsafe { self.layer.run(self.mk, at, shapes) };
+    }
+}
+
+/// `op` on an input and residual in one band each, into `out`, the output tiles
+/// spread over `par`'s threads. `scratch` must hold [`conv2d_scratch_len`] values.
+pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scratch: &mut [f32], par: &dyn ParallelFor) {
+    let (input, w, geom) = (op.input.band(0), &op.weights, &op.geom);
+    let residual = op.residual.map(|r| r.band(0));
+    let s = w.shape;
+    assert!(input.layout == Layout::Nchw16c, "conv2d: input layout");
+    assert_eq!(op.input.split.bands(), 1, "conv2d: an input in one band");
+    check("conv2d", &op.input, w, s.packed_len(), geom, op.residual.as_ref(), &out.as_image().into());
+    kernels.record_call();
+
+    // Padding: copy into scratch with a zero border, then convolve without padding.
+    let input = if geom.pad == Default::default() {
+        input
+    } else {
+        let len = conv2d_scratch_len(input.dims, geom);
+        let p = geom.pad;
+        let d = input.dims;
+        let pd = Dims::new(d.c, d.h + p.top + p.bottom, d.w + p.left + p.right);
+        let padded = &mut scratch[..len];
+        for (src, dst) in input.data.chunks_exact(d.h * d.w * BLOCK).zip(padded.chunks_exact_mut(pd.h * pd.w * BLOCK)) {
+            dst[..p.top * pd.w * BLOCK].fill(0.0);
+            dst[(p.top + d.h) * pd.w * BLOCK..].fill(0.0);
+            for y in 0..d.h {
+                let row = &mut dst[(p.top + y) * pd.w * BLOCK..][..pd.w * BLOCK];
+                row[..p.left * BLOCK].fill(0.0);
+                row[p.left * BLOCK..(p.left + d.w) * BLOCK].copy_from_slice(&src[y * d.w * BLOCK..][..d.w * BLOCK]);
+                row[(p.left + d.w) * BLOCK..].fill(0.0);
+            }
+        }
+        Image::new(&scratch[..len], pd, Layout::Nchw16c)
+    };
+    let (di, dout) = (input.dims, out.dims);
+
+    // Rows of output pixels: a 1x1 stride-1 convolution is one row of h*w pixels.
+    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
+    let (rows, row_len) = if pointwise { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
+
+    let mk = &kernels.ops.conv;
+    let co_blocks = s.co_blocks();
+    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, par);
+    // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
+    let tile = |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, piece: Piece, shapes: &mut TileShapes| {
+        let in_off = if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
+        // SAFETY: the last input read is block ci_blocks-1, row (oy*sh + kh-1),
+        // column ((ox0+px-1)*sw + kw-1) of the (padded by now) input, inside it
+        // because the output size was checked against the geometry. Tiles are
+        // disjoint, so concurrent tiles never write the same element; each task
+        // runs the pieces of its tiles in order.
+        unsafe {
+            let tile = Tile { ob0, ob, out_px: oy * row_len + ox0, px };
+            tiles.run_from(&input.data[in_off..], tiles.in_block, tile, piece, shapes)
+        };
+    };
+
+    let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
+    let n_taps = tiles.taps;
+    let k_block = k_block_taps(n_taps, tiles.chunk(), dout.h * dout.w);
+    let k_taps = k_block.unwrap_or(n_taps);
+
+    // Work units: a row of tiles, or for pointwise layers one tile of the long row,
+    // for one group of output blocks. The units are ordered group-major and dealt to
+    // the tasks in runs of equal work (a unit's work is its group's block count), so
+    // that each thread keeps reusing the same weights and none waits on another's
+    // leftover. A task walks its units of a group once per block of `k_taps` taps,
+    // prefetching the next block's weights as it goes.
+    let groups = co_blocks.div_ceil(ob_tile);
+    let units = if pointwise { row_len.div_ceil(px_tile) } else { rows };
+    let tiles_per_unit = if pointwise { 1 } else { row_len.div_ceil(px_tile) };
+    let work = co_blocks * units;
+    let tasks = (TASKS_PER_THREAD * par.threads()).min(groups * units);
+    par.run(tasks, &|t| {
+        let mut shapes = TileShapes::default();
+        let (lo, hi) = (t * work / tasks, (t + 1) * work / tasks);
+        // Group g's units start at work ob0 * units and take ob each; this task
+        // takes those that start in lo..hi.
+        let group_units = |g: usize| {
+            let ob0 = g * ob_tile;
+            let ob = ob_tile.min(co_blocks - ob0);
+            let first = |w: usize| w.saturating_sub(ob0 * units).div_ceil(ob).min(units);
+            (ob0, ob, first(lo)..first(hi))
+        };
+        for g in 0..groups {
+            let (ob0, ob, us) = group_units(g);
+            if us.is_empty() {
+                continue;
+            }
+            let m = us.len() * tiles_per_unit;
+            for k0 in (0..n_taps).step_by(k_taps) {
+                let taps = (k0, (k0 + k_taps).min(n_taps));
+                // The weights this task reads next, in blocks: the group's next block
+                // of taps, or the next group's first.
+                let next = if k_block.is_none() {
+                    // Large maps: each weight serves enough pixels.
+                    None
+                } else if taps.1 < n_taps {
+                    Some((ob0, ob, (taps.1, (taps.1 + k_taps).min(n_taps))))
+                } else if g + 1 < groups {
+                    let (ob0, ob, us) = group_units(g + 1);
+                    (!us.is_empty()).then_some((ob0, ob, (0, k_taps.min(n_taps))))
+                } else {
+                    None
+                };
+                let piece = |j: usize| Piece {
+                    taps,
+                    prefetch: next
+                        .map_or(WeightPrefetch::NONE, |(ob0, ob, taps)| tiles.prefetch_share(ob0, ob, taps, j, m)),
+                };
+                for (i, u) in us.clone().enumerate() {
+                    if pointwise {
+                        let ox0 = u * px_tile;
+                        tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), piece(i), &mut shapes);
+                    } else {
+                        for (x, ox0) in (0..row_len).step_by(px_tile).enumerate() {
+                            let piece = piece(i * tiles_per_unit + x);
+                            tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0), piece, &mut shapes);
+                        }
+                    }
+                }
+            }
+        }
+        kernels.record_tiles(shapes);
+    });
+}
+
+/// Output pixels up to which a convolution sums its taps in blocks (see
+/// [`k_block_taps`]): 17x17 and 8x8 maps; larger maps use each weight often enough.
+const K_BLOCK_MAX_PIXELS: usize = 20 * 20;
+
+/// Taps per block, at most (rounded down to the chunk grid): 24 taps of 4 output
+/// blocks are 96 KiB of weights, which stay in L2 while the next block streams in
+/// (the sizes tried: `docs/kernels.md`).
+const K_BLOCK_TAPS: usize = 24;
+
+/// Taps per block (on the chunk grid) for a layer of `n_taps` taps in chunks of
+/// `chunk` and `pixels` output pixels, or `None` for a large map, which takes every
+/// tap in one call and prefetches nothing. A small map uses each weight only a few
+/// dozen times, so the first tile to read a group's weights would wait for them to
+/// stream from memory faster than memory delivers. Walking the tiles
+/// once per block of taps instead uses each block while it is in cache, and
+/// prefetching the next block (or the next group's first) as it goes overlaps the
+/// fetch with the arithmetic (without the prefetch, blocks alone are slower). The
+/// blocks are as even as the chunk grid allows: a short last block (4 taps after
+/// 24) leaves too little arithmetic to hide the next group's fetch.
+pub fn k_block_taps(n_taps: usize, chunk: usize, pixels: usize) -> Option<usize> {
+    if pixels > K_BLOCK_MAX_PIXELS {
+        return None;
+    }
+    let blocks = n_taps.div_ceil((K_BLOCK_TAPS / chunk).max(1) * chunk);
+    Some(n_taps.div_ceil(blocks).div_ceil(chunk) * chunk)
+}
+
+/// Tasks per thread a parallel convolution is split into: equal runs of work, a
+/// few per thread so that a thread slowed by something else hands some of its
+/// share to the others.
+pub(super) const TASKS_PER_THREAD: usize = 2;
