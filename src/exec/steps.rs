@@ -10,7 +10,8 @@ use incept_kernels::parallel::ParallelFor;
 use incept_kernels::winograd::conv2d_winograd_bands_par;
 use incept_kernels::{AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k};
 
-use crate::plan::{Action, Kernel, Plan, PlannedStep, Program, WORKER_SLOT_ALIGN};
+use crate::lower::{Kernel, Program, TensorId};
+use crate::plan::{Action, Plan, PlannedStep, WORKER_SLOT_ALIGN};
 
 /// What a run mutates: the arenas, the workers' scratch and the profile.
 pub(super) struct State {
@@ -102,7 +103,7 @@ fn run_step(
             for_bands(ins, out, |ins, out| k::copy_channels(ins[0], *c0, out))
         }),
         Action::Kernel(kernel) => {
-            let t = |id: crate::plan::TensorId| program.tensor(id);
+            let t = |id: TensorId| program.tensor(id);
             with_views(arenas, step, n, |ins, out, scratch| {
                 // The whole workers' buffer: the kernel splits it evenly, so each
                 // worker keeps the same lines from layer to layer.
