@@ -2,7 +2,7 @@
 //! "Rethinking the Inception Architecture", 2015, sections 3.1 and 3.2): each pair
 //! maps the same input to the same output shape, one way with a large window and
 //! the other with a chain of smaller ones, on the widest tier this CPU runs,
-//! through `conv2d_nchw16c` on NCHW16c buffers, every layer with a fused ReLU.
+//! through `conv::conv2d` on NCHW16c buffers, every layer with a fused ReLU.
 //!
 //! Throughput is in floating-point operations (two per multiply-add), so criterion's
 //! `Gelem/s` reads as GFLOP/s. After criterion, one line per pair compares medians

@@ -1,5 +1,5 @@
 //! Every distinct convolution layer of Inception v3 and Inception-ResNet v2, on
-//! every ISA tier this CPU runs, through `conv2d_nchw16c` with a fused ReLU.
+//! every ISA tier this CPU runs, through `conv::conv2d` with a fused ReLU.
 //!
 //! The shapes come from the model builders themselves (see [`layer_shapes`]), so
 //! they follow the models. Throughput is in floating-point operations (two per

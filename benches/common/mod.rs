@@ -3,8 +3,9 @@
 //! activations, fused ReLU).
 #![allow(dead_code)]
 
-use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::parallel::Sequential;
 use incept_kernels::{Activation, AlignedVec, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout};
 
 /// One convolution layer: input `ci x h x w`, `co` outputs, window `geom`.
@@ -101,17 +102,15 @@ impl Conv {
 
     /// `out = relu(conv(input) + bias)`, both NCHW16c.
     pub fn run(&mut self, input: &[f32], out: &mut [f32]) {
-        let w = PackedConv { shape: self.shape, weights: self.weights.as_slice(), bias: self.bias.as_slice() };
-        conv2d_nchw16c(
-            &self.kernels,
-            Image::new(input, self.layer.input(), Layout::Nchw16c),
-            &w,
-            &self.layer.geom,
-            None,
-            Activation::Relu,
-            &mut ImageMut::new(out, self.layer.output(), Layout::Nchw16c),
-            self.scratch.as_mut_slice(),
-        );
+        let op = Conv2d {
+            input: Image::new(input, self.layer.input(), Layout::Nchw16c).into(),
+            weights: PackedConv { shape: self.shape, weights: self.weights.as_slice(), bias: self.bias.as_slice() },
+            geom: self.layer.geom,
+            residual: None,
+            act: Activation::Relu,
+        };
+        let out = &mut ImageMut::new(out, self.layer.output(), Layout::Nchw16c);
+        conv2d(&self.kernels, &op, &mut out.into(), self.scratch.as_mut_slice(), &Sequential);
     }
 }
 

@@ -245,20 +245,23 @@ pub struct PackedConv<'a> {
     pub bias: &'a [f32],
 }
 
-/// `out = act(conv(input) + bias + residual)` on NCHW16c images, with the tier's
-/// microkernel, on the calling thread. `scratch` must hold [`conv2d_scratch_len`] values.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_nchw16c(
-    kernels: &Kernels,
-    input: Image,
-    w: &PackedConv,
-    geom: &ConvGeometry,
-    residual: Option<Image>,
-    act: Activation,
-    out: &mut ImageMut,
-    scratch: &mut [f32],
-) {
-    conv2d_nchw16c_par(kernels, input, w, geom, residual, act, out, scratch, &Sequential)
+/// One convolution, `out = act(conv(input) + bias + residual)`: its operands and
+/// window. The entry points ([`conv2d`], [`conv2d_image`] and
+/// [`crate::winograd::conv2d_winograd`]) take it with the output, the scratch and
+/// the threads.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2d<'a> {
+    /// The input image, in bands (a plain image converts with `into`).
+    pub input: Bands<'a>,
+    /// Packed weights and bias: by [`crate::pack::pack_conv_weights`] for the direct
+    /// convolutions, by [`crate::pack::pack_winograd_weights`] for Winograd.
+    pub weights: PackedConv<'a>,
+    /// The window.
+    pub geom: ConvGeometry,
+    /// A shortcut to add before the activation, in the output's bands.
+    pub residual: Option<Bands<'a>>,
+    /// The activation applied last.
+    pub act: Activation,
 }
 
 /// Checks a convolution's operands (in any bands; a residual in the output's)
@@ -314,20 +317,19 @@ struct Piece {
 }
 
 impl<'a> LayerTiles<'a> {
-    /// The tiles of a convolution with `w` over an input whose tap rows and channel
-    /// blocks are `in_row` and `in_block` floats apart, into `out`, on `par`'s threads.
-    #[allow(clippy::too_many_arguments)]
+    /// The tiles of `op` (its input's tap rows and channel blocks `in_row` and
+    /// `in_block` floats apart; `residual` in `out`'s rows) into `out`, on `par`'s
+    /// threads.
     fn new(
         kernels: &'a Kernels,
-        w: &'a PackedConv<'a>,
-        geom: &ConvGeometry,
+        op: &'a Conv2d<'a>,
         residual: Option<Image<'a>>,
-        act: Activation,
         out: &mut ImageMut,
         in_row: usize,
         in_block: usize,
         par: &dyn ParallelFor,
     ) -> Self {
+        let (w, geom, act) = (&op.weights, &op.geom, op.act);
         let s = w.shape;
         LayerTiles {
             mk: &kernels.conv,
@@ -438,23 +440,14 @@ impl<'a> LayerTiles<'a> {
     }
 }
 
-/// [`conv2d_nchw16c`] with the output tiles spread over `par`'s threads.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_nchw16c_par(
-    kernels: &Kernels,
-    input: Image,
-    w: &PackedConv,
-    geom: &ConvGeometry,
-    residual: Option<Image>,
-    act: Activation,
-    out: &mut ImageMut,
-    scratch: &mut [f32],
-    par: &dyn ParallelFor,
-) {
+/// `op` on an input and residual in one band each, into `out`, the output tiles
+/// spread over `par`'s threads. `scratch` must hold [`conv2d_scratch_len`] values.
+fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scratch: &mut [f32], par: &dyn ParallelFor) {
+    let (input, w, geom) = (op.input.band(0), &op.weights, &op.geom);
+    let residual = op.residual.map(|r| r.band(0));
     let s = w.shape;
-    assert!(input.layout == Layout::Nchw16c, "conv2d_nchw16c: input layout");
-    let res = residual.map(Bands::from);
-    check_conv("conv2d_nchw16c", &input.into(), w, s.packed_len(), geom, res.as_ref(), &out.as_image().into());
+    assert!(input.layout == Layout::Nchw16c, "conv2d: input layout");
+    check_conv("conv2d", &op.input, w, s.packed_len(), geom, op.residual.as_ref(), &out.as_image().into());
     kernels.record_call();
 
     // Padding: copy into scratch with a zero border, then convolve without padding.
@@ -486,7 +479,7 @@ pub fn conv2d_nchw16c_par(
 
     let mk = &kernels.conv;
     let co_blocks = s.co_blocks();
-    let tiles = LayerTiles::new(kernels, w, geom, residual, act, out, di.w * BLOCK, di.h * di.w * BLOCK, par);
+    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, par);
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
     let tile = |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, piece: Piece| {
         let in_off = if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
@@ -622,7 +615,7 @@ fn staged_rows(geom: ConvGeometry, in_split: RowSplit, rows: Range<usize>) -> im
     rows.filter(move |&oy| window_band(oy, &geom, &in_split).is_none())
 }
 
-/// Scratch a convolution in bands (see [`conv2d_bands_par`]) of an input of shape
+/// Scratch a convolution in bands (see [`conv2d`]) of an input of shape
 /// `input` split into `in_split` to an output split into `out_split` needs:
 /// `(floats of the step's own scratch, floats per thread of par)`, one of them 0.
 /// Its own for a padded copy of the whole input (when the output is one band);
@@ -677,33 +670,24 @@ fn stage_rows(input: &Bands, lo: isize, hi: isize, left: usize, right: usize, ds
     staged
 }
 
-/// [`conv2d_nchw16c_par`] on images in bands (see [`crate::bands`]). With several
+/// Direct convolution `op` on NCHW16c images in bands (see [`crate::bands`]; a
+/// plain image is one band), with the tier's microkernel, into `out`. With several
 /// output bands, one task per band computes its rows, writing only that band: a
 /// padded window first copies the rows the band reads, zero-padded, into the
 /// worker's slot of `scratch`; an unpadded one reads its input bands in place and
 /// copies only the windows that cross a band boundary. Into one output band, the
-/// tiles are spread over the threads by output channels as in
-/// [`conv2d_nchw16c_par`] (each thread then reads only its share of the weights):
-/// an unpadded window reads the input bands in place likewise, a padded one from a
-/// padded copy of the whole input. `scratch` must hold what
-/// [`conv2d_bands_scratch_len`] asks: the step's own, or that much per thread of
-/// `par`, split evenly into one slot per worker. The same tiles and sums in every
-/// case, so the same bits.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_bands_par(
-    kernels: &Kernels,
-    input: Bands,
-    w: &PackedConv,
-    geom: &ConvGeometry,
-    residual: Option<Bands>,
-    act: Activation,
-    out: &mut BandsMut,
-    scratch: &mut [f32],
-    par: &dyn ParallelFor,
-) {
+/// tiles are spread over `par`'s threads by output channels (each thread then
+/// reads only its share of the weights): an unpadded window reads the input bands
+/// in place likewise, a padded one from a padded copy of the whole input.
+/// `scratch` must hold what [`conv2d_bands_scratch_len`] asks: the step's own, or
+/// that much per thread of `par`, split evenly into one slot per worker. The same
+/// tiles and sums in every case, so the same bits.
+pub fn conv2d(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch: &mut [f32], par: &dyn ParallelFor) {
+    let Conv2d { input, weights: w, geom, residual, .. } = *op;
+    let geom = &geom;
     let s = w.shape;
-    assert!(input.layout == Layout::Nchw16c, "conv2d_bands: input layout");
-    check_conv("conv2d_bands", &input, w, s.packed_len(), geom, residual.as_ref(), &out.as_bands());
+    assert!(input.layout == Layout::Nchw16c, "conv2d: input layout");
+    check_conv("conv2d", &input, &w, s.packed_len(), geom, residual.as_ref(), &out.as_bands());
     let (own, per_worker) = conv2d_bands_scratch_len(input.dims, input.split, geom, out.split);
     let padded = geom.pad != Default::default();
     let unpadded = ConvGeometry { pad: Default::default(), ..*geom };
@@ -711,17 +695,17 @@ pub fn conv2d_bands_par(
         let res = residual.map(|r| r.band(0));
         let out = &mut out.band(0);
         if input.split.bands() == 1 {
-            return conv2d_nchw16c_par(kernels, input.band(0), w, geom, res, act, out, scratch, par);
+            return one_band(kernels, op, out, scratch, par);
         }
         if padded {
             // The whole input, padded, then the tiles of an unpadded window.
             let (top, bottom) = (geom.pad.top as isize, (input.dims.h + geom.pad.bottom) as isize);
             let staged = stage_rows(&input, -top, bottom, geom.pad.left, geom.pad.right, &mut scratch[..own]);
             let staged = Image::new(&scratch[..own], staged, Layout::Nchw16c);
-            return conv2d_nchw16c_par(kernels, staged, w, &unpadded, res, act, out, &mut [], par);
+            return one_band(kernels, &in_one_band(op, staged, unpadded, 0), out, &mut [], par);
         }
-        let slots = WorkerSlots::new(scratch, par, per_worker, "conv2d_bands");
-        let rows = RowTiles::new(kernels, &input, w, geom, res, act, out, 0..out.dims.h, par);
+        let slots = WorkerSlots::new(scratch, par, per_worker, "conv2d");
+        let rows = RowTiles::new(kernels, op, res, out, 0..out.dims.h, par);
         let units = rows.units();
         let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
         par.run(tasks, &|t| {
@@ -731,26 +715,31 @@ pub fn conv2d_bands_par(
         });
         return;
     }
-    let slots = WorkerSlots::new(scratch, par, per_worker, "conv2d_bands");
+    let slots = WorkerSlots::new(scratch, par, per_worker, "conv2d");
     let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1 && !padded;
     let out_split = out.split;
     for_each_band(out, par, &|t, mut band| {
         let rows = out_split.rows(t);
-        let res = residual.map(|r| r.band(t));
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };
         if padded {
             let (lo, hi) = window_rows(&rows, geom);
             let staged = stage_rows(&input, lo, hi, geom.pad.left, geom.pad.right, slot);
             let staged = Image::new(&slot[..Layout::Nchw16c.image_len(staged)], staged, Layout::Nchw16c);
-            conv2d_nchw16c_par(kernels, staged, w, &unpadded, res, act, &mut band, &mut [], &Sequential);
+            one_band(kernels, &in_one_band(op, staged, unpadded, t), &mut band, &mut [], &Sequential);
         } else if pointwise && input.split.bands() > t && input.split.rows(t) == rows {
-            conv2d_nchw16c_par(kernels, input.band(t), w, geom, res, act, &mut band, &mut [], &Sequential);
+            one_band(kernels, &in_one_band(op, input.band(t), *geom, t), &mut band, &mut [], &Sequential);
         } else {
-            let tiles = RowTiles::new(kernels, &input, w, geom, res, act, &mut band, rows, &Sequential);
+            let res = residual.map(|r| r.band(t));
+            let tiles = RowTiles::new(kernels, op, res, &mut band, rows, &Sequential);
             tiles.run(0..tiles.units(), slot);
         }
     });
+}
+
+/// `op` on `input`, an image in one band, with `geom`, and output band `t`'s residual.
+fn in_one_band<'b>(op: &Conv2d<'b>, input: Image<'b>, geom: ConvGeometry, t: usize) -> Conv2d<'b> {
+    Conv2d { input: input.into(), geom, residual: op.residual.map(|r| r.band(t).into()), ..*op }
 }
 
 /// The tiles of output rows `rows` of an unpadded convolution, written to an
@@ -772,18 +761,17 @@ struct RowTiles<'a> {
 }
 
 impl<'a> RowTiles<'a> {
-    #[allow(clippy::too_many_arguments)]
+    /// The tiles of output rows `rows` of `op` (unpadded; `residual` in `out`'s
+    /// rows) into `out`, an image of those rows.
     fn new(
         kernels: &'a Kernels,
-        input: &'a Bands<'a>,
-        w: &'a PackedConv<'a>,
-        geom: &ConvGeometry,
+        op: &'a Conv2d<'a>,
         residual: Option<Image<'a>>,
-        act: Activation,
         out: &mut ImageMut,
         rows: Range<usize>,
         par: &dyn ParallelFor,
     ) -> Self {
+        let (input, w, geom) = (&op.input, &op.weights, &op.geom);
         let s = w.shape;
         kernels.record_call();
         let row_len = input.dims.w * BLOCK;
@@ -794,7 +782,7 @@ impl<'a> RowTiles<'a> {
             geom: *geom,
             // The input block stride is the band's, given per row; the tiles prefetch
             // when the threads share the input (`par` has several).
-            tiles: LayerTiles::new(kernels, w, geom, residual, act, out, row_len, 0, par),
+            tiles: LayerTiles::new(kernels, op, residual, out, row_len, 0, par),
             rows,
             co_blocks,
             ob_tile,
@@ -858,60 +846,33 @@ impl<'a> RowTiles<'a> {
     }
 }
 
-/// Output rows one task of [`conv2d_image_par`] expands the input for at a time.
+/// Output rows one task of [`conv2d_image`] expands the input for at a time.
 const IMAGE_ROWS: usize = 4;
 
-/// Input rows (and padded width) [`conv2d_image_par`] expands for [`IMAGE_ROWS`]
+/// Input rows (and padded width) [`conv2d_image`] expands for [`IMAGE_ROWS`]
 /// output rows.
 fn image_staging(input: Dims, geom: &ConvGeometry) -> (usize, usize) {
     let rows = (IMAGE_ROWS - 1) * geom.stride_h + geom.kh;
     (rows, input.w + geom.pad.left + geom.pad.right)
 }
 
-/// Scratch `f32` [`conv2d_image_par`] needs for an input of shape `input` on
+/// Scratch `f32` [`conv2d_image`] needs for an input of shape `input` on
 /// `threads` threads.
 pub fn conv2d_image_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize) -> usize {
     let (rows, width) = image_staging(input, geom);
     threads.max(1) * rows * width * BLOCK
 }
 
-/// [`conv2d_nchw16c_par`] on an NCHW image of at most 16 channels (a network's
-/// input): each task expands the input rows that a few (`IMAGE_ROWS`) output rows
+/// [`conv2d`] on an NCHW image of at most 16 channels (a network's input, in
+/// bands): each task expands the input rows that a few (`IMAGE_ROWS`) output rows
 /// read into zero-padded NCHW16c rows in its worker's slot of `scratch` (which must
 /// hold [`conv2d_image_scratch_len`] values, split evenly into one slot per worker),
 /// so the image, 13 of whose 16 lanes are padding for an RGB input, is never
-/// written out whole. The same tiles and sums
-/// as [`conv2d_nchw16c_par`]: the same bits.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_image_par(
-    kernels: &Kernels,
-    input: Image,
-    w: &PackedConv,
-    geom: &ConvGeometry,
-    residual: Option<Image>,
-    act: Activation,
-    out: &mut ImageMut,
-    scratch: &mut [f32],
-    par: &dyn ParallelFor,
-) {
-    let residual = residual.map(Bands::from);
-    conv2d_image_bands_par(kernels, input.into(), w, geom, residual, act, &mut out.into(), scratch, par)
-}
-
-/// [`conv2d_image_par`] on images in bands (see [`crate::bands`]): with more than
-/// one output band, one task per band computes its rows.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_image_bands_par(
-    kernels: &Kernels,
-    input: Bands,
-    w: &PackedConv,
-    geom: &ConvGeometry,
-    residual: Option<Bands>,
-    act: Activation,
-    out: &mut BandsMut,
-    scratch: &mut [f32],
-    par: &dyn ParallelFor,
-) {
+/// written out whole. With more than one output band, one task per band computes
+/// its rows. The same tiles and sums as [`conv2d`]: the same bits.
+pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch: &mut [f32], par: &dyn ParallelFor) {
+    let Conv2d { input, weights: w, geom, residual, .. } = *op;
+    let (w, geom) = (&w, &geom);
     let s = w.shape;
     let (d, dout) = (input.dims, out.dims);
     assert!(input.layout == Layout::Nchw && s.ci <= BLOCK, "conv2d_image: not an NCHW image of one block");
@@ -928,7 +889,7 @@ pub fn conv2d_image_bands_par(
     let tiles: [Option<LayerTiles>; MAX_BANDS] = std::array::from_fn(|t| {
         (t < split.bands()).then(|| {
             let res = residual.map(|r| r.band(t));
-            LayerTiles::new(kernels, w, geom, res, act, &mut out.band(t), width * BLOCK, slot_len, par)
+            LayerTiles::new(kernels, op, res, &mut out.band(t), width * BLOCK, slot_len, par)
         })
     });
     // Units of IMAGE_ROWS output rows, band by band; several bands take one task

@@ -6,9 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conv::ConvMicrokernel;
-use crate::parallel::{ParallelFor, for_each_band, for_each_part};
 use crate::peak;
-use crate::{Activation, BLOCK, Bands, BandsMut, Image, ImageMut, Layout, PoolGeometry, winograd};
+use crate::{Bands, Image, ImageMut, PoolGeometry, winograd};
 
 type PoolFn = unsafe fn(Bands, &PoolGeometry, Option<bool>, &mut ImageMut, usize, bool);
 type GapFn = unsafe fn(Bands, &mut ImageMut);
@@ -150,9 +149,9 @@ impl Tier {
 pub struct Kernels {
     tier: Tier,
     pub(crate) conv: ConvMicrokernel,
-    pool: PoolFn,
-    gap: GapFn,
-    linear: LinearFn,
+    pub(crate) pool: PoolFn,
+    pub(crate) gap: GapFn,
+    pub(crate) linear: LinearFn,
     pub(crate) winograd: WinogradOps,
     /// FMA throughput loop and the FLOPs of one iteration (see [`crate::peak`]).
     pub(crate) peak: (unsafe fn(u64) -> f32, u64),
@@ -201,101 +200,6 @@ impl Kernels {
             #[allow(unreachable_patterns)]
             _ => return None,
         })
-    }
-
-    /// Max pooling on NCHW16c images, channel blocks spread over `par`'s threads.
-    pub fn max_pool(&self, input: Image, geom: &PoolGeometry, out: &mut ImageMut, par: &dyn ParallelFor) {
-        self.pool_bands(input.into(), geom, None, &mut out.into(), par)
-    }
-
-    /// Average pooling on NCHW16c images; `count_include_pad` picks the divisor.
-    pub fn avg_pool(
-        &self,
-        input: Image,
-        geom: &PoolGeometry,
-        count_include_pad: bool,
-        out: &mut ImageMut,
-        par: &dyn ParallelFor,
-    ) {
-        self.pool_bands(input.into(), geom, Some(count_include_pad), &mut out.into(), par)
-    }
-
-    /// Max (`avg` is `None`) or average pooling (`avg` carries
-    /// `count_include_pad`) on NCHW16c images in bands: one task per output band,
-    /// or, in one band, channel blocks spread over `par`'s threads.
-    pub fn pool_bands(
-        &self,
-        input: Bands,
-        geom: &PoolGeometry,
-        avg: Option<bool>,
-        out: &mut BandsMut,
-        par: &dyn ParallelFor,
-    ) {
-        self.record_call();
-        let (din, dout) = (input.dims, out.dims);
-        assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
-        assert!(din.c == dout.c && geom.output_hw(din.h, din.w) == Some((dout.h, dout.w)), "pool: shapes");
-        let split = out.split;
-        if split.bands() > 1 {
-            for_each_band(out, par, &|t, mut band| {
-                // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-                unsafe { (self.pool)(input, geom, avg, &mut band, split.rows(t).start, false) }
-            });
-            return;
-        }
-        let (out_plane, layout) = (dout.h * dout.w * BLOCK, out.layout);
-        // Split by channels, each thread writes lines another may hold: ask early.
-        let ahead = par.threads() > 1 && self.prefetchw;
-        for_each_part(out.band(0).data, out_plane, par, &|blocks, part| {
-            let src = input.blocks(blocks);
-            let mut part = ImageMut::new(part, dout.with_c(src.dims.c), layout);
-            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.pool)(src, geom, avg, &mut part, 0, ahead) }
-        });
-    }
-
-    /// Global average pooling on NCHW16c images.
-    pub fn global_avg_pool(&self, input: Image, out: &mut ImageMut, par: &dyn ParallelFor) {
-        self.global_avg_pool_bands(input.into(), out, par)
-    }
-
-    /// Global average pooling of an NCHW16c image in bands, channel blocks spread
-    /// over `par`'s threads.
-    pub fn global_avg_pool_bands(&self, input: Bands, out: &mut ImageMut, par: &dyn ParallelFor) {
-        self.record_call();
-        let d = input.dims;
-        assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "global_avg_pool: layouts");
-        assert!((out.dims.c, out.dims.h, out.dims.w) == (d.c, 1, 1), "global_avg_pool: shapes");
-        for_each_part(out.data, BLOCK, par, &|blocks, part| {
-            let src = input.blocks(blocks);
-            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.gap)(src, &mut ImageMut::new(part, out.dims.with_c(src.dims.c), out.layout)) }
-        });
-    }
-
-    /// Fully connected layer on a `c x 1 x 1` NCHW16c image; weights `[out, in]`.
-    /// Blocks of 16 outputs are spread over `par`'s threads.
-    pub fn linear(
-        &self,
-        input: Image,
-        weights: &[f32],
-        bias: &[f32],
-        act: Activation,
-        out: &mut ImageMut,
-        par: &dyn ParallelFor,
-    ) {
-        self.record_call();
-        let (k, n) = (input.dims.c, out.dims.c);
-        assert!(out.layout == Layout::Nchw16c && (out.dims.h, out.dims.w) == (1, 1), "linear: output");
-        assert!(weights.len() == n * k && bias.len() == n, "linear: weights are not [out, in]");
-        assert_eq!(out.data.len(), n.div_ceil(BLOCK) * BLOCK, "linear: output length");
-        for_each_part(out.data, BLOCK, par, &|blocks, part| {
-            let rows = blocks.start * BLOCK..n.min(blocks.end * BLOCK);
-            let w = &weights[rows.start * k..rows.end * k];
-            let o = &mut ImageMut::new(part, out.dims.with_c(rows.len()), out.layout);
-            // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (self.linear)(input, w, &bias[rows], act == Activation::Relu, o) }
-        });
     }
 
     /// The tier these kernels belong to.

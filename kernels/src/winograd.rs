@@ -64,7 +64,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::bands::{Bands, BandsMut};
-use crate::conv::{PackedConv, TileArgs, WeightPrefetch, choose_tile};
+use crate::conv::{Conv2d, PackedConv, TileArgs, WeightPrefetch, choose_tile};
 use crate::dispatch::Kernels;
 use crate::parallel::{ParallelFor, SharedMut, WorkerSlots, for_each_band};
 use crate::prefetch;
@@ -205,7 +205,8 @@ fn chunk_tiles(scheme: Scheme, ci: usize, tiles: usize) -> usize {
 #[derive(Clone, Copy, Debug)]
 struct Chunking {
     per_chunk: usize,
-    slots: usize,
+    /// Threads the chunks are dealt to, each with a scratch slot of its own.
+    threads: usize,
     slot_len: usize,
     /// Floats of a slot's transformed input (the rest holds GEMM output).
     v_len: usize,
@@ -245,7 +246,7 @@ fn chunking(scheme: Scheme, ci: usize, oh: usize, ow: usize, threads: usize) -> 
     let positions = scheme.positions();
     let v_len = v_offset(scheme, ci.div_ceil(BLOCK), per_chunk, positions);
     let slot_len = v_len + positions * m_pos_stride(per_chunk);
-    Chunking { per_chunk, slots: threads.max(1), slot_len, v_len }
+    Chunking { per_chunk, threads: threads.max(1), slot_len, v_len }
 }
 
 /// Tiles per chunk and chunks for `tiles` tiles in chunks of at most `per_chunk`,
@@ -275,7 +276,7 @@ pub fn winograd_scratch_len(input: Dims, geom: &ConvGeometry, scheme: Scheme, th
     }
     let Some((oh, ow)) = geom.output_hw(input.h, input.w) else { return 0 };
     let c = chunking(scheme, input.c, oh, ow, threads);
-    c.slots * c.slot_len
+    c.threads * c.slot_len
 }
 
 /// What the input transform of one chunk reads and writes.
@@ -753,77 +754,39 @@ unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
     }
 }
 
-/// Winograd weights and bias: [`PackedConv::weights`] holds
-/// [`crate::pack::pack_winograd_weights`]'s layout.
-pub type PackedWinograd<'a> = PackedConv<'a>;
-
-/// `out = act(conv(input) + bias + residual)` by Winograd `scheme` (which must
-/// compute `geom`, see [`Scheme::computes`]), with the output chunks spread over
-/// `par`'s threads. `w.weights` are packed by [`crate::pack::pack_winograd_weights`]
-/// for `scheme`; `scratch` must hold
+/// `op` by Winograd `scheme` (which must compute `op.geom`, see
+/// [`Scheme::computes`]) on NCHW16c images in bands (see [`crate::bands`]; a plain
+/// image is one band), into `out`. `op.weights` are packed by
+/// [`crate::pack::pack_winograd_weights`] for `scheme`; `scratch` must hold
 /// [`winograd_scratch_len`]`(input.dims, geom, scheme, par.threads())` values, and is
 /// split evenly into one slot per worker: given the same larger buffer for every
-/// layer, each worker keeps working in the same cache lines.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_winograd_par(
+/// layer, each worker keeps working in the same cache lines. With more than one
+/// output band, one task per band computes the tiles that cover its rows, reading
+/// the few input rows its patches need from the neighbouring bands, and stores its
+/// rows only (a tile across a band boundary is computed by both bands); with one,
+/// the chunks are spread over `par`'s threads. The tiles are the whole image's in
+/// every case, so the bits are the same.
+pub fn conv2d_winograd(
     kernels: &Kernels,
-    input: Image,
-    w: &PackedWinograd,
-    geom: &ConvGeometry,
+    op: &Conv2d,
     scheme: Scheme,
-    residual: Option<Image>,
-    act: Activation,
-    out: &mut ImageMut,
-    scratch: &mut [f32],
-    par: &dyn ParallelFor,
-) {
-    let residual = residual.map(Bands::from);
-    conv2d_winograd_bands_par(kernels, input.into(), w, geom, scheme, residual, act, &mut out.into(), scratch, par)
-}
-
-/// [`conv2d_winograd_par`] on images in bands (see [`crate::bands`]): with more
-/// than one output band, one task per band computes the tiles that cover its rows,
-/// reading the few input rows its patches need from the neighbouring bands, and
-/// stores its rows only (a tile across a band boundary is computed by both bands);
-/// with one, the chunks are spread over the threads. The tiles are the whole
-/// image's in every case, so the bits are the same.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_winograd_bands_par(
-    kernels: &Kernels,
-    input: Bands,
-    w: &PackedWinograd,
-    geom: &ConvGeometry,
-    scheme: Scheme,
-    residual: Option<Bands>,
-    act: Activation,
     out: &mut BandsMut,
     scratch: &mut [f32],
     par: &dyn ParallelFor,
 ) {
+    let Conv2d { input, weights: w, geom, residual, .. } = *op;
     let s = w.shape;
     let dout = out.dims;
     assert!(input.layout == Layout::Nchw16c, "conv2d_winograd: input layout");
-    assert!(scheme.computes(geom, s.ci), "conv2d_winograd: {scheme:?} does not compute this window");
+    assert!(scheme.computes(&geom, s.ci), "conv2d_winograd: {scheme:?} does not compute this window");
     let packed_len = crate::pack::winograd_packed_len(s, scheme);
-    crate::conv::check_conv("conv2d_winograd", &input, w, packed_len, geom, residual.as_ref(), &out.as_bands());
+    crate::conv::check_conv("conv2d_winograd", &input, &w, packed_len, &geom, residual.as_ref(), &out.as_bands());
     let ch = chunking(scheme, s.ci, dout.h, dout.w, par.threads());
     let worker_slots = WorkerSlots::new(scratch, par, ch.slot_len, "conv2d_winograd");
     kernels.record_call();
     let split = out.split;
     if split.bands() == 1 {
-        let layer = BandTiles::new(
-            kernels,
-            input,
-            w,
-            geom,
-            scheme,
-            residual.map(|r| r.band(0)),
-            act,
-            &mut out.band(0),
-            0,
-            ch,
-            par.threads(),
-        );
+        let layer = BandTiles::new(kernels, op, scheme, residual.map(|r| r.band(0)), &mut out.band(0), 0, ch);
         par.run(layer.tasks, &|task| {
             // SAFETY: taken once, inside this task.
             layer.run(task, unsafe { worker_slots.mine(par) })
@@ -831,7 +794,8 @@ pub fn conv2d_winograd_bands_par(
     } else {
         for_each_band(out, par, &|t, mut band| {
             let (row0, res) = (split.rows(t).start, residual.map(|r| r.band(t)));
-            let layer = BandTiles::new(kernels, input, w, geom, scheme, res, act, &mut band, row0, ch, 1);
+            let ch = Chunking { threads: 1, ..ch };
+            let layer = BandTiles::new(kernels, op, scheme, res, &mut band, row0, ch);
             // SAFETY: taken once, inside this task.
             layer.run(0, unsafe { worker_slots.mine(par) })
         });
@@ -843,7 +807,7 @@ pub fn conv2d_winograd_bands_par(
 struct BandTiles<'a> {
     kernels: &'a Kernels,
     input: Bands<'a>,
-    w: &'a PackedWinograd<'a>,
+    w: &'a PackedConv<'a>,
     geom: ConvGeometry,
     scheme: Scheme,
     residual: Option<&'a [f32]>,
@@ -877,22 +841,18 @@ struct BandTiles<'a> {
 }
 
 impl<'a> BandTiles<'a> {
-    /// The tiles of `out`, output rows `row0..row0 + out.h` of the layer, for
-    /// `threads` threads.
-    #[allow(clippy::too_many_arguments)]
+    /// The tiles of `out`, output rows `row0..row0 + out.h` of `op` (`residual` in
+    /// `out`'s rows), for `ch.threads` threads.
     fn new(
         kernels: &'a Kernels,
-        input: Bands<'a>,
-        w: &'a PackedWinograd<'a>,
-        geom: &ConvGeometry,
+        op: &'a Conv2d<'a>,
         scheme: Scheme,
         residual: Option<Image<'a>>,
-        act: Activation,
         out: &mut ImageMut,
         row0: usize,
         ch: Chunking,
-        threads: usize,
     ) -> Self {
+        let (input, w, geom, act, threads) = (op.input, &op.weights, &op.geom, op.act, ch.threads);
         let s = w.shape;
         let (rows, ow) = (out.dims.h, out.dims.w);
         let (th, tw) = scheme.tile();
@@ -1095,7 +1055,7 @@ mod tests {
                     {
                         let c = chunking(scheme, ci, oh, ow, threads);
                         let tiles = tile_counts(scheme, oh, ow).1;
-                        assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.slots >= 1 && c.slots <= threads);
+                        assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.threads >= 1 && c.threads <= threads);
                         for groups in 1..8 {
                             let (per, chunks) = balanced_chunks(tiles, c.per_chunk, groups, threads);
                             assert!(

@@ -5,7 +5,9 @@
 mod support;
 
 use incept_kernels::bands::split_image;
+use incept_kernels::linear::linear;
 use incept_kernels::parallel::{ParallelFor, Sequential};
+use incept_kernels::pool::{PoolKind, global_avg_pool, pool};
 use support::{ThreeThreads, band_splits, view_bands, write_bands};
 
 use incept_kernels::{
@@ -68,7 +70,7 @@ fn pooling_and_linear_on_every_tier() {
                     din,
                     dout,
                     &x,
-                    |i, o| k.max_pool(i, g, o, par),
+                    |i, o| pool(&k, i.into(), g, PoolKind::Max, &mut o.into(), par),
                     |i, o| reference::max_pool(i, g, o),
                     |_| 0.0,
                     &what,
@@ -76,7 +78,8 @@ fn pooling_and_linear_on_every_tier() {
                 for cip in [true, false] {
                     // Sums of at most 25 values in [-1, 1] in another order, then one division.
                     let tol = |_| 27.0 * f32::EPSILON;
-                    let fast = |i: Image, o: &mut ImageMut| k.avg_pool(i, g, cip, o, par);
+                    let kind = PoolKind::Avg { count_include_pad: cip };
+                    let fast = |i: Image, o: &mut ImageMut| pool(&k, i.into(), g, kind, &mut o.into(), par);
                     compare(din, dout, &x, fast, |i, o| reference::avg_pool(i, g, cip, o), tol, &what);
                 }
             }
@@ -90,7 +93,7 @@ fn pooling_and_linear_on_every_tier() {
                 din,
                 Dims::new(c, 1, 1),
                 &x,
-                |i, o| k.global_avg_pool(i, o, par),
+                |i, o| global_avg_pool(&k, i.into(), o, par),
                 reference::global_avg_pool,
                 tol,
                 &what,
@@ -102,7 +105,7 @@ fn pooling_and_linear_on_every_tier() {
             let tol = |_| (ci + 2) as f32 * f32::EPSILON;
             for act in [Activation::None, Activation::Relu] {
                 let what = format!("{tier:?} linear {ci}->{co} {act:?} on {} thread(s)", par.threads());
-                let fast = |i: Image, o: &mut ImageMut| k.linear(i, &wt, &b, act, o, par);
+                let fast = |i: Image, o: &mut ImageMut| linear(&k, i, &wt, &b, act, o, par);
                 let slow = |i: Image, o: &mut ImageMut| reference::linear(i, &wt, Some(&b), act, o);
                 compare(din, Dims::new(co, 1, 1), &x, fast, slow, tol, &what);
             }
@@ -148,30 +151,33 @@ fn bands_match_one_band_on_every_tier() {
                 let dout = Dims::new(c, oh, ow);
                 let xb = blocked(&data(din.volume(), (gi * 131 + c * 7 + h) as u64), din);
                 for avg in [None, Some(true), Some(false)] {
+                    let kind = avg.map_or(PoolKind::Max, |count_include_pad| PoolKind::Avg { count_include_pad });
                     let mut want = vec![f32::NAN; l.image_len(dout)];
-                    k.pool_bands(
+                    pool(
+                        &k,
                         Image::new(&xb, din, l).into(),
                         g,
-                        avg,
+                        kind,
                         &mut (&mut ImageMut::new(&mut want, dout, l)).into(),
                         par,
                     );
                     for (in_split, out_split) in band_splits(h, oh) {
                         let parts = split_image(Image::new(&xb, din, l), in_split);
                         let got = write_bands(dout, l, out_split, |out| {
-                            k.pool_bands(view_bands(&parts, din, l, in_split), g, avg, out, par)
+                            pool(&k, view_bands(&parts, din, l, in_split), g, kind, out, par)
                         });
                         let what = format!("{tier:?} {g:?} {avg:?} {din:?} in {in_split:?} -> {out_split:?}");
                         assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
                     }
                 }
                 let mut want = vec![f32::NAN; l.image_len(Dims::new(c, 1, 1))];
-                k.global_avg_pool(Image::new(&xb, din, l), &mut ImageMut::new(&mut want, Dims::new(c, 1, 1), l), par);
+                let out = &mut ImageMut::new(&mut want, Dims::new(c, 1, 1), l);
+                global_avg_pool(&k, Image::new(&xb, din, l).into(), out, par);
                 for (in_split, _) in band_splits(h, 1) {
                     let parts = split_image(Image::new(&xb, din, l), in_split);
                     let mut got = vec![f32::NAN; want.len()];
                     let out = &mut ImageMut::new(&mut got, Dims::new(c, 1, 1), l);
-                    k.global_avg_pool_bands(view_bands(&parts, din, l, in_split), out, par);
+                    global_avg_pool(&k, view_bands(&parts, din, l, in_split), out, par);
                     assert!(
                         got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
                         "{tier:?} gap {in_split:?}"

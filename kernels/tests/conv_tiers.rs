@@ -5,14 +5,14 @@
 //! long enough for many chunks, with a short last one. Besides the error bound,
 //! every output must equal, bit for bit, the documented summation order (chunks of
 //! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier. Inputs
-//! of one block also run from their NCHW image (`conv2d_image_par`), bit for bit the same.
+//! of one block also run from their NCHW image (`conv2d_image`), bit for bit the same.
 
 mod support;
 
 use incept_kernels::bands::split_image;
 use incept_kernels::conv::{
-    PackedConv, chunk_taps, conv2d_bands_par, conv2d_bands_scratch_len, conv2d_image_bands_par, conv2d_image_par,
-    conv2d_image_scratch_len, conv2d_nchw16c_par, conv2d_scratch_len, k_block_taps,
+    Conv2d, PackedConv, chunk_taps, conv2d, conv2d_bands_scratch_len, conv2d_image, conv2d_image_scratch_len,
+    conv2d_scratch_len, k_block_taps,
 };
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
@@ -108,38 +108,32 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
     let rin = to_layout(&res, dout, blk);
     let mut scratch = vec![f32::NAN; conv2d_scratch_len(din, &geom)];
     let out = &write_between_sentinels(dout, blk, &case, |out| {
-        conv2d_nchw16c_par(
-            kernels,
-            Image::new(&xin, din, blk),
-            &PackedConv { shape, weights: &packed, bias: &pbias },
-            &geom,
-            residual.then(|| Image::new(&rin, dout, blk)),
+        let op = Conv2d {
+            input: Image::new(&xin, din, blk).into(),
+            weights: PackedConv { shape, weights: &packed, bias: &pbias },
+            geom,
+            residual: residual.then(|| Image::new(&rin, dout, blk).into()),
             act,
-            out,
-            &mut scratch,
-            par,
-        )
+        };
+        conv2d(kernels, &op, &mut out.into(), &mut scratch, par)
     });
     // An input of one block also runs from its NCHW image, expanded row by row:
     // the same tiles and sums, so the same bits.
     if ci <= 16 {
         let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
         let from_image = write_between_sentinels(dout, blk, &case, |out| {
-            conv2d_image_par(
-                kernels,
-                Image::new(&x, din, Layout::Nchw),
-                &PackedConv { shape, weights: &packed, bias: &pbias },
-                &geom,
-                residual.then(|| Image::new(&rin, dout, blk)),
+            let op = Conv2d {
+                input: Image::new(&x, din, Layout::Nchw).into(),
+                weights: PackedConv { shape, weights: &packed, bias: &pbias },
+                geom,
+                residual: residual.then(|| Image::new(&rin, dout, blk).into()),
                 act,
-                out,
-                &mut scratch,
-                par,
-            )
+            };
+            conv2d_image(kernels, &op, &mut out.into(), &mut scratch, par)
         });
         assert!(
             from_image.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{} {case:?}: conv2d_image_par differs from conv2d_nchw16c_par",
+            "{} {case:?}: conv2d_image differs from conv2d",
             kernels.conv_name()
         );
     }
@@ -161,18 +155,18 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
         let got = write_bands(dout, blk, out_split, |out| {
             let input = view_bands(&in_bands, din, blk, in_split);
             let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
-            conv2d_bands_par(kernels, input, &w, &geom, res, act, out, &mut scratch, par)
+            conv2d(kernels, &Conv2d { input, weights: w, geom, residual: res, act }, out, &mut scratch, par)
         });
-        same(&got, &format!("conv2d_bands_par in {in_split:?} -> {out_split:?}"));
+        same(&got, &format!("conv2d in {in_split:?} -> {out_split:?}"));
         if ci <= 16 {
             let image_bands = split_image(Image::new(&x, din, Layout::Nchw), in_split);
             let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
             let got = write_bands(dout, blk, out_split, |out| {
                 let input = view_bands(&image_bands, din, Layout::Nchw, in_split);
                 let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
-                conv2d_image_bands_par(kernels, input, &w, &geom, res, act, out, &mut scratch, par)
+                conv2d_image(kernels, &Conv2d { input, weights: w, geom, residual: res, act }, out, &mut scratch, par)
             });
-            same(&got, &format!("conv2d_image_bands_par in {in_split:?} -> {out_split:?}"));
+            same(&got, &format!("conv2d_image in {in_split:?} -> {out_split:?}"));
         }
     }
     for c in 0..blk.padded_channels(co) {

@@ -48,10 +48,10 @@
 mod support;
 
 use incept_kernels::bands::split_image;
-use incept_kernels::conv::PackedConv;
+use incept_kernels::conv::{Conv2d, PackedConv};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use incept_kernels::winograd::{Scheme, conv2d_winograd_bands_par, conv2d_winograd_par, winograd_scratch_len};
+use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scratch_len};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
 use support::{
     Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands, write_between_sentinels,
@@ -267,18 +267,14 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
     let rin = to_layout(&res, dout, blk);
     let mut scratch = vec![f32::NAN; winograd_scratch_len(din, &geom, scheme, par.threads())];
     let out = &write_between_sentinels(dout, blk, &case, |out| {
-        conv2d_winograd_par(
-            kernels,
-            Image::new(&xin, din, blk),
-            &PackedConv { shape, weights: &packed, bias: &pbias },
-            &geom,
-            scheme,
-            residual.then(|| Image::new(&rin, dout, blk)),
+        let op = Conv2d {
+            input: Image::new(&xin, din, blk).into(),
+            weights: PackedConv { shape, weights: &packed, bias: &pbias },
+            geom,
+            residual: residual.then(|| Image::new(&rin, dout, blk).into()),
             act,
-            out,
-            &mut scratch,
-            par,
-        )
+        };
+        conv2d_winograd(kernels, &op, scheme, &mut out.into(), &mut scratch, par)
     });
     let u = f32::EPSILON as f64 / 2.0;
     let gamma = |n: usize| n as f64 * u / (1.0 - n as f64 * u);
@@ -320,7 +316,8 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
         let got = write_bands(dout, blk, out_split, |out| {
             let input = view_bands(&in_bands, din, blk, in_split);
             let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
-            conv2d_winograd_bands_par(kernels, input, &weights, &geom, scheme, res, act, out, &mut scratch, par)
+            let op = Conv2d { input, weights, geom, residual: res, act };
+            conv2d_winograd(kernels, &op, scheme, out, &mut scratch, par)
         });
         assert!(
             got.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),

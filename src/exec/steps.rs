@@ -5,9 +5,11 @@ use std::time::Instant;
 
 use incept_kernels::bands::MAX_BANDS;
 use incept_kernels::blocked::reorder_bands;
-use incept_kernels::conv::{PackedConv, conv2d_bands_par, conv2d_image_bands_par};
+use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image};
+use incept_kernels::linear::linear;
 use incept_kernels::parallel::ParallelFor;
-use incept_kernels::winograd::conv2d_winograd_bands_par;
+use incept_kernels::pool::{PoolKind, global_avg_pool, pool};
+use incept_kernels::winograd::conv2d_winograd;
 use incept_kernels::{AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k};
 
 use crate::lower::{Kernel, Program, TensorId};
@@ -110,18 +112,19 @@ fn run_step(
                 let scratch = if step.worker_scratch { &mut *workers } else { scratch };
                 match kernel {
                     Kernel::Conv { weight, bias, shape, geom, act, residual, winograd } => {
-                        let w = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
-                        let res = residual.then_some(ins[1]);
+                        let weights = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
+                        let residual = residual.then_some(ins[1]);
+                        let op = Conv2d { input: ins[0], weights, geom: *geom, residual, act: *act };
                         if ins[0].layout == Layout::Nchw {
-                            conv2d_image_bands_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                            conv2d_image(kernels, &op, out, scratch, par)
                         } else if let Some(scheme) = *winograd {
-                            conv2d_winograd_bands_par(kernels, ins[0], &w, geom, scheme, res, *act, out, scratch, par)
+                            conv2d_winograd(kernels, &op, scheme, out, scratch, par)
                         } else {
-                            conv2d_bands_par(kernels, ins[0], &w, geom, res, *act, out, scratch, par)
+                            conv2d(kernels, &op, out, scratch, par)
                         }
                     }
                     Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {
-                        kernels.linear(ins[0].band(0), t(*weight), t(*bias), *act, &mut out.band(0), par)
+                        linear(kernels, ins[0].band(0), t(*weight), t(*bias), *act, &mut out.band(0), par)
                     }
                     Kernel::Linear { weight, bias, act } => {
                         // The planner keeps a map a fully connected layer reads in one band.
@@ -131,11 +134,11 @@ fn run_step(
                         for_bands(ins, out, |ins, out| k::batch_norm(ins[0], t(*g), t(*b), t(*m), t(*v), *eps, out))
                     }
                     Kernel::Relu => for_bands(ins, out, |ins, out| k::relu(ins[0], out)),
-                    Kernel::MaxPool(g) => kernels.pool_bands(ins[0], g, None, out, par),
+                    Kernel::MaxPool(g) => pool(kernels, ins[0], g, PoolKind::Max, out, par),
                     Kernel::AvgPool(g, count_include_pad) => {
-                        kernels.pool_bands(ins[0], g, Some(*count_include_pad), out, par)
+                        pool(kernels, ins[0], g, PoolKind::Avg { count_include_pad: *count_include_pad }, out, par)
                     }
-                    Kernel::GlobalAvgPool => kernels.global_avg_pool_bands(ins[0], &mut out.band(0), par),
+                    Kernel::GlobalAvgPool => global_avg_pool(kernels, ins[0], &mut out.band(0), par),
                     Kernel::ResidualAdd(scale, act) => {
                         for_bands(ins, out, |ins, out| k::residual_add(ins[0], ins[1], *scale, *act, out))
                     }

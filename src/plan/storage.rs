@@ -129,7 +129,7 @@ impl<'a> Storage<'a> {
 
 /// Whether the network input stays NCHW in the arena: an input of one block (an
 /// RGB image) that only direct convolutions read, because they expand it row by
-/// row (`conv2d_image_par`) instead of reading a copy 16/3 times its size.
+/// row (`conv2d_image`) instead of reading a copy 16/3 times its size.
 fn image_input(program: &Program) -> bool {
     let g = &program.graph;
     g.dims(g.input).c <= BLOCK

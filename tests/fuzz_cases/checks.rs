@@ -7,7 +7,7 @@
 //! decodes to a valid case (raw fields are mapped into range, never rejected), so
 //! no fuzzing time is lost on rejected inputs.
 //!
-//! - [`conv`]: every available tier's `conv2d_nchw16c` against `reference::conv2d`,
+//! - [`conv`]: every available tier's `conv2d` against `reference::conv2d`,
 //!   within the rounding error bound of the dot products (as in
 //!   `kernels/tests/conv_tiers.rs`).
 //! - [`pool`]: the reference pooling and convolution epilogues in NCHW against
@@ -107,10 +107,11 @@ pub mod conv {
 
     use arbitrary::Arbitrary;
     use incept_kernels::conv::{
-        PackedConv, conv2d_image_par, conv2d_image_scratch_len, conv2d_nchw16c, conv2d_scratch_len,
+        Conv2d, PackedConv, conv2d, conv2d_image, conv2d_image_scratch_len, conv2d_scratch_len,
     };
     use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights};
-    use incept_kernels::winograd::{Scheme, conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
+    use incept_kernels::parallel::Sequential;
+    use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
     use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference};
 
     use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
@@ -230,7 +231,7 @@ pub mod conv {
     /// `s sum|w| max|x|`: through the transforms' entries each weight meets at most
     /// `s` inputs' worth, `(max_k Σ_r c(k, r))^2` with `c(k, r) = Σ_ξ |A^T_iξ| |G_ξk|
     /// |B^T_ξr|`: 4^2 = 16 for F(2x2, 3x3) and F(2, 3), (254/15)^2 < 287 for F(4x4,
-    /// 3x3). An input of at most 16 channels also runs from its NCHW image (`conv2d_image_par`, split in three): the same bits.
+    /// 3x3). An input of at most 16 channels also runs from its NCHW image (`conv2d_image`, split in three): the same bits.
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
         let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
@@ -303,16 +304,18 @@ pub mod conv {
             let kernels = Kernels::new(tier).expect("available");
             let what = format!("{} {cv:?}", kernels.conv_name());
             let buf = run(&what, false, conv2d_scratch_len(din, &geom), &|x, r, o, s| {
-                conv2d_nchw16c(&kernels, x, &w, &geom, r, act, o, s)
+                let op = Conv2d { input: x.into(), weights: w, geom, residual: r.map(Into::into), act };
+                conv2d(&kernels, &op, &mut o.into(), s, &Sequential)
             });
             compare(&buf[before..before + out_len], &what, &|i| k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE);
             // An input of one block, read from its NCHW image: the same bits.
             if ci <= 16 {
                 let from_image = run(&what, true, conv2d_image_scratch_len(din, &geom, 3), &|x, r, o, s| {
-                    conv2d_image_par(&kernels, x, &w, &geom, r, act, o, s, &SplitInThree)
+                    let op = Conv2d { input: x.into(), weights: w, geom, residual: r.map(Into::into), act };
+                    conv2d_image(&kernels, &op, &mut o.into(), s, &SplitInThree)
                 });
                 let same = from_image.iter().zip(&buf).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{what}: conv2d_image_par differs from conv2d_nchw16c");
+                assert!(same, "{what}: conv2d_image differs from conv2d");
             }
         }
 
@@ -341,7 +344,8 @@ pub mod conv {
                 let kernels = Kernels::new(tier).expect("available");
                 let what = format!("winograd {scheme:?} {} {cv:?}", kernels.conv_name());
                 let buf = run(&what, false, winograd_scratch_len(din, &geom, scheme, 3), &|x, r, o, s| {
-                    conv2d_winograd_par(&kernels, x, &w, &geom, scheme, r, act, o, s, &SplitInThree)
+                    let op = Conv2d { input: x.into(), weights: w, geom, residual: r.map(Into::into), act };
+                    conv2d_winograd(&kernels, &op, scheme, &mut o.into(), s, &SplitInThree)
                 });
                 compare(&buf[before..before + out_len], &what, &tol);
             }
@@ -352,10 +356,11 @@ pub mod conv {
 pub mod pool {
     //! The reference pooling and convolution epilogues must not depend on the layout:
     //! NCHW, NCHW16c and mixed in/out layouts agree bit for bit. Then every tier's
-    //! blocked pooling (`Kernels::max_pool`, `avg_pool`, `global_avg_pool`) against
+    //! blocked pooling (`pool::pool`, `pool::global_avg_pool`) against
     //! the reference: max pooling exactly, averages within their rounding bound.
 
     use arbitrary::Arbitrary;
+    use incept_kernels::pool::{PoolKind, global_avg_pool, pool};
     use incept_kernels::{
         Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, Tier, reference,
     };
@@ -557,9 +562,12 @@ pub mod pool {
                 None => reference::global_avg_pool(i, o),
             };
             let fast = |k: &Kernels, i: Image, o: &mut ImageMut| match op {
-                Some(None) => k.max_pool(i, &geom, o, &SplitInThree),
-                Some(Some(p)) => k.avg_pool(i, &geom, p, o, &SplitInThree),
-                None => k.global_avg_pool(i, o, &SplitInThree),
+                Some(None) => pool(k, i.into(), &geom, PoolKind::Max, &mut o.into(), &SplitInThree),
+                Some(Some(p)) => {
+                    let kind = PoolKind::Avg { count_include_pad: p };
+                    pool(k, i.into(), &geom, kind, &mut o.into(), &SplitInThree)
+                }
+                None => global_avg_pool(k, i.into(), o, &SplitInThree),
             };
             let (mut want, mut mag) = (vec![0.0; d.volume()], vec![0.0; d.volume()]);
             slow(xn, &mut ImageMut::new(&mut want, d, Layout::Nchw));

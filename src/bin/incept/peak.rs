@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use incept::graph::ConvLayer;
-use incept_kernels::conv::{PackedConv, conv2d_nchw16c, conv2d_scratch_len};
+use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::peak::fma_peak_gflops;
@@ -29,16 +29,9 @@ fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
     let packed = PackedConv { shape, weights: w.as_slice(), bias: b.as_slice() };
     let mut run = || {
         let out = &mut ImageMut::new(y.as_mut_slice(), dout, l);
-        conv2d_nchw16c(
-            kernels,
-            Image::new(x.as_slice(), din, l),
-            &packed,
-            &g,
-            None,
-            Activation::Relu,
-            out,
-            scratch.as_mut_slice(),
-        );
+        let input = Image::new(x.as_slice(), din, l).into();
+        let op = Conv2d { input, weights: packed, geom: g, residual: None, act: Activation::Relu };
+        conv2d(kernels, &op, &mut out.into(), scratch.as_mut_slice(), &Sequential);
     };
     run();
     let mut reps = 1;
@@ -162,7 +155,7 @@ fn kind_of(l: &ConvLayer) -> String {
 pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bool) -> Result<(), String> {
     use incept::lower::winograd_for;
     use incept_kernels::pack::pack_winograd_weights;
-    use incept_kernels::winograd::{Scheme, conv2d_winograd_par, winograd_scheme, winograd_scratch_len};
+    use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
 
     let tier = Tier::from_env()?;
     let k = Kernels::new(tier).expect("available");
@@ -203,13 +196,13 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         // Candidate 0 is the direct kernel, candidate i > 0 scheme i - 1.
         let mut run = |candidate: usize| {
             let (x, out) = (Image::new(x.as_slice(), din, l), &mut ImageMut::new(y.as_mut_slice(), dout, l));
+            let op = Conv2d { input: x.into(), weights: direct, geom: g, residual: None, act: Activation::Relu };
             if candidate == 0 {
-                conv2d_nchw16c(&k, x, &direct, &g, None, Activation::Relu, out, s_direct.as_mut_slice());
+                conv2d(&k, &op, &mut out.into(), s_direct.as_mut_slice(), &Sequential);
             } else {
                 let (scheme, ww) = (schemes[candidate - 1], &ww[candidate - 1]);
-                let wino = PackedConv { shape, weights: ww.as_slice(), bias: b.as_slice() };
-                let s = s_wino.as_mut_slice();
-                conv2d_winograd_par(&k, x, &wino, &g, scheme, None, Activation::Relu, out, s, &Sequential);
+                let op = Conv2d { weights: PackedConv { weights: ww.as_slice(), ..direct }, ..op };
+                conv2d_winograd(&k, &op, scheme, &mut out.into(), s_wino.as_mut_slice(), &Sequential);
             }
         };
         let candidates = 1 + schemes.len();
