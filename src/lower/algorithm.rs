@@ -1,7 +1,54 @@
-//! Which algorithm computes each convolution.
+//! Which algorithm computes each convolution: decided here, once, from the graph
+//! alone (never the CPU), so a model file's tensors are the same wherever it was
+//! written. The planner derives layouts and scratch from it, the executor
+//! dispatches on it.
 
-use incept_kernels::ConvGeometry;
+use std::fmt;
+
 use incept_kernels::winograd::{Scheme, winograd_scheme};
+use incept_kernels::{ConvGeometry, Layout};
+
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// The direct kernel on blocked (NCHW16c) activations.
+    Direct,
+    /// The direct kernel on the network's NCHW input image, expanded row by row: an
+    /// input of one 16-channel block that only direct convolutions read, because a
+    /// blocked copy of it would be 16/3 times an RGB image's size.
+    FromImage,
+    /// A Winograd scheme on blocked activations, the weights stored transformed
+    /// (see [`winograd_for`]).
+    Winograd(Scheme),
+}
+
+impl Algorithm {
+    /// The algorithm lowering gives a convolution of `ci` input and `co` output
+    /// channels with an `out_hw` output when it does not read the network's image:
+    /// Winograd where [`winograd_for`] picks a scheme, else direct.
+    pub fn for_conv(geom: &ConvGeometry, ci: usize, co: usize, out_hw: (usize, usize)) -> Algorithm {
+        winograd_for(geom, ci, co, out_hw).map_or(Algorithm::Direct, Algorithm::Winograd)
+    }
+
+    /// The layout the convolution reads its input in.
+    pub fn input_layout(self) -> Layout {
+        match self {
+            Algorithm::FromImage => Layout::Nchw,
+            Algorithm::Direct | Algorithm::Winograd(_) => Layout::Nchw16c,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    /// `direct`, `from_image`, or `winograd` and the scheme (`winograd F(2x2,3x3)`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Algorithm::Direct => f.write_str("direct"),
+            Algorithm::FromImage => f.write_str("from_image"),
+            Algorithm::Winograd(scheme) => write!(f, "winograd {}", scheme.name()),
+        }
+    }
+}
 
 /// The Winograd scheme lowering computes a convolution of `ci` input and `co`
 /// output channels by, if any (see `incept_kernels::winograd`): for a 3x3 stride-1

@@ -1,9 +1,9 @@
 //! Fusion: which steps run, and how each of their tensors is made.
 
-use incept_kernels::Activation;
 use incept_kernels::pack::ConvShape;
+use incept_kernels::{Activation, BLOCK};
 
-use super::algorithm::winograd_for;
+use super::algorithm::Algorithm;
 use super::recipe::{Fold, TensorId, TensorRecipe, TensorRole};
 use super::step::{Kernel, Step};
 use crate::graph::{Graph, Node, Op, ParamId, ValueId};
@@ -86,7 +86,33 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
         steps.push(Some(step));
         producer[node.output.0] = Some(steps.len() - 1);
     }
-    (steps.into_iter().flatten().collect(), recipes)
+    let mut steps: Vec<Step> = steps.into_iter().flatten().collect();
+    read_input_as_image(graph, &mut steps);
+    (steps, recipes)
+}
+
+/// Gives the convolutions reading the network input [`Algorithm::FromImage`] when
+/// they can all read it as an NCHW image: an input of one 16-channel block (an RGB
+/// image), read only by direct convolutions, as their main input.
+fn read_input_as_image(graph: &Graph, steps: &mut [Step]) {
+    let input = graph.input;
+    let mut readers = steps.iter().filter(|s| s.inputs.contains(&input)).peekable();
+    let image = graph.dims(input).c <= BLOCK
+        && input != graph.output
+        && readers.peek().is_some()
+        && readers.all(|s| {
+            matches!(s.kernel, Kernel::Conv { algorithm: Algorithm::Direct, .. })
+                && s.inputs[0] == input
+                && !s.inputs[1..].contains(&input)
+        });
+    if !image {
+        return;
+    }
+    for s in steps.iter_mut().filter(|s| s.inputs[0] == input) {
+        if let Kernel::Conv { algorithm, .. } = &mut s.kernel {
+            *algorithm = Algorithm::FromImage;
+        }
+    }
 }
 
 /// Takes the step at `p` out so it can absorb `node`; it moves to `node`'s position,
@@ -112,10 +138,10 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
         &Op::Conv { weight, bias, geom } => {
             let shape = ConvShape { co: out_c, ci: graph.dims(node.inputs[0]).c, kh: geom.kh, kw: geom.kw };
             let out = graph.dims(node.output);
-            let winograd = winograd_for(&geom, shape.ci, shape.co, (out.h, out.w));
-            let role = match winograd {
-                Some(scheme) => TensorRole::WinogradWeight { param: weight, shape, scheme },
-                None => TensorRole::ConvWeight { param: weight, shape },
+            let algorithm = Algorithm::for_conv(&geom, shape.ci, shape.co, (out.h, out.w));
+            let role = match algorithm {
+                Algorithm::Winograd(scheme) => TensorRole::WinogradWeight { param: weight, shape, scheme },
+                Algorithm::Direct | Algorithm::FromImage => TensorRole::ConvWeight { param: weight, shape },
             };
             Kernel::Conv {
                 weight: push(t, name(weight), role),
@@ -124,7 +150,7 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
                 geom,
                 act: Activation::None,
                 residual: false,
-                winograd,
+                algorithm,
             }
         }
         &Op::Linear { weight, bias } => Kernel::Linear {
@@ -150,5 +176,45 @@ fn weight_and_bias(k: &Kernel) -> (TensorId, TensorId) {
     match k {
         Kernel::Conv { weight, bias, .. } | Kernel::Linear { weight, bias, .. } => (*weight, *bias),
         _ => unreachable!("only convolutions and linear layers carry weights"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use incept_kernels::PoolGeometry;
+    use incept_kernels::winograd::Scheme;
+
+    use super::*;
+    use crate::graph::{ConvSpec, Dims, GraphBuilder};
+
+    fn algorithms(graph: &Graph) -> Vec<Algorithm> {
+        let conv = |s: &Step| match s.kernel {
+            Kernel::Conv { algorithm, .. } => Some(algorithm),
+            _ => None,
+        };
+        fuse(graph).0.iter().filter_map(conv).collect()
+    }
+
+    /// The convolutions reading an RGB input read it as an image, unless something
+    /// else reads it too; the rest are direct or Winograd by the rule.
+    #[test]
+    fn each_convolution_gets_one_algorithm() {
+        let mut b = GraphBuilder::new("t", Dims::new(3, 20, 20));
+        let x = b.input();
+        let a = b.conv(x, "a", ConvSpec::new(64, 3).pad(1));
+        let c = b.conv(x, "c", ConvSpec::new(64, 1));
+        let y = b.concat(&[a, c]);
+        let y = b.conv(y, "w", ConvSpec::new(64, 3).pad(1));
+        let g = b.finish(y).unwrap();
+        let winograd = Algorithm::Winograd(Scheme::F2x2);
+        assert_eq!(algorithms(&g), [Algorithm::FromImage, Algorithm::FromImage, winograd]);
+
+        let mut b = GraphBuilder::new("t", Dims::new(3, 20, 20));
+        let x = b.input();
+        let a = b.conv(x, "a", ConvSpec::new(16, 3).pad(1));
+        let p = b.max_pool(x, PoolGeometry::new(3, 1, 1, false));
+        let g = b.concat(&[a, p]);
+        let g = b.finish(g).unwrap();
+        assert_eq!(algorithms(&g), [Algorithm::Direct]);
     }
 }

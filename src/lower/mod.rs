@@ -14,7 +14,7 @@ mod recipe;
 mod step;
 mod store;
 
-pub use algorithm::winograd_for;
+pub use algorithm::{Algorithm, winograd_for};
 pub use packing::Packing;
 pub use recipe::{Fold, TensorId, TensorRecipe, TensorRole};
 pub use step::{Kernel, Step};

@@ -1,9 +1,9 @@
 //! The program IR: the steps lowering leaves, each a fused operator on graph values.
 
 use incept_kernels::pack::ConvShape;
-use incept_kernels::winograd::Scheme;
 use incept_kernels::{Activation, ConvGeometry, PoolGeometry};
 
+use super::algorithm::Algorithm;
 use super::recipe::TensorId;
 use crate::graph::ValueId;
 
@@ -24,9 +24,9 @@ pub enum Kernel {
         act: Activation,
         /// Whether the second input is a shortcut added before the activation.
         residual: bool,
-        /// The Winograd scheme computing it, if any (see [`winograd_for`](super::winograd_for)); the
-        /// weight is then a [`TensorRole::WinogradWeight`](super::TensorRole::WinogradWeight).
-        winograd: Option<Scheme>,
+        /// How it is computed; for a Winograd scheme the weight is a
+        /// [`TensorRole::WinogradWeight`](super::TensorRole::WinogradWeight).
+        algorithm: Algorithm,
     },
     /// `act(W x + bias)`.
     Linear {

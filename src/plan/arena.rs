@@ -3,14 +3,13 @@
 use std::cmp::Reverse;
 
 use incept_kernels::BLOCK;
-use incept_kernels::Layout;
 use incept_kernels::conv::{conv2d_bands_scratch_len, conv2d_image_scratch_len};
 use incept_kernels::winograd::winograd_scratch_len;
 
 use super::storage::{Storage, copy_target};
 use super::{Action, PlannedStep, WORKER_SLOT_ALIGN};
 use crate::graph::ValueId;
-use crate::lower::{Kernel, Program};
+use crate::lower::{Algorithm, Kernel, Program};
 
 /// A step before its values have offsets.
 pub(super) struct Use {
@@ -53,17 +52,17 @@ pub(super) fn list_uses(program: &Program, storage: &Storage, threads: usize) ->
             continue;
         }
         let (scratch, worker_scratch) = match &s.kernel {
-            Kernel::Conv { geom, winograd: Some(scheme), .. } => {
-                (0, winograd_scratch_len(g.dims(s.inputs[0]), geom, *scheme, threads))
-            }
-            Kernel::Conv { geom, .. } if storage.layout_of(s.inputs[0]) == Layout::Nchw => {
-                (0, conv2d_image_scratch_len(g.dims(s.inputs[0]), geom, threads))
-            }
-            Kernel::Conv { geom, .. } => {
+            Kernel::Conv { geom, algorithm, .. } => {
                 let input = g.dims(s.inputs[0]);
-                let (own, per_thread) =
-                    conv2d_bands_scratch_len(input, storage.split_of(s.inputs[0]), geom, storage.split_of(s.output));
-                (own, per_thread * threads)
+                match *algorithm {
+                    Algorithm::Direct => {
+                        let splits = (storage.split_of(s.inputs[0]), storage.split_of(s.output));
+                        let (own, per_thread) = conv2d_bands_scratch_len(input, splits.0, geom, splits.1);
+                        (own, per_thread * threads)
+                    }
+                    Algorithm::FromImage => (0, conv2d_image_scratch_len(input, geom, threads)),
+                    Algorithm::Winograd(scheme) => (0, winograd_scratch_len(input, geom, scheme, threads)),
+                }
             }
             _ => (0, 0),
         };

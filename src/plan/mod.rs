@@ -22,7 +22,7 @@ use incept_kernels::winograd::Scheme;
 use incept_kernels::{Dims, Layout, RowSplit};
 
 use crate::error::{Error, Result};
-use crate::lower::{Kernel, Program};
+use crate::lower::{Algorithm, Kernel, Program};
 use arena::{Buffers, list_uses, worker_scratch_len};
 use storage::Storage;
 
@@ -111,21 +111,29 @@ impl PlannedStep {
         }
     }
 
+    /// The algorithm computing it, for a convolution.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        match &self.action {
+            Action::Kernel(Kernel::Conv { algorithm, .. }) => Some(*algorithm),
+            _ => None,
+        }
+    }
+
     /// A short description: the operator and, for convolutions, the window.
     pub fn kind_name(&self) -> String {
         match &self.action {
             Action::Input => "input".into(),
             Action::Output => "output".into(),
             Action::Copy { .. } => "copy".into(),
-            Action::Kernel(Kernel::Conv { geom, residual, winograd, .. }) => format!(
+            Action::Kernel(Kernel::Conv { geom, residual, algorithm, .. }) => format!(
                 "conv {}x{}/{}{}{}",
                 geom.kh,
                 geom.kw,
                 geom.stride_h,
-                match winograd {
-                    Some(Scheme::F4x4) => " winograd4",
-                    Some(_) => " winograd",
-                    None => "",
+                match algorithm {
+                    Algorithm::Winograd(Scheme::F4x4) => " winograd4",
+                    Algorithm::Winograd(_) => " winograd",
+                    Algorithm::Direct | Algorithm::FromImage => "",
                 },
                 if *residual { " +residual" } else { "" }
             ),

@@ -1,7 +1,7 @@
 //! Where each value is stored: in its own buffer or in a slice of a concatenation
 //! (its root), in bands of rows or whole, and in which layout.
 
-use incept_kernels::{BLOCK, Dims, Layout, RowSplit};
+use incept_kernels::{Dims, Layout, RowSplit};
 
 use super::{Action, View};
 use crate::graph::{Graph, ValueId};
@@ -127,20 +127,15 @@ impl<'a> Storage<'a> {
     }
 }
 
-/// Whether the network input stays NCHW in the arena: an input of one block (an
-/// RGB image) that only direct convolutions read, because they expand it row by
-/// row (`conv2d_image`) instead of reading a copy 16/3 times its size.
+/// Whether the network input stays NCHW in the arena: when lowering has its
+/// readers read it as an image ([`FromImage`](crate::lower::Algorithm::FromImage),
+/// whose input layout it is).
 fn image_input(program: &Program) -> bool {
-    let g = &program.graph;
-    g.dims(g.input).c <= BLOCK
-        && g.input != g.output
-        && program.steps.iter().any(|s| s.inputs.contains(&g.input))
-        && program.steps.iter().all(|s| {
-            !s.inputs.contains(&g.input)
-                || (matches!(s.kernel, Kernel::Conv { winograd: None, .. })
-                    && s.inputs[0] == g.input
-                    && !s.inputs[1..].contains(&g.input))
-        })
+    let input = program.graph.input;
+    program.steps.iter().any(|s| {
+        s.inputs[0] == input
+            && matches!(s.kernel, Kernel::Conv { algorithm, .. } if algorithm.input_layout() == Layout::Nchw)
+    })
 }
 
 /// Concatenation in place: each concat input that can be is placed in its channel
