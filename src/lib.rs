@@ -17,6 +17,7 @@ pub mod format;
 pub mod graph;
 pub mod import;
 pub mod labels;
+pub mod lower;
 mod model;
 pub mod models;
 pub mod plan;

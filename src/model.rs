@@ -8,8 +8,8 @@ use crate::exec::{Session, SessionOptions};
 use crate::format::{self, LoadInfo};
 use crate::graph::Graph;
 use crate::import;
+use crate::lower::Program;
 use crate::models;
-use crate::plan::Program;
 use crate::weights::Weights;
 
 /// Seed of the synthetic weights of built-in models.

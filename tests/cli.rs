@@ -95,6 +95,25 @@ fn info_reports_reference_counts() {
 }
 
 #[test]
+fn info_lists_each_step_with_its_algorithm() {
+    let out = incept(&["info", "inception_v3", "--json", "--steps"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v["step_list"].as_array().unwrap();
+    assert_eq!(list.len() as u64, v["steps"].as_u64().unwrap());
+    let algorithm = |i: usize| list[i]["algorithm"].as_str().unwrap().to_string();
+    // The stem reads the RGB input as an image; 3x3 layers of 64+ channels by Winograd.
+    assert_eq!(
+        (list[1]["name"].as_str().unwrap(), algorithm(1).as_str()),
+        ("Conv2d_1a_3x3.conv+Conv2d_1a_3x3.bn+relu_2", "from_image")
+    );
+    let count = |a: &str| (0..list.len()).filter(|&i| algorithm(i).starts_with(a)).count();
+    assert_eq!(count("from_image"), 1);
+    assert!(count("winograd") > 0 && count("direct") > 0);
+    assert_eq!(count("from_image") + count("winograd") + count("direct"), v["ops"]["conv"].as_u64().unwrap() as usize);
+}
+
+#[test]
 fn bench_reports_json() {
     let out = incept(&["bench", "nin_cifar10", "--runs", "3", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -50,7 +50,7 @@ impl AsRef<[u8]> for Aligned {
     }
 }
 
-fn read(bytes: &[u8], verify: bool) -> incept::Result<(incept::plan::Program, format::LoadInfo)> {
+fn read(bytes: &[u8], verify: bool) -> incept::Result<(incept::lower::Program, format::LoadInfo)> {
     format::read(Aligned::new(bytes), verify)
 }
 
@@ -110,7 +110,7 @@ fn a_written_file_runs_exactly_like_the_model_it_came_from() {
         let plain = written(&graph, &weights, &format!("{name}-plain"), WritePacking::Plain);
         let model = Model::open_verified(&plain.0).unwrap();
         let info = model.load_info().unwrap();
-        let convs = direct.program().steps.iter().filter(|s| matches!(s.kernel, incept::plan::Kernel::Conv { .. }));
+        let convs = direct.program().steps.iter().filter(|s| matches!(s.kernel, incept::lower::Kernel::Conv { .. }));
         assert_eq!(info.repacked.len(), 2 * convs.count(), "{name}: conv weights and biases repacked");
         assert!(info.verified);
         assert_eq!(outputs(&model, &x), want, "{name}: plain packing, repacked at load");
@@ -205,7 +205,7 @@ fn a_flipped_byte_anywhere_is_caught_by_verification_and_never_panics() {
     }
 }
 
-fn run_program(program: incept::plan::Program, x: &[f32]) -> Vec<f32> {
+fn run_program(program: incept::lower::Program, x: &[f32]) -> Vec<f32> {
     let mut s = incept::Session::new(Arc::new(program), SessionOptions::default()).unwrap();
     let mut y = vec![0.0; s.output_len()];
     s.run(x, &mut y).unwrap();

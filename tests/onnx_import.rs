@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use incept::graph::{Activation, Op, Padding};
 use incept::import::onnx::from_bytes;
-use incept::plan::Kernel;
+use incept::lower::Kernel;
 use incept::{Error, Model, SessionOptions};
 
 const TOLERANCE: f32 = 1e-5;

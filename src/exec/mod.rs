@@ -9,7 +9,8 @@ use incept_kernels::parallel::Sequential;
 use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
-use crate::plan::{BAND_MIN_PIXELS, Plan, Program};
+use crate::lower::Program;
+use crate::plan::{BAND_MIN_PIXELS, Plan};
 use steps::{Context, State, run_plan};
 use workers::Workers;
 

@@ -12,7 +12,8 @@ use incept_kernels::pool::{PoolKind, global_avg_pool, pool};
 use incept_kernels::winograd::conv2d_winograd;
 use incept_kernels::{AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k};
 
-use crate::plan::{Action, Kernel, Plan, PlannedStep, Program, WORKER_SLOT_ALIGN};
+use crate::lower::{Algorithm, Kernel, Program, TensorId};
+use crate::plan::{Action, Plan, PlannedStep, WORKER_SLOT_ALIGN};
 
 /// What a run mutates: the arenas, the workers' scratch and the profile.
 pub(super) struct State {
@@ -104,22 +105,21 @@ fn run_step(
             for_bands(ins, out, |ins, out| k::copy_channels(ins[0], *c0, out))
         }),
         Action::Kernel(kernel) => {
-            let t = |id: crate::plan::TensorId| program.tensor(id);
+            let t = |id: TensorId| program.tensor(id);
             with_views(arenas, step, n, |ins, out, scratch| {
                 // The whole workers' buffer: the kernel splits it evenly, so each
                 // worker keeps the same lines from layer to layer.
                 let scratch = if step.worker_scratch { &mut *workers } else { scratch };
                 match kernel {
-                    Kernel::Conv { weight, bias, shape, geom, act, residual, winograd } => {
+                    Kernel::Conv { weight, bias, shape, geom, act, residual, algorithm } => {
                         let weights = PackedConv { shape: *shape, weights: t(*weight), bias: t(*bias) };
                         let residual = residual.then_some(ins[1]);
                         let op = Conv2d { input: ins[0], weights, geom: *geom, residual, act: *act };
-                        if ins[0].layout == Layout::Nchw {
-                            conv2d_image(kernels, &op, out, scratch, par)
-                        } else if let Some(scheme) = *winograd {
-                            conv2d_winograd(kernels, &op, scheme, out, scratch, par)
-                        } else {
-                            conv2d(kernels, &op, out, scratch, par)
+                        debug_assert_eq!(ins[0].layout, algorithm.input_layout(), "{}", step.name);
+                        match *algorithm {
+                            Algorithm::Direct => conv2d(kernels, &op, out, scratch, par),
+                            Algorithm::FromImage => conv2d_image(kernels, &op, out, scratch, par),
+                            Algorithm::Winograd(scheme) => conv2d_winograd(kernels, &op, scheme, out, scratch, par),
                         }
                     }
                     Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {

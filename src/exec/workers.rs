@@ -16,7 +16,8 @@ use incept_kernels::parallel::ParallelFor;
 
 use super::steps::{Context, State, run_plan};
 use crate::error::{Error, Result};
-use crate::plan::{Plan, Program};
+use crate::lower::Program;
+use crate::plan::Plan;
 
 /// Spreads kernel tasks over the rayon pool the server runs in.
 struct RayonFor(usize);

@@ -25,7 +25,7 @@ pub struct Header {
 pub struct TensorEntry {
     /// The tensor's name (the parameter it came from).
     pub name: String,
-    /// Its layout (see [`Packing`](crate::plan::Packing) names).
+    /// Its layout (see [`Packing`](crate::lower::Packing) names).
     pub packing: String,
     /// Its shape in that layout.
     pub shape: Vec<usize>,

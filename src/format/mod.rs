@@ -47,7 +47,7 @@ use header::{GraphDesc, Header, TensorEntry};
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::plan::{Packing, Program, SharedBytes, Source, TensorStore};
+use crate::lower::{Packing, Program, SharedBytes, Source, TensorStore};
 use crate::weights::Weights;
 
 /// The first eight bytes of every model file.

@@ -610,7 +610,8 @@ pub mod planner {
     use incept::graph::{
         Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, Padding, PoolGeometry, ValueId,
     };
-    use incept::plan::{Action, Kernel, Plan, View};
+    use incept::lower::Kernel;
+    use incept::plan::{Action, Plan, View};
     use incept::weights::Weights;
     use incept::{Model, SessionOptions};
     use incept_kernels::{Layout, Tier};
@@ -1187,7 +1188,7 @@ pub mod files {
 
     use std::sync::Arc;
 
-    use incept::plan::Program;
+    use incept::lower::Program;
     use incept::{Session, SessionOptions};
 
     /// The largest network a case runs: multiply-adds and values per activation.

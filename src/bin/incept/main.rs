@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use incept::plan::PlannedStep;
 use incept::{Model, Session, SessionOptions, models};
 use serde_json::json;
 
@@ -39,6 +40,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also list every planned step with its algorithm.
+        #[arg(long)]
+        steps: bool,
     },
     /// Run a model on an NCHW float32 .npy input and write the output as .npy.
     Run {
@@ -118,7 +122,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Info { model, batch, json } => info(&model, batch, json),
+        Command::Info { model, batch, json, steps } => info(&model, batch, json, steps),
         Command::Peak { model, all_tiers, json, winograd, rounds } => {
             let graph = models::build(&model).map_err(|e| e.to_string())?;
             if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
@@ -151,7 +155,7 @@ fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, Strin
     model.session(SessionOptions { batch, threads, ..Default::default() }).map_err(|e| e.to_string())
 }
 
-fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
+fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(), String> {
     let model = load(name, true)?;
     let weights = &model.program().tensors;
     let weight_bytes = weights.bytes();
@@ -159,8 +163,9 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
     let (g, plan) = (model.graph(), s.plan());
     let ops: serde_json::Map<String, serde_json::Value> =
         g.op_counts().into_iter().map(|(k, n)| (k.to_string(), json!(n))).collect();
+    let algorithm = |s: &PlannedStep| s.algorithm().map_or_else(String::new, |a| a.to_string());
     if as_json {
-        let v = json!({
+        let mut v = json!({
             "model": name,
             "params": g.param_count(),
             "macs": g.macs(),
@@ -176,6 +181,11 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
             "checksums_verified": model.load_info().is_some_and(|i| i.verified),
             "ops": ops,
         });
+        if list_steps {
+            let list =
+                plan.steps.iter().map(|s| json!({"name": s.name, "kind": s.kind_name(), "algorithm": algorithm(s)}));
+            v["step_list"] = list.collect();
+        }
         println!("{v:#}");
     } else {
         let mib = |b: usize| b as f64 / (1 << 20) as f64;
@@ -201,6 +211,9 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
         }
         let ops: Vec<String> = g.op_counts().iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("ops          {}", ops.join(", "));
+        for s in plan.steps.iter().filter(|_| list_steps) {
+            println!("  {:<22} {:<22} {}", s.kind_name(), algorithm(s), s.name);
+        }
     }
     Ok(())
 }

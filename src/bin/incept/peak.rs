@@ -153,7 +153,7 @@ fn kind_of(l: &ConvLayer) -> String {
 /// median of each round's ratio to the direct batch, so that a slow spell of a
 /// shared machine hits all alike.
 pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bool) -> Result<(), String> {
-    use incept::plan::winograd_for;
+    use incept::lower::winograd_for;
     use incept_kernels::pack::pack_winograd_weights;
     use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
 

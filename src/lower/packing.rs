@@ -1,0 +1,198 @@
+//! The layouts a program tensor can be stored in, and the conversions between them.
+
+use incept_kernels::pack::{
+    pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, unpack_winograd_2x2_weights,
+    winograd_packed_len,
+};
+use incept_kernels::winograd::Scheme;
+use incept_kernels::{AlignedVec, BLOCK};
+
+use super::recipe::{TensorRecipe, TensorRole};
+use crate::graph::Graph;
+
+/// The layouts a program tensor can be stored in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Packing {
+    /// Row-major, as the parameter (OIHW for convolution weights).
+    Plain,
+    /// Convolution weights as `[out/16][in/16][kh][kw][16 in][16 out]`, zero padded.
+    ConvBlocked16,
+    /// A bias padded with zeros to a multiple of 16.
+    Padded16,
+    /// 3x3 weights as Winograd F(2x2, 3x3) `G g G^T`,
+    /// `[16 positions][out/16][in/16][16 in][16 out]`, zero padded.
+    Winograd2x2Blocked16,
+    /// 3x3 weights as Winograd F(4x4, 3x3) `G g G^T`,
+    /// `[36 positions][out/16][in/16][16 in][16 out]`, zero padded.
+    Winograd4x4Blocked16,
+    /// 1x3, 3x1, 1x7 or 7x1 weights as Winograd F(2, 3) `G g`, per position `p` of 4
+    /// `[out/16][depth(p) * in/16][16 in][16 out]` (see
+    /// `incept_kernels::pack::pack_winograd_weights`).
+    WinogradF2Blocked16,
+}
+
+impl Packing {
+    /// The name used in model files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Packing::Plain => "plain",
+            Packing::ConvBlocked16 => "oihw_blocked16",
+            Packing::Padded16 => "padded16",
+            Packing::Winograd2x2Blocked16 => "winograd_f2x2_3x3_blocked16",
+            Packing::Winograd4x4Blocked16 => "winograd_f4x4_3x3_blocked16",
+            Packing::WinogradF2Blocked16 => "winograd_f2_3_blocked16",
+        }
+    }
+
+    /// The packing named `name` in a model file.
+    pub fn from_name(name: &str) -> Option<Packing> {
+        [
+            Packing::Plain,
+            Packing::ConvBlocked16,
+            Packing::Padded16,
+            Packing::Winograd2x2Blocked16,
+            Packing::Winograd4x4Blocked16,
+            Packing::WinogradF2Blocked16,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
+}
+
+impl TensorRecipe {
+    /// The layout the kernels read this tensor in.
+    pub fn native_packing(&self) -> Packing {
+        match self.role {
+            TensorRole::ConvWeight { .. } => Packing::ConvBlocked16,
+            TensorRole::WinogradWeight { scheme, .. } => match scheme {
+                Scheme::F2x2 => Packing::Winograd2x2Blocked16,
+                Scheme::F4x4 => Packing::Winograd4x4Blocked16,
+                Scheme::F2 { .. } => Packing::WinogradF2Blocked16,
+            },
+            TensorRole::ConvBias { .. } => Packing::Padded16,
+            _ => Packing::Plain,
+        }
+    }
+
+    /// The tensor's shape stored in `packing`, or `None` if it cannot be stored so.
+    pub fn packed_shape(&self, graph: &Graph, packing: Packing) -> Option<Vec<usize>> {
+        match (self.role, packing) {
+            (_, Packing::Plain) => Some(self.shape(graph)),
+            // A Winograd layer's weights may also be stored as a direct convolution's
+            // (a file written before the layer was lowered to Winograd).
+            (
+                TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
+                Packing::ConvBlocked16,
+            ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
+            (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
+                let v = vec![scheme.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK];
+                debug_assert_eq!(v.iter().product::<usize>(), winograd_packed_len(shape, scheme));
+                Some(v)
+            }
+            // A 3x3 layer now lowered to F(4x4, 3x3) in a file written when it was
+            // lowered to F(2x2, 3x3): undone at load (see `repack`).
+            (TensorRole::WinogradWeight { shape, scheme: Scheme::F4x4, .. }, Packing::Winograd2x2Blocked16) => {
+                Some(vec![Scheme::F2x2.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK])
+            }
+            (TensorRole::ConvBias { co, .. }, Packing::Padded16) => Some(vec![co.div_ceil(BLOCK) * BLOCK]),
+            _ => None,
+        }
+    }
+
+    /// Converts `plain` (the tensor in its plain layout) to `packing`.
+    pub fn pack(&self, plain: &[f32], packing: Packing) -> AlignedVec {
+        let mut out = Vec::new();
+        match (self.role, packing) {
+            (
+                TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
+                Packing::ConvBlocked16,
+            ) => pack_conv_weights(plain, shape, &mut out),
+            (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
+                pack_winograd_weights(plain, shape, scheme, &mut out)
+            }
+            (_, Packing::Padded16) => pack_bias(plain, &mut out),
+            _ => return AlignedVec::from_slice(plain),
+        }
+        AlignedVec::from_slice(&out)
+    }
+
+    /// Converts `data`, the tensor stored in `from` (one of its
+    /// [`packed_shape`](Self::packed_shape)s), to `to`. Packings that only pad
+    /// (biases) or transform (Winograd) are not undone, but for F(2x2, 3x3)'s
+    /// (exactly invertible up to a rounding): a tensor is otherwise only ever stored
+    /// in them as its native packing.
+    pub fn repack(&self, data: &[f32], from: Packing, to: Packing) -> AlignedVec {
+        let plain = match (self.role, from) {
+            (
+                TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
+                Packing::ConvBlocked16,
+            ) => unpack_conv_weights(data, shape),
+            (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {
+                unpack_winograd_2x2_weights(data, shape)
+            }
+            (_, Packing::Plain) => data.to_vec(),
+            (_, Packing::Padded16) => data.to_vec(),
+            _ => panic!("repack: {:?} stored as {} cannot be unpacked", self.role, from.name()),
+        };
+        self.pack(&plain, to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use incept_kernels::pack::ConvShape;
+
+    use super::*;
+    use crate::graph::ParamId;
+
+    /// A Winograd layer's weights stored plain or as a direct convolution's repack
+    /// to exactly the Winograd packing computed from the plain weights.
+    #[test]
+    fn winograd_weights_repack_from_every_stored_packing() {
+        // A 3x3 in F(2x2, 3x3)'s and F(4x4, 3x3)'s packings, and a 7x1 in F(2, 3)'s.
+        let (square, line) = (ConvShape { co: 20, ci: 17, kh: 3, kw: 3 }, ConvShape { co: 20, ci: 32, kh: 7, kw: 1 });
+        let cases = [
+            (square, Scheme::F2x2, Packing::Winograd2x2Blocked16, "winograd_f2x2_3x3_blocked16"),
+            (square, Scheme::F4x4, Packing::Winograd4x4Blocked16, "winograd_f4x4_3x3_blocked16"),
+            (line, Scheme::F2 { vertical: true, taps: 7 }, Packing::WinogradF2Blocked16, "winograd_f2_3_blocked16"),
+        ];
+        for (shape, scheme, packing, name) in cases {
+            let n = shape.co * shape.ci * shape.kh * shape.kw;
+            let plain: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+            let role = TensorRole::WinogradWeight { param: ParamId(0), shape, scheme };
+            let r = TensorRecipe { name: "w".into(), role, folds: vec![] };
+            assert_eq!(r.native_packing(), packing);
+            let native = r.pack(&plain, packing);
+            assert_eq!(native.as_slice().len(), winograd_packed_len(shape, scheme));
+            let blocked = r.pack(&plain, Packing::ConvBlocked16);
+            for (data, from) in [(&plain[..], Packing::Plain), (blocked.as_slice(), Packing::ConvBlocked16)] {
+                assert_eq!(r.repack(data, from, packing).as_slice(), native.as_slice(), "{shape:?} from {from:?}");
+            }
+            assert_eq!(Packing::from_name(name), Some(packing));
+        }
+    }
+
+    /// A 3x3 layer now lowered to F(4x4, 3x3), stored in F(2x2, 3x3)'s packing (a
+    /// file written before), loads: within a rounding of the weights.
+    #[test]
+    fn f2x2_weights_repack_to_f4x4() {
+        let shape = ConvShape { co: 20, ci: 17, kh: 3, kw: 3 };
+        let plain: Vec<f32> = (0..20 * 17 * 9).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+        let two = TensorRecipe {
+            name: "w".into(),
+            role: TensorRole::WinogradWeight { param: ParamId(0), shape, scheme: Scheme::F2x2 },
+            folds: vec![],
+        };
+        let four = TensorRecipe {
+            role: TensorRole::WinogradWeight { param: ParamId(0), shape, scheme: Scheme::F4x4 },
+            ..two.clone()
+        };
+        let stored = two.pack(&plain, Packing::Winograd2x2Blocked16);
+        let got = four.repack(stored.as_slice(), Packing::Winograd2x2Blocked16, Packing::Winograd4x4Blocked16);
+        let want = four.pack(&plain, Packing::Winograd4x4Blocked16);
+        let scale = plain.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (g, w) in got.as_slice().iter().zip(want.as_slice()) {
+            assert!((g - w).abs() <= 4.0 * f32::EPSILON * scale, "{g} vs {w}");
+        }
+    }
+}
