@@ -8,9 +8,14 @@
 //! session.run(&vec![0.0; session.input_len()], &mut logits)?;
 //! # Ok::<(), incept::Error>(())
 //! ```
+//!
+//! Features (docs/features.md): `cli` (default) builds the `incept` binary and turns on
+//! `image`, which adds image decoding to [`preprocess`]. Without default features the
+//! library runs models, imports ONNX and safetensors and reads model files, and needs
+//! none of those crates.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod capi;
 pub mod error;
 pub mod exec;
 pub mod format;

@@ -2,6 +2,10 @@
 //! to the input size, then per-channel `(pixel - mean) / std` in the model's channel
 //! order, written as NCHW `f32`.
 //!
+//! The table ([`PRESETS`], [`Preprocess`]) needs no decoder; applying it to an image
+//! (`Preprocess::apply`, `preprocess`) needs the `image` feature (on with the
+//! default `cli`), which brings the `image` crate's JPEG and PNG decoders.
+//!
 //! | preset | input | resize | channels | normalisation | as in |
 //! |---|---|---|---|---|---|
 //! | `nin_cifar10` | 32 | 32 | RGB | CIFAR-10 mean/std | common CIFAR training |
@@ -12,17 +16,22 @@
 //! | `inception_resnet_v1` | 160 | 160 | RGB | (x - 127.5) / 128 | facenet-pytorch `fixed_image_standardization` |
 //!
 //! ```
+//! # #[cfg(feature = "image")] {
 //! use incept::preprocess::Preprocess;
 //! let p = Preprocess::for_model("inception_v3").unwrap();
 //! let image = image::DynamicImage::new_rgb8(640, 480);
 //! let x = p.apply(&image);
 //! assert_eq!(x.len(), 3 * 299 * 299);
 //! assert_eq!(x[0], -1.0); // black is -1 in [-1, 1] scaling
+//! # }
 //! ```
 
+#[cfg(feature = "image")]
 use image::DynamicImage;
+#[cfg(feature = "image")]
 use image::imageops::{self, FilterType};
 
+#[cfg(feature = "image")]
 use crate::error::{Error, Result};
 
 /// The order of the three colour channels the model expects.
@@ -117,7 +126,9 @@ impl Preprocess {
     }
 
     /// Preprocesses one image into `out`, `3 x size x size` floats in CHW order.
-    /// Panics if `out` has another length.
+    /// Panics if `out` has another length. Needs the `image` feature.
+    #[cfg(feature = "image")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "image")))]
     pub fn apply_into(&self, image: &DynamicImage, out: &mut [f32]) {
         assert_eq!(out.len(), self.input_len(), "output buffer length");
         let rgb = image.to_rgb8();
@@ -142,7 +153,10 @@ impl Preprocess {
         }
     }
 
-    /// Preprocesses one image: `3 x size x size` floats in CHW order.
+    /// Preprocesses one image: `3 x size x size` floats in CHW order. Needs the `image`
+    /// feature.
+    #[cfg(feature = "image")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "image")))]
     pub fn apply(&self, image: &DynamicImage) -> Vec<f32> {
         let mut out = vec![0.0; self.input_len()];
         self.apply_into(image, &mut out);
@@ -150,7 +164,10 @@ impl Preprocess {
     }
 }
 
-/// Preprocesses `image` for the built-in model `model` (see [`PRESETS`]).
+/// Preprocesses `image` for the built-in model `model` (see [`PRESETS`]). Needs the
+/// `image` feature.
+#[cfg(feature = "image")]
+#[cfg_attr(docsrs, doc(cfg(feature = "image")))]
 pub fn preprocess(model: &str, image: &DynamicImage) -> Result<Vec<f32>> {
     let p = Preprocess::for_model(model).ok_or_else(|| Error::UnknownModel {
         name: model.to_string(),
@@ -163,6 +180,7 @@ pub fn preprocess(model: &str, image: &DynamicImage) -> Result<Vec<f32>> {
 mod tests {
     use super::*;
     use crate::models::BUILTIN;
+    #[cfg(feature = "image")]
     use image::{Rgb, RgbImage};
 
     #[test]
@@ -178,6 +196,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "image")]
     fn centre_crop_channel_order_and_scaling() {
         // 2:1 landscape: left third red, middle blue, right third green; the centre
         // crop of the resized image is all blue.
@@ -200,6 +219,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "image")]
     fn small_and_odd_images_still_fill_the_input() {
         let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(7, 3, Rgb([10, 20, 30])));
         for p in PRESETS {

@@ -31,6 +31,8 @@ pub fn model_fits_test_budget(macs: u64) -> bool {
 
 /// A command running the `incept` binary; through `$INCEPT_TEST_RUNNER` when set
 /// (under qemu-user, which does not follow `exec` into another emulated binary).
+/// The binary is built with the `cli` feature only.
+#[cfg(feature = "cli")]
 pub fn incept_command() -> std::process::Command {
     let bin = env!("CARGO_BIN_EXE_incept");
     match std::env::var("INCEPT_TEST_RUNNER") {

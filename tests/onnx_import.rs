@@ -215,6 +215,7 @@ fn open_and_load_dispatch_on_the_argument() {
 }
 
 #[test]
+#[cfg(feature = "cli")]
 fn cli_runs_an_onnx_file() {
     let dir = std::env::temp_dir().join(format!("incept-onnx-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

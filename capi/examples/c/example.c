@@ -2,8 +2,8 @@
  * The incept C API end to end: open a model, plan a session, run it on a synthetic
  * image (a gradient), print the top-5 classes.
  *
- *   cargo build --release
- *   gcc -O2 -Wall -Wextra -Iinclude examples/c/example.c -Ltarget/release -lincept -o target/example
+ *   cargo build --release -p incept-capi
+ *   gcc -O2 -Wall -Wextra -Icapi/include capi/examples/c/example.c -Ltarget/release -lincept -o target/example
  *   LD_LIBRARY_PATH=target/release target/example nin_cifar10     # or a model file (.incept, .onnx)
  */
 #include <stdio.h>

@@ -1,6 +1,7 @@
 //! The C API: opaque model and session handles, `int` status codes and a per-thread
-//! last-error message. `include/incept.h` is generated from this file by cbindgen
-//! (`cbindgen --config cbindgen.toml --output include/incept.h src/capi.rs`).
+//! last-error message, built as `libincept.so` and `libincept.a` (`cargo build --release
+//! -p incept-capi`). `capi/include/incept.h` is generated from this file by cbindgen
+//! (`cbindgen --config capi/cbindgen.toml --output capi/include/incept.h capi/src/lib.rs`).
 //!
 //! Every function returns [`INCEPT_OK`] (0) or a negative status code, except
 //! [`incept_version`] and [`incept_last_error`]. After a failure,
@@ -16,6 +17,7 @@
 //! double close or a use after close is reported as [`INCEPT_ERR_CLOSED`] (unless the
 //! freed address has since been reused by a new handle of the same kind).
 //! [`incept_session_run`] allocates nothing.
+#![deny(missing_docs)]
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -23,9 +25,9 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
-use crate::error::Error;
-use crate::exec::{Session, SessionOptions};
-use crate::model::Model;
+use incept::Error;
+use incept::Model;
+use incept::{Session, SessionOptions};
 
 /// Success.
 pub const INCEPT_OK: c_int = 0;

@@ -6,9 +6,14 @@ use std::ffi::CStr;
 use std::ptr::null_mut;
 use std::sync::Mutex;
 
-use incept::capi::*;
+// The library is a cdylib and staticlib only (no rlib to link): the test compiles its
+// source as a module.
+#[path = "../src/lib.rs"]
+#[allow(dead_code)]
+mod capi;
+use capi::*;
 
-#[path = "support/counting_alloc.rs"]
+#[path = "../../tests/support/counting_alloc.rs"]
 mod counting_alloc;
 
 #[global_allocator]
@@ -68,7 +73,7 @@ fn open_failures_have_distinct_codes_and_messages() {
 #[test]
 fn model_files_open_by_path() {
     let _g = serial();
-    let path = format!("{}/tests/fixtures/inception_module.onnx\0", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../tests/fixtures/inception_module.onnx\0", env!("CARGO_MANIFEST_DIR"));
     let path = CStr::from_bytes_with_nul(path.as_bytes()).unwrap();
     let m = open(path);
     let s = session(m, 1, 1);
@@ -207,13 +212,16 @@ fn session_run_allocates_nothing() {
 #[test]
 fn header_declares_every_function_and_status_code() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let src = std::fs::read_to_string(format!("{root}/src/capi.rs")).unwrap();
+    let src = std::fs::read_to_string(format!("{root}/src/lib.rs")).unwrap();
     let header = std::fs::read_to_string(format!("{root}/include/incept.h")).unwrap();
     let mut functions = 0;
     for line in src.lines() {
         if let Some(rest) = line.split("extern \"C\" fn ").nth(1) {
             let name = rest.split('(').next().unwrap();
-            assert!(header.contains(&format!("{name}(")), "include/incept.h lacks {name}: regenerate it (README)");
+            assert!(
+                header.contains(&format!("{name}(")),
+                "include/incept.h lacks {name}: regenerate it (docs/c-api.md)"
+            );
             functions += 1;
         }
         if let Some(rest) = line.strip_prefix("pub const INCEPT_") {
