@@ -41,7 +41,9 @@ __all__ = [
     "classify",
     "convert",
     "labels",
+    "output_kind",
     "preprocess",
+    "top_classes",
 ]
 
 ImageLike = Union[str, "os.PathLike[str]", bytes, np.ndarray, "object"]
