@@ -110,11 +110,8 @@ impl Model {
         let plan = py.detach(|| Plan::new(program, batch, 1)).map_err(py_err)?;
         let g = self.inner.graph();
         let (input, output) = (g.dims(g.input), g.dims(g.output));
-        let output_shape = if g.values[g.output.0].flat {
-            vec![batch, output.c]
-        } else {
-            vec![batch, output.c, output.h, output.w]
-        };
+        let output_shape =
+            if g.values[g.output.0].flat { vec![batch, output.c] } else { vec![batch, output.c, output.h, output.w] };
         let d = PyDict::new(py);
         d.set_item("model", &self.source)?;
         d.set_item("params", g.param_count())?;
@@ -347,10 +344,7 @@ fn preset_for(model: &Model, preset: Option<&str>) -> PyResult<&'static Preproce
         Some(name) => Preprocess::for_model(name)
             .ok_or_else(|| PyValueError::new_err(format!("unknown preprocessing '{name}' (known: {})", names())))?,
         None => Preprocess::for_model(&model.source).or_else(|| Preprocess::for_input_size(h)).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "no preprocessing for {h}x{w} input; choose one with preset= ({})",
-                names()
-            ))
+            PyValueError::new_err(format!("no preprocessing for {h}x{w} input; choose one with preset= ({})", names()))
         })?,
     };
     if (c, h, w) != (3, p.size as usize, p.size as usize) {
@@ -450,10 +444,7 @@ fn output_kind(model: &Model, preset: Option<&str>) -> PyResult<&'static str> {
 fn top_classes(logits: PyReadonlyArrayDyn<'_, f32>, top: usize) -> PyResult<Vec<Vec<(usize, f32)>>> {
     let shape = logits.shape();
     if shape.len() != 2 || shape[1] == 0 {
-        return Err(PyValueError::new_err(format!(
-            "logits: expected shape (n, classes), got {}",
-            shape_text(shape)
-        )));
+        return Err(PyValueError::new_err(format!("logits: expected shape (n, classes), got {}", shape_text(shape))));
     }
     let classes = shape[1];
     let values: Vec<f32> = logits.as_array().iter().copied().collect();
