@@ -448,21 +448,7 @@ fn top_classes(logits: PyReadonlyArrayDyn<'_, f32>, top: usize) -> PyResult<Vec<
     }
     let classes = shape[1];
     let values: Vec<f32> = logits.as_array().iter().copied().collect();
-    Ok(values.chunks_exact(classes).map(|row| top_k(&softmax(row), top)).collect())
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
-}
-
-fn top_k(values: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let mut order: Vec<(usize, f32)> = values.iter().copied().enumerate().collect();
-    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    order.truncate(k);
-    order
+    Ok(values.chunks_exact(classes).map(|row| labels::top_classes(row, top)).collect())
 }
 
 /// The name of class `index` of a classifier with `classes` outputs, as `incept
