@@ -30,9 +30,41 @@ pub fn class_name(classes: usize, index: usize) -> Option<&'static str> {
     }
 }
 
+/// The `k` most probable classes of one image's logits, most probable first, as
+/// `(index, probability)`: softmax in `f32`, ties to the lower index (what `incept
+/// classify` prints).
+pub fn top_classes(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    top_k(&softmax(logits), k)
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// The `k` largest values with their indices, largest first (ties: lower index first).
+fn top_k(values: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut order: Vec<(usize, f32)> = values.iter().copied().enumerate().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    order.truncate(k);
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn softmax_and_top_k() {
+        let p = softmax(&[1.0, 3.0, 2.0, 3.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let top: Vec<usize> = top_k(&p, 3).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(top, [1, 3, 2]);
+        assert_eq!(top_k(&p, 10).len(), 4);
+        assert_eq!(top_classes(&[1.0, 3.0, 2.0, 3.0], 3), top_k(&p, 3));
+    }
 
     #[test]
     fn label_sets() {

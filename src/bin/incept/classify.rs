@@ -140,7 +140,7 @@ fn flush(
         text += &format!("{}\n", p.display());
         match preset.output {
             OutputKind::Logits => {
-                for (i, prob) in top_k(&softmax(out), top) {
+                for (i, prob) in labels::top_classes(out, top) {
                     let label = labels::class_name(classes, i).map_or_else(|| format!("class {i}"), str::to_string);
                     text += &format!("  {:>7.3}%  {label} ({i})\n", 100.0 * prob);
                 }
@@ -159,33 +159,4 @@ fn flush(
     progress.inc(pending.len() as u64);
     pending.clear();
     written.map_err(|e| format!("writing the results: {e}"))
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
-}
-
-/// The `k` largest values with their indices, largest first (ties: lower index first).
-fn top_k(values: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let mut order: Vec<(usize, f32)> = values.iter().copied().enumerate().collect();
-    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    order.truncate(k);
-    order
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn softmax_and_top_k() {
-        let p = softmax(&[1.0, 3.0, 2.0, 3.0]);
-        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        let top: Vec<usize> = top_k(&p, 3).into_iter().map(|(i, _)| i).collect();
-        assert_eq!(top, [1, 3, 2]);
-        assert_eq!(top_k(&p, 10).len(), 4);
-    }
 }
