@@ -362,7 +362,7 @@ def main() -> int:
     cpu = cpu_model()
     versions = {"incept": lib.incept_version().decode(), "onnxruntime": ort.__version__}
     if args.openvino:
-        versions["openvino"] = ov.__version__
+        versions["openvino"] = ov.__version__.split("-")[0]
     peers = ["ORT"] + (["OpenVINO"] if args.openvino else [])
     command = "python3 " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, os.getcwd()), *sys.argv[1:]])
     log(f"host: {cpu}; {os.cpu_count()} CPUs; incept {versions['incept']} from {lib_path}; "
@@ -399,7 +399,7 @@ def main() -> int:
                 log(f"  {model} t={threads} {mode_name(interval)}: "
                     + ", ".join(f"incept/{p} {row[f'incept/{p}']['median']:.3f}" for p in peers)
                     + f" (incept p50 {row['incept']['p50_ms']:.2f} ms, ORT {row['ORT']['p50_ms']:.2f} ms; "
-                    + f"incept vs ORT output {agreement['incept']:.1e})")
+                    + "output vs ORT: " + ", ".join(f"{k} {v:.1e}" for k, v in agreement.items()) + ")")
     load_after = os.getloadavg()
     elapsed = time.time() - started
 

@@ -297,7 +297,6 @@ fn print_profile_after_idle(
     how: Idle,
     buffer: &mut [u64],
 ) -> Result<(), String> {
-    let steps = s.plan().steps.len();
     // [pair][step] in seconds, for the run after the gap and the run after it.
     let (mut idle, mut warm) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
@@ -310,16 +309,11 @@ fn print_profile_after_idle(
     }
     let names = s.profile();
     s.set_profiling(false);
-    let median_of = |runs: &[Vec<f64>], step: usize| {
-        let mut v: Vec<f64> = runs.iter().map(|r| r[step]).collect();
+    let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         percentile(&v, 50.0)
     };
-    let total = |runs: &[Vec<f64>]| {
-        let mut v: Vec<f64> = runs.iter().map(|r| r.iter().sum()).collect();
-        v.sort_by(f64::total_cmp);
-        percentile(&v, 50.0)
-    };
+    let total = |runs: &[Vec<f64>]| median(runs.iter().map(|r| r.iter().sum()).collect());
     println!(
         "\nafter {:.1} ms of {} vs straight after: median of {runs} pairs, sum of steps {:.3} vs {:.3} ms",
         gap.as_secs_f64() * 1e3,
@@ -329,19 +323,19 @@ fn print_profile_after_idle(
     );
     println!("{:>4} {:<20} {:>9} {:>9} {:>8} {:>9}  name", "step", "kind", "idle ms", "warm ms", "diff ms", "cum diff");
     let mut cumulative = 0.0;
-    for i in 0..steps {
-        let (a, b) = (median_of(&idle, i), median_of(&warm, i));
+    for (i, step) in names.iter().enumerate() {
+        let (a, b) = (median(idle.iter().map(|r| r[i]).collect()), median(warm.iter().map(|r| r[i]).collect()));
         cumulative += a - b;
         // Every step of the first 20, then only those that differ by 10 us or more.
-        if i < 20 || (a - b).abs() >= 1e-5 || i == steps - 1 {
+        if i < 20 || (a - b).abs() >= 1e-5 || i == names.len() - 1 {
             println!(
                 "{i:>4} {:<20} {:>9.3} {:>9.3} {:>+8.3} {:>+9.3}  {}",
-                names[i].kind,
+                step.kind,
                 a * 1e3,
                 b * 1e3,
                 (a - b) * 1e3,
                 cumulative * 1e3,
-                names[i].name
+                step.name
             );
         }
     }
