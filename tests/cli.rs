@@ -124,6 +124,60 @@ fn bench_reports_json() {
     assert!(v["min_ms"].as_f64() <= v["median_ms"].as_f64());
 }
 
+/// The latency keys of `bench --json`, in the order they must hold.
+const PERCENTILES: [&str; 5] = ["min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"];
+
+fn assert_latency_distribution(v: &serde_json::Value) {
+    let values: Vec<f64> = PERCENTILES.iter().map(|k| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"))).collect();
+    assert!(values[0] > 0.0, "{v}");
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "not ordered min <= p50 <= p90 <= p99 <= max: {v}");
+    assert_eq!(v["p50_ms"], v["median_ms"]);
+    assert!(v["first_ms"].as_f64().unwrap() > 0.0, "{v}");
+}
+
+#[test]
+fn bench_reports_latency_percentiles_back_to_back() {
+    let out = incept(&["bench", "nin_cifar10", "--runs", "20", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_latency_distribution(&v);
+    assert!(v["interval_ms"].is_null() && v["overruns"].is_null(), "{v}");
+
+    let out = incept(&["bench", "nin_cifar10", "--runs", "20"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("p50") && text.contains("p99") && text.contains("back to back"), "{text}");
+}
+
+#[test]
+fn bench_paces_runs_by_the_interval() {
+    let (runs, interval_ms) = (6, 25.0);
+    let start = std::time::Instant::now();
+    let out = incept(&["bench", "nin_cifar10", "--runs", &runs.to_string(), "--interval-ms", "25", "--json"]);
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_latency_distribution(&v);
+    assert_eq!(v["interval_ms"].as_f64(), Some(interval_ms));
+    assert!(v["overruns"].as_u64().is_some_and(|n| n <= runs), "{v}");
+    // The timed runs start one interval apart, the first one interval after the warm-up.
+    assert!(elapsed_ms >= runs as f64 * interval_ms, "{runs} runs paced at {interval_ms} ms took {elapsed_ms:.0} ms");
+
+    let out = incept(&["bench", "nin_cifar10", "--runs", "3", "--interval-ms", "10"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("frame-paced, a run starting every 10 ms"), "{text}");
+}
+
+#[test]
+fn bench_rejects_a_bad_interval() {
+    for bad in ["0", "-33", "abc", "1e9"] {
+        let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--interval-ms", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--interval-ms {bad} was accepted");
+        assert!(stderr.starts_with("error: ") && stderr.contains("--interval-ms"), "{bad}: {stderr}");
+        assert!(!stderr.contains("panicked") && out.stdout.is_empty(), "{bad}: {stderr}");
+    }
+}
+
 #[test]
 fn idle_worker_threads_sleep() {
     let out = incept(&["bench", "googlenet", "--runs", "3", "--threads", "2", "--json"]);

@@ -1,5 +1,6 @@
 //! The `incept` command-line tool: inspect, run and benchmark models.
 
+mod bench;
 mod classify;
 mod convert;
 mod heap;
@@ -8,7 +9,6 @@ mod peak;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use incept::plan::PlannedStep;
@@ -77,27 +77,9 @@ enum Command {
         #[arg(long, default_value_t = 31)]
         rounds: usize,
     },
-    /// Measure load time and latency on a synthetic input.
-    Bench {
-        /// A built-in model name, a model file or a .onnx file.
-        #[arg(default_value = "inception_v3")]
-        model: String,
-        /// Worker threads.
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Timed runs (after one warm-up run).
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Images per run.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also time every step and print where the time goes.
-        #[arg(long)]
-        profile: bool,
-    },
+    /// Measure load time and latency (p50, p90, p99, max) on a synthetic input, back to
+    /// back or frame-paced.
+    Bench(bench::Args),
     /// Classify JPEG/PNG images: print each one's top classes and probabilities.
     Classify(classify::Args),
     /// Convert a .onnx file or a .safetensors checkpoint to an incept model file.
@@ -128,9 +110,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
         }
         Command::Run { model, input, output, threads } => run_model(&model, &input, &output, threads),
-        Command::Bench { model, threads, runs, batch, json, profile } => {
-            bench(&model, threads, runs, batch, json, profile)
-        }
+        Command::Bench(args) => bench::run(&args),
         Command::Classify(args) => classify::run(&args),
         Command::Convert(args) => convert::run(&args),
     }
@@ -242,115 +222,4 @@ fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<
     let mut y = vec![0.0; s.output_len()];
     s.run(&x, &mut y).map_err(|e| e.to_string())?;
     npy::write_f32(output, &s.output_shape(), &y)
-}
-
-fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, profile: bool) -> Result<(), String> {
-    if runs == 0 {
-        return Err("--runs must be at least 1".into());
-    }
-    let heap_before = heap::live_bytes();
-    let t0 = Instant::now();
-    let model = load(name, false)?;
-    let mut s = session(&model, batch, threads)?;
-    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let heap_after_load = heap::live_bytes().saturating_sub(heap_before);
-    let heap_peak = heap::peak_bytes();
-    let weights = &model.program().tensors;
-    let (weight_bytes, mapped_bytes) = (weights.bytes(), weights.mapped_bytes());
-    let x: Vec<f32> = (0..s.input_len()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
-    let mut y = vec![0.0; s.output_len()];
-    let t1 = Instant::now();
-    s.run(&x, &mut y).map_err(|e| e.to_string())?;
-    let first_run_ms = t1.elapsed().as_secs_f64() * 1e3;
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            s.run(&x, &mut y).map(|()| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    times.sort_by(f64::total_cmp);
-    let median = if runs % 2 == 1 { times[runs / 2] } else { (times[runs / 2 - 1] + times[runs / 2]) / 2.0 };
-    let gmacs = model.graph().macs() as f64 * batch as f64 / 1e9;
-    let idle = idle_cpu_fraction(std::time::Duration::from_millis(500));
-    if as_json {
-        let v = json!({
-            "model": name, "threads": threads, "batch": batch, "runs": runs, "tier": s.tier().name(),
-            "load_ms": load_ms, "first_run_ms": first_run_ms, "median_ms": median, "min_ms": times[0],
-            "heap_after_load_bytes": heap_after_load, "heap_peak_bytes": heap_peak, "arena_bytes": s.plan().arena_bytes(),
-            "weight_bytes": weight_bytes, "mapped_weight_bytes": mapped_bytes,
-            "gflops_median": 2.0 * gmacs / (median / 1e3),
-            "idle_cpu_fraction": idle,
-        });
-        println!("{v:#}");
-    } else {
-        println!(
-            "{name}: load {load_ms:.1} ms, median {median:.2} ms, min {:.2} ms over {runs} runs ({:.1} GFLOP/s), batch {batch}, {threads} thread(s), {} kernels",
-            times[0],
-            2.0 * gmacs / (median / 1e3),
-            s.tier().name()
-        );
-        let mib = |b: usize| b as f64 / (1 << 20) as f64;
-        println!(
-            "memory: heap after load {:.1} MiB (arena {:.1} MiB); weights {:.1} MiB, {:.1} MiB of them mapped; first run {first_run_ms:.1} ms",
-            mib(heap_after_load),
-            mib(s.plan().arena_bytes()),
-            mib(weight_bytes),
-            mib(mapped_bytes)
-        );
-        if let Some(idle) = idle {
-            println!("idle between runs: the process used {:.1}% of one core", 100.0 * idle);
-        }
-    }
-    if profile {
-        print_profile(&mut s, &x, &mut y, runs)?;
-    }
-    Ok(())
-}
-
-/// CPU time the whole process burns while the session sits idle for `wait`, as a
-/// fraction of one core (a spinning worker pool would show ~1 per thread). Linux only.
-fn idle_cpu_fraction(wait: std::time::Duration) -> Option<f64> {
-    fn cpu_seconds() -> Option<f64> {
-        // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 Hz).
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / 100.0)
-    }
-    let before = cpu_seconds()?;
-    std::thread::sleep(wait);
-    Some((cpu_seconds()? - before) / wait.as_secs_f64())
-}
-
-/// Runs `runs` more times with per-step timing and prints time by operator kind and
-/// the slowest steps, with their GFLOP/s.
-fn print_profile(s: &mut Session, x: &[f32], y: &mut [f32], runs: usize) -> Result<(), String> {
-    s.set_profiling(true);
-    for _ in 0..runs {
-        s.run(x, y).map_err(|e| e.to_string())?;
-    }
-    let steps = s.profile();
-    s.set_profiling(false);
-    let total: f64 = steps.iter().map(|p| p.seconds).sum();
-    let gflops = |macs: u64, secs: f64| if secs > 0.0 { 2.0 * macs as f64 / secs / 1e9 } else { 0.0 };
-    let mut kinds: Vec<(String, f64, u64, usize)> = Vec::new();
-    for p in &steps {
-        match kinds.iter_mut().find(|k| k.0 == p.kind) {
-            Some(k) => (k.1, k.2, k.3) = (k.1 + p.seconds, k.2 + p.macs, k.3 + 1),
-            None => kinds.push((p.kind.clone(), p.seconds, p.macs, 1)),
-        }
-    }
-    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!("\n{:<28} {:>6} {:>9} {:>6} {:>8}", "kind", "steps", "ms", "%", "GFLOP/s");
-    for (kind, secs, macs, n) in &kinds {
-        println!("{kind:<28} {n:>6} {:>9.3} {:>5.1}% {:>8.1}", secs * 1e3, 100.0 * secs / total, gflops(*macs, *secs));
-    }
-    let mut slow: Vec<_> = steps.iter().collect();
-    slow.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
-    println!("\n{:<48} {:<20} {:>9} {:>8}", "slowest steps", "kind", "ms", "GFLOP/s");
-    for p in slow.iter().take(15) {
-        println!("{:<48} {:<20} {:>9.3} {:>8.1}", p.name, p.kind, p.seconds * 1e3, gflops(p.macs, p.seconds));
-    }
-    Ok(())
 }
