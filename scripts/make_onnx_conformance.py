@@ -158,12 +158,112 @@ def generate():
                 want = want.astype(np.int64)
             np.save(os.path.join(OUT, f"{stem}.out.npy"), np.ascontiguousarray(want, dtype=np.float64))
             rows.append((case.name, mode, op, attrs, "checked", reference))
+    for name, m, x in own_cases():
+        op = m.graph.node[-1].op_type
+        y = run_ort(m, x)
+        if y is None:
+            sys.exit(f"{name}: ONNX Runtime cannot run it")
+        stem = f"{name}.engine"
+        onnx.save(m, os.path.join(OUT, f"{stem}.onnx"))
+        np.save(os.path.join(OUT, f"{stem}.in.npy"), x)
+        np.save(os.path.join(OUT, f"{stem}.out.npy"), np.ascontiguousarray(y, dtype=np.float64))
+        ops = "+".join(n.op_type for n in m.graph.node)
+        rows.append((name, "engine", op, attrs_of(m.graph.node[-1]) + f";graph={ops}", "checked", "ort"))
     with open(os.path.join(OUT, "manifest.tsv"), "w") as f:
         f.write("# case\tmode\top\tattributes\tfixture\treference\n")
         for r in rows:
             f.write("\t".join(r) + "\n")
     total = sum(os.path.getsize(os.path.join(OUT, x)) for x in os.listdir(OUT))
     print(f"{len(rows)} cases, {total / 1024:.0f} KiB in {OUT}")
+
+
+def own_cases():
+    """incept's own cases of the engine operators on 4-D `[N, C, H, W]` data (most of
+    onnx's cases use 3-D data, refused at the input), with ONNX Runtime's output as
+    the reference: `(name, model, input)`."""
+    from onnx import TensorProto as T
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    chan = rng.standard_normal((3, 1, 1)).astype(np.float32) + 2.0
+
+    def model(name, opset, nodes, inits=(), batch=2, out_shape=None):
+        g = helper.make_graph(
+            nodes, name,
+            [helper.make_tensor_value_info("x", T.FLOAT, [batch, 3, 5, 5])],
+            [helper.make_tensor_value_info("y", T.FLOAT, out_shape)],
+            [numpy_helper.from_array(np.asarray(v), k) for k, v in inits],
+        )
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8 if opset <= 17 else 10
+        return m
+
+    N = helper.make_node
+    i64 = lambda *v: np.array(v, dtype=np.int64)  # noqa: E731
+    f32 = lambda *v: np.array(v, dtype=np.float32)  # noqa: E731
+    gap = N("GlobalAveragePool", ["x"], ["p"])
+    cases = [
+        ("relu", 14, [N("Relu", ["x"], ["y"])], []),
+        ("sigmoid", 13, [N("Sigmoid", ["x"], ["y"])], []),
+        ("leakyrelu", 16, [N("LeakyRelu", ["x"], ["y"], alpha=0.1)], []),
+        ("clip_min0_attr_opset6", 7, [N("Clip", ["x"], ["y"], min=0.0)], []),
+        ("clip_min0_input_opset11", 11, [N("Clip", ["x", "lo"], ["y"])], [("lo", f32(0.0).reshape(()))]),
+        ("clip_relu6_opset13", 13, [N("Clip", ["x", "lo", "hi"], ["y"])],
+         [("lo", f32(0.0).reshape(())), ("hi", f32(6.0).reshape(()))]),
+        ("add_per_channel", 14, [N("Add", ["x", "c"], ["y"])], [("c", chan)]),
+        ("add_scalar_first", 14, [N("Add", ["c", "x"], ["y"])], [("c", f32(0.5))]),
+        ("add_residual", 14, [N("Relu", ["x"], ["r"]), N("Add", ["x", "r"], ["y"])], []),
+        ("mul_per_channel", 14, [N("Mul", ["x", "c"], ["y"])], [("c", chan.reshape(1, 3, 1, 1))]),
+        ("mul_scalar", 14, [N("Mul", ["x", "c"], ["y"])], [("c", f32(0.17))]),
+        ("mul_scaled_residual", 14, [N("Relu", ["x"], ["r"]), N("Mul", ["r", "c"], ["s"]), N("Add", ["x", "s"], ["y"])],
+         [("c", f32(0.17))]),
+        ("div_per_channel", 14, [N("Div", ["x", "c"], ["y"])], [("c", chan)]),
+        ("sub_per_channel", 14, [N("Sub", ["x", "c"], ["y"])], [("c", chan)]),
+        ("sub_from_constant", 14, [N("Sub", ["c", "x"], ["y"])], [("c", chan)]),
+        ("sub_two_maps", 14, [N("Relu", ["x"], ["r"]), N("Sub", ["x", "r"], ["y"])], []),
+        ("mul_per_pixel", 14, [N("Mul", ["x", "c"], ["y"])], [("c", rng.standard_normal((5, 5)).astype(np.float32))]),
+        ("sum_three", 13, [N("Relu", ["x"], ["r"]), N("Sum", ["x", "r", "x"], ["y"])], []),
+        ("reducemean_hw_keepdims", 13, [N("ReduceMean", ["x"], ["y"], axes=[2, 3])], []),
+        ("reducemean_hw_negative_axes_nokeep", 13, [N("ReduceMean", ["x"], ["y"], axes=[-1, -2], keepdims=0)], []),
+        ("reducemean_axes_input_opset18", 18, [N("ReduceMean", ["x", "a"], ["y"], keepdims=0)], [("a", i64(2, 3))]),
+        ("reducemean_channels", 13, [N("ReduceMean", ["x"], ["y"], axes=[1])], []),
+        ("gap_squeeze_attr_opset11", 11, [gap, N("Squeeze", ["p"], ["y"], axes=[2, 3])], []),
+        ("gap_squeeze_input_opset13", 13, [gap, N("Squeeze", ["p", "a"], ["y"])], [("a", i64(-1, -2))]),
+        ("gap_flatten_unsqueeze", 13, [gap, N("Flatten", ["p"], ["f"]), N("Unsqueeze", ["f", "a"], ["y"])],
+         [("a", i64(2, 3))]),
+        ("gap_reshape_allowzero0", 14, [gap, N("Reshape", ["p", "s"], ["y"])], [("s", i64(0, -1))]),
+        ("reshape_feature_map", 14, [N("Reshape", ["x", "s"], ["y"])], [("s", i64(0, 5, 15))]),
+        ("shape_gather_concat_reshape_symbolic_batch", 13,
+         [gap, N("Shape", ["p"], ["sh"]), N("Gather", ["sh", "zero"], ["b"], axis=0),
+          N("Unsqueeze", ["b", "ax"], ["b1"]), N("Concat", ["b1", "minus1"], ["s"], axis=0),
+          N("Reshape", ["p", "s"], ["y"])],
+         [("zero", i64(0).reshape(())), ("ax", i64(0)), ("minus1", i64(-1))], "N"),
+        ("softmax_opset11_after_gap", 11, [gap, N("Softmax", ["p"], ["y"], axis=1)], []),
+        ("softmax_opset13_channels", 13, [N("Softmax", ["x"], ["y"], axis=1)], []),
+        ("softmax_opset11_map", 11, [N("Softmax", ["x"], ["y"], axis=1)], []),
+        ("identity_dropout", 12, [N("Identity", ["x"], ["i"]), N("Dropout", ["i", "ratio"], ["d"]),
+                                  N("Relu", ["d"], ["y"])], [("ratio", f32(0.5).reshape(()))]),
+    ]
+    bn = [("g", chan.ravel() * 0.5), ("b", rng.standard_normal(3).astype(np.float32)),
+          ("m", rng.standard_normal(3).astype(np.float32)), ("v", (chan.ravel() ** 2).astype(np.float32))]
+    for opset in (7, 9, 15):
+        extra = {"spatial": 1} if opset == 7 else {}
+        cases.append((f"batchnorm_opset{opset}", opset,
+                      [N("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], epsilon=1e-3, **extra)], bn))
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    cases += [
+        ("pad_attr_conv_opset7", 7, [N("Pad", ["x"], ["q"], pads=[0, 0, 1, 2, 0, 0, 2, 1]), N("Conv", ["q", "w"], ["y"])],
+         [("w", w)]),
+        ("pad_input_conv_opset13", 13, [N("Pad", ["x", "pads"], ["q"]), N("Conv", ["q", "w"], ["y"])],
+         [("w", w), ("pads", i64(0, 0, 1, 1, 0, 0, 1, 1))]),
+        ("conv_same_lower_stride2", 13, [N("Conv", ["x", "w"], ["y"], auto_pad="SAME_LOWER", strides=[2, 2])],
+         [("w", w)]),
+        ("conv_dilated", 13, [N("Conv", ["x", "w"], ["y"], dilations=[2, 2])], [("w", w)]),
+    ]
+    for case in cases:
+        name, opset, nodes, inits = case[:4]
+        batch = case[4] if len(case) > 4 else 2
+        yield f"incept_{name}", model(name, opset, nodes, inits, batch), x
 
 
 def table():
