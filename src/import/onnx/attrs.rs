@@ -87,6 +87,27 @@ pub(super) fn strides(cx: &Ctx, n: &NodeProto) -> Result<(usize, usize)> {
     }
 }
 
+/// The strides and padding of a `kh x kw` window over an `h x w` input already
+/// zero-padded by `extra` (a folded `Pad` node), which adds to the window's own.
+pub(super) fn window(
+    cx: &Ctx,
+    n: &NodeProto,
+    k: (usize, usize),
+    (h, w): (usize, usize),
+    extra: Padding,
+) -> Result<((usize, usize), Padding)> {
+    let s = strides(cx, n)?;
+    let padded = (h + extra.top + extra.bottom, w + extra.left + extra.right);
+    let p = window_pads(cx, n, k, s, padded)?;
+    let pad = Padding {
+        top: p.top + extra.top,
+        left: p.left + extra.left,
+        bottom: p.bottom + extra.bottom,
+        right: p.right + extra.right,
+    };
+    Ok((s, pad))
+}
+
 /// The window's padding from `pads` or `auto_pad`, for an `h x w` input.
 pub(super) fn window_pads(
     cx: &Ctx,

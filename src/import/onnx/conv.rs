@@ -1,6 +1,6 @@
 //! `Conv`, `BatchNormalization` and `Pad` (folded into the next window).
 
-use super::attrs::{attr_float, attr_int, attr_ints, attr_string, check_attrs, input, ones, strides, window_pads};
+use super::attrs::{attr_float, attr_int, attr_ints, attr_string, check_attrs, input, ones, window};
 use super::importer::{Binding, Importer, Val};
 use super::proto::NodeProto;
 use super::{Ctx, MAX_ATTR};
@@ -37,15 +37,7 @@ impl<'a> Importer<'a> {
         if ci != d.c {
             return Err(cx.err(format!("weight '{wname}' takes {ci} input channels, the input has {}", d.c)));
         }
-        let (sh, sw) = strides(cx, n)?;
-        let padded = (d.h + extra.top + extra.bottom, d.w + extra.left + extra.right);
-        let p = window_pads(cx, n, (kh, kw), (sh, sw), padded)?;
-        let pad = Padding {
-            top: p.top + extra.top,
-            left: p.left + extra.left,
-            bottom: p.bottom + extra.bottom,
-            right: p.right + extra.right,
-        };
+        let ((sh, sw), pad) = window(cx, n, (kh, kw), (d.h, d.w), extra)?;
         let geom = ConvGeometry { kh, kw, stride_h: sh, stride_w: sw, pad };
         if o == 0 || geom.output_hw(d.h, d.w).is_none() {
             return Err(cx.err(format!(

@@ -1,7 +1,7 @@
 //! `MaxPool` and `AveragePool`.
 
 use super::Ctx;
-use super::attrs::{attr_ints, check_attrs, flag, input, ones, strides, to_size, window_pads};
+use super::attrs::{attr_ints, check_attrs, flag, input, ones, to_size, window};
 use super::fold::norm_axis;
 use super::importer::{Binding, Importer, Val};
 use super::proto::NodeProto;
@@ -48,15 +48,7 @@ impl<'a> Importer<'a> {
             _ => (self.map(cx, xname)?, Padding::default()),
         };
         let d = self.b.dims(x.id);
-        let (sh, sw) = strides(cx, n)?;
-        let padded = (d.h + extra.top + extra.bottom, d.w + extra.left + extra.right);
-        let p = window_pads(cx, n, (kh, kw), (sh, sw), padded)?;
-        let pad = Padding {
-            top: p.top + extra.top,
-            left: p.left + extra.left,
-            bottom: p.bottom + extra.bottom,
-            right: p.right + extra.right,
-        };
+        let ((sh, sw), pad) = window(cx, n, (kh, kw), (d.h, d.w), extra)?;
         if pad.top.max(pad.bottom) >= kh || pad.left.max(pad.right) >= kw {
             return Err(cx.err(format!("padding {pad:?} must be smaller than the {kh}x{kw} window")));
         }

@@ -8,12 +8,15 @@
 //! `Slice` clamping. Integers are held as `i64` (int32 and bool too), floats as `f32`.
 
 use super::attrs::{attr, attr_int, attr_ints, check_attrs, typed};
-use super::proto::{NodeProto, TensorProto};
-use super::tensor::{decode_bool, decode_f32, decode_i64};
+use super::proto::NodeProto;
 use super::{BOOL, Ctx, FLOAT, INT32, INT64};
 use crate::error::Result;
 
 const DOUBLE: i32 = 11;
+
+mod constant;
+
+pub(super) use constant::{Const, Data};
 
 /// Largest tensor folding may create (`ConstantOfShape`, `Expand`): 256 Mi values.
 const MAX_FOLDED: usize = 1 << 28;
@@ -48,103 +51,6 @@ pub(super) const FOLDABLE: &[&str] = &[
     "Transpose",
     "Unsqueeze",
 ];
-
-/// A constant's elements.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) enum Data {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
-}
-
-/// A constant tensor: shape, elements in row-major order, and ONNX data type.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Const {
-    pub(super) shape: Vec<usize>,
-    pub(super) data: Data,
-    pub(super) dtype: i32,
-}
-
-impl Const {
-    pub(super) fn f32(shape: Vec<usize>, v: Vec<f32>) -> Const {
-        Const { shape, data: Data::F32(v), dtype: FLOAT }
-    }
-
-    pub(super) fn i64(shape: Vec<usize>, v: Vec<i64>) -> Const {
-        Const { shape, data: Data::I64(v), dtype: INT64 }
-    }
-
-    fn len(&self) -> usize {
-        match &self.data {
-            Data::F32(v) => v.len(),
-            Data::I64(v) => v.len(),
-        }
-    }
-
-    /// Decodes a `TensorProto` of a supported type.
-    pub(super) fn decode(cx: &Ctx, name: &str, t: &TensorProto) -> Result<Const> {
-        match t.data_type {
-            FLOAT => {
-                let (shape, v) = decode_f32(cx, name, t)?;
-                Ok(Const::f32(shape, v))
-            }
-            INT64 | INT32 => {
-                let v = decode_i64(cx, name, t)?;
-                Ok(Const { shape: dims(cx, t)?, data: Data::I64(v), dtype: t.data_type })
-            }
-            BOOL => {
-                let v = decode_bool(cx, name, t)?.into_iter().map(i64::from).collect();
-                Ok(Const { shape: dims(cx, t)?, data: Data::I64(v), dtype: BOOL })
-            }
-            DOUBLE if t.raw_data.len() == 8 * dims(cx, t)?.iter().product::<usize>() => {
-                let v = t.raw_data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32);
-                Ok(Const { shape: dims(cx, t)?, data: Data::F32(v.collect()), dtype: FLOAT })
-            }
-            other => Err(cx.err(format!(
-                "constant '{name}' has data type {other} ({}), which is not supported",
-                super::tensor::dtype_name(other)
-            ))),
-        }
-    }
-
-    /// The `TensorProto` holding this constant.
-    pub(super) fn encode(&self) -> TensorProto {
-        let dims = self.shape.iter().map(|&d| d as i64).collect();
-        match (&self.data, self.dtype) {
-            (Data::F32(v), _) => TensorProto { dims, data_type: FLOAT, float_data: v.clone(), ..Default::default() },
-            (Data::I64(v), BOOL) => TensorProto {
-                dims,
-                data_type: BOOL,
-                int32_data: v.iter().map(|&x| x as i32).collect(),
-                ..Default::default()
-            },
-            (Data::I64(v), _) => TensorProto { dims, data_type: INT64, int64_data: v.clone(), ..Default::default() },
-        }
-    }
-
-    fn ints(&self, cx: &Ctx, what: &str) -> Result<&[i64]> {
-        match &self.data {
-            Data::I64(v) => Ok(v),
-            Data::F32(_) => Err(cx.err(format!("{what} must be an integer tensor"))),
-        }
-    }
-
-    /// The same elements gathered by `index` (flat source positions).
-    fn pick(&self, shape: Vec<usize>, index: &[usize]) -> Const {
-        let data = match &self.data {
-            Data::F32(v) => Data::F32(index.iter().map(|&i| v[i]).collect()),
-            Data::I64(v) => Data::I64(index.iter().map(|&i| v[i]).collect()),
-        };
-        Const { shape, data, dtype: self.dtype }
-    }
-
-    fn reshaped(&self, shape: Vec<usize>) -> Const {
-        Const { shape, data: self.data.clone(), dtype: self.dtype }
-    }
-}
-
-fn dims(cx: &Ctx, t: &TensorProto) -> Result<Vec<usize>> {
-    t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| cx.err("a constant has a negative dimension"))).collect()
-}
 
 /// Row-major strides of `shape`.
 fn strides(shape: &[usize]) -> Vec<usize> {
