@@ -169,6 +169,7 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
         Op::ResidualAdd { scale, act } => Kernel::ResidualAdd(*scale, *act),
         Op::Lrn { size, alpha, beta, k } => Kernel::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
         Op::Softmax => Kernel::Softmax,
+        Op::Pointwise(f) => Kernel::Pointwise(*f),
     }
 }
 

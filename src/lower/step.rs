@@ -5,7 +5,7 @@ use incept_kernels::{Activation, ConvGeometry, PoolGeometry};
 
 use super::algorithm::Algorithm;
 use super::recipe::TensorId;
-use crate::graph::ValueId;
+use crate::graph::{Pointwise, ValueId};
 
 /// An operator after fusion.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +69,8 @@ pub enum Kernel {
     },
     /// Softmax over channels.
     Softmax,
+    /// An elementwise activation.
+    Pointwise(Pointwise),
 }
 
 /// A fused operator with its input and output values.
