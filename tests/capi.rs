@@ -132,6 +132,19 @@ fn sessions_run_like_the_rust_api_and_outlive_their_model() {
 }
 
 #[test]
+fn a_batch_no_arena_can_hold_is_an_argument_error_naming_the_bytes() {
+    let m = open(c"nin_cifar10");
+    let mut s = null_mut();
+    // SAFETY: a live model and a valid out pointer.
+    assert_eq!(unsafe { incept_session_create(m, 1, i32::MAX, &mut s) }, INCEPT_ERR_ARGUMENT);
+    assert!(s.is_null());
+    let err = last_error();
+    assert!(err.contains(&format!("batch {}", i32::MAX)) && err.contains(" bytes"), "{err}");
+    // SAFETY: a live model, closed once.
+    assert_eq!(unsafe { incept_model_close(m) }, INCEPT_OK);
+}
+
+#[test]
 fn double_close_and_use_after_close_are_detected() {
     let _g = serial();
     let m = open(c"nin_cifar10");

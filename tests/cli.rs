@@ -212,3 +212,24 @@ fn convert_writes_a_model_file_that_run_info_and_bench_accept() {
     assert_clean_error(&out, "weights.safetensors");
     assert!(!st_out.exists(), "nothing is written when the source cannot be read");
 }
+
+#[test]
+fn batches_no_arena_can_hold_are_errors_naming_the_bytes() {
+    for batch in ["100000000", "18446744073709551615"] {
+        let out = incept(&["bench", "nin_cifar10", "--batch", batch, "--runs", "1"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "batch {batch}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(" bytes") && !err.contains("panicked"), "{err}");
+        assert!(err.contains(&format!("batch {batch}")), "{err}");
+    }
+}
+
+#[test]
+fn more_threads_than_cores_run_with_a_note() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores + 2).to_string();
+    let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--threads", &threads]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("note: ") && l.contains("cores")).count(), 1, "{err}");
+}

@@ -66,9 +66,19 @@ impl Session {
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
         let plan = Arc::new(Plan::with_bands(&program, options.batch, options.threads, options.band_min_pixels)?);
+        let zeroed = |len: usize, what: &str| {
+            AlignedVec::try_zeroed(len).ok_or_else(|| {
+                Error::Options(format!(
+                    "batch {}, {} thread(s): cannot allocate {} bytes for the {what}",
+                    options.batch,
+                    options.threads,
+                    len.saturating_mul(4)
+                ))
+            })
+        };
         let state = State {
-            arenas: (0..plan.bands).map(|_| AlignedVec::zeroed(plan.arena_len)).collect(),
-            workers: steps::worker_buffer(&plan),
+            arenas: (0..plan.bands).map(|_| zeroed(plan.arena_len, "arena")).collect::<Result<_>>()?,
+            workers: zeroed(steps::worker_buffer_len(&plan), "workers' scratch")?,
             step_nanos: Vec::new(),
             profiled_runs: 0,
         };

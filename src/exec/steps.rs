@@ -56,10 +56,10 @@ fn aligned_slots(buf: &mut [f32], len: usize) -> &mut [f32] {
     &mut buf[skip..skip + len]
 }
 
-/// The workers' scratch buffer for `plan`: room for its slots from a
+/// Length of the workers' scratch buffer for `plan`: room for its slots from a
 /// [`WORKER_SLOT_ALIGN`] boundary.
-pub(super) fn worker_buffer(plan: &Plan) -> AlignedVec {
-    AlignedVec::zeroed(if plan.worker_scratch_len == 0 { 0 } else { plan.worker_scratch_len + WORKER_SLOT_ALIGN })
+pub(super) fn worker_buffer_len(plan: &Plan) -> usize {
+    if plan.worker_scratch_len == 0 { 0 } else { plan.worker_scratch_len.saturating_add(WORKER_SLOT_ALIGN) }
 }
 
 /// What every step of a run reads: the weights, the kernels, the threads (each

@@ -152,6 +152,11 @@ pub const BAND_MIN_PIXELS: usize = 32 * 32;
 /// inception_v3 at 2 threads 2% faster than slots that share a page.
 pub const WORKER_SLOT_ALIGN: usize = (2 << 20) / 4;
 
+/// The error for a batch whose arena no address space holds.
+fn too_large(batch: usize) -> Error {
+    Error::Options(format!("batch {batch}: the arena would need more than {} bytes", isize::MAX))
+}
+
 /// A complete static plan for one batch size and layout.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -377,18 +382,29 @@ impl Plan {
         let mut last = vec![0; nb];
         let mut sizes = vec![0; nb];
         let worker_slot = uses.iter().map(|u| u.worker_scratch).max().unwrap_or(0).div_ceil(threads);
-        let worker_scratch_len = threads * worker_slot.next_multiple_of(WORKER_SLOT_ALIGN);
+        let worker_scratch_len =
+            threads.checked_mul(worker_slot.next_multiple_of(WORKER_SLOT_ALIGN)).ok_or_else(|| {
+                Error::Options(format!("{threads} threads: their scratch would overflow the address space"))
+            })?;
         for (t, u) in uses.iter().enumerate() {
             for &v in u.inputs.iter().chain([&u.output]) {
                 let r = root_of(v).0;
                 first[r.0] = first[r.0].min(t);
                 last[r.0] = last[r.0].max(t);
-                sizes[r.0] = batch * image_len(r);
+                sizes[r.0] = batch.checked_mul(image_len(r)).ok_or_else(|| too_large(batch))?;
             }
             if u.scratch > 0 {
                 (first[nv + t], last[nv + t], sizes[nv + t]) = (t, t, u.scratch);
             }
         }
+        // No arena is larger than all buffers side by side: if that fits the address
+        // space, no offset below overflows.
+        sizes
+            .iter()
+            .try_fold(0usize, |sum, s| sum.checked_add(s.checked_next_multiple_of(BLOCK)?))
+            .and_then(|floats| floats.checked_mul(4 * bands))
+            .filter(|&bytes| bytes <= isize::MAX as usize)
+            .ok_or_else(|| too_large(batch))?;
         let roots: Vec<usize> = (0..nb).filter(|&r| first[r] != usize::MAX).collect();
         let size = |r: usize| sizes[r].next_multiple_of(BLOCK);
         let overlaps = |a: usize, b: usize| first[a] <= last[b] && first[b] <= last[a];

@@ -148,7 +148,20 @@ fn load(name: &str, verify: bool) -> Result<Model, String> {
 }
 
 fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > cores {
+        eprintln!("note: {threads} threads on {cores} cores: threads will share cores");
+    }
     model.session(SessionOptions { batch, threads, ..Default::default() }).map_err(|e| e.to_string())
+}
+
+/// `len` floats for a buffer the user sized (by `--batch`): an error naming the
+/// bytes when the allocator refuses, not an abort.
+fn buffer(len: usize, what: &str) -> Result<Vec<f32>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| format!("cannot allocate {} bytes for the {what}", len.saturating_mul(4)))?;
+    v.resize(len, 0.0);
+    Ok(v)
 }
 
 fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
@@ -226,7 +239,7 @@ fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<
         }
     };
     let mut s = session(&model, batch, threads)?;
-    let mut y = vec![0.0; s.output_len()];
+    let mut y = buffer(s.output_len(), "output")?;
     s.run(&x, &mut y).map_err(|e| e.to_string())?;
     npy::write_f32(output, &s.output_shape(), &y)
 }
@@ -244,8 +257,11 @@ fn bench(name: &str, threads: usize, runs: usize, batch: usize, as_json: bool, p
     let heap_peak = heap::peak_bytes();
     let weights = &model.program().tensors;
     let (weight_bytes, mapped_bytes) = (weights.bytes(), weights.mapped_bytes());
-    let x: Vec<f32> = (0..s.input_len()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
-    let mut y = vec![0.0; s.output_len()];
+    let mut x = buffer(s.input_len(), "input")?;
+    for (i, x) in x.iter_mut().enumerate() {
+        *x = ((i * 7919) % 2001) as f32 / 1000.0 - 1.0;
+    }
+    let mut y = buffer(s.output_len(), "output")?;
     let t1 = Instant::now();
     s.run(&x, &mut y).map_err(|e| e.to_string())?;
     let first_run_ms = t1.elapsed().as_secs_f64() * 1e3;
