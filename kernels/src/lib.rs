@@ -20,6 +20,7 @@ pub mod conv;
 pub mod dispatch;
 pub mod geometry;
 pub mod layout;
+pub mod nhwc;
 pub mod pack;
 pub mod parallel;
 pub mod peak;

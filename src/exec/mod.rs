@@ -9,6 +9,7 @@ use incept_kernels::parallel::Sequential;
 use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
+use crate::graph::InputLayout;
 use crate::plan::{BAND_MIN_PIXELS, Plan, Program};
 use steps::{Context, State, run_plan};
 use workers::Workers;
@@ -114,10 +115,17 @@ impl Session {
         &self.options
     }
 
-    /// Input shape `[N, C, H, W]`.
+    /// Input shape in the order the session reads: `[N, C, H, W]`, or `[N, H, W, C]`
+    /// when the [`input_layout`](Session::input_layout) is NHWC.
     pub fn input_shape(&self) -> [usize; 4] {
-        let d = self.program.graph.dims(self.program.graph.input);
-        [self.plan.batch, d.c, d.h, d.w]
+        let g = &self.program.graph;
+        g.input_layout.shape(self.plan.batch, g.dims(g.input))
+    }
+
+    /// The order of the input's values this session expects (the model's own: NHWC
+    /// for an ONNX graph that starts by transposing its input from NHWC).
+    pub fn input_layout(&self) -> InputLayout {
+        self.program.graph.input_layout
     }
 
     /// Output shape: `[N, C]` for feature vectors and logits, `[N, C, H, W]` otherwise.
@@ -137,8 +145,9 @@ impl Session {
         self.output_len
     }
 
-    /// Runs the model: `input` is `N x C x H x W` (NCHW), `output` receives the
-    /// result in NCHW order. Allocates nothing.
+    /// Runs the model: `input` is `N x C x H x W` (NCHW, or `N x H x W x C` when the
+    /// [`input_layout`](Session::input_layout) is NHWC), `output` receives the result
+    /// in NCHW order. Allocates nothing.
     pub fn run(&mut self, input: &[f32], output: &mut [f32]) -> Result<()> {
         if input.len() != self.input_len() {
             return Err(Error::BufferSize { what: "input", got: input.len(), expected: self.input_len() });

@@ -6,10 +6,12 @@ use std::time::Instant;
 use incept_kernels::bands::MAX_BANDS;
 use incept_kernels::blocked::reorder_bands;
 use incept_kernels::conv::{PackedConv, conv2d_bands_par, conv2d_image_bands_par};
+use incept_kernels::nhwc::reorder_from_nhwc;
 use incept_kernels::parallel::ParallelFor;
 use incept_kernels::winograd::conv2d_winograd_bands_par;
 use incept_kernels::{AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k};
 
+use crate::graph::InputLayout;
 use crate::plan::{Action, Kernel, Plan, PlannedStep, Program, WORKER_SLOT_ALIGN};
 
 /// What a run mutates: the arenas, the workers' scratch and the profile.
@@ -85,8 +87,13 @@ fn run_step(
     match &step.action {
         Action::Input => {
             let d = step.output.dims;
-            let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
-            with_views(arenas, step, n, |_, out, _| reorder_bands(src.into(), out, par));
+            let src = &input[nchw_image(d)];
+            match program.graph.input_layout {
+                InputLayout::Nchw => with_views(arenas, step, n, |_, out, _| {
+                    reorder_bands(Image::new(src, d, Layout::Nchw).into(), out, par)
+                }),
+                InputLayout::Nhwc => with_views(arenas, step, n, |_, out, _| reorder_from_nhwc(src, out, par)),
+            }
         }
         Action::Output => {
             let (d, v) = (step.output.dims, step.output);
