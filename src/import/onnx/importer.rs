@@ -133,6 +133,14 @@ impl<'a> Importer<'a> {
             )));
         };
         let y = self.value(&Ctx(format!("graph output '{out}'")), out)?;
+        if y.id == self.b.input() {
+            let last = nodes.iter().rposition(|n| n.output.iter().any(|o| o == out));
+            let cx = match last {
+                Some(i) => Ctx::node(i, &nodes[i], self.opset),
+                None => Ctx(format!("graph output '{out}'")),
+            };
+            return Err(cx.err("the graph's output is its input (only shape-only operators): nothing to run"));
+        }
         let graph = self.b.finish(y.id)?;
         Ok((graph, self.weights))
     }

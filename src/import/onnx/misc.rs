@@ -22,29 +22,7 @@ impl<'a> Importer<'a> {
     }
 
     pub(super) fn constant(&mut self, cx: &Ctx, n: &NodeProto) -> Result<()> {
-        let [a] = &n.attribute[..] else {
-            return Err(cx.err("needs exactly one value attribute"));
-        };
-        let t = match a.name.as_str() {
-            "value" => typed(cx, a, 4)?.t.clone().ok_or_else(|| cx.err("attribute value holds no tensor"))?,
-            "value_float" => {
-                TensorProto { data_type: FLOAT, float_data: vec![typed(cx, a, 1)?.f], ..Default::default() }
-            }
-            "value_floats" => TensorProto {
-                dims: vec![a.floats.len() as i64],
-                data_type: FLOAT,
-                float_data: typed(cx, a, 6)?.floats.clone(),
-                ..Default::default()
-            },
-            "value_int" => TensorProto { data_type: INT64, int64_data: vec![typed(cx, a, 2)?.i], ..Default::default() },
-            "value_ints" => TensorProto {
-                dims: vec![a.ints.len() as i64],
-                data_type: INT64,
-                int64_data: typed(cx, a, 7)?.ints.clone(),
-                ..Default::default()
-            },
-            other => return Err(cx.err(format!("attribute {other} is not supported"))),
-        };
+        let t = constant_tensor(cx, n)?;
         self.define_const(cx, &n.output[0], t)
     }
 
@@ -76,4 +54,30 @@ impl<'a> Importer<'a> {
         let y = self.b.relu(x.id);
         self.define(cx, &n.output[0], Binding::Value { id: y, rank: x.rank, conv: false })
     }
+}
+
+/// The tensor of a `Constant` node.
+pub(super) fn constant_tensor(cx: &Ctx, n: &NodeProto) -> Result<TensorProto> {
+    let [a] = &n.attribute[..] else {
+        return Err(cx.err("needs exactly one value attribute"));
+    };
+    let t = match a.name.as_str() {
+        "value" => typed(cx, a, 4)?.t.clone().ok_or_else(|| cx.err("attribute value holds no tensor"))?,
+        "value_float" => TensorProto { data_type: FLOAT, float_data: vec![typed(cx, a, 1)?.f], ..Default::default() },
+        "value_floats" => TensorProto {
+            dims: vec![a.floats.len() as i64],
+            data_type: FLOAT,
+            float_data: typed(cx, a, 6)?.floats.clone(),
+            ..Default::default()
+        },
+        "value_int" => TensorProto { data_type: INT64, int64_data: vec![typed(cx, a, 2)?.i], ..Default::default() },
+        "value_ints" => TensorProto {
+            dims: vec![a.ints.len() as i64],
+            data_type: INT64,
+            int64_data: typed(cx, a, 7)?.ints.clone(),
+            ..Default::default()
+        },
+        other => return Err(cx.err(format!("attribute {other} is not supported"))),
+    };
+    Ok(t)
 }

@@ -47,6 +47,7 @@ mod proto;
 mod reshape;
 mod tensor;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use prost::Message;
@@ -88,16 +89,75 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Graph, Weights)> {
 }
 
 fn import(bytes: Bytes) -> Result<(Graph, Weights)> {
+    let (model, opset) = decode(bytes)?;
+    let graph = model.graph.as_ref().expect("checked by decode");
+    Importer::new(graph, opset)?.run()
+}
+
+/// The model and its default-domain opset.
+fn decode(bytes: Bytes) -> Result<(proto::ModelProto, i64)> {
     let model = proto::ModelProto::decode(bytes)
         .map_err(|e| Error::Import(format!("not a valid ONNX file (protobuf: {e})")))?;
-    let graph = model.graph.as_ref().ok_or_else(|| Error::Import("the file holds no ONNX graph".into()))?;
+    if model.graph.is_none() {
+        return Err(Error::Import("the file holds no ONNX graph".into()));
+    }
     let opset = model
         .opset_import
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
         .ok_or_else(|| Error::Import("the model imports no default-domain (ai.onnx) opset".into()))?;
-    Importer::new(graph, opset)?.run()
+    Ok((model, opset))
+}
+
+/// A folded output: its shape and values (integers as exact `f64`s).
+pub type FoldedTensor = (Vec<usize>, Vec<f64>);
+
+/// Evaluates a graph without runtime inputs (every input an initializer) by the
+/// importer's constant folding alone and returns its outputs: what import does to
+/// a graph's constant parts, exposed so the conformance suite can check it.
+pub fn fold_constant_graph(bytes: &[u8]) -> Result<Vec<FoldedTensor>> {
+    let (model, opset) = decode(Bytes::copy_from_slice(bytes))?;
+    let g = model.graph.as_ref().expect("checked by decode");
+    let inits: HashMap<&str, &proto::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut values: HashMap<&str, fold::Const> = HashMap::new();
+    for (idx, n) in g.node.iter().enumerate() {
+        let cx = Ctx::node(idx, n, opset);
+        let outs = if n.op_type == "Constant" {
+            vec![fold::Const::decode(&cx, &n.output[0], &misc::constant_tensor(&cx, n)?)?]
+        } else if fold::FOLDABLE.contains(&n.op_type.as_str()) {
+            let mut args = Vec::with_capacity(n.input.len());
+            for x in &n.input {
+                args.push(match x.as_str() {
+                    "" => None,
+                    x => Some(match (values.get(x), inits.get(x)) {
+                        (Some(v), _) => v.clone(),
+                        (None, Some(t)) => fold::Const::decode(&cx, x, t)?,
+                        (None, None) => return Err(cx.err(format!("input '{x}' is not a constant"))),
+                    }),
+                });
+            }
+            fold::eval(&cx, n, opset, &args)?
+        } else {
+            return Err(cx.err(format!("operator {} is not folded", n.op_type)));
+        };
+        for (name, y) in n.output.iter().zip(outs) {
+            values.insert(name, y);
+        }
+    }
+    g.output
+        .iter()
+        .map(|o| {
+            let y = values
+                .get(o.name.as_str())
+                .ok_or_else(|| Error::Import(format!("output '{}' is not computed", o.name)))?;
+            let data = match &y.data {
+                fold::Data::F32(v) => v.iter().map(|&x| x as f64).collect(),
+                fold::Data::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            };
+            Ok((y.shape.clone(), data))
+        })
+        .collect()
 }
 
 /// Where an error happened: a node, or a graph input/output.
