@@ -39,12 +39,17 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// For a .onnx file: every operator with supported / folded / unsupported
+        /// (all that blocks the model at once, not only the first refusal).
+        #[arg(long)]
+        ops: bool,
     },
-    /// Run a model on an NCHW float32 .npy input and write the output as .npy.
+    /// Run a model on a float32 .npy input and write the output as .npy.
     Run {
         /// A built-in model name, a model file or a .onnx file.
         model: String,
-        /// Input: float32 `[N, C, H, W]` (or `[C, H, W]` for one image).
+        /// Input: float32 in the model's input shape (`incept info`), `[N, C, H, W]`
+        /// or `[N, H, W, C]` (without N for one image).
         #[arg(long)]
         input: PathBuf,
         /// Output file; written only when the run succeeds.
@@ -118,7 +123,8 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Info { model, batch, json } => info(&model, batch, json),
+        Command::Info { model, ops: true, json, .. } => onnx_ops(&model, json),
+        Command::Info { model, batch, json, .. } => info(&model, batch, json),
         Command::Peak { model, all_tiers, json, winograd, rounds } => {
             let graph = models::build(&model).map_err(|e| e.to_string())?;
             if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
@@ -179,6 +185,7 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
             "macs": g.macs(),
             "batch": batch,
             "input_shape": s.input_shape(),
+            "input_layout": s.input_layout().name(),
             "output_shape": s.output_shape(),
             "arena_bytes": plan.arena_bytes(),
             "arena_lower_bound_bytes": plan.lower_bound_bytes(),
@@ -195,7 +202,7 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
         println!("model        {name}");
         println!("params       {}", g.param_count());
         println!("macs         {:.3} G per image", g.macs() as f64 / 1e9);
-        println!("input        {:?}", s.input_shape());
+        println!("input        {:?} {}", s.input_shape(), s.input_layout().name());
         println!("output       {:?}", s.output_shape());
         println!(
             "arena        {:.2} MiB (lower bound {:.2} MiB) for batch {batch}",
@@ -218,23 +225,63 @@ fn info(name: &str, batch: usize, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// `incept info --ops`: per operator, how many nodes the importer supports, folds
+/// or refuses (and those after a refusal), then every refusal's message.
+fn onnx_ops(path: &str, as_json: bool) -> Result<(), String> {
+    use incept::import::onnx::{NodeStatus, node_report};
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let report = node_report(&bytes).map_err(|e| format!("{path}: {e}"))?;
+    let kind = |s: &NodeStatus| match s {
+        NodeStatus::Supported => "supported",
+        NodeStatus::Folded => "folded",
+        NodeStatus::Unsupported(_) => "unsupported",
+        NodeStatus::NotReached => "after an unsupported node",
+    };
+    let mut ops: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, usize>> = Default::default();
+    for r in &report {
+        *ops.entry(&r.op_type).or_default().entry(kind(&r.status)).or_default() += 1;
+    }
+    let refusals: Vec<&str> = report
+        .iter()
+        .filter_map(|r| match &r.status {
+            NodeStatus::Unsupported(m) => Some(m.strip_prefix("cannot import model: ").unwrap_or(m)),
+            _ => None,
+        })
+        .collect();
+    if as_json {
+        println!("{:#}", json!({ "model": path, "nodes": report.len(), "ops": ops, "unsupported": refusals }));
+        return Ok(());
+    }
+    println!("{path}: {} nodes", report.len());
+    for (op, counts) in &ops {
+        let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!("  {op:<22} {}", counts.join(", "));
+    }
+    if refusals.is_empty() {
+        println!("every node is supported or folded");
+    }
+    for m in refusals {
+        println!("unsupported: {m}");
+    }
+    Ok(())
+}
+
 fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<(), String> {
     if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
         return Err(format!("refusing to overwrite the input file {}", input.display()));
     }
     let model = load(name, false)?;
     let (shape, x) = npy::read_f32(input)?;
-    let want = model.graph().dims(model.graph().input);
+    let g = model.graph();
+    let [_, a, b, c] = g.input_layout.shape(1, g.dims(g.input));
     let batch = match shape[..] {
-        [n, c, h, w] if [c, h, w] == [want.c, want.h, want.w] && n > 0 => n,
-        [c, h, w] if [c, h, w] == [want.c, want.h, want.w] => 1,
+        [n, ..] if shape[1..] == [a, b, c] && n > 0 => n,
+        _ if shape == [a, b, c] => 1,
         _ => {
             return Err(format!(
-                "{} has shape {shape:?}; {name} takes [N, {}, {}, {}]",
+                "{} has shape {shape:?}; {name} takes [N, {a}, {b}, {c}] ({})",
                 input.display(),
-                want.c,
-                want.h,
-                want.w
+                g.input_layout.name()
             ));
         }
     };
