@@ -133,6 +133,7 @@ fn sessions_run_like_the_rust_api_and_outlive_their_model() {
 
 #[test]
 fn a_batch_no_arena_can_hold_is_an_argument_error_naming_the_bytes() {
+    let _guard = serial();
     let m = open(c"nin_cifar10");
     let mut s = null_mut();
     // SAFETY: a live model and a valid out pointer.
@@ -142,6 +143,30 @@ fn a_batch_no_arena_can_hold_is_an_argument_error_naming_the_bytes() {
     assert!(err.contains(&format!("batch {}", i32::MAX)) && err.contains(" bytes"), "{err}");
     // SAFETY: a live model, closed once.
     assert_eq!(unsafe { incept_model_close(m) }, INCEPT_OK);
+}
+
+#[test]
+fn sessions_say_which_input_layout_they_expect() {
+    let _guard = serial();
+    let dir = env!("CARGO_MANIFEST_DIR");
+    for (file, want, shape) in [
+        ("keras_inception_v3_small_nhwc", INCEPT_LAYOUT_NHWC, [1, 35, 35, 3]),
+        ("keras_inception_v3_small_nchw", INCEPT_LAYOUT_NCHW, [1, 3, 35, 35]),
+    ] {
+        let path = std::ffi::CString::new(format!("{dir}/tests/fixtures/exports/{file}.onnx")).unwrap();
+        let m = open(&path);
+        let s = session(m, 1, 1);
+        let (mut layout, mut dims) = (-1, [0usize; 4]);
+        // SAFETY: a live session and valid out pointers (an int, 4 size_t).
+        unsafe {
+            assert_eq!(incept_session_input_layout(s, &mut layout), INCEPT_OK);
+            assert_eq!(incept_session_input_shape(s, dims.as_mut_ptr()), INCEPT_OK);
+            assert_eq!(incept_session_input_layout(s, std::ptr::null_mut()), INCEPT_ERR_NULL);
+        }
+        assert_eq!((layout, dims), (want, shape), "{file}");
+        // SAFETY: live handles, each closed once.
+        unsafe { assert_eq!((incept_session_close(s), incept_model_close(m)), (INCEPT_OK, INCEPT_OK)) };
+    }
 }
 
 #[test]
