@@ -20,7 +20,8 @@ Models:
     same_pool_lrn        SAME_UPPER stride-2 4x4 conv, LRN, ceil_mode maxpool and
                          ceil_mode avgpool count_include_pad=1 (asymmetric pads), Pad folded into an avgpool, SAME_LOWER
                          stride-2 conv, Flatten of a 2x2 map, Gemm transB=0
-    unsupported_clip     Conv -> Clip(0, 6) (ReLU6): the engine has no ReLU6 yet
+    unsupported_clip     Conv -> Clip(0, 6) (ReLU6): once unsupported, now a clip step
+    unsupported_hardswish Conv -> HardSwish: an operator the engine does not implement
     unsupported_group    a grouped Conv (group=2)
 
 Requires numpy, onnx and onnxruntime only. Usage: python3 scripts/make_onnx_fixtures.py
@@ -205,6 +206,14 @@ def unsupported_clip() -> onnx.ModelProto:
     return n.model("unsupported_clip", [1, 3, 8, 8], y, [1, 8, 1, 1])
 
 
+def unsupported_hardswish() -> onnx.ModelProto:
+    n = Net(6)
+    x = n.conv("input", 3, 8, 3, "stem/conv")
+    x = n.node("HardSwish", [x], "stem/hardswish")
+    y = n.node("GlobalAveragePool", [x], "avgpool")
+    return n.model("unsupported_hardswish", [1, 3, 8, 8], y, [1, 8, 1, 1])
+
+
 def unsupported_group() -> onnx.ModelProto:
     n = Net(5)
     x = n.relu(n.conv("input", 4, 8, 1, "pw_conv"))
@@ -226,7 +235,7 @@ def main() -> None:
         np.save(OUT / f"{name}.input.npy", x)
         np.save(OUT / f"{name}.ort.npy", y.astype(np.float32))
         print(f"{name}: output {list(y.shape)}, max |y| {np.abs(y).max():.3g}")
-    for build in [unsupported_clip, unsupported_group]:
+    for build in [unsupported_clip, unsupported_group, unsupported_hardswish]:
         model = build()
         onnx.save(model, OUT / f"{model.graph.name}.onnx")
         print(f"{model.graph.name}: written")

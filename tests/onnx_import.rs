@@ -152,17 +152,20 @@ fn import_error(bytes: &[u8]) -> String {
 
 #[test]
 fn unsupported_operators_are_errors_naming_the_node() {
-    let clip = import_error(&std::fs::read(fixture("unsupported_clip.onnx")).unwrap());
-    for needle in ["node 1 'stem/relu6' (Clip)", "unsupported operator Clip", "ReLU6"] {
-        assert!(clip.contains(needle), "'{needle}' not in: {clip}");
+    // Clip(0, 6) (ReLU6) was the example until the engine gained a clip step.
+    let (relu6, _) = from_bytes(&std::fs::read(fixture("unsupported_clip.onnx")).unwrap()).unwrap();
+    assert!(relu6.op_counts().contains(&("clip", 1)), "{:?}", relu6.op_counts());
+    let hardswish = import_error(&std::fs::read(fixture("unsupported_hardswish.onnx")).unwrap());
+    for needle in ["node 1 'stem/hardswish' (HardSwish) at opset 17", "unsupported operator HardSwish"] {
+        assert!(hardswish.contains(needle), "'{needle}' not in: {hardswish}");
     }
     let group = import_error(&std::fs::read(fixture("unsupported_group.onnx")).unwrap());
     for needle in ["'dw_conv' (Conv)", "group=2"] {
         assert!(group.contains(needle), "'{needle}' not in: {group}");
     }
     // Through Model::open, the message also names the file.
-    let e = Model::open(fixture("unsupported_clip.onnx")).err().unwrap().to_string();
-    assert!(e.contains("unsupported_clip.onnx") && e.contains("stem/relu6"), "{e}");
+    let e = Model::open(fixture("unsupported_hardswish.onnx")).err().unwrap().to_string();
+    assert!(e.contains("unsupported_hardswish.onnx") && e.contains("stem/hardswish"), "{e}");
 }
 
 #[test]

@@ -149,6 +149,7 @@ fn run_step(
                         for_bands(ins, out, |ins, out| k::lrn(ins[0], *size, *alpha, *beta, *bias, out))
                     }
                     Kernel::Softmax => for_bands(ins, out, |ins, out| k::softmax(ins[0], out)),
+                    Kernel::Pointwise(f) => for_bands(ins, out, |ins, out| k::pointwise(ins[0], |v| f.apply(v), out)),
                     Kernel::Concat => unreachable!("the planner removes concatenations"),
                 }
             })

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{
-    Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, InputLayout, Op, Padding, PoolGeometry, ValueId,
+    Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, InputLayout, Op, Padding, Pointwise, PoolGeometry,
+    ValueId,
 };
 
 /// Everything between the fixed prelude and the tensor data.
@@ -143,6 +144,20 @@ pub enum OpDesc {
     },
     /// Softmax over channels.
     Softmax,
+    /// `min(max(x, min), max)`.
+    Clip {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// `x` if `x >= 0`, else `alpha * x`.
+    LeakyRelu {
+        /// Slope below zero.
+        alpha: f32,
+    },
 }
 
 /// A window: `[kh, kw]`, `[stride_h, stride_w]`, padding `[top, left, bottom, right]`.
@@ -211,6 +226,9 @@ impl GraphDesc {
                     Op::Lrn { size, alpha, beta, k } => OpDesc::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
                     Op::Linear { bias, .. } => OpDesc::Linear { out_features: out.c, bias: bias.is_some() },
                     Op::Softmax => OpDesc::Softmax,
+                    &Op::Pointwise(Pointwise::Clip { min, max }) => OpDesc::Clip { min, max },
+                    Op::Pointwise(Pointwise::Sigmoid) => OpDesc::Sigmoid,
+                    &Op::Pointwise(Pointwise::LeakyRelu { alpha }) => OpDesc::LeakyRelu { alpha },
                 };
                 NodeDesc { name: n.name.clone(), op, inputs: n.inputs.iter().map(|v| index[v.0]).collect() }
             })
@@ -276,6 +294,9 @@ impl GraphDesc {
                 &OpDesc::Lrn { size, alpha, beta, k } => b.lrn(x, size, alpha, beta, k),
                 &OpDesc::Linear { out_features, bias } => b.linear(x, &n.name, out_features, bias),
                 OpDesc::Softmax => b.softmax(x),
+                &OpDesc::Clip { min, max } => b.pointwise(x, Pointwise::Clip { min, max }),
+                OpDesc::Sigmoid => b.pointwise(x, Pointwise::Sigmoid),
+                &OpDesc::LeakyRelu { alpha } => b.pointwise(x, Pointwise::LeakyRelu { alpha }),
             };
             values.push(y);
         }

@@ -334,6 +334,24 @@ impl GraphBuilder {
         self.push("", Op::Softmax, &[x], d, flat)
     }
 
+    /// An elementwise activation.
+    pub fn pointwise(&mut self, x: ValueId, f: Pointwise) -> ValueId {
+        if !self.check_inputs("pointwise", &[x]) {
+            return x;
+        }
+        let ok = match f {
+            // min > max is allowed: every value becomes max, as in ONNX and numpy.
+            Pointwise::Clip { min, max } => !min.is_nan() && !max.is_nan(),
+            Pointwise::Sigmoid => true,
+            Pointwise::LeakyRelu { alpha } => alpha.is_finite(),
+        };
+        if !ok {
+            return self.fail("pointwise", format!("bad parameters {f:?}"));
+        }
+        let (d, flat) = (self.dims(x), self.graph.values[x.0].flat);
+        self.push("", Op::Pointwise(f), &[x], d, flat)
+    }
+
     /// Finishes the graph with `output` as its result. Nodes the output does not
     /// depend on are dropped, with the parameters only they used.
     pub fn finish(mut self, output: ValueId) -> Result<Graph> {

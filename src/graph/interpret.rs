@@ -67,6 +67,7 @@ pub fn interpret(graph: &Graph, weights: &Weights, input: &[f32], batch: usize) 
                 Op::Lrn { size, alpha, beta, k: bias } => k::lrn(img(0), *size, *alpha, *beta, *bias, &mut o),
                 Op::Linear { weight, bias } => k::linear(img(0), p(*weight), bias.map(p), Default::default(), &mut o),
                 Op::Softmax => k::softmax(img(0), &mut o),
+                Op::Pointwise(f) => k::pointwise(img(0), |v| f.apply(v), &mut o),
             }
         }
         vals[node.output.0] = Some(out);

@@ -144,6 +144,46 @@ pub enum Op {
     },
     /// Softmax over channels.
     Softmax,
+    /// An elementwise activation without parameter tensors.
+    Pointwise(Pointwise),
+}
+
+/// The elementwise activations with no parameter tensors (imported ONNX `Clip`,
+/// `Sigmoid`, `LeakyRelu`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pointwise {
+    /// `min(max(x, min), max)`; ReLU6 is `Clip { min: 0, max: 6 }`.
+    Clip {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// `x` if `x >= 0`, else `alpha * x`.
+    LeakyRelu {
+        /// Slope below zero.
+        alpha: f32,
+    },
+}
+
+impl Pointwise {
+    /// Applies the function to one value.
+    #[inline]
+    pub fn apply(self, v: f32) -> f32 {
+        match self {
+            Pointwise::Clip { min, max } => v.max(min).min(max),
+            Pointwise::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Pointwise::LeakyRelu { alpha } => {
+                if v >= 0.0 {
+                    v
+                } else {
+                    alpha * v
+                }
+            }
+        }
+    }
 }
 
 impl Op {
@@ -161,6 +201,9 @@ impl Op {
             Op::Lrn { .. } => "lrn",
             Op::Linear { .. } => "linear",
             Op::Softmax => "softmax",
+            Op::Pointwise(Pointwise::Clip { .. }) => "clip",
+            Op::Pointwise(Pointwise::Sigmoid) => "sigmoid",
+            Op::Pointwise(Pointwise::LeakyRelu { .. }) => "leaky_relu",
         }
     }
 }

@@ -16,7 +16,7 @@ use incept_kernels::{Activation, AlignedVec, BLOCK, ConvGeometry, PoolGeometry};
 
 use super::store::TensorStore;
 use crate::error::Result;
-use crate::graph::{Graph, Node, Op, ParamId, ValueId};
+use crate::graph::{Graph, Node, Op, ParamId, Pointwise, ValueId};
 use crate::weights::Weights;
 
 /// Index of a tensor in [`Program::recipes`] and [`Program::tensors`].
@@ -85,6 +85,8 @@ pub enum Kernel {
     },
     /// Softmax over channels.
     Softmax,
+    /// An elementwise activation.
+    Pointwise(Pointwise),
 }
 
 /// A fused operator with its input and output values.
@@ -600,6 +602,7 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
         Op::ResidualAdd { scale, act } => Kernel::ResidualAdd(*scale, *act),
         Op::Lrn { size, alpha, beta, k } => Kernel::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
         Op::Softmax => Kernel::Softmax,
+        Op::Pointwise(f) => Kernel::Pointwise(*f),
     }
 }
 

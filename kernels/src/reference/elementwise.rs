@@ -40,6 +40,13 @@ pub fn relu(input: Image, out: &mut ImageMut) {
     for_each_pixel(out, |c, y, x| input.at(c, y, x).max(0.0));
 }
 
+/// `f(x)` per element: the pointwise activations with no parameter tensors (clip,
+/// sigmoid, leaky ReLU), each one step over the image.
+pub fn pointwise(input: Image, f: impl Fn(f32) -> f32, out: &mut ImageMut) {
+    assert_eq!(input.dims, out.dims, "pointwise: shape");
+    for_each_pixel(out, |c, y, x| f(input.at(c, y, x)));
+}
+
 /// Inference BatchNorm: `(x - mean) / sqrt(var + eps) * gamma + beta`, per channel.
 pub fn batch_norm(input: Image, gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f32, out: &mut ImageMut) {
     let c = input.dims.c;

@@ -12,7 +12,7 @@ mod elementwise;
 mod pool;
 
 pub use conv::{conv2d, linear};
-pub use elementwise::{batch_norm, copy, copy_channels, lrn, relu, residual_add, softmax};
+pub use elementwise::{batch_norm, copy, copy_channels, lrn, pointwise, relu, residual_add, softmax};
 pub use pool::{avg_pool, global_avg_pool, max_pool};
 
 #[cfg(test)]

@@ -222,6 +222,7 @@ impl<'a> Importer<'a> {
             "Constant" => self.constant(cx, n),
             "Pad" => self.pad(cx, n),
             "Clip" => self.clip(cx, n),
+            "Sigmoid" | "LeakyRelu" => self.activation(cx, n),
             other => Err(cx
                 .err(format!("unsupported operator {other} (opset {}): the engine does not implement it", self.opset))),
         }

@@ -6,6 +6,7 @@ use super::proto::{NodeProto, TensorProto};
 use super::tensor::decode_bool;
 use super::{Ctx, FLOAT, INT64};
 use crate::error::Result;
+use crate::graph::Pointwise;
 
 impl<'a> Importer<'a> {
     pub(super) fn dropout(&mut self, cx: &Ctx, n: &NodeProto) -> Result<()> {
@@ -26,8 +27,8 @@ impl<'a> Importer<'a> {
         self.define_const(cx, &n.output[0], t)
     }
 
-    /// `Clip`: only `Clip(0, +inf)`, which is `Relu` (min/max attributes before
-    /// opset 11, inputs from 11).
+    /// `Clip` (min/max attributes before opset 11, inputs from 11): `Clip(0, +inf)` is
+    /// a `relu` (which the planner fuses), any other a `clip` step.
     pub(super) fn clip(&mut self, cx: &Ctx, n: &NodeProto) -> Result<()> {
         check_attrs(cx, n, &["min", "max"])?;
         let bound = |i: usize, attr: &str, default: f32| -> Result<f32> {
@@ -43,15 +44,26 @@ impl<'a> Importer<'a> {
             }
         };
         let (lo, hi) = (bound(1, "min", f32::MIN)?, bound(2, "max", f32::MAX)?);
-        if lo != 0.0 || hi < f32::MAX {
-            return Err(cx.err(format!(
-                "unsupported operator Clip (opset {}) with min {lo} and max {hi}: the engine implements only \
-                 Clip(0, +inf) = Relu (ReLU6 = Clip(0, 6) is not implemented yet)",
-                self.opset
-            )));
-        }
         let x = self.value(cx, input(cx, n, 0)?)?;
-        let y = self.b.relu(x.id);
+        let y = if lo == 0.0 && hi == f32::MAX {
+            self.b.relu(x.id)
+        } else {
+            self.b.pointwise(x.id, Pointwise::Clip { min: lo, max: hi })
+        };
+        self.define(cx, &n.output[0], Binding::Value { id: y, rank: x.rank, conv: false })
+    }
+
+    /// `Sigmoid` and `LeakyRelu`.
+    pub(super) fn activation(&mut self, cx: &Ctx, n: &NodeProto) -> Result<()> {
+        let f = if n.op_type == "Sigmoid" {
+            check_attrs(cx, n, &[])?;
+            Pointwise::Sigmoid
+        } else {
+            check_attrs(cx, n, &["alpha"])?;
+            Pointwise::LeakyRelu { alpha: attr_float(cx, n, "alpha", 0.01)? }
+        };
+        let x = self.value(cx, input(cx, n, 0)?)?;
+        let y = self.b.pointwise(x.id, f);
         self.define(cx, &n.output[0], Binding::Value { id: y, rank: x.rank, conv: false })
     }
 }

@@ -1,5 +1,5 @@
 //! ONNX import: maps an ONNX model onto the engine's graph, node by node, through
-//! the validating [`GraphBuilder`].
+//! the validating [`GraphBuilder`](crate::graph::GraphBuilder).
 //!
 //! Supported (default domain, any opset):
 //!
@@ -17,11 +17,12 @@
 //! | `Gemm` (alpha = beta = 1, any `transB`), `MatMul` + `Add(bias)` | `linear` |
 //! | `Flatten`, `Reshape`, `Squeeze`, `Unsqueeze` between `[N, C, H, W]` and `[N, C*H*W]` | metadata, no step |
 //! | `Dropout`, `Identity` | aliases; `Clip(0, +inf)` | `relu` |
+//! | `Clip` (other bounds, e.g. ReLU6), `Sigmoid`, `LeakyRelu` | `pointwise` |
 //! | any node whose inputs are all constants (`Shape` of a computed tensor too) | folded at import (see `fold`) |
 //!
 //! Anything else, and any attribute outside what the engine computes, is an
 //! [`Error::Import`] naming the node (index, name, operator), the opset and what is
-//! missing. Clip with other bounds (ReLU6) is among them: the engine has no ReLU6 yet.
+//! missing.
 //! Opsets 7 to 22 are read (attributes that became inputs are taken either way);
 //! every initializer may also be listed as a graph input (IR version 3); the batch
 //! dimension may be symbolic.
