@@ -259,5 +259,5 @@ fn header_declares_every_function_and_status_code() {
             assert!(header.contains(&format!("#define INCEPT_{name} {value}\n")), "include/incept.h: INCEPT_{name}");
         }
     }
-    assert_eq!(functions, 9);
+    assert_eq!(functions, 10);
 }
