@@ -285,3 +285,69 @@ fn convert_writes_a_model_file_that_run_info_and_bench_accept() {
     assert_clean_error(&out, "weights.safetensors");
     assert!(!st_out.exists(), "nothing is written when the source cannot be read");
 }
+
+#[test]
+fn batches_no_arena_can_hold_are_errors_naming_the_bytes() {
+    for batch in ["100000000", "18446744073709551615"] {
+        let out = incept(&["bench", "nin_cifar10", "--batch", batch, "--runs", "1"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "batch {batch}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(" bytes") && !err.contains("panicked"), "{err}");
+        assert!(err.contains(&format!("batch {batch}")), "{err}");
+    }
+}
+
+#[test]
+fn more_threads_than_cores_run_with_a_note() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores + 2).to_string();
+    let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--threads", &threads]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("note: ") && l.contains("cores")).count(), 1, "{err}");
+}
+
+#[test]
+fn info_ops_lists_every_operator_and_every_refusal() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unsupported_group.onnx");
+    let out = incept(&["info", "--ops", "--json", model.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["nodes"], 4);
+    assert_eq!(v["ops"]["Conv"], serde_json::json!({"supported": 1, "unsupported": 1}));
+    assert_eq!(v["ops"]["GlobalAveragePool"], serde_json::json!({"after an unsupported node": 1}));
+    let refusals = v["unsupported"].as_array().unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert!(refusals[0].as_str().unwrap().contains("'dw_conv' (Conv) at opset 17: attribute group=2"), "{refusals:?}");
+}
+
+#[test]
+fn nhwc_models_show_their_layout_and_run_on_their_own_input_shape() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exports");
+    let model = dir.join("keras_inception_v3_small_nhwc.onnx");
+    let out = incept(&["info", model.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("input        [1, 35, 35, 3] NHWC"));
+    let (input, output) = (dir.join("keras_inception_v3_small_nhwc.input.npy"), tmp("nhwc-out.npy"));
+    let out = incept(&[
+        "run",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_npy(&output).0, "(1, 10)");
+    let nchw = tmp("nchw-in.npy");
+    write_npy(&nchw, &[1, 3, 35, 35], &vec![0.0; 3 * 35 * 35]);
+    let out = incept(&[
+        "run",
+        model.to_str().unwrap(),
+        "--input",
+        nchw.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("takes [N, 35, 35, 3] (NHWC)"), "{err}");
+}

@@ -63,6 +63,16 @@
 #define INCEPT_ERR_PANIC -6
 
 /**
+ * [`incept_session_input_layout`]: the input is `N x C x H x W`.
+ */
+#define INCEPT_LAYOUT_NCHW 0
+
+/**
+ * [`incept_session_input_layout`]: the input is `N x H x W x C`.
+ */
+#define INCEPT_LAYOUT_NHWC 1
+
+/**
  * An opened model (opaque): its weights, lowered once. Shared by its sessions.
  */
 typedef struct incept_model incept_model;
@@ -144,7 +154,19 @@ int incept_session_create(const incept_model *model, int threads, int batch, inc
 int incept_session_close(incept_session *session);
 
 /**
- * Writes the session's input shape `[N, C, H, W]` (NCHW) to `dims`, an array of 4.
+ * Writes the order of the input's values the session expects to `*out`:
+ * [`INCEPT_LAYOUT_NCHW`], or [`INCEPT_LAYOUT_NHWC`] for a model whose graph reads
+ * NHWC (an ONNX graph that starts by transposing its input from NHWC).
+ *
+ * # Safety
+ * `session` is NULL or a pointer returned by [`incept_session_create`] that no other
+ * thread is using; `out` is NULL or valid for an `int` write.
+ */
+int incept_session_input_layout(const incept_session *session, int *out);
+
+/**
+ * Writes the session's input shape to `dims`, an array of 4: `[N, C, H, W]`, or
+ * `[N, H, W, C]` when [`incept_session_input_layout`] is [`INCEPT_LAYOUT_NHWC`].
  *
  * # Safety
  * `session` is NULL or a pointer returned by [`incept_session_create`] that no other
@@ -163,8 +185,9 @@ int incept_session_input_shape(const incept_session *session, size_t *dims);
 int incept_session_output_len(const incept_session *session, size_t *out);
 
 /**
- * Runs the session: `input` holds `input_len` floats, `N x C x H x W` in NCHW order
- * (the product of [`incept_session_input_shape`]); `output` receives `output_len`
+ * Runs the session: `input` holds `input_len` floats in the order of
+ * [`incept_session_input_shape`] (NCHW, or NHWC: see [`incept_session_input_layout`]),
+ * their count the product of that shape; `output` receives `output_len`
  * floats (see [`incept_session_output_len`]). Allocates nothing.
  *
  * Returns [`INCEPT_OK`], [`INCEPT_ERR_NULL`], [`INCEPT_ERR_ARGUMENT`] (a length that

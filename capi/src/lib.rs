@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use incept::Error;
 use incept::Model;
+use incept::graph::InputLayout;
 use incept::{Session, SessionOptions};
 
 /// Success.
@@ -45,6 +46,11 @@ pub const INCEPT_ERR_RUN: c_int = -4;
 pub const INCEPT_ERR_CLOSED: c_int = -5;
 /// A panic inside the library was caught (a bug: please report it).
 pub const INCEPT_ERR_PANIC: c_int = -6;
+
+/// [`incept_session_input_layout`]: the input is `N x C x H x W`.
+pub const INCEPT_LAYOUT_NCHW: c_int = 0;
+/// [`incept_session_input_layout`]: the input is `N x H x W x C`.
+pub const INCEPT_LAYOUT_NHWC: c_int = 1;
 
 /// An opened model (opaque): its weights, lowered once. Shared by its sessions.
 pub struct InceptModel {
@@ -270,7 +276,33 @@ pub unsafe extern "C" fn incept_session_close(session: *mut InceptSession) -> c_
     boundary("incept_session_close", || close(&SESSIONS, session, "session"))
 }
 
-/// Writes the session's input shape `[N, C, H, W]` (NCHW) to `dims`, an array of 4.
+/// Writes the order of the input's values the session expects to `*out`:
+/// [`INCEPT_LAYOUT_NCHW`], or [`INCEPT_LAYOUT_NHWC`] for a model whose graph reads
+/// NHWC (an ONNX graph that starts by transposing its input from NHWC).
+///
+/// # Safety
+/// `session` is NULL or a pointer returned by [`incept_session_create`] that no other
+/// thread is using; `out` is NULL or valid for an `int` write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn incept_session_input_layout(session: *const InceptSession, out: *mut c_int) -> c_int {
+    boundary("incept_session_input_layout", || {
+        check_live(&SESSIONS, session, "session")?;
+        if out.is_null() {
+            return Err(fail(INCEPT_ERR_NULL, "out is NULL"));
+        }
+        // SAFETY: `session` is live (checked) and not used elsewhere (the caller's contract).
+        let layout = match unsafe { (*session).session.input_layout() } {
+            InputLayout::Nchw => INCEPT_LAYOUT_NCHW,
+            InputLayout::Nhwc => INCEPT_LAYOUT_NHWC,
+        };
+        // SAFETY: `out` is non-NULL and valid for a write (the caller's contract).
+        unsafe { *out = layout };
+        Ok(())
+    })
+}
+
+/// Writes the session's input shape to `dims`, an array of 4: `[N, C, H, W]`, or
+/// `[N, H, W, C]` when [`incept_session_input_layout`] is [`INCEPT_LAYOUT_NHWC`].
 ///
 /// # Safety
 /// `session` is NULL or a pointer returned by [`incept_session_create`] that no other
@@ -310,8 +342,9 @@ pub unsafe extern "C" fn incept_session_output_len(session: *const InceptSession
     })
 }
 
-/// Runs the session: `input` holds `input_len` floats, `N x C x H x W` in NCHW order
-/// (the product of [`incept_session_input_shape`]); `output` receives `output_len`
+/// Runs the session: `input` holds `input_len` floats in the order of
+/// [`incept_session_input_shape`] (NCHW, or NHWC: see [`incept_session_input_layout`]),
+/// their count the product of that shape; `output` receives `output_len`
 /// floats (see [`incept_session_output_len`]). Allocates nothing.
 ///
 /// Returns [`INCEPT_OK`], [`INCEPT_ERR_NULL`], [`INCEPT_ERR_ARGUMENT`] (a length that

@@ -137,6 +137,44 @@ fn sessions_run_like_the_rust_api_and_outlive_their_model() {
 }
 
 #[test]
+fn a_batch_no_arena_can_hold_is_an_argument_error_naming_the_bytes() {
+    let _guard = serial();
+    let m = open(c"nin_cifar10");
+    let mut s = null_mut();
+    // SAFETY: a live model and a valid out pointer.
+    assert_eq!(unsafe { incept_session_create(m, 1, i32::MAX, &mut s) }, INCEPT_ERR_ARGUMENT);
+    assert!(s.is_null());
+    let err = last_error();
+    assert!(err.contains(&format!("batch {}", i32::MAX)) && err.contains(" bytes"), "{err}");
+    // SAFETY: a live model, closed once.
+    assert_eq!(unsafe { incept_model_close(m) }, INCEPT_OK);
+}
+
+#[test]
+fn sessions_say_which_input_layout_they_expect() {
+    let _guard = serial();
+    let dir = env!("CARGO_MANIFEST_DIR");
+    for (file, want, shape) in [
+        ("keras_inception_v3_small_nhwc", INCEPT_LAYOUT_NHWC, [1, 35, 35, 3]),
+        ("keras_inception_v3_small_nchw", INCEPT_LAYOUT_NCHW, [1, 3, 35, 35]),
+    ] {
+        let path = std::ffi::CString::new(format!("{dir}/tests/fixtures/exports/{file}.onnx")).unwrap();
+        let m = open(&path);
+        let s = session(m, 1, 1);
+        let (mut layout, mut dims) = (-1, [0usize; 4]);
+        // SAFETY: a live session and valid out pointers (an int, 4 size_t).
+        unsafe {
+            assert_eq!(incept_session_input_layout(s, &mut layout), INCEPT_OK);
+            assert_eq!(incept_session_input_shape(s, dims.as_mut_ptr()), INCEPT_OK);
+            assert_eq!(incept_session_input_layout(s, std::ptr::null_mut()), INCEPT_ERR_NULL);
+        }
+        assert_eq!((layout, dims), (want, shape), "{file}");
+        // SAFETY: live handles, each closed once.
+        unsafe { assert_eq!((incept_session_close(s), incept_model_close(m)), (INCEPT_OK, INCEPT_OK)) };
+    }
+}
+
+#[test]
 fn double_close_and_use_after_close_are_detected() {
     let _g = serial();
     let m = open(c"nin_cifar10");
@@ -230,5 +268,5 @@ fn header_declares_every_function_and_status_code() {
             assert!(header.contains(&format!("#define INCEPT_{name} {value}\n")), "include/incept.h: INCEPT_{name}");
         }
     }
-    assert_eq!(functions, 9);
+    assert_eq!(functions, 10);
 }

@@ -184,12 +184,18 @@ pub struct AlignedVec {
 }
 
 impl AlignedVec {
-    /// `len` zeros.
+    /// `len` zeros. Panics when the allocator refuses; see [`try_zeroed`](Self::try_zeroed).
     pub fn zeroed(len: usize) -> Self {
-        let quads: Vec<[f32; 4]> = bytemuck::zeroed_vec(len.div_ceil(4) + 3);
+        Self::try_zeroed(len).unwrap_or_else(|| panic!("cannot allocate {len} floats"))
+    }
+
+    /// `len` zeros, or `None` when the allocator refuses (or the size overflows):
+    /// sizes a user chose (a batch) must fail as an error, not a panic.
+    pub fn try_zeroed(len: usize) -> Option<Self> {
+        let quads: Vec<[f32; 4]> = bytemuck::try_zeroed_vec(len.div_ceil(4).checked_add(3)?).ok()?;
         // Floats from the allocation's start to the next 64-byte boundary.
         let start = (quads.as_ptr() as usize).next_multiple_of(64).wrapping_sub(quads.as_ptr() as usize) / 4;
-        AlignedVec { quads, start, len }
+        Some(AlignedVec { quads, start, len })
     }
 
     /// A copy of `values`.
@@ -248,5 +254,12 @@ mod tests {
             assert_eq!((c.as_slice().as_ptr() as usize % 64, c), (0, v));
             assert!(AlignedVec::zeroed(len).as_slice().iter().all(|&x| x == 0.0));
         }
+    }
+
+    #[test]
+    fn try_zeroed_refuses_what_no_allocator_can_give() {
+        assert!(AlignedVec::try_zeroed(usize::MAX).is_none());
+        assert!(AlignedVec::try_zeroed(usize::MAX / 8).is_none());
+        assert_eq!(AlignedVec::try_zeroed(5).map(|v| v.len()), Some(5));
     }
 }

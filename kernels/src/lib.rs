@@ -30,6 +30,7 @@
 pub mod bands;
 pub mod geometry;
 pub mod layout;
+pub mod nhwc;
 pub mod parallel;
 pub mod reference;
 

@@ -9,6 +9,7 @@ use incept_kernels::parallel::Sequential;
 use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
+use crate::graph::InputLayout;
 use crate::lower::Program;
 use crate::plan::{BAND_MIN_PIXELS, Plan};
 use steps::{Context, State, run_plan};
@@ -67,9 +68,19 @@ impl Session {
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
         let plan = Arc::new(Plan::with_bands(&program, options.batch, options.threads, options.band_min_pixels)?);
+        let zeroed = |len: usize, what: &str| {
+            AlignedVec::try_zeroed(len).ok_or_else(|| {
+                Error::Options(format!(
+                    "batch {}, {} thread(s): cannot allocate {} bytes for the {what}",
+                    options.batch,
+                    options.threads,
+                    len.saturating_mul(4)
+                ))
+            })
+        };
         let state = State {
-            arenas: (0..plan.bands).map(|_| AlignedVec::zeroed(plan.arena_len)).collect(),
-            workers: steps::worker_buffer(&plan),
+            arenas: (0..plan.bands).map(|_| zeroed(plan.arena_len, "arena")).collect::<Result<_>>()?,
+            workers: zeroed(steps::worker_buffer_len(&plan), "workers' scratch")?,
             step_nanos: Vec::new(),
             profiled_runs: 0,
         };
@@ -105,10 +116,17 @@ impl Session {
         &self.options
     }
 
-    /// Input shape `[N, C, H, W]`.
+    /// Input shape in the order the session reads: `[N, C, H, W]`, or `[N, H, W, C]`
+    /// when the [`input_layout`](Session::input_layout) is NHWC.
     pub fn input_shape(&self) -> [usize; 4] {
-        let d = self.program.graph.dims(self.program.graph.input);
-        [self.plan.batch, d.c, d.h, d.w]
+        let g = &self.program.graph;
+        g.input_layout.shape(self.plan.batch, g.dims(g.input))
+    }
+
+    /// The order of the input's values this session expects (the model's own: NHWC
+    /// for an ONNX graph that starts by transposing its input from NHWC).
+    pub fn input_layout(&self) -> InputLayout {
+        self.program.graph.input_layout
     }
 
     /// Output shape: `[N, C]` for feature vectors and logits, `[N, C, H, W]` otherwise.
@@ -128,8 +146,9 @@ impl Session {
         self.output_len
     }
 
-    /// Runs the model: `input` is `N x C x H x W` (NCHW), `output` receives the
-    /// result in NCHW order. Allocates nothing.
+    /// Runs the model: `input` is `N x C x H x W` (NCHW, or `N x H x W x C` when the
+    /// [`input_layout`](Session::input_layout) is NHWC), `output` receives the result
+    /// in NCHW order. Allocates nothing.
     pub fn run(&mut self, input: &[f32], output: &mut [f32]) -> Result<()> {
         if input.len() != self.input_len() {
             return Err(Error::BufferSize { what: "input", got: input.len(), expected: self.input_len() });

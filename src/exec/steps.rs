@@ -7,11 +7,13 @@ use incept_kernels::bands::MAX_BANDS;
 use incept_kernels::blocked::reorder_bands;
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image};
 use incept_kernels::linear::linear;
+use incept_kernels::nhwc::reorder_from_nhwc;
 use incept_kernels::parallel::ParallelFor;
 use incept_kernels::pool::{PoolKind, global_avg_pool, pool};
 use incept_kernels::winograd::conv2d_winograd;
 use incept_kernels::{AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k};
 
+use crate::graph::InputLayout;
 use crate::lower::{Algorithm, Kernel, Program, TensorId};
 use crate::plan::{Action, Plan, PlannedStep, WORKER_SLOT_ALIGN};
 
@@ -59,10 +61,10 @@ fn aligned_slots(buf: &mut [f32], len: usize) -> &mut [f32] {
     &mut buf[skip..skip + len]
 }
 
-/// The workers' scratch buffer for `plan`: room for its slots from a
+/// Length of the workers' scratch buffer for `plan`: room for its slots from a
 /// [`WORKER_SLOT_ALIGN`] boundary.
-pub(super) fn worker_buffer(plan: &Plan) -> AlignedVec {
-    AlignedVec::zeroed(if plan.worker_scratch_len == 0 { 0 } else { plan.worker_scratch_len + WORKER_SLOT_ALIGN })
+pub(super) fn worker_buffer_len(plan: &Plan) -> usize {
+    if plan.worker_scratch_len == 0 { 0 } else { plan.worker_scratch_len.saturating_add(WORKER_SLOT_ALIGN) }
 }
 
 /// What every step of a run reads: the weights, the kernels, the threads (each
@@ -88,8 +90,13 @@ fn run_step(
     match &step.action {
         Action::Input => {
             let d = step.output.dims;
-            let src = Image::new(&input[nchw_image(d)], d, Layout::Nchw);
-            with_views(arenas, step, n, |_, out, _| reorder_bands(src.into(), out, par));
+            let src = &input[nchw_image(d)];
+            match program.graph.input_layout {
+                InputLayout::Nchw => with_views(arenas, step, n, |_, out, _| {
+                    reorder_bands(Image::new(src, d, Layout::Nchw).into(), out, par)
+                }),
+                InputLayout::Nhwc => with_views(arenas, step, n, |_, out, _| reorder_from_nhwc(src, out, par)),
+            }
         }
         Action::Output => {
             let (d, v) = (step.output.dims, step.output);

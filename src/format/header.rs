@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{
-    Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, Op, Padding, Pointwise, PoolGeometry, ValueId,
+    Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, InputLayout, Op, Padding, Pointwise, PoolGeometry,
+    ValueId,
 };
 
 /// Everything between the fixed prelude and the tensor data.
@@ -55,6 +56,13 @@ pub struct GraphDesc {
     pub output: usize,
     /// Parameter name prefixes of training-only heads.
     pub ignored_prefixes: Vec<String>,
+    /// The input's order; absent for NCHW (files of NCHW graphs stay as they were).
+    #[serde(default, skip_serializing_if = "is_nchw")]
+    pub input_layout: InputLayout,
+}
+
+fn is_nchw(layout: &InputLayout) -> bool {
+    *layout == InputLayout::Nchw
 }
 
 /// One operator.
@@ -232,6 +240,7 @@ impl GraphDesc {
             nodes,
             output: index[graph.output.0],
             ignored_prefixes: graph.ignored_prefixes.clone(),
+            input_layout: graph.input_layout,
         }
     }
 
@@ -294,6 +303,7 @@ impl GraphDesc {
         for p in &self.ignored_prefixes {
             b.ignore_params(p);
         }
+        b.set_input_layout(self.input_layout);
         let output = *values
             .get(self.output)
             .ok_or_else(|| Error::ModelFile(format!("output value {} does not exist", self.output)))?;

@@ -98,6 +98,7 @@ impl GraphBuilder {
             input: ValueId(0),
             output: ValueId(0),
             ignored_prefixes: Vec::new(),
+            input_layout: InputLayout::Nchw,
         };
         GraphBuilder { graph, error }
     }
@@ -110,6 +111,11 @@ impl GraphBuilder {
     /// The shape of a value built so far.
     pub fn dims(&self, v: ValueId) -> Dims {
         self.graph.values.get(v.0).map_or(Dims::new(0, 0, 0), |x| x.dims)
+    }
+
+    /// Declares the order of the input's values (NCHW unless set).
+    pub fn set_input_layout(&mut self, layout: InputLayout) {
+        self.graph.input_layout = layout;
     }
 
     /// Declares that parameters whose names start with `prefix` belong to training

@@ -6,12 +6,13 @@
 
 use incept_kernels::{Image, ImageMut, Layout, reference as k};
 
-use super::{Graph, Op};
+use super::{Graph, InputLayout, Op};
 use crate::error::{Error, Result};
 use crate::weights::Weights;
 
-/// Evaluates `graph` on a batch of `batch` NCHW images and returns the output,
-/// `batch x C x H x W` in NCHW order.
+/// Evaluates `graph` on a batch of `batch` images (in the graph's
+/// [`input_layout`](Graph::input_layout)) and returns the output, `batch x C x H x W`
+/// in NCHW order.
 pub fn interpret(graph: &Graph, weights: &Weights, input: &[f32], batch: usize) -> Result<Vec<f32>> {
     weights.check(graph)?;
     let din = graph.dims(graph.input);
@@ -21,7 +22,18 @@ pub fn interpret(graph: &Graph, weights: &Weights, input: &[f32], batch: usize) 
     let p = |id: super::ParamId| weights.get(&graph.params[id.0].name).expect("checked above").data.as_slice();
     let nchw = Layout::Nchw;
     let mut vals: Vec<Option<Vec<f32>>> = vec![None; graph.values.len()];
-    vals[graph.input.0] = Some(input.to_vec());
+    vals[graph.input.0] = Some(match graph.input_layout {
+        InputLayout::Nchw => input.to_vec(),
+        InputLayout::Nhwc => {
+            let (c, h, w) = (din.c, din.h, din.w);
+            let mut nchw = vec![0.0; input.len()];
+            for (i, v) in input.iter().enumerate() {
+                let (n, y, x, ch) = (i / (h * w * c), i / (w * c) % h, i / c % w, i % c);
+                nchw[((n * c + ch) * h + y) * w + x] = *v;
+            }
+            nchw
+        }
+    });
     for node in &graph.nodes {
         let dout = graph.dims(node.output);
         let mut out = vec![0.0; batch * dout.volume()];

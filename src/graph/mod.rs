@@ -270,6 +270,38 @@ pub struct Graph {
     /// Name prefixes of parameters that belong to the training definition only
     /// (auxiliary classifiers): accepted and ignored when loading checkpoints.
     pub ignored_prefixes: Vec<String>,
+    /// The order of the input's values (the network computes in NCHW either way).
+    pub input_layout: InputLayout,
+}
+
+/// The order of a graph input's values. An NHWC input (a TensorFlow export's) is read
+/// directly by the pass that reorders every input into the arena: no extra pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputLayout {
+    /// `[N, C, H, W]`.
+    #[default]
+    Nchw,
+    /// `[N, H, W, C]`.
+    Nhwc,
+}
+
+impl InputLayout {
+    /// The input shape of `batch` images of `dims` in this order.
+    pub fn shape(self, batch: usize, dims: Dims) -> [usize; 4] {
+        match self {
+            InputLayout::Nchw => [batch, dims.c, dims.h, dims.w],
+            InputLayout::Nhwc => [batch, dims.h, dims.w, dims.c],
+        }
+    }
+
+    /// `"NCHW"` or `"NHWC"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputLayout::Nchw => "NCHW",
+            InputLayout::Nhwc => "NHWC",
+        }
+    }
 }
 
 impl Graph {

@@ -8,6 +8,7 @@ use incept_kernels::winograd::winograd_scratch_len;
 
 use super::storage::{Storage, copy_target};
 use super::{Action, PlannedStep, WORKER_SLOT_ALIGN};
+use crate::error::{Error, Result};
 use crate::graph::ValueId;
 use crate::lower::{Algorithm, Kernel, Program};
 
@@ -81,9 +82,16 @@ pub(super) fn list_uses(program: &Program, storage: &Storage, threads: usize) ->
 
 /// Length of the workers' scratch: one slot per thread, each a whole number of
 /// [`WORKER_SLOT_ALIGN`], large enough for any step's share.
-pub(super) fn worker_scratch_len(uses: &[Use], threads: usize) -> usize {
+pub(super) fn worker_scratch_len(uses: &[Use], threads: usize) -> Result<usize> {
     let slot = uses.iter().map(|u| u.worker_scratch).max().unwrap_or(0).div_ceil(threads);
-    threads * slot.next_multiple_of(WORKER_SLOT_ALIGN)
+    threads
+        .checked_mul(slot.next_multiple_of(WORKER_SLOT_ALIGN))
+        .ok_or_else(|| Error::Options(format!("{threads} threads: their scratch would overflow the address space")))
+}
+
+/// The error for a batch whose arena no address space holds.
+fn too_large(batch: usize) -> Error {
+    Error::Options(format!("batch {batch}: the arena would need more than {} bytes", isize::MAX))
 }
 
 /// The arena's buffers: one per root value (`0..nv`), living from the first write
@@ -104,8 +112,9 @@ pub(super) struct Buffers {
 }
 
 impl Buffers {
-    /// The buffers of `uses` for `batch` images.
-    pub(super) fn new(uses: &[Use], storage: &Storage, values: usize, batch: usize) -> Buffers {
+    /// The buffers of `uses` for `batch` images in `bands` arenas; an error when
+    /// they could not fit the address space.
+    pub(super) fn new(uses: &[Use], storage: &Storage, values: usize, batch: usize, bands: usize) -> Result<Buffers> {
         let nb = values + uses.len();
         let (mut first, mut last, mut sizes) = (vec![usize::MAX; nb], vec![0; nb], vec![0; nb]);
         for (t, u) in uses.iter().enumerate() {
@@ -113,14 +122,22 @@ impl Buffers {
                 let r = storage.root_of(v).0;
                 first[r.0] = first[r.0].min(t);
                 last[r.0] = last[r.0].max(t);
-                sizes[r.0] = batch * storage.image_len(r);
+                sizes[r.0] = batch.checked_mul(storage.image_len(r)).ok_or_else(|| too_large(batch))?;
             }
             if u.scratch > 0 {
                 (first[values + t], last[values + t], sizes[values + t]) = (t, t, u.scratch);
             }
         }
+        // No arena is larger than all buffers side by side: if that fits the address
+        // space, no offset overflows.
+        sizes
+            .iter()
+            .try_fold(0usize, |sum, s| sum.checked_add(s.checked_next_multiple_of(BLOCK)?))
+            .and_then(|floats| floats.checked_mul(4 * bands))
+            .filter(|&bytes| bytes <= isize::MAX as usize)
+            .ok_or_else(|| too_large(batch))?;
         let used = (0..nb).filter(|&r| first[r] != usize::MAX).collect();
-        Buffers { values, first, last, sizes, used, steps: uses.len() }
+        Ok(Buffers { values, first, last, sizes, used, steps: uses.len() })
     }
 
     fn size(&self, r: usize) -> usize {

@@ -220,8 +220,8 @@ impl Plan {
         let bands = if threads > 1 { threads.min(MAX_BANDS) } else { 1 };
         let storage = Storage::new(program, layout, bands, band_min_pixels);
         let uses = list_uses(program, &storage, threads);
-        let worker_scratch_len = worker_scratch_len(&uses, threads);
-        let buffers = Buffers::new(&uses, &storage, program.graph.values.len(), batch);
+        let worker_scratch_len = worker_scratch_len(&uses, threads)?;
+        let buffers = Buffers::new(&uses, &storage, program.graph.values.len(), batch, bands)?;
         let (arena_len, offset) = buffers.assign_offsets();
         let lower_bound = buffers.lower_bound();
         let steps = buffers.planned_steps(uses, &storage, &offset);

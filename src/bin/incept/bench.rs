@@ -109,8 +109,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     let heap_peak = heap::peak_bytes();
     let weights = &model.program().tensors;
     let (weight_bytes, mapped_bytes) = (weights.bytes(), weights.mapped_bytes());
-    let x: Vec<f32> = (0..s.input_len()).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
-    let mut y = vec![0.0; s.output_len()];
+    let mut x = crate::buffer(s.input_len(), "input")?;
+    for (i, x) in x.iter_mut().enumerate() {
+        *x = ((i * 7919) % 2001) as f32 / 1000.0 - 1.0;
+    }
+    let mut y = crate::buffer(s.output_len(), "output")?;
     let interval = args.interval_ms.map(|ms| Duration::from_secs_f64(ms / 1e3));
     let mut next_start = Instant::now() + interval.unwrap_or_default();
     let first_ms = timed(&mut s, &x, &mut y)?;

@@ -43,12 +43,17 @@ enum Command {
         /// Also list every planned step with its algorithm.
         #[arg(long)]
         steps: bool,
+        /// For a .onnx file: every operator with supported / folded / unsupported
+        /// (all that blocks the model at once, not only the first refusal).
+        #[arg(long)]
+        ops: bool,
     },
-    /// Run a model on an NCHW float32 .npy input and write the output as .npy.
+    /// Run a model on a float32 .npy input and write the output as .npy.
     Run {
         /// A built-in model name, a model file or a .onnx file.
         model: String,
-        /// Input: float32 `[N, C, H, W]` (or `[C, H, W]` for one image).
+        /// Input: float32 in the model's input shape (`incept info`), `[N, C, H, W]`
+        /// or `[N, H, W, C]` (without N for one image).
         #[arg(long)]
         input: PathBuf,
         /// Output file; written only when the run succeeds.
@@ -104,7 +109,8 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Info { model, batch, json, steps } => info(&model, batch, json, steps),
+        Command::Info { model, ops: true, json, .. } => onnx_ops(&model, json),
+        Command::Info { model, batch, json, steps, .. } => info(&model, batch, json, steps),
         Command::Peak { model, all_tiers, json, winograd, rounds } => {
             let graph = models::build(&model).map_err(|e| e.to_string())?;
             if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
@@ -132,7 +138,20 @@ fn load(name: &str, verify: bool) -> Result<Model, String> {
 }
 
 fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > cores {
+        eprintln!("note: {threads} threads on {cores} cores: threads will share cores");
+    }
     model.session(SessionOptions { batch, threads, ..Default::default() }).map_err(|e| e.to_string())
+}
+
+/// `len` floats for a buffer the user sized (by `--batch`): an error naming the
+/// bytes when the allocator refuses, not an abort.
+fn buffer(len: usize, what: &str) -> Result<Vec<f32>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| format!("cannot allocate {} bytes for the {what}", len.saturating_mul(4)))?;
+    v.resize(len, 0.0);
+    Ok(v)
 }
 
 fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(), String> {
@@ -151,6 +170,7 @@ fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(),
             "macs": g.macs(),
             "batch": batch,
             "input_shape": s.input_shape(),
+            "input_layout": s.input_layout().name(),
             "output_shape": s.output_shape(),
             "arena_bytes": plan.arena_bytes(),
             "arena_lower_bound_bytes": plan.lower_bound_bytes(),
@@ -172,7 +192,7 @@ fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(),
         println!("model        {name}");
         println!("params       {}", g.param_count());
         println!("macs         {:.3} G per image", g.macs() as f64 / 1e9);
-        println!("input        {:?}", s.input_shape());
+        println!("input        {:?} {}", s.input_shape(), s.input_layout().name());
         println!("output       {:?}", s.output_shape());
         println!(
             "arena        {:.2} MiB (lower bound {:.2} MiB) for batch {batch}",
@@ -198,28 +218,68 @@ fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(),
     Ok(())
 }
 
+/// `incept info --ops`: per operator, how many nodes the importer supports, folds
+/// or refuses (and those after a refusal), then every refusal's message.
+fn onnx_ops(path: &str, as_json: bool) -> Result<(), String> {
+    use incept::import::onnx::{NodeStatus, node_report};
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let report = node_report(&bytes).map_err(|e| format!("{path}: {e}"))?;
+    let kind = |s: &NodeStatus| match s {
+        NodeStatus::Supported => "supported",
+        NodeStatus::Folded => "folded",
+        NodeStatus::Unsupported(_) => "unsupported",
+        NodeStatus::NotReached => "after an unsupported node",
+    };
+    let mut ops: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, usize>> = Default::default();
+    for r in &report {
+        *ops.entry(&r.op_type).or_default().entry(kind(&r.status)).or_default() += 1;
+    }
+    let refusals: Vec<&str> = report
+        .iter()
+        .filter_map(|r| match &r.status {
+            NodeStatus::Unsupported(m) => Some(m.strip_prefix("cannot import model: ").unwrap_or(m)),
+            _ => None,
+        })
+        .collect();
+    if as_json {
+        println!("{:#}", json!({ "model": path, "nodes": report.len(), "ops": ops, "unsupported": refusals }));
+        return Ok(());
+    }
+    println!("{path}: {} nodes", report.len());
+    for (op, counts) in &ops {
+        let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!("  {op:<22} {}", counts.join(", "));
+    }
+    if refusals.is_empty() {
+        println!("every node is supported or folded");
+    }
+    for m in refusals {
+        println!("unsupported: {m}");
+    }
+    Ok(())
+}
+
 fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<(), String> {
     if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
         return Err(format!("refusing to overwrite the input file {}", input.display()));
     }
     let model = load(name, false)?;
     let (shape, x) = npy::read_f32(input)?;
-    let want = model.graph().dims(model.graph().input);
+    let g = model.graph();
+    let [_, a, b, c] = g.input_layout.shape(1, g.dims(g.input));
     let batch = match shape[..] {
-        [n, c, h, w] if [c, h, w] == [want.c, want.h, want.w] && n > 0 => n,
-        [c, h, w] if [c, h, w] == [want.c, want.h, want.w] => 1,
+        [n, ..] if shape[1..] == [a, b, c] && n > 0 => n,
+        _ if shape == [a, b, c] => 1,
         _ => {
             return Err(format!(
-                "{} has shape {shape:?}; {name} takes [N, {}, {}, {}]",
+                "{} has shape {shape:?}; {name} takes [N, {a}, {b}, {c}] ({})",
                 input.display(),
-                want.c,
-                want.h,
-                want.w
+                g.input_layout.name()
             ));
         }
     };
     let mut s = session(&model, batch, threads)?;
-    let mut y = vec![0.0; s.output_len()];
+    let mut y = buffer(s.output_len(), "output")?;
     s.run(&x, &mut y).map_err(|e| e.to_string())?;
     npy::write_f32(output, &s.output_shape(), &y)
 }

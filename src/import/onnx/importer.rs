@@ -7,9 +7,9 @@ use super::attrs::{attr_float, attr_int, check_attrs, input};
 use super::fold::{self, Const, FOLDABLE, SYMBOLIC_BATCH};
 use super::proto::{self, NodeProto, TensorProto};
 use super::tensor::{decode_f32, decode_i64};
-use super::{Ctx, FLOAT, MAX_ATTR};
+use super::{Ctx, FLOAT, MAX_ATTR, nhwc};
 use crate::error::{Error, Result};
-use crate::graph::{Dims, Graph, GraphBuilder, Padding, ValueId};
+use crate::graph::{Dims, Graph, GraphBuilder, InputLayout, Padding, ValueId};
 use crate::weights::{Tensor, Weights};
 
 /// A tensor computed by the graph, as the importer holds it.
@@ -38,6 +38,8 @@ pub(super) struct Val {
 }
 
 pub(super) struct Importer<'a> {
+    /// The `Transpose` of an NHWC input, which the engine's input reorder does.
+    pub(super) input_transpose: Option<usize>,
     pub(super) nodes: &'a [NodeProto],
     pub(super) outputs: Vec<&'a str>,
     pub(super) opset: i64,
@@ -76,18 +78,29 @@ impl<'a> Importer<'a> {
             return Err(cx.err("must be a float32 tensor"));
         };
         let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
-        let chw: Vec<usize> = dims
+        let mut chw: Vec<usize> = dims
             .iter()
             .skip(1)
             .filter_map(|d| d.dim_value.filter(|&v| v > 0 && v <= MAX_ATTR).map(|v| v as usize))
             .collect();
         if dims.len() != 4 || chw.len() != 3 {
-            return Err(cx.err("must be [N, C, H, W] with static C, H and W"));
+            return Err(cx.err("must be [N, C, H, W] (or [N, H, W, C] transposed) with static C, H and W"));
+        }
+        let nhwc = nhwc::input_transpose(&g.node, &input.name);
+        if nhwc.is_some() {
+            chw.rotate_right(1);
         }
         let name = if g.name.is_empty() { "onnx" } else { g.name.as_str() };
-        let b = GraphBuilder::new(name, Dims::new(chw[0], chw[1], chw[2]));
+        let mut b = GraphBuilder::new(name, Dims::new(chw[0], chw[1], chw[2]));
         let mut vals = HashMap::new();
-        vals.insert(input.name.clone(), Binding::Value { id: b.input(), rank: 4, conv: false });
+        let x = Binding::Value { id: b.input(), rank: 4, conv: false };
+        match nhwc {
+            Some(t) => {
+                b.set_input_layout(InputLayout::Nhwc);
+                vals.insert(g.node[t].output[0].clone(), x);
+            }
+            None => _ = vals.insert(input.name.clone(), x),
+        }
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, n) in g.node.iter().enumerate() {
             for x in n.input.iter().filter(|x| !x.is_empty()) {
@@ -98,6 +111,7 @@ impl<'a> Importer<'a> {
             }
         }
         Ok(Importer {
+            input_transpose: nhwc,
             nodes: &g.node,
             outputs: g.output.iter().map(|o| o.name.as_str()).collect(),
             opset,
@@ -123,7 +137,9 @@ impl<'a> Importer<'a> {
             if node.output.first().is_none_or(|o| o.is_empty()) {
                 return Err(cx.err("the node has no output"));
             }
-            self.node(&cx, idx, node)?;
+            if self.input_transpose != Some(idx) {
+                self.node(&cx, idx, node)?;
+            }
         }
         let [out] = self.outputs[..] else {
             return Err(Error::Import(format!(

@@ -43,6 +43,8 @@ mod head;
 mod importer;
 mod merge;
 mod misc;
+mod nhwc;
+mod ops;
 mod pool;
 mod proto;
 mod reshape;
@@ -59,6 +61,7 @@ use crate::graph::Graph;
 use crate::weights::Weights;
 
 use importer::Importer;
+pub use ops::{NodeReport, NodeStatus, node_report};
 use proto::NodeProto;
 
 pub(super) const FLOAT: i32 = 1;
