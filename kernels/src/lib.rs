@@ -15,6 +15,7 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 pub mod bands;
+pub mod bf16;
 pub mod blocked;
 pub mod conv;
 pub mod dispatch;
