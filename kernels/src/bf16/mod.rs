@@ -9,8 +9,11 @@
 //! - [`convert`]: float32 <-> BF16, round to nearest even.
 //! - [`reference`](mod@reference): the oracle: the float32 reference convolution on BF16-rounded
 //!   operands.
+//! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` (and AMX's
+//!   `TDPBF16PS`) reads.
 
 pub mod convert;
+pub mod pack;
 pub mod reference;
 
 pub use half::bf16;
