@@ -11,9 +11,16 @@
 //!   operands.
 //! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` (and AMX's
 //!   `TDPBF16PS`) reads.
+//! - [`conv`]: the direct convolution driver on NCHW16c float32 images, its tile
+//!   contract and the BF16 tiers ([`Bf16Kernels`]).
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod conv;
 pub mod convert;
 pub mod pack;
+mod portable;
 pub mod reference;
 
+pub use conv::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len};
 pub use half::bf16;

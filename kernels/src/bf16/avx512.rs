@@ -1,0 +1,143 @@
+//! The AVX512-BF16 tier: `VDPBF16PS` adds two BF16 products to each of 16 float32
+//! lanes, twice the multiplies of an FP32 FMA per instruction.
+
+// The tiles index accumulators by (block, pixel) in lockstep with the weights and inputs.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+use super::conv::{Bf16Microkernel, Bf16TileArgs};
+use crate::BLOCK;
+use crate::x86_64::match_px;
+
+/// The float32 AVX-512 tile shapes: up to 4 output blocks x 6 pixels, 3 x 9, 2 x 14
+/// or 1 x 16, at most 28 zmm accumulators plus one register per weight row. Per
+/// pair of input lanes a 4 x 6 tile loads 4 weight rows and broadcasts 6 pairs for
+/// 24 `VDPBF16PS`.
+pub(crate) const CONV: Bf16Microkernel =
+    Bf16Microkernel { name: "conv_bf16_nchw16c_64oc_x6px__avx512bf16", max_px: [0, 16, 14, 9, 6], tile: conv_tile };
+
+/// # Safety
+/// The [`Bf16TileArgs`] contract of [`Bf16Microkernel::tile`], on a CPU with
+/// AVX-512F and AVX512-BF16.
+unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
+    // SAFETY: forwarded contract; `px` is within `CONV.max_px[ob]`.
+    unsafe {
+        match ob {
+            1 => match_px!(tile, 1, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+            2 => match_px!(tile, 2, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
+            3 => match_px!(tile, 3, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            4 => match_px!(tile, 4, a, px, [1, 2, 3, 4, 5, 6]),
+            _ => unreachable!("{ob} output blocks exceed 4"),
+        }
+    }
+}
+
+/// 32 BF16 values (16 pairs) as the dot-product instruction's operand type.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+fn as_pairs(v: __m512i) -> __m512bh {
+    // SAFETY: both are 64 bytes of plain data; every bit pattern is a valid value.
+    unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
+}
+
+/// # Safety
+/// The [`Bf16TileArgs`] contract for an `OB x PX` tile, on a CPU with AVX-512F and
+/// AVX512-BF16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
+    let n = a.ci_blocks * a.kh * a.kw;
+    let mut pos = (0, 0, 0);
+    // SAFETY: every pointer offset below is one the Bf16TileArgs contract keeps in
+    // bounds; unaligned loads and stores have no alignment requirement.
+    unsafe {
+        for t0 in (0..n).step_by(a.chunk) {
+            let t1 = (t0 + a.chunk).min(n);
+            let mut acc = [[_mm512_setzero_ps(); PX]; OB];
+            for t in t0..t1 {
+                let inp = a.input.add(a.tap_offset(pos));
+                let w = a.weights.add(t * BLOCK * BLOCK);
+                let mut pair = |j: usize| {
+                    let mut wv = [as_pairs(_mm512_setzero_si512()); OB];
+                    for (b, v) in wv.iter_mut().enumerate() {
+                        *v = as_pairs(_mm512_loadu_si512(w.add(b * a.w_block + j * 2 * BLOCK).cast()));
+                    }
+                    for p in 0..PX {
+                        let x = inp.add(p * a.in_pixel + 2 * j).cast::<i32>().read_unaligned();
+                        let x = as_pairs(_mm512_set1_epi32(x));
+                        for b in 0..OB {
+                            acc[b][p] = _mm512_dpbf16_ps(acc[b][p], x, wv[b]);
+                        }
+                    }
+                };
+                // A constant trip count for whole blocks, so the pair loop unrolls.
+                let pairs = a.pairs(pos.0);
+                if pairs == BLOCK / 2 {
+                    (0..BLOCK / 2).for_each(&mut pair);
+                } else {
+                    (0..pairs).for_each(&mut pair);
+                }
+                pos = a.next_tap(pos);
+            }
+            store(a, &acc, t0 == 0, t1 == n);
+        }
+    }
+}
+
+/// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
+/// chunk); after the last chunk, adds the residual and applies the activation.
+///
+/// # Safety
+/// The [`Bf16TileArgs`] contract for an `OB x PX` tile, on a CPU with AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store<const OB: usize, const PX: usize>(a: &Bf16TileArgs, acc: &[[__m512; PX]; OB], first: bool, last: bool) {
+    // SAFETY: the offsets stay inside the tile's blocks and pixels.
+    unsafe {
+        for (b, acc_b) in acc.iter().enumerate() {
+            for (p, &v) in acc_b.iter().enumerate() {
+                let off = b * a.out_block + p * BLOCK;
+                let sum = if first { a.bias.add(b * BLOCK) } else { a.output.add(off).cast_const() };
+                let mut v = _mm512_add_ps(v, _mm512_loadu_ps(sum));
+                if last {
+                    if !a.residual.is_null() {
+                        v = _mm512_add_ps(v, _mm512_loadu_ps(a.residual.add(off)));
+                    }
+                    if a.relu {
+                        v = _mm512_max_ps(v, _mm512_setzero_ps());
+                    }
+                }
+                _mm512_storeu_ps(a.output.add(off), v);
+            }
+        }
+    }
+}
+
+/// `VDPBF16PS` throughput: 16 independent accumulators (two ports x a latency of
+/// about six cycles need at least 12 in flight), each adding two products per lane
+/// per iteration.
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX512-BF16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn dpbf16_loop(iters: u64) -> f32 {
+    // Opaque pairs of 1.0 and of about 1e-3, so the compiler cannot fold the loop.
+    let a = as_pairs(_mm512_set1_epi32(std::hint::black_box(0x3f80_3f80)));
+    let b = as_pairs(_mm512_set1_epi32(std::hint::black_box(0x3a83_3a83)));
+    let mut acc = [_mm512_set1_ps(1.0); 16];
+    for _ in 0..iters {
+        for r in acc.iter_mut() {
+            *r = _mm512_dpbf16_ps(*r, a, b);
+        }
+    }
+    let mut s = _mm512_setzero_ps();
+    for r in acc {
+        s = _mm512_add_ps(s, r);
+    }
+    _mm512_reduce_add_ps(s)
+}
+
+/// FLOPs per iteration of [`dpbf16_loop`]: 16 registers x 16 lanes x 2 products,
+/// a multiply and an add each.
+pub(crate) const DPBF16_LOOP_FLOPS: u64 = 16 * 16 * 2 * 2;
