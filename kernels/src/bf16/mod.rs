@@ -9,8 +9,7 @@
 //! - [`convert`]: float32 <-> BF16, round to nearest even.
 //! - [`reference`](mod@reference): the oracle: the float32 reference convolution on BF16-rounded
 //!   operands.
-//! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` (and AMX's
-//!   `TDPBF16PS`) reads.
+//! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` reads.
 //! - [`conv`]: the direct convolution driver on NCHW16c float32 images, its tile
 //!   contract and the BF16 tiers ([`Bf16Kernels`]).
 

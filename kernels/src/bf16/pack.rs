@@ -1,4 +1,4 @@
-//! BF16 weight packing for `VDPBF16PS` (and AMX's `TDPBF16PS`).
+//! BF16 weight packing for `VDPBF16PS`.
 //!
 //! Those instructions multiply pairs: each 32-bit lane of a weight register holds
 //! the BF16 weights of two consecutive input channels `(k, k + 1)` for one output
