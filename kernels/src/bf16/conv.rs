@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use half::bf16;
 
-use super::convert::to_bf16_slice;
 use crate::conv::chunk_taps;
 use crate::pack::ConvShape;
 use crate::parallel::{ParallelFor, SharedMut};
@@ -119,6 +118,13 @@ pub struct Bf16Microkernel {
     /// (read-only for inputs, writable for `output`), and the CPU must support the
     /// tier.
     pub tile: unsafe fn(args: &Bf16TileArgs, ob: usize, px: usize),
+    /// Rounds `src` to BF16 into `dst` (of the same length), as
+    /// [`to_bf16_slice`](super::convert::to_bf16_slice) does, except that a
+    /// subnormal may become a zero of its sign (which the tiles read alike).
+    ///
+    /// # Safety
+    /// The CPU must support the tier.
+    pub to_bf16: unsafe fn(src: &[f32], dst: &mut [bf16]),
 }
 
 /// A BF16 instruction-set tier.
@@ -307,7 +313,9 @@ pub fn conv2d_bf16_par(
         for y in 0..din.h {
             let row = &mut dst[(p.top + y) * pd.w * BLOCK..][..pd.w * BLOCK];
             row[..p.left * BLOCK].fill(bf16::ZERO);
-            to_bf16_slice(&src[y * din.w * BLOCK..][..din.w * BLOCK], &mut row[p.left * BLOCK..][..din.w * BLOCK]);
+            let (src, dst) = (&src[y * din.w * BLOCK..][..din.w * BLOCK], &mut row[p.left * BLOCK..][..din.w * BLOCK]);
+            // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
+            unsafe { (kernels.mk.to_bf16)(src, dst) };
             row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
         }
     }

@@ -7,8 +7,12 @@ use half::bf16;
 use super::conv::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
 
-pub(crate) const CONV: Bf16Microkernel =
-    Bf16Microkernel { name: "conv_bf16_nchw16c_64oc_x6px__portable", max_px: [0, 16, 14, 9, 6], tile: conv_tile };
+pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
+    name: "conv_bf16_nchw16c_64oc_x6px__portable",
+    max_px: [0, 16, 14, 9, 6],
+    tile: conv_tile,
+    to_bf16: super::convert::to_bf16_slice,
+};
 
 /// `v`, or zero (of its sign) when it is subnormal: `VDPBF16PS`'s DAZ and FTZ.
 #[inline(always)]
