@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Conv, ConvLayer, activation, paired_medians_ms, values};
+use common::{Conv, ConvLayer, activation, layer_params, paired_medians_ms};
 use criterion::{Criterion, SamplingMode, Throughput};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::bf16::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len};
@@ -51,9 +51,7 @@ impl ConvBf16 {
     fn new(kernels: Bf16Kernels, layer: ConvLayer, seed: u64) -> Self {
         let ConvLayer { ci, co, geom, .. } = layer;
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-        let scale = (6.0 / (ci * geom.kh * geom.kw) as f32).sqrt();
-        let w: Vec<f32> = values(co * ci * geom.kh * geom.kw, seed).iter().map(|v| v * scale).collect();
-        let b: Vec<f32> = values(co, seed ^ 0xb1a5).iter().map(|v| v * 0.1).collect();
+        let (w, b) = layer_params(layer, seed);
         let (mut weights, mut pb) = (Vec::new(), Vec::new());
         pack_conv_weights_bf16(&w, shape, &mut weights);
         pack_bias(&b, &mut pb);
