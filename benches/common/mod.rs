@@ -69,6 +69,15 @@ pub fn activation(d: Dims, seed: u64) -> AlignedVec {
     buf
 }
 
+/// He-scaled random OIHW weights and a small bias for `layer`.
+pub fn layer_params(layer: ConvLayer, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let ConvLayer { ci, co, geom, .. } = layer;
+    let scale = (6.0 / (ci * geom.kh * geom.kw) as f32).sqrt();
+    let w = values(co * ci * geom.kh * geom.kw, seed).iter().map(|v| v * scale).collect();
+    let b = values(co, seed ^ 0xb1a5).iter().map(|v| v * 0.1).collect();
+    (w, b)
+}
+
 /// A packed convolution with its scratch, ready to run with one tier's kernels.
 pub struct Conv {
     pub layer: ConvLayer,
@@ -84,9 +93,7 @@ impl Conv {
     pub fn new(kernels: Kernels, layer: ConvLayer, seed: u64) -> Self {
         let ConvLayer { ci, co, geom, .. } = layer;
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-        let scale = (6.0 / (ci * geom.kh * geom.kw) as f32).sqrt();
-        let w: Vec<f32> = values(co * ci * geom.kh * geom.kw, seed).iter().map(|v| v * scale).collect();
-        let b: Vec<f32> = values(co, seed ^ 0xb1a5).iter().map(|v| v * 0.1).collect();
+        let (w, b) = layer_params(layer, seed);
         let (mut pw, mut pb) = (Vec::new(), Vec::new());
         pack_conv_weights(&w, shape, &mut pw);
         pack_bias(&b, &mut pb);

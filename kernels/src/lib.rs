@@ -53,6 +53,8 @@ pub mod linear;
 pub mod peak;
 pub mod pool;
 
+pub mod bf16;
+
 pub use bands::{Bands, BandsMut, RowSplit};
 pub use dispatch::{Kernels, TIER_ENV, Tier, tier_calls, tile_calls};
 pub use geometry::{Activation, ConvGeometry, ConvShape, Padding, PoolGeometry};

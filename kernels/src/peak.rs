@@ -14,12 +14,22 @@ use crate::dispatch::Kernels;
 /// windows, so that time slices lost to other processes do not count.
 pub fn fma_peak_gflops(kernels: &Kernels, seconds: f64) -> f64 {
     let (run, flops_per_iter) = (kernels.ops.peak, kernels.ops.peak_flops);
+    // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+    unsafe { loop_gflops(run, flops_per_iter, seconds) }
+}
+
+/// The best GFLOP/s of `run` (a throughput loop of `flops_per_iter` FLOPs per
+/// iteration) over many ~10 ms windows in about `seconds`.
+///
+/// # Safety
+/// The CPU must run `run`'s instructions.
+pub(crate) unsafe fn loop_gflops(run: unsafe fn(u64) -> f32, flops_per_iter: u64, seconds: f64) -> f64 {
     let window = 0.01;
     // Calibrate the iteration count of one window.
     let mut iters = 1 << 12;
     loop {
         let t = Instant::now();
-        // SAFETY: a `Kernels` exists only for a tier this CPU runs.
+        // SAFETY: the caller's contract.
         std::hint::black_box(unsafe { run(iters) });
         let dt = t.elapsed().as_secs_f64();
         if dt > window / 4.0 {

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use incept::graph::ConvLayer;
+use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::Sequential;
@@ -77,7 +78,13 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Resu
         let after = if rows.is_empty() { before } else { fma_peak_gflops(&k, 0.3) };
         report.push((tier, before.max(after), rows, k.conv_name()));
     }
+    // The BF16 dot-product peak of each BF16 tier that has an instruction for it.
+    let bf16_peaks: Vec<(&str, f64)> = Bf16Tier::available()
+        .into_iter()
+        .filter_map(|t| Some((t.name(), Bf16Kernels::new(t)?.dot_peak_gflops(0.3)?)))
+        .collect();
     if as_json {
+        let bf16: Vec<_> = bf16_peaks.iter().map(|(tier, g)| json!({"tier": tier, "peak_gflops": g})).collect();
         let v: Vec<_> = report
             .iter()
             .map(|(tier, peak, rows, name)| {
@@ -96,11 +103,14 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Resu
                 json!({"tier": tier.name(), "kernel": name, "peak_gflops": peak, "kinds": kinds, "layers": layers})
             })
             .collect();
-        println!("{:#}", json!({"model": graph.name, "tiers": v}));
+        println!("{:#}", json!({"model": graph.name, "tiers": v, "bf16_tiers": bf16}));
         return Ok(());
     }
     for (tier, peak, _, _) in &report {
         println!("peak FMA throughput, {:<7} {:>7.1} GFLOP/s per core", tier.name(), peak);
+    }
+    for (tier, g) in &bf16_peaks {
+        println!("peak BF16 dot-product throughput, {tier} {g:>7.1} GFLOP/s per core");
     }
     for (tier, peak, rows, name) in report.iter().filter(|r| !r.2.is_empty()) {
         println!("\n{} ({name}), peak {peak:.1} GFLOP/s", graph.name);

@@ -1,0 +1,111 @@
+//! float32 <-> BF16 conversion.
+//!
+//! float32 to BF16 rounds to nearest, ties to even, as `VCVTNEPS2BF16` and every
+//! framework do: the significand's low 16 bits are dropped, rounding up when they
+//! exceed half an ulp, or equal it and the kept part is odd. Values past the
+//! largest BF16 round to infinity, float32 subnormals to BF16 subnormals (the BF16
+//! tiers then read those as zero, see [`crate::bf16::conv`]), and a NaN stays a NaN,
+//! made quiet. BF16 to float32 is exact. The `half` crate does the work.
+
+use half::bf16;
+
+/// `x` rounded to the nearest BF16, ties to even.
+#[inline]
+pub fn to_bf16(x: f32) -> bf16 {
+    bf16::from_f32(x)
+}
+
+/// The float32 value of `b` (exact).
+#[inline]
+pub fn to_f32(b: bf16) -> f32 {
+    b.to_f32()
+}
+
+/// `x` rounded to the nearest BF16 and back: the value a BF16 kernel computes with.
+#[inline]
+pub fn round_to_bf16(x: f32) -> f32 {
+    to_f32(to_bf16(x))
+}
+
+/// `src` rounded to BF16 into `dst` (of the same length).
+pub fn to_bf16_slice(src: &[f32], dst: &mut [bf16]) {
+    assert_eq!(src.len(), dst.len(), "to_bf16_slice: lengths differ");
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = to_bf16(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bit-level definition: add just under half an ulp of BF16, plus the kept
+    /// part's lowest bit (so a tie goes to even), and drop the low 16 bits; NaNs
+    /// keep their top bits and get the quiet bit.
+    fn by_bits(x: f32) -> u16 {
+        let b = x.to_bits();
+        if x.is_nan() {
+            return (b >> 16) as u16 | 0x0040;
+        }
+        ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    }
+
+    #[test]
+    fn ties_go_to_even() {
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 (BF16's ulp at 1): even is 1.
+        assert_eq!(to_bf16(1.0 + 2f32.powi(-8)).to_bits(), 0x3f80);
+        // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even).
+        assert_eq!(to_bf16(1.0 + 3.0 * 2f32.powi(-8)).to_bits(), 0x3f82);
+        // Just above a tie rounds up, just below rounds down.
+        assert_eq!(to_bf16(f32::from_bits(0x3f80_8001)).to_bits(), 0x3f81);
+        assert_eq!(to_bf16(f32::from_bits(0x3f81_7fff)).to_bits(), 0x3f81);
+        assert_eq!(to_bf16(-(1.0 + 2f32.powi(-8))).to_bits(), 0xbf80);
+    }
+
+    #[test]
+    fn specials_and_subnormals() {
+        assert_eq!(to_bf16(f32::INFINITY).to_bits(), 0x7f80);
+        assert_eq!(to_bf16(f32::NEG_INFINITY).to_bits(), 0xff80);
+        // The largest float32 is past BF16's largest finite value plus half an ulp.
+        assert_eq!(to_bf16(f32::MAX).to_bits(), 0x7f80);
+        assert_eq!(to_bf16(-0.0).to_bits(), 0x8000);
+        // A NaN whose payload lies only in the dropped bits stays a NaN, quiet.
+        let nan = to_bf16(f32::from_bits(0x7f80_0001));
+        assert!(nan.is_nan() && nan.to_bits() & 0x0040 != 0);
+        assert!(to_f32(to_bf16(f32::NAN)).is_nan());
+        // Subnormals round like any other value: 2^-149 and half the smallest BF16
+        // subnormal (2^-134, a tie, even is zero) go to zero; 2^-133 survives; 1.5
+        // times it is a tie that goes to the even 2 x 2^-133; the largest float32
+        // subnormal rounds up to the smallest normal.
+        assert_eq!(to_bf16(f32::from_bits(1)).to_bits(), 0);
+        assert_eq!(to_bf16(f32::from_bits(0x0001_0000)).to_bits(), 1);
+        assert_eq!(to_bf16(f32::from_bits(0x0000_8000)).to_bits(), 0);
+        assert_eq!(to_bf16(f32::from_bits(0x0001_8000)).to_bits(), 2);
+        assert_eq!(to_bf16(f32::from_bits(0x007f_ffff)).to_bits(), 0x0080);
+        assert_eq!(round_to_bf16(f32::from_bits(0x0042_0000)), f32::from_bits(0x0042_0000));
+    }
+
+    #[test]
+    fn every_exponent_matches_the_bit_level_definition() {
+        // Every exponent, both signs, and low halves around each rounding boundary,
+        // over a spread of kept significands (odd and even).
+        for hi in (0u32..=0xffff).step_by(7).chain([0x7f7f, 0x7f80, 0xff7f, 0x0000, 0x8000]) {
+            for lo in [0u32, 1, 0x7ffe, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff] {
+                let x = f32::from_bits(hi << 16 | lo);
+                let got = to_bf16(x).to_bits();
+                assert_eq!(got, by_bits(x), "{:#010x}", x.to_bits());
+                if !x.is_nan() {
+                    assert_eq!(to_f32(to_bf16(x)).to_bits(), (got as u32) << 16, "exact widening");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slices_round_every_value() {
+        let src: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let mut dst = vec![bf16::ZERO; 100];
+        to_bf16_slice(&src, &mut dst);
+        assert!(src.iter().zip(&dst).all(|(&s, &d)| d.to_bits() == by_bits(s)));
+    }
+}

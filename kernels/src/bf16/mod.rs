@@ -1,0 +1,25 @@
+//! Reduced precision: convolutions on bfloat16 operands with float32 sums.
+//!
+//! BF16 keeps float32's exponent and 8 of its 24 significand bits, so a product of
+//! two BF16 values is exact in float32 and only the operands lose precision. The
+//! BF16 path rounds weights (once, when packing) and activations (as a convolution
+//! reads them) to BF16 with round-to-nearest-even; everything else (bias,
+//! residual, the sums, the stored outputs) stays float32.
+//!
+//! - [`convert`]: float32 <-> BF16, round to nearest even.
+//! - [`reference`](mod@reference): the oracle: the float32 reference convolution on BF16-rounded
+//!   operands.
+//! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` reads.
+//! - [`conv`]: the direct convolution driver on NCHW16c float32 images, its tile
+//!   contract and the BF16 tiers ([`Bf16Kernels`]).
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod conv;
+pub mod convert;
+pub mod pack;
+mod portable;
+pub mod reference;
+
+pub use conv::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len};
+pub use half::bf16;

@@ -1,0 +1,110 @@
+//! BF16 weight packing for `VDPBF16PS`.
+//!
+//! Those instructions multiply pairs: each 32-bit lane of a weight register holds
+//! the BF16 weights of two consecutive input channels `(k, k + 1)` for one output
+//! channel, and the broadcast activation the same two channels' values. So a
+//! convolution's OIHW weights are stored as
+//! `[out_blocks][in_blocks][kh][kw][8 pairs][16 out][2]`: the blocked layout of
+//! [`crate::pack`] with each two input rows interleaved lane by lane. A tap of one
+//! output block is still 256 values (512 bytes, half the float32 packing). Channels
+//! are padded to whole blocks with zeros, rounding is to nearest even.
+
+use half::bf16;
+
+use super::convert::to_bf16;
+use crate::BLOCK;
+use crate::pack::ConvShape;
+
+/// Position in the packing of `shape` of the weight of output `o`, input `i`, tap `(ky, kx)`.
+fn index(shape: ConvShape, o: usize, i: usize, ky: usize, kx: usize) -> usize {
+    let tap = ((o / BLOCK * shape.ci_blocks() + i / BLOCK) * shape.kh + ky) * shape.kw + kx;
+    tap * BLOCK * BLOCK + (i % BLOCK / 2) * 2 * BLOCK + (o % BLOCK) * 2 + i % 2
+}
+
+/// Packs OIHW float32 `weights` of `shape` into the pair-interleaved BF16 layout,
+/// appending [`ConvShape::packed_len`] values to `out`.
+pub fn pack_conv_weights_bf16(weights: &[f32], shape: ConvShape, out: &mut Vec<bf16>) {
+    let ConvShape { co, ci, kh, kw } = shape;
+    assert_eq!(weights.len(), co * ci * kh * kw, "pack_conv_weights_bf16: weights are not OIHW of {shape:?}");
+    let start = out.len();
+    out.resize(start + shape.packed_len(), bf16::ZERO);
+    let packed = &mut out[start..];
+    for o in 0..co {
+        for i in 0..ci {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    packed[index(shape, o, i, ky, kx)] = to_bf16(weights[((o * ci + i) * kh + ky) * kw + kx]);
+                }
+            }
+        }
+    }
+}
+
+/// Recovers OIHW weights (as float32, exactly the BF16 values) from the packing of
+/// [`pack_conv_weights_bf16`], padding dropped.
+pub fn unpack_conv_weights_bf16(packed: &[bf16], shape: ConvShape) -> Vec<f32> {
+    let ConvShape { co, ci, kh, kw } = shape;
+    assert_eq!(packed.len(), shape.packed_len(), "unpack_conv_weights_bf16: not the packing of {shape:?}");
+    let mut out = vec![0.0; co * ci * kh * kw];
+    for o in 0..co {
+        for i in 0..ci {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    out[((o * ci + i) * kh + ky) * kw + kx] = packed[index(shape, o, i, ky, kx)].to_f32();
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bf16::convert::round_to_bf16;
+
+    fn weights(n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919) % 1000) as f32 / 333.0 - 1.5).collect()
+    }
+
+    #[test]
+    fn unpacking_recovers_the_rounded_weights_and_padding_is_zero() {
+        for shape in [
+            ConvShape { co: 16, ci: 16, kh: 1, kw: 1 },
+            ConvShape { co: 35, ci: 17, kh: 3, kw: 3 },
+            ConvShape { co: 3, ci: 5, kh: 1, kw: 7 },
+            ConvShape { co: 64, ci: 48, kh: 7, kw: 1 },
+        ] {
+            let w = weights(shape.co * shape.ci * shape.kh * shape.kw);
+            let mut packed = vec![bf16::ONE; 3]; // appends after what is there
+            pack_conv_weights_bf16(&w, shape, &mut packed);
+            assert_eq!(packed.len(), 3 + shape.packed_len());
+            assert_eq!(packed[..3], [bf16::ONE; 3]);
+            let back = unpack_conv_weights_bf16(&packed[3..], shape);
+            assert!(w.iter().zip(&back).all(|(&a, &b)| round_to_bf16(a) == b), "{shape:?}");
+            let real = w.iter().filter(|v| **v != 0.0).count();
+            let nonzero = packed[3..].iter().filter(|v| v.to_f32() != 0.0).count();
+            assert_eq!(real, nonzero, "{shape:?}: padding must be zero");
+        }
+    }
+
+    /// The layout as the instructions read it: in 32-bit lane `o` of pair `j` of a
+    /// tap, input channels `2j` (low half) and `2j + 1` (high half) of output `o`.
+    #[test]
+    fn each_lane_holds_a_pair_of_consecutive_input_channels() {
+        let shape = ConvShape { co: 16, ci: 16, kh: 1, kw: 2 };
+        // Weight (o, i, kx) = (-1)^kx 2^(o - 8) (1 + i / 16): distinct, exact in BF16.
+        let value = |o: usize, i: usize, kx: usize| [1.0, -1.0][kx] * 2f32.powi(o as i32 - 8) * (1.0 + i as f32 / 16.0);
+        let w: Vec<f32> = (0..16 * 16 * 2).map(|n| value(n / 32, n / 2 % 16, n % 2)).collect();
+        let mut packed = Vec::new();
+        pack_conv_weights_bf16(&w, shape, &mut packed);
+        for kx in 0..2 {
+            for j in 0..8 {
+                for o in 0..16 {
+                    let lane = &packed[kx * 256 + j * 32 + o * 2..][..2];
+                    assert_eq!((lane[0].to_f32(), lane[1].to_f32()), (value(o, 2 * j, kx), value(o, 2 * j + 1, kx)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The portable BF16 tier: `VDPBF16PS` emulated one product at a time, in its
+//! order and with its flushing of subnormals. For hosts without BF16 instructions;
+//! slow, but the same bits as the SIMD tiers.
+
+use half::bf16;
+
+use super::conv::{Bf16Microkernel, Bf16TileArgs};
+use crate::BLOCK;
+
+pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
+    name: "conv_bf16_nchw16c_64oc_x6px__portable",
+    max_px: [0, 16, 14, 9, 6],
+    tile: conv_tile,
+    to_bf16: super::convert::to_bf16_slice,
+};
+
+/// `v`, or zero (of its sign) when it is subnormal: `VDPBF16PS`'s DAZ and FTZ.
+#[inline(always)]
+fn flush(v: f32) -> f32 {
+    if v.is_subnormal() { 0f32.copysign(v) } else { v }
+}
+
+/// `acc` plus the products of one pair, as `VDPBF16PS` adds them to one lane: the
+/// high lane's product first, then the low one's, each exact product added with
+/// one rounding.
+#[inline(always)]
+pub(crate) fn dot_pair(acc: f32, x: [bf16; 2], w: [bf16; 2]) -> f32 {
+    let f = |v: bf16| flush(v.to_f32());
+    let acc = flush(f(x[1]).mul_add(f(w[1]), flush(acc)));
+    flush(f(x[0]).mul_add(f(w[0]), acc))
+}
+
+/// # Safety
+/// The [`Bf16TileArgs`] contract for an `ob x px` tile.
+unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
+    let n = a.ci_blocks * a.kh * a.kw;
+    let mut pos = (0, 0, 0);
+    for t0 in (0..n).step_by(a.chunk) {
+        let t1 = (t0 + a.chunk).min(n);
+        let mut acc = [[[0f32; BLOCK]; 16]; 4];
+        for t in t0..t1 {
+            let inp = a.input.wrapping_add(a.tap_offset(pos));
+            let w = a.weights.wrapping_add(t * BLOCK * BLOCK);
+            for j in 0..a.pairs(pos.0) {
+                for (b, acc_b) in acc.iter_mut().enumerate().take(ob) {
+                    for (p, acc_p) in acc_b.iter_mut().enumerate().take(px) {
+                        // SAFETY: pair j of pixel p of this tap, and pair j of block b's
+                        // weights for it: inside the contract's bounds.
+                        let x = unsafe { [*inp.add(p * a.in_pixel + 2 * j), *inp.add(p * a.in_pixel + 2 * j + 1)] };
+                        for (lane, v) in acc_p.iter_mut().enumerate() {
+                            let wp = w.wrapping_add(b * a.w_block + j * 2 * BLOCK + lane * 2);
+                            // SAFETY: as above.
+                            *v = dot_pair(*v, x, unsafe { [*wp, *wp.add(1)] });
+                        }
+                    }
+                }
+            }
+            pos = a.next_tap(pos);
+        }
+        for (b, acc_b) in acc.iter().enumerate().take(ob) {
+            for (p, acc_p) in acc_b.iter().enumerate().take(px) {
+                for (lane, &v) in acc_p.iter().enumerate() {
+                    let off = b * a.out_block + p * BLOCK + lane;
+                    // SAFETY: element (b, p, lane) of the tile: inside bias, residual and
+                    // output by the contract.
+                    unsafe {
+                        let mut v = v + if t0 == 0 { *a.bias.add(b * BLOCK + lane) } else { *a.output.add(off) };
+                        if t1 == n {
+                            if !a.residual.is_null() {
+                                v += *a.residual.add(off);
+                            }
+                            if a.relu {
+                                v = v.max(0.0);
+                            }
+                        }
+                        *a.output.add(off) = v;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Every BF16 convolution tier this CPU runs against the BF16 reference (the
+//! float32 reference on BF16-rounded operands), over shape families: 1x1, 3x3,
+//! 1xn / nx1, 5x5, strided stems; channel counts off, under and over the block and
+//! odd (a pair half real, half padding); widths around the pixel tile; stride 2;
+//! every padding side; a residual; output into a slice of a larger buffer; long
+//! reductions of many chunks. Besides the error bound, every output must equal,
+//! bit for bit, the documented order of [`Bf16TileArgs`] replayed in scalar code,
+//! and stay within BF16's rounding of the float32 reference. A tier this CPU lacks
+//! is skipped with a message.
+//!
+//! [`Bf16TileArgs`]: incept_kernels::bf16::conv::Bf16TileArgs
+
+mod support;
+
+use incept_kernels::bf16::convert::{round_to_bf16, to_bf16};
+use incept_kernels::bf16::pack::pack_conv_weights_bf16;
+use incept_kernels::bf16::{
+    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len, reference,
+};
+use incept_kernels::conv::chunk_taps;
+use incept_kernels::pack::{ConvShape, pack_bias};
+use incept_kernels::parallel::{ParallelFor, Sequential};
+use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding};
+use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    ci: usize,
+    co: usize,
+    h: usize,
+    w: usize,
+    geom: ConvGeometry,
+    residual: bool,
+    act: Activation,
+}
+
+/// `v`, or a zero of its sign when subnormal (`VDPBF16PS` reads and writes those as zero).
+fn flush(v: f32) -> f32 {
+    if v.is_subnormal() { 0f32.copysign(v) } else { v }
+}
+
+/// The documented order for output `(o, oy, ox)`: chunks of `chunk_taps` taps from
+/// zero; in each tap, pairs of lanes `(2j, 2j + 1)` up to the last pair holding a
+/// real channel (lanes past `ci`, and padding, are zeros); each pair adds its odd
+/// lane's exact product, then its even lane's, rounding each addition; the first
+/// chunk added to the bias, each later one to the partial sum; then the residual
+/// and the activation.
+#[allow(clippy::too_many_arguments)]
+fn replay(
+    x: &[f32],
+    din: Dims,
+    wt: &[f32],
+    shape: ConvShape,
+    bias: &[f32],
+    geom: &ConvGeometry,
+    residual: Option<f32>,
+    act: Activation,
+    (o, oy, ox): (usize, usize, usize),
+) -> f32 {
+    let ConvShape { ci, kh, kw, .. } = shape;
+    let (blocks, taps_per_block) = (ci.div_ceil(16), kh * kw);
+    let chunk = chunk_taps(shape);
+    let input = |i: usize, ky: usize, kx: usize| {
+        let y = (oy * geom.stride_h + ky) as isize - geom.pad.top as isize;
+        let xx = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
+        let inside = i < ci && y >= 0 && xx >= 0 && y < din.h as isize && xx < din.w as isize;
+        if inside { round_to_bf16(x[(i * din.h + y as usize) * din.w + xx as usize]) } else { 0.0 }
+    };
+    let weight = |i: usize, ky: usize, kx: usize| {
+        if i < ci { round_to_bf16(wt[((o * ci + i) * kh + ky) * kw + kx]) } else { 0.0 }
+    };
+    let mut partial = 0.0f32;
+    let taps = blocks * taps_per_block;
+    for t0 in (0..taps).step_by(chunk) {
+        let mut acc = 0.0f32;
+        for t in t0..(t0 + chunk).min(taps) {
+            let (ib, ky, kx) = (t / taps_per_block, t / kw % kh, t % kw);
+            let lanes = if ib + 1 < blocks { 16 } else { ci - ib * 16 };
+            for j in 0..lanes.div_ceil(2) {
+                for i in [ib * 16 + 2 * j + 1, ib * 16 + 2 * j] {
+                    acc = flush(flush(input(i, ky, kx)).mul_add(flush(weight(i, ky, kx)), acc));
+                }
+            }
+        }
+        partial = if t0 == 0 { acc + bias[o] } else { partial + acc };
+    }
+    if let Some(r) = residual {
+        partial += r;
+    }
+    if act == Activation::Relu { partial.max(0.0) } else { partial }
+}
+
+/// Runs `case` on `kernels` and checks every output: within the float32 rounding
+/// bound of a K-term dot product (2 K u sum|w x|, u = 2^-24) of the BF16 reference;
+/// within BF16's rounding of the operands (each product off by at most 2u + u^2 of
+/// itself, u = 2^-8) of the float32 reference; equal to [`replay`]. False when the
+/// window does not fit the input (nothing to run).
+fn check(kernels: &Bf16Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) -> bool {
+    let Case { ci, co, h, w, geom, residual, act } = case;
+    let din = Dims::new(ci, h, w);
+    let Some((oh, ow)) = geom.output_hw(h, w) else { return false };
+    let dout = Dims::new(co, oh, ow);
+    let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+    let (x, wt, bias, res) =
+        (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+    let nchw = Layout::Nchw;
+
+    let mut want = vec![0.0; dout.volume()];
+    let r = residual.then(|| Image::new(&res, dout, nchw));
+    let y = &mut ImageMut::new(&mut want, dout, nchw);
+    reference::conv2d(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, r, act, y);
+    let want_f32 = reference_conv(&x, din, &wt, Some(&bias), &geom, residual.then_some(&res[..]), act, dout);
+    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
+    let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
+    let mag = reference_conv(&xa, din, &wa, Some(&ba), &geom, residual.then_some(&ra[..]), Activation::None, dout);
+    let k = (ci * geom.kh * geom.kw + 2) as f32;
+
+    let blk = Layout::Nchw16c;
+    let mut packed = Vec::new();
+    pack_conv_weights_bf16(&wt, shape, &mut packed);
+    let mut pbias = Vec::new();
+    pack_bias(&bias, &mut pbias);
+    let (xin, rin) = (to_layout(&x, din, blk), to_layout(&res, dout, blk));
+    // NaN scratch: the driver must overwrite every value it reads.
+    let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_scratch_len(din, &geom)];
+    let out = &write_between_sentinels(dout, blk, &case, |out| {
+        conv2d_bf16_par(
+            kernels,
+            Image::new(&xin, din, blk),
+            &PackedConvBf16 { shape, weights: &packed, bias: &pbias },
+            &geom,
+            residual.then(|| Image::new(&rin, dout, blk)),
+            act,
+            out,
+            &mut scratch,
+            par,
+        )
+    });
+    for c in 0..blk.padded_channels(co) {
+        for yy in 0..oh {
+            for xx in 0..ow {
+                let got = out[blk.index(dout, c, yy, xx)];
+                if c >= co {
+                    assert_eq!(got, 0.0, "{case:?}: padding lane {c} not zero");
+                    continue;
+                }
+                let i = (c * oh + yy) * ow + xx;
+                let at = format!("{} {case:?} at (c={c}, y={yy}, x={xx})", kernels.conv_name());
+                let tol = 2.0 * k * f32::EPSILON / 2.0 * mag[i] + f32::MIN_POSITIVE;
+                assert!((got - want[i]).abs() <= tol, "{at}: got {got}, BF16 reference {}, tolerance {tol:e}", want[i]);
+                // Each operand within u = 2^-8 of itself, so each product within 2u + u^2.
+                let tol_f32 = (2f32.powi(-7) + 2f32.powi(-16)) * mag[i] + tol;
+                assert!((got - want_f32[i]).abs() <= tol_f32, "{at}: got {got}, float32 reference {}", want_f32[i]);
+                let order = replay(&x, din, &wt, shape, &bias, &geom, residual.then(|| res[i]), act, (c, yy, xx));
+                assert!(got.to_bits() == order.to_bits(), "{at}: got {got}, the documented order gives {order}");
+            }
+        }
+    }
+    true
+}
+
+fn geometries() -> Vec<ConvGeometry> {
+    let g = |kh, kw, s, pad| ConvGeometry { kh, kw, stride_h: s, stride_w: s, pad };
+    let p = Padding::uniform;
+    vec![
+        g(1, 1, 1, p(0)),
+        g(1, 1, 2, p(0)),
+        g(3, 3, 1, p(1)),
+        g(3, 3, 2, p(0)),
+        g(1, 7, 1, Padding::symmetric(0, 3)),
+        g(7, 1, 1, Padding::symmetric(3, 0)),
+        g(5, 5, 1, p(2)),
+        g(7, 7, 2, p(3)),
+        g(3, 3, 2, Padding { top: 0, left: 0, bottom: 1, right: 1 }),
+        g(2, 4, 1, Padding { top: 1, left: 0, bottom: 0, right: 2 }),
+    ]
+}
+
+fn sweep(kernels: &Bf16Kernels, par: &dyn ParallelFor) -> usize {
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let mut cases = 0;
+    for geom in geometries() {
+        for &(ci, co) in &[(1, 1), (3, 32), (16, 16), (17, 15), (32, 80), (33, 64), (7, 100)] {
+            for &(h, w) in &[(1, 1), (2, 9), (5, 7), (8, 8), (13, 17)] {
+                let residual = (ci + h) % 2 == 0;
+                let act = if (co + w) % 3 == 0 { Activation::None } else { Activation::Relu };
+                cases += check(kernels, Case { ci, co, h, w, geom, residual, act }, &mut rng, par) as usize;
+            }
+        }
+    }
+    cases
+}
+
+/// Reductions of hundreds to thousands of terms: many chunks, some with a short last one.
+fn long_reductions(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
+    let mut rng = Rng(0x2545f4914f6cdd1d);
+    let g = |kh, kw, ph, pw| ConvGeometry { kh, kw, stride_h: 1, stride_w: 1, pad: Padding::symmetric(ph, pw) };
+    let cases = [
+        (1000, 40, 5, 7, g(1, 1, 0, 0)),
+        (4100, 17, 2, 3, g(1, 1, 0, 0)),
+        (448, 64, 6, 9, g(3, 3, 1, 1)),
+        (160, 48, 7, 8, g(1, 7, 0, 3)),
+        (200, 33, 9, 4, g(7, 1, 3, 0)),
+        (301, 20, 4, 5, g(5, 5, 2, 2)),
+    ];
+    let mut short_last = 0;
+    for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
+        let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+        let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
+        assert!(taps >= 3 * chunk, "{shape:?}: {taps} taps in chunks of {chunk}");
+        short_last += (taps % chunk != 0) as usize;
+        let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
+        assert!(check(kernels, Case { ci, co, h, w, geom, residual: n % 3 == 1, act }, &mut rng, par));
+    }
+    assert!(short_last >= 2, "too few cases end in a short chunk");
+}
+
+#[test]
+fn every_available_bf16_tier_matches_the_reference() {
+    for tier in [Bf16Tier::Portable, Bf16Tier::Avx512Bf16] {
+        let Some(kernels) = Bf16Kernels::new(tier) else {
+            eprintln!("SKIPPED: this CPU cannot run the {} tier", tier.name());
+            continue;
+        };
+        let before = bf16_tier_calls(tier);
+        let cases = sweep(&kernels, &Sequential);
+        long_reductions(&kernels, &Sequential);
+        assert!(cases > 250 && bf16_tier_calls(tier) >= before + cases as u64, "{tier:?} did not run");
+        eprintln!("{}: ok", kernels.conv_name());
+    }
+}
+
+#[test]
+fn bf16_tiles_spread_over_threads_match_the_reference() {
+    let kernels = Bf16Kernels::new(Bf16Tier::best()).unwrap();
+    sweep(&kernels, &ThreeThreads);
+    long_reductions(&kernels, &ThreeThreads);
+}
+
+/// Subnormal operands are read as zero, on every tier alike: an input of 2^-130
+/// (a float32 subnormal, a BF16 subnormal after rounding) contributes nothing.
+#[test]
+fn subnormal_operands_read_as_zero() {
+    let (din, geom) = (Dims::new(2, 1, 1), ConvGeometry::new(1, 1, 1, Padding::uniform(0)));
+    let shape = ConvShape { co: 1, ci: 2, kh: 1, kw: 1 };
+    let (x, wt) = (to_layout(&[2f32.powi(-130), 1.0], din, Layout::Nchw16c), [1.0, 0.5]);
+    for tier in Bf16Tier::available() {
+        let kernels = Bf16Kernels::new(tier).unwrap();
+        let mut packed: Vec<bf16> = Vec::new();
+        pack_conv_weights_bf16(&wt, shape, &mut packed);
+        let bias = [0.0; 16];
+        let mut out = vec![f32::NAN; 16];
+        let mut scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &geom)];
+        conv2d_bf16_par(
+            &kernels,
+            Image::new(&x, din, Layout::Nchw16c),
+            &PackedConvBf16 { shape, weights: &packed, bias: &bias },
+            &geom,
+            None,
+            Activation::None,
+            &mut ImageMut::new(&mut out, Dims::new(1, 1, 1), Layout::Nchw16c),
+            &mut scratch,
+            &Sequential,
+        );
+        assert_eq!(out[0], 0.5, "{tier:?}");
+    }
+}
+
+/// The BF16 tiers a machine is expected to have: set `INCEPT_EXPECT_AVX512BF16` on
+/// a host with `avx512_bf16` so that a detection failure fails loudly rather than
+/// skipping the tier.
+#[test]
+fn expected_bf16_tiers_are_detected() {
+    assert!(Bf16Tier::available().contains(&Bf16Tier::Portable));
+    if std::env::var("INCEPT_EXPECT_AVX512BF16").is_ok() {
+        assert!(Bf16Tier::available().contains(&Bf16Tier::Avx512Bf16));
+    }
+}
+
+/// The dot-product peak loop runs and reports a positive figure on a tier that has one.
+#[test]
+fn bf16_peak_loop_runs() {
+    for tier in Bf16Tier::available() {
+        let peak = Bf16Kernels::new(tier).unwrap().dot_peak_gflops(0.05);
+        match tier {
+            Bf16Tier::Portable => assert!(peak.is_none()),
+            _ => assert!(peak.is_some_and(|g| g > 0.0), "{tier:?}: {peak:?}"),
+        }
+    }
+}
