@@ -8,7 +8,7 @@ use std::arch::x86_64::*;
 
 use half::bf16;
 
-use super::conv::{Bf16Microkernel, Bf16TileArgs};
+use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
 use crate::x86_64::match_px;
 

@@ -17,6 +17,7 @@
 mod avx512;
 pub mod conv;
 pub mod convert;
+pub mod microkernel;
 pub mod pack;
 mod portable;
 pub mod reference;

@@ -4,7 +4,7 @@
 
 use half::bf16;
 
-use super::conv::{Bf16Microkernel, Bf16TileArgs};
+use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
 
 pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
