@@ -158,7 +158,7 @@ fn sessions_say_which_input_layout_they_expect() {
         ("keras_inception_v3_small_nhwc", INCEPT_LAYOUT_NHWC, [1, 35, 35, 3]),
         ("keras_inception_v3_small_nchw", INCEPT_LAYOUT_NCHW, [1, 3, 35, 35]),
     ] {
-        let path = std::ffi::CString::new(format!("{dir}/tests/fixtures/exports/{file}.onnx")).unwrap();
+        let path = std::ffi::CString::new(format!("{dir}/../tests/fixtures/exports/{file}.onnx")).unwrap();
         let m = open(&path);
         let s = session(m, 1, 1);
         let (mut layout, mut dims) = (-1, [0usize; 4]);
