@@ -51,73 +51,20 @@ impl fmt::Display for Algorithm {
 }
 
 /// The Winograd scheme lowering computes a convolution of `ci` input and `co`
-/// output channels by, if any (see `incept_kernels::winograd`): for a 3x3 stride-1
-/// window with an output of at least 4x4, and at least 64 input channels, or 32
-/// on maps of 35x35 and smaller or when they widen to 64 or more, F(4x4, 3x3) on
-/// maps of 30x30 to 35x35 with 192 or more input channels, F(2x2, 3x3) elsewhere;
-/// F(2, 3) for a 1x3, 3x1, 1x7 or 7x1 stride-1 window with at least 128 input
-/// channels (whole 16-channel blocks) and 12 or more outputs along it.
+/// output channels by, if any (see `incept_kernels::winograd`):
 ///
-/// F(4x4, 3x3) against F(2x2, 3x3) (`incept peak --winograd`, AVX-512, one thread,
-/// inception_v3's layers): 1.5-1.6x faster on the 35x35 maps (96 channels 0.45 ->
-/// 0.29 ms, 64 channels 0.31 -> 0.20 ms) and on the stem's 73x73 one (3.1 -> 2.0
-/// ms), slower on the 8x8 ones (0.61 -> 0.82 ms: 4 tiles, and weights 36/16 as
-/// large). Accuracy decides where it is used: its transformed terms are ~9x larger
-/// against the outputs than F(2x2, 3x3)'s (`W / D` 63 against 7, see
-/// `kernels/tests/winograd_tiers.rs`), and an error made early in the network
-/// grows on the way to the logits. Mean over 8 random images of the max error
-/// against a float64 evaluation, as a fraction of ONNX Runtime's on the same
-/// images (googlenet, inception_v3, inception_v4, inception_resnet_v2): F(2x2,
-/// 3x3) only 0.83, 0.83, 0.73, 0.80; F(4x4, 3x3) on every 3x3 of 12x12 to 35x35
-/// maps 1.07, 1.00, 0.84, 0.85; on maps of 36x36 and larger (googlenet's 56x56
-/// layer, the others' 73x73 stem layer) 1.42, 1.16, 1.00, 1.08; on the 35x35 maps
-/// of 96+ channels -, 0.94, 0.78, 0.79, but inception_v3 then errs more than ONNX
-/// Runtime on 3 of the 8 images and on the export's own (4.36e-6 against 4.11e-6);
-/// as chosen here (192+ channels: inception_v4's Reduction-A 192 -> 224,
-/// inception_resnet_v2's 256 -> 256, 1.5x and 1.1x faster) 0.83, 0.83, 0.74, 0.76.
+/// - a 3x3 stride-1 window with an output of at least 4x4, and at least 64 input
+///   channels, or 32 on maps of 35x35 and smaller or when they widen to 64 or
+///   more: F(4x4, 3x3) on maps of 30x30 to 35x35 with 192 or more input channels,
+///   F(2x2, 3x3) elsewhere;
+/// - a 1x3, 3x1, 1x7 or 7x1 stride-1 window with at least 128 input channels
+///   (whole 16-channel blocks), no padding across it, and 8 or more outputs along
+///   it: F(2, 3) along it.
 ///
-/// F(2, 3) speed (`incept peak --winograd`, AVX-512, one thread): alone, the 17x17
-/// 1x7/7x1 layers run 1.13x (128 input channels) to 1.23x (192) faster, 10
-/// multiplies per output pair instead of 14 and a ninth pair for each 17-pixel
-/// line, and the 8x8 1x3/3x1 layers 1.43x. Inside a model less: the weights are
-/// 10/7 (4/3) the direct ones' and come from memory at every run. Whole models,
-/// interleaved A/B against 192+ channels only: 128+ channels on 17x17 maps made
-/// inception_v3 1.4% faster on one and on two threads and inception_resnet_v2 1.4%
-/// and 1.9%. The 8x8 layers (each weight serves 32 output pairs) made
-/// inception_resnet_v2 1.3% slower on one thread while the GEMMs waited on their
-/// weights; since they prefetch the next position's while computing (see
-/// `incept_kernels::winograd`), the 8x8 layers too: inception_v3 2.7% faster on one
-/// thread and 2.6% on two, inception_v4 3.0% on one, inception_resnet_v2 the same on
-/// one and 2.3% faster on two (outputs: 0.81, 0.81 and 0.82 of ONNX Runtime's error
-/// over 16 images). Accuracy: the short
-/// per-position sums keep the outputs as close to float64 (inception_v3 3.04e-6 ->
-/// 3.09e-6, inception_v4 3.35e-6 -> 3.19e-6, inception_resnet_v2 0.72e-6 ->
-/// 0.77e-6, against ONNX Runtime's 4.11e-6, 4.17e-6 and 1.09e-6).
-///
-/// F(2x2, 3x3) speed: measured on AVX-512 and AVX2 (`incept peak --winograd`), Winograd wins
-/// 1.3-2x on every 3x3 stride-1 layer of the family with 16 or more input channels
-/// and loses below that (3 or 8 input channels: the 16-lane blocks of the
-/// transformed input are mostly padding) and on 1x1 and 2x2 maps (most of the 2x2
-/// output tile is discarded).
-///
-/// Accuracy sets the channel bounds. The transforms sum products of about 7 times
-/// the magnitude the direct sum adds up; on the stems' 32-channel layers (147x147
-/// maps, the first features of the image) that error propagates through the whole
-/// network. Mean over 8 random images (16 for inception_v3 and inception_v4) of the
-/// max error against float64, as a fraction of ONNX Runtime's on the same images:
-/// both stem layers by Winograd took inception_v3 to 1.07, inception_v4 to 0.90 and
-/// inception_resnet_v2 to 0.84 (direct: 0.80, 0.76, 0.80); the first, Conv2d_2a
-/// (32 -> 32), alone to 0.92, 0.81, 0.82 (errs more than ONNX Runtime on 2 images of
-/// 8); the second, Conv2d_2b (32 -> 64, 3.4 -> 2.3 ms, 2.4% of inception_v3 on one
-/// thread), alone to 0.81 (better than ONNX Runtime on 16 images of 16), 0.81 (13
-/// of 16) and 0.80 (8 of 8). So a 32-channel layer on a larger map is computed by
-/// Winograd only when it widens to 64+ channels. On the 32- and 48-channel layers
-/// inside the modules (Inception-ResNet's 35x35 blocks, GoogLeNet's 3x3 branches)
-/// it is the other way round: the short per-position sums round less than the
-/// direct 288-term ones, and the outputs move closer (inception_resnet_v2 0.92e-6 -> 0.72e-6, googlenet 3.97e-6 -> 3.66e-6,
-/// against ONNX Runtime's 1.09e-6 and 5.20e-6; inception_v3 3.04e-6 and inception_v4
-/// 3.35e-6 unchanged). The rule depends on the graph only, never on the CPU, so a
-/// model file's tensors are the same wherever it was written.
+/// Speed sets the lower bounds (below them the transforms cost more than they
+/// save); accuracy sets the rest, because the transforms' larger terms round
+/// worse and an error in an early layer grows on the way to the logits. The
+/// measurements, and the commands that reproduce them, are in `docs/lowering.md`.
 pub fn winograd_for(geom: &ConvGeometry, ci: usize, co: usize, out_hw: (usize, usize)) -> Option<Scheme> {
     let (oh, ow) = out_hw;
     match winograd_scheme(geom, ci)? {

@@ -1,6 +1,7 @@
 //! Lowering: graph -> program. Folds BatchNorm into the preceding convolution or
 //! linear layer, fuses ReLU and Inception-ResNet's scaled shortcut into the
-//! producer's store, and computes the weights the steps need.
+//! producer's store, decides the [`Algorithm`] of every convolution, and computes
+//! the weights the steps need.
 //!
 //! Fusion decides only the structure: which steps run and how each of their
 //! tensors is made from the graph's parameters ([`TensorRecipe`]). Computing the

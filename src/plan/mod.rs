@@ -8,11 +8,16 @@
 //!   gets a copy step instead; the Inception family never needs one.
 //! - Every remaining buffer (a "root") lives from its first write to its last read;
 //!   roots whose lifetimes overlap get disjoint offsets, others share memory
-//!   (greedy by size, largest first).
+//!   (placed greedily in a few orders, the smallest arena kept).
 //! - On several threads every root is split into bands of rows, one per thread
 //!   (see [`incept_kernels::bands`]): band `t` of every root lives in arena `t`,
 //!   at the root's offset, and thread `t` computes band `t` of every step's
 //!   output, so that each thread writes only its own arena.
+//! - Layouts and scratch follow each convolution's [`Algorithm`]: the network
+//!   input stays NCHW when its readers read it `FromImage`.
+//!
+//! The phases: `storage.rs` (concat placement, bands, layouts), then `arena.rs`
+//! (the step list, the buffers' lifetimes, their offsets, the views).
 
 mod arena;
 mod storage;
@@ -145,17 +150,12 @@ impl PlannedStep {
 /// The smallest map (in pixels) whose values are split into bands of rows on
 /// several threads. Banded, each thread reads all of a layer's weights instead of
 /// its share of the output channels; that pays where the activations outweigh the
-/// weights. Measured on inception_v3 at 2 threads, layer by layer, against the
-/// split by output channels: the stem's and the 35x35 modules' layers are faster
-/// in bands (most when the two vCPUs sit far apart: Conv2d_4a 1.82 -> 1.68 ms,
-/// Conv2d_3b 0.22 -> 0.13 ms), the 17x17 ones 15-25% slower (1x7 and 7x1 layers
-/// of 1 MB of weights on 220 KB of input).
+/// weights (measurements in `docs/lowering.md`).
 pub const BAND_MIN_PIXELS: usize = 32 * 32;
 
 /// Floats the workers' scratch slots are sized and aligned to: 2 MiB, a large
-/// page, so that no page holds two workers' scratch. Measured on the 2-vCPU
-/// machine when its vCPUs sit far apart: slots in pages of their own run
-/// inception_v3 at 2 threads 2% faster than slots that share a page.
+/// page, so that no page holds two workers' scratch (a page shared by two cores
+/// slows both; see `docs/lowering.md`).
 pub const WORKER_SLOT_ALIGN: usize = (2 << 20) / 4;
 
 /// A complete static plan for one batch size and layout.
