@@ -111,7 +111,7 @@ def test_bad_models_and_options_raise_with_the_engines_message(tmp_path):
     with pytest.raises(incept.InceptError, match="cannot import model"):
         incept.Model(garbage)
     with pytest.raises(incept.InceptError, match="unsupported"):
-        incept.Model(REPO / "tests/fixtures/unsupported_clip.onnx")
+        incept.Model(REPO / "tests/fixtures/unsupported_hardswish.onnx")
     m = incept.Model("nin_cifar10")
     with pytest.raises(ValueError, match="threads must be at least 1"):
         m.session(threads=0)
