@@ -10,6 +10,7 @@ use half::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
+use crate::x86_64::avx512::{TileSums, store, zero};
 use crate::x86_64::match_px;
 
 /// The float32 AVX-512 tile shapes: up to 4 output blocks x 6 pixels, 3 x 9, 2 x 14
@@ -110,50 +111,20 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
                 }
                 pos = a.next_tap(pos);
             }
-            store(a, &acc, t0 == 0, t1 == n);
+            store(
+                TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu },
+                &acc,
+                t0 == 0,
+                t1 == n,
+            );
         }
     }
 }
 
-/// A zero LLVM cannot tell apart from the other zeros: as in the float32 AVX-512
-/// tile, starting every accumulator from the one constant zero makes LLVM copy
-/// and spill the accumulators of the big tiles.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn zero() -> __m512 {
-    let z;
-    // SAFETY: writes one register and nothing else; not `pure`, so each call stays
-    // a separate value.
-    unsafe { std::arch::asm!("vpxord {0}, {0}, {0}", out(zmm_reg) z, options(nomem, nostack, preserves_flags)) };
-    z
-}
-
-/// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
-/// chunk); after the last chunk, adds the residual and applies the activation.
-///
-/// # Safety
-/// The [`Bf16TileArgs`] contract for an `OB x PX` tile, on a CPU with AVX-512F.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn store<const OB: usize, const PX: usize>(a: &Bf16TileArgs, acc: &[[__m512; PX]; OB], first: bool, last: bool) {
-    // SAFETY: the offsets stay inside the tile's blocks and pixels.
-    unsafe {
-        for (b, acc_b) in acc.iter().enumerate() {
-            for (p, &v) in acc_b.iter().enumerate() {
-                let off = b * a.out_block + p * BLOCK;
-                let sum = if first { a.bias.add(b * BLOCK) } else { a.output.add(off).cast_const() };
-                let mut v = _mm512_add_ps(v, _mm512_loadu_ps(sum));
-                if last {
-                    if !a.residual.is_null() {
-                        v = _mm512_add_ps(v, _mm512_loadu_ps(a.residual.add(off)));
-                    }
-                    if a.relu {
-                        v = _mm512_max_ps(v, _mm512_setzero_ps());
-                    }
-                }
-                _mm512_storeu_ps(a.output.add(off), v);
-            }
-        }
+impl From<&Bf16TileArgs> for TileSums {
+    #[inline]
+    fn from(a: &Bf16TileArgs) -> Self {
+        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
     }
 }
 

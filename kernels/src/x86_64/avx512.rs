@@ -86,7 +86,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                     (0..a.ci_tail).for_each(&mut lane);
                 }
             }
-            store(a, &acc, t0 == 0, t1 == n);
+            store(a.into(), &acc, t0 == 0, t1 == n);
         }
     }
 }
@@ -96,7 +96,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
 /// accumulators of the big tiles in the FMA loop. Costs nothing: a zeroing idiom.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn zero() -> __m512 {
+pub(crate) fn zero() -> __m512 {
     let z;
     // SAFETY: writes one register and nothing else. Deliberately not `pure`, so
     // that each call stays a separate value.
@@ -104,14 +104,39 @@ fn zero() -> __m512 {
     z
 }
 
+/// Where a tile's chunk sums go: the output (and its block stride), the bias the
+/// first chunk adds, the residual and ReLU the last one applies. The float32 and
+/// BF16 AVX-512 tiles share it.
+#[derive(Clone, Copy)]
+pub(crate) struct TileSums {
+    pub output: *mut f32,
+    pub out_block: usize,
+    pub bias: *const f32,
+    pub residual: *const f32,
+    pub relu: bool,
+}
+
+impl From<&TileArgs> for TileSums {
+    #[inline]
+    fn from(a: &TileArgs) -> Self {
+        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
+    }
+}
+
 /// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
 /// chunk); after the last chunk, adds the residual and applies the activation.
 ///
 /// # Safety
-/// The [`TileArgs`] contract for an `OB x PX` tile, on a CPU with AVX-512F.
+/// `a`'s pointers are valid for an `OB x PX` tile (blocks `out_block` apart, pixels
+/// `BLOCK` apart), on a CPU with AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn store<const OB: usize, const PX: usize>(a: &TileArgs, acc: &[[__m512; PX]; OB], first: bool, last: bool) {
+pub(crate) unsafe fn store<const OB: usize, const PX: usize>(
+    a: TileSums,
+    acc: &[[__m512; PX]; OB],
+    first: bool,
+    last: bool,
+) {
     // SAFETY: the offsets stay inside the tile's blocks and pixels.
     unsafe {
         for (b, acc_b) in acc.iter().enumerate() {
