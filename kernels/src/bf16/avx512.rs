@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use half::bf16;
+use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use half::bf16;
+use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::conv::chunk_taps;

@@ -5,9 +5,66 @@
 //! exceed half an ulp, or equal it and the kept part is odd. Values past the
 //! largest BF16 round to infinity, float32 subnormals to BF16 subnormals (the BF16
 //! tiers then read those as zero, see [`crate::bf16::conv`]), and a NaN stays a NaN,
-//! made quiet. BF16 to float32 is exact. The `half` crate does the work.
+//! made quiet. BF16 to float32 is exact.
 
-use half::bf16;
+/// A bfloat16 value: the upper half of a float32's bits.
+///
+/// Own type rather than the `half` crate's: the kernels need only storage and
+/// the two conversions, and `half` would add three crates (with a proc-macro)
+/// to every embedder's build.
+#[allow(non_camel_case_types)]
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct bf16(u16);
+
+// SAFETY: `bf16` is `repr(transparent)` over a `u16`: no padding, and every bit
+// pattern is a valid value.
+unsafe impl bytemuck::Zeroable for bf16 {}
+// SAFETY: as above; `u16` is `Pod` and the wrapper adds nothing.
+unsafe impl bytemuck::Pod for bf16 {}
+
+impl bf16 {
+    /// +0.
+    pub const ZERO: bf16 = bf16(0);
+    /// 1.
+    pub const ONE: bf16 = bf16(0x3f80);
+
+    /// The value with these bits.
+    #[inline]
+    pub const fn from_bits(bits: u16) -> bf16 {
+        bf16(bits)
+    }
+
+    /// The bits of the value.
+    #[inline]
+    pub const fn to_bits(self) -> u16 {
+        self.0
+    }
+
+    /// `x` rounded to the nearest BF16, ties to even: add just under half an ulp
+    /// plus the kept part's lowest bit (so a tie goes to even) and drop the low
+    /// 16 bits; a NaN keeps its top bits and gets the quiet bit.
+    #[inline]
+    pub const fn from_f32(x: f32) -> bf16 {
+        let b = x.to_bits();
+        if x.is_nan() {
+            return bf16((b >> 16) as u16 | 0x0040);
+        }
+        bf16(((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16)
+    }
+
+    /// The float32 value (exact).
+    #[inline]
+    pub const fn to_f32(self) -> f32 {
+        f32::from_bits((self.0 as u32) << 16)
+    }
+
+    /// Whether the value is a NaN.
+    #[inline]
+    pub const fn is_nan(self) -> bool {
+        self.0 & 0x7fff > 0x7f80
+    }
+}
 
 /// `x` rounded to the nearest BF16, ties to even.
 #[inline]
@@ -39,15 +96,23 @@ pub fn to_bf16_slice(src: &[f32], dst: &mut [bf16]) {
 mod tests {
     use super::*;
 
-    /// The bit-level definition: add just under half an ulp of BF16, plus the kept
-    /// part's lowest bit (so a tie goes to even), and drop the low 16 bits; NaNs
-    /// keep their top bits and get the quiet bit.
+    /// The arithmetic definition, independent of the bit trick: of the two BF16
+    /// values around `x` (truncated, and one ulp further from zero), the nearer in
+    /// float64, the even one on a tie; NaNs keep their top bits and get the quiet bit.
     fn by_bits(x: f32) -> u16 {
         let b = x.to_bits();
         if x.is_nan() {
             return (b >> 16) as u16 | 0x0040;
         }
-        ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+        let down = (b >> 16) as u16;
+        let up = down + 1; // one ulp further from zero
+        // Rounding sees the step past the largest finite value as 2^128, though it is stored as infinity.
+        let value = |h: u16| match h & 0x7fff {
+            0x7f80 => 2f64.powi(128).copysign(x as f64),
+            _ => f32::from_bits((h as u32) << 16) as f64,
+        };
+        let (dd, du) = ((x as f64 - value(down)).abs(), (value(up) - x as f64).abs());
+        if b & 0xffff == 0 || dd < du || (dd == du && down.is_multiple_of(2)) { down } else { up }
     }
 
     #[test]

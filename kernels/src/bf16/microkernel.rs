@@ -2,7 +2,7 @@
 //! in which order it sums. Crate-private in spirit: the tiers implement it, the
 //! driver (`bf16::conv`) calls it.
 
-use half::bf16;
+use super::convert::bf16;
 
 use crate::BLOCK;
 

@@ -23,4 +23,4 @@ mod portable;
 pub mod reference;
 
 pub use conv::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len};
-pub use half::bf16;
+pub use convert::bf16;

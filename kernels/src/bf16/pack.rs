@@ -9,7 +9,7 @@
 //! output block is still 256 values (512 bytes, half the float32 packing). Channels
 //! are padded to whole blocks with zeros, rounding is to nearest even.
 
-use half::bf16;
+use super::convert::bf16;
 
 use super::convert::to_bf16;
 use crate::BLOCK;

@@ -2,7 +2,7 @@
 //! order and with its flushing of subnormals. For hosts without BF16 instructions;
 //! slow, but the same bits as the SIMD tiers.
 
-use half::bf16;
+use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
