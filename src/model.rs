@@ -1,14 +1,14 @@
 //! A model: a validated graph with its weights, lowered once and shared by sessions.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::exec::{Session, SessionOptions};
 use crate::format::{self, LoadInfo};
 use crate::graph::Graph;
 use crate::import;
-use crate::lower::Program;
+use crate::lower::{Precision, Program};
 use crate::models;
 use crate::weights::Weights;
 
@@ -20,6 +20,9 @@ pub const SYNTHETIC_SEED: u64 = 0x1ce9_7000;
 #[derive(Clone)]
 pub struct Model {
     program: Arc<Program>,
+    /// The BF16 program of a float32 model, made by the first BF16 session and
+    /// shared by every later one (and by clones).
+    bf16: Arc<OnceLock<Arc<Program>>>,
     load_info: Option<LoadInfo>,
 }
 
@@ -70,7 +73,7 @@ impl Model {
     fn open_checked(path: &Path, verify: bool) -> Result<Model> {
         if starts_with_magic(path) {
             let (program, info) = format::open(path, verify)?;
-            return Ok(Model { program: Arc::new(program), load_info: Some(info) });
+            return Ok(Model { load_info: Some(info), ..Model::of(program) });
         }
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext.as_deref() {
@@ -108,7 +111,18 @@ impl Model {
 
     /// A model from a graph and weights for every one of its parameters.
     pub fn new(graph: &Graph, weights: &Weights) -> Result<Model> {
-        Ok(Model { program: Arc::new(Program::lower(graph, weights)?), load_info: None })
+        Ok(Model::of(Program::lower(graph, weights)?))
+    }
+
+    /// [`new`](Model::new) at `precision`: at BF16 the weights of the BF16
+    /// convolutions are rounded from `weights` directly, and float32 sessions
+    /// cannot be made.
+    pub fn new_at(graph: &Graph, weights: &Weights, precision: Precision) -> Result<Model> {
+        Ok(Model::of(Program::lower_at(graph, weights, precision)?))
+    }
+
+    fn of(program: Program) -> Model {
+        Model { program: Arc::new(program), bf16: Arc::default(), load_info: None }
     }
 
     /// The graph (before fusion).
@@ -116,9 +130,30 @@ impl Model {
         &self.program.graph
     }
 
-    /// The fused program every session runs.
+    /// The fused program sessions run at the model's own precision.
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// The model's own precision: float32, or BF16 for a model file converted to
+    /// BF16 (see [`format`](mod@crate::format)).
+    pub fn precision(&self) -> Precision {
+        self.program.precision
+    }
+
+    /// The program sessions at `precision` run: the model's own, or for BF16 on a
+    /// float32 model, one made once from it (its BF16 weights packed then, every
+    /// other tensor shared). A BF16 model has no float32 weights: asking it for
+    /// float32 is an error.
+    pub fn program_at(&self, precision: Precision) -> Result<Arc<Program>> {
+        match (self.program.precision, precision) {
+            (own, p) if own == p => Ok(self.program.clone()),
+            (Precision::F32, Precision::Bf16) => Ok(self.bf16.get_or_init(|| Arc::new(self.program.to_bf16())).clone()),
+            (own, p) => Err(Error::Options(format!(
+                "this model holds {own} weights and runs only at precision {own}, not {p} \
+                 (convert the original model again at {p})"
+            ))),
+        }
     }
 
     /// How the model file was loaded (mapped bytes, repacked tensors); `None` for
@@ -127,9 +162,10 @@ impl Model {
         self.load_info.as_ref()
     }
 
-    /// Plans a session: fixes the batch size, allocates the arena.
+    /// Plans a session: fixes the batch size and precision, allocates the arena.
     pub fn session(&self, options: SessionOptions) -> Result<Session> {
-        Session::new(self.program.clone(), options)
+        let program = self.program_at(options.precision.unwrap_or(self.precision()))?;
+        Session::new(program, options)
     }
 }
 

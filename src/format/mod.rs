@@ -47,7 +47,7 @@ use header::{GraphDesc, Header, TensorEntry};
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::lower::{Packing, Program, SharedBytes, Source, TensorStore};
+use crate::lower::{Packing, Precision, Program, SharedBytes, Source, TensorStore};
 use crate::weights::Weights;
 
 /// The first eight bytes of every model file.
@@ -274,7 +274,7 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
         }
     }
     let tensors = TensorStore::mapped(bytes, sources)?;
-    Ok((Program { graph, steps, recipes, tensors }, info))
+    Ok((Program { graph, steps, recipes, tensors, precision: Precision::F32 }, info))
 }
 
 /// How [`write()`] lays tensors out.

@@ -1,0 +1,250 @@
+//! BF16 sessions on whole models: every BF16 tier this CPU has (forced, and
+//! asserted to have run) against a reference evaluation of the same BF16 program
+//! (the reference kernels on BF16-rounded operands), and against float32; float32
+//! sessions unchanged by BF16 ones.
+
+mod common;
+
+use std::sync::Mutex;
+
+use incept::graph::{Activation, ConvSpec, Dims, Graph, GraphBuilder, PoolGeometry};
+use incept::lower::{Algorithm, Kernel, Program, TensorId};
+use incept::weights::Weights;
+use incept::{Model, Precision, SYNTHETIC_SEED, SessionOptions, models};
+use incept_kernels::bf16::conv::BF16_TIERS;
+use incept_kernels::bf16::{Bf16Tier, bf16_tier_calls};
+use incept_kernels::{Image, ImageMut, Layout, reference as k};
+
+/// The tier counters are per process: tests that read them run one at a time.
+static TIER_COUNTERS: Mutex<()> = Mutex::new(());
+
+/// Engine against reference, both BF16: the operands are rounded alike, so they
+/// differ by float32 sums in another order (and float32 Winograd layers against
+/// the reference's direct ones: `planned_vs_unplanned.rs` bounds both by 1e-4),
+/// and by the activations whose float32 value lands that close to a BF16 rounding
+/// boundary and so rounds the other way, moving its terms by a BF16 step (2^-8
+/// relative). Those flips compound with depth: measured 6e-5 to 1.4e-4 on the
+/// small networks, 1e-3 on GoogLeNet's 41 BF16 layers (where BF16 itself is 3e-3
+/// from float32). 2e-3 of the output's range bounds that; a wrong weight, tap,
+/// band or shortcut moves outputs by O(1e-1).
+const TOL_REFERENCE: f32 = 2e-3;
+
+/// BF16 against float32: every operand of a BF16 convolution is off by up to 2^-9
+/// relative (round to nearest), so a layer's output is off by about 2^-9 times its
+/// terms' magnitude over the square root of their number, compounding over tens of
+/// layers. 3e-2 of the output's range bounds that with room on these models, and
+/// is still far below what a sign or layout error does.
+const TOL_F32: f32 = 3e-2;
+
+/// Evaluates `program` on one NCHW image, one buffer per value, with the reference
+/// kernels: BF16 convolutions on BF16-rounded operands, the rest in float32.
+fn reference_eval(program: &Program, weights: &Weights, input: &[f32]) -> Vec<f32> {
+    let g = &program.graph;
+    let plain = |id: TensorId| program.recipes[id.0].compute_plain(g, weights);
+    let nchw = Layout::Nchw;
+    let mut vals: Vec<Option<Vec<f32>>> = vec![None; g.values.len()];
+    vals[g.input.0] = Some(input.to_vec());
+    for s in &program.steps {
+        let d = g.dims(s.output);
+        let mut out = vec![0.0; d.volume()];
+        let img = |i: usize| {
+            let v = s.inputs[i];
+            Image::new(vals[v.0].as_deref().expect("steps in order"), g.dims(v), nchw)
+        };
+        let mut o = ImageMut::new(&mut out, d, nchw);
+        match &s.kernel {
+            Kernel::Conv { weight, bias, shape, geom, act, residual, algorithm } => {
+                let (w, b) = (plain(*weight), plain(*bias));
+                let r = residual.then(|| img(1));
+                assert_eq!(b.len(), shape.co);
+                match algorithm {
+                    Algorithm::Bf16Direct => {
+                        incept_kernels::bf16::reference::conv2d(img(0), &w, Some(&b), geom, r, *act, &mut o)
+                    }
+                    _ => k::conv2d(img(0), &w, Some(&b), geom, r, *act, &mut o),
+                }
+            }
+            Kernel::Linear { weight, bias, act } => {
+                k::linear(img(0), &plain(*weight), Some(&plain(*bias)), *act, &mut o)
+            }
+            Kernel::BatchNorm { params: [ga, be, m, v], eps } => {
+                k::batch_norm(img(0), &plain(*ga), &plain(*be), &plain(*m), &plain(*v), *eps, &mut o)
+            }
+            Kernel::Relu => k::relu(img(0), &mut o),
+            Kernel::MaxPool(geom) => k::max_pool(img(0), geom, &mut o),
+            Kernel::AvgPool(geom, count_include_pad) => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
+            Kernel::GlobalAvgPool => k::global_avg_pool(img(0), &mut o),
+            Kernel::Concat => {
+                let mut at = 0;
+                for i in 0..s.inputs.len() {
+                    let src = img(i).data;
+                    out[at..at + src.len()].copy_from_slice(src);
+                    at += src.len();
+                }
+            }
+            Kernel::ResidualAdd(scale, act) => k::residual_add(img(0), img(1), *scale, *act, &mut o),
+            Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(img(0), *size, *alpha, *beta, *bias, &mut o),
+            Kernel::Softmax => k::softmax(img(0), &mut o),
+            Kernel::Pointwise(f) => k::pointwise(img(0), |v| f.apply(v), &mut o),
+        }
+        vals[s.output.0] = Some(out);
+    }
+    vals[g.output.0].take().expect("output computed")
+}
+
+/// A residual network small enough for the portable tier: the image convolution,
+/// direct convolutions with a fused shortcut (and ReLU), a 3x3 lowered to
+/// Winograd, maps large enough to be split into bands on two threads.
+fn residual_graph() -> Graph {
+    let mut b = GraphBuilder::new("bf16_residual", Dims::new(3, 40, 40));
+    let x = b.input();
+    let stem = b.conv(x, "stem", ConvSpec::new(32, 3).pad(1).bias());
+    let stem = b.relu(stem);
+    let a = b.conv(stem, "a", ConvSpec::new(32, 1).bias());
+    let a = b.batch_norm(a, "a_bn", 1e-3);
+    let a = b.relu(a);
+    let w = b.conv(a, "w", ConvSpec::new(64, 3).pad(1)); // Winograd: 32 -> 64 channels
+    let w = b.relu(w);
+    let c = b.conv(w, "c", ConvSpec::new(32, 1).bias());
+    let r = b.residual_add(stem, c, 0.3, Activation::Relu); // fused into c
+    let d = b.conv(r, "d", ConvSpec::new(48, 3).stride(2).bias());
+    let d = b.relu(d);
+    let p = b.max_pool(d, PoolGeometry::new(3, 2, 0, false));
+    let e = b.conv(p, "e", ConvSpec::rect(40, 1, 3).pad_hw(0, 1).bias());
+    let cat = b.concat(&[p, e]);
+    let f = b.global_avg_pool(cat);
+    let f = b.linear(f, "fc", 10, true);
+    b.finish(f).unwrap()
+}
+
+/// Runs `graph` at BF16 on every BF16 tier this CPU has, on `threads` threads, and
+/// checks each against the reference BF16 evaluation and the float32 session.
+fn check(graph: &Graph, threads: usize) {
+    let weights = Weights::synthetic(graph, SYNTHETIC_SEED);
+    let model = Model::new(graph, &weights).unwrap();
+    let x = common::input(graph.dims(graph.input).volume(), 11);
+    let mut f32_session = model.session(SessionOptions { threads, ..Default::default() }).unwrap();
+    let mut y32 = vec![f32::NAN; f32_session.output_len()];
+    f32_session.run(&x, &mut y32).unwrap();
+
+    let program = model.program_at(Precision::Bf16).unwrap();
+    let bf16_steps = program.steps.iter().filter(|s| s.algorithm() == Some(Algorithm::Bf16Direct)).count();
+    assert!(bf16_steps > 0, "{}: no convolution runs in BF16", graph.name);
+    let want = reference_eval(&program, &weights, &x);
+    for tier in BF16_TIERS {
+        if !tier.is_available() {
+            eprintln!("{} [{}]: skipped, this CPU lacks the tier", graph.name, tier.name());
+            continue;
+        }
+        let _counters = TIER_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+        let options =
+            SessionOptions { threads, precision: Some(Precision::Bf16), bf16_tier: Some(tier), ..Default::default() };
+        let mut session = model.session(options).unwrap();
+        assert_eq!((session.precision(), session.bf16_tier()), (Precision::Bf16, Some(tier)));
+        let calls = bf16_tier_calls(tier);
+        let mut y = vec![f32::NAN; session.output_len()];
+        session.run(&x, &mut y).unwrap();
+        assert_eq!(bf16_tier_calls(tier) - calls, bf16_steps as u64, "{tier:?}: not every BF16 convolution ran on it");
+        let (to_ref, to_f32) = (common::rel_max_err(&y, &want), common::rel_max_err(&y, &y32));
+        eprintln!(
+            "{} [{}, {threads} thread(s), {bf16_steps} BF16 convolutions]: relative error {to_ref:.2e} to the BF16 reference, {to_f32:.2e} to float32",
+            graph.name,
+            tier.name()
+        );
+        assert!(to_ref < TOL_REFERENCE, "{} [{}]: {to_ref:.2e} from the BF16 reference", graph.name, tier.name());
+        assert!(to_f32 < TOL_F32, "{} [{}]: {to_f32:.2e} from float32", graph.name, tier.name());
+        let mut again = vec![0.0; y.len()];
+        session.run(&x, &mut again).unwrap();
+        assert_eq!(y, again, "runs are independent");
+    }
+}
+
+fn builtin(name: &str, threads: usize) {
+    let graph = models::build(name).unwrap();
+    if !common::model_fits_test_budget(graph.macs()) {
+        eprintln!("{name}: skipped (INCEPT_TEST_MODELS=small)");
+        return;
+    }
+    check(&graph, threads);
+}
+
+#[test]
+fn nin_cifar10() {
+    builtin("nin_cifar10", 1);
+}
+
+#[test]
+fn googlenet() {
+    builtin("googlenet", 1);
+}
+
+#[test]
+fn residual_network_one_and_two_threads() {
+    let graph = residual_graph();
+    for threads in [1, 2] {
+        check(&graph, threads);
+    }
+}
+
+/// Which convolutions lowering puts in BF16: the direct ones, not the image
+/// convolution nor the Winograd ones; the float32 program has none.
+#[test]
+fn lowering_picks_the_direct_convolutions() {
+    let graph = residual_graph();
+    let weights = Weights::synthetic(&graph, 1);
+    let model = Model::new(&graph, &weights).unwrap();
+    let algorithms = |p: &Program| p.steps.iter().filter_map(|s| s.algorithm()).collect::<Vec<_>>();
+    let f32s = algorithms(model.program());
+    let bf16s = algorithms(&model.program_at(Precision::Bf16).unwrap());
+    assert!(!f32s.contains(&Algorithm::Bf16Direct));
+    assert!(f32s.iter().any(|a| matches!(a, Algorithm::Winograd(_))), "the graph has a Winograd layer: {f32s:?}");
+    for (a32, a16) in f32s.iter().zip(&bf16s) {
+        let want = if *a32 == Algorithm::Direct { Algorithm::Bf16Direct } else { *a32 };
+        assert_eq!(*a16, want, "{f32s:?} at BF16: {bf16s:?}");
+    }
+}
+
+/// Float32 sessions give the same bits whether or not a BF16 session of the model
+/// exists (the BF16 program shares the float32 tensors), and asked for explicitly.
+#[test]
+fn float32_sessions_are_unchanged() {
+    let graph = residual_graph();
+    let model = Model::new(&graph, &Weights::synthetic(&graph, 3)).unwrap();
+    let x = common::input(graph.dims(graph.input).volume(), 5);
+    let run = |options: SessionOptions| {
+        let mut s = model.session(options).unwrap();
+        assert_eq!((s.precision(), s.bf16_tier()), (Precision::F32, None));
+        let mut y = vec![0.0; s.output_len()];
+        s.run(&x, &mut y).unwrap();
+        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    let before = run(SessionOptions::default());
+    let bf16 =
+        SessionOptions { precision: Some(Precision::Bf16), bf16_tier: Some(Bf16Tier::Portable), ..Default::default() };
+    let _counters = TIER_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = model.session(bf16).unwrap();
+    let mut y = vec![0.0; s.output_len()];
+    s.run(&x, &mut y).unwrap();
+    assert_eq!(run(SessionOptions::default()), before);
+    assert_eq!(run(SessionOptions { precision: Some(Precision::F32), ..Default::default() }), before);
+}
+
+/// A model lowered at BF16 from its weights equals the BF16 program made from the
+/// float32 one (unpacking blocked weights is exact), and has no float32 sessions.
+#[test]
+fn bf16_models_run_bf16_only() {
+    let graph = residual_graph();
+    let weights = Weights::synthetic(&graph, 4);
+    let (m32, m16) = (Model::new(&graph, &weights).unwrap(), Model::new_at(&graph, &weights, Precision::Bf16).unwrap());
+    assert_eq!(m16.precision(), Precision::Bf16);
+    let derived = m32.program_at(Precision::Bf16).unwrap();
+    assert_eq!(derived.steps, m16.program().steps);
+    for (i, r) in derived.recipes.iter().enumerate() {
+        let bits = |p: &Program| p.tensors.get(i).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&derived), bits(m16.program()), "tensor {i} ('{}')", r.name);
+    }
+    let err = m16.session(SessionOptions { precision: Some(Precision::F32), ..Default::default() }).err().unwrap();
+    assert!(err.to_string().contains("runs only at precision bf16"), "{err}");
+    let s = m16.session(SessionOptions { bf16_tier: Some(Bf16Tier::Portable), ..Default::default() }).unwrap();
+    assert_eq!(s.precision(), Precision::Bf16);
+}
