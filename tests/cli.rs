@@ -351,3 +351,41 @@ fn nhwc_models_show_their_layout_and_run_on_their_own_input_shape() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("takes [N, 35, 35, 3] (NHWC)"), "{err}");
 }
+
+#[test]
+fn precision_bf16_runs_the_direct_convolutions_in_bf16_and_matches_the_library() {
+    let out = incept(&["info", "nin_cifar10", "--json", "--steps", "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16");
+    let list = v["step_list"].as_array().unwrap();
+    for s in list {
+        let bf16 = s["algorithm"] == "bf16 direct";
+        assert_eq!(s["precision"], if bf16 { "bf16" } else { "f32" }, "{s}");
+    }
+    assert_eq!(list[1]["algorithm"], "from_image", "the image convolution stays float32");
+    assert!(list.iter().filter(|s| s["precision"] == "bf16").count() > 0);
+
+    let model = incept::Model::builtin("nin_cifar10").unwrap();
+    let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16), ..Default::default() };
+    let mut session = model.session(options).unwrap();
+    let [_, c, h, w] = session.input_shape();
+    let x = common::input(c * h * w, 9);
+    let mut want = vec![0.0; session.output_len()];
+    session.run(&x, &mut want).unwrap();
+    let (input, output) = (tmp("bf16-in.npy"), tmp("bf16-out.npy"));
+    write_npy(&input, &[1, c, h, w], &x);
+    let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+    let out = incept(&["run", "nin_cifar10", "--input", i, "--output", o, "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_npy(&output).1, want);
+
+    let out = incept(&["bench", "nin_cifar10", "--runs", "2", "--json", "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16");
+    assert!(v["bf16_tier"].is_string());
+    let out = incept(&["run", "nin_cifar10", "--input", i, "--output", o, "--precision", "f16"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("unknown precision 'f16' (f32, bf16)"), "{stderr}");
+}
