@@ -389,3 +389,33 @@ fn precision_bf16_runs_the_direct_convolutions_in_bf16_and_matches_the_library()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("unknown precision 'f16' (f32, bf16)"), "{stderr}");
 }
+
+#[test]
+fn convert_at_bf16_writes_a_file_that_runs_at_bf16_only() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (onnx, input) = (fixtures.join("inception_module.onnx"), fixtures.join("inception_module.input.npy"));
+    let (onnx, input) = (onnx.to_str().unwrap(), input.to_str().unwrap());
+    let converted = tmp("inception_module.bf16.incept");
+    let _ = std::fs::remove_file(&converted);
+    let file = converted.to_str().unwrap();
+    let out = incept(&["convert", onnx, "-o", file, "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("precision bf16, checked"));
+
+    // The file runs at BF16 by default, exactly as the .onnx does when asked for BF16.
+    let (from_onnx, from_file) = (tmp("bf16-from-onnx.npy"), tmp("bf16-from-file.npy"));
+    let out = incept(&["run", onnx, "--input", input, "--output", from_onnx.to_str().unwrap(), "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = incept(&["run", file, "--input", input, "--output", from_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_npy(&from_onnx), read_npy(&from_file));
+
+    let out = incept(&["info", file, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16");
+    assert_eq!(v["mapped_weight_bytes"], v["weight_bytes"]);
+    let f32_out = tmp("bf16-as-f32.npy");
+    let out = incept(&["run", file, "--input", input, "--output", f32_out.to_str().unwrap(), "--precision", "f32"]);
+    assert_clean_error(&out, "runs only at precision bf16");
+    assert!(!f32_out.exists());
+}

@@ -8,7 +8,8 @@ use super::recipe::{TensorRecipe, TensorRole};
 use super::step::{Kernel, Step};
 
 /// The arithmetic a program's convolutions use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Float32 throughout (the default).
     #[default]
