@@ -19,15 +19,17 @@ use incept_kernels::{Image, ImageMut, Layout, reference as k};
 static TIER_COUNTERS: Mutex<()> = Mutex::new(());
 
 /// Engine against reference, both BF16: the operands are rounded alike, so they
-/// differ by float32 sums in another order (and float32 Winograd layers against
-/// the reference's direct ones: `planned_vs_unplanned.rs` bounds both by 1e-4),
-/// and by the activations whose float32 value lands that close to a BF16 rounding
-/// boundary and so rounds the other way, moving its terms by a BF16 step (2^-8
-/// relative). Those flips compound with depth: measured 6e-5 to 1.4e-4 on the
-/// small networks, 1e-3 on GoogLeNet's 41 BF16 layers (where BF16 itself is 3e-3
-/// from float32). 2e-3 of the output's range bounds that; a wrong weight, tap,
-/// band or shortcut moves outputs by O(1e-1).
-const TOL_REFERENCE: f32 = 2e-3;
+/// differ by float32 sums in another order, and by the activations whose float32
+/// value lands that close to a BF16 rounding boundary and so rounds the other way,
+/// moving its terms by a BF16 step (2^-8 relative). Those flips compound with
+/// depth, so the bound is calibrated per model: the reference's own change when its
+/// input moves by one float32 ulp (measured 2e-4 on NiN, 9e-4 on GoogLeNet), times
+/// this factor, and at least [`TOL_FLOOR`]. A wrong weight, tap, band or shortcut
+/// moves outputs by O(1e-1).
+const TOL_SENSITIVITY: f32 = 4.0;
+/// The bound on networks too shallow for flips to matter: float32 reordering, as
+/// `planned_vs_unplanned.rs` bounds it.
+const TOL_FLOOR: f32 = 1e-4;
 
 /// BF16 against float32: every operand of a BF16 convolution is off by up to 2^-9
 /// relative (round to nearest), so a layer's output is off by about 2^-9 times its
@@ -122,15 +124,19 @@ fn residual_graph() -> Graph {
 fn check(graph: &Graph, threads: usize) {
     let weights = Weights::synthetic(graph, SYNTHETIC_SEED);
     let model = Model::new(graph, &weights).unwrap();
+    let model16 = Model::new_at(graph, &weights, Precision::Bf16).unwrap();
     let x = common::input(graph.dims(graph.input).volume(), 11);
     let mut f32_session = model.session(SessionOptions { threads, ..Default::default() }).unwrap();
     let mut y32 = vec![f32::NAN; f32_session.output_len()];
     f32_session.run(&x, &mut y32).unwrap();
 
-    let program = model.program_at(Precision::Bf16).unwrap();
+    let program = model16.program();
     let bf16_steps = program.steps.iter().filter(|s| s.algorithm() == Some(Algorithm::Bf16Direct)).count();
     assert!(bf16_steps > 0, "{}: no convolution runs in BF16", graph.name);
-    let want = reference_eval(&program, &weights, &x);
+    let want = reference_eval(program, &weights, &x);
+    let nudged: Vec<f32> = x.iter().map(|v| v * (1.0 + f32::EPSILON)).collect();
+    let sensitivity = common::rel_max_err(&reference_eval(program, &weights, &nudged), &want);
+    let tol = (TOL_SENSITIVITY * sensitivity).max(TOL_FLOOR);
     for tier in BF16_TIERS {
         if !tier.is_available() {
             eprintln!("{} [{}]: skipped, this CPU lacks the tier", graph.name, tier.name());
@@ -139,7 +145,7 @@ fn check(graph: &Graph, threads: usize) {
         let _counters = TIER_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
         let options =
             SessionOptions { threads, precision: Some(Precision::Bf16), bf16_tier: Some(tier), ..Default::default() };
-        let mut session = model.session(options).unwrap();
+        let mut session = model16.session(options).unwrap();
         assert_eq!((session.precision(), session.bf16_tier()), (Precision::Bf16, Some(tier)));
         let calls = bf16_tier_calls(tier);
         let mut y = vec![f32::NAN; session.output_len()];
@@ -147,11 +153,11 @@ fn check(graph: &Graph, threads: usize) {
         assert_eq!(bf16_tier_calls(tier) - calls, bf16_steps as u64, "{tier:?}: not every BF16 convolution ran on it");
         let (to_ref, to_f32) = (common::rel_max_err(&y, &want), common::rel_max_err(&y, &y32));
         eprintln!(
-            "{} [{}, {threads} thread(s), {bf16_steps} BF16 convolutions]: relative error {to_ref:.2e} to the BF16 reference, {to_f32:.2e} to float32",
+            "{} [{}, {threads} thread(s), {bf16_steps} BF16 convolutions]: relative error {to_ref:.2e} to the BF16 reference (bound {tol:.2e}), {to_f32:.2e} to float32",
             graph.name,
             tier.name()
         );
-        assert!(to_ref < TOL_REFERENCE, "{} [{}]: {to_ref:.2e} from the BF16 reference", graph.name, tier.name());
+        assert!(to_ref < tol, "{} [{}]: {to_ref:.2e} from the BF16 reference", graph.name, tier.name());
         assert!(to_f32 < TOL_F32, "{} [{}]: {to_f32:.2e} from float32", graph.name, tier.name());
         let mut again = vec![0.0; y.len()];
         session.run(&x, &mut again).unwrap();
@@ -186,21 +192,25 @@ fn residual_network_one_and_two_threads() {
     }
 }
 
-/// Which convolutions lowering puts in BF16: the direct ones, not the image
-/// convolution nor the Winograd ones; the float32 program has none.
+/// Which convolutions lowering puts in BF16: from the weights, the direct and the
+/// Winograd ones, not the image convolution; from a float32 program alone, only the
+/// direct ones (Winograd weights are stored transformed). The float32 program has
+/// none.
 #[test]
-fn lowering_picks_the_direct_convolutions() {
+fn lowering_picks_the_direct_and_winograd_convolutions() {
     let graph = residual_graph();
     let weights = Weights::synthetic(&graph, 1);
     let model = Model::new(&graph, &weights).unwrap();
     let algorithms = |p: &Program| p.steps.iter().filter_map(|s| s.algorithm()).collect::<Vec<_>>();
     let f32s = algorithms(model.program());
-    let bf16s = algorithms(&model.program_at(Precision::Bf16).unwrap());
+    let from_weights = algorithms(Model::new_at(&graph, &weights, Precision::Bf16).unwrap().program());
+    let from_program = algorithms(&model.program_at(Precision::Bf16).unwrap());
     assert!(!f32s.contains(&Algorithm::Bf16Direct));
     assert!(f32s.iter().any(|a| matches!(a, Algorithm::Winograd(_))), "the graph has a Winograd layer: {f32s:?}");
-    for (a32, a16) in f32s.iter().zip(&bf16s) {
-        let want = if *a32 == Algorithm::Direct { Algorithm::Bf16Direct } else { *a32 };
-        assert_eq!(*a16, want, "{f32s:?} at BF16: {bf16s:?}");
+    for ((a32, full), partial) in f32s.iter().zip(&from_weights).zip(&from_program) {
+        let bf16 = |yes: bool| if yes { Algorithm::Bf16Direct } else { *a32 };
+        assert_eq!(*full, bf16(*a32 != Algorithm::FromImage), "{f32s:?} at BF16: {from_weights:?}");
+        assert_eq!(*partial, bf16(*a32 == Algorithm::Direct), "{f32s:?} at BF16: {from_program:?}");
     }
 }
 
@@ -229,19 +239,25 @@ fn float32_sessions_are_unchanged() {
     assert_eq!(run(SessionOptions { precision: Some(Precision::F32), ..Default::default() }), before);
 }
 
-/// A model lowered at BF16 from its weights equals the BF16 program made from the
-/// float32 one (unpacking blocked weights is exact), and has no float32 sessions.
+/// A built-in model's BF16 sessions lower it again from its weights: the same
+/// program as lowering at BF16 directly. A float32 program's own BF16 weights (its
+/// direct layers) are the same rounding of the same weights. A BF16 model has no
+/// float32 sessions.
 #[test]
-fn bf16_models_run_bf16_only() {
-    let graph = residual_graph();
-    let weights = Weights::synthetic(&graph, 4);
-    let (m32, m16) = (Model::new(&graph, &weights).unwrap(), Model::new_at(&graph, &weights, Precision::Bf16).unwrap());
+fn bf16_programs_are_the_same_however_made_and_bf16_models_run_bf16_only() {
+    let graph = models::build("nin_cifar10").unwrap();
+    let weights = Weights::synthetic(&graph, SYNTHETIC_SEED);
+    let m16 = Model::new_at(&graph, &weights, Precision::Bf16).unwrap();
     assert_eq!(m16.precision(), Precision::Bf16);
-    let derived = m32.program_at(Precision::Bf16).unwrap();
-    assert_eq!(derived.steps, m16.program().steps);
-    for (i, r) in derived.recipes.iter().enumerate() {
-        let bits = |p: &Program| p.tensors.get(i).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&derived), bits(m16.program()), "tensor {i} ('{}')", r.name);
+    let bits = |p: &Program, i: usize| p.tensors.get(i).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let builtin = Model::builtin("nin_cifar10").unwrap().program_at(Precision::Bf16).unwrap();
+    let derived = Model::new(&graph, &weights).unwrap().program_at(Precision::Bf16).unwrap();
+    assert_eq!(builtin.steps, m16.program().steps);
+    for (i, r) in m16.program().recipes.iter().enumerate() {
+        assert_eq!(bits(&builtin, i), bits(m16.program(), i), "tensor {i} ('{}')", r.name);
+        if derived.recipes[i] == *r {
+            assert_eq!(bits(&derived, i), bits(m16.program(), i), "tensor {i} ('{}')", r.name);
+        }
     }
     let err = m16.session(SessionOptions { precision: Some(Precision::F32), ..Default::default() }).err().unwrap();
     assert!(err.to_string().contains("runs only at precision bf16"), "{err}");

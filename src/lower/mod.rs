@@ -71,12 +71,16 @@ impl Program {
         with_precision(&steps, &recipes, precision)
     }
 
-    /// This float32 program at BF16: the weights of the convolutions that become
-    /// BF16 rounded from this program's (packed once, onto the heap), every other
-    /// tensor shared with it.
+    /// This float32 program at BF16 without its graph's weights: the direct
+    /// convolutions become BF16, their weights rounded from this program's
+    /// (unpacking the blocked packing is exact; packed once, onto the heap), every
+    /// other tensor shared with it. The Winograd layers stay float32 Winograd: their
+    /// weights are stored transformed, which cannot be undone exactly; lowering from
+    /// the weights ([`lower_at`](Program::lower_at)) makes them BF16 too.
     pub fn to_bf16(&self) -> Program {
         assert_eq!(self.precision, Precision::F32, "to_bf16: the program is not float32");
-        let (steps, recipes) = with_precision(&self.steps, &self.recipes, Precision::Bf16);
+        let exact = |r: &TensorRecipe| matches!(r.role, TensorRole::ConvWeight { .. });
+        let (steps, recipes) = precision::converted(&self.steps, &self.recipes, Precision::Bf16, exact);
         let replaced = (self.recipes.iter().zip(&recipes).enumerate())
             .filter(|(_, (old, new))| old.role != new.role)
             .map(|(i, (old, new))| (i, new.repack(self.tensors.get(i), old.native_packing(), new.native_packing())))

@@ -49,14 +49,13 @@ impl FromStr for Precision {
 }
 
 /// Whether a convolution lowered to `algorithm` at float32 runs on BF16 operands
-/// in a BF16 program: the direct ones on blocked activations. The convolution
-/// that reads the network's RGB image stays float32 (its three channels would be
-/// padded to a 16-channel block, and the first layer's error reaches every later
-/// one), as do the Winograd layers: their weights are stored transformed, which
-/// cannot be undone exactly, and Winograd already removes most of their
-/// multiplications (measurements in `docs/bf16.md`).
+/// in a BF16 program: the direct and the Winograd ones on blocked activations (the
+/// BF16 direct kernel beats float32 Winograd on this family's Winograd layers:
+/// measurements in `docs/bf16.md`). The convolution that reads the network's RGB
+/// image stays float32: its three channels would be padded to a 16-channel block,
+/// and the first layer's error reaches every later one.
 pub fn bf16_for(algorithm: Algorithm) -> bool {
-    algorithm == Algorithm::Direct
+    matches!(algorithm, Algorithm::Direct | Algorithm::Winograd(_))
 }
 
 /// The steps and recipes of a program at `precision`, from its float32 ones: at
@@ -67,14 +66,28 @@ pub fn with_precision(
     recipes: &[TensorRecipe],
     precision: Precision,
 ) -> (Vec<Step>, Vec<TensorRecipe>) {
+    converted(steps, recipes, precision, |_| true)
+}
+
+/// [`with_precision`], converting only the convolutions whose float32 weight
+/// recipe `pick` accepts.
+pub(super) fn converted(
+    steps: &[Step],
+    recipes: &[TensorRecipe],
+    precision: Precision,
+    pick: impl Fn(&TensorRecipe) -> bool,
+) -> (Vec<Step>, Vec<TensorRecipe>) {
     let (mut steps, mut recipes) = (steps.to_vec(), recipes.to_vec());
     if precision == Precision::Bf16 {
         for s in &mut steps {
             if let Kernel::Conv { weight, algorithm, .. } = &mut s.kernel
                 && bf16_for(*algorithm)
+                && pick(&recipes[weight.0])
             {
                 let r = &mut recipes[weight.0];
-                if let TensorRole::ConvWeight { param, shape } = r.role {
+                if let TensorRole::ConvWeight { param, shape } | TensorRole::WinogradWeight { param, shape, .. } =
+                    r.role
+                {
                     r.role = TensorRole::ConvWeightBf16 { param, shape };
                     *algorithm = Algorithm::Bf16Direct;
                 }
