@@ -339,20 +339,13 @@ pub unsafe extern "C" fn incept_session_close(session: *mut InceptSession) -> c_
 /// thread is using; `out` is NULL or valid for an `int` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn incept_session_input_layout(session: *const InceptSession, out: *mut c_int) -> c_int {
-    boundary("incept_session_input_layout", || {
-        check_live(&SESSIONS, session, "session")?;
-        if out.is_null() {
-            return Err(fail(INCEPT_ERR_NULL, "out is NULL"));
-        }
-        // SAFETY: `session` is live (checked) and not used elsewhere (the caller's contract).
-        let layout = match unsafe { (*session).session.input_layout() } {
+    // SAFETY: the same contract as this function's.
+    unsafe {
+        write_property("incept_session_input_layout", session, out, |s| match s.input_layout() {
             InputLayout::Nchw => INCEPT_LAYOUT_NCHW,
             InputLayout::Nhwc => INCEPT_LAYOUT_NHWC,
-        };
-        // SAFETY: `out` is non-NULL and valid for a write (the caller's contract).
-        unsafe { *out = layout };
-        Ok(())
-    })
+        })
+    }
 }
 
 /// Writes the session's precision to `*out`: [`INCEPT_PRECISION_F32`] or
@@ -363,18 +356,34 @@ pub unsafe extern "C" fn incept_session_input_layout(session: *const InceptSessi
 /// thread is using; `out` is NULL or valid for an `int` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn incept_session_precision(session: *const InceptSession, out: *mut c_int) -> c_int {
-    boundary("incept_session_precision", || {
+    // SAFETY: the same contract as this function's.
+    unsafe {
+        write_property("incept_session_precision", session, out, |s| match s.precision() {
+            Precision::F32 => INCEPT_PRECISION_F32,
+            Precision::Bf16 => INCEPT_PRECISION_BF16,
+        })
+    }
+}
+
+/// Writes `get` of a live session to `*out`: the body of the property getters.
+///
+/// # Safety
+/// `session` is NULL or a pointer returned by [`incept_session_create`] that no other
+/// thread is using; `out` is NULL or valid for a write.
+unsafe fn write_property<T>(
+    name: &str,
+    session: *const InceptSession,
+    out: *mut T,
+    get: impl FnOnce(&Session) -> T,
+) -> c_int {
+    boundary(name, || {
         check_live(&SESSIONS, session, "session")?;
         if out.is_null() {
             return Err(fail(INCEPT_ERR_NULL, "out is NULL"));
         }
-        // SAFETY: `session` is live (checked) and not used elsewhere (the caller's contract).
-        let precision = match unsafe { (*session).session.precision() } {
-            Precision::F32 => INCEPT_PRECISION_F32,
-            Precision::Bf16 => INCEPT_PRECISION_BF16,
-        };
-        // SAFETY: `out` is non-NULL and valid for a write (the caller's contract).
-        unsafe { *out = precision };
+        // SAFETY: `session` is live (checked) and not used elsewhere; `out` is non-NULL
+        // and valid for a write (the caller's contract).
+        unsafe { out.write(get(&(*session).session)) };
         Ok(())
     })
 }
@@ -408,16 +417,8 @@ pub unsafe extern "C" fn incept_session_input_shape(session: *const InceptSessio
 /// thread is using; `out` is NULL or valid for a `size_t` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn incept_session_output_len(session: *const InceptSession, out: *mut usize) -> c_int {
-    boundary("incept_session_output_len", || {
-        check_live(&SESSIONS, session, "session")?;
-        if out.is_null() {
-            return Err(fail(INCEPT_ERR_NULL, "out is NULL"));
-        }
-        // SAFETY: `session` is live (checked) and not used elsewhere; `out` is non-NULL
-        // and valid for writes (the caller's contract).
-        unsafe { out.write((*session).session.output_len()) };
-        Ok(())
-    })
+    // SAFETY: the same contract as this function's.
+    unsafe { write_property("incept_session_output_len", session, out, Session::output_len) }
 }
 
 /// Runs the session: `input` holds `input_len` floats in the order of
