@@ -1,19 +1,19 @@
 //! BF16 sessions on whole models: every BF16 tier this CPU has (forced, and
 //! asserted to have run) against a reference evaluation of the same BF16 program
-//! (the reference kernels on BF16-rounded operands), and against float32; float32
-//! sessions unchanged by BF16 ones.
+//! (`Program::evaluate_reference`: the reference kernels on BF16-rounded operands,
+//! as `incept_kernels::bf16::reference`), and against float32; float32 sessions
+//! unchanged by BF16 ones.
 
 mod common;
 
 use std::sync::Mutex;
 
 use incept::graph::{Activation, ConvSpec, Dims, Graph, GraphBuilder, PoolGeometry};
-use incept::lower::{Algorithm, Kernel, Program, TensorId};
+use incept::lower::{Algorithm, Bf16Operands, Program};
 use incept::weights::Weights;
 use incept::{Model, Precision, SYNTHETIC_SEED, SessionOptions, models};
 use incept_kernels::bf16::conv::BF16_TIERS;
 use incept_kernels::bf16::{Bf16Tier, bf16_tier_calls};
-use incept_kernels::{Image, ImageMut, Layout, reference as k};
 
 /// The tier counters are per process: tests that read them run one at a time.
 static TIER_COUNTERS: Mutex<()> = Mutex::new(());
@@ -37,62 +37,6 @@ const TOL_FLOOR: f32 = 1e-4;
 /// layers. 3e-2 of the output's range bounds that with room on these models, and
 /// is still far below what a sign or layout error does.
 const TOL_F32: f32 = 3e-2;
-
-/// Evaluates `program` on one NCHW image, one buffer per value, with the reference
-/// kernels: BF16 convolutions on BF16-rounded operands, the rest in float32.
-fn reference_eval(program: &Program, weights: &Weights, input: &[f32]) -> Vec<f32> {
-    let g = &program.graph;
-    let plain = |id: TensorId| program.recipes[id.0].compute_plain(g, weights);
-    let nchw = Layout::Nchw;
-    let mut vals: Vec<Option<Vec<f32>>> = vec![None; g.values.len()];
-    vals[g.input.0] = Some(input.to_vec());
-    for s in &program.steps {
-        let d = g.dims(s.output);
-        let mut out = vec![0.0; d.volume()];
-        let img = |i: usize| {
-            let v = s.inputs[i];
-            Image::new(vals[v.0].as_deref().expect("steps in order"), g.dims(v), nchw)
-        };
-        let mut o = ImageMut::new(&mut out, d, nchw);
-        match &s.kernel {
-            Kernel::Conv { weight, bias, shape, geom, act, residual, algorithm } => {
-                let (w, b) = (plain(*weight), plain(*bias));
-                let r = residual.then(|| img(1));
-                assert_eq!(b.len(), shape.co);
-                match algorithm {
-                    Algorithm::Bf16Direct => {
-                        incept_kernels::bf16::reference::conv2d(img(0), &w, Some(&b), geom, r, *act, &mut o)
-                    }
-                    _ => k::conv2d(img(0), &w, Some(&b), geom, r, *act, &mut o),
-                }
-            }
-            Kernel::Linear { weight, bias, act } => {
-                k::linear(img(0), &plain(*weight), Some(&plain(*bias)), *act, &mut o)
-            }
-            Kernel::BatchNorm { params: [ga, be, m, v], eps } => {
-                k::batch_norm(img(0), &plain(*ga), &plain(*be), &plain(*m), &plain(*v), *eps, &mut o)
-            }
-            Kernel::Relu => k::relu(img(0), &mut o),
-            Kernel::MaxPool(geom) => k::max_pool(img(0), geom, &mut o),
-            Kernel::AvgPool(geom, count_include_pad) => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
-            Kernel::GlobalAvgPool => k::global_avg_pool(img(0), &mut o),
-            Kernel::Concat => {
-                let mut at = 0;
-                for i in 0..s.inputs.len() {
-                    let src = img(i).data;
-                    out[at..at + src.len()].copy_from_slice(src);
-                    at += src.len();
-                }
-            }
-            Kernel::ResidualAdd(scale, act) => k::residual_add(img(0), img(1), *scale, *act, &mut o),
-            Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(img(0), *size, *alpha, *beta, *bias, &mut o),
-            Kernel::Softmax => k::softmax(img(0), &mut o),
-            Kernel::Pointwise(f) => k::pointwise(img(0), |v| f.apply(v), &mut o),
-        }
-        vals[s.output.0] = Some(out);
-    }
-    vals[g.output.0].take().expect("output computed")
-}
 
 /// A residual network small enough for the portable tier: the image convolution,
 /// direct convolutions with a fused shortcut (and ReLU), a 3x3 lowered to
@@ -133,9 +77,10 @@ fn check(graph: &Graph, threads: usize) {
     let program = model16.program();
     let bf16_steps = program.steps.iter().filter(|s| s.algorithm() == Some(Algorithm::Bf16Direct)).count();
     assert!(bf16_steps > 0, "{}: no convolution runs in BF16", graph.name);
-    let want = reference_eval(program, &weights, &x);
+    let want = program.evaluate_reference(&weights, &x, Bf16Operands::BOTH).unwrap();
     let nudged: Vec<f32> = x.iter().map(|v| v * (1.0 + f32::EPSILON)).collect();
-    let sensitivity = common::rel_max_err(&reference_eval(program, &weights, &nudged), &want);
+    let sensitivity =
+        common::rel_max_err(&program.evaluate_reference(&weights, &nudged, Bf16Operands::BOTH).unwrap(), &want);
     let tol = (TOL_SENSITIVITY * sensitivity).max(TOL_FLOOR);
     for tier in BF16_TIERS {
         if !tier.is_available() {

@@ -9,6 +9,7 @@
 //! against the structure and mapped, never recomputed.
 
 mod algorithm;
+mod evaluate;
 mod fuse;
 mod packing;
 mod precision;
@@ -17,6 +18,7 @@ mod step;
 mod store;
 
 pub use algorithm::{Algorithm, winograd_for};
+pub use evaluate::Bf16Operands;
 pub use packing::Packing;
 pub use precision::{Precision, bf16_for, with_precision};
 pub use recipe::{Fold, TensorId, TensorRecipe, TensorRole};
