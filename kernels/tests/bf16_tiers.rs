@@ -15,7 +15,8 @@ mod support;
 use incept_kernels::bf16::convert::{round_to_bf16, to_bf16};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::bf16::{
-    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len, reference,
+    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
+    conv2d_bf16_scratch_len, reference,
 };
 use incept_kernels::conv::chunk_taps;
 use incept_kernels::pack::{ConvShape, pack_bias};
@@ -215,6 +216,44 @@ fn long_reductions(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
     assert!(short_last >= 2, "too few cases end in a short chunk");
 }
 
+/// One layer per tile shape of the tier's menu, a tile of that shape covering its
+/// output exactly (`ob` blocks of output channels, a row of `px` pixels), once with
+/// a 1x3 window (converted whole, tiled by rows) and once 1x1 (converted and
+/// tiled slab by slab), checked like the others; then every shape must have run.
+fn every_tile_shape(kernels: &Bf16Kernels) {
+    let mut rng = Rng(0x5851f42d4c957f2d);
+    let tier = kernels.tier();
+    let shapes: Vec<(usize, usize)> = kernels.tile_shapes().collect();
+    assert!(!shapes.is_empty(), "{tier:?}: an empty tile menu");
+    for kw in [3, 1] {
+        let before: Vec<u64> = shapes.iter().map(|&(ob, px)| bf16_tile_calls(tier, ob, px)).collect();
+        for &(ob, px) in &shapes {
+            let geom = ConvGeometry { kh: 1, kw, stride_h: 1, stride_w: 1, pad: Padding::symmetric(0, kw / 2) };
+            let case = Case { ci: 19, co: 16 * ob, h: 1, w: px, geom, residual: px % 2 == 0, act: Activation::Relu };
+            assert!(check(kernels, case, &mut rng, &Sequential));
+        }
+        for (&(ob, px), before) in shapes.iter().zip(before) {
+            let at = format!("{} (1x{kw})", kernels.conv_name());
+            assert!(bf16_tile_calls(tier, ob, px) > before, "{at}: tile {ob}x{px} did not run");
+        }
+    }
+}
+
+/// Pointwise layers over many slabs: wide and narrow inputs (slabs of one tile
+/// and of many), output blocks that split unevenly into groups (5, 6, 7 blocks),
+/// maps whose pixels end in a partial slab and a partial tile; and one whose
+/// weights are too large for slabs (converted whole, one row of pixels).
+fn pointwise_slabs(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
+    let mut rng = Rng(0x853c49e6748fea9b);
+    let g = ConvGeometry { kh: 1, kw: 1, stride_h: 1, stride_w: 1, pad: Padding::uniform(0) };
+    let cases =
+        [(48, 80, 9, 13), (300, 96, 7, 11), (600, 112, 5, 5), (1040, 20, 3, 7), (17, 70, 19, 23), (520, 260, 3, 5)];
+    for (n, &(ci, co, h, w)) in cases.iter().enumerate() {
+        let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
+        assert!(check(kernels, Case { ci, co, h, w, geom: g, residual: n % 2 == 1, act }, &mut rng, par));
+    }
+}
+
 #[test]
 fn every_available_bf16_tier_matches_the_reference() {
     for tier in [Bf16Tier::Portable, Bf16Tier::Avx512Bf16] {
@@ -225,6 +264,8 @@ fn every_available_bf16_tier_matches_the_reference() {
         let before = bf16_tier_calls(tier);
         let cases = sweep(&kernels, &Sequential);
         long_reductions(&kernels, &Sequential);
+        pointwise_slabs(&kernels, &Sequential);
+        every_tile_shape(&kernels);
         assert!(cases > 250 && bf16_tier_calls(tier) >= before + cases as u64, "{tier:?} did not run");
         eprintln!("{}: ok", kernels.conv_name());
     }
@@ -235,6 +276,7 @@ fn bf16_tiles_spread_over_threads_match_the_reference() {
     let kernels = Bf16Kernels::new(Bf16Tier::best()).unwrap();
     sweep(&kernels, &ThreeThreads);
     long_reductions(&kernels, &ThreeThreads);
+    pointwise_slabs(&kernels, &ThreeThreads);
 }
 
 /// Subnormal operands are read as zero, on every tier alike: an input of 2^-130

@@ -14,6 +14,7 @@ use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::conv::chunk_taps;
+use crate::microkernel::TileShapes;
 use crate::pack::ConvShape;
 use crate::parallel::{ParallelFor, SharedMut};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
@@ -110,6 +111,12 @@ impl Bf16Kernels {
         self.mk.name
     }
 
+    /// Every tile shape (output blocks, pixels) the convolution microkernel computes.
+    pub fn tile_shapes(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let max_px = self.mk.max_px;
+        (1..max_px.len()).flat_map(move |ob| (1..=max_px[ob]).map(move |px| (ob, px)))
+    }
+
     /// The tier's peak BF16 dot-product throughput on the calling thread, in
     /// GFLOP/s (a pair's two multiplies and two adds are 4 FLOPs), measured for
     /// about `seconds` as [`crate::peak::fma_peak_gflops`] does; `None` for the
@@ -122,6 +129,21 @@ impl Bf16Kernels {
 }
 
 static CALLS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Pixels per tile of any tier, plus one.
+const PX_SLOTS: usize = 17;
+
+static TILE_CALLS: [[AtomicU64; 5 * PX_SLOTS]; 2] = [const { [const { AtomicU64::new(0) }; 5 * PX_SLOTS] }; 2];
+
+/// How many BF16 convolution tasks of `tier` have run at least one tile of `ob`
+/// output blocks and `px` pixels in this process: lets tests assert that every
+/// tile shape of a tier's menu ([`Bf16Kernels::tile_shapes`]) ran.
+pub fn bf16_tile_calls(tier: Bf16Tier, ob: usize, px: usize) -> u64 {
+    if ob > 4 || px >= PX_SLOTS {
+        return 0;
+    }
+    TILE_CALLS[tier as usize][ob * PX_SLOTS + px].load(Ordering::Relaxed)
+}
 
 /// How many convolutions each BF16 tier has computed in this process: lets tests
 /// assert that a forced tier really ran.
@@ -151,15 +173,66 @@ fn padded(d: Dims, geom: &ConvGeometry) -> Dims {
     Dims::new(d.c, d.h + p.top + p.bottom, d.w + p.left + p.right)
 }
 
-/// The tile shape (output blocks, pixels) for `co_blocks` output blocks and rows of
-/// `row_len` pixels: as many blocks as the kernel takes (each input pair is
-/// broadcast once for all of them), and the row in tiles as even as the widest
-/// tile allows. Untuned: the machine was too loaded to measure the alternatives.
-fn tile_shape(mk: &Bf16Microkernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
-    let ob = (1..mk.max_px.len()).rev().find(|&ob| mk.max_px[ob] > 0 && ob <= co_blocks).unwrap_or(1);
-    let max_px = mk.max_px[ob];
-    (ob, row_len.div_ceil(row_len.div_ceil(max_px)))
+/// How a layer's output blocks are split into groups, one tile row each, and how
+/// many pixels a tile of each group size takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tiling {
+    co_blocks: usize,
+    groups: usize,
+    /// Pixels per tile for a group of `ob` blocks (index `ob`).
+    px: [usize; 5],
 }
+
+impl Tiling {
+    /// The output blocks of group `g`: the groups are as even as the blocks allow.
+    fn group(&self, g: usize) -> (usize, usize) {
+        let ob0 = g * self.co_blocks / self.groups;
+        (ob0, (g + 1) * self.co_blocks / self.groups - ob0)
+    }
+}
+
+/// The tiling with the least estimated time for `co_blocks` output blocks and rows
+/// of `row_len` pixels, counting the partial tiles at the row ends. Per pair of
+/// input lanes an `ob x px` tile issues `ob * px` dot products and `ob + px` loads
+/// (weight rows, input broadcasts), so its cost is the larger of the two, plus a
+/// fixed overhead per tile (loop, epilogue) that favours fewer, larger tiles: the
+/// float32 rule (`microkernel::choose_tile`), with the output blocks split into
+/// even groups rather than full groups and a remainder (5 blocks as 3 + 2 rather
+/// than 4 + 1, whose 1 x 16 tile would wait on its loads).
+fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
+    let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + 2;
+    let mut px = [0; 5];
+    let mut row_cost = [usize::MAX; 5];
+    for ob in (1..max_px.len()).filter(|&ob| max_px[ob] > 0) {
+        for p in 1..=max_px[ob].min(row_len.max(1)) {
+            let (full, rem) = (row_len / p, row_len % p);
+            let c = full * cost(ob, p) + if rem > 0 { cost(ob, rem) } else { 0 };
+            if c < row_cost[ob] {
+                (row_cost[ob], px[ob]) = (c, p);
+            }
+        }
+    }
+    let mut best = (usize::MAX, 1);
+    for top in (1..max_px.len()).filter(|&ob| max_px[ob] > 0) {
+        let groups = co_blocks.div_ceil(top);
+        let (small, big) = (co_blocks / groups, co_blocks % groups);
+        // `big` groups of `small + 1` blocks, the others of `small` (both <= top).
+        let cost = |n: usize, ob: usize| if n == 0 { 0 } else { n.saturating_mul(row_cost[ob]) };
+        let total = cost(big, small + 1).saturating_add(cost(groups - big, small));
+        if total < best.0 {
+            best = (total, groups);
+        }
+    }
+    Tiling { co_blocks, groups: best.1, px }
+}
+
+/// Bytes of BF16 input one slab of a pointwise convolution converts at a time:
+/// well within L1, beside the weight rows streaming through it.
+const SLAB_BYTES: usize = 16 << 10;
+
+/// Most bytes of packed weights for which a pointwise convolution goes slab by
+/// slab, every slab through all the weights: enough to stay in L2 meanwhile.
+const SLAB_WEIGHT_BYTES: usize = 256 << 10;
 
 /// Tasks per thread: a few, so that a thread slowed by something else hands part
 /// of its share to the others.
@@ -194,9 +267,109 @@ pub fn conv2d_bf16_par(
     assert!(scratch.len() >= len, "conv2d_bf16: scratch holds {} of {len} values", scratch.len());
     CALLS[kernels.tier as usize].fetch_add(1, Ordering::Relaxed);
 
-    // The input in BF16, with a zero border when the window is padded.
+    let ci_blocks = s.ci_blocks();
+    let tiles = Tiles {
+        kernels,
+        co_blocks: s.co_blocks(),
+        template: Bf16TileArgs {
+            input: std::ptr::null(),
+            in_pixel: geom.stride_w * BLOCK,
+            in_row: 0,
+            in_block: 0,
+            ci_blocks,
+            ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
+            kh: s.kh,
+            kw: s.kw,
+            chunk: chunk_taps(s),
+            weights: w.weights.as_ptr(),
+            w_block: ci_blocks * s.kh * s.kw * BLOCK * BLOCK,
+            bias: w.bias.as_ptr(),
+            residual: std::ptr::null(),
+            output: std::ptr::null_mut(),
+            out_block: dout.h * dout.w * BLOCK,
+            relu: act == Activation::Relu,
+        },
+        residual: residual.map(|r| r.data),
+        output: SharedMut(out.data.as_mut_ptr()),
+    };
+    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
+    if pointwise && geom.pad == Default::default() && w.weights.len() * 2 <= SLAB_WEIGHT_BYTES {
+        by_slabs(&tiles, input, &mut scratch[..len], par);
+    } else {
+        by_rows(&tiles, input, geom, pointwise, &mut scratch[..len], par);
+    }
+}
+
+/// What every tile of one call shares, and how to run one.
+struct Tiles<'a> {
+    kernels: &'a Bf16Kernels,
+    co_blocks: usize,
+    /// The arguments every tile shares (strides, weights, epilogue).
+    template: Bf16TileArgs,
+    residual: Option<&'a [f32]>,
+    output: SharedMut,
+}
+
+// SAFETY: the template's pointers are the weights and bias, read only, and null
+// input, residual and output; tasks write the output only through `run`, whose
+// callers keep the tiles of different tasks disjoint.
+unsafe impl Sync for Tiles<'_> {}
+
+impl Tiles<'_> {
+    /// Runs the tile of output blocks `ob0..ob0 + ob`, output pixels
+    /// `out_px..out_px + px` (of the flattened output plane), reading the BF16 input
+    /// from `input` with channel blocks `in_block` and tap rows `in_row` apart.
+    ///
+    /// # Safety
+    /// Every input element the [`Bf16TileArgs`] formula reaches from `input` must be
+    /// initialised BF16 scratch; the tile must lie in the output (`ob0 + ob` blocks,
+    /// `out_px + px` pixels at most) and no other thread may write it meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    unsafe fn run(
+        &self,
+        input: *const bf16,
+        (in_block, in_row): (usize, usize),
+        (ob0, ob): (usize, usize),
+        (out_px, px): (usize, usize),
+        shapes: &mut TileShapes,
+    ) {
+        let t = &self.template;
+        let out_off = ob0 * t.out_block + out_px * BLOCK;
+        let args = Bf16TileArgs {
+            input,
+            in_block,
+            in_row,
+            weights: t.weights.wrapping_add(ob0 * t.w_block),
+            bias: t.bias.wrapping_add(ob0 * BLOCK),
+            residual: self.residual.map_or(std::ptr::null(), |r| r[out_off..].as_ptr()),
+            output: self.output.get().wrapping_add(out_off),
+            ..*t
+        };
+        shapes.add(ob, px);
+        // SAFETY: the microkernel comes from a `Bf16Kernels`, which proves the tier
+        // runs on this CPU; the input bounds are the caller's; weights, bias,
+        // residual and output stay inside blocks ob0..ob0 + ob of their images,
+        // whose lengths the driver checked, and the tile is the caller's alone.
+        unsafe { (self.kernels.mk.tile)(&args, ob, px) };
+    }
+
+    /// Counts the tile shapes one task ran (see [`bf16_tile_calls`]).
+    fn record(&self, shapes: TileShapes) {
+        for (ob, px) in shapes.iter() {
+            TILE_CALLS[self.kernels.tier as usize][ob * PX_SLOTS + px].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The convolution in (group of output blocks, row) units: the whole input
+/// converted to BF16 first, with a zero border when the window is padded, so that
+/// each value is converted once however many taps and groups read it. A 1x1
+/// stride-1 convolution is one row of h x w pixels.
+fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, pointwise: bool, staged: &mut [bf16], par: &dyn ParallelFor) {
+    let din = input.dims;
     let (p, pd) = (geom.pad, padded(din, geom));
-    let staged = &mut scratch[..len];
+    let to_bf16 = t.kernels.mk.to_bf16;
     let src_blocks = input.data.chunks_exact(din.h * din.w * BLOCK);
     for (src, dst) in src_blocks.zip(staged.chunks_exact_mut(pd.h * pd.w * BLOCK)) {
         dst[..p.top * pd.w * BLOCK].fill(bf16::ZERO);
@@ -206,71 +379,94 @@ pub fn conv2d_bf16_par(
             row[..p.left * BLOCK].fill(bf16::ZERO);
             let (src, dst) = (&src[y * din.w * BLOCK..][..din.w * BLOCK], &mut row[p.left * BLOCK..][..din.w * BLOCK]);
             // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
-            unsafe { (kernels.mk.to_bf16)(src, dst) };
+            unsafe { to_bf16(src, dst) };
             row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
         }
     }
     let staged: &[bf16] = staged;
-
-    // Rows of output pixels: a 1x1 stride-1 convolution is one row of h*w pixels.
-    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
-    let (rows, row_len) = if pointwise { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
-    let mk = &kernels.mk;
-    let co_blocks = s.co_blocks();
-    let (ob_tile, px_tile) = tile_shape(mk, co_blocks, row_len);
-    let ci_blocks = s.ci_blocks();
-    let template = Bf16TileArgs {
-        input: staged.as_ptr(),
-        in_pixel: geom.stride_w * BLOCK,
-        in_row: pd.w * BLOCK,
-        in_block: pd.h * pd.w * BLOCK,
-        ci_blocks,
-        ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
-        kh: s.kh,
-        kw: s.kw,
-        chunk: chunk_taps(s),
-        weights: w.weights.as_ptr(),
-        w_block: ci_blocks * s.kh * s.kw * BLOCK * BLOCK,
-        bias: w.bias.as_ptr(),
-        residual: std::ptr::null(),
-        output: std::ptr::null_mut(),
-        out_block: dout.h * dout.w * BLOCK,
-        relu: act == Activation::Relu,
-    };
-    let residual = residual.map(|r| r.data);
-    let output = SharedMut(out.data.as_mut_ptr());
+    let (oh, ow) = geom.output_hw(din.h, din.w).expect("checked by the caller");
+    let (rows, row_len) = if pointwise { (1, oh * ow) } else { (oh, ow) };
+    let tiling = tiling(&t.kernels.mk.max_px, t.co_blocks, row_len);
+    let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
     // Units: (group of output blocks, row), group-major, in even runs per task.
-    let groups = co_blocks.div_ceil(ob_tile);
-    let units = groups * rows;
+    let units = tiling.groups * rows;
     let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
     par.run(tasks, &|task| {
+        let mut shapes = TileShapes::default();
         for unit in task * units / tasks..(task + 1) * units / tasks {
-            let (ob0, oy) = (unit / rows * ob_tile, unit % rows);
-            let ob = ob_tile.min(co_blocks - ob0);
-            for ox0 in (0..row_len).step_by(px_tile) {
-                let px = px_tile.min(row_len - ox0);
+            let ((ob0, ob), oy) = (tiling.group(unit / rows), unit % rows);
+            for ox0 in (0..row_len).step_by(tiling.px[ob]) {
+                let px = tiling.px[ob].min(row_len - ox0);
                 let in_off =
                     if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * pd.w + ox0 * geom.stride_w) * BLOCK };
-                let out_off = ob0 * template.out_block + (oy * row_len + ox0) * BLOCK;
-                let args = Bf16TileArgs {
-                    input: staged[in_off..].as_ptr(),
-                    weights: w.weights[ob0 * template.w_block..].as_ptr(),
-                    bias: w.bias[ob0 * BLOCK..].as_ptr(),
-                    residual: residual.map_or(std::ptr::null(), |r| r[out_off..].as_ptr()),
-                    // Plain offset: inside the output (blocks ob0..ob0+ob, pixels of this row).
-                    output: output.get().wrapping_add(out_off),
-                    ..template
-                };
-                // SAFETY: `mk` comes from a `Bf16Kernels`, which proves the tier runs on
-                // this CPU. The last input read is block ci_blocks-1, row oy*sh + kh-1,
+                // SAFETY: the last input read is block ci_blocks-1, row oy*sh + kh-1,
                 // column (ox0+px-1)*sw + kw-1 of the padded copy, inside it because the
                 // output size was checked against the geometry (for a pointwise layer,
-                // pixel ox0+px-1 < h*w). Weights, bias, residual and output stay inside
-                // blocks ob0..ob0+ob of their images, whose lengths were checked. Tiles
-                // are disjoint and each belongs to one task, so no two tasks write the
-                // same output.
-                unsafe { (mk.tile)(&args, ob, px) };
+                // pixel ox0+px-1 < h*w), and all of it was written above. The tile is
+                // inside the output; tiles are disjoint and each belongs to one task.
+                unsafe { t.run(staged[in_off..].as_ptr(), strides, (ob0, ob), (oy * row_len + ox0, px), &mut shapes) };
             }
         }
+        t.record(shapes);
     });
+}
+
+/// A 1x1 stride-1 unpadded convolution in slabs of pixels: each slab's input is
+/// converted to BF16 into its own part of `scratch` (as `[block][pixel][16]`, small
+/// enough to stay in L1) and then run through every group of output blocks, so the
+/// conversion pass never goes out to memory and back. For layers whose weights stay
+/// in L2 meanwhile ([`SLAB_WEIGHT_BYTES`]).
+fn by_slabs(t: &Tiles, input: Image, scratch: &mut [bf16], par: &dyn ParallelFor) {
+    let (npix, ci_blocks) = (input.dims.h * input.dims.w, t.template.ci_blocks);
+    let tiling = tiling(&t.kernels.mk.max_px, t.co_blocks, npix);
+    let px0 = tiling.px[tiling.group(0).1];
+    // Whole tiles of the first group per slab, as many as fit in SLAB_BYTES (at least one).
+    let slab = (SLAB_BYTES / (ci_blocks * BLOCK * 2) / px0).max(1) * px0;
+    let slabs = npix.div_ceil(slab);
+    let tasks = (TASKS_PER_THREAD * par.threads()).min(slabs).max(1);
+    let to_bf16 = t.kernels.mk.to_bf16;
+    let base = SharedBf16(scratch.as_mut_ptr());
+    assert!(scratch.len() >= npix * ci_blocks * BLOCK, "conv2d_bf16: slab scratch");
+    par.run(tasks, &|task| {
+        let mut shapes = TileShapes::default();
+        for u in task * slabs / tasks..(task + 1) * slabs / tasks {
+            let (p0, len) = (u * slab, slab.min(npix - u * slab));
+            // SAFETY: slab u's part of scratch, values p0 * ci_blocks * 16 onwards for
+            // len * ci_blocks * 16: inside `scratch` (checked above) and disjoint from
+            // every other slab's, and each slab belongs to one task.
+            let buf = unsafe {
+                std::slice::from_raw_parts_mut(base.get().add(p0 * ci_blocks * BLOCK), len * ci_blocks * BLOCK)
+            };
+            for (ib, dst) in buf.chunks_exact_mut(len * BLOCK).enumerate() {
+                // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
+                unsafe { to_bf16(&input.data[(ib * npix + p0) * BLOCK..][..len * BLOCK], dst) };
+            }
+            let buf: &[bf16] = buf;
+            for g in 0..tiling.groups {
+                let (ob0, ob) = tiling.group(g);
+                for ox0 in (0..len).step_by(tiling.px[ob]) {
+                    let px = tiling.px[ob].min(len - ox0);
+                    // SAFETY: the tile reads pixels ox0..ox0+px < len of every block of
+                    // the slab, all converted above; its output pixels p0+ox0.. are
+                    // below h*w, its blocks within the layer's, and only this task
+                    // writes this slab's pixels.
+                    unsafe {
+                        t.run(buf[ox0 * BLOCK..].as_ptr(), (len * BLOCK, 0), (ob0, ob), (p0 + ox0, px), &mut shapes)
+                    };
+                }
+            }
+        }
+        t.record(shapes);
+    });
+}
+
+/// The scratch pointer, shared by the tasks of [`by_slabs`].
+#[derive(Clone, Copy)]
+struct SharedBf16(*mut bf16);
+// SAFETY: each task writes and reads only its own slabs' part of the scratch.
+unsafe impl Sync for SharedBf16 {}
+impl SharedBf16 {
+    fn get(self) -> *mut bf16 {
+        self.0
+    }
 }
