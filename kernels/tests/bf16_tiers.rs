@@ -12,13 +12,13 @@
 
 mod support;
 
+use incept_kernels::bf16::conv::chunk_taps_bf16;
 use incept_kernels::bf16::convert::{round_to_bf16, to_bf16};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::bf16::{
     Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
     conv2d_bf16_scratch_len, reference,
 };
-use incept_kernels::conv::chunk_taps;
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding};
@@ -40,7 +40,7 @@ fn flush(v: f32) -> f32 {
     if v.is_subnormal() { 0f32.copysign(v) } else { v }
 }
 
-/// The documented order for output `(o, oy, ox)`: chunks of `chunk_taps` taps from
+/// The documented order for output `(o, oy, ox)`: chunks of `chunk_taps_bf16` taps from
 /// zero; in each tap, pairs of lanes `(2j, 2j + 1)` up to the last pair holding a
 /// real channel (lanes past `ci`, and padding, are zeros); each pair adds its odd
 /// lane's exact product, then its even lane's, rounding each addition; the first
@@ -60,7 +60,7 @@ fn replay(
 ) -> f32 {
     let ConvShape { ci, kh, kw, .. } = shape;
     let (blocks, taps_per_block) = (ci.div_ceil(16), kh * kw);
-    let chunk = chunk_taps(shape);
+    let chunk = chunk_taps_bf16(shape);
     let input = |i: usize, ky: usize, kx: usize| {
         let y = (oy * geom.stride_h + ky) as isize - geom.pad.top as isize;
         let xx = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
@@ -207,7 +207,7 @@ fn long_reductions(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
     let mut short_last = 0;
     for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-        let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
+        let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps_bf16(shape));
         assert!(taps >= 3 * chunk, "{shape:?}: {taps} taps in chunks of {chunk}");
         short_last += (taps % chunk != 0) as usize;
         let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
-use crate::conv::chunk_taps;
 use crate::microkernel::TileShapes;
+use crate::microkernel::chunk_taps_of;
 use crate::pack::ConvShape;
 use crate::parallel::{ParallelFor, SharedMut};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
@@ -129,6 +129,21 @@ impl Bf16Kernels {
 }
 
 static CALLS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The fewest products a BF16 tile sums in registers before adding them to the
+/// partial sum in memory: twice float32's
+/// [`CHUNK_TERMS`](crate::microkernel::CHUNK_TERMS), because `VDPBF16PS` adds two
+/// products per lane in the time an FMA adds one, so each chunk's store costs the
+/// same share of the arithmetic. The longer float32 chain stays far below the BF16
+/// rounding of the operands (2^-9 relative each).
+pub const BF16_CHUNK_TERMS: usize = 2 * crate::microkernel::CHUNK_TERMS;
+
+/// Taps per chunk of a BF16 convolution of `shape`: the float32 rule
+/// ([`crate::conv::chunk_taps`]) with [`BF16_CHUNK_TERMS`]. Depends on the shape
+/// only, so every tier and tile shape sums in the same order.
+pub fn chunk_taps_bf16(shape: ConvShape) -> usize {
+    chunk_taps_of(shape, BF16_CHUNK_TERMS)
+}
 
 /// Pixels per tile of any tier, plus one.
 const PX_SLOTS: usize = 17;
@@ -280,7 +295,7 @@ pub fn conv2d_bf16_par(
             ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
             kh: s.kh,
             kw: s.kw,
-            chunk: chunk_taps(s),
+            chunk: chunk_taps_bf16(s),
             weights: w.weights.as_ptr(),
             w_block: ci_blocks * s.kh * s.kw * BLOCK * BLOCK,
             bias: w.bias.as_ptr(),

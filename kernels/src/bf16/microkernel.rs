@@ -19,7 +19,7 @@ use crate::BLOCK;
 /// and ReLU (if asked) as the float32 microkernel contract (`microkernel::TileArgs`) does.
 ///
 /// The order of the sum is fixed, the same on every tier: chunks of `chunk` taps
-/// ([`crate::conv::chunk_taps`], as for float32), each from zero, added to the partial sum in
+/// ([`crate::bf16::conv::chunk_taps_bf16`]), each from zero, added to the partial sum in
 /// `output` (the first to the bias; the last then adds the residual and applies
 /// the activation). Within a chunk the taps go in order, within a tap the pairs,
 /// and each pair adds its lane `2j + 1` product and then its lane `2j` product, each
