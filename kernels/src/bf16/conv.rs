@@ -206,39 +206,30 @@ impl Tiling {
     }
 }
 
-/// The tiling with the least estimated time for `co_blocks` output blocks and rows
-/// of `row_len` pixels, counting the partial tiles at the row ends. Per pair of
-/// input lanes an `ob x px` tile issues `ob * px` dot products and `ob + px` loads
-/// (weight rows, input broadcasts), so its cost is the larger of the two, plus a
-/// fixed overhead per tile (loop, epilogue) that favours fewer, larger tiles: the
-/// float32 rule (`microkernel::choose_tile`), with the output blocks split into
-/// even groups rather than full groups and a remainder (5 blocks as 3 + 2 rather
-/// than 4 + 1, whose 1 x 16 tile would wait on its loads).
+/// The tiling of `co_blocks` output blocks and rows of `row_len` pixels: the
+/// fewest groups the widest tile allows (each group reads the whole input once
+/// more), the blocks split evenly among them (5 as 3 + 2 rather than 4 + 1, whose
+/// 1 x 16 tile would wait on its loads), and per group size the pixels per tile
+/// with the least estimated time for a row, counting the partial tile at its end.
+/// Per pair of input lanes an `ob x px` tile issues `ob * px` dot products and
+/// `ob + px` loads (weight rows, input broadcasts), so its cost is the larger of
+/// the two, plus a fixed overhead per tile (loop, epilogue) that favours fewer,
+/// larger tiles: the float32 rule (`microkernel::choose_tile`).
 fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
     let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + 2;
     let mut px = [0; 5];
-    let mut row_cost = [usize::MAX; 5];
     for ob in (1..max_px.len()).filter(|&ob| max_px[ob] > 0) {
+        let mut best = usize::MAX;
         for p in 1..=max_px[ob].min(row_len.max(1)) {
             let (full, rem) = (row_len / p, row_len % p);
             let c = full * cost(ob, p) + if rem > 0 { cost(ob, rem) } else { 0 };
-            if c < row_cost[ob] {
-                (row_cost[ob], px[ob]) = (c, p);
+            if c < best {
+                (best, px[ob]) = (c, p);
             }
         }
     }
-    let mut best = (usize::MAX, 1);
-    for top in (1..max_px.len()).filter(|&ob| max_px[ob] > 0) {
-        let groups = co_blocks.div_ceil(top);
-        let (small, big) = (co_blocks / groups, co_blocks % groups);
-        // `big` groups of `small + 1` blocks, the others of `small` (both <= top).
-        let cost = |n: usize, ob: usize| if n == 0 { 0 } else { n.saturating_mul(row_cost[ob]) };
-        let total = cost(big, small + 1).saturating_add(cost(groups - big, small));
-        if total < best.0 {
-            best = (total, groups);
-        }
-    }
-    Tiling { co_blocks, groups: best.1, px }
+    let widest = (1..max_px.len()).rev().find(|&ob| max_px[ob] > 0).expect("a tile shape");
+    Tiling { co_blocks, groups: co_blocks.div_ceil(widest), px }
 }
 
 /// Bytes of BF16 input one slab of a pointwise convolution converts at a time:
@@ -403,15 +394,21 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, pointwise: bool, staged
     let (rows, row_len) = if pointwise { (1, oh * ow) } else { (oh, ow) };
     let tiling = tiling(&t.kernels.mk.max_px, t.co_blocks, row_len);
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
-    // Units: (group of output blocks, row), group-major, in even runs per task.
-    let units = tiling.groups * rows;
-    let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
+    // Units: (group of output blocks, row, piece of the row), group-major, in even
+    // runs per task. A pointwise layer's one row is cut into pieces of whole tiles,
+    // enough for every task to have one even when the groups are few.
+    let wanted = TASKS_PER_THREAD * par.threads();
+    let pieces = if pointwise { wanted.div_ceil(tiling.groups) } else { 1 };
+    let units = tiling.groups * rows * pieces;
+    let tasks = wanted.min(units).max(1);
     par.run(tasks, &|task| {
         let mut shapes = TileShapes::default();
         for unit in task * units / tasks..(task + 1) * units / tasks {
-            let ((ob0, ob), oy) = (tiling.group(unit / rows), unit % rows);
-            for ox0 in (0..row_len).step_by(tiling.px[ob]) {
-                let px = tiling.px[ob].min(row_len - ox0);
+            let ((ob0, ob), oy, piece) = (tiling.group(unit / (rows * pieces)), unit / pieces % rows, unit % pieces);
+            let step = tiling.px[ob];
+            let n = row_len.div_ceil(step);
+            for ox0 in (piece * n / pieces..(piece + 1) * n / pieces).map(|k| k * step) {
+                let px = step.min(row_len - ox0);
                 let in_off =
                     if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * pd.w + ox0 * geom.stride_w) * BLOCK };
                 // SAFETY: the last input read is block ci_blocks-1, row oy*sh + kh-1,
