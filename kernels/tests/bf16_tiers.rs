@@ -218,8 +218,8 @@ fn long_reductions(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
 
 /// One layer per tile shape of the tier's menu, a tile of that shape covering its
 /// output exactly (`ob` blocks of output channels, a row of `px` pixels), once with
-/// a 1x3 window (converted whole, tiled by rows) and once 1x1 (converted and
-/// tiled slab by slab), checked like the others; then every shape must have run.
+/// a 1x3 window (the input converted whole first) and once 1x1 (the float32 input
+/// rounded in the tile), checked like the others; then every shape must have run.
 fn every_tile_shape(kernels: &Bf16Kernels) {
     let mut rng = Rng(0x5851f42d4c957f2d);
     let tier = kernels.tier();
@@ -239,11 +239,11 @@ fn every_tile_shape(kernels: &Bf16Kernels) {
     }
 }
 
-/// Pointwise layers over many slabs: wide and narrow inputs (slabs of one tile
-/// and of many), output blocks that split unevenly into groups (5, 6, 7 blocks),
-/// maps whose pixels end in a partial slab and a partial tile; and one whose
-/// weights are too large for slabs (converted whole, one row of pixels).
-fn pointwise_slabs(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
+/// Pointwise layers: up to four groups of output blocks (read in place from the
+/// float32 input; 5 to 10 blocks split evenly: 5 as 3 + 2) and more (17 blocks,
+/// converted whole first), padded ones (converted whole), long and short inputs,
+/// maps that end in a partial tile.
+fn pointwise(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x853c49e6748fea9b);
     let g = ConvGeometry { kh: 1, kw: 1, stride_h: 1, stride_w: 1, pad: Padding::uniform(0) };
     let cases =
@@ -264,7 +264,7 @@ fn every_available_bf16_tier_matches_the_reference() {
         let before = bf16_tier_calls(tier);
         let cases = sweep(&kernels, &Sequential);
         long_reductions(&kernels, &Sequential);
-        pointwise_slabs(&kernels, &Sequential);
+        pointwise(&kernels, &Sequential);
         every_tile_shape(&kernels);
         assert!(cases > 250 && bf16_tier_calls(tier) >= before + cases as u64, "{tier:?} did not run");
         eprintln!("{}: ok", kernels.conv_name());
@@ -276,7 +276,7 @@ fn bf16_tiles_spread_over_threads_match_the_reference() {
     let kernels = Bf16Kernels::new(Bf16Tier::best()).unwrap();
     sweep(&kernels, &ThreeThreads);
     long_reductions(&kernels, &ThreeThreads);
-    pointwise_slabs(&kernels, &ThreeThreads);
+    pointwise(&kernels, &ThreeThreads);
 }
 
 /// Subnormal operands are read as zero, on every tier alike: an input of 2^-130

@@ -232,14 +232,6 @@ fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
     Tiling { co_blocks, groups: co_blocks.div_ceil(widest), px }
 }
 
-/// Bytes of BF16 input one slab of a pointwise convolution converts at a time:
-/// well within L1, beside the weight rows streaming through it.
-const SLAB_BYTES: usize = 16 << 10;
-
-/// Most bytes of packed weights for which a pointwise convolution goes slab by
-/// slab, every slab through all the weights: enough to stay in L2 meanwhile.
-const SLAB_WEIGHT_BYTES: usize = 256 << 10;
-
 /// Tasks per thread: a few, so that a thread slowed by something else hands part
 /// of its share to the others.
 const TASKS_PER_THREAD: usize = 2;
@@ -279,6 +271,7 @@ pub fn conv2d_bf16_par(
         co_blocks: s.co_blocks(),
         template: Bf16TileArgs {
             input: std::ptr::null(),
+            input_f32: std::ptr::null(),
             in_pixel: geom.stride_w * BLOCK,
             in_row: 0,
             in_block: 0,
@@ -298,12 +291,7 @@ pub fn conv2d_bf16_par(
         residual: residual.map(|r| r.data),
         output: SharedMut(out.data.as_mut_ptr()),
     };
-    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
-    if pointwise && geom.pad == Default::default() && w.weights.len() * 2 <= SLAB_WEIGHT_BYTES {
-        by_slabs(&tiles, input, &mut scratch[..len], par);
-    } else {
-        by_rows(&tiles, input, geom, pointwise, &mut scratch[..len], par);
-    }
+    by_rows(&tiles, input, geom, &mut scratch[..len], par);
 }
 
 /// What every tile of one call shares, and how to run one.
@@ -324,17 +312,18 @@ unsafe impl Sync for Tiles<'_> {}
 impl Tiles<'_> {
     /// Runs the tile of output blocks `ob0..ob0 + ob`, output pixels
     /// `out_px..out_px + px` (of the flattened output plane), reading the BF16 input
-    /// from `input` with channel blocks `in_block` and tap rows `in_row` apart.
+    /// from `input`, or when that is null the float32 input from `input_f32`, with
+    /// channel blocks `in_block` and tap rows `in_row` apart.
     ///
     /// # Safety
-    /// Every input element the [`Bf16TileArgs`] formula reaches from `input` must be
-    /// initialised BF16 scratch; the tile must lie in the output (`ob0 + ob` blocks,
+    /// Every input element the [`Bf16TileArgs`] formula reaches from the input (for
+    /// float32, every lane of the pixels it reads) must be initialised and in bounds; the tile must lie in the output (`ob0 + ob` blocks,
     /// `out_px + px` pixels at most) and no other thread may write it meanwhile.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     unsafe fn run(
         &self,
-        input: *const bf16,
+        (input, input_f32): (*const bf16, *const f32),
         (in_block, in_row): (usize, usize),
         (ob0, ob): (usize, usize),
         (out_px, px): (usize, usize),
@@ -344,6 +333,7 @@ impl Tiles<'_> {
         let out_off = ob0 * t.out_block + out_px * BLOCK;
         let args = Bf16TileArgs {
             input,
+            input_f32,
             in_block,
             in_row,
             weights: t.weights.wrapping_add(ob0 * t.w_block),
@@ -368,31 +358,30 @@ impl Tiles<'_> {
     }
 }
 
-/// The convolution in (group of output blocks, row) units: the whole input
-/// converted to BF16 first, with a zero border when the window is padded, so that
-/// each value is converted once however many taps and groups read it. A 1x1
-/// stride-1 convolution is one row of h x w pixels.
-fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, pointwise: bool, staged: &mut [bf16], par: &dyn ParallelFor) {
-    let din = input.dims;
-    let (p, pd) = (geom.pad, padded(din, geom));
-    let to_bf16 = t.kernels.mk.to_bf16;
-    let src_blocks = input.data.chunks_exact(din.h * din.w * BLOCK);
-    for (src, dst) in src_blocks.zip(staged.chunks_exact_mut(pd.h * pd.w * BLOCK)) {
-        dst[..p.top * pd.w * BLOCK].fill(bf16::ZERO);
-        dst[(p.top + din.h) * pd.w * BLOCK..].fill(bf16::ZERO);
-        for y in 0..din.h {
-            let row = &mut dst[(p.top + y) * pd.w * BLOCK..][..pd.w * BLOCK];
-            row[..p.left * BLOCK].fill(bf16::ZERO);
-            let (src, dst) = (&src[y * din.w * BLOCK..][..din.w * BLOCK], &mut row[p.left * BLOCK..][..din.w * BLOCK]);
-            // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
-            unsafe { to_bf16(src, dst) };
-            row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
-        }
-    }
-    let staged: &[bf16] = staged;
+/// Most groups of output blocks for which an unpadded pointwise layer's tiles
+/// round the float32 input as they read it (each group then rounds it once more).
+pub(crate) const IN_PLACE_GROUPS: usize = 4;
+
+/// The convolution in (group of output blocks, row) units. The input is rounded
+/// to BF16 first, whole, with a zero border when the window is padded, so that
+/// each value is converted once however many taps and groups read it; except in
+/// an unpadded pointwise (1x1 stride-1) layer of at most [`IN_PLACE_GROUPS`]
+/// groups, whose tiles round the float32 input as they read it: no tap or row
+/// reads a value twice there, and the tiles' arithmetic hides the reads, where a
+/// pass over the input first waits on memory (a tenth of a 35x35 layer's time).
+/// A pointwise layer is one row of h x w pixels.
+fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], par: &dyn ParallelFor) {
+    let (din, s) = (input.dims, &t.template);
+    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
     let (oh, ow) = geom.output_hw(din.h, din.w).expect("checked by the caller");
     let (rows, row_len) = if pointwise { (1, oh * ow) } else { (oh, ow) };
     let tiling = tiling(&t.kernels.mk.max_px, t.co_blocks, row_len);
+    let in_place = pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS;
+    let pd = padded(din, geom);
+    if !in_place {
+        stage(t.kernels.mk.to_bf16, input, geom, staged);
+    }
+    let staged: &[bf16] = staged;
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
     // Units: (group of output blocks, row, piece of the row), group-major, in even
     // runs per task. A pointwise layer's one row is cut into pieces of whole tiles,
@@ -411,74 +400,40 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, pointwise: bool, staged
                 let px = step.min(row_len - ox0);
                 let in_off =
                     if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * pd.w + ox0 * geom.stride_w) * BLOCK };
-                // SAFETY: the last input read is block ci_blocks-1, row oy*sh + kh-1,
-                // column (ox0+px-1)*sw + kw-1 of the padded copy, inside it because the
-                // output size was checked against the geometry (for a pointwise layer,
-                // pixel ox0+px-1 < h*w), and all of it was written above. The tile is
-                // inside the output; tiles are disjoint and each belongs to one task.
-                unsafe { t.run(staged[in_off..].as_ptr(), strides, (ob0, ob), (oy * row_len + ox0, px), &mut shapes) };
+                // SAFETY (for `run` below): the last input read is block ci_blocks-1,
+                // row oy*sh + kh-1, column (ox0+px-1)*sw + kw-1 of the padded copy,
+                // inside it because the output size was checked against the geometry
+                // (for a pointwise layer, pixel ox0+px-1 < h*w; in place, the padded
+                // copy is the input itself, unpadded), and all of the copy was
+                // written above. The tile is inside the output; tiles are disjoint
+                // and each belongs to one task.
+                let src = if in_place {
+                    (std::ptr::null(), input.data[in_off..].as_ptr())
+                } else {
+                    (staged[in_off..].as_ptr(), std::ptr::null())
+                };
+                // SAFETY: as above.
+                unsafe { t.run(src, strides, (ob0, ob), (oy * row_len + ox0, px), &mut shapes) };
             }
         }
         t.record(shapes);
     });
 }
 
-/// A 1x1 stride-1 unpadded convolution in slabs of pixels: each slab's input is
-/// converted to BF16 into its own part of `scratch` (as `[block][pixel][16]`, small
-/// enough to stay in L1) and then run through every group of output blocks, so the
-/// conversion pass never goes out to memory and back. For layers whose weights stay
-/// in L2 meanwhile ([`SLAB_WEIGHT_BYTES`]).
-fn by_slabs(t: &Tiles, input: Image, scratch: &mut [bf16], par: &dyn ParallelFor) {
-    let (npix, ci_blocks) = (input.dims.h * input.dims.w, t.template.ci_blocks);
-    let tiling = tiling(&t.kernels.mk.max_px, t.co_blocks, npix);
-    let px0 = tiling.px[tiling.group(0).1];
-    // Whole tiles of the first group per slab, as many as fit in SLAB_BYTES (at least one).
-    let slab = (SLAB_BYTES / (ci_blocks * BLOCK * 2) / px0).max(1) * px0;
-    let slabs = npix.div_ceil(slab);
-    let tasks = (TASKS_PER_THREAD * par.threads()).min(slabs).max(1);
-    let to_bf16 = t.kernels.mk.to_bf16;
-    let base = SharedBf16(scratch.as_mut_ptr());
-    assert!(scratch.len() >= npix * ci_blocks * BLOCK, "conv2d_bf16: slab scratch");
-    par.run(tasks, &|task| {
-        let mut shapes = TileShapes::default();
-        for u in task * slabs / tasks..(task + 1) * slabs / tasks {
-            let (p0, len) = (u * slab, slab.min(npix - u * slab));
-            // SAFETY: slab u's part of scratch, values p0 * ci_blocks * 16 onwards for
-            // len * ci_blocks * 16: inside `scratch` (checked above) and disjoint from
-            // every other slab's, and each slab belongs to one task.
-            let buf = unsafe {
-                std::slice::from_raw_parts_mut(base.get().add(p0 * ci_blocks * BLOCK), len * ci_blocks * BLOCK)
-            };
-            for (ib, dst) in buf.chunks_exact_mut(len * BLOCK).enumerate() {
-                // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
-                unsafe { to_bf16(&input.data[(ib * npix + p0) * BLOCK..][..len * BLOCK], dst) };
-            }
-            let buf: &[bf16] = buf;
-            for g in 0..tiling.groups {
-                let (ob0, ob) = tiling.group(g);
-                for ox0 in (0..len).step_by(tiling.px[ob]) {
-                    let px = tiling.px[ob].min(len - ox0);
-                    // SAFETY: the tile reads pixels ox0..ox0+px < len of every block of
-                    // the slab, all converted above; its output pixels p0+ox0.. are
-                    // below h*w, its blocks within the layer's, and only this task
-                    // writes this slab's pixels.
-                    unsafe {
-                        t.run(buf[ox0 * BLOCK..].as_ptr(), (len * BLOCK, 0), (ob0, ob), (p0 + ox0, px), &mut shapes)
-                    };
-                }
-            }
+/// `input` rounded to BF16 into `staged`, with a zero border of `geom`'s padding.
+fn stage(to_bf16: unsafe fn(&[f32], &mut [bf16]), input: Image, geom: &ConvGeometry, staged: &mut [bf16]) {
+    let (din, p, pd) = (input.dims, geom.pad, padded(input.dims, geom));
+    let src_blocks = input.data.chunks_exact(din.h * din.w * BLOCK);
+    for (src, dst) in src_blocks.zip(staged.chunks_exact_mut(pd.h * pd.w * BLOCK)) {
+        dst[..p.top * pd.w * BLOCK].fill(bf16::ZERO);
+        dst[(p.top + din.h) * pd.w * BLOCK..].fill(bf16::ZERO);
+        for y in 0..din.h {
+            let row = &mut dst[(p.top + y) * pd.w * BLOCK..][..pd.w * BLOCK];
+            row[..p.left * BLOCK].fill(bf16::ZERO);
+            let (src, dst) = (&src[y * din.w * BLOCK..][..din.w * BLOCK], &mut row[p.left * BLOCK..][..din.w * BLOCK]);
+            // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
+            unsafe { to_bf16(src, dst) };
+            row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
         }
-        t.record(shapes);
-    });
-}
-
-/// The scratch pointer, shared by the tasks of [`by_slabs`].
-#[derive(Clone, Copy)]
-struct SharedBf16(*mut bf16);
-// SAFETY: each task writes and reads only its own slabs' part of the scratch.
-unsafe impl Sync for SharedBf16 {}
-impl SharedBf16 {
-    fn get(self) -> *mut bf16 {
-        self.0
     }
 }

@@ -30,7 +30,14 @@ use crate::BLOCK;
 #[derive(Clone, Copy, Debug)]
 pub struct Bf16TileArgs {
     /// BF16 input at (block 0, first tap row, first pixel's first tap column).
+    /// Read only when `input_f32` is null.
     pub input: *const bf16,
+    /// Or, when not null, the float32 input at the same position (the same
+    /// offsets): the kernel rounds each value it reads to BF16 as
+    /// [`Bf16Microkernel::to_bf16`] does, all 16 lanes of a pixel at once, so
+    /// no pass over the input has to convert it first. For layers that read each
+    /// input value in few tiles (a pointwise layer with few output blocks).
+    pub input_f32: *const f32,
     /// Step between output pixels (stride x 16).
     pub in_pixel: usize,
     /// Step between tap rows (input width x 16).
