@@ -5,8 +5,9 @@
 //! each value is read by every tap and output block group that covers it, so
 //! converting it there would repeat the work up to `kh * kw * groups` times), then
 //! walks the output in tiles of `ob` output blocks x `px` pixels of one row, as the
-//! float32 driver does, and hands each to the tier's microkernel. Outputs, bias and
-//! residual stay float32.
+//! float32 driver does, and hands each to the tier's microkernel. An unpadded 1x1
+//! stride-1 layer with few output block groups skips the pass: its tiles round the
+//! float32 input as they read it. Outputs, bias and residual stay float32.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -238,8 +239,9 @@ const TASKS_PER_THREAD: usize = 2;
 
 /// `out = act(conv(bf16(input), w) + bias + residual)` on NCHW16c images, the
 /// tiles spread over `par`'s threads; the input is converted to BF16 (round to
-/// nearest even) into `scratch`, which must hold [`conv2d_bf16_scratch_len`]
-/// values. Sums in float32 in the order of [`Bf16TileArgs`].
+/// nearest even) into `scratch` (or by the tiles, see the module docs), which must
+/// hold [`conv2d_bf16_scratch_len`] values. Sums in float32 in the order of
+/// [`Bf16TileArgs`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_bf16_par(
     kernels: &Bf16Kernels,
