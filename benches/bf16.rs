@@ -17,21 +17,25 @@ use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::{Activation, AlignedVec, ConvGeometry, Image, ImageMut, Kernels, Layout, Padding, Tier};
 
-/// One layer per kind of Inception v3's convolutions (its mixed blocks and stem).
+/// One layer per kind of Inception v3's convolutions (window, stride, map: its
+/// stem and each grid of mixed blocks).
 fn layers() -> Vec<(&'static str, ConvLayer)> {
     let g = |kh, kw, s, ph, pw| ConvGeometry { kh, kw, stride_h: s, stride_w: s, pad: Padding::symmetric(ph, pw) };
     let l = ConvLayer::new;
     vec![
+        ("stem-3x3s2", l(3, 32, (299, 299), g(3, 3, 2, 0, 0))),
         ("stem-3x3", l(32, 64, (147, 147), g(3, 3, 1, 1, 1))),
         ("1x1-35x35", l(288, 64, (35, 35), g(1, 1, 1, 0, 0))),
         ("5x5-35x35", l(48, 64, (35, 35), g(5, 5, 1, 2, 2))),
         ("3x3-35x35", l(64, 96, (35, 35), g(3, 3, 1, 1, 1))),
         ("3x3s2-35x35", l(288, 384, (35, 35), g(3, 3, 2, 0, 0))),
         ("1x1-17x17", l(768, 192, (17, 17), g(1, 1, 1, 0, 0))),
+        ("3x3s2-17x17", l(192, 320, (17, 17), g(3, 3, 2, 0, 0))),
         ("1x7-17x17", l(160, 160, (17, 17), g(1, 7, 1, 0, 3))),
         ("7x1-17x17", l(160, 192, (17, 17), g(7, 1, 1, 3, 0))),
         ("1x1-8x8", l(2048, 320, (8, 8), g(1, 1, 1, 0, 0))),
         ("1x3-8x8", l(384, 384, (8, 8), g(1, 3, 1, 0, 1))),
+        ("3x1-8x8", l(384, 384, (8, 8), g(3, 1, 1, 1, 0))),
         ("3x3-8x8", l(448, 384, (8, 8), g(3, 3, 1, 1, 1))),
     ]
 }

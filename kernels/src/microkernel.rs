@@ -153,8 +153,13 @@ pub const CHUNK_TERMS: usize = 48;
 /// evenly over the fewest chunks. Depends on the shape only, so every tier and tile
 /// shape sums in the same order.
 pub fn chunk_taps(shape: ConvShape) -> usize {
+    chunk_taps_of(shape, CHUNK_TERMS)
+}
+
+/// [`chunk_taps`] with `min_terms` in place of [`CHUNK_TERMS`].
+pub(crate) fn chunk_taps_of(shape: ConvShape, min_terms: usize) -> usize {
     let taps = shape.ci_blocks() * shape.kh * shape.kw;
-    let terms = CHUNK_TERMS.max((shape.ci * shape.kh * shape.kw).isqrt());
+    let terms = min_terms.max((shape.ci * shape.kh * shape.kw).isqrt());
     let per = (terms / shape.ci.clamp(1, BLOCK)).max(1);
     taps.div_ceil(taps.div_ceil(per).max(1)).max(1)
 }

@@ -12,12 +12,13 @@
 
 mod support;
 
+use incept_kernels::bf16::conv::chunk_taps_bf16;
 use incept_kernels::bf16::convert::{round_to_bf16, to_bf16};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::bf16::{
-    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len, reference,
+    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
+    conv2d_bf16_scratch_len, reference,
 };
-use incept_kernels::conv::chunk_taps;
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding};
@@ -39,7 +40,7 @@ fn flush(v: f32) -> f32 {
     if v.is_subnormal() { 0f32.copysign(v) } else { v }
 }
 
-/// The documented order for output `(o, oy, ox)`: chunks of `chunk_taps` taps from
+/// The documented order for output `(o, oy, ox)`: chunks of `chunk_taps_bf16` taps from
 /// zero; in each tap, pairs of lanes `(2j, 2j + 1)` up to the last pair holding a
 /// real channel (lanes past `ci`, and padding, are zeros); each pair adds its odd
 /// lane's exact product, then its even lane's, rounding each addition; the first
@@ -59,7 +60,7 @@ fn replay(
 ) -> f32 {
     let ConvShape { ci, kh, kw, .. } = shape;
     let (blocks, taps_per_block) = (ci.div_ceil(16), kh * kw);
-    let chunk = chunk_taps(shape);
+    let chunk = chunk_taps_bf16(shape);
     let input = |i: usize, ky: usize, kx: usize| {
         let y = (oy * geom.stride_h + ky) as isize - geom.pad.top as isize;
         let xx = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
@@ -206,13 +207,51 @@ fn long_reductions(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
     let mut short_last = 0;
     for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-        let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
+        let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps_bf16(shape));
         assert!(taps >= 3 * chunk, "{shape:?}: {taps} taps in chunks of {chunk}");
         short_last += (taps % chunk != 0) as usize;
         let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
         assert!(check(kernels, Case { ci, co, h, w, geom, residual: n % 3 == 1, act }, &mut rng, par));
     }
     assert!(short_last >= 2, "too few cases end in a short chunk");
+}
+
+/// One layer per tile shape of the tier's menu, a tile of that shape covering its
+/// output exactly (`ob` blocks of output channels, a row of `px` pixels), once with
+/// a 1x3 window (the input converted whole first) and once 1x1 (the float32 input
+/// rounded in the tile), checked like the others; then every shape must have run.
+fn every_tile_shape(kernels: &Bf16Kernels) {
+    let mut rng = Rng(0x5851f42d4c957f2d);
+    let tier = kernels.tier();
+    let shapes: Vec<(usize, usize)> = kernels.tile_shapes().collect();
+    assert!(!shapes.is_empty(), "{tier:?}: an empty tile menu");
+    for kw in [3, 1] {
+        let before: Vec<u64> = shapes.iter().map(|&(ob, px)| bf16_tile_calls(tier, ob, px)).collect();
+        for &(ob, px) in &shapes {
+            let geom = ConvGeometry { kh: 1, kw, stride_h: 1, stride_w: 1, pad: Padding::symmetric(0, kw / 2) };
+            let case = Case { ci: 19, co: 16 * ob, h: 1, w: px, geom, residual: px % 2 == 0, act: Activation::Relu };
+            assert!(check(kernels, case, &mut rng, &Sequential));
+        }
+        for (&(ob, px), before) in shapes.iter().zip(before) {
+            let at = format!("{} (1x{kw})", kernels.conv_name());
+            assert!(bf16_tile_calls(tier, ob, px) > before, "{at}: tile {ob}x{px} did not run");
+        }
+    }
+}
+
+/// Pointwise layers: up to four groups of output blocks (read in place from the
+/// float32 input; 5 to 10 blocks split evenly: 5 as 3 + 2) and more (17 blocks,
+/// converted whole first), padded ones (converted whole), long and short inputs,
+/// maps that end in a partial tile.
+fn pointwise(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
+    let mut rng = Rng(0x853c49e6748fea9b);
+    let g = ConvGeometry { kh: 1, kw: 1, stride_h: 1, stride_w: 1, pad: Padding::uniform(0) };
+    let cases =
+        [(48, 80, 9, 13), (300, 96, 7, 11), (600, 112, 5, 5), (1040, 20, 3, 7), (17, 70, 19, 23), (520, 260, 3, 5)];
+    for (n, &(ci, co, h, w)) in cases.iter().enumerate() {
+        let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
+        assert!(check(kernels, Case { ci, co, h, w, geom: g, residual: n % 2 == 1, act }, &mut rng, par));
+    }
 }
 
 #[test]
@@ -225,6 +264,8 @@ fn every_available_bf16_tier_matches_the_reference() {
         let before = bf16_tier_calls(tier);
         let cases = sweep(&kernels, &Sequential);
         long_reductions(&kernels, &Sequential);
+        pointwise(&kernels, &Sequential);
+        every_tile_shape(&kernels);
         assert!(cases > 250 && bf16_tier_calls(tier) >= before + cases as u64, "{tier:?} did not run");
         eprintln!("{}: ok", kernels.conv_name());
     }
@@ -235,6 +276,7 @@ fn bf16_tiles_spread_over_threads_match_the_reference() {
     let kernels = Bf16Kernels::new(Bf16Tier::best()).unwrap();
     sweep(&kernels, &ThreeThreads);
     long_reductions(&kernels, &ThreeThreads);
+    pointwise(&kernels, &ThreeThreads);
 }
 
 /// Subnormal operands are read as zero, on every tier alike: an input of 2^-130

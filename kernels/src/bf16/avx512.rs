@@ -79,15 +79,28 @@ fn as_pairs(v: __m512i) -> __m512bh {
 unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
     let n = a.ci_blocks * a.kh * a.kw;
     let mut pos = (0, 0, 0);
+    let mut staged = [[0i32; BLOCK / 2]; PX];
     // SAFETY: every pointer offset below is one the Bf16TileArgs contract keeps in
-    // bounds; unaligned loads and stores have no alignment requirement.
+    // bounds (a float32 pixel's 16 lanes included); unaligned loads and stores have
+    // no alignment requirement.
     unsafe {
         for t0 in (0..n).step_by(a.chunk) {
             let t1 = (t0 + a.chunk).min(n);
             let mut acc = [[_mm512_setzero_ps(); PX]; OB];
             acc.iter_mut().flatten().for_each(|v| *v = zero());
             for t in t0..t1 {
-                let inp = a.input.add(a.tap_offset(pos));
+                // The tap's pairs: in the BF16 input, or rounded here from the
+                // float32 input into `staged`, one pixel's 16 lanes at a time.
+                let (inp, step) = if a.input_f32.is_null() {
+                    (a.input.add(a.tap_offset(pos)).cast::<i32>(), a.in_pixel / 2)
+                } else {
+                    let x = a.input_f32.add(a.tap_offset(pos));
+                    for (p, s) in staged.iter_mut().enumerate() {
+                        let v = _mm512_cvtneps_pbh(_mm512_loadu_ps(x.add(p * a.in_pixel)));
+                        _mm256_storeu_si256(s.as_mut_ptr().cast(), std::mem::transmute::<__m256bh, __m256i>(v));
+                    }
+                    (staged.as_ptr().cast::<i32>(), BLOCK / 2)
+                };
                 let w = a.weights.add(t * BLOCK * BLOCK);
                 let mut pair = |j: usize| {
                     let mut wv = [as_pairs(_mm512_setzero_si512()); OB];
@@ -95,7 +108,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
                         *v = as_pairs(_mm512_loadu_si512(w.add(b * a.w_block + j * 2 * BLOCK).cast()));
                     }
                     for p in 0..PX {
-                        let x = inp.add(p * a.in_pixel + 2 * j).cast::<i32>().read_unaligned();
+                        let x = inp.add(p * step + j).read_unaligned();
                         let x = as_pairs(_mm512_set1_epi32(x));
                         for b in 0..OB {
                             acc[b][p] = _mm512_dpbf16_ps(acc[b][p], x, wv[b]);

@@ -5,15 +5,17 @@
 //! each value is read by every tap and output block group that covers it, so
 //! converting it there would repeat the work up to `kh * kw * groups` times), then
 //! walks the output in tiles of `ob` output blocks x `px` pixels of one row, as the
-//! float32 driver does, and hands each to the tier's microkernel. Outputs, bias and
-//! residual stay float32.
+//! float32 driver does, and hands each to the tier's microkernel. An unpadded 1x1
+//! stride-1 layer with few output block groups skips the pass: its tiles round the
+//! float32 input as they read it. Outputs, bias and residual stay float32.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
-use crate::conv::chunk_taps;
+use crate::microkernel::TileShapes;
+use crate::microkernel::chunk_taps_of;
 use crate::pack::ConvShape;
 use crate::parallel::{ParallelFor, SharedMut};
 use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
@@ -126,6 +128,12 @@ impl Bf16Kernels {
         self.mk.name
     }
 
+    /// Every tile shape (output blocks, pixels) the convolution microkernel computes.
+    pub fn tile_shapes(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let max_px = self.mk.max_px;
+        (1..max_px.len()).flat_map(move |ob| (1..=max_px[ob]).map(move |px| (ob, px)))
+    }
+
     /// The tier's peak BF16 dot-product throughput on the calling thread, in
     /// GFLOP/s (a pair's two multiplies and two adds are 4 FLOPs), measured for
     /// about `seconds` as [`crate::peak::fma_peak_gflops`] does; `None` for the
@@ -138,6 +146,36 @@ impl Bf16Kernels {
 }
 
 static CALLS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The fewest products a BF16 tile sums in registers before adding them to the
+/// partial sum in memory: twice float32's
+/// [`CHUNK_TERMS`](crate::microkernel::CHUNK_TERMS), because `VDPBF16PS` adds two
+/// products per lane in the time an FMA adds one, so each chunk's store costs the
+/// same share of the arithmetic. The longer float32 chain stays far below the BF16
+/// rounding of the operands (2^-9 relative each).
+pub const BF16_CHUNK_TERMS: usize = 2 * crate::microkernel::CHUNK_TERMS;
+
+/// Taps per chunk of a BF16 convolution of `shape`: the float32 rule
+/// ([`crate::conv::chunk_taps`]) with [`BF16_CHUNK_TERMS`]. Depends on the shape
+/// only, so every tier and tile shape sums in the same order.
+pub fn chunk_taps_bf16(shape: ConvShape) -> usize {
+    chunk_taps_of(shape, BF16_CHUNK_TERMS)
+}
+
+/// Pixels per tile of any tier, plus one.
+const PX_SLOTS: usize = 17;
+
+static TILE_CALLS: [[AtomicU64; 5 * PX_SLOTS]; 2] = [const { [const { AtomicU64::new(0) }; 5 * PX_SLOTS] }; 2];
+
+/// How many BF16 convolution tasks of `tier` have run at least one tile of `ob`
+/// output blocks and `px` pixels in this process: lets tests assert that every
+/// tile shape of a tier's menu ([`Bf16Kernels::tile_shapes`]) ran.
+pub fn bf16_tile_calls(tier: Bf16Tier, ob: usize, px: usize) -> u64 {
+    if ob > 4 || px >= PX_SLOTS {
+        return 0;
+    }
+    TILE_CALLS[tier as usize][ob * PX_SLOTS + px].load(Ordering::Relaxed)
+}
 
 /// How many convolutions each BF16 tier has computed in this process: lets tests
 /// assert that a forced tier really ran.
@@ -167,14 +205,48 @@ fn padded(d: Dims, geom: &ConvGeometry) -> Dims {
     Dims::new(d.c, d.h + p.top + p.bottom, d.w + p.left + p.right)
 }
 
-/// The tile shape (output blocks, pixels) for `co_blocks` output blocks and rows of
-/// `row_len` pixels: as many blocks as the kernel takes (each input pair is
-/// broadcast once for all of them), and the row in tiles as even as the widest
-/// tile allows. Untuned: the machine was too loaded to measure the alternatives.
-fn tile_shape(mk: &Bf16Microkernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
-    let ob = (1..mk.max_px.len()).rev().find(|&ob| mk.max_px[ob] > 0 && ob <= co_blocks).unwrap_or(1);
-    let max_px = mk.max_px[ob];
-    (ob, row_len.div_ceil(row_len.div_ceil(max_px)))
+/// How a layer's output blocks are split into groups, one tile row each, and how
+/// many pixels a tile of each group size takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tiling {
+    co_blocks: usize,
+    groups: usize,
+    /// Pixels per tile for a group of `ob` blocks (index `ob`).
+    px: [usize; 5],
+}
+
+impl Tiling {
+    /// The output blocks of group `g`: the groups are as even as the blocks allow.
+    fn group(&self, g: usize) -> (usize, usize) {
+        let ob0 = g * self.co_blocks / self.groups;
+        (ob0, (g + 1) * self.co_blocks / self.groups - ob0)
+    }
+}
+
+/// The tiling of `co_blocks` output blocks and rows of `row_len` pixels: the
+/// fewest groups the widest tile allows (each group reads the whole input once
+/// more), the blocks split evenly among them (5 as 3 + 2 rather than 4 + 1, whose
+/// 1 x 16 tile would wait on its loads), and per group size the pixels per tile
+/// with the least estimated time for a row, counting the partial tile at its end.
+/// Per pair of input lanes an `ob x px` tile issues `ob * px` dot products and
+/// `ob + px` loads (weight rows, input broadcasts), so its cost is the larger of
+/// the two, plus a fixed overhead per tile (loop, epilogue) that favours fewer,
+/// larger tiles: the float32 rule (`microkernel::choose_tile`).
+fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
+    let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + 2;
+    let mut px = [0; 5];
+    for ob in (1..max_px.len()).filter(|&ob| max_px[ob] > 0) {
+        let mut best = usize::MAX;
+        for p in 1..=max_px[ob].min(row_len.max(1)) {
+            let (full, rem) = (row_len / p, row_len % p);
+            let c = full * cost(ob, p) + if rem > 0 { cost(ob, rem) } else { 0 };
+            if c < best {
+                (best, px[ob]) = (c, p);
+            }
+        }
+    }
+    let widest = (1..max_px.len()).rev().find(|&ob| max_px[ob] > 0).expect("a tile shape");
+    Tiling { co_blocks, groups: co_blocks.div_ceil(widest), px }
 }
 
 /// Tasks per thread: a few, so that a thread slowed by something else hands part
@@ -183,8 +255,9 @@ const TASKS_PER_THREAD: usize = 2;
 
 /// `out = act(conv(bf16(input), w) + bias + residual)` on NCHW16c images, the
 /// tiles spread over `par`'s threads; the input is converted to BF16 (round to
-/// nearest even) into `scratch`, which must hold [`conv2d_bf16_scratch_len`]
-/// values. Sums in float32 in the order of [`Bf16TileArgs`].
+/// nearest even) into `scratch` (or by the tiles, see the module docs), which must
+/// hold [`conv2d_bf16_scratch_len`] values. Sums in float32 in the order of
+/// [`Bf16TileArgs`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_bf16_par(
     kernels: &Bf16Kernels,
@@ -210,9 +283,164 @@ pub fn conv2d_bf16_par(
     assert!(scratch.len() >= len, "conv2d_bf16: scratch holds {} of {len} values", scratch.len());
     CALLS[kernels.tier as usize].fetch_add(1, Ordering::Relaxed);
 
-    // The input in BF16, with a zero border when the window is padded.
-    let (p, pd) = (geom.pad, padded(din, geom));
-    let staged = &mut scratch[..len];
+    let ci_blocks = s.ci_blocks();
+    let tiles = Tiles {
+        kernels,
+        co_blocks: s.co_blocks(),
+        template: Bf16TileArgs {
+            input: std::ptr::null(),
+            input_f32: std::ptr::null(),
+            in_pixel: geom.stride_w * BLOCK,
+            in_row: 0,
+            in_block: 0,
+            ci_blocks,
+            ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
+            kh: s.kh,
+            kw: s.kw,
+            chunk: chunk_taps_bf16(s),
+            weights: w.weights.as_ptr(),
+            w_block: ci_blocks * s.kh * s.kw * BLOCK * BLOCK,
+            bias: w.bias.as_ptr(),
+            residual: std::ptr::null(),
+            output: std::ptr::null_mut(),
+            out_block: dout.h * dout.w * BLOCK,
+            relu: act == Activation::Relu,
+        },
+        residual: residual.map(|r| r.data),
+        output: SharedMut(out.data.as_mut_ptr()),
+    };
+    by_rows(&tiles, input, geom, &mut scratch[..len], par);
+}
+
+/// What every tile of one call shares, and how to run one.
+struct Tiles<'a> {
+    kernels: &'a Bf16Kernels,
+    co_blocks: usize,
+    /// The arguments every tile shares (strides, weights, epilogue).
+    template: Bf16TileArgs,
+    residual: Option<&'a [f32]>,
+    output: SharedMut,
+}
+
+// SAFETY: the template's pointers are the weights and bias, read only, and null
+// input, residual and output; tasks write the output only through `run`, whose
+// callers keep the tiles of different tasks disjoint.
+unsafe impl Sync for Tiles<'_> {}
+
+impl Tiles<'_> {
+    /// Runs the tile of output blocks `ob0..ob0 + ob`, output pixels
+    /// `out_px..out_px + px` (of the flattened output plane), reading the BF16 input
+    /// from `input`, or when that is null the float32 input from `input_f32`, with
+    /// channel blocks `in_block` and tap rows `in_row` apart.
+    ///
+    /// # Safety
+    /// Every input element the [`Bf16TileArgs`] formula reaches from the input (for
+    /// float32, every lane of the pixels it reads) must be initialised and in bounds; the tile must lie in the output (`ob0 + ob` blocks,
+    /// `out_px + px` pixels at most) and no other thread may write it meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    unsafe fn run(
+        &self,
+        (input, input_f32): (*const bf16, *const f32),
+        (in_block, in_row): (usize, usize),
+        (ob0, ob): (usize, usize),
+        (out_px, px): (usize, usize),
+        shapes: &mut TileShapes,
+    ) {
+        let t = &self.template;
+        let out_off = ob0 * t.out_block + out_px * BLOCK;
+        let args = Bf16TileArgs {
+            input,
+            input_f32,
+            in_block,
+            in_row,
+            weights: t.weights.wrapping_add(ob0 * t.w_block),
+            bias: t.bias.wrapping_add(ob0 * BLOCK),
+            residual: self.residual.map_or(std::ptr::null(), |r| r[out_off..].as_ptr()),
+            output: self.output.get().wrapping_add(out_off),
+            ..*t
+        };
+        shapes.add(ob, px);
+        // SAFETY: the microkernel comes from a `Bf16Kernels`, which proves the tier
+        // runs on this CPU; the input bounds are the caller's; weights, bias,
+        // residual and output stay inside blocks ob0..ob0 + ob of their images,
+        // whose lengths the driver checked, and the tile is the caller's alone.
+        unsafe { (self.kernels.mk.tile)(&args, ob, px) };
+    }
+
+    /// Counts the tile shapes one task ran (see [`bf16_tile_calls`]).
+    fn record(&self, shapes: TileShapes) {
+        for (ob, px) in shapes.iter() {
+            TILE_CALLS[self.kernels.tier as usize][ob * PX_SLOTS + px].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Most groups of output blocks for which an unpadded pointwise layer's tiles
+/// round the float32 input as they read it (each group then rounds it once more).
+pub(crate) const IN_PLACE_GROUPS: usize = 4;
+
+/// The convolution in (group of output blocks, row) units. The input is rounded
+/// to BF16 first, whole, with a zero border when the window is padded, so that
+/// each value is converted once however many taps and groups read it; except in
+/// an unpadded pointwise (1x1 stride-1) layer of at most [`IN_PLACE_GROUPS`]
+/// groups, whose tiles round the float32 input as they read it: no tap or row
+/// reads a value twice there, and the tiles' arithmetic hides the reads, where a
+/// pass over the input first waits on memory (a tenth of a 35x35 layer's time).
+/// A pointwise layer is one row of h x w pixels.
+fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], par: &dyn ParallelFor) {
+    let (din, s) = (input.dims, &t.template);
+    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
+    let (oh, ow) = geom.output_hw(din.h, din.w).expect("checked by the caller");
+    let (rows, row_len) = if pointwise { (1, oh * ow) } else { (oh, ow) };
+    let tiling = tiling(&t.kernels.mk.max_px, t.co_blocks, row_len);
+    let in_place = pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS;
+    let pd = padded(din, geom);
+    if !in_place {
+        stage(t.kernels.mk.to_bf16, input, geom, staged);
+    }
+    let staged: &[bf16] = staged;
+    let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
+    // Units: (group of output blocks, row, piece of the row), group-major, in even
+    // runs per task. A pointwise layer's one row is cut into pieces of whole tiles,
+    // enough for every task to have one even when the groups are few.
+    let wanted = TASKS_PER_THREAD * par.threads();
+    let pieces = if pointwise { wanted.div_ceil(tiling.groups) } else { 1 };
+    let units = tiling.groups * rows * pieces;
+    let tasks = wanted.min(units).max(1);
+    par.run(tasks, &|task| {
+        let mut shapes = TileShapes::default();
+        for unit in task * units / tasks..(task + 1) * units / tasks {
+            let ((ob0, ob), oy, piece) = (tiling.group(unit / (rows * pieces)), unit / pieces % rows, unit % pieces);
+            let step = tiling.px[ob];
+            let n = row_len.div_ceil(step);
+            for ox0 in (piece * n / pieces..(piece + 1) * n / pieces).map(|k| k * step) {
+                let px = step.min(row_len - ox0);
+                let in_off =
+                    if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * pd.w + ox0 * geom.stride_w) * BLOCK };
+                // SAFETY (for `run` below): the last input read is block ci_blocks-1,
+                // row oy*sh + kh-1, column (ox0+px-1)*sw + kw-1 of the padded copy,
+                // inside it because the output size was checked against the geometry
+                // (for a pointwise layer, pixel ox0+px-1 < h*w; in place, the padded
+                // copy is the input itself, unpadded), and all of the copy was
+                // written above. The tile is inside the output; tiles are disjoint
+                // and each belongs to one task.
+                let src = if in_place {
+                    (std::ptr::null(), input.data[in_off..].as_ptr())
+                } else {
+                    (staged[in_off..].as_ptr(), std::ptr::null())
+                };
+                // SAFETY: as above.
+                unsafe { t.run(src, strides, (ob0, ob), (oy * row_len + ox0, px), &mut shapes) };
+            }
+        }
+        t.record(shapes);
+    });
+}
+
+/// `input` rounded to BF16 into `staged`, with a zero border of `geom`'s padding.
+fn stage(to_bf16: unsafe fn(&[f32], &mut [bf16]), input: Image, geom: &ConvGeometry, staged: &mut [bf16]) {
+    let (din, p, pd) = (input.dims, geom.pad, padded(input.dims, geom));
     let src_blocks = input.data.chunks_exact(din.h * din.w * BLOCK);
     for (src, dst) in src_blocks.zip(staged.chunks_exact_mut(pd.h * pd.w * BLOCK)) {
         dst[..p.top * pd.w * BLOCK].fill(bf16::ZERO);
@@ -222,71 +450,8 @@ pub fn conv2d_bf16_par(
             row[..p.left * BLOCK].fill(bf16::ZERO);
             let (src, dst) = (&src[y * din.w * BLOCK..][..din.w * BLOCK], &mut row[p.left * BLOCK..][..din.w * BLOCK]);
             // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
-            unsafe { (kernels.mk.to_bf16)(src, dst) };
+            unsafe { to_bf16(src, dst) };
             row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
         }
     }
-    let staged: &[bf16] = staged;
-
-    // Rows of output pixels: a 1x1 stride-1 convolution is one row of h*w pixels.
-    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
-    let (rows, row_len) = if pointwise { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
-    let mk = &kernels.mk;
-    let co_blocks = s.co_blocks();
-    let (ob_tile, px_tile) = tile_shape(mk, co_blocks, row_len);
-    let ci_blocks = s.ci_blocks();
-    let template = Bf16TileArgs {
-        input: staged.as_ptr(),
-        in_pixel: geom.stride_w * BLOCK,
-        in_row: pd.w * BLOCK,
-        in_block: pd.h * pd.w * BLOCK,
-        ci_blocks,
-        ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
-        kh: s.kh,
-        kw: s.kw,
-        chunk: chunk_taps(s),
-        weights: w.weights.as_ptr(),
-        w_block: ci_blocks * s.kh * s.kw * BLOCK * BLOCK,
-        bias: w.bias.as_ptr(),
-        residual: std::ptr::null(),
-        output: std::ptr::null_mut(),
-        out_block: dout.h * dout.w * BLOCK,
-        relu: act == Activation::Relu,
-    };
-    let residual = residual.map(|r| r.data);
-    let output = SharedMut(out.data.as_mut_ptr());
-    // Units: (group of output blocks, row), group-major, in even runs per task.
-    let groups = co_blocks.div_ceil(ob_tile);
-    let units = groups * rows;
-    let tasks = (TASKS_PER_THREAD * par.threads()).min(units).max(1);
-    par.run(tasks, &|task| {
-        for unit in task * units / tasks..(task + 1) * units / tasks {
-            let (ob0, oy) = (unit / rows * ob_tile, unit % rows);
-            let ob = ob_tile.min(co_blocks - ob0);
-            for ox0 in (0..row_len).step_by(px_tile) {
-                let px = px_tile.min(row_len - ox0);
-                let in_off =
-                    if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * pd.w + ox0 * geom.stride_w) * BLOCK };
-                let out_off = ob0 * template.out_block + (oy * row_len + ox0) * BLOCK;
-                let args = Bf16TileArgs {
-                    input: staged[in_off..].as_ptr(),
-                    weights: w.weights[ob0 * template.w_block..].as_ptr(),
-                    bias: w.bias[ob0 * BLOCK..].as_ptr(),
-                    residual: residual.map_or(std::ptr::null(), |r| r[out_off..].as_ptr()),
-                    // Plain offset: inside the output (blocks ob0..ob0+ob, pixels of this row).
-                    output: output.get().wrapping_add(out_off),
-                    ..template
-                };
-                // SAFETY: `mk` comes from a `Bf16Kernels`, which proves the tier runs on
-                // this CPU. The last input read is block ci_blocks-1, row oy*sh + kh-1,
-                // column (ox0+px-1)*sw + kw-1 of the padded copy, inside it because the
-                // output size was checked against the geometry (for a pointwise layer,
-                // pixel ox0+px-1 < h*w). Weights, bias, residual and output stay inside
-                // blocks ob0..ob0+ob of their images, whose lengths were checked. Tiles
-                // are disjoint and each belongs to one task, so no two tasks write the
-                // same output.
-                unsafe { (mk.tile)(&args, ob, px) };
-            }
-        }
-    });
 }

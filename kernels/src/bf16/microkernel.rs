@@ -19,7 +19,7 @@ use crate::BLOCK;
 /// and ReLU (if asked) as the float32 microkernel contract (`microkernel::TileArgs`) does.
 ///
 /// The order of the sum is fixed, the same on every tier: chunks of `chunk` taps
-/// ([`crate::conv::chunk_taps`], as for float32), each from zero, added to the partial sum in
+/// ([`crate::bf16::conv::chunk_taps_bf16`]), each from zero, added to the partial sum in
 /// `output` (the first to the bias; the last then adds the residual and applies
 /// the activation). Within a chunk the taps go in order, within a tap the pairs,
 /// and each pair adds its lane `2j + 1` product and then its lane `2j` product, each
@@ -30,7 +30,14 @@ use crate::BLOCK;
 #[derive(Clone, Copy, Debug)]
 pub struct Bf16TileArgs {
     /// BF16 input at (block 0, first tap row, first pixel's first tap column).
+    /// Read only when `input_f32` is null.
     pub input: *const bf16,
+    /// Or, when not null, the float32 input at the same position (the same
+    /// offsets): the kernel rounds each value it reads to BF16 as
+    /// [`Bf16Microkernel::to_bf16`] does, all 16 lanes of a pixel at once, so
+    /// no pass over the input has to convert it first. For layers that read each
+    /// input value in few tiles (a pointwise layer with few output blocks).
+    pub input_f32: *const f32,
     /// Step between output pixels (stride x 16).
     pub in_pixel: usize,
     /// Step between tap rows (input width x 16).

@@ -30,6 +30,16 @@ pub(crate) fn dot_pair(acc: f32, x: [bf16; 2], w: [bf16; 2]) -> f32 {
     flush(f(x[0]).mul_add(f(w[0]), acc))
 }
 
+/// Input element `at`: BF16, or float32 rounded to BF16 when the tile reads that.
+///
+/// # Safety
+/// Element `at` of the input the tile reads must be in bounds.
+#[inline(always)]
+unsafe fn read(a: &Bf16TileArgs, at: usize) -> bf16 {
+    // SAFETY: the caller's.
+    unsafe { if a.input_f32.is_null() { *a.input.add(at) } else { super::convert::to_bf16(*a.input_f32.add(at)) } }
+}
+
 /// # Safety
 /// The [`Bf16TileArgs`] contract for an `ob x px` tile.
 unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
@@ -39,14 +49,16 @@ unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
         let t1 = (t0 + a.chunk).min(n);
         let mut acc = [[[0f32; BLOCK]; 16]; 4];
         for t in t0..t1 {
-            let inp = a.input.wrapping_add(a.tap_offset(pos));
+            let inp = a.tap_offset(pos);
             let w = a.weights.wrapping_add(t * BLOCK * BLOCK);
             for j in 0..a.pairs(pos.0) {
                 for (b, acc_b) in acc.iter_mut().enumerate().take(ob) {
                     for (p, acc_p) in acc_b.iter_mut().enumerate().take(px) {
                         // SAFETY: pair j of pixel p of this tap, and pair j of block b's
                         // weights for it: inside the contract's bounds.
-                        let x = unsafe { [*inp.add(p * a.in_pixel + 2 * j), *inp.add(p * a.in_pixel + 2 * j + 1)] };
+                        let x = unsafe {
+                            [read(a, inp + p * a.in_pixel + 2 * j), read(a, inp + p * a.in_pixel + 2 * j + 1)]
+                        };
                         for (lane, v) in acc_p.iter_mut().enumerate() {
                             let wp = w.wrapping_add(b * a.w_block + j * 2 * BLOCK + lane * 2);
                             // SAFETY: as above.

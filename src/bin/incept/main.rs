@@ -6,6 +6,7 @@ mod convert;
 mod heap;
 mod npy;
 mod peak;
+mod peak_bf16;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -89,6 +90,10 @@ enum Command {
         /// Interleaved rounds per layer with `--winograd` (the fastest are reported).
         #[arg(long, default_value_t = 31)]
         rounds: usize,
+        /// Instead, time each layer on the best BF16 and float32 tiers (direct, one
+        /// thread, thread CPU time), as shares of the BF16 and FMA peaks.
+        #[arg(long)]
+        bf16: bool,
     },
     /// Measure load time and latency (p50, p90, p99, max) on a synthetic input, back to
     /// back or frame-paced.
@@ -119,9 +124,15 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Info { model, ops: true, json, .. } => onnx_ops(&model, json),
         Command::Info { model, batch, json, steps, precision, .. } => info(&model, batch, json, steps, precision),
-        Command::Peak { model, all_tiers, json, winograd, rounds } => {
+        Command::Peak { model, all_tiers, json, winograd, rounds, bf16 } => {
             let graph = models::build(&model).map_err(|e| e.to_string())?;
-            if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
+            if bf16 {
+                peak_bf16::run(&graph, json)
+            } else if winograd {
+                peak::compare_winograd(&graph, rounds, json)
+            } else {
+                peak::run(&graph, all_tiers, json)
+            }
         }
         Command::Run { model, input, output, threads, precision } => {
             run_model(&model, &input, &output, threads, precision)
