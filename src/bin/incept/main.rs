@@ -78,9 +78,10 @@ enum Command {
         /// stride 1) by the direct kernel and by Winograd, interleaved, on the widest tier (or `INCEPT_TIER`).
         #[arg(long)]
         winograd: bool,
-        /// Interleaved rounds per layer with `--winograd` (the fastest are reported).
-        #[arg(long, default_value_t = 31)]
-        rounds: usize,
+        /// Interleaved rounds per layer (the fastest are reported): default 8, or 31
+        /// with `--winograd`.
+        #[arg(long)]
+        rounds: Option<usize>,
     },
     /// Measure load time and latency (p50, p90, p99, max) on a synthetic input, back to
     /// back or frame-paced.
@@ -113,7 +114,11 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Info { model, batch, json, steps, .. } => info(&model, batch, json, steps),
         Command::Peak { model, all_tiers, json, winograd, rounds } => {
             let graph = models::build(&model).map_err(|e| e.to_string())?;
-            if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
+            if winograd {
+                peak::compare_winograd(&graph, rounds.unwrap_or(31), json)
+            } else {
+                peak::run(&graph, all_tiers, rounds.unwrap_or(peak::PEAK_ROUNDS), json)
+            }
         }
         Command::Run { model, input, output, threads } => run_model(&model, &input, &output, threads),
         Command::Bench(args) => bench::run(&args),
