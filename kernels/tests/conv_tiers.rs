@@ -312,6 +312,19 @@ fn tiles_spread_over_threads_match_the_reference() {
     long_reductions(&Kernels::new(tier).unwrap(), &ThreeThreads);
 }
 
+/// A strided window on an input larger than any core's L2 (two blocks of 160x160,
+/// 3.3 MB), on one thread: the x86 tiers' tiles then prefetch their next tile's
+/// input, which must change nothing.
+#[test]
+fn strided_window_on_a_large_map_matches_the_reference() {
+    let mut rng = Rng(0x94d049bb133111eb);
+    let geom = ConvGeometry { kh: 3, kw: 3, stride_h: 2, stride_w: 2, pad: Padding::uniform(1) };
+    for tier in Tier::available() {
+        let case = Case { ci: 17, co: 16, h: 160, w: 160, geom, residual: false, act: Activation::Relu };
+        check(&Kernels::new(tier).unwrap(), case, &mut rng, &Sequential);
+    }
+}
+
 /// The tiers a machine of this architecture is expected to have: CI fails loudly if
 /// detection breaks instead of silently testing only the portable tier.
 #[test]

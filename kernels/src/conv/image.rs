@@ -53,7 +53,7 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
     let tiles: [Option<LayerTiles>; MAX_BANDS] = std::array::from_fn(|t| {
         (t < split.bands()).then(|| {
             let res = residual.map(|r| r.band(t));
-            LayerTiles::new(kernels, op, res, &mut out.band(t), width * BLOCK, slot_len, par)
+            LayerTiles::new(kernels, op, res, &mut out.band(t), width * BLOCK, slot_len, slot_len, par)
         })
     });
     // Units of IMAGE_ROWS output rows, band by band; several bands take one task

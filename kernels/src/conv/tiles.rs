@@ -54,8 +54,10 @@ pub(super) struct Piece {
 
 impl<'a> LayerTiles<'a> {
     /// The tiles of `op` (its input's tap rows and channel blocks `in_row` and
-    /// `in_block` floats apart; `residual` in `out`'s rows) into `out`, on `par`'s
-    /// threads.
+    /// `in_block` floats apart, `in_len` floats in all: the layer's input, its
+    /// padded copy or the rows staged for it; `residual` in `out`'s rows) into
+    /// `out`, on `par`'s threads.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         kernels: &'a Kernels,
         op: &'a Conv2d<'a>,
@@ -63,6 +65,7 @@ impl<'a> LayerTiles<'a> {
         out: &mut ImageMut,
         in_row: usize,
         in_block: usize,
+        in_len: usize,
         par: &dyn ParallelFor,
     ) -> Self {
         let (w, geom, act) = (&op.weights, &op.geom, op.act);
@@ -84,9 +87,7 @@ impl<'a> LayerTiles<'a> {
                 w_block: s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK,
                 out_block: out.dims.h * out.dims.w * BLOCK,
                 relu: act == Activation::Relu,
-                // The input lines to fetch are another core's only when threads
-                // share the layers; alone, these prefetches cost more than they save.
-                prefetch_next: par.threads() > 1,
+                prefetch_next: par.threads() > 1 || strided_stream(kernels, geom, in_len),
                 prefetch_output: kernels.prefetchw,
             },
             in_block,
@@ -179,6 +180,17 @@ impl<'a> LayerTiles<'a> {
     }
 }
 
+/// Whether the tiles of a layer prefetch their next tile's input on one thread too
+/// (with several, they always do: the lines are often another core's). Alone, the
+/// hardware prefetcher keeps up with a stride-1 window and with an input the L2
+/// holds, and the extra prefetches cost more than they save; a strided window on an
+/// input larger than the L2 reads every other line of a dozen rows and blocks
+/// from further out, which it does not follow (the 3x3/2 layers on 147x147 and
+/// 71x71 maps ran 20-25% faster with the prefetch: `docs/kernels.md`).
+fn strided_stream(kernels: &Kernels, geom: &ConvGeometry, in_len: usize) -> bool {
+    geom.stride_w > 1 && in_len * size_of::<f32>() > kernels.l2_bytes
+}
+
 /// `op` on an input and residual in one band each, into `out`, the output tiles
 /// spread over `par`'s threads. `scratch` must hold [`conv2d_scratch_len`] values.
 pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scratch: &mut [f32], par: &dyn ParallelFor) {
@@ -219,7 +231,7 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
 
     let mk = &kernels.ops.conv;
     let co_blocks = s.co_blocks();
-    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, par);
+    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, input.data.len(), par);
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
     let tile = |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, piece: Piece, shapes: &mut TileShapes| {
         let in_off = if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
