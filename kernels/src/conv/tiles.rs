@@ -186,7 +186,8 @@ impl<'a> LayerTiles<'a> {
 /// holds, and the extra prefetches cost more than they save; a strided window on an
 /// input larger than the L2 reads every other line of a dozen rows and blocks
 /// from further out, which it does not follow (the 3x3/2 layers on 147x147 and
-/// 71x71 maps ran 20-25% faster with the prefetch: `docs/kernels.md`).
+/// 71x71 maps ran 20-25% faster with the prefetch: `docs/kernels.md`). Such a
+/// layer also walks its output row-major ([`one_band`]).
 fn strided_stream(kernels: &Kernels, geom: &ConvGeometry, in_len: usize) -> bool {
     geom.stride_w > 1 && in_len * size_of::<f32>() > kernels.l2_bytes
 }
@@ -250,6 +251,27 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     let n_taps = tiles.taps;
     let k_block = k_block_taps(n_taps, tiles.chunk(), dout.h * dout.w);
     let k_taps = k_block.unwrap_or(n_taps);
+
+    // A strided window on an input the L2 cannot hold walks the output row by row,
+    // every group of output blocks before the next row: the few input rows a row
+    // reads then come from beyond the L2 once, rather than once per group, while
+    // the weights stream in order. The rows are dealt to the tasks evenly.
+    if !pointwise && k_block.is_none() && strided_stream(kernels, geom, input.data.len()) {
+        let tasks = (TASKS_PER_THREAD * par.threads()).min(rows);
+        par.run(tasks, &|t| {
+            let mut shapes = TileShapes::default();
+            for oy in t * rows / tasks..(t + 1) * rows / tasks {
+                for ob0 in (0..co_blocks).step_by(ob_tile) {
+                    let ob = ob_tile.min(co_blocks - ob0);
+                    for ox0 in (0..row_len).step_by(px_tile) {
+                        tile(ob0, ob, oy, ox0, px_tile.min(row_len - ox0), tiles.whole(), &mut shapes);
+                    }
+                }
+            }
+            kernels.record_tiles(shapes);
+        });
+        return;
+    }
 
     // Work units: a row of tiles, or for pointwise layers one tile of the long row,
     // for one group of output blocks. The units are ordered group-major and dealt to
