@@ -312,6 +312,23 @@ fn tiles_spread_over_threads_match_the_reference() {
     long_reductions(&Kernels::new(tier).unwrap(), &ThreeThreads);
 }
 
+/// Images of every channel count up to 5 (the image stem expands 1 to 4 channels
+/// pixel by pixel, more channel by channel), from their NCHW image and as blocks,
+/// over every geometry of the sweep, on each tier.
+#[test]
+fn images_of_few_channels_match_the_reference() {
+    let mut rng = Rng(0xbf58476d1ce4e5b9);
+    for tier in Tier::available() {
+        let kernels = Kernels::new(tier).unwrap();
+        for geom in geometries() {
+            for ci in 1..=5 {
+                let case = Case { ci, co: 20, h: 11, w: 23, geom, residual: ci == 2, act: Activation::Relu };
+                check(&kernels, case, &mut rng, &Sequential);
+            }
+        }
+    }
+}
+
 /// A strided window on an input larger than any core's L2 (two blocks of 160x160,
 /// 3.3 MB): the tiles then walk the output row-major and the x86 tiers' tiles
 /// prefetch their next tile's input on one thread too, which must change nothing;
