@@ -105,13 +105,14 @@ pub struct Kernels {
     /// [`crate::microkernel::TileArgs::prefetch_output`]).
     pub(crate) prefetchw: bool,
     /// The L2 cache per core in bytes, as the CPU reports it (or a common size
-    /// when it does not): what the drivers decide a layer streams from further out
-    /// by (see [`crate::conv`]'s `prefetch_next`).
+    /// when it does not): the direct convolution treats a strided window on an
+    /// input larger than this as streaming from further out (it prefetches and
+    /// walks the output row-major).
     pub(crate) l2_bytes: usize,
 }
 
-/// The L2 size assumed when the CPU does not report one: the smallest per-core L2
-/// of current x86 server cores.
+/// The L2 size assumed when the CPU does not report one: a common per-core L2 of
+/// x86 server cores.
 const DEFAULT_L2_BYTES: usize = 1 << 20;
 
 impl Kernels {

@@ -130,8 +130,8 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
 
 /// Writes the first `C` lanes of each pixel's block of `pixels` from the `C`
 /// channel rows: pixel by pixel, each block's line once, with the channel count
-/// known to the compiler (the RGB stem's staging ran 1.08x faster than one pass per
-/// channel: `docs/kernels.md`).
+/// known to the compiler: faster than one pass per channel (figures:
+/// `docs/kernels.md`).
 #[inline(always)]
 fn expand_pixels<const C: usize>(pixels: &mut [f32], channels: [&[f32]; C]) {
     let n = pixels.len() / BLOCK;

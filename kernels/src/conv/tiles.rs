@@ -185,8 +185,7 @@ impl<'a> LayerTiles<'a> {
 /// hardware prefetcher keeps up with a stride-1 window and with an input the L2
 /// holds, and the extra prefetches cost more than they save; a strided window on an
 /// input larger than the L2 reads every other line of a dozen rows and blocks
-/// from further out, which it does not follow (the 3x3/2 layers on 147x147 and
-/// 71x71 maps ran 20-25% faster with the prefetch: `docs/kernels.md`). Such a
+/// from further out, which it does not follow (figures: `docs/kernels.md`). Such a
 /// layer also walks its output row-major ([`one_band`]).
 fn strided_stream(kernels: &Kernels, geom: &ConvGeometry, in_len: usize) -> bool {
     geom.stride_w > 1 && in_len * size_of::<f32>() > kernels.l2_bytes
