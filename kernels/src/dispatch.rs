@@ -131,6 +131,12 @@ impl Kernels {
         self.tier
     }
 
+    /// The L2 cache per core in bytes that the drivers' choices assume: what the
+    /// CPU reports (CPUID on x86-64), or 1 MiB when it does not say.
+    pub fn l2_bytes(&self) -> usize {
+        self.l2_bytes
+    }
+
     /// The convolution microkernel's name (op, tile, ISA).
     pub fn conv_name(&self) -> &'static str {
         self.ops.conv.name

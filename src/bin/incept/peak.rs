@@ -160,6 +160,7 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
         .into_iter()
         .filter_map(|t| Some((t.name(), Bf16Kernels::new(t)?.dot_peak_gflops(0.3)?)))
         .collect();
+    let l2_bytes = Kernels::new(widest).expect("available").l2_bytes();
     let gflops = |l: &ConvLayer, t: &Timed| 2.0 * l.macs() as f64 / t.secs / 1e9;
     if as_json {
         let bf16: Vec<_> = bf16_peaks.iter().map(|(tier, g)| json!({"tier": tier, "peak_gflops": g})).collect();
@@ -181,13 +182,13 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
                 json!({"tier": tier.name(), "kernel": name, "peak_gflops": peak, "kinds": kinds, "layers": layers})
             })
             .collect();
-        println!(
-            "{:#}",
-            json!({"model": graph.name, "clock": clock.name, "rounds": rounds, "tiers": v, "bf16_tiers": bf16})
-        );
+        let v = json!({"model": graph.name, "clock": clock.name, "rounds": rounds, "l2_bytes": l2_bytes,
+                       "tiers": v, "bf16_tiers": bf16});
+        println!("{v:#}");
         return Ok(());
     }
     println!("timed by the {} clock, {rounds} rounds per layer interleaved with the peak loop", clock.name);
+    println!("L2 per core, as the kernels assume it: {} KiB", l2_bytes / 1024);
     for (tier, peak, _, _) in &report {
         println!("peak FMA throughput, {:<7} {:>7.1} GFLOP/s per core", tier.name(), peak);
     }
