@@ -104,22 +104,37 @@ pub struct Kernels {
     /// Whether the x86 tiers may prefetch for writing (see
     /// [`crate::microkernel::TileArgs::prefetch_output`]).
     pub(crate) prefetchw: bool,
+    /// The L2 cache per core in bytes, as the CPU reports it (or a common size
+    /// when it does not): the direct convolution treats a strided window on an
+    /// input larger than this as streaming from further out (it prefetches and
+    /// walks the output row-major).
+    pub(crate) l2_bytes: usize,
 }
+
+/// The L2 size assumed when the CPU does not report one: a common per-core L2 of
+/// x86 server cores.
+const DEFAULT_L2_BYTES: usize = 1 << 20;
 
 impl Kernels {
     /// The kernels of `tier`, or `None` when this CPU cannot run it.
     pub fn new(tier: Tier) -> Option<Kernels> {
         let ops = *tier.ops().filter(|ops| (ops.available)())?;
         #[cfg(target_arch = "x86_64")]
-        let prefetchw = crate::x86_64::has_prefetchw();
+        let (prefetchw, l2) = (crate::x86_64::has_prefetchw(), crate::x86_64::l2_bytes());
         #[cfg(not(target_arch = "x86_64"))]
-        let prefetchw = false;
-        Some(Kernels { tier, ops, prefetchw })
+        let (prefetchw, l2) = (false, None);
+        Some(Kernels { tier, ops, prefetchw, l2_bytes: l2.unwrap_or(DEFAULT_L2_BYTES) })
     }
 
     /// The tier these kernels belong to.
     pub fn tier(&self) -> Tier {
         self.tier
+    }
+
+    /// The L2 cache per core in bytes that the drivers' choices assume: what the
+    /// CPU reports (CPUID on x86-64), or 1 MiB when it does not say.
+    pub fn l2_bytes(&self) -> usize {
+        self.l2_bytes
     }
 
     /// The convolution microkernel's name (op, tile, ISA).
@@ -155,7 +170,12 @@ static TILE_CALLS: [[AtomicU64; 5 * MAX_PX]; TIERS.len()] =
 
 impl std::fmt::Debug for Kernels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kernels").field("tier", &self.tier).field("conv", &self.ops.conv.name).finish()
+        let conv = self.ops.conv.name;
+        f.debug_struct("Kernels")
+            .field("tier", &self.tier)
+            .field("conv", &conv)
+            .field("l2_bytes", &self.l2_bytes)
+            .finish()
     }
 }
 

@@ -312,6 +312,38 @@ fn tiles_spread_over_threads_match_the_reference() {
     long_reductions(&Kernels::new(tier).unwrap(), &ThreeThreads);
 }
 
+/// Images of every channel count up to 5 (the image stem expands 1 to 4 channels
+/// pixel by pixel, more channel by channel), from their NCHW image and as blocks,
+/// over every geometry of the sweep, on each tier.
+#[test]
+fn images_of_few_channels_match_the_reference() {
+    let mut rng = Rng(0xbf58476d1ce4e5b9);
+    for tier in Tier::available() {
+        let kernels = Kernels::new(tier).unwrap();
+        for geom in geometries() {
+            for ci in 1..=5 {
+                let case = Case { ci, co: 20, h: 11, w: 23, geom, residual: ci == 2, act: Activation::Relu };
+                check(&kernels, case, &mut rng, &Sequential);
+            }
+        }
+    }
+}
+
+/// A strided window on an input larger than any core's L2 (two blocks of 160x160,
+/// 3.3 MB): the tiles then walk the output row-major and the x86 tiers' tiles
+/// prefetch their next tile's input on one thread too, which must change nothing;
+/// on one thread and spread over three.
+#[test]
+fn strided_window_on_a_large_map_matches_the_reference() {
+    let mut rng = Rng(0x94d049bb133111eb);
+    let geom = ConvGeometry { kh: 3, kw: 3, stride_h: 2, stride_w: 2, pad: Padding::uniform(1) };
+    let case = Case { ci: 17, co: 40, h: 160, w: 160, geom, residual: true, act: Activation::Relu };
+    for tier in Tier::available() {
+        check(&Kernels::new(tier).unwrap(), case, &mut rng, &Sequential);
+    }
+    check(&Kernels::new(Tier::best()).unwrap(), case, &mut rng, &ThreeThreads);
+}
+
 /// The tiers a machine of this architecture is expected to have: CI fails loudly if
 /// detection breaks instead of silently testing only the portable tier.
 #[test]

@@ -142,7 +142,7 @@ impl<'a> RowTiles<'a> {
             geom: *geom,
             // The input block stride is the band's, given per row; the tiles prefetch
             // when the threads share the input (`par` has several).
-            tiles: LayerTiles::new(kernels, op, residual, out, row_len, 0, par),
+            tiles: LayerTiles::new(kernels, op, residual, out, row_len, 0, Layout::Nchw16c.image_len(input.dims), par),
             rows,
             co_blocks,
             ob_tile,

@@ -54,8 +54,10 @@ pub(super) struct Piece {
 
 impl<'a> LayerTiles<'a> {
     /// The tiles of `op` (its input's tap rows and channel blocks `in_row` and
-    /// `in_block` floats apart; `residual` in `out`'s rows) into `out`, on `par`'s
-    /// threads.
+    /// `in_block` floats apart, `in_len` floats in all: the layer's input, its
+    /// padded copy or the rows staged for it; `residual` in `out`'s rows) into
+    /// `out`, on `par`'s threads.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         kernels: &'a Kernels,
         op: &'a Conv2d<'a>,
@@ -63,6 +65,7 @@ impl<'a> LayerTiles<'a> {
         out: &mut ImageMut,
         in_row: usize,
         in_block: usize,
+        in_len: usize,
         par: &dyn ParallelFor,
     ) -> Self {
         let (w, geom, act) = (&op.weights, &op.geom, op.act);
@@ -84,9 +87,7 @@ impl<'a> LayerTiles<'a> {
                 w_block: s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK,
                 out_block: out.dims.h * out.dims.w * BLOCK,
                 relu: act == Activation::Relu,
-                // The input lines to fetch are another core's only when threads
-                // share the layers; alone, these prefetches cost more than they save.
-                prefetch_next: par.threads() > 1,
+                prefetch_next: par.threads() > 1 || strided_stream(kernels, geom, in_len),
                 prefetch_output: kernels.prefetchw,
             },
             in_block,
@@ -179,6 +180,17 @@ impl<'a> LayerTiles<'a> {
     }
 }
 
+/// Whether the tiles of a layer prefetch their next tile's input on one thread too
+/// (with several, they always do: the lines are often another core's). Alone, the
+/// hardware prefetcher keeps up with a stride-1 window and with an input the L2
+/// holds, and the extra prefetches cost more than they save; a strided window on an
+/// input larger than the L2 reads every other line of a dozen rows and blocks
+/// from further out, which it does not follow (figures: `docs/kernels.md`). Such a
+/// layer also walks its output row-major ([`one_band`]).
+fn strided_stream(kernels: &Kernels, geom: &ConvGeometry, in_len: usize) -> bool {
+    geom.stride_w > 1 && in_len * size_of::<f32>() > kernels.l2_bytes
+}
+
 /// `op` on an input and residual in one band each, into `out`, the output tiles
 /// spread over `par`'s threads. `scratch` must hold [`conv2d_scratch_len`] values.
 pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scratch: &mut [f32], par: &dyn ParallelFor) {
@@ -219,7 +231,7 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
 
     let mk = &kernels.ops.conv;
     let co_blocks = s.co_blocks();
-    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, par);
+    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, input.data.len(), par);
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
     let tile = |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, piece: Piece, shapes: &mut TileShapes| {
         let in_off = if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
@@ -238,6 +250,27 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     let n_taps = tiles.taps;
     let k_block = k_block_taps(n_taps, tiles.chunk(), dout.h * dout.w);
     let k_taps = k_block.unwrap_or(n_taps);
+
+    // A strided window on an input the L2 cannot hold walks the output row by row,
+    // every group of output blocks before the next row: the few input rows a row
+    // reads then come from beyond the L2 once, rather than once per group, while
+    // the weights stream in order. The rows are dealt to the tasks evenly.
+    if !pointwise && k_block.is_none() && strided_stream(kernels, geom, input.data.len()) {
+        let tasks = (TASKS_PER_THREAD * par.threads()).min(rows);
+        par.run(tasks, &|t| {
+            let mut shapes = TileShapes::default();
+            for oy in t * rows / tasks..(t + 1) * rows / tasks {
+                for ob0 in (0..co_blocks).step_by(ob_tile) {
+                    let ob = ob_tile.min(co_blocks - ob0);
+                    for ox0 in (0..row_len).step_by(px_tile) {
+                        tile(ob0, ob, oy, ox0, px_tile.min(row_len - ox0), tiles.whole(), &mut shapes);
+                    }
+                }
+            }
+            kernels.record_tiles(shapes);
+        });
+        return;
+    }
 
     // Work units: a row of tiles, or for pointwise layers one tile of the long row,
     // for one group of output blocks. The units are ordered group-major and dealt to

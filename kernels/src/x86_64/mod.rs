@@ -91,3 +91,14 @@ pub(crate) fn has_prefetchw() -> bool {
     // Leaf 8000_0001h is asked only when the highest extended leaf reaches it.
     __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
 }
+
+/// The L2 cache per core in bytes, as CPUID reports it (leaf 8000_0006h, ECX bits
+/// 31..16 in KiB, on AMD and Intel alike), or `None` when the CPU does not say.
+pub(crate) fn l2_bytes() -> Option<usize> {
+    use std::arch::x86_64::__cpuid;
+    if __cpuid(0x8000_0000).eax < 0x8000_0006 {
+        return None;
+    }
+    let kib = (__cpuid(0x8000_0006).ecx >> 16) as usize;
+    (kib > 0).then_some(kib * 1024)
+}

@@ -87,9 +87,10 @@ enum Command {
         /// stride 1) by the direct kernel and by Winograd, interleaved, on the widest tier (or `INCEPT_TIER`).
         #[arg(long)]
         winograd: bool,
-        /// Interleaved rounds per layer with `--winograd` (the fastest are reported).
-        #[arg(long, default_value_t = 31)]
-        rounds: usize,
+        /// Interleaved rounds per layer (the fastest are reported): default 8, or 31
+        /// with `--winograd`.
+        #[arg(long)]
+        rounds: Option<usize>,
         /// Instead, time each layer on the best BF16 and float32 tiers (direct, one
         /// thread, thread CPU time), as shares of the BF16 and FMA peaks.
         #[arg(long)]
@@ -129,9 +130,9 @@ fn run(cli: Cli) -> Result<(), String> {
             if bf16 {
                 peak_bf16::run(&graph, json)
             } else if winograd {
-                peak::compare_winograd(&graph, rounds, json)
+                peak::compare_winograd(&graph, rounds.unwrap_or(31), json)
             } else {
-                peak::run(&graph, all_tiers, json)
+                peak::run(&graph, all_tiers, rounds.unwrap_or(peak::PEAK_ROUNDS), json)
             }
         }
         Command::Run { model, input, output, threads, precision } => {

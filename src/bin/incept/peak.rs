@@ -5,17 +5,75 @@ use std::time::Instant;
 
 use incept::graph::ConvLayer;
 use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
-use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_scratch_len};
+use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image, conv2d_image_scratch_len, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::Sequential;
-use incept_kernels::peak::fma_peak_gflops;
-use incept_kernels::{Activation, AlignedVec, Image, ImageMut, Kernels, Layout, Tier};
+use incept_kernels::peak::fma_peak_gflops_by;
+use incept_kernels::{Activation, AlignedVec, BLOCK, Image, ImageMut, Kernels, Layout, Tier};
 use serde_json::json;
 
-/// Seconds-per-run of one convolution layer on `kernels`: the best of a dozen
-/// batches of back-to-back runs, each batch at least `min_seconds` long (best-of,
-/// because other processes only ever make a batch slower).
-fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
+/// The clock `incept peak` times with: the calling thread's CPU time where the OS
+/// has one (Linux, macOS), so that time slices other processes take from the core do
+/// not count, else the monotonic wall clock.
+pub struct Clock {
+    /// `thread_cpu` or `wall`, as the output names it.
+    pub name: &'static str,
+    /// Seconds since a fixed start.
+    pub now: fn() -> f64,
+}
+
+impl Clock {
+    /// The calling thread's CPU-time clock, or the wall clock where there is none.
+    pub fn thread_cpu() -> Clock {
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        return Clock { name: "thread_cpu", now: thread_cpu_seconds };
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+        return Clock { name: "wall", now: wall_seconds };
+    }
+}
+
+/// CPU time of the calling thread, in seconds.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is one these systems define.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Seconds of the monotonic wall clock since its first call.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn wall_seconds() -> f64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+/// Interleaved rounds per layer of `incept peak` without `--winograd`.
+pub const PEAK_ROUNDS: usize = 8;
+
+/// One layer timed against the peak beside it: seconds per run (the best batch)
+/// and the FMA peak in GFLOP/s (the best window measured between its batches).
+struct Timed {
+    secs: f64,
+    peak: f64,
+}
+
+/// Times one convolution layer on `kernels` as the engine runs it (a layer reading
+/// an image of at most 16 channels, the network's input, by `conv2d_image` from
+/// NCHW; the others by `conv2d` on NCHW16c), interleaved with the tier's peak loop:
+/// `rounds` rounds of a ~10 ms peak window and a batch of back-to-back runs of at
+/// least `min_seconds`, all by `clock`. Best-of on both sides, because other
+/// processes only ever make a batch slower; interleaved, so that a change of the
+/// core's clock or of what shares the caches meanwhile hits both alike.
+fn time_layer(
+    kernels: &Kernels,
+    layer: &ConvLayer,
+    image: bool,
+    rounds: usize,
+    min_seconds: f64,
+    clock: &Clock,
+) -> Timed {
     let (din, dout, g) = (layer.input, layer.output(), layer.geom);
     let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
     let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
@@ -23,66 +81,87 @@ fn time_layer(kernels: &Kernels, layer: &ConvLayer, min_seconds: f64) -> f64 {
     pack_conv_weights(&oihw, shape, &mut w);
     pack_bias(&vec![0.1; shape.co], &mut b);
     let (w, b) = (AlignedVec::from_slice(&w), AlignedVec::from_slice(&b));
+    let l_in = if image { Layout::Nchw } else { Layout::Nchw16c };
     let l = Layout::Nchw16c;
-    let x = AlignedVec::from_slice(&vec![0.5; l.image_len(din)]);
+    let x = AlignedVec::from_slice(&vec![0.5; l_in.image_len(din)]);
     let mut y = AlignedVec::zeroed(l.image_len(dout));
-    let mut scratch = AlignedVec::zeroed(conv2d_scratch_len(din, &g));
+    let scratch_len = if image { conv2d_image_scratch_len(din, &g, 1) } else { conv2d_scratch_len(din, &g) };
+    let mut scratch = AlignedVec::zeroed(scratch_len);
     let packed = PackedConv { shape, weights: w.as_slice(), bias: b.as_slice() };
     let mut run = || {
         let out = &mut ImageMut::new(y.as_mut_slice(), dout, l);
-        let input = Image::new(x.as_slice(), din, l).into();
+        let input = Image::new(x.as_slice(), din, l_in).into();
         let op = Conv2d { input, weights: packed, geom: g, residual: None, act: Activation::Relu };
-        conv2d(kernels, &op, &mut out.into(), scratch.as_mut_slice(), &Sequential);
+        if image {
+            conv2d_image(kernels, &op, &mut out.into(), scratch.as_mut_slice(), &Sequential);
+        } else {
+            conv2d(kernels, &op, &mut out.into(), scratch.as_mut_slice(), &Sequential);
+        }
     };
     run();
+    let now = clock.now;
     let mut reps = 1;
-    let mut best = f64::INFINITY;
-    for _ in 0..12 {
-        let t = Instant::now();
+    let (mut secs, mut peak) = (f64::INFINITY, 0f64);
+    // Two extra rounds first size the batch.
+    for round in 0..rounds + 2 {
+        let t = now();
         for _ in 0..reps {
             run();
         }
-        let dt = t.elapsed().as_secs_f64();
-        best = best.min(dt / reps as f64);
-        if dt < min_seconds {
+        let dt = now() - t;
+        if round >= 2 {
+            secs = secs.min(dt / reps as f64);
+            peak = peak.max(fma_peak_gflops_by(kernels, 0.01, &now));
+        } else if dt < min_seconds {
             reps = (reps as f64 * (min_seconds / dt.max(1e-6)) * 1.2).ceil() as usize;
         }
     }
-    best
+    Timed { secs, peak }
 }
 
 /// Measures peaks and per-layer efficiency of `graph`'s convolutions on the widest
 /// tier (or every tier with `all_tiers`), printing a table or JSON.
 ///
-/// The clock of a shared machine drifts, so each tier's peak is measured before and
-/// after its layers and the higher figure is the yardstick.
-pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Result<(), String> {
+/// Each layer's share is of the peak measured between its own batches (see
+/// [`time_layer`]); the tier's peak printed is the median of those, or, for a tier
+/// whose layers are not timed, the best of 0.3 s.
+pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json: bool) -> Result<(), String> {
     let tiers: Vec<Tier> = Tier::available().into_iter().filter(|t| *t != Tier::Portable || all_tiers).collect();
     let widest = Tier::best();
+    let clock = Clock::thread_cpu();
+    let image_dims = graph.dims(graph.input);
     let mut report = Vec::new();
     for tier in tiers {
         let k = Kernels::new(tier).expect("available");
-        let before = fma_peak_gflops(&k, 0.3);
-        let rows: Vec<(ConvLayer, f64, f64)> = if all_tiers || tier == widest {
+        let rows: Vec<(ConvLayer, Timed)> = if all_tiers || tier == widest {
             graph
                 .conv_layers()
                 .into_iter()
                 .map(|layer| {
-                    let secs = time_layer(&k, &layer, 0.01);
-                    (layer, secs, 2.0 * layer.macs() as f64 / secs / 1e9)
+                    let image = layer.input == image_dims && layer.input.c <= BLOCK;
+                    let timed = time_layer(&k, &layer, image, rounds.max(1), 0.01, &clock);
+                    (layer, timed)
                 })
                 .collect()
         } else {
             Vec::new()
         };
-        let after = if rows.is_empty() { before } else { fma_peak_gflops(&k, 0.3) };
-        report.push((tier, before.max(after), rows, k.conv_name()));
+        let peak = if rows.is_empty() {
+            fma_peak_gflops_by(&k, 0.3, &clock.now)
+        } else {
+            let mut peaks: Vec<f64> = rows.iter().map(|r| r.1.peak).collect();
+            peaks.sort_by(f64::total_cmp);
+            peaks[peaks.len() / 2]
+        };
+        report.push((tier, peak, rows, k.conv_name()));
     }
     // The BF16 dot-product peak of each BF16 tier that has an instruction for it.
     let bf16_peaks: Vec<(&str, f64)> = Bf16Tier::available()
         .into_iter()
         .filter_map(|t| Some((t.name(), Bf16Kernels::new(t)?.dot_peak_gflops(0.3)?)))
         .collect();
+    let l2_bytes = Kernels::new(widest).expect("available").l2_bytes();
+    let gflops = |l: &ConvLayer, t: &Timed| 2.0 * l.macs() as f64 / t.secs / 1e9;
     if as_json {
         let bf16: Vec<_> = bf16_peaks.iter().map(|(tier, g)| json!({"tier": tier, "peak_gflops": g})).collect();
         let v: Vec<_> = report
@@ -90,22 +169,26 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Resu
             .map(|(tier, peak, rows, name)| {
                 let layers: Vec<_> = rows
                     .iter()
-                    .map(|(l, secs, g)| {
+                    .map(|(l, t)| {
                         json!({"window": l.window(), "kind": kind_of(l), "input": [l.input.c, l.input.h, l.input.w],
-                               "out_channels": l.out_channels, "count": l.count, "ms": secs * 1e3,
-                               "gflops": g, "fraction_of_peak": g / peak})
+                               "out_channels": l.out_channels, "count": l.count, "ms": t.secs * 1e3,
+                               "gflops": gflops(l, t), "peak_gflops": t.peak, "fraction_of_peak": gflops(l, t) / t.peak})
                     })
                     .collect();
                 let kinds: serde_json::Map<String, serde_json::Value> = by_kind(rows)
                     .into_iter()
-                    .map(|(kind, g)| (kind, json!({"gflops": g, "fraction_of_peak": g / peak})))
+                    .map(|(kind, g, f)| (kind, json!({"gflops": g, "fraction_of_peak": f})))
                     .collect();
                 json!({"tier": tier.name(), "kernel": name, "peak_gflops": peak, "kinds": kinds, "layers": layers})
             })
             .collect();
-        println!("{:#}", json!({"model": graph.name, "tiers": v, "bf16_tiers": bf16}));
+        let v = json!({"model": graph.name, "clock": clock.name, "rounds": rounds, "l2_bytes": l2_bytes,
+                       "tiers": v, "bf16_tiers": bf16});
+        println!("{v:#}");
         return Ok(());
     }
+    println!("timed by the {} clock, {rounds} rounds per layer interleaved with the peak loop", clock.name);
+    println!("L2 per core, as the kernels assume it: {} KiB", l2_bytes / 1024);
     for (tier, peak, _, _) in &report {
         println!("peak FMA throughput, {:<7} {:>7.1} GFLOP/s per core", tier.name(), peak);
     }
@@ -113,33 +196,49 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, as_json: bool) -> Resu
         println!("peak BF16 dot-product throughput, {tier} {g:>7.1} GFLOP/s per core");
     }
     for (tier, peak, rows, name) in report.iter().filter(|r| !r.2.is_empty()) {
-        println!("\n{} ({name}), peak {peak:.1} GFLOP/s", graph.name);
-        println!("{:<8} {:>14} {:>5} {:>4} {:>9} {:>9} {:>6}", "window", "input", "out", "x", "ms", "GFLOP/s", "peak");
-        for (layer, secs, gflops) in rows {
+        println!("\n{} ({name}), peak {peak:.1} GFLOP/s (median of the layers' peaks)", graph.name);
+        println!(
+            "{:<8} {:>14} {:>5} {:>4} {:>9} {:>9} {:>7} {:>6}",
+            "window", "input", "out", "x", "ms", "GFLOP/s", "peak", "share"
+        );
+        for (layer, t) in rows {
             let d = layer.input;
             let input = format!("{}x{}x{}", d.c, d.h, d.w);
-            let (out, n, pct) = (layer.out_channels, layer.count, 100.0 * gflops / peak);
-            println!("{:<8} {input:>14} {out:>5} {n:>4} {:>9.3} {gflops:>9.1} {pct:>5.1}%", layer.window(), secs * 1e3);
+            let (out, n, g) = (layer.out_channels, layer.count, gflops(layer, t));
+            println!(
+                "{:<8} {input:>14} {out:>5} {n:>4} {:>9.3} {g:>9.1} {:>7.1} {:>5.1}%",
+                layer.window(),
+                t.secs * 1e3,
+                t.peak,
+                100.0 * g / t.peak
+            );
         }
-        println!("\nby kind ({}): GFLOP/s and fraction of the {} peak", graph.name, tier.name());
-        for (kind, g) in by_kind(rows) {
-            println!("{kind:<12} {g:>8.1} GFLOP/s {:>6.1}%", 100.0 * g / peak);
+        println!("\nby kind ({}): GFLOP/s and share of the {} peak", graph.name, tier.name());
+        for (kind, g, f) in by_kind(rows) {
+            println!("{kind:<12} {g:>8.1} GFLOP/s {:>6.1}%", 100.0 * f);
         }
     }
     Ok(())
 }
 
-/// MAC-weighted GFLOP/s per window kind, counting repeated layers.
-fn by_kind(rows: &[(ConvLayer, f64, f64)]) -> Vec<(String, f64)> {
-    let mut kinds: Vec<(String, f64, f64)> = Vec::new();
-    for (layer, secs, _) in rows {
-        let (kind, macs, t) = (kind_of(layer), layer.macs() as f64 * layer.count as f64, secs * layer.count as f64);
+/// Per window kind, counting repeated layers: MAC-weighted GFLOP/s, and the share
+/// of peak (FLOPs over the time each layer would take at its own peak, so a layer
+/// timed in a slow phase weighs with the peak of that phase).
+fn by_kind(rows: &[(ConvLayer, Timed)]) -> Vec<(String, f64, f64)> {
+    let mut kinds: Vec<(String, f64, f64, f64)> = Vec::new();
+    for (layer, t) in rows {
+        let (kind, macs, secs) =
+            (kind_of(layer), layer.macs() as f64 * layer.count as f64, t.secs * layer.count as f64);
+        let at_peak = secs * t.peak;
         match kinds.iter_mut().find(|k| k.0 == kind) {
-            Some(k) => (k.1, k.2) = (k.1 + macs, k.2 + t),
-            None => kinds.push((kind, macs, t)),
+            Some(k) => (k.1, k.2, k.3) = (k.1 + macs, k.2 + secs, k.3 + at_peak),
+            None => kinds.push((kind, macs, secs, at_peak)),
         }
     }
-    kinds.into_iter().map(|(kind, macs, t)| (kind, 2.0 * macs / t / 1e9)).collect()
+    kinds
+        .into_iter()
+        .map(|(kind, macs, secs, at_peak)| (kind, 2.0 * macs / secs / 1e9, 2.0 * macs / at_peak / 1e9))
+        .collect()
 }
 
 /// The kernel family a layer belongs to, as the targets name them.

@@ -14,32 +14,10 @@ use incept_kernels::peak::fma_peak_gflops;
 use incept_kernels::{Activation, AlignedVec, Image, ImageMut, Kernels, Layout, Tier};
 use serde_json::json;
 
-/// CPU time the calling thread has run, in seconds (`CLOCK_THREAD_CPUTIME_ID`).
-#[cfg(target_os = "linux")]
+/// CPU time the calling thread has run, in seconds (the wall clock where the OS
+/// has no thread clock): `incept peak`'s clock.
 fn thread_cpu_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: std::ffi::c_long,
-        nsec: std::ffi::c_long,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: std::ffi::c_int, ts: *mut Timespec) -> std::ffi::c_int;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: std::ffi::c_int = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: the C library's clock_gettime writes one timespec (two C longs on
-    // Linux) through a valid pointer.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    ts.sec as f64 + ts.nsec as f64 * 1e-9
-}
-
-/// Elsewhere the wall clock stands in.
-#[cfg(not(target_os = "linux"))]
-fn thread_cpu_seconds() -> f64 {
-    use std::sync::OnceLock;
-    static START: OnceLock<std::time::Instant> = OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
+    (crate::peak::Clock::thread_cpu().now)()
 }
 
 /// Seconds of thread CPU time per call of `run`: the best of a dozen batches, each
