@@ -154,7 +154,8 @@ fn parse(bytes: &[u8]) -> std::result::Result<BTreeMap<String, TensorView<'_>>, 
         let size = info
             .shape
             .iter()
-            .try_fold(bits, |n, &d| n.checked_mul(d))
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_mul(bits))
             .ok_or_else(|| format!("tensor '{name}': shape {:?} of {dtype} overflows", info.shape))?;
         if size % 8 != 0 || size / 8 != last - first {
             return Err(format!(
@@ -540,20 +541,22 @@ mod tests {
         }
     }
 
-    /// Files the format allows: tensors in any order in the header, empty and
-    /// scalar tensors, sub-byte types in whole bytes, metadata, a header padded with
-    /// spaces; each as the reference reader reads it.
+    /// Files the format allows: tensors in any order in the header, empty (also
+    /// with a huge dimension beside the zero) and scalar tensors, sub-byte types in
+    /// whole bytes, metadata, unknown fields, a header padded with spaces; each as
+    /// the reference reader reads it.
     #[test]
     fn well_formed_files_read_as_the_reference_reader_reads_them() {
         let header = r#"{"b":{"dtype":"F4","shape":[2,3],"data_offsets":[5,8]},"__metadata__":{"format":"pt"},
             "a":{"dtype":"I32","shape":[],"data_offsets":[1,5]},"e":{"dtype":"F32","shape":[0,7],"data_offsets":[0,0]},
-            "c":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"ignored":true}}   "#;
+            "c":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"ignored":true},
+            "z":{"dtype":"F64","shape":[1152921504606846976,0],"data_offsets":[8,8]}}   "#;
         let mut bytes = file(header, 8);
         let n = bytes.len();
         bytes[n - 8..].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
         let ours = parse(&bytes).unwrap();
         let theirs = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        assert_eq!(ours.keys().collect::<Vec<_>>(), ["a", "b", "c", "e"]);
+        assert_eq!(ours.keys().collect::<Vec<_>>(), ["a", "b", "c", "e", "z"]);
         assert_eq!(theirs.len(), ours.len());
         for (name, v) in &ours {
             let t = theirs.tensor(name).unwrap();

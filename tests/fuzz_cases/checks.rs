@@ -1252,7 +1252,8 @@ pub mod files {
 
     /// The graph the `safetensors` target loads weights onto (as the seeds hold):
     /// a 3x3 convolution with bias, BatchNorm, a global pool and a linear layer, and
-    /// an ignored `aux.` prefix.
+    /// an ignored `aux.` prefix; the graph of the unit tests in
+    /// `src/import/safetensors.rs`, which this crate cannot reach.
     pub fn safetensors_graph() -> incept::graph::Graph {
         use incept::graph::{ConvSpec, Dims, GraphBuilder};
         let mut b = GraphBuilder::new("tiny", Dims::new(3, 6, 6));
