@@ -31,4 +31,5 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use exec::{Session, SessionOptions};
+pub use lower::Precision;
 pub use model::{Model, SYNTHETIC_SEED};

@@ -1,25 +1,34 @@
 //! A model: a validated graph with its weights, lowered once and shared by sessions.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::exec::{Session, SessionOptions};
 use crate::format::{self, LoadInfo};
 use crate::graph::Graph;
 use crate::import;
-use crate::lower::Program;
+use crate::lower::{Precision, Program};
 use crate::models;
 use crate::weights::Weights;
 
 /// Seed of the synthetic weights of built-in models.
 pub const SYNTHETIC_SEED: u64 = 0x1ce9_7000;
 
+/// Makes a model's graph and weights again (from its built-in name or its file).
+type Source = Arc<dyn Fn() -> Result<(Graph, Weights)> + Send + Sync>;
+
 /// A network ready to be planned into sessions. Cloning is cheap: clones share the
 /// program and its weights (and a model file's mapping).
 #[derive(Clone)]
 pub struct Model {
     program: Arc<Program>,
+    /// The BF16 program of a float32 model, made by the first BF16 session and
+    /// shared by every later one (and by clones).
+    bf16: Arc<Mutex<Option<Arc<Program>>>>,
+    /// Where the weights came from, when they can be read again to lower the model
+    /// at another precision.
+    source: Option<Source>,
     load_info: Option<LoadInfo>,
 }
 
@@ -35,9 +44,14 @@ impl Model {
     /// assert_eq!(session.output_shape(), [1, 10]);
     /// ```
     pub fn builtin(name: &str) -> Result<Model> {
-        let graph = models::build(name)?;
-        let weights = Weights::synthetic(&graph, SYNTHETIC_SEED);
-        Model::new(&graph, &weights)
+        let make = |name: &str| -> Result<(Graph, Weights)> {
+            let graph = models::build(name)?;
+            let weights = Weights::synthetic(&graph, SYNTHETIC_SEED);
+            Ok((graph, weights))
+        };
+        let (graph, weights) = make(name)?;
+        let name = name.to_string();
+        Model::new(&graph, &weights).map(|m| m.with_source(Arc::new(move || make(&name))))
     }
 
     /// A model from a file: an incept model file (recognised by its first bytes;
@@ -70,13 +84,14 @@ impl Model {
     fn open_checked(path: &Path, verify: bool) -> Result<Model> {
         if starts_with_magic(path) {
             let (program, info) = format::open(path, verify)?;
-            return Ok(Model { program: Arc::new(program), load_info: Some(info) });
+            return Ok(Model { load_info: Some(info), ..Model::of(program) });
         }
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext.as_deref() {
             Some("onnx") => {
                 let (graph, weights) = import::load_onnx(path)?;
-                Model::new(&graph, &weights)
+                let path = path.to_path_buf();
+                Model::new(&graph, &weights).map(|m| m.with_source(Arc::new(move || import::load_onnx(&path))))
             }
             _ if !path.exists() => Err(Error::Import(format!("{}: no such file", path.display()))),
             _ => Err(Error::Import(format!(
@@ -89,9 +104,14 @@ impl Model {
     /// A built-in architecture (see [`models::BUILTIN`]) with the weights of a
     /// PyTorch state dict saved as safetensors (see [`import::safetensors`]).
     pub fn from_safetensors(path: impl AsRef<Path>, arch: &str) -> Result<Model> {
-        let graph = models::build(arch)?;
-        let weights = import::load_safetensors(path.as_ref(), &graph)?;
-        Model::new(&graph, &weights)
+        let make = |path: &Path, arch: &str| -> Result<(Graph, Weights)> {
+            let graph = models::build(arch)?;
+            let weights = import::load_safetensors(path, &graph)?;
+            Ok((graph, weights))
+        };
+        let (graph, weights) = make(path.as_ref(), arch)?;
+        let (path, arch) = (path.as_ref().to_path_buf(), arch.to_string());
+        Model::new(&graph, &weights).map(|m| m.with_source(Arc::new(move || make(&path, &arch))))
     }
 
     /// A built-in model by name (see [`models::BUILTIN`]), or else a model file
@@ -108,7 +128,22 @@ impl Model {
 
     /// A model from a graph and weights for every one of its parameters.
     pub fn new(graph: &Graph, weights: &Weights) -> Result<Model> {
-        Ok(Model { program: Arc::new(Program::lower(graph, weights)?), load_info: None })
+        Ok(Model::of(Program::lower(graph, weights)?))
+    }
+
+    /// [`new`](Model::new) at `precision`: at BF16 the weights of the BF16
+    /// convolutions are rounded from `weights` directly, and float32 sessions
+    /// cannot be made.
+    pub fn new_at(graph: &Graph, weights: &Weights, precision: Precision) -> Result<Model> {
+        Ok(Model::of(Program::lower_at(graph, weights, precision)?))
+    }
+
+    fn of(program: Program) -> Model {
+        Model { program: Arc::new(program), bf16: Arc::default(), source: None, load_info: None }
+    }
+
+    fn with_source(self, source: Source) -> Model {
+        Model { source: Some(source), ..self }
     }
 
     /// The graph (before fusion).
@@ -116,9 +151,49 @@ impl Model {
         &self.program.graph
     }
 
-    /// The fused program every session runs.
+    /// The fused program sessions run at the model's own precision.
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// The model's own precision: float32, or BF16 for a model file converted to
+    /// BF16 (see [`format`](mod@crate::format)).
+    pub fn precision(&self) -> Precision {
+        self.program.precision
+    }
+
+    /// The program sessions at `precision` run: the model's own, or for BF16 on a
+    /// float32 model, one made once and shared by every BF16 session: lowered at
+    /// BF16 from the weights read again for a built-in model, an `.onnx` file or a
+    /// safetensors checkpoint; for a float32 model file or a model made by
+    /// [`new`](Model::new), [`Program::to_bf16`] (its Winograd layers stay float32:
+    /// convert the file at BF16 or use [`new_at`](Model::new_at) to have them BF16).
+    /// A BF16 model has no float32 weights: asking it for float32 is an error.
+    pub fn program_at(&self, precision: Precision) -> Result<Arc<Program>> {
+        match (self.program.precision, precision) {
+            (own, p) if own == p => Ok(self.program.clone()),
+            (Precision::F32, Precision::Bf16) => {
+                let mut cached = self.bf16.lock().unwrap_or_else(|e| e.into_inner());
+                if cached.is_none() {
+                    let program = match &self.source {
+                        Some(source) => {
+                            let (graph, weights) = source()?;
+                            if graph != self.program.graph {
+                                return Err(Error::Import("the model's source changed since it was loaded".into()));
+                            }
+                            Program::lower_at(&graph, &weights, Precision::Bf16)?
+                        }
+                        None => self.program.to_bf16(),
+                    };
+                    *cached = Some(Arc::new(program));
+                }
+                Ok(cached.clone().expect("made above"))
+            }
+            (own, p) => Err(Error::Options(format!(
+                "this model holds {own} weights and runs only at precision {own}, not {p} \
+                 (convert the original model again at {p})"
+            ))),
+        }
     }
 
     /// How the model file was loaded (mapped bytes, repacked tensors); `None` for
@@ -127,9 +202,10 @@ impl Model {
         self.load_info.as_ref()
     }
 
-    /// Plans a session: fixes the batch size, allocates the arena.
+    /// Plans a session: fixes the batch size and precision, allocates the arena.
     pub fn session(&self, options: SessionOptions) -> Result<Session> {
-        Session::new(self.program.clone(), options)
+        let program = self.program_at(options.precision.unwrap_or(self.precision()))?;
+        Session::new(program, options)
     }
 }
 

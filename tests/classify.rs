@@ -128,3 +128,16 @@ fn a_converted_model_file_classifies_like_the_built_in_model() {
     assert_eq!(results(&converted), results(&builtin));
     assert!(!converted.status.success() && String::from_utf8_lossy(&converted.stderr).contains(&corrupt));
 }
+
+#[test]
+fn classify_runs_at_bf16_and_rejects_an_unknown_precision() {
+    let [jpg, _, png] = images("bf16");
+    let args = ["classify", &jpg, &png, "--model", "nin_cifar10", "--top", "3", "--precision", "bf16"];
+    let bf16 = incept(&args);
+    assert!(bf16.status.success(), "{}", String::from_utf8_lossy(&bf16.stderr));
+    let blocks = results(&bf16);
+    assert_eq!(blocks.len(), 2);
+    assert!(blocks.iter().all(|(_, lines)| lines.len() == 3));
+    let bad = incept(&["classify", &jpg, "--model", "nin_cifar10", "--precision", "fp16"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown precision 'fp16'"));
+}

@@ -351,3 +351,71 @@ fn nhwc_models_show_their_layout_and_run_on_their_own_input_shape() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("takes [N, 35, 35, 3] (NHWC)"), "{err}");
 }
+
+#[test]
+fn precision_bf16_runs_the_direct_convolutions_in_bf16_and_matches_the_library() {
+    let out = incept(&["info", "nin_cifar10", "--json", "--steps", "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16");
+    let list = v["step_list"].as_array().unwrap();
+    for s in list {
+        let bf16 = s["algorithm"] == "bf16 direct";
+        assert_eq!(s["precision"], if bf16 { "bf16" } else { "f32" }, "{s}");
+    }
+    assert_eq!(list[1]["algorithm"], "from_image", "the image convolution stays float32");
+    assert!(list.iter().filter(|s| s["precision"] == "bf16").count() > 0);
+
+    let model = incept::Model::builtin("nin_cifar10").unwrap();
+    let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16), ..Default::default() };
+    let mut session = model.session(options).unwrap();
+    let [_, c, h, w] = session.input_shape();
+    let x = common::input(c * h * w, 9);
+    let mut want = vec![0.0; session.output_len()];
+    session.run(&x, &mut want).unwrap();
+    let (input, output) = (tmp("bf16-in.npy"), tmp("bf16-out.npy"));
+    write_npy(&input, &[1, c, h, w], &x);
+    let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+    let out = incept(&["run", "nin_cifar10", "--input", i, "--output", o, "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_npy(&output).1, want);
+
+    let out = incept(&["bench", "nin_cifar10", "--runs", "2", "--json", "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16");
+    assert!(v["bf16_tier"].is_string());
+    let out = incept(&["run", "nin_cifar10", "--input", i, "--output", o, "--precision", "f16"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("unknown precision 'f16' (f32, bf16)"), "{stderr}");
+}
+
+#[test]
+fn convert_at_bf16_writes_a_file_that_runs_at_bf16_only() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (onnx, input) = (fixtures.join("inception_module.onnx"), fixtures.join("inception_module.input.npy"));
+    let (onnx, input) = (onnx.to_str().unwrap(), input.to_str().unwrap());
+    let converted = tmp("inception_module.bf16.incept");
+    let _ = std::fs::remove_file(&converted);
+    let file = converted.to_str().unwrap();
+    let out = incept(&["convert", onnx, "-o", file, "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("precision bf16, checked"));
+
+    // The file runs at BF16 by default, exactly as the .onnx does when asked for BF16.
+    let (from_onnx, from_file) = (tmp("bf16-from-onnx.npy"), tmp("bf16-from-file.npy"));
+    let out = incept(&["run", onnx, "--input", input, "--output", from_onnx.to_str().unwrap(), "--precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = incept(&["run", file, "--input", input, "--output", from_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_npy(&from_onnx), read_npy(&from_file));
+
+    let out = incept(&["info", file, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16");
+    assert_eq!(v["mapped_weight_bytes"], v["weight_bytes"]);
+    let f32_out = tmp("bf16-as-f32.npy");
+    let out = incept(&["run", file, "--input", input, "--output", f32_out.to_str().unwrap(), "--precision", "f32"]);
+    assert_clean_error(&out, "runs only at precision bf16");
+    assert!(!f32_out.exists());
+}

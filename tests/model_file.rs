@@ -300,3 +300,61 @@ fn files_that_are_not_models_get_a_clear_error() {
     let e = Model::open(&file.0).err().expect("just a magic").to_string();
     assert!(e.contains("truncated"), "{e}");
 }
+
+/// The header JSON of a model file.
+fn header_of(bytes: &[u8]) -> serde_json::Value {
+    let header_len = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[64..64 + header_len]).unwrap()
+}
+
+#[test]
+fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
+    use incept::Precision;
+    let graph = models::build("googlenet").unwrap();
+    let weights = Weights::synthetic(&graph, 3);
+    let f32_file = written(&graph, &weights, "googlenet-f32", WritePacking::Native);
+    let file = TempFile::new("googlenet-bf16");
+    format::write_at(&graph, &weights, &file.0, WritePacking::Native, Precision::Bf16, &mut |_, _| {}).unwrap();
+    let (f32_bytes, bytes) = (std::fs::read(&f32_file.0).unwrap(), std::fs::read(&file.0).unwrap());
+    let (f32_header, header) = (header_of(&f32_bytes), header_of(&bytes));
+    assert!(f32_header.get("precision").is_none(), "float32 files are unchanged");
+    assert_eq!(header["precision"], "bf16");
+    let mut halved = 0;
+    for (a, b) in f32_header["tensors"].as_array().unwrap().iter().zip(header["tensors"].as_array().unwrap()) {
+        if b["packing"] == "oihw_blocked16_bf16_pairs" {
+            // A direct layer's float32 weights take twice the bytes; a Winograd
+            // layer's (transformed) more.
+            let (a_len, b_len) = (a["length"].as_u64().unwrap(), b["length"].as_u64().unwrap());
+            assert!(a_len >= 2 * b_len, "{}", b["name"]);
+            halved += (a["packing"] == "oihw_blocked16") as usize;
+        } else {
+            assert_eq!((&a["packing"], &a["length"]), (&b["packing"], &b["length"]), "{}", b["name"]);
+        }
+    }
+    assert!(halved > 0 && bytes.len() < f32_bytes.len());
+
+    let model = Model::open_verified(&file.0).unwrap();
+    assert_eq!(model.precision(), Precision::Bf16);
+    let info = model.load_info().unwrap();
+    assert!(info.repacked.is_empty() && info.mapped_bytes > 0);
+    assert_eq!(model.program().tensors.owned_bytes(), 0, "no weight on the heap");
+    // The same bits as the model lowered at BF16.
+    let x = common::input(3 * 224 * 224, 2);
+    let want = outputs(&Model::new_at(&graph, &weights, Precision::Bf16).unwrap(), &x);
+    assert_eq!(outputs(&model, &x), want);
+    // A float32 file runs at BF16 too, its Winograd layers in float32.
+    let bf16_steps = |p: &incept::lower::Program| {
+        p.steps.iter().filter(|s| s.algorithm() == Some(incept::lower::Algorithm::Bf16Direct)).count()
+    };
+    let f32_model = Model::open(&f32_file.0).unwrap();
+    let partial = f32_model.program_at(Precision::Bf16).unwrap();
+    assert!(0 < bf16_steps(&partial) && bf16_steps(&partial) < bf16_steps(model.program()));
+    // Written plain, it is rounded when loaded: the same program.
+    let plain = TempFile::new("googlenet-bf16-plain");
+    format::write_at(&graph, &weights, &plain.0, WritePacking::Plain, Precision::Bf16, &mut |_, _| {}).unwrap();
+    assert_eq!(outputs(&Model::open_verified(&plain.0).unwrap(), &x), want);
+
+    let f32_options = SessionOptions { precision: Some(Precision::F32), ..Default::default() };
+    let err = model.session(f32_options).err().expect("a BF16 file has no float32 weights").to_string();
+    assert!(err.contains("holds bf16 weights and runs only at precision bf16, not f32"), "{err}");
+}

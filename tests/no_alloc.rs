@@ -1,5 +1,5 @@
 //! `Session::run` allocates nothing: proven with a counting global allocator on
-//! Inception v3.
+//! Inception v3, at float32 and at BF16.
 
 mod common;
 #[path = "support/counting_alloc.rs"]
@@ -16,6 +16,20 @@ fn session_run_allocates_nothing_on_inception_v3() {
     let mut y = vec![0.0; session.output_len()];
     // The counter works: creating a session allocates its arena.
     assert!(counting_alloc::on_this_thread(|| drop(model.session(Default::default()).unwrap())) > 0);
+    assert_eq!(counting_alloc::on_this_thread(|| session.run(&x, &mut y).unwrap()), 0);
+    assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn bf16_session_run_allocates_nothing_on_inception_v3() {
+    // On the portable tier (a CPU without AVX512-BF16), NiN: Inception v3 would take minutes.
+    let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
+    let model = incept::Model::builtin(if portable { "nin_cifar10" } else { "inception_v3" }).unwrap();
+    let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16), ..Default::default() };
+    let mut session = model.session(options.clone()).unwrap();
+    assert!(session.bf16_tier().is_some());
+    let x = common::input(session.input_len(), 1);
+    let mut y = vec![0.0; session.output_len()];
     assert_eq!(counting_alloc::on_this_thread(|| session.run(&x, &mut y).unwrap()), 0);
     assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
 }

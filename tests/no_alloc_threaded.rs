@@ -15,11 +15,20 @@ static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 fn main() {
     // Under emulation (`INCEPT_TEST_MODELS=small`), NiN's 0.2 G multiply-adds keep
     // the runs to seconds; natively, GoogLeNet with its 9 Inception modules.
+    // BF16 on the portable tier (a CPU without AVX512-BF16) is as slow as emulation.
     let small = !common::model_fits_test_budget(u64::MAX);
-    let (name, runs) = if small { ("nin_cifar10", 30) } else { ("googlenet", 100) };
-    let model = incept::Model::builtin(name).unwrap();
-    let mut one = model.session(Default::default()).unwrap();
-    let mut two = model.session(incept::SessionOptions { threads: 2, ..Default::default() }).unwrap();
+    let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
+    for (precision, small) in [(incept::Precision::F32, small), (incept::Precision::Bf16, small || portable)] {
+        let (name, runs) = if small { ("nin_cifar10", 30) } else { ("googlenet", 100) };
+        check(&incept::Model::builtin(name).unwrap(), name, runs, precision);
+    }
+    println!("no_alloc_threaded: 2 passed, 0 failed");
+}
+
+fn check(model: &incept::Model, name: &str, runs: usize, precision: incept::Precision) {
+    let options = incept::SessionOptions { precision: Some(precision), ..Default::default() };
+    let mut one = model.session(options.clone()).unwrap();
+    let mut two = model.session(incept::SessionOptions { threads: 2, ..options }).unwrap();
     let x = common::input(one.input_len(), 5);
     let (mut y1, mut y2) = (vec![0.0; one.output_len()], vec![0.0; two.output_len()]);
     one.run(&x, &mut y1).unwrap();
@@ -28,13 +37,12 @@ fn main() {
         two.run(&x, &mut y2).unwrap();
     }
     // Every output tile is computed by one microkernel call whichever thread runs it.
-    assert_eq!(y1, y2, "{name}: 2 threads differ from 1");
+    assert_eq!(y1, y2, "{name} at {precision}: 2 threads differ from 1");
     let allocations = counting_alloc::on_all_threads(|| {
         for _ in 0..runs {
             two.run(&x, &mut y2).unwrap();
         }
     });
-    assert_eq!(allocations, 0, "{name}: allocations during {runs} threaded runs");
-    println!("threaded_runs_allocate_nothing_and_match_one_thread ({name}, {runs} runs, 2 threads): ok");
-    println!("no_alloc_threaded: 1 passed, 0 failed");
+    assert_eq!(allocations, 0, "{name} at {precision}: allocations during {runs} threaded runs");
+    println!("threaded_runs_allocate_nothing_and_match_one_thread ({name} at {precision}, {runs} runs, 2 threads): ok");
 }

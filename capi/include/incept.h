@@ -73,6 +73,23 @@
 #define INCEPT_LAYOUT_NHWC 1
 
 /**
+ * [`incept_session_create_with_precision`]: the model's own precision (float32, or
+ * BF16 for a model file converted to BF16); what [`incept_session_create`] uses.
+ */
+#define INCEPT_PRECISION_DEFAULT 0
+
+/**
+ * Float32 throughout.
+ */
+#define INCEPT_PRECISION_F32 1
+
+/**
+ * The direct convolutions on BF16 operands with float32 sums (docs/bf16.md); the
+ * BF16 kernels' tier is the widest this CPU runs, or `INCEPT_BF16_TIER`.
+ */
+#define INCEPT_PRECISION_BF16 2
+
+/**
  * An opened model (opaque): its weights, lowered once. Shared by its sessions.
  */
 typedef struct incept_model incept_model;
@@ -144,6 +161,24 @@ int incept_model_close(incept_model *model);
 int incept_session_create(const incept_model *model, int threads, int batch, incept_session **out);
 
 /**
+ * [`incept_session_create`] at a precision: [`INCEPT_PRECISION_DEFAULT`],
+ * [`INCEPT_PRECISION_F32`] or [`INCEPT_PRECISION_BF16`]. The model's BF16 weights
+ * are made by its first BF16 session and shared by later ones.
+ *
+ * Returns what [`incept_session_create`] does; [`INCEPT_ERR_ARGUMENT`] also for an
+ * unknown precision, float32 asked of a BF16 model file, or an `INCEPT_BF16_TIER`
+ * this CPU cannot run.
+ *
+ * # Safety
+ * As for [`incept_session_create`].
+ */
+int incept_session_create_with_precision(const incept_model *model,
+                                         int threads,
+                                         int batch,
+                                         int precision,
+                                         incept_session **out);
+
+/**
  * Closes a session handle and frees its arena (and stops its worker threads). NULL is
  * a no-op; closing a handle twice returns [`INCEPT_ERR_CLOSED`].
  *
@@ -163,6 +198,16 @@ int incept_session_close(incept_session *session);
  * thread is using; `out` is NULL or valid for an `int` write.
  */
 int incept_session_input_layout(const incept_session *session, int *out);
+
+/**
+ * Writes the session's precision to `*out`: [`INCEPT_PRECISION_F32`] or
+ * [`INCEPT_PRECISION_BF16`].
+ *
+ * # Safety
+ * `session` is NULL or a pointer returned by [`incept_session_create`] that no other
+ * thread is using; `out` is NULL or valid for an `int` write.
+ */
+int incept_session_precision(const incept_session *session, int *out);
 
 /**
  * Writes the session's input shape to `dims`, an array of 4: `[N, C, H, W]`, or

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use incept::Error;
 use incept::Model;
 use incept::graph::InputLayout;
-use incept::{Session, SessionOptions};
+use incept::{Precision, Session, SessionOptions};
 
 /// Success.
 pub const INCEPT_OK: c_int = 0;
@@ -51,6 +51,15 @@ pub const INCEPT_ERR_PANIC: c_int = -6;
 pub const INCEPT_LAYOUT_NCHW: c_int = 0;
 /// [`incept_session_input_layout`]: the input is `N x H x W x C`.
 pub const INCEPT_LAYOUT_NHWC: c_int = 1;
+
+/// [`incept_session_create_with_precision`]: the model's own precision (float32, or
+/// BF16 for a model file converted to BF16); what [`incept_session_create`] uses.
+pub const INCEPT_PRECISION_DEFAULT: c_int = 0;
+/// Float32 throughout.
+pub const INCEPT_PRECISION_F32: c_int = 1;
+/// The direct convolutions on BF16 operands with float32 sums (docs/bf16.md); the
+/// BF16 kernels' tier is the widest this CPU runs, or `INCEPT_BF16_TIER`.
+pub const INCEPT_PRECISION_BF16: c_int = 2;
 
 /// An opened model (opaque): its weights, lowered once. Shared by its sessions.
 pub struct InceptModel {
@@ -242,7 +251,45 @@ pub unsafe extern "C" fn incept_session_create(
     batch: c_int,
     out: *mut *mut InceptSession,
 ) -> c_int {
-    boundary("incept_session_create", || {
+    // SAFETY: the same contract as this function's.
+    unsafe { create_session("incept_session_create", model, threads, batch, INCEPT_PRECISION_DEFAULT, out) }
+}
+
+/// [`incept_session_create`] at a precision: [`INCEPT_PRECISION_DEFAULT`],
+/// [`INCEPT_PRECISION_F32`] or [`INCEPT_PRECISION_BF16`]. The model's BF16 weights
+/// are made by its first BF16 session and shared by later ones.
+///
+/// Returns what [`incept_session_create`] does; [`INCEPT_ERR_ARGUMENT`] also for an
+/// unknown precision, float32 asked of a BF16 model file, or an `INCEPT_BF16_TIER`
+/// this CPU cannot run.
+///
+/// # Safety
+/// As for [`incept_session_create`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn incept_session_create_with_precision(
+    model: *const InceptModel,
+    threads: c_int,
+    batch: c_int,
+    precision: c_int,
+    out: *mut *mut InceptSession,
+) -> c_int {
+    // SAFETY: the same contract as this function's.
+    unsafe { create_session("incept_session_create_with_precision", model, threads, batch, precision, out) }
+}
+
+/// The body of the two session constructors.
+///
+/// # Safety
+/// As for [`incept_session_create`].
+unsafe fn create_session(
+    name: &str,
+    model: *const InceptModel,
+    threads: c_int,
+    batch: c_int,
+    precision: c_int,
+    out: *mut *mut InceptSession,
+) -> c_int {
+    boundary(name, || {
         if out.is_null() {
             return Err(fail(INCEPT_ERR_NULL, "out is NULL"));
         }
@@ -253,11 +300,18 @@ pub unsafe extern "C" fn incept_session_create(
         let threads = threads.ok_or_else(|| fail(INCEPT_ERR_ARGUMENT, "threads must be at least 1"))?;
         let batch = usize::try_from(batch).ok().filter(|&b| b >= 1);
         let batch = batch.ok_or_else(|| fail(INCEPT_ERR_ARGUMENT, "batch must be at least 1"))?;
+        let precision = match precision {
+            INCEPT_PRECISION_DEFAULT => None,
+            INCEPT_PRECISION_F32 => Some(Precision::F32),
+            INCEPT_PRECISION_BF16 => Some(Precision::Bf16),
+            p => return Err(fail(INCEPT_ERR_ARGUMENT, format!("unknown precision {p}"))),
+        };
         // SAFETY: `model` is a live handle (checked above) and only read; models are
         // Sync, so other threads may read it at the same time.
         let model = unsafe { &(*model).model };
-        let session =
-            model.session(SessionOptions { batch, threads, ..Default::default() }).map_err(engine(INCEPT_ERR_MODEL))?;
+        let session = model
+            .session(SessionOptions { batch, threads, precision, ..Default::default() })
+            .map_err(engine(INCEPT_ERR_MODEL))?;
         let handle = open(&SESSIONS, InceptSession { session, poisoned: false });
         // SAFETY: as above.
         unsafe { out.write(handle) };
@@ -285,18 +339,51 @@ pub unsafe extern "C" fn incept_session_close(session: *mut InceptSession) -> c_
 /// thread is using; `out` is NULL or valid for an `int` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn incept_session_input_layout(session: *const InceptSession, out: *mut c_int) -> c_int {
-    boundary("incept_session_input_layout", || {
+    // SAFETY: the same contract as this function's.
+    unsafe {
+        write_property("incept_session_input_layout", session, out, |s| match s.input_layout() {
+            InputLayout::Nchw => INCEPT_LAYOUT_NCHW,
+            InputLayout::Nhwc => INCEPT_LAYOUT_NHWC,
+        })
+    }
+}
+
+/// Writes the session's precision to `*out`: [`INCEPT_PRECISION_F32`] or
+/// [`INCEPT_PRECISION_BF16`].
+///
+/// # Safety
+/// `session` is NULL or a pointer returned by [`incept_session_create`] that no other
+/// thread is using; `out` is NULL or valid for an `int` write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn incept_session_precision(session: *const InceptSession, out: *mut c_int) -> c_int {
+    // SAFETY: the same contract as this function's.
+    unsafe {
+        write_property("incept_session_precision", session, out, |s| match s.precision() {
+            Precision::F32 => INCEPT_PRECISION_F32,
+            Precision::Bf16 => INCEPT_PRECISION_BF16,
+        })
+    }
+}
+
+/// Writes `get` of a live session to `*out`: the body of the property getters.
+///
+/// # Safety
+/// `session` is NULL or a pointer returned by [`incept_session_create`] that no other
+/// thread is using; `out` is NULL or valid for a write.
+unsafe fn write_property<T>(
+    name: &str,
+    session: *const InceptSession,
+    out: *mut T,
+    get: impl FnOnce(&Session) -> T,
+) -> c_int {
+    boundary(name, || {
         check_live(&SESSIONS, session, "session")?;
         if out.is_null() {
             return Err(fail(INCEPT_ERR_NULL, "out is NULL"));
         }
-        // SAFETY: `session` is live (checked) and not used elsewhere (the caller's contract).
-        let layout = match unsafe { (*session).session.input_layout() } {
-            InputLayout::Nchw => INCEPT_LAYOUT_NCHW,
-            InputLayout::Nhwc => INCEPT_LAYOUT_NHWC,
-        };
-        // SAFETY: `out` is non-NULL and valid for a write (the caller's contract).
-        unsafe { *out = layout };
+        // SAFETY: `session` is live (checked) and not used elsewhere; `out` is non-NULL
+        // and valid for a write (the caller's contract).
+        unsafe { out.write(get(&(*session).session)) };
         Ok(())
     })
 }
@@ -330,16 +417,8 @@ pub unsafe extern "C" fn incept_session_input_shape(session: *const InceptSessio
 /// thread is using; `out` is NULL or valid for a `size_t` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn incept_session_output_len(session: *const InceptSession, out: *mut usize) -> c_int {
-    boundary("incept_session_output_len", || {
-        check_live(&SESSIONS, session, "session")?;
-        if out.is_null() {
-            return Err(fail(INCEPT_ERR_NULL, "out is NULL"));
-        }
-        // SAFETY: `session` is live (checked) and not used elsewhere; `out` is non-NULL
-        // and valid for writes (the caller's contract).
-        unsafe { out.write((*session).session.output_len()) };
-        Ok(())
-    })
+    // SAFETY: the same contract as this function's.
+    unsafe { write_property("incept_session_output_len", session, out, Session::output_len) }
 }
 
 /// Runs the session: `input` holds `input_len` floats in the order of

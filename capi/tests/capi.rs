@@ -268,5 +268,34 @@ fn header_declares_every_function_and_status_code() {
             assert!(header.contains(&format!("#define INCEPT_{name} {value}\n")), "include/incept.h: INCEPT_{name}");
         }
     }
-    assert_eq!(functions, 10);
+    assert_eq!(functions, 12);
+}
+
+#[test]
+fn bf16_sessions_run_like_the_rust_api() {
+    let _g = serial();
+    let m = open(c"nin_cifar10");
+    let (mut s, mut precision) = (null_mut(), -1);
+    // SAFETY: valid handles and pointers throughout.
+    unsafe {
+        assert_eq!(incept_session_create_with_precision(m, 1, 1, 7, &mut s), INCEPT_ERR_ARGUMENT);
+        assert!(last_error().contains("unknown precision 7"), "{}", last_error());
+        let f32_session = session(m, 1, 1);
+        assert_eq!(incept_session_precision(f32_session, &mut precision), INCEPT_OK);
+        assert_eq!(precision, INCEPT_PRECISION_F32);
+        assert_eq!(incept_session_close(f32_session), INCEPT_OK);
+        assert_eq!(incept_session_create_with_precision(m, 1, 1, INCEPT_PRECISION_BF16, &mut s), INCEPT_OK);
+        assert_eq!(incept_session_precision(s, &mut precision), INCEPT_OK);
+        assert_eq!(precision, INCEPT_PRECISION_BF16);
+        let x: Vec<f32> = (0..3 * 32 * 32).map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5).collect();
+        let mut y = vec![0.0f32; 10];
+        assert_eq!(incept_session_run(s, x.as_ptr(), x.len(), y.as_mut_ptr(), y.len()), INCEPT_OK);
+        let model = incept::Model::builtin("nin_cifar10").unwrap();
+        let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16), ..Default::default() };
+        let mut want = vec![0.0f32; 10];
+        model.session(options).unwrap().run(&x, &mut want).unwrap();
+        assert_eq!(y, want);
+        assert_eq!(incept_session_close(s), INCEPT_OK);
+        assert_eq!(incept_model_close(m), INCEPT_OK);
+    }
 }

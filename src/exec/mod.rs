@@ -5,12 +5,13 @@ mod workers;
 
 use std::sync::Arc;
 
+use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
 use crate::graph::InputLayout;
-use crate::lower::Program;
+use crate::lower::{Algorithm, Kernel, Precision, Program};
 use crate::plan::{BAND_MIN_PIXELS, Plan};
 use steps::{Context, State, run_plan};
 use workers::Workers;
@@ -24,6 +25,13 @@ pub struct SessionOptions {
     pub threads: usize,
     /// ISA tier of the kernels; `None` takes `INCEPT_TIER` or else the widest the CPU runs.
     pub tier: Option<Tier>,
+    /// Precision of the convolutions (see [`Precision`]); `None` (the default) takes
+    /// the model's own: float32, or BF16 for a model file converted to BF16.
+    pub precision: Option<Precision>,
+    /// ISA tier of the BF16 kernels, when the session has BF16 convolutions; `None`
+    /// takes `INCEPT_BF16_TIER` or else the widest the CPU runs (the portable tier
+    /// runs everywhere, slowly).
+    pub bf16_tier: Option<Bf16Tier>,
     /// On several threads, the maps of at least this many pixels are split into
     /// bands of rows, one per thread (default [`BAND_MIN_PIXELS`]; 0 splits every
     /// map, `usize::MAX` none).
@@ -32,7 +40,14 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { batch: 1, threads: 1, tier: None, band_min_pixels: BAND_MIN_PIXELS }
+        SessionOptions {
+            batch: 1,
+            threads: 1,
+            tier: None,
+            precision: None,
+            bf16_tier: None,
+            band_min_pixels: BAND_MIN_PIXELS,
+        }
     }
 }
 
@@ -45,6 +60,7 @@ pub struct Session {
     input_len: usize,
     output_len: usize,
     kernels: Kernels,
+    bf16: Option<Bf16Kernels>,
     engine: Engine,
 }
 
@@ -56,10 +72,15 @@ enum Engine {
 
 impl Session {
     /// Plans `program` with `options` and allocates the arena and the workers'
-    /// scratch (the last allocations).
+    /// scratch (the last allocations). `options.precision`, if given, must be the
+    /// program's (see [`Model::session`](crate::Model::session), which picks the
+    /// program).
     pub fn new(program: Arc<Program>, options: SessionOptions) -> Result<Session> {
         if options.threads == 0 {
             return Err(Error::Options("threads must be at least 1".into()));
+        }
+        if let Some(p) = options.precision.filter(|&p| p != program.precision) {
+            return Err(Error::Options(format!("the program is lowered for {}, not {p}", program.precision)));
         }
         let tier = match options.tier {
             Some(t) => t,
@@ -67,6 +88,21 @@ impl Session {
         };
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
+        let any_bf16 =
+            program.steps.iter().any(|s| matches!(s.kernel, Kernel::Conv { algorithm: Algorithm::Bf16Direct, .. }));
+        let bf16 = match (any_bf16, options.bf16_tier) {
+            (false, _) => None,
+            (true, tier) => {
+                let tier = match tier {
+                    Some(t) => t,
+                    None => Bf16Tier::from_env().map_err(Error::Options)?,
+                };
+                Some(
+                    Bf16Kernels::new(tier)
+                        .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?,
+                )
+            }
+        };
         let plan = Arc::new(Plan::with_bands(&program, options.batch, options.threads, options.band_min_pixels)?);
         let zeroed = |len: usize, what: &str| {
             AlignedVec::try_zeroed(len).ok_or_else(|| {
@@ -94,11 +130,12 @@ impl Session {
                 program.clone(),
                 plan.clone(),
                 kernels,
+                bf16,
                 state,
                 (input_len, output_len),
             )?),
         };
-        Ok(Session { program, plan, options, input_len, output_len, kernels, engine })
+        Ok(Session { program, plan, options, input_len, output_len, kernels, bf16, engine })
     }
 
     /// The plan this session runs.
@@ -109,6 +146,16 @@ impl Session {
     /// The ISA tier the session's kernels run on.
     pub fn tier(&self) -> Tier {
         self.kernels.tier()
+    }
+
+    /// The precision of the session's convolutions (its program's).
+    pub fn precision(&self) -> Precision {
+        self.program.precision
+    }
+
+    /// The BF16 tier the session's BF16 convolutions run on; `None` when it has none.
+    pub fn bf16_tier(&self) -> Option<Bf16Tier> {
+        self.bf16.map(|k| k.tier())
     }
 
     /// The options the session was planned with.
@@ -158,7 +205,12 @@ impl Session {
         }
         match &mut self.engine {
             Engine::Inline(state) => {
-                let cx = Context { program: &self.program, kernels: &self.kernels, par: &Sequential };
+                let cx = Context {
+                    program: &self.program,
+                    kernels: &self.kernels,
+                    bf16: self.bf16.as_ref(),
+                    par: &Sequential,
+                };
                 run_plan(&cx, &self.plan, state, input, output);
             }
             Engine::Workers(w) => w.run(input, output),

@@ -4,6 +4,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use incept_kernels::bands::MAX_BANDS;
+use incept_kernels::bf16::{Bf16Kernels, PackedConvBf16, conv2d_bf16_par};
 use incept_kernels::blocked::reorder_bands;
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image};
 use incept_kernels::linear::linear;
@@ -72,6 +73,8 @@ pub(super) fn worker_buffer_len(plan: &Plan) -> usize {
 pub(super) struct Context<'a> {
     pub(super) program: &'a Program,
     pub(super) kernels: &'a Kernels,
+    /// The BF16 kernels, for a program with BF16 convolutions.
+    pub(super) bf16: Option<&'a Bf16Kernels>,
     pub(super) par: &'a dyn ParallelFor,
 }
 
@@ -85,7 +88,7 @@ fn run_step(
     input: &[f32],
     output: &mut [f32],
 ) {
-    let Context { program, kernels, par } = *cx;
+    let Context { program, kernels, bf16, par } = *cx;
     let nchw_image = |d: Dims| n * d.volume()..(n + 1) * d.volume();
     match &step.action {
         Action::Input => {
@@ -127,6 +130,22 @@ fn run_step(
                             Algorithm::Direct => conv2d(kernels, &op, out, scratch, par),
                             Algorithm::FromImage => conv2d_image(kernels, &op, out, scratch, par),
                             Algorithm::Winograd(scheme) => conv2d_winograd(kernels, &op, scheme, out, scratch, par),
+                            // The planner keeps a BF16 convolution's maps in one band.
+                            Algorithm::Bf16Direct => conv2d_bf16_par(
+                                bf16.expect("a session of a BF16 program has BF16 kernels"),
+                                op.input.band(0),
+                                &PackedConvBf16 {
+                                    shape: *shape,
+                                    weights: program.tensor_bf16(*weight),
+                                    bias: t(*bias),
+                                },
+                                geom,
+                                op.residual.map(|r| r.band(0)),
+                                *act,
+                                &mut out.band(0),
+                                bytemuck::cast_slice_mut(scratch),
+                                par,
+                            ),
                         }
                     }
                     Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {

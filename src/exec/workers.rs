@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use incept_kernels::Kernels;
+use incept_kernels::bf16::Bf16Kernels;
 use incept_kernels::parallel::ParallelFor;
 
 use super::steps::{Context, State, run_plan};
@@ -79,6 +80,7 @@ impl Workers {
         program: Arc<Program>,
         plan: Arc<Plan>,
         kernels: Kernels,
+        bf16: Option<Bf16Kernels>,
         state: State,
         io_lens: (usize, usize),
     ) -> Result<Workers> {
@@ -99,7 +101,7 @@ impl Workers {
         let server = shared.clone();
         pool.spawn(move || {
             let par = RayonFor(threads);
-            let cx = Context { program: &program, kernels: &kernels, par: &par };
+            let cx = Context { program: &program, kernels: &kernels, bf16: bf16.as_ref(), par: &par };
             let mut ex = lock(&server);
             loop {
                 ex = server

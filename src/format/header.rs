@@ -9,6 +9,7 @@ use crate::graph::{
     Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, InputLayout, Op, Padding, Pointwise, PoolGeometry,
     ValueId,
 };
+use crate::lower::Precision;
 
 /// Everything between the fixed prelude and the tensor data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +21,15 @@ pub struct Header {
     pub graph: GraphDesc,
     /// One entry per program tensor, in `TensorId` order.
     pub tensors: Vec<TensorEntry>,
+    /// The precision the program was lowered for (`"bf16"`: its BF16 convolutions'
+    /// weights are stored rounded); absent for float32 (files of float32 programs
+    /// stay as they were).
+    #[serde(default, skip_serializing_if = "is_f32")]
+    pub precision: Precision,
+}
+
+fn is_f32(precision: &Precision) -> bool {
+    *precision == Precision::F32
 }
 
 /// Where one tensor is, how it is laid out, and its checksum.

@@ -47,7 +47,7 @@ use header::{GraphDesc, Header, TensorEntry};
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::lower::{Packing, Program, SharedBytes, Source, TensorStore};
+use crate::lower::{Packing, Precision, Program, SharedBytes, Source, TensorStore};
 use crate::weights::Weights;
 
 /// The first eight bytes of every model file.
@@ -188,7 +188,8 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
     }
     let header: Header = serde_json::from_slice(header_bytes).map_err(|e| Error::ModelFile(format!("header: {e}")))?;
     let graph = header.graph.to_graph()?;
-    let (steps, recipes) = Program::structure(&graph);
+    let precision = header.precision;
+    let (steps, recipes) = Program::structure_at(&graph, precision);
     if header.tensors.len() != recipes.len() {
         return Err(Error::ModelFile(format!(
             "the header lists {} tensors, the graph's program needs {}",
@@ -216,7 +217,7 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
                 entry.shape, shape, entry.packing
             )));
         }
-        let bytes_needed = shape.iter().product::<usize>() as u64 * 4;
+        let bytes_needed = (shape.iter().product::<usize>() * packing.value_bytes()) as u64;
         if entry.length != bytes_needed {
             return Err(bad(format!("length {} bytes, its shape needs {bytes_needed}", entry.length)));
         }
@@ -244,7 +245,7 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
             if got != crc {
                 return Err(bad(format!("checksum mismatch: the data hashes to {got:08x}, the header says {crc:08x}")));
             }
-            if let Some(j) = raw.chunks_exact(4).position(|b| !f32::from_le_bytes(b.try_into().unwrap()).is_finite()) {
+            if let Some(j) = first_non_finite(raw, packing) {
                 return Err(bad(format!("value {j} is not finite")));
             }
         }
@@ -274,7 +275,18 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
         }
     }
     let tensors = TensorStore::mapped(bytes, sources)?;
-    Ok((Program { graph, steps, recipes, tensors }, info))
+    Ok((Program { graph, steps, recipes, tensors, precision }, info))
+}
+
+/// The index of the first value of `raw` (little-endian values stored in `packing`)
+/// that is not finite.
+fn first_non_finite(raw: &[u8], packing: Packing) -> Option<usize> {
+    match packing.value_bytes() {
+        // BF16: the upper half of a float32, whose exponent is all ones for
+        // infinities and NaNs.
+        2 => raw.chunks_exact(2).position(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7f80 == 0x7f80),
+        _ => raw.chunks_exact(4).position(|b| !f32::from_le_bytes(b.try_into().unwrap()).is_finite()),
+    }
 }
 
 /// How [`write()`] lays tensors out.
@@ -307,14 +319,27 @@ pub fn write(
     packing: WritePacking,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<WriteInfo> {
+    write_at(graph, weights, path, packing, Precision::F32, progress)
+}
+
+/// [`write()`] of the program lowered at `precision` (see the [module](self) docs
+/// for BF16 files).
+pub fn write_at(
+    graph: &Graph,
+    weights: &Weights,
+    path: &Path,
+    packing: WritePacking,
+    precision: Precision,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<WriteInfo> {
     weights.check(graph)?;
-    let (_, recipes) = Program::structure(graph);
+    let (_, recipes) = Program::structure_at(graph, precision);
     let mut entries = Vec::with_capacity(recipes.len());
     let mut offset = 0u64;
     for r in &recipes {
         let p = if packing == WritePacking::Native { r.native_packing() } else { Packing::Plain };
         let shape = r.packed_shape(graph, p).expect("every tensor has its native and plain packings");
-        let length = shape.iter().product::<usize>() as u64 * 4;
+        let length = (shape.iter().product::<usize>() * p.value_bytes()) as u64;
         entries.push(TensorEntry {
             name: r.name.clone(),
             packing: p.name().into(),
@@ -330,6 +355,7 @@ pub fn write(
         producer: concat!("incept ", env!("CARGO_PKG_VERSION")).into(),
         graph: GraphDesc::new(graph),
         tensors: entries,
+        precision,
     };
     let header_len = serde_json::to_vec(&header).expect("a header serialises").len();
     let data_offset = (PRELUDE + header_len).next_multiple_of(ALIGN) as u64;
@@ -343,7 +369,7 @@ pub fn write(
         for (r, e) in recipes.iter().zip(&mut header.tensors) {
             let p = Packing::from_name(&e.packing).expect("written above");
             let values = r.pack(&r.compute_plain(graph, weights), p);
-            let bytes = le_bytes(values.as_slice());
+            let bytes = le_bytes(values.as_slice(), p);
             e.crc32 = format!("{:08x}", crc32fast::hash(&bytes));
             out.seek(SeekFrom::Start(data_offset + e.offset)).map_err(io)?;
             out.write_all(&bytes).map_err(io)?;
@@ -394,10 +420,17 @@ fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
 
-/// The values as little-endian bytes.
-fn le_bytes(values: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+/// The values of a tensor packed as `packing` as little-endian bytes (BF16 values
+/// are held two to a float32 slot, in memory order: see [`TensorRecipe::pack`]).
+///
+/// [`TensorRecipe::pack`]: crate::lower::TensorRecipe::pack
+fn le_bytes(values: &[f32], packing: Packing) -> std::borrow::Cow<'_, [u8]> {
+    use incept_kernels::bf16::bf16;
     if cfg!(target_endian = "little") {
         std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+    } else if packing.value_bytes() == 2 {
+        let halves: &[bf16] = bytemuck::cast_slice(values);
+        std::borrow::Cow::Owned(halves.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect())
     } else {
         std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }

@@ -20,9 +20,19 @@ pub enum Algorithm {
     /// A Winograd scheme on blocked activations, the weights stored transformed
     /// (see [`winograd_for`]).
     Winograd(Scheme),
+    /// The BF16 direct kernel on blocked activations: the input rounded to BF16
+    /// as it is read, the weights a
+    /// [`TensorRole::ConvWeightBf16`](super::TensorRole::ConvWeightBf16), sums and
+    /// output float32 (see [`Precision`](super::Precision)).
+    Bf16Direct,
 }
 
 impl Algorithm {
+    /// The precision of the convolution's operands.
+    pub fn precision(self) -> super::Precision {
+        if self == Algorithm::Bf16Direct { super::Precision::Bf16 } else { super::Precision::F32 }
+    }
+
     /// The algorithm lowering gives a convolution of `ci` input and `co` output
     /// channels with an `out_hw` output when it does not read the network's image:
     /// Winograd where [`winograd_for`] picks a scheme, else direct.
@@ -34,18 +44,20 @@ impl Algorithm {
     pub fn input_layout(self) -> Layout {
         match self {
             Algorithm::FromImage => Layout::Nchw,
-            Algorithm::Direct | Algorithm::Winograd(_) => Layout::Nchw16c,
+            Algorithm::Direct | Algorithm::Winograd(_) | Algorithm::Bf16Direct => Layout::Nchw16c,
         }
     }
 }
 
 impl fmt::Display for Algorithm {
-    /// `direct`, `from_image`, or `winograd` and the scheme (`winograd F(2x2,3x3)`).
+    /// `direct`, `from_image`, `winograd` and the scheme (`winograd F(2x2,3x3)`), or
+    /// `bf16 direct`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Algorithm::Direct => f.write_str("direct"),
             Algorithm::FromImage => f.write_str("from_image"),
             Algorithm::Winograd(scheme) => write!(f, "winograd {}", scheme.name()),
+            Algorithm::Bf16Direct => f.write_str("bf16 direct"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The layouts a program tensor can be stored in, and the conversions between them.
 
+use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::pack::{
     pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, unpack_winograd_2x2_weights,
     winograd_packed_len,
@@ -29,6 +30,10 @@ pub enum Packing {
     /// `[out/16][depth(p) * in/16][16 in][16 out]` (see
     /// `incept_kernels::pack::pack_winograd_weights`).
     WinogradF2Blocked16,
+    /// Convolution weights rounded to BF16 as
+    /// `[out/16][in/16][kh][kw][8 pairs][16 out][2]`, zero padded (see
+    /// `incept_kernels::bf16::pack`): two bytes a value.
+    ConvBf16Pairs,
 }
 
 impl Packing {
@@ -41,7 +46,13 @@ impl Packing {
             Packing::Winograd2x2Blocked16 => "winograd_f2x2_3x3_blocked16",
             Packing::Winograd4x4Blocked16 => "winograd_f4x4_3x3_blocked16",
             Packing::WinogradF2Blocked16 => "winograd_f2_3_blocked16",
+            Packing::ConvBf16Pairs => "oihw_blocked16_bf16_pairs",
         }
+    }
+
+    /// Bytes of one stored value: 2 for BF16, else 4 (float32).
+    pub fn value_bytes(self) -> usize {
+        if self == Packing::ConvBf16Pairs { 2 } else { 4 }
     }
 
     /// The packing named `name` in a model file.
@@ -53,6 +64,7 @@ impl Packing {
             Packing::Winograd2x2Blocked16,
             Packing::Winograd4x4Blocked16,
             Packing::WinogradF2Blocked16,
+            Packing::ConvBf16Pairs,
         ]
         .into_iter()
         .find(|p| p.name() == name)
@@ -64,6 +76,7 @@ impl TensorRecipe {
     pub fn native_packing(&self) -> Packing {
         match self.role {
             TensorRole::ConvWeight { .. } => Packing::ConvBlocked16,
+            TensorRole::ConvWeightBf16 { .. } => Packing::ConvBf16Pairs,
             TensorRole::WinogradWeight { scheme, .. } => match scheme {
                 Scheme::F2x2 => Packing::Winograd2x2Blocked16,
                 Scheme::F4x4 => Packing::Winograd4x4Blocked16,
@@ -79,11 +92,17 @@ impl TensorRecipe {
         match (self.role, packing) {
             (_, Packing::Plain) => Some(self.shape(graph)),
             // A Winograd layer's weights may also be stored as a direct convolution's
-            // (a file written before the layer was lowered to Winograd).
+            // (a file written before the layer was lowered to Winograd), and so may a
+            // BF16 layer's (rounded when loaded).
             (
-                TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
+                TensorRole::ConvWeight { shape, .. }
+                | TensorRole::WinogradWeight { shape, .. }
+                | TensorRole::ConvWeightBf16 { shape, .. },
                 Packing::ConvBlocked16,
             ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
+            (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
+                Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK / 2, BLOCK, 2])
+            }
             (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
                 let v = vec![scheme.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK];
                 debug_assert_eq!(v.iter().product::<usize>(), winograd_packed_len(shape, scheme));
@@ -99,14 +118,31 @@ impl TensorRecipe {
         }
     }
 
-    /// Converts `plain` (the tensor in its plain layout) to `packing`.
+    /// Converts `plain` (the tensor in its plain layout) to `packing`. BF16 values
+    /// are returned two to a float32 slot, in memory order (see
+    /// [`Program::tensor_bf16`](super::Program::tensor_bf16)).
     pub fn pack(&self, plain: &[f32], packing: Packing) -> AlignedVec {
         let mut out = Vec::new();
         match (self.role, packing) {
             (
-                TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
+                TensorRole::ConvWeight { shape, .. }
+                | TensorRole::WinogradWeight { shape, .. }
+                | TensorRole::ConvWeightBf16 { shape, .. },
                 Packing::ConvBlocked16,
             ) => pack_conv_weights(plain, shape, &mut out),
+            (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
+                let mut packed = Vec::new();
+                pack_conv_weights_bf16(plain, shape, &mut packed);
+                // The packing is whole 16x16 taps: an even number of values.
+                let slots: Vec<f32> = packed
+                    .chunks_exact(2)
+                    .map(|p| {
+                        let (a, b) = (p[0].to_bits().to_ne_bytes(), p[1].to_bits().to_ne_bytes());
+                        f32::from_ne_bytes([a[0], a[1], b[0], b[1]])
+                    })
+                    .collect();
+                return AlignedVec::from_slice(&slots);
+            }
             (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
                 pack_winograd_weights(plain, shape, scheme, &mut out)
             }
@@ -124,7 +160,9 @@ impl TensorRecipe {
     pub fn repack(&self, data: &[f32], from: Packing, to: Packing) -> AlignedVec {
         let plain = match (self.role, from) {
             (
-                TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. },
+                TensorRole::ConvWeight { shape, .. }
+                | TensorRole::WinogradWeight { shape, .. }
+                | TensorRole::ConvWeightBf16 { shape, .. },
                 Packing::ConvBlocked16,
             ) => unpack_conv_weights(data, shape),
             (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {

@@ -57,6 +57,14 @@ pub enum TensorRole {
         /// Its shape.
         shape: ConvShape,
     },
+    /// Convolution weights rounded to BF16 (round to nearest even), stored packed
+    /// for the BF16 direct kernel (see `incept_kernels::bf16::pack`).
+    ConvWeightBf16 {
+        /// The OIHW parameter.
+        param: ParamId,
+        /// Its shape.
+        shape: ConvShape,
+    },
     /// Convolution weights transformed for a Winograd scheme (`G g G^T`, `G g`),
     /// stored packed per transform position (see `incept_kernels::pack`).
     WinogradWeight {
@@ -91,9 +99,9 @@ impl TensorRecipe {
     /// The tensor's shape before packing.
     pub fn shape(&self, graph: &Graph) -> Vec<usize> {
         match self.role {
-            TensorRole::ConvWeight { shape, .. } | TensorRole::WinogradWeight { shape, .. } => {
-                vec![shape.co, shape.ci, shape.kh, shape.kw]
-            }
+            TensorRole::ConvWeight { shape, .. }
+            | TensorRole::ConvWeightBf16 { shape, .. }
+            | TensorRole::WinogradWeight { shape, .. } => vec![shape.co, shape.ci, shape.kh, shape.kw],
             TensorRole::ConvBias { co, .. } => vec![co],
             TensorRole::LinearBias { len, .. } => vec![len],
             TensorRole::LinearWeight(p) | TensorRole::Param(p) => graph.params[p.0].shape.clone(),
@@ -106,6 +114,7 @@ impl TensorRecipe {
         let get = |p: ParamId| weights.get(&graph.params[p.0].name).expect("weights checked against the graph");
         let (mut w, is_bias) = match self.role {
             TensorRole::ConvWeight { param, .. }
+            | TensorRole::ConvWeightBf16 { param, .. }
             | TensorRole::WinogradWeight { param, .. }
             | TensorRole::LinearWeight(param) => (get(param).data.clone(), false),
             TensorRole::ConvBias { param, co: len } | TensorRole::LinearBias { param, len } => {

@@ -85,3 +85,13 @@ pub struct Step {
     /// The graph node names fused into this step, for reports.
     pub name: String,
 }
+
+impl Step {
+    /// The algorithm computing it, for a convolution.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        match self.kernel {
+            Kernel::Conv { algorithm, .. } => Some(algorithm),
+            _ => None,
+        }
+    }
+}

@@ -12,14 +12,17 @@ use crate::error::{Error, Result};
 /// Bytes shared by every program that borrows tensors from them (a mapped file).
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
-/// The tensors of a program, indexed by `TensorId`.
+/// The tensors of a program, indexed by `TensorId`. Cloning is cheap: clones share
+/// the tensors.
+#[derive(Clone)]
 pub struct TensorStore {
     bytes: Option<SharedBytes>,
     slots: Vec<Slot>,
 }
 
+#[derive(Clone)]
 enum Slot {
-    Owned(AlignedVec),
+    Owned(Arc<AlignedVec>),
     /// A byte range of `bytes`, checked at construction to be `f32`-aligned.
     Mapped(Range<usize>),
 }
@@ -36,7 +39,7 @@ pub enum Source {
 impl TensorStore {
     /// A store of heap tensors.
     pub fn owned(tensors: Vec<AlignedVec>) -> Self {
-        TensorStore { bytes: None, slots: tensors.into_iter().map(Slot::Owned).collect() }
+        TensorStore { bytes: None, slots: tensors.into_iter().map(|v| Slot::Owned(Arc::new(v))).collect() }
     }
 
     /// A store whose `Mapped` tensors borrow from `bytes`. Every range must lie in
@@ -46,7 +49,7 @@ impl TensorStore {
         let mut slots = Vec::with_capacity(sources.len());
         for (i, s) in sources.into_iter().enumerate() {
             slots.push(match s {
-                Source::Owned(v) => Slot::Owned(v),
+                Source::Owned(v) => Slot::Owned(Arc::new(v)),
                 Source::Mapped(r) => {
                     let ok = all.get(r.clone()).is_some_and(|b| bytemuck::try_cast_slice::<u8, f32>(b).is_ok());
                     if !ok || !cfg!(target_endian = "little") {
@@ -70,6 +73,16 @@ impl TensorStore {
                 bytemuck::cast_slice(&self.bytes.as_deref().expect("mapped slots have bytes").as_ref()[r.clone()])
             }
         }
+    }
+
+    /// A store sharing this one's tensors but for `replaced`, each a tensor index
+    /// and its new values (on the heap).
+    pub fn with_replaced(&self, replaced: Vec<(usize, AlignedVec)>) -> TensorStore {
+        let mut store = self.clone();
+        for (i, v) in replaced {
+            store.slots[i] = Slot::Owned(Arc::new(v));
+        }
+        store
     }
 
     /// Number of tensors.

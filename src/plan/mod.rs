@@ -98,7 +98,8 @@ pub struct PlannedStep {
     /// Scratch the kernel may use (a padded input copy), as a range of arena 0.
     pub scratch: std::ops::Range<usize>,
     /// Whether the kernel takes the workers' scratch (a Winograd convolution's
-    /// transforms, an image convolution's rows) instead of `scratch`.
+    /// transforms, an image convolution's rows, a BF16 convolution's input) instead
+    /// of `scratch`.
     pub worker_scratch: bool,
     /// Name, for reports and profiles.
     pub name: String,
@@ -138,6 +139,7 @@ impl PlannedStep {
                 match algorithm {
                     Algorithm::Winograd(Scheme::F4x4) => " winograd4",
                     Algorithm::Winograd(_) => " winograd",
+                    Algorithm::Bf16Direct => " bf16",
                     Algorithm::Direct | Algorithm::FromImage => "",
                 },
                 if *residual { " +residual" } else { "" }

@@ -973,7 +973,7 @@ pub mod planner {
         // Split over two or three threads, every map in bands of rows, every kernel
         // still computes each output in the same order: the same bits.
         let threads = 2 + case.seed as usize % 2;
-        let options = SessionOptions { batch, threads, tier: Some(tier), band_min_pixels: 0 };
+        let options = SessionOptions { batch, threads, tier: Some(tier), band_min_pixels: 0, ..Default::default() };
         let mut threaded =
             model.session(options).unwrap_or_else(|e| panic!("{case:?}: planning for {threads} threads failed: {e}"));
         check_arena(&model, threaded.plan(), case);

@@ -19,7 +19,7 @@ use incept::format::{self, WritePacking};
 use incept::plan::Plan;
 use incept::preprocess::{OutputKind, PRESETS, Preprocess};
 use incept::weights::Weights;
-use incept::{Error, SYNTHETIC_SEED, SessionOptions, import, labels, models};
+use incept::{Error, Precision, SYNTHETIC_SEED, SessionOptions, import, labels, models};
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{
     IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
@@ -128,13 +128,16 @@ impl Model {
     }
 
     /// Plans a session for `batch` images per run on `threads` worker threads (1: the
-    /// calling thread) and allocates its arena. Sessions share the model's weights.
-    #[pyo3(signature = (threads = 1, batch = 1))]
-    fn session(&self, py: Python<'_>, threads: usize, batch: usize) -> PyResult<Session> {
+    /// calling thread) and allocates its arena, at `precision` (`"f32"` or `"bf16"`;
+    /// `None`: the model's own). Sessions share the model's weights (and its BF16
+    /// weights, packed by its first BF16 session).
+    #[pyo3(signature = (threads = 1, batch = 1, precision = None))]
+    fn session(&self, py: Python<'_>, threads: usize, batch: usize, precision: Option<&str>) -> PyResult<Session> {
         if batch == 0 {
             return Err(PyValueError::new_err("batch must be at least 1"));
         }
-        let options = SessionOptions { batch, threads, ..Default::default() };
+        let precision = precision.map(str::parse::<Precision>).transpose().map_err(PyValueError::new_err)?;
+        let options = SessionOptions { batch, threads, precision, ..Default::default() };
         let session = py.detach(|| self.inner.session(options)).map_err(py_err)?;
         Ok(Session::new(session))
     }
@@ -154,6 +157,7 @@ struct Session {
     output_shape: Vec<usize>,
     threads: usize,
     tier: &'static str,
+    precision: &'static str,
     arena_bytes: usize,
 }
 
@@ -172,6 +176,7 @@ impl Session {
             output_shape: session.output_shape(),
             threads: session.options().threads,
             tier: session.tier().name(),
+            precision: session.precision().name(),
             arena_bytes: session.plan().arena_bytes(),
             run: Mutex::new(Run { x: vec![0.0; session.input_len()], y: vec![0.0; session.output_len()], session }),
         }
@@ -316,6 +321,12 @@ impl Session {
     #[getter]
     fn tier(&self) -> &'static str {
         self.tier
+    }
+
+    /// The precision of its convolutions: `"f32"` or `"bf16"`.
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.precision
     }
 
     /// Bytes of the session's arena (its own memory beside the shared weights).
@@ -479,12 +490,21 @@ fn builtin_models() -> Vec<&'static str> {
 
 /// Writes an incept model file (weights folded and packed, memory-mapped when opened)
 /// from a `.onnx` file, a `.safetensors` state dict with `arch`, or a built-in model
-/// name (its synthetic weights), and checks it by reading it back. Refuses to replace
-/// `output` unless `force`.
+/// name (its synthetic weights), at `precision` (`"f32"`, or `"bf16"`: a file that
+/// runs only at BF16), and checks it by reading it back. Refuses to replace `output`
+/// unless `force`.
 #[pyfunction]
-#[pyo3(signature = (src, output, arch = None, force = false))]
-fn convert(py: Python<'_>, src: PathBuf, output: PathBuf, arch: Option<&str>, force: bool) -> PyResult<()> {
+#[pyo3(signature = (src, output, arch = None, force = false, precision = "f32"))]
+fn convert(
+    py: Python<'_>,
+    src: PathBuf,
+    output: PathBuf,
+    arch: Option<&str>,
+    force: bool,
+    precision: &str,
+) -> PyResult<()> {
     let name = utf8(&src)?;
+    let precision = precision.parse::<Precision>().map_err(PyValueError::new_err)?;
     if output.exists() && !force {
         return Err(PyValueError::new_err(format!("{} exists (pass force=True to replace it)", output.display())));
     }
@@ -515,7 +535,7 @@ fn convert(py: Python<'_>, src: PathBuf, output: PathBuf, arch: Option<&str>, fo
                 )));
             }
         };
-        format::write(&graph, &weights, &output, WritePacking::Native, &mut |_, _| {})?;
+        format::write_at(&graph, &weights, &output, WritePacking::Native, precision, &mut |_, _| {})?;
         incept::Model::open_verified(&output).map(drop)
     })
     .map_err(py_err)

@@ -213,3 +213,27 @@ def test_classify_prints_what_the_cli_prints(incept_bin, tmp_path):
                          check=True, capture_output=True, text=True).stdout
     norm = float(re.search(r"L2 norm ([0-9.]+)", cli).group(1))
     assert abs(float(np.linalg.norm(embedding.embedding)) - norm) < 1e-3
+
+
+def test_bf16_sessions_equal_the_cli_bit_for_bit(incept_bin, tmp_path):
+    model = incept.Model("nin_cifar10")
+    x = np.random.default_rng(2).standard_normal((2, *model.input_shape)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    subprocess.run([incept_bin, "run", "nin_cifar10", "--input", str(tmp_path / "x.npy"),
+                    "--output", str(tmp_path / "y.npy"), "--precision", "bf16"], check=True)
+    expected = np.load(tmp_path / "y.npy")
+    session = model.session(batch=2, precision="bf16")
+    assert session.precision == "bf16"
+    assert np.array_equal(session.run(x), expected)
+    assert model.session().precision == "f32"
+    f32 = model.session(batch=2, precision="f32").run(x)
+    assert not np.array_equal(f32, expected), "BF16 rounds the operands: it differs from float32"
+    with pytest.raises(ValueError, match="unknown precision 'f16'"):
+        model.session(precision="f16")
+    # A BF16 model file runs at BF16 by default, like the built-in model asked for BF16.
+    incept.convert("nin_cifar10", tmp_path / "nin.bf16.incept", precision="bf16")
+    from_file = incept.Model(tmp_path / "nin.bf16.incept")
+    assert from_file.session(batch=2).precision == "bf16"
+    assert np.array_equal(from_file.session(batch=2).run(x), expected)
+    with pytest.raises(ValueError, match="runs only at precision bf16"):
+        from_file.session(precision="f32")

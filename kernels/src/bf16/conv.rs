@@ -65,7 +65,23 @@ impl Bf16Tier {
     pub fn best() -> Bf16Tier {
         *Bf16Tier::available().last().expect("the portable tier is always available")
     }
+
+    /// The tier named by [`BF16_TIER_ENV`] if set (an error when unknown or not
+    /// available here), else the [`best`](Bf16Tier::best).
+    pub fn from_env() -> Result<Bf16Tier, String> {
+        let Ok(name) = std::env::var(BF16_TIER_ENV) else { return Ok(Bf16Tier::best()) };
+        let names: Vec<_> = BF16_TIERS.iter().map(|t| t.name()).collect();
+        let tier = Bf16Tier::parse(&name)
+            .ok_or_else(|| format!("{BF16_TIER_ENV}={name}: unknown BF16 tier ({})", names.join(", ")))?;
+        match tier.is_available() {
+            true => Ok(tier),
+            false => Err(format!("{BF16_TIER_ENV}={name}: this CPU cannot run the {name} tier")),
+        }
+    }
 }
+
+/// The environment variable that forces a BF16 tier (for tests and comparisons).
+pub const BF16_TIER_ENV: &str = "INCEPT_BF16_TIER";
 
 /// A throughput loop (iterations in, a value to keep alive out) and the FLOPs of
 /// one iteration.

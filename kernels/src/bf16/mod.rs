@@ -22,5 +22,7 @@ pub mod pack;
 mod portable;
 pub mod reference;
 
-pub use conv::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len};
+pub use conv::{
+    BF16_TIER_ENV, Bf16Kernels, Bf16Tier, PackedConvBf16, bf16_tier_calls, conv2d_bf16_par, conv2d_bf16_scratch_len,
+};
 pub use convert::bf16;

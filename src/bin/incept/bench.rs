@@ -19,6 +19,9 @@ pub struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Convolution precision: `f32` or `bf16` (default: the model's own).
+    #[arg(long)]
+    precision: Option<incept::Precision>,
     /// Timed runs (after one untimed warm-up run, the first after load). Percentiles
     /// need many: p99 of fewer than 100 runs is close to the max.
     #[arg(long, default_value_t = 5)]
@@ -103,11 +106,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     let heap_before = heap::live_bytes();
     let t0 = Instant::now();
     let model = crate::load(name, false)?;
-    let mut s = crate::session(&model, batch, threads)?;
+    let mut s = crate::session(&model, batch, threads, args.precision)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let heap_after_load = heap::live_bytes().saturating_sub(heap_before);
     let heap_peak = heap::peak_bytes();
-    let weights = &model.program().tensors;
+    let program = model.program_at(s.precision()).map_err(|e| e.to_string())?;
+    let weights = &program.tensors;
     let (weight_bytes, mapped_bytes) = (weights.bytes(), weights.mapped_bytes());
     let mut x = crate::buffer(s.input_len(), "input")?;
     for (i, x) in x.iter_mut().enumerate() {
@@ -140,6 +144,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.json {
         let v = json!({
             "model": name, "threads": threads, "batch": batch, "runs": runs, "tier": s.tier().name(),
+            "precision": s.precision().name(), "bf16_tier": s.bf16_tier().map(|t| t.name()),
             "interval_ms": args.interval_ms, "overruns": interval.map(|_| overruns),
             "idle": interval.map(|_| idle_name(args.idle)),
             "load_ms": load_ms, "first_ms": first_ms,
@@ -162,10 +167,11 @@ pub fn run(args: &Args) -> Result<(), String> {
             None => "back to back".into(),
         };
         println!(
-            "{name}: load {load_ms:.1} ms, median {:.2} ms, min {:.2} ms over {runs} runs ({gflops:.1} GFLOP/s), batch {batch}, {threads} thread(s), {} kernels",
+            "{name}: load {load_ms:.1} ms, median {:.2} ms, min {:.2} ms over {runs} runs ({gflops:.1} GFLOP/s), batch {batch}, {threads} thread(s), {} kernels, precision {}",
             latency.p50,
             latency.min,
-            s.tier().name()
+            s.tier().name(),
+            crate::precision_name(&s)
         );
         println!(
             "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, first run after load {first_ms:.2} ms; {pacing}",

@@ -28,6 +28,9 @@ pub struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Convolution precision: `f32` or `bf16` (default: the model's own).
+    #[arg(long)]
+    precision: Option<incept::Precision>,
     /// Preprocessing of a built-in model to use for a model file (default: chosen by
     /// the file's input size).
     #[arg(long)]
@@ -53,7 +56,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let batch = args.batch.min(args.images.len());
     let mut session = model
-        .session(SessionOptions { batch, threads: args.threads, ..Default::default() })
+        .session(SessionOptions { batch, threads: args.threads, precision: args.precision, ..Default::default() })
         .map_err(|e| e.to_string())?;
     let per_image = preset.input_len();
     let classes = session.output_len() / batch;

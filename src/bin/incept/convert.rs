@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use incept::format::{self, WritePacking};
-use incept::{Model, import, models};
+use incept::{Model, Precision, import, models};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `incept convert`.
@@ -23,6 +23,11 @@ pub struct Args {
     /// repacked when loaded).
     #[arg(long, default_value = "native", value_parser = ["native", "plain"])]
     packing: String,
+    /// Precision the file is lowered for: `f32`, or `bf16` (the direct convolutions'
+    /// weights stored rounded to BF16, half their bytes; the file then runs only at
+    /// bf16, see docs/bf16.md).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     force: bool,
@@ -57,7 +62,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             .progress_chars("=> "),
     );
     bar.set_message(format!("writing {}", args.output.display()));
-    let info = format::write(&graph, &weights, &args.output, packing, &mut |done, total| {
+    let info = format::write_at(&graph, &weights, &args.output, packing, args.precision, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
@@ -66,11 +71,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     // Read back what was written, checksums included, before saying it worked.
     Model::open_verified(&args.output).map_err(|e| format!("the written file does not verify: {e}"))?;
     println!(
-        "{}: {} tensors, {:.1} MB, {} packing, checked ({:.2} s)",
+        "{}: {} tensors, {:.1} MB, {} packing, precision {}, checked ({:.2} s)",
         args.output.display(),
         info.tensors,
         info.bytes as f64 / 1e6,
         args.packing,
+        args.precision,
         t0.elapsed().as_secs_f64()
     );
     Ok(())

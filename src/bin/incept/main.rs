@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use incept::plan::PlannedStep;
-use incept::{Model, Session, SessionOptions, models};
+use incept::{Model, Precision, Session, SessionOptions, models};
 use serde_json::json;
 
 // Counts heap bytes, so `bench` can report what a loaded model keeps on the heap.
@@ -40,9 +40,13 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Also list every planned step with its algorithm.
+        /// Also list every planned step with its algorithm and precision.
         #[arg(long)]
         steps: bool,
+        /// Convolution precision: `f32` or `bf16` (BF16 operands, float32 sums; see
+        /// docs/bf16.md). Default: the model's own (f32, or bf16 for a BF16 model file).
+        #[arg(long)]
+        precision: Option<Precision>,
         /// For a .onnx file: every operator with supported / folded / unsupported
         /// (all that blocks the model at once, not only the first refusal).
         #[arg(long)]
@@ -62,6 +66,10 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Convolution precision: `f32` or `bf16` (BF16 operands, float32 sums; see
+        /// docs/bf16.md). Default: the model's own (f32, or bf16 for a BF16 model file).
+        #[arg(long)]
+        precision: Option<Precision>,
     },
     /// Measure the FMA peak per core and each convolution layer's share of it.
     Peak {
@@ -110,12 +118,14 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Info { model, ops: true, json, .. } => onnx_ops(&model, json),
-        Command::Info { model, batch, json, steps, .. } => info(&model, batch, json, steps),
+        Command::Info { model, batch, json, steps, precision, .. } => info(&model, batch, json, steps, precision),
         Command::Peak { model, all_tiers, json, winograd, rounds } => {
             let graph = models::build(&model).map_err(|e| e.to_string())?;
             if winograd { peak::compare_winograd(&graph, rounds, json) } else { peak::run(&graph, all_tiers, json) }
         }
-        Command::Run { model, input, output, threads } => run_model(&model, &input, &output, threads),
+        Command::Run { model, input, output, threads, precision } => {
+            run_model(&model, &input, &output, threads, precision)
+        }
         Command::Bench(args) => bench::run(&args),
         Command::Classify(args) => classify::run(&args),
         Command::Convert(args) => convert::run(&args),
@@ -137,12 +147,20 @@ fn load(name: &str, verify: bool) -> Result<Model, String> {
     Ok(model)
 }
 
-fn session(model: &Model, batch: usize, threads: usize) -> Result<Session, String> {
+fn session(model: &Model, batch: usize, threads: usize, precision: Option<Precision>) -> Result<Session, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads > cores {
         eprintln!("note: {threads} threads on {cores} cores: threads will share cores");
     }
-    model.session(SessionOptions { batch, threads, ..Default::default() }).map_err(|e| e.to_string())
+    model.session(SessionOptions { batch, threads, precision, ..Default::default() }).map_err(|e| e.to_string())
+}
+
+/// The precision a session runs at and, for BF16, its tier: `f32`, `bf16 (avx512bf16)`.
+fn precision_name(s: &Session) -> String {
+    match s.bf16_tier() {
+        Some(tier) => format!("{} ({})", s.precision(), tier.name()),
+        None => s.precision().to_string(),
+    }
 }
 
 /// `len` floats for a buffer the user sized (by `--batch`): an error naming the
@@ -154,15 +172,18 @@ fn buffer(len: usize, what: &str) -> Result<Vec<f32>, String> {
     Ok(v)
 }
 
-fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(), String> {
+fn info(name: &str, batch: usize, as_json: bool, list_steps: bool, precision: Option<Precision>) -> Result<(), String> {
     let model = load(name, true)?;
-    let weights = &model.program().tensors;
+    let s = session(&model, batch, 1, precision)?;
+    let program = model.program_at(s.precision()).map_err(|e| e.to_string())?;
+    let weights = &program.tensors;
     let weight_bytes = weights.bytes();
-    let s = session(&model, batch, 1)?;
     let (g, plan) = (model.graph(), s.plan());
     let ops: serde_json::Map<String, serde_json::Value> =
         g.op_counts().into_iter().map(|(k, n)| (k.to_string(), json!(n))).collect();
     let algorithm = |s: &PlannedStep| s.algorithm().map_or_else(String::new, |a| a.to_string());
+    // Every step but a BF16 convolution computes in float32.
+    let step_precision = |s: &PlannedStep| s.algorithm().map_or(Precision::F32, |a| a.precision());
     if as_json {
         let mut v = json!({
             "model": name,
@@ -172,6 +193,8 @@ fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(),
             "input_shape": s.input_shape(),
             "input_layout": s.input_layout().name(),
             "output_shape": s.output_shape(),
+            "precision": s.precision().name(),
+            "bf16_tier": s.bf16_tier().map(|t| t.name()),
             "arena_bytes": plan.arena_bytes(),
             "arena_lower_bound_bytes": plan.lower_bound_bytes(),
             "steps": plan.steps.len(),
@@ -182,8 +205,9 @@ fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(),
             "ops": ops,
         });
         if list_steps {
-            let list =
-                plan.steps.iter().map(|s| json!({"name": s.name, "kind": s.kind_name(), "algorithm": algorithm(s)}));
+            let list = plan.steps.iter().map(|s| {
+                json!({"name": s.name, "kind": s.kind_name(), "algorithm": algorithm(s), "precision": step_precision(s).name()})
+            });
             v["step_list"] = list.collect();
         }
         println!("{v:#}");
@@ -194,6 +218,7 @@ fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(),
         println!("macs         {:.3} G per image", g.macs() as f64 / 1e9);
         println!("input        {:?} {}", s.input_shape(), s.input_layout().name());
         println!("output       {:?}", s.output_shape());
+        println!("precision    {}", precision_name(&s));
         println!(
             "arena        {:.2} MiB (lower bound {:.2} MiB) for batch {batch}",
             mib(plan.arena_bytes()),
@@ -212,7 +237,7 @@ fn info(name: &str, batch: usize, as_json: bool, list_steps: bool) -> Result<(),
         let ops: Vec<String> = g.op_counts().iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("ops          {}", ops.join(", "));
         for s in plan.steps.iter().filter(|_| list_steps) {
-            println!("  {:<22} {:<22} {}", s.kind_name(), algorithm(s), s.name);
+            println!("  {:<22} {:<22} {:<5} {}", s.kind_name(), algorithm(s), step_precision(s).name(), s.name);
         }
     }
     Ok(())
@@ -259,7 +284,13 @@ fn onnx_ops(path: &str, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<(), String> {
+fn run_model(
+    name: &str,
+    input: &Path,
+    output: &Path,
+    threads: usize,
+    precision: Option<Precision>,
+) -> Result<(), String> {
     if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
         return Err(format!("refusing to overwrite the input file {}", input.display()));
     }
@@ -278,7 +309,7 @@ fn run_model(name: &str, input: &Path, output: &Path, threads: usize) -> Result<
             ));
         }
     };
-    let mut s = session(&model, batch, threads)?;
+    let mut s = session(&model, batch, threads, precision)?;
     let mut y = buffer(s.output_len(), "output")?;
     s.run(&x, &mut y).map_err(|e| e.to_string())?;
     npy::write_f32(output, &s.output_shape(), &y)

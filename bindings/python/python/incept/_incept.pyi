@@ -32,8 +32,9 @@ class Model:
         """``model``, ``params``, ``macs`` (per image), ``batch``, ``input_shape``,
         ``input_layout`` (``"NCHW"``), ``input_dtype``, ``output_shape``,
         ``arena_bytes`` (for ``batch``), ``weight_bytes``, ``mapped_weight_bytes``."""
-    def session(self, threads: int = 1, batch: int = 1) -> "Session":
-        """Plans a session for ``batch`` images per run on ``threads`` threads."""
+    def session(self, threads: int = 1, batch: int = 1, precision: Optional[str] = None) -> "Session":
+        """Plans a session for ``batch`` images per run on ``threads`` threads, at
+        ``precision``: ``"f32"`` or ``"bf16"`` (``None``: the model's own)."""
 
 class Session:
     """A model planned for a batch size with its own arena; one thread at a time."""
@@ -56,6 +57,8 @@ class Session:
     @property
     def tier(self) -> str: ...
     @property
+    def precision(self) -> str: ...
+    @property
     def arena_bytes(self) -> int: ...
 
 def preprocess(
@@ -75,6 +78,9 @@ def cifar10_labels() -> List[str]: ...
 def builtin_models() -> List[str]:
     """The built-in model names."""
 
-def convert(src: _Path, output: _Path, arch: Optional[str] = None, force: bool = False) -> None:
+def convert(
+    src: _Path, output: _Path, arch: Optional[str] = None, force: bool = False, precision: str = "f32"
+) -> None:
     """Writes an incept model file from a ``.onnx`` file, a ``.safetensors`` state dict
-    (with ``arch``) or a built-in name (synthetic weights), and verifies it."""
+    (with ``arch``) or a built-in name (synthetic weights), at ``precision`` (``"f32"``,
+    or ``"bf16"``: a file that runs only at BF16), and verifies it."""

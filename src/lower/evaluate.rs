@@ -1,0 +1,91 @@
+//! A reference evaluation of a program: its steps on the reference kernels, one NCHW
+//! buffer per value, the tensors computed from the weights in their plain layout. It
+//! is slow and allocates freely; it is the oracle for the planned executor at BF16
+//! (tests) and tells the error sources of BF16 apart (`examples/bf16_error_sources.rs`).
+
+use incept_kernels::bf16::convert::round_to_bf16;
+use incept_kernels::bf16::reference as bf16_reference;
+use incept_kernels::{Image, ImageMut, Layout, reference as k};
+
+use super::{Algorithm, Kernel, Program, TensorId};
+use crate::error::{Error, Result};
+use crate::weights::Weights;
+
+/// Which operands of the program's BF16 convolutions are rounded to BF16 (round to
+/// nearest even); everything else is float32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bf16Operands {
+    /// The weights.
+    pub weights: bool,
+    /// The input activations.
+    pub activations: bool,
+}
+
+impl Bf16Operands {
+    /// Both, as the BF16 kernels do.
+    pub const BOTH: Bf16Operands = Bf16Operands { weights: true, activations: true };
+}
+
+impl Program {
+    /// Evaluates the program on one NCHW image with the reference kernels, its BF16
+    /// convolutions on the `rounded` operands (the kernels'
+    /// `incept_kernels::bf16::reference` when both are); `weights` are the graph's
+    /// (checked against it).
+    pub fn evaluate_reference(&self, weights: &Weights, input: &[f32], rounded: Bf16Operands) -> Result<Vec<f32>> {
+        let g = &self.graph;
+        weights.check(g)?;
+        if input.len() != g.dims(g.input).volume() {
+            return Err(Error::BufferSize { what: "input", got: input.len(), expected: g.dims(g.input).volume() });
+        }
+        let plain = |id: TensorId| self.recipes[id.0].compute_plain(g, weights);
+        let round = |v: Vec<f32>, yes: bool| if yes { v.into_iter().map(round_to_bf16).collect() } else { v };
+        let nchw = Layout::Nchw;
+        let mut vals: Vec<Option<Vec<f32>>> = vec![None; g.values.len()];
+        vals[g.input.0] = Some(input.to_vec());
+        for s in &self.steps {
+            let d = g.dims(s.output);
+            let mut out = vec![0.0; d.volume()];
+            let img = |i: usize| {
+                let v = s.inputs[i];
+                Image::new(vals[v.0].as_deref().expect("steps in order"), g.dims(v), nchw)
+            };
+            let mut o = ImageMut::new(&mut out, d, nchw);
+            match &s.kernel {
+                Kernel::Conv { weight, bias, geom, act, residual, algorithm, .. } => {
+                    let (bf16, b, r) = (*algorithm == Algorithm::Bf16Direct, plain(*bias), residual.then(|| img(1)));
+                    if bf16 && rounded == Bf16Operands::BOTH {
+                        bf16_reference::conv2d(img(0), &plain(*weight), Some(&b), geom, r, *act, &mut o)
+                    } else {
+                        let w = round(plain(*weight), bf16 && rounded.weights);
+                        let x = round(img(0).data.to_vec(), bf16 && rounded.activations);
+                        k::conv2d(Image::new(&x, g.dims(s.inputs[0]), nchw), &w, Some(&b), geom, r, *act, &mut o)
+                    }
+                }
+                Kernel::Linear { weight, bias, act } => {
+                    k::linear(img(0), &plain(*weight), Some(&plain(*bias)), *act, &mut o)
+                }
+                Kernel::BatchNorm { params: [ga, be, m, v], eps } => {
+                    k::batch_norm(img(0), &plain(*ga), &plain(*be), &plain(*m), &plain(*v), *eps, &mut o)
+                }
+                Kernel::Relu => k::relu(img(0), &mut o),
+                Kernel::MaxPool(geom) => k::max_pool(img(0), geom, &mut o),
+                Kernel::AvgPool(geom, count_include_pad) => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
+                Kernel::GlobalAvgPool => k::global_avg_pool(img(0), &mut o),
+                Kernel::Concat => {
+                    let mut at = 0;
+                    for i in 0..s.inputs.len() {
+                        let src = img(i).data;
+                        out[at..at + src.len()].copy_from_slice(src);
+                        at += src.len();
+                    }
+                }
+                Kernel::ResidualAdd(scale, act) => k::residual_add(img(0), img(1), *scale, *act, &mut o),
+                Kernel::Lrn { size, alpha, beta, k: bias } => k::lrn(img(0), *size, *alpha, *beta, *bias, &mut o),
+                Kernel::Softmax => k::softmax(img(0), &mut o),
+                Kernel::Pointwise(f) => k::pointwise(img(0), |v| f.apply(v), &mut o),
+            }
+            vals[s.output.0] = Some(out);
+        }
+        Ok(vals[g.output.0].take().expect("output computed"))
+    }
+}
