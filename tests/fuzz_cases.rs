@@ -114,6 +114,11 @@ fn onnx_files_from_mutated_bytes_import_or_fail_cleanly() {
     mutated(seed_bytes("onnx"), mutations()).for_each(|b| checks::files::onnx(&b));
 }
 
+#[test]
+fn safetensors_files_from_mutated_bytes_load_or_fail_like_the_reference_reader() {
+    mutated(seed_bytes("safetensors"), mutations()).for_each(|b| checks::files::safetensors(&b));
+}
+
 /// Found by the planner target: a value placed in a concatenation and copied into
 /// an enclosing one (`concat([concat([a, c]), a])`) made `Session::run` panic ("plan
 /// bug: step 'copy a -> concat_3@32' reads 0..256, which overlaps what it writes")

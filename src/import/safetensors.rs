@@ -30,12 +30,12 @@
 //! messages start with the file name, and list every problem of their kind at once
 //! (the first ten names, then a count).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -43,6 +43,137 @@ use crate::weights::{Tensor, Weights};
 
 /// How many names an error message lists before it only counts.
 const LISTED: usize = 10;
+
+/// The longest header read, as the format's reference implementation: 100 MB.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// The format's element types: the name its header gives and the size in bits.
+const DTYPES: [(&str, usize); 22] = [
+    ("BOOL", 8),
+    ("F4", 4),
+    ("F6_E2M3", 6),
+    ("F6_E3M2", 6),
+    ("U8", 8),
+    ("I8", 8),
+    ("F8_E5M2", 8),
+    ("F8_E4M3", 8),
+    ("F8_E8M0", 8),
+    ("F8_E4M3FNUZ", 8),
+    ("F8_E5M2FNUZ", 8),
+    ("I16", 16),
+    ("U16", 16),
+    ("F16", 16),
+    ("BF16", 16),
+    ("I32", 32),
+    ("U32", 32),
+    ("F32", 32),
+    ("C64", 64),
+    ("F64", 64),
+    ("I64", 64),
+    ("U64", 64),
+];
+
+/// One tensor of a safetensors file: its element type (a name from [`DTYPES`]),
+/// shape and bytes.
+struct TensorView<'a> {
+    dtype: &'static str,
+    shape: Vec<usize>,
+    data: &'a [u8],
+}
+
+/// A tensor's entry in the JSON header.
+#[derive(Deserialize)]
+struct TensorInfo {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (usize, usize),
+}
+
+/// The JSON header: the tensors' entries in the order written. `__metadata__`
+/// (string to string) is checked and dropped; a key given twice is an error.
+struct Header(Vec<(String, TensorInfo)>);
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = Header;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of tensors")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Header, A::Error> {
+                let (mut tensors, mut keys) = (Vec::new(), HashSet::new());
+                while let Some(key) = map.next_key::<String>()? {
+                    if !keys.insert(key.clone()) {
+                        return Err(A::Error::custom(format!("'{key}' appears twice")));
+                    }
+                    if key == "__metadata__" {
+                        map.next_value::<Option<HashMap<String, String>>>()?;
+                    } else {
+                        tensors.push((key, map.next_value()?));
+                    }
+                }
+                Ok(Header(tensors))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// The tensors of a safetensors file by name, with every check of the format: an
+/// 8-byte little-endian header length within the file, a UTF-8 JSON header of
+/// known element types, and data offsets that tile the rest of the file exactly
+/// (in order, contiguous, each tensor's bytes its shape times its element size,
+/// computed without overflow). The error says which check failed.
+fn parse(bytes: &[u8]) -> std::result::Result<BTreeMap<String, TensorView<'_>>, String> {
+    let (len, rest) = bytes.split_first_chunk::<8>().ok_or("shorter than its 8-byte header length")?;
+    let len = u64::from_le_bytes(*len);
+    if len > MAX_HEADER {
+        return Err(format!("header length {len} over the limit of {MAX_HEADER} bytes"));
+    }
+    let (header, data) = rest
+        .split_at_checked(len as usize)
+        .ok_or_else(|| format!("header length {len} beyond the {} bytes that follow it", rest.len()))?;
+    let header = std::str::from_utf8(header).map_err(|e| format!("header is not UTF-8: {e}"))?;
+    let Header(mut entries) = serde_json::from_str(header).map_err(|e| format!("invalid JSON header: {e}"))?;
+
+    // Entries in data order, each starting where the one before ended.
+    entries.sort_by_key(|(_, info)| info.data_offsets);
+    let mut tensors = BTreeMap::new();
+    let mut end = 0;
+    for (name, info) in entries {
+        let (first, last) = info.data_offsets;
+        if first != end || last < first {
+            return Err(format!("tensor '{name}': data_offsets [{first}, {last}] do not continue at byte {end}"));
+        }
+        end = last;
+        let &(dtype, bits) = DTYPES
+            .iter()
+            .find(|(n, _)| *n == info.dtype)
+            .ok_or_else(|| format!("tensor '{name}': unknown element type '{}'", info.dtype))?;
+        let size = info
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_mul(bits))
+            .ok_or_else(|| format!("tensor '{name}': shape {:?} of {dtype} overflows", info.shape))?;
+        if size % 8 != 0 || size / 8 != last - first {
+            return Err(format!(
+                "tensor '{name}': {:?} of {dtype} is {size} bits, data_offsets [{first}, {last}] hold {} bytes",
+                info.shape,
+                last - first
+            ));
+        }
+        let data = data.get(first..last).ok_or_else(|| {
+            format!("tensor '{name}': data_offsets [{first}, {last}] beyond the {} bytes of data", data.len())
+        })?;
+        tensors.insert(name, TensorView { dtype, shape: info.shape, data });
+    }
+    if end != data.len() {
+        return Err(format!("the tensors cover {end} of the {} bytes of data", data.len()));
+    }
+    Ok(tensors)
+}
 
 /// Weights for `graph` from a safetensors file (a PyTorch state dict).
 ///
@@ -63,14 +194,13 @@ pub fn load_safetensors(path: &Path, graph: &Graph) -> Result<Weights> {
 /// Weights for `graph` from the bytes of a safetensors file; `what` names the file
 /// in error messages. [`load_safetensors`] without the file.
 pub fn from_bytes(bytes: &[u8], graph: &Graph, what: &str) -> Result<Weights> {
-    let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::Import(format!("{what}: not a valid safetensors file ({e})")))?;
+    let file = parse(bytes).map_err(|e| Error::Import(format!("{what}: not a valid safetensors file ({e})")))?;
 
     // Sort the file's keys into the graph's, the ignored and the unexpected.
     let wanted: HashSet<&str> = graph.params.iter().map(|p| p.name.as_str()).collect();
     let mut present = HashSet::new();
     let mut unexpected = Vec::new();
-    for name in file.names() {
+    for name in file.keys().map(String::as_str) {
         if wanted.contains(name) {
             present.insert(name);
         } else if !is_ignored(name, graph) {
@@ -97,25 +227,20 @@ pub fn from_bytes(bytes: &[u8], graph: &Graph, what: &str) -> Result<Weights> {
         problems.push(msg);
     }
     // Shapes, then element types, of the tensors that are there.
-    let views: Vec<(&crate::graph::Param, TensorView<'_>)> = graph
-        .params
-        .iter()
-        .filter(|p| present.contains(p.name.as_str()))
-        .map(|p| Ok((p, file.tensor(&p.name).map_err(|e| Error::Import(format!("{what}: {e}")))?)))
-        .collect::<Result<_>>()?;
-    let misshaped: Vec<_> = views.iter().filter(|(p, v)| v.shape() != p.shape.as_slice()).collect();
+    let views: Vec<_> = graph.params.iter().filter_map(|p| Some((p, file.get(&p.name)?))).collect();
+    let misshaped: Vec<_> = views.iter().filter(|(p, v)| v.shape != p.shape).collect();
     if !misshaped.is_empty() {
         let names = list(
-            misshaped.iter().map(|(p, v)| format!("'{}' is {:?}, the graph needs {:?}", p.name, v.shape(), p.shape)),
+            misshaped.iter().map(|(p, v)| format!("'{}' is {:?}, the graph needs {:?}", p.name, v.shape, p.shape)),
         );
         problems.push(format!("{} tensors have the wrong shape: {names}", misshaped.len()));
     }
     if !problems.is_empty() {
         return Err(Error::Weights(format!("{what} does not fit '{}': {}", graph.name, problems.join("; "))));
     }
-    let untyped: Vec<_> = views.iter().filter(|(_, v)| !converts(v.dtype())).collect();
+    let untyped: Vec<_> = views.iter().filter(|(_, v)| !converts(v.dtype)).collect();
     if !untyped.is_empty() {
-        let names = list(untyped.iter().map(|(p, v)| format!("'{}' is {}", p.name, v.dtype())));
+        let names = list(untyped.iter().map(|(p, v)| format!("'{}' is {}", p.name, v.dtype)));
         return Err(Error::Import(format!(
             "{what}: {} tensors have an element type that does not convert to f32 (F32, F16, BF16, F64 do): {names}",
             untyped.len()
@@ -163,21 +288,21 @@ fn prefix_hint<'a>(unexpected: &[&'a str], wanted: &HashSet<&str>, graph: &Graph
         .map(|i| &key[..i])
 }
 
-fn converts(dtype: Dtype) -> bool {
-    matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64)
+fn converts(dtype: &str) -> bool {
+    matches!(dtype, "F32" | "F16" | "BF16" | "F64")
 }
 
 /// The tensor's values as `f32`, row-major (safetensors stores tensors C-contiguous,
 /// little-endian); `None` for an element type that does not convert.
 fn to_f32(v: &TensorView<'_>) -> Option<Vec<f32>> {
-    let data = v.data();
-    Some(match v.dtype() {
-        Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-        Dtype::BF16 => {
+    let data = v.data;
+    Some(match v.dtype {
+        "F32" => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        "F16" => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        "BF16" => {
             data.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect()
         }
-        Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+        "F64" => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
         _ => return None,
     })
 }
@@ -202,6 +327,7 @@ fn f16_to_f32(h: u16) -> f32 {
 mod tests {
     use super::*;
     use crate::graph::{ConvSpec, Dims, GraphBuilder};
+    use safetensors::Dtype;
 
     /// A small graph: conv (weight, bias), BatchNorm, linear; aux head ignored.
     fn graph() -> Graph {
@@ -331,6 +457,113 @@ mod tests {
         // A half-precision tensor holding a NaN is refused by the final check.
         let e = narrow("fc.bias", Dtype::F16, |_| 0x7e00u16.to_le_bytes().to_vec()).err().unwrap().to_string();
         assert!(e.contains("t.safetensors: tensor 'fc.bias' holds a non-finite value at index 0"), "{e}");
+    }
+
+    /// A file of `header` (its length first) and `data` zero bytes.
+    fn file(header: &str, data: usize) -> Vec<u8> {
+        let mut b = (header.len() as u64).to_le_bytes().to_vec();
+        b.extend(header.as_bytes());
+        b.resize(b.len() + data, 0);
+        b
+    }
+
+    /// Every check of the format, each with its message; the reference reader
+    /// rejects each file too, except the repeated keys (it keeps the last).
+    #[test]
+    fn malformed_files_are_named_errors() {
+        let t = |dtype: &str, shape: &str, offsets: &str| {
+            format!(r#"{{"t":{{"dtype":"{dtype}","shape":{shape},"data_offsets":{offsets}}}}}"#)
+        };
+        let mut huge = (MAX_HEADER + 1).to_le_bytes().to_vec();
+        huge.extend(b"{}");
+        let mut cut = file(&t("F32", "[2]", "[0,8]"), 8);
+        cut.truncate(cut.len() - 12);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"\x02\x00\x00".to_vec(), "shorter than its 8-byte header length"),
+            (huge, "header length 100000001 over the limit of 100000000 bytes"),
+            (cut, "beyond the"),
+            (
+                file("{\"\u{ff}\":1}", 0).iter().map(|&b| if b == 0xc3 { 0xff } else { b }).collect(),
+                "header is not UTF-8",
+            ),
+            (file("{", 0), "invalid JSON header"),
+            (file("[]", 0), "invalid JSON header: invalid type: sequence, expected an object of tensors"),
+            (file("{} x", 0), "invalid JSON header: trailing characters"),
+            (
+                file(r#"{"__metadata__":{"a":1}}"#, 0),
+                "invalid JSON header: invalid type: integer `1`, expected a string",
+            ),
+            (file(r#"{"t":{"dtype":"F32","shape":[1]}}"#, 4), "missing field `data_offsets`"),
+            (
+                file(r#"{"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4),
+                "invalid JSON header: invalid value",
+            ),
+            (
+                file(r#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}"#, 4),
+                "invalid JSON header: trailing characters",
+            ),
+            (file(&t("Q8", "[1]", "[0,1]"), 1), "tensor 't': unknown element type 'Q8'"),
+            (file(&t("F32", "[1]", "[4,8]"), 8), "tensor 't': data_offsets [4, 8] do not continue at byte 0"),
+            (file(&t("F32", "[1]", "[4,0]"), 4), "tensor 't': data_offsets [4, 0] do not continue at byte 0"),
+            (
+                file(
+                    r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}"#,
+                    3,
+                ),
+                "tensor 'b': data_offsets [1, 3] do not continue at byte 2",
+            ),
+            (
+                file(&t("F32", "[2,3]", "[0,20]"), 20),
+                "tensor 't': [2, 3] of F32 is 192 bits, data_offsets [0, 20] hold 20 bytes",
+            ),
+            (file(&t("F4", "[3]", "[0,1]"), 1), "tensor 't': [3] of F4 is 12 bits"),
+            (
+                file(&t("F32", "[4294967296,4294967296]", "[0,0]"), 0),
+                "tensor 't': shape [4294967296, 4294967296] of F32 overflows",
+            ),
+            (file(&t("U8", "[8]", "[0,8]"), 4), "tensor 't': data_offsets [0, 8] beyond the 4 bytes of data"),
+            (file(&t("U8", "[4]", "[0,4]"), 5), "the tensors cover 4 of the 5 bytes of data"),
+        ];
+        for (bytes, want) in &cases {
+            let e = parse(bytes).err().unwrap_or_else(|| panic!("accepted; want '{want}'"));
+            assert!(e.contains(want), "'{want}' not in: {e}");
+            assert!(safetensors::SafeTensors::deserialize(bytes).is_err(), "the reference reader accepts: {want}");
+        }
+        for (header, key) in [
+            (
+                r#"{"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}"#,
+                "t",
+            ),
+            (r#"{"__metadata__":{},"__metadata__":null}"#, "__metadata__"),
+        ] {
+            let e = parse(&file(header, 0)).err().expect("accepted");
+            assert!(e.contains(&format!("invalid JSON header: '{key}' appears twice")), "{e}");
+        }
+    }
+
+    /// Files the format allows: tensors in any order in the header, empty (also
+    /// with a huge dimension beside the zero) and scalar tensors, sub-byte types in
+    /// whole bytes, metadata, unknown fields, a header padded with spaces; each as
+    /// the reference reader reads it.
+    #[test]
+    fn well_formed_files_read_as_the_reference_reader_reads_them() {
+        let header = r#"{"b":{"dtype":"F4","shape":[2,3],"data_offsets":[5,8]},"__metadata__":{"format":"pt"},
+            "a":{"dtype":"I32","shape":[],"data_offsets":[1,5]},"e":{"dtype":"F32","shape":[0,7],"data_offsets":[0,0]},
+            "c":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"ignored":true},
+            "z":{"dtype":"F64","shape":[1152921504606846976,0],"data_offsets":[8,8]}}   "#;
+        let mut bytes = file(header, 8);
+        let n = bytes.len();
+        bytes[n - 8..].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let ours = parse(&bytes).unwrap();
+        let theirs = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(ours.keys().collect::<Vec<_>>(), ["a", "b", "c", "e", "z"]);
+        assert_eq!(theirs.len(), ours.len());
+        for (name, v) in &ours {
+            let t = theirs.tensor(name).unwrap();
+            assert_eq!((v.dtype, &v.shape[..], v.data), (&t.dtype().to_string()[..], t.shape(), t.data()), "{name}");
+        }
+        assert_eq!(ours["a"].data, [2, 3, 4, 5]);
+        assert!(parse(&file("{}", 0)).unwrap().is_empty());
     }
 
     #[test]

@@ -1183,8 +1183,9 @@ pub mod planner {
 }
 
 pub mod files {
-    //! Model files and ONNX files from arbitrary bytes: an error or a model, never a
-    //! panic; a model that loads is planned and run (when small enough to be quick).
+    //! Model files, ONNX and safetensors files from arbitrary bytes: an error or a
+    //! model, never a panic; a model that loads is planned and run (when small enough
+    //! to be quick).
 
     use std::sync::Arc;
 
@@ -1246,6 +1247,50 @@ pub mod files {
             && let Ok(program) = Program::lower(&graph, &weights)
         {
             run(program);
+        }
+    }
+
+    /// The graph the `safetensors` target loads weights onto (as the seeds hold):
+    /// a 3x3 convolution with bias, BatchNorm, a global pool and a linear layer, and
+    /// an ignored `aux.` prefix; the graph of the unit tests in
+    /// `src/import/safetensors.rs`, which this crate cannot reach.
+    pub fn safetensors_graph() -> incept::graph::Graph {
+        use incept::graph::{ConvSpec, Dims, GraphBuilder};
+        let mut b = GraphBuilder::new("tiny", Dims::new(3, 6, 6));
+        let x = b.input();
+        let y = b.conv(x, "stem.conv", ConvSpec::new(4, 3).pad(1).bias());
+        let y = b.batch_norm(y, "stem.bn", 1e-3);
+        let y = b.relu(y);
+        let y = b.global_avg_pool(y);
+        let y = b.linear(y, "fc", 5, true);
+        b.ignore_params("aux.");
+        b.finish(y).expect("a valid graph")
+    }
+
+    /// A safetensors file's bytes onto [`safetensors_graph`]: weights or an error,
+    /// never a panic; weights that load run. The importer's own parser rejects what
+    /// the format's reference reader (the `safetensors` crate) rejects, and accepts
+    /// what it accepts, except a key given twice (which that reader takes the last of).
+    pub fn safetensors(bytes: &[u8]) {
+        let graph = safetensors_graph();
+        let ours = incept::import::safetensors::from_bytes(bytes, &graph, "f");
+        let invalid = match &ours {
+            Err(incept::Error::Import(m)) if m.starts_with("f: not a valid safetensors file (") => Some(m),
+            _ => None,
+        };
+        match (::safetensors::SafeTensors::deserialize(bytes), invalid) {
+            (Err(e), None) => panic!("the reference reader rejects ({e}), the importer does not: {ours:?}"),
+            (Ok(_), Some(m)) if !m.contains("appears twice") => panic!("the reference reader accepts: {m}"),
+            _ => {}
+        }
+        if let Ok(weights) = ours {
+            let mut s = incept::Model::new(&graph, &weights)
+                .expect("checked weights make a model")
+                .session(SessionOptions::default())
+                .expect("a small model plans");
+            let x = vec![0.5; s.input_len()];
+            let mut y = vec![0.0; s.output_len()];
+            s.run(&x, &mut y).expect("buffers of the session's sizes");
         }
     }
 
