@@ -21,6 +21,7 @@ pub mod exec;
 pub mod format;
 pub mod graph;
 pub mod import;
+pub mod interpret;
 pub mod labels;
 pub mod lower;
 mod model;

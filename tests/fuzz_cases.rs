@@ -126,7 +126,8 @@ fn safetensors_files_from_mutated_bytes_load_or_fail_like_the_reference_reader()
 /// one, although the channels read (0..16) and written (32..48) are disjoint.
 #[test]
 fn nested_concat_copy() {
-    use incept::graph::{ConvSpec, Dims, GraphBuilder, interpret::interpret};
+    use incept::graph::{ConvSpec, Dims, GraphBuilder};
+    use incept::interpret::interpret;
     use incept::{Model, SessionOptions, weights::Weights};
     let mut b = GraphBuilder::new("nested_concat_copy", Dims::new(3, 4, 4));
     let x = b.input();

@@ -46,7 +46,7 @@ fn matches_onnx_runtime(name: &str, layout: InputLayout) -> Model {
         assert!(err < TOLERANCE, "{name}: relative error {err:.2e} against ONNX Runtime");
     }
     let (graph, weights) = incept::import::load_onnx(&fixture(&format!("{name}.onnx"))).unwrap();
-    let oracle = incept::graph::interpret::interpret(&graph, &weights, &x, 1).unwrap();
+    let oracle = incept::interpret::interpret(&graph, &weights, &x, 1).unwrap();
     assert!(common::rel_max_err(&oracle, &want) < TOLERANCE, "{name}: interpreter");
     let mut s2 = model.session(SessionOptions { batch: 2, ..Default::default() }).unwrap();
     let mut y2 = vec![0.0; 2 * want.len()];

@@ -47,7 +47,7 @@ fn matches_onnx_runtime(name: &str) -> Model {
     assert!(err < TOLERANCE, "{name}: relative error {err:.2e} against ONNX Runtime");
     // The unplanned interpreter agrees too, and a batch of two gives the same rows.
     let (graph, weights) = incept::import::load_onnx(&fixture(&format!("{name}.onnx"))).unwrap();
-    let oracle = incept::graph::interpret::interpret(&graph, &weights, &x, 1).unwrap();
+    let oracle = incept::interpret::interpret(&graph, &weights, &x, 1).unwrap();
     assert!(common::rel_max_err(&oracle, &want) < TOLERANCE, "{name}: interpreter");
     let mut s2 = model.session(SessionOptions { batch: 2, ..Default::default() }).unwrap();
     let mut y2 = vec![0.0; 2 * y.len()];

@@ -4,7 +4,8 @@
 
 mod common;
 
-use incept::graph::{Activation, ConvSpec, Dims, GraphBuilder, PoolGeometry, interpret::interpret};
+use incept::graph::{Activation, ConvSpec, Dims, GraphBuilder, PoolGeometry};
+use incept::interpret::interpret;
 use incept::weights::Weights;
 use incept::{Model, SYNTHETIC_SEED, SessionOptions, models};
 use incept_kernels::{Tier, tier_calls};

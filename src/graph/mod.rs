@@ -6,7 +6,6 @@
 //! [`Weights`](crate::weights::Weights) store supplies them.
 
 mod builder;
-pub mod interpret;
 
 pub use builder::{ConvSpec, GraphBuilder};
 pub use incept_kernels::{Activation, ConvGeometry, Dims, Padding, PoolGeometry};

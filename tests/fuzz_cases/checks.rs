@@ -606,10 +606,10 @@ pub mod planner {
     //! arena checked for overlaps.
 
     use arbitrary::Arbitrary;
-    use incept::graph::interpret::interpret;
     use incept::graph::{
         Activation, ConvGeometry, ConvSpec, Dims, Graph, GraphBuilder, Padding, PoolGeometry, ValueId,
     };
+    use incept::interpret::interpret;
     use incept::lower::Kernel;
     use incept::plan::{Action, Plan, View};
     use incept::weights::Weights;

@@ -6,8 +6,8 @@
 
 use incept_kernels::{Image, ImageMut, Layout, reference as k};
 
-use super::{Graph, InputLayout, Op};
 use crate::error::{Error, Result};
+use crate::graph::{Graph, InputLayout, Op, ParamId};
 use crate::weights::Weights;
 
 /// Evaluates `graph` on a batch of `batch` images (in the graph's
@@ -19,7 +19,7 @@ pub fn interpret(graph: &Graph, weights: &Weights, input: &[f32], batch: usize) 
     if input.len() != batch * din.volume() {
         return Err(Error::BufferSize { what: "input", got: input.len(), expected: batch * din.volume() });
     }
-    let p = |id: super::ParamId| weights.get(&graph.params[id.0].name).expect("checked above").data.as_slice();
+    let p = |id: ParamId| weights.get(&graph.params[id.0].name).expect("checked above").data.as_slice();
     let nchw = Layout::Nchw;
     let mut vals: Vec<Option<Vec<f32>>> = vec![None; graph.values.len()];
     vals[graph.input.0] = Some(match graph.input_layout {
