@@ -20,7 +20,7 @@ Models:
     same_pool_lrn        SAME_UPPER stride-2 4x4 conv, LRN, ceil_mode maxpool and
                          ceil_mode avgpool count_include_pad=1 (asymmetric pads), Pad folded into an avgpool, SAME_LOWER
                          stride-2 conv, Flatten of a 2x2 map, Gemm transB=0
-    unsupported_clip     Conv -> Clip(0, 6) (ReLU6): once unsupported, now a clip step
+    conv_relu6           Conv -> Clip(0, 6) (ReLU6): imported as a clip step
     unsupported_hardswish Conv -> HardSwish: an operator the engine does not implement
     unsupported_group    a grouped Conv (group=2)
 
@@ -196,14 +196,14 @@ def same_pool_lrn() -> tuple[onnx.ModelProto, list]:
     return n.model("same_pool_lrn", [1, 3, 25, 25], y, [1, 10]), [1, 3, 25, 25]
 
 
-def unsupported_clip() -> onnx.ModelProto:
+def conv_relu6() -> onnx.ModelProto:
     n = Net(4)
     x = n.conv("input", 3, 8, 3, "stem/conv")
     lo = n.init("relu6.min", np.array(0.0, dtype=np.float32))
     hi = n.init("relu6.max", np.array(6.0, dtype=np.float32))
     x = n.node("Clip", [x, lo, hi], "stem/relu6")
     y = n.node("GlobalAveragePool", [x], "avgpool")
-    return n.model("unsupported_clip", [1, 3, 8, 8], y, [1, 8, 1, 1])
+    return n.model("conv_relu6", [1, 3, 8, 8], y, [1, 8, 1, 1])
 
 
 def unsupported_hardswish() -> onnx.ModelProto:
@@ -235,7 +235,7 @@ def main() -> None:
         np.save(OUT / f"{name}.input.npy", x)
         np.save(OUT / f"{name}.ort.npy", y.astype(np.float32))
         print(f"{name}: output {list(y.shape)}, max |y| {np.abs(y).max():.3g}")
-    for build in [unsupported_clip, unsupported_group, unsupported_hardswish]:
+    for build in [conv_relu6, unsupported_group, unsupported_hardswish]:
         model = build()
         onnx.save(model, OUT / f"{model.graph.name}.onnx")
         print(f"{model.graph.name}: written")
