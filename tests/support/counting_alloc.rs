@@ -15,18 +15,24 @@ static ALL_THREADS: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static THIS_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// This thread's count: a shared one would also count the allocations other
+    /// test threads make while they count their own.
+    static THIS_THREAD_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
-fn counting() -> bool {
-    ALL_THREADS.load(Ordering::Relaxed) || THIS_THREAD.with(Cell::get)
+fn count() {
+    if ALL_THREADS.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+    if THIS_THREAD.with(Cell::get) {
+        THIS_THREAD_ALLOCATIONS.with(|n| n.set(n.get() + 1));
+    }
 }
 
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -37,9 +43,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -48,11 +52,11 @@ unsafe impl GlobalAlloc for Counting {
 /// Allocations made by the calling thread while `f` runs (other test threads of
 /// the harness do not count).
 pub fn on_this_thread(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = THIS_THREAD_ALLOCATIONS.with(Cell::get);
     THIS_THREAD.with(|c| c.set(true));
     f();
     THIS_THREAD.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    THIS_THREAD_ALLOCATIONS.with(Cell::get) - before
 }
 
 /// Allocations made by any thread while `f` runs: only meaningful in a test binary
