@@ -272,11 +272,15 @@ fn every_available_bf16_tier_matches_the_reference() {
 }
 
 /// Maps of at least 32 x 32 output pixels, which several threads split into bands
-/// of rows (heights that do not divide evenly, strides, padded and not, a residual).
+/// of rows (pointwise, read in place and staged; heights that do not divide evenly,
+/// strides, padded and not, a residual).
 fn banded(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x6a09e667f3bcc909);
     let g = |k, s, p| ConvGeometry { kh: k, kw: k, stride_h: s, stride_w: s, pad: Padding::uniform(p) };
     let cases = [
+        (40, 70, 34, 35, g(1, 1, 0)),
+        (20, 300, 33, 32, g(1, 1, 0)),
+        (24, 40, 32, 32, g(1, 1, 1)),
         (40, 70, 34, 35, g(3, 1, 1)),
         (17, 33, 67, 70, g(3, 2, 0)),
         (20, 48, 41, 32, g(5, 1, 2)),

@@ -427,13 +427,18 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], pa
         }
     };
     let threads = par.threads();
-    if !pointwise && threads > 1 && oh * ow >= BAND_MIN_PIXELS && oh >= threads {
-        // One band of rows per thread, every group in it, group-major.
+    if threads > 1 && oh * ow >= BAND_MIN_PIXELS && (pointwise || oh >= threads) {
+        // One band of rows per thread (a pointwise layer's: a piece of its one row,
+        // in whole tiles), every group in it, group-major.
         par.run(threads, &|task| {
             let mut shapes = TileShapes::default();
             for g in 0..tiling.groups {
-                for oy in task * oh / threads..(task + 1) * oh / threads {
-                    unit(g, oy, (0, 1), &mut shapes);
+                if pointwise {
+                    unit(g, 0, (task, threads), &mut shapes);
+                } else {
+                    for oy in task * oh / threads..(task + 1) * oh / threads {
+                        unit(g, oy, (0, 1), &mut shapes);
+                    }
                 }
             }
             t.record(shapes);
@@ -456,8 +461,7 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], pa
     });
 }
 
-/// Least output pixels for which a (not pointwise) BF16 convolution on several
-/// threads gives each thread a band of output rows, every output block, rather
+/// Least output pixels for which a BF16 convolution on several threads gives each thread a band of output rows, every output block, rather
 /// than a share of the output blocks over all rows: each thread then reads all of
 /// the weights but only its band of the input, and writes the rows the next
 /// layer's same band reads, which stay in its core's cache. That pays where the
