@@ -8,6 +8,11 @@
 //! float32 driver does, and hands each to the tier's microkernel. An unpadded 1x1
 //! stride-1 layer with few output block groups skips the pass: its tiles round the
 //! float32 input as they read it. Outputs, bias and residual stay float32.
+//!
+//! On several threads, the pass converts a band of rows per thread; the tiles of a
+//! map of at least 32 x 32 pixels are split into one band of rows per thread,
+//! those of a smaller map into runs of (output block group, row) units. Every
+//! split computes the same tiles, so the same bits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -387,7 +392,8 @@ pub(crate) const IN_PLACE_GROUPS: usize = 4;
 /// groups, whose tiles round the float32 input as they read it: no tap or row
 /// reads a value twice there, and the tiles' arithmetic hides the reads, where a
 /// pass over the input first waits on memory (a tenth of a 35x35 layer's time).
-/// A pointwise layer is one row of h x w pixels.
+/// A pointwise layer is one row of h x w pixels. On several threads, a map of at
+/// least [`BAND_MIN_PIXELS`] is split into one band of rows per thread.
 fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], par: &dyn ParallelFor) {
     let (din, s) = (input.dims, &t.template);
     let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
