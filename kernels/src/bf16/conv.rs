@@ -467,11 +467,12 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], pa
     });
 }
 
-/// Least output pixels for which a BF16 convolution on several threads gives each thread a band of output rows, every output block, rather
-/// than a share of the output blocks over all rows: each thread then reads all of
-/// the weights but only its band of the input, and writes the rows the next
-/// layer's same band reads, which stay in its core's cache. That pays where the
-/// activations outweigh the weights (the float32 planner's rule, `BAND_MIN_PIXELS`).
+/// Least output pixels for which a BF16 convolution on several threads gives each
+/// thread a band of output rows, every output block, rather than a share of the
+/// output blocks over all rows: each thread then reads all of the weights but only
+/// its band of the input, and writes the rows the next layer's same band reads,
+/// which stay in its core's cache. That pays where the activations outweigh the
+/// weights (the float32 planner's rule, `BAND_MIN_PIXELS`).
 const BAND_MIN_PIXELS: usize = 32 * 32;
 
 /// Least number of values a conversion pass spreads over the pool's threads: a
