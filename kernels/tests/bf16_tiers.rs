@@ -271,10 +271,10 @@ fn every_available_bf16_tier_matches_the_reference() {
     }
 }
 
-/// Maps of at least 32 x 32 output pixels, which several threads split into bands
-/// of rows (pointwise, read in place and staged; heights that do not divide evenly,
-/// strides, padded and not, a residual).
-fn banded(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
+/// Maps of over 1000 output pixels, large enough for the conversion pass to be
+/// spread over the threads (pointwise read in place, and converted first; heights
+/// that do not divide evenly, strides, padded and not, a residual).
+fn large_maps(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x6a09e667f3bcc909);
     let g = |k, s, p| ConvGeometry { kh: k, kw: k, stride_h: s, stride_w: s, pad: Padding::uniform(p) };
     let cases = [
@@ -298,8 +298,8 @@ fn bf16_tiles_spread_over_threads_match_the_reference() {
     sweep(&kernels, &ThreeThreads);
     long_reductions(&kernels, &ThreeThreads);
     pointwise(&kernels, &ThreeThreads);
-    banded(&kernels, &ThreeThreads);
-    banded(&kernels, &Sequential);
+    large_maps(&kernels, &ThreeThreads);
+    large_maps(&kernels, &Sequential);
 }
 
 /// Subnormal operands are read as zero, on every tier alike: an input of 2^-130

@@ -9,10 +9,9 @@
 //! stride-1 layer with few output block groups skips the pass: its tiles round the
 //! float32 input as they read it. Outputs, bias and residual stay float32.
 //!
-//! On several threads, the pass converts a band of rows per thread; the tiles of a
-//! map of at least 32 x 32 pixels are split into one band of rows per thread,
-//! those of a smaller map into runs of (output block group, row) units. Every
-//! split computes the same tiles, so the same bits.
+//! On several threads, the pass converts one run of rows per thread, and the
+//! tiles are spread over the threads in runs of (output block group, row) units;
+//! every split computes the same tiles, so the same bits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -392,8 +391,7 @@ pub(crate) const IN_PLACE_GROUPS: usize = 4;
 /// groups, whose tiles round the float32 input as they read it: no tap or row
 /// reads a value twice there, and the tiles' arithmetic hides the reads, where a
 /// pass over the input first waits on memory (a tenth of a 35x35 layer's time).
-/// A pointwise layer is one row of h x w pixels. On several threads, a map of at
-/// least [`BAND_MIN_PIXELS`] is split into one band of rows per thread.
+/// A pointwise layer is one row of h x w pixels.
 fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], par: &dyn ParallelFor) {
     let (din, s) = (input.dims, &t.template);
     let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
@@ -407,73 +405,42 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], pa
     }
     let staged: &[bf16] = staged;
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
-    // The tiles of group `g`'s output blocks in piece `piece` (of `pieces`) of row `oy`.
-    let unit = |g: usize, oy: usize, (piece, pieces): (usize, usize), shapes: &mut TileShapes| {
-        let (ob0, ob) = tiling.group(g);
-        let step = tiling.px[ob];
-        let n = row_len.div_ceil(step);
-        for ox0 in (piece * n / pieces..(piece + 1) * n / pieces).map(|k| k * step) {
-            let px = step.min(row_len - ox0);
-            let in_off =
-                if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * pd.w + ox0 * geom.stride_w) * BLOCK };
-            // SAFETY (for `run` below): the last input read is block ci_blocks-1,
-            // row oy*sh + kh-1, column (ox0+px-1)*sw + kw-1 of the padded copy,
-            // inside it because the output size was checked against the geometry
-            // (for a pointwise layer, pixel ox0+px-1 < h*w; in place, the padded
-            // copy is the input itself, unpadded), and all of the copy was
-            // written above. The tile is inside the output; tiles are disjoint
-            // and each belongs to one task.
-            let src = if in_place {
-                (std::ptr::null(), input.data[in_off..].as_ptr())
-            } else {
-                (staged[in_off..].as_ptr(), std::ptr::null())
-            };
-            // SAFETY: as above.
-            unsafe { t.run(src, strides, (ob0, ob), (oy * row_len + ox0, px), shapes) };
-        }
-    };
-    let threads = par.threads();
-    if threads > 1 && oh * ow >= BAND_MIN_PIXELS && (pointwise || oh >= threads) {
-        // One band of rows per thread (a pointwise layer's: a piece of its one row,
-        // in whole tiles), every group in it, group-major.
-        par.run(threads, &|task| {
-            let mut shapes = TileShapes::default();
-            for g in 0..tiling.groups {
-                if pointwise {
-                    unit(g, 0, (task, threads), &mut shapes);
-                } else {
-                    for oy in task * oh / threads..(task + 1) * oh / threads {
-                        unit(g, oy, (0, 1), &mut shapes);
-                    }
-                }
-            }
-            t.record(shapes);
-        });
-        return;
-    }
     // Units: (group of output blocks, row, piece of the row), group-major, in even
     // runs per task. A pointwise layer's one row is cut into pieces of whole tiles,
     // enough for every task to have one even when the groups are few.
-    let wanted = TASKS_PER_THREAD * threads;
+    let wanted = TASKS_PER_THREAD * par.threads();
     let pieces = if pointwise { wanted.div_ceil(tiling.groups) } else { 1 };
     let units = tiling.groups * rows * pieces;
     let tasks = wanted.min(units).max(1);
     par.run(tasks, &|task| {
         let mut shapes = TileShapes::default();
-        for u in task * units / tasks..(task + 1) * units / tasks {
-            unit(u / (rows * pieces), u / pieces % rows, (u % pieces, pieces), &mut shapes);
+        for unit in task * units / tasks..(task + 1) * units / tasks {
+            let ((ob0, ob), oy, piece) = (tiling.group(unit / (rows * pieces)), unit / pieces % rows, unit % pieces);
+            let step = tiling.px[ob];
+            let n = row_len.div_ceil(step);
+            for ox0 in (piece * n / pieces..(piece + 1) * n / pieces).map(|k| k * step) {
+                let px = step.min(row_len - ox0);
+                let in_off =
+                    if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * pd.w + ox0 * geom.stride_w) * BLOCK };
+                // SAFETY (for `run` below): the last input read is block ci_blocks-1,
+                // row oy*sh + kh-1, column (ox0+px-1)*sw + kw-1 of the padded copy,
+                // inside it because the output size was checked against the geometry
+                // (for a pointwise layer, pixel ox0+px-1 < h*w; in place, the padded
+                // copy is the input itself, unpadded), and all of the copy was
+                // written above. The tile is inside the output; tiles are disjoint
+                // and each belongs to one task.
+                let src = if in_place {
+                    (std::ptr::null(), input.data[in_off..].as_ptr())
+                } else {
+                    (staged[in_off..].as_ptr(), std::ptr::null())
+                };
+                // SAFETY: as above.
+                unsafe { t.run(src, strides, (ob0, ob), (oy * row_len + ox0, px), &mut shapes) };
+            }
         }
         t.record(shapes);
     });
 }
-
-/// Least output pixels for which a BF16 convolution on several threads gives each
-/// thread a band of output rows, every output block, rather than a share of the
-/// output blocks over all rows: each thread then reads all of the weights but only
-/// its band of the input, and writes the rows the next layer's same band reads,
-/// which stay in its core's cache. That pays where the activations outweigh the
-/// weights (the float32 planner's rule, `BAND_MIN_PIXELS`).
-const BAND_MIN_PIXELS: usize = 32 * 32;
 
 /// Least number of values a conversion pass spreads over the pool's threads: a
 /// smaller one converts in less time than a dispatch to the pool takes.
@@ -501,15 +468,11 @@ fn stage(
         return;
     }
     let base = SharedMut(staged.as_mut_ptr());
-    let (blocks, h) = (rows / pd.h, pd.h);
     par.run(tasks, &|task| {
-        // Row-major over the blocks: each task converts a band of rows of every
-        // block, the rows a banded layer's task mostly reads.
-        for u in task * rows / tasks..(task + 1) * rows / tasks {
-            let r = u % blocks * h + u / blocks;
+        for r in task * rows / tasks..(task + 1) * rows / tasks {
             // SAFETY: row r of `rows` lies inside `staged`, and each row belongs to
-            // exactly one task (the tasks' ranges of u are disjoint, and u -> r is
-            // one to one); nothing reads `staged` until `run` returns.
+            // exactly one task (the tasks' ranges are disjoint); nothing reads
+            // `staged` until `run` returns.
             let row = unsafe { std::slice::from_raw_parts_mut(base.get().add(r * row_len), row_len) };
             stage_row(to_bf16, input, geom, r, row);
         }
