@@ -46,14 +46,15 @@ unsafe impl ParallelFor for Sequential {
 
 /// A buffer's pointer, shared by tasks that write disjoint parts of it.
 #[derive(Clone, Copy)]
-pub(crate) struct SharedMut(pub(crate) *mut f32);
+pub(crate) struct SharedMut<T = f32>(pub(crate) *mut T);
 // SAFETY: every user hands it only to tasks that write disjoint ranges (each
 // (block group, pixel range) of a convolution's output belongs to exactly one task;
-// Winograd's chunks, `WorkerSlots`' slots and `for_each_part`'s parts likewise) and
+// Winograd's chunks, `WorkerSlots`' slots, `for_each_part`'s parts and the BF16
+// staging rows likewise) and
 // read nothing another task writes.
-unsafe impl Sync for SharedMut {}
-impl SharedMut {
-    pub(crate) fn get(self) -> *mut f32 {
+unsafe impl<T> Sync for SharedMut<T> {}
+impl<T> SharedMut<T> {
+    pub(crate) fn get(self) -> *mut T {
         self.0
     }
 }

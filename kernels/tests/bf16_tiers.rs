@@ -271,12 +271,35 @@ fn every_available_bf16_tier_matches_the_reference() {
     }
 }
 
+/// Maps of over 1000 output pixels, large enough for the conversion pass to be
+/// spread over the threads (pointwise read in place, and converted first; heights
+/// that do not divide evenly, strides, padded and not, a residual).
+fn large_maps(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
+    let mut rng = Rng(0x6a09e667f3bcc909);
+    let g = |k, s, p| ConvGeometry { kh: k, kw: k, stride_h: s, stride_w: s, pad: Padding::uniform(p) };
+    let cases = [
+        (40, 70, 34, 35, g(1, 1, 0)),
+        (20, 300, 33, 32, g(1, 1, 0)),
+        (24, 40, 32, 32, g(1, 1, 1)),
+        (40, 70, 34, 35, g(3, 1, 1)),
+        (17, 33, 67, 70, g(3, 2, 0)),
+        (20, 48, 41, 32, g(5, 1, 2)),
+        (35, 40, 34, 33, g(2, 1, 0)),
+    ];
+    for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
+        let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
+        assert!(check(kernels, Case { ci, co, h, w, geom, residual: n % 2 == 1, act }, &mut rng, par));
+    }
+}
+
 #[test]
 fn bf16_tiles_spread_over_threads_match_the_reference() {
     let kernels = Bf16Kernels::new(Bf16Tier::best()).unwrap();
     sweep(&kernels, &ThreeThreads);
     long_reductions(&kernels, &ThreeThreads);
     pointwise(&kernels, &ThreeThreads);
+    large_maps(&kernels, &ThreeThreads);
+    large_maps(&kernels, &Sequential);
 }
 
 /// Subnormal operands are read as zero, on every tier alike: an input of 2^-130

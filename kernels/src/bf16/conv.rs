@@ -8,6 +8,10 @@
 //! float32 driver does, and hands each to the tier's microkernel. An unpadded 1x1
 //! stride-1 layer with few output block groups skips the pass: its tiles round the
 //! float32 input as they read it. Outputs, bias and residual stay float32.
+//!
+//! On several threads, the pass converts one run of rows per thread, and the
+//! tiles are spread over the threads in runs of (output block group, row) units;
+//! every split computes the same tiles, so the same bits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -397,7 +401,7 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], pa
     let in_place = pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS;
     let pd = padded(din, geom);
     if !in_place {
-        stage(t.kernels.mk.to_bf16, input, geom, staged);
+        stage(t.kernels.mk.to_bf16, input, geom, staged, par);
     }
     let staged: &[bf16] = staged;
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
@@ -438,20 +442,55 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], pa
     });
 }
 
-/// `input` rounded to BF16 into `staged`, with a zero border of `geom`'s padding.
-fn stage(to_bf16: unsafe fn(&[f32], &mut [bf16]), input: Image, geom: &ConvGeometry, staged: &mut [bf16]) {
-    let (din, p, pd) = (input.dims, geom.pad, padded(input.dims, geom));
-    let src_blocks = input.data.chunks_exact(din.h * din.w * BLOCK);
-    for (src, dst) in src_blocks.zip(staged.chunks_exact_mut(pd.h * pd.w * BLOCK)) {
-        dst[..p.top * pd.w * BLOCK].fill(bf16::ZERO);
-        dst[(p.top + din.h) * pd.w * BLOCK..].fill(bf16::ZERO);
-        for y in 0..din.h {
-            let row = &mut dst[(p.top + y) * pd.w * BLOCK..][..pd.w * BLOCK];
-            row[..p.left * BLOCK].fill(bf16::ZERO);
-            let (src, dst) = (&src[y * din.w * BLOCK..][..din.w * BLOCK], &mut row[p.left * BLOCK..][..din.w * BLOCK]);
-            // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
-            unsafe { to_bf16(src, dst) };
-            row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
+/// Least number of values a conversion pass spreads over the pool's threads: a
+/// smaller one converts in less time than a dispatch to the pool takes.
+const STAGE_PAR_VALUES: usize = 16 * 1024;
+
+/// `input` rounded to BF16 into `staged`, with a zero border of `geom`'s padding,
+/// in rows of the padded copy spread over `par`'s threads (one run of rows each)
+/// when there are enough of them to pay for the dispatch.
+fn stage(
+    to_bf16: unsafe fn(&[f32], &mut [bf16]),
+    input: Image,
+    geom: &ConvGeometry,
+    staged: &mut [bf16],
+    par: &dyn ParallelFor,
+) {
+    let pd = padded(input.dims, geom);
+    let row_len = pd.w * BLOCK;
+    let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
+    let rows = staged.len() / row_len;
+    let tasks = par.threads().min(staged.len() / STAGE_PAR_VALUES).max(1);
+    if tasks == 1 {
+        for (r, row) in staged.chunks_exact_mut(row_len).enumerate() {
+            stage_row(to_bf16, input, geom, r, row);
         }
+        return;
     }
+    let base = SharedMut(staged.as_mut_ptr());
+    par.run(tasks, &|task| {
+        for r in task * rows / tasks..(task + 1) * rows / tasks {
+            // SAFETY: row r of `rows` lies inside `staged`, and each row belongs to
+            // exactly one task (the tasks' ranges are disjoint); nothing reads
+            // `staged` until `run` returns.
+            let row = unsafe { std::slice::from_raw_parts_mut(base.get().add(r * row_len), row_len) };
+            stage_row(to_bf16, input, geom, r, row);
+        }
+    });
+}
+
+/// Row `r` (counted over all channel blocks) of the padded BF16 copy of `input`:
+/// zero in the border, the input rounded to BF16 elsewhere.
+fn stage_row(to_bf16: unsafe fn(&[f32], &mut [bf16]), input: Image, geom: &ConvGeometry, r: usize, row: &mut [bf16]) {
+    let (din, p, pd) = (input.dims, geom.pad, padded(input.dims, geom));
+    let (b, y) = (r / pd.h, r % pd.h);
+    if y < p.top || y >= p.top + din.h {
+        row.fill(bf16::ZERO);
+        return;
+    }
+    let src = &input.data[(b * din.h + y - p.top) * din.w * BLOCK..][..din.w * BLOCK];
+    row[..p.left * BLOCK].fill(bf16::ZERO);
+    // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
+    unsafe { to_bf16(src, &mut row[p.left * BLOCK..][..din.w * BLOCK]) };
+    row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
 }
