@@ -26,7 +26,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_models import MODELS, build  # noqa: E402
+from peers_inproc import cpu_model  # noqa: E402
 
 
 def rel_err(out, ref) -> float:
@@ -44,16 +44,6 @@ def rel_err(out, ref) -> float:
 def top5(y) -> frozenset:
     import numpy as np
     return frozenset(np.argsort(np.asarray(y).reshape(-1))[-5:].tolist())
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
