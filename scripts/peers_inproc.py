@@ -31,10 +31,15 @@ Modes (--interval-ms, several allowed; default 0 33):
     ORT's worker threads then spin between its runs by default and would take the
     second core from incept's run, so ORT's spinning is off here
     (session.intra_op.allow_spinning = "0"; --ort-spinning on/off overrides).
-  * N > 0: frame-paced: N ms of sleep before each timed run, as a camera app idles
-    between frames (a 30 fps app idles 33 ms minus the run time; a full N ms of idle
-    before every run gives each engine the same gap). ORT keeps its default spinning
-    (it stops spinning in the gap long before the next run).
+  * N > 0: frame-paced, as a camera app calls an engine: a run starts every N ms and
+    the thread sleeps in between. Each round gives each engine, in turn, a burst of
+    --frames runs at that cadence; the first run of a burst follows the settle below
+    and is not timed, the others are (the round's ratio compares their means). ORT
+    keeps its default spinning here, as an app would get it: its workers spin for tens
+    of ms after a run, which at 30 fps bridges the gap to the next frame. Between
+    bursts the harness waits until the process is idle (no CPU burnt for 20 ms), so
+    no engine's spinning ever overlaps the other's runs. The CPU each engine burns
+    while it waits for its next frame is reported ("idle CPU", % of one core).
 
 Thread counts: --threads (default 1 2). The CPU model (lscpu "Model name") is printed
 with every table, and --markdown FILE appends the tables, with the host, date and the
@@ -266,27 +271,73 @@ def declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f).restype = i
 
 
-def rounds(engines: list, pairs: int, gap_s: float) -> dict[str, list[float]]:
-    """`pairs` rounds of one timed run per engine, the order rotating each round; with
-    gap_s > 0, sleep that long before every timed run. Times in ms per engine."""
+def rounds(engines: list, pairs: int) -> dict[str, list[float]]:
+    """Back to back: `pairs` rounds of one timed run per engine, the order rotating
+    each round. Times in ms per engine."""
     times: dict[str, list[float]] = {e.name: [] for e in engines}
     for k in range(pairs):
         shift = k % len(engines)
         for e in engines[shift:] + engines[:shift]:
-            if gap_s > 0:
-                time.sleep(gap_s)
             t0 = time.perf_counter()
             e.run()
             times[e.name].append((time.perf_counter() - t0) * 1e3)
     return times
 
 
-def summarise(times: dict[str, list[float]], peers: list[str]) -> dict:
+def settle(quiet_s: float = 0.02, limit_s: float = 1.0) -> None:
+    """Waits until the process burns (almost) no CPU for `quiet_s`: the end of any
+    engine's spinning after its last run, so that it cannot take a core from the next."""
+    deadline = time.perf_counter() + limit_s
+    while time.perf_counter() < deadline:
+        c0 = time.process_time()
+        time.sleep(quiet_s)
+        if time.process_time() - c0 < 0.1 * quiet_s:
+            return
+
+
+def paced_rounds(engines: list, pairs: int, interval_s: float, frames: int) -> tuple[dict, dict]:
+    """Frame-paced: `pairs` rounds; in each, every engine in turn (the order rotating)
+    runs `frames` runs starting every `interval_s`, after the process has settled. The
+    first run of a burst is not timed; a round's time is the mean of the others. Also
+    returns each engine's CPU use between runs, as a fraction of one core."""
+    times: dict[str, list[float]] = {e.name: [] for e in engines}
+    frame_times: dict[str, list[float]] = {e.name: [] for e in engines}
+    idle_cpu: dict[str, list[float]] = {e.name: [] for e in engines}
+    for k in range(pairs):
+        shift = k % len(engines)
+        for e in engines[shift:] + engines[:shift]:
+            settle()
+            timed, next_start = [], time.perf_counter()
+            for f in range(frames):
+                t0 = time.perf_counter()
+                e.run()
+                t1 = time.perf_counter()
+                if f > 0:
+                    timed.append((t1 - t0) * 1e3)
+                next_start = max(next_start + interval_s, t1)
+                if f + 1 < frames:
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    time.sleep(max(0.0, next_start - time.perf_counter()))
+                    wait = time.perf_counter() - w0
+                    if wait > 0:
+                        idle_cpu[e.name].append((time.process_time() - c0) / wait)
+            times[e.name].append(statistics.fmean(timed))
+            frame_times[e.name] += timed
+    return times, {"frame_times": frame_times,
+                   "idle_cpu": {n: statistics.fmean(v) if v else 0.0 for n, v in idle_cpu.items()}}
+
+
+def summarise(times: dict[str, list[float]], peers: list[str], paced: dict | None = None) -> dict:
+    """Per engine: percentiles of its runs (frame-paced: of every timed frame) and, frame-
+    paced, its CPU use between runs; per peer: the per-round ratios incept / peer."""
     row = {}
-    for name, ts in times.items():
+    for name in times:
+        ts = paced["frame_times"][name] if paced else times[name]
         p50 = percentile(ts, 50)
         row[name] = {"p50_ms": p50, "p90_ms": percentile(ts, 90), "p99_ms": percentile(ts, 99),
                      "max_ms": max(ts), "p99_over_p50": percentile(ts, 99) / p50, "times_ms": ts}
+        if paced:
+            row[name]["idle_cpu"] = paced["idle_cpu"][name]
     for peer in peers:
         ratios = [a / b for a, b in zip(times["incept"], times[peer])]
         row[f"incept/{peer}"] = {"median": percentile(ratios, 50), "p10": percentile(ratios, 10),
@@ -301,14 +352,15 @@ def rel_diff(a, b) -> float:
 
 
 def mode_name(interval_ms: float) -> str:
-    return "back to back" if interval_ms == 0 else f"{interval_ms:g} ms idle before each run"
+    return "back to back" if interval_ms == 0 else f"frame-paced, a run every {interval_ms:g} ms"
 
 
 def table(results: list[dict], peers: list[str]) -> str:
     head = "| model | threads | mode | " + " | ".join(
         f"incept / {p} (p10-p90)" for p in peers) + " | incept p50 ms | " + " | ".join(
-        f"{p} p50 ms" for p in peers) + " | p99/p50 incept | " + " | ".join(f"p99/p50 {p}" for p in peers) + " |"
-    ncols = 3 + 2 * len(peers) + 1 + 1 + len(peers)
+        f"{p} p50 ms" for p in peers) + " | p99/p50 incept | " + " | ".join(f"p99/p50 {p}" for p in peers) + \
+        " | idle CPU incept | " + " | ".join(f"idle CPU {p}" for p in peers) + " |"
+    ncols = 3 + 2 * len(peers) + 1 + 1 + len(peers) + 1 + len(peers)
     rows = [head, "|---|---:|---|" + "---:|" * (ncols - 3)]
     for r in results:
         cells = [r["model"], str(r["threads"]), mode_name(r["interval_ms"])]
@@ -316,6 +368,7 @@ def table(results: list[dict], peers: list[str]) -> str:
                   for p in peers]
         cells += [f"{r['incept']['p50_ms']:.1f}"] + [f"{r[p]['p50_ms']:.1f}" for p in peers]
         cells += [f"{r['incept']['p99_over_p50']:.2f}"] + [f"{r[p]['p99_over_p50']:.2f}" for p in peers]
+        cells += [f"{100 * r[n]['idle_cpu']:.0f}%" if "idle_cpu" in r[n] else "-" for n in ["incept", *peers]]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -335,7 +388,9 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=30, help="rounds of one run per engine (default: 30)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per engine first (default: 3)")
     ap.add_argument("--interval-ms", nargs="+", type=float, default=[0.0, 33.0],
-                    help="0: back to back; N: N ms of idle before each run (default: 0 33)")
+                    help="0: back to back; N: frame-paced, a run starting every N ms (default: 0 33)")
+    ap.add_argument("--frames", type=int, default=4,
+                    help="frame-paced: runs per engine per round, the first untimed (default: 4)")
     ap.add_argument("--ort-spinning", choices=("auto", "on", "off"), default="auto",
                     help="ORT's worker threads spinning between runs; auto: off back to back, "
                          "ORT's default (on) frame-paced (default: auto)")
@@ -348,8 +403,9 @@ def main() -> int:
     ap.add_argument("--markdown", metavar="FILE", help="append the tables, host, date and command to FILE")
     ap.add_argument("--json", metavar="FILE", help="write every time and ratio to FILE as JSON")
     args = ap.parse_args()
-    if args.pairs < 2 or args.warmup < 0 or min(args.threads) < 1 or min(args.interval_ms) < 0:
-        ap.error("--pairs must be at least 2, --warmup at least 0, --threads at least 1, --interval-ms at least 0")
+    if args.pairs < 2 or args.warmup < 0 or min(args.threads) < 1 or min(args.interval_ms) < 0 or args.frames < 2:
+        ap.error("--pairs and --frames must be at least 2, --warmup at least 0, --threads at least 1, "
+                 "--interval-ms at least 0")
     for out in (args.json,):
         if out and Path(out).exists():
             ap.error(f"{out} exists; pick a new file (nothing is overwritten)")
@@ -404,11 +460,14 @@ def main() -> int:
                 if args.incept_model == "onnx" and agreement["incept"] > allowed:
                     raise SystemExit(f"error: incept's {model} output differs from ORT's by "
                                      f"{agreement['incept']:.1e} (relative): not the same model?")
-                times = rounds(engines, args.pairs, interval / 1e3)
+                if interval > 0:
+                    times, paced = paced_rounds(engines, args.pairs, interval / 1e3, args.frames)
+                else:
+                    times, paced = rounds(engines, args.pairs), None
                 for e in engines:
                     e.close()
                 row = {"model": model, "threads": threads, "interval_ms": interval, "pairs": args.pairs,
-                       "ort_spinning": spinning, "rel_diff_vs_ort": agreement, **summarise(times, peers)}
+                       "ort_spinning": spinning, "rel_diff_vs_ort": agreement, **summarise(times, peers, paced)}
                 results.append(row)
                 log(f"  {model} t={threads} {mode_name(interval)}: "
                     + ", ".join(f"incept/{p} {row[f'incept/{p}']['median']:.3f}" for p in peers)
@@ -424,7 +483,9 @@ def main() -> int:
              + ", ".join(f"{k} {v}" for k, v in versions.items())
              + f" (incept {args.incept_precision}"
              + (f", OpenVINO precision hint {args.precision})" if args.openvino else ")")
-             + f". {args.pairs} rounds of one run per engine, order rotating each round; ratio: median of "
+             + f". Back to back: {args.pairs} rounds of one run per engine; frame-paced: {args.pairs} rounds of "
+             f"{args.frames} runs per engine at the cadence, the first untimed, after the process settles; "
+             "order rotating each round; ratio: median of "
              f"the per-round ratios (p10-p90 in brackets), below 1 incept is faster; {spin_note}; "
              f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after ({elapsed:.0f} s).")
     if load_before[0] > QUIET_LOAD * (os.cpu_count() or 1):
