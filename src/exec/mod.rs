@@ -6,7 +6,7 @@ mod workers;
 use std::sync::Arc;
 
 use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
-use incept_kernels::parallel::Sequential;
+use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
@@ -61,13 +61,9 @@ pub struct Session {
     output_len: usize,
     kernels: Kernels,
     bf16: Option<Bf16Kernels>,
-    engine: Engine,
-}
-
-/// Where runs happen: on the caller's thread, or on the session's workers.
-enum Engine {
-    Inline(State),
-    Workers(Workers),
+    state: State,
+    /// The helper threads, when the session has more than one thread.
+    workers: Option<Workers>,
 }
 
 impl Session {
@@ -123,19 +119,8 @@ impl Session {
         let g = &program.graph;
         let (input_len, output_len) =
             (options.batch * g.dims(g.input).volume(), options.batch * g.dims(g.output).volume());
-        let engine = match options.threads {
-            1 => Engine::Inline(state),
-            n => Engine::Workers(Workers::start(
-                n,
-                program.clone(),
-                plan.clone(),
-                kernels,
-                bf16,
-                state,
-                (input_len, output_len),
-            )?),
-        };
-        Ok(Session { program, plan, options, input_len, output_len, kernels, bf16, engine })
+        let workers = if options.threads > 1 { Some(Workers::start(options.threads)?) } else { None };
+        Ok(Session { program, plan, options, input_len, output_len, kernels, bf16, state, workers })
     }
 
     /// The plan this session runs.
@@ -203,46 +188,36 @@ impl Session {
         if output.len() != self.output_len() {
             return Err(Error::BufferSize { what: "output", got: output.len(), expected: self.output_len() });
         }
-        match &mut self.engine {
-            Engine::Inline(state) => {
-                let cx = Context {
-                    program: &self.program,
-                    kernels: &self.kernels,
-                    bf16: self.bf16.as_ref(),
-                    par: &Sequential,
-                };
-                run_plan(&cx, &self.plan, state, input, output);
-            }
-            Engine::Workers(w) => w.run(input, output),
+        let Session { program, plan, kernels, bf16, state, workers, .. } = self;
+        let mut run = |par: &dyn ParallelFor| {
+            let cx = Context { program, kernels, bf16: bf16.as_ref(), par };
+            run_plan(&cx, plan, state, input, output)
+        };
+        match workers {
+            None => run(&Sequential),
+            Some(w) => w.run(run),
         }
         Ok(())
-    }
-
-    /// Runs `f` on the run state, wherever it lives.
-    fn with_state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
-        match &mut self.engine {
-            Engine::Inline(state) => f(state),
-            Engine::Workers(w) => w.with_state(f),
-        }
     }
 
     /// Turns per-step timing on (and resets it) or off. Timing costs two clock reads
     /// per step and allocates nothing during runs.
     pub fn set_profiling(&mut self, on: bool) {
         let steps = self.plan.steps.len();
-        self.with_state(|s| {
+        {
+            let s = &mut self.state;
             s.step_nanos = if on { vec![0; steps] } else { Vec::new() };
             s.profiled_runs = 0;
-        });
+        }
     }
 
     /// Mean time per run of each step since profiling was turned on, in plan order.
     pub fn profile(&mut self) -> Vec<StepProfile> {
-        let (runs, nanos) = self.with_state(|s| (s.profiled_runs.max(1) as f64, s.step_nanos.clone()));
+        let (runs, nanos) = (self.state.profiled_runs.max(1) as f64, &self.state.step_nanos);
         self.plan
             .steps
             .iter()
-            .zip(&nanos)
+            .zip(nanos)
             .map(|(s, &ns)| StepProfile {
                 name: s.name.clone(),
                 kind: s.kind_name(),
