@@ -315,16 +315,20 @@ def paced_rounds(engines: list, pairs: int, interval_s: float, frames: int) -> t
                 if f > 0:
                     timed.append((t1 - t0) * 1e3)
                 next_start = max(next_start + interval_s, t1)
-                if f + 1 < frames:
+                gap = next_start - time.perf_counter()
+                if f + 1 < frames and gap > 0:
                     c0, w0 = time.process_time(), time.perf_counter()
-                    time.sleep(max(0.0, next_start - time.perf_counter()))
-                    wait = time.perf_counter() - w0
-                    if wait > 0:
-                        idle_cpu[e.name].append((time.process_time() - c0) / wait)
+                    time.sleep(gap)
+                    # Gaps under 2 ms (a run that nearly fills the interval) say little.
+                    if gap >= 0.002:
+                        idle_cpu[e.name].append((time.process_time() - c0, time.perf_counter() - w0))
             times[e.name].append(statistics.fmean(timed))
             frame_times[e.name] += timed
+    # CPU per second of gap, over all gaps; None when runs left no gap (a model slower
+    # than the cadence runs back to back).
     return times, {"frame_times": frame_times,
-                   "idle_cpu": {n: statistics.fmean(v) if v else 0.0 for n, v in idle_cpu.items()}}
+                   "idle_cpu": {n: sum(c for c, _ in v) / sum(w for _, w in v) if v else None
+                                for n, v in idle_cpu.items()}}
 
 
 def summarise(times: dict[str, list[float]], peers: list[str], paced: dict | None = None) -> dict:
@@ -368,7 +372,8 @@ def table(results: list[dict], peers: list[str]) -> str:
                   for p in peers]
         cells += [f"{r['incept']['p50_ms']:.1f}"] + [f"{r[p]['p50_ms']:.1f}" for p in peers]
         cells += [f"{r['incept']['p99_over_p50']:.2f}"] + [f"{r[p]['p99_over_p50']:.2f}" for p in peers]
-        cells += [f"{100 * r[n]['idle_cpu']:.0f}%" if "idle_cpu" in r[n] else "-" for n in ["incept", *peers]]
+        cells += [f"{100 * r[n]['idle_cpu']:.0f}%" if r[n].get("idle_cpu") is not None else "-"
+                  for n in ["incept", *peers]]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
