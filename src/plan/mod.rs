@@ -153,7 +153,7 @@ impl PlannedStep {
 /// several threads. Banded, each thread reads all of a layer's weights instead of
 /// its share of the output channels; that pays where the activations outweigh the
 /// weights (measurements in `docs/lowering.md`).
-pub const BAND_MIN_PIXELS: usize = 32 * 32;
+pub const BAND_MIN_PIXELS: usize = 28 * 28;
 
 /// Floats the workers' scratch slots are sized and aligned to: 2 MiB, a large
 /// page, so that no page holds two workers' scratch (a page shared by two cores
