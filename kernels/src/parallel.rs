@@ -102,20 +102,22 @@ pub(crate) fn for_each_band(out: &mut BandsMut, par: &dyn ParallelFor, f: &(dyn 
 /// A scratch buffer split evenly, in whole 16-float cache lines, into one slot per
 /// worker of a [`ParallelFor`]: handed the same buffer in every layer, a worker
 /// keeps writing the same lines, which then never move between cores' caches.
-pub(crate) struct WorkerSlots<'a> {
-    base: SharedMut,
+pub(crate) struct WorkerSlots<'a, T = f32> {
+    base: SharedMut<T>,
     stride: usize,
     len: usize,
     slots: usize,
-    _scratch: std::marker::PhantomData<&'a mut [f32]>,
+    _scratch: std::marker::PhantomData<&'a mut [T]>,
 }
 
-impl<'a> WorkerSlots<'a> {
-    /// Slots of `len` floats in `scratch` for `par`'s workers; `what` names the
-    /// kernel in the panic if `scratch` is too small.
-    pub(crate) fn new(scratch: &'a mut [f32], par: &dyn ParallelFor, len: usize, what: &str) -> Self {
+impl<'a, T> WorkerSlots<'a, T> {
+    /// Slots of `len` values in `scratch` for `par`'s workers, each starting on a
+    /// cache line of its own; `what` names the kernel in the panic if `scratch` is
+    /// too small.
+    pub(crate) fn new(scratch: &'a mut [T], par: &dyn ParallelFor, len: usize, what: &str) -> Self {
         let slots = par.threads().max(1);
-        let stride = scratch.len() / slots / BLOCK * BLOCK;
+        let line = (BLOCK * size_of::<f32>() / size_of::<T>().max(1)).max(1);
+        let stride = scratch.len() / slots / line * line;
         assert!(stride >= len, "{what}: scratch too small for {slots} threads");
         WorkerSlots { base: SharedMut(scratch.as_mut_ptr()), stride, len, slots, _scratch: std::marker::PhantomData }
     }
@@ -127,12 +129,12 @@ impl<'a> WorkerSlots<'a> {
     /// task ends: tasks that run at the same time have different workers (the
     /// [`ParallelFor`] contract), so their slots are disjoint.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn mine(&self, par: &dyn ParallelFor) -> &mut [f32] {
+    pub(crate) unsafe fn mine(&self, par: &dyn ParallelFor) -> &mut [T] {
         let w = par.worker();
         assert!(w < self.slots, "worker {w} of {}", self.slots);
         // SAFETY: slot w lies inside the scratch (w < slots and slots * stride <=
         // its length), which stays mutably borrowed for 'a; no other live slice
         // covers it (the caller's contract).
-        unsafe { std::slice::from_raw_parts_mut(self.base.get().add(w * self.stride), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.base.0.add(w * self.stride), self.len) }
     }
 }

@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use incept_kernels::bands::MAX_BANDS;
-use incept_kernels::bf16::{Bf16Kernels, PackedConvBf16, conv2d_bf16_par};
+use incept_kernels::bf16::{Bf16Kernels, PackedConvBf16, conv2d_bf16};
 use incept_kernels::blocked::reorder_bands;
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image};
 use incept_kernels::linear::linear;
@@ -130,19 +130,18 @@ fn run_step(
                             Algorithm::Direct => conv2d(kernels, &op, out, scratch, par),
                             Algorithm::FromImage => conv2d_image(kernels, &op, out, scratch, par),
                             Algorithm::Winograd(scheme) => conv2d_winograd(kernels, &op, scheme, out, scratch, par),
-                            // The planner keeps a BF16 convolution's maps in one band.
-                            Algorithm::Bf16Direct => conv2d_bf16_par(
+                            Algorithm::Bf16Direct => conv2d_bf16(
                                 bf16.expect("a session of a BF16 program has BF16 kernels"),
-                                op.input.band(0),
+                                op.input,
                                 &PackedConvBf16 {
                                     shape: *shape,
                                     weights: program.tensor_bf16(*weight),
                                     bias: t(*bias),
                                 },
                                 geom,
-                                op.residual.map(|r| r.band(0)),
+                                op.residual,
                                 *act,
-                                &mut out.band(0),
+                                out,
                                 bytemuck::cast_slice_mut(scratch),
                                 par,
                             ),

@@ -5,7 +5,7 @@ use incept_kernels::{Dims, Layout, RowSplit};
 
 use super::{Action, View};
 use crate::graph::{Graph, ValueId};
-use crate::lower::{Algorithm, Kernel, Program};
+use crate::lower::{Kernel, Program};
 
 /// A value and a first channel: where in a concatenation a value goes.
 type Slice = (ValueId, usize);
@@ -89,7 +89,7 @@ impl<'a> Storage<'a> {
 
     /// Per root: whether it is kept in one band. A root of a large map is split into
     /// bands of rows, others (and one a kernel needs whole: a fully connected layer
-    /// on a map, a BF16 convolution's input, shortcut and output) not, and then not wherever it shares a step with such a root whose
+    /// on a map) not, and then not wherever it shares a step with such a root whose
     /// bands it must match (elementwise operators, a residual, a copy into a
     /// concatenation).
     fn whole_roots(&self, program: &Program, band_min_pixels: usize) -> Vec<bool> {
@@ -99,11 +99,6 @@ impl<'a> Storage<'a> {
         for s in &program.steps {
             if matches!(s.kernel, Kernel::Linear { .. }) && pixels(s.inputs[0]) > 1 {
                 whole[self.root_of(s.inputs[0]).0.0] = true;
-            }
-            if matches!(s.kernel, Kernel::Conv { algorithm: Algorithm::Bf16Direct, .. }) {
-                for &v in s.inputs.iter().chain([&s.output]) {
-                    whole[self.root_of(v).0.0] = true;
-                }
             }
         }
         let matched: Vec<Vec<ValueId>> = program

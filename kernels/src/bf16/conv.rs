@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
+use crate::bands::Bands;
 use crate::microkernel::TileShapes;
 use crate::microkernel::chunk_taps_of;
 use crate::pack::ConvShape;
@@ -127,6 +128,11 @@ impl Bf16Kernels {
         self.tier
     }
 
+    /// The tier's float32 to BF16 row conversion.
+    pub(super) fn mk_to_bf16(&self) -> unsafe fn(&[f32], &mut [bf16]) {
+        self.mk.to_bf16
+    }
+
     /// The convolution microkernel's name (op, tile, ISA).
     pub fn conv_name(&self) -> &'static str {
         self.mk.name
@@ -204,7 +210,7 @@ pub fn conv2d_bf16_scratch_len(input: Dims, geom: &ConvGeometry) -> usize {
     Layout::Nchw16c.image_len(padded(input, geom))
 }
 
-fn padded(d: Dims, geom: &ConvGeometry) -> Dims {
+pub(super) fn padded(d: Dims, geom: &ConvGeometry) -> Dims {
     let p = geom.pad;
     Dims::new(d.c, d.h + p.top + p.bottom, d.w + p.left + p.right)
 }
@@ -212,16 +218,16 @@ fn padded(d: Dims, geom: &ConvGeometry) -> Dims {
 /// How a layer's output blocks are split into groups, one tile row each, and how
 /// many pixels a tile of each group size takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Tiling {
+pub(super) struct Tiling {
     co_blocks: usize,
-    groups: usize,
+    pub(super) groups: usize,
     /// Pixels per tile for a group of `ob` blocks (index `ob`).
-    px: [usize; 5],
+    pub(super) px: [usize; 5],
 }
 
 impl Tiling {
     /// The output blocks of group `g`: the groups are as even as the blocks allow.
-    fn group(&self, g: usize) -> (usize, usize) {
+    pub(super) fn group(&self, g: usize) -> (usize, usize) {
         let ob0 = g * self.co_blocks / self.groups;
         (ob0, (g + 1) * self.co_blocks / self.groups - ob0)
     }
@@ -274,50 +280,43 @@ pub fn conv2d_bf16_par(
     scratch: &mut [bf16],
     par: &dyn ParallelFor,
 ) {
-    let s = w.shape;
     let (din, dout) = (input.dims, out.dims);
-    assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "conv2d_bf16: layouts");
-    assert!(din.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_bf16: shape");
-    assert_eq!(geom.output_hw(din.h, din.w), Some((dout.h, dout.w)), "conv2d_bf16: size");
-    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_bf16: packing");
+    check(input.layout, din, w, geom, out.layout, dout);
     if let Some(r) = residual {
         assert!(r.dims == dout && r.layout == Layout::Nchw16c, "conv2d_bf16: residual");
     }
     let len = conv2d_bf16_scratch_len(din, geom);
     assert!(scratch.len() >= len, "conv2d_bf16: scratch holds {} of {len} values", scratch.len());
-    CALLS[kernels.tier as usize].fetch_add(1, Ordering::Relaxed);
+    record_call(kernels);
 
-    let ci_blocks = s.ci_blocks();
-    let tiles = Tiles {
-        kernels,
-        co_blocks: s.co_blocks(),
-        template: Bf16TileArgs {
-            input: std::ptr::null(),
-            input_f32: std::ptr::null(),
-            in_pixel: geom.stride_w * BLOCK,
-            in_row: 0,
-            in_block: 0,
-            ci_blocks,
-            ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
-            kh: s.kh,
-            kw: s.kw,
-            chunk: chunk_taps_bf16(s),
-            weights: w.weights.as_ptr(),
-            w_block: ci_blocks * s.kh * s.kw * BLOCK * BLOCK,
-            bias: w.bias.as_ptr(),
-            residual: std::ptr::null(),
-            output: std::ptr::null_mut(),
-            out_block: dout.h * dout.w * BLOCK,
-            relu: act == Activation::Relu,
-        },
-        residual: residual.map(|r| r.data),
-        output: SharedMut(out.data.as_mut_ptr()),
-    };
-    by_rows(&tiles, input, geom, &mut scratch[..len], par);
+    let tiles = Tiles::new(kernels, w, geom, act, residual.map(|r| r.data), out);
+    by_rows(&tiles, input.into(), geom, &mut scratch[..len], par);
+}
+
+/// Panics unless an input and output of these layouts and shapes fit the weights
+/// and the geometry.
+pub(super) fn check(
+    in_layout: Layout,
+    din: Dims,
+    w: &PackedConvBf16,
+    geom: &ConvGeometry,
+    out_layout: Layout,
+    dout: Dims,
+) {
+    let s = w.shape;
+    assert!(in_layout == Layout::Nchw16c && out_layout == Layout::Nchw16c, "conv2d_bf16: layouts");
+    assert!(din.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_bf16: shape");
+    assert_eq!(geom.output_hw(din.h, din.w), Some((dout.h, dout.w)), "conv2d_bf16: size");
+    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_bf16: packing");
+}
+
+/// Counts a convolution of `kernels`' tier (see [`bf16_tier_calls`]).
+pub(super) fn record_call(kernels: &Bf16Kernels) {
+    CALLS[kernels.tier as usize].fetch_add(1, Ordering::Relaxed);
 }
 
 /// What every tile of one call shares, and how to run one.
-struct Tiles<'a> {
+pub(super) struct Tiles<'a> {
     kernels: &'a Bf16Kernels,
     co_blocks: usize,
     /// The arguments every tile shares (strides, weights, epilogue).
@@ -331,7 +330,51 @@ struct Tiles<'a> {
 // callers keep the tiles of different tasks disjoint.
 unsafe impl Sync for Tiles<'_> {}
 
-impl Tiles<'_> {
+impl<'a> Tiles<'a> {
+    /// The tiles of a convolution with weights `w` into `out` (a whole output, or
+    /// one band of it with `residual` the same rows of the shortcut).
+    pub(super) fn new(
+        kernels: &'a Bf16Kernels,
+        w: &PackedConvBf16,
+        geom: &ConvGeometry,
+        act: Activation,
+        residual: Option<&'a [f32]>,
+        out: &mut ImageMut,
+    ) -> Self {
+        let (s, dout) = (w.shape, out.dims);
+        let ci_blocks = s.ci_blocks();
+        Tiles {
+            kernels,
+            co_blocks: s.co_blocks(),
+            template: Bf16TileArgs {
+                input: std::ptr::null(),
+                input_f32: std::ptr::null(),
+                in_pixel: geom.stride_w * BLOCK,
+                in_row: 0,
+                in_block: 0,
+                ci_blocks,
+                ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
+                kh: s.kh,
+                kw: s.kw,
+                chunk: chunk_taps_bf16(s),
+                weights: w.weights.as_ptr(),
+                w_block: ci_blocks * s.kh * s.kw * BLOCK * BLOCK,
+                bias: w.bias.as_ptr(),
+                residual: std::ptr::null(),
+                output: std::ptr::null_mut(),
+                out_block: dout.h * dout.w * BLOCK,
+                relu: act == Activation::Relu,
+            },
+            residual,
+            output: SharedMut(out.data.as_mut_ptr()),
+        }
+    }
+
+    /// The tiling of the output's rows of `row_len` pixels.
+    pub(super) fn tiling(&self, row_len: usize) -> Tiling {
+        tiling(&self.kernels.mk.max_px, self.co_blocks, row_len)
+    }
+
     /// Runs the tile of output blocks `ob0..ob0 + ob`, output pixels
     /// `out_px..out_px + px` (of the flattened output plane), reading the BF16 input
     /// from `input`, or when that is null the float32 input from `input_f32`, with
@@ -343,7 +386,7 @@ impl Tiles<'_> {
     /// `out_px + px` pixels at most) and no other thread may write it meanwhile.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    unsafe fn run(
+    pub(super) unsafe fn run(
         &self,
         (input, input_f32): (*const bf16, *const f32),
         (in_block, in_row): (usize, usize),
@@ -373,7 +416,7 @@ impl Tiles<'_> {
     }
 
     /// Counts the tile shapes one task ran (see [`bf16_tile_calls`]).
-    fn record(&self, shapes: TileShapes) {
+    pub(super) fn record(&self, shapes: TileShapes) {
         for (ob, px) in shapes.iter() {
             TILE_CALLS[self.kernels.tier as usize][ob * PX_SLOTS + px].fetch_add(1, Ordering::Relaxed);
         }
@@ -392,16 +435,17 @@ pub(crate) const IN_PLACE_GROUPS: usize = 4;
 /// reads a value twice there, and the tiles' arithmetic hides the reads, where a
 /// pass over the input first waits on memory (a tenth of a 35x35 layer's time).
 /// A pointwise layer is one row of h x w pixels.
-fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], par: &dyn ParallelFor) {
+pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut [bf16], par: &dyn ParallelFor) {
     let (din, s) = (input.dims, &t.template);
     let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
     let (oh, ow) = geom.output_hw(din.h, din.w).expect("checked by the caller");
     let (rows, row_len) = if pointwise { (1, oh * ow) } else { (oh, ow) };
-    let tiling = tiling(&t.kernels.mk.max_px, t.co_blocks, row_len);
-    let in_place = pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS;
+    let tiling = t.tiling(row_len);
+    let in_place =
+        pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS && input.split.bands() == 1;
     let pd = padded(din, geom);
     if !in_place {
-        stage(t.kernels.mk.to_bf16, input, geom, staged, par);
+        stage(t.kernels.mk.to_bf16, &input, geom, staged, par);
     }
     let staged: &[bf16] = staged;
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
@@ -430,7 +474,7 @@ fn by_rows(t: &Tiles, input: Image, geom: &ConvGeometry, staged: &mut [bf16], pa
                 // written above. The tile is inside the output; tiles are disjoint
                 // and each belongs to one task.
                 let src = if in_place {
-                    (std::ptr::null(), input.data[in_off..].as_ptr())
+                    (std::ptr::null(), input.band(0).data[in_off..].as_ptr())
                 } else {
                     (staged[in_off..].as_ptr(), std::ptr::null())
                 };
@@ -451,19 +495,20 @@ const STAGE_PAR_VALUES: usize = 16 * 1024;
 /// when there are enough of them to pay for the dispatch.
 fn stage(
     to_bf16: unsafe fn(&[f32], &mut [bf16]),
-    input: Image,
+    input: &Bands,
     geom: &ConvGeometry,
     staged: &mut [bf16],
     par: &dyn ParallelFor,
 ) {
     let pd = padded(input.dims, geom);
+    let window = (-(geom.pad.top as isize), (input.dims.h + geom.pad.bottom) as isize);
     let row_len = pd.w * BLOCK;
     let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
     let rows = staged.len() / row_len;
     let tasks = par.threads().min(staged.len() / STAGE_PAR_VALUES).max(1);
     if tasks == 1 {
         for (r, row) in staged.chunks_exact_mut(row_len).enumerate() {
-            stage_row(to_bf16, input, geom, r, row);
+            stage_row(to_bf16, input, geom, window, r, row);
         }
         return;
     }
@@ -474,21 +519,31 @@ fn stage(
             // exactly one task (the tasks' ranges are disjoint); nothing reads
             // `staged` until `run` returns.
             let row = unsafe { std::slice::from_raw_parts_mut(base.get().add(r * row_len), row_len) };
-            stage_row(to_bf16, input, geom, r, row);
+            stage_row(to_bf16, input, geom, window, r, row);
         }
     });
 }
 
-/// Row `r` (counted over all channel blocks) of the padded BF16 copy of `input`:
-/// zero in the border, the input rounded to BF16 elsewhere.
-fn stage_row(to_bf16: unsafe fn(&[f32], &mut [bf16]), input: Image, geom: &ConvGeometry, r: usize, row: &mut [bf16]) {
-    let (din, p, pd) = (input.dims, geom.pad, padded(input.dims, geom));
-    let (b, y) = (r / pd.h, r % pd.h);
-    if y < p.top || y >= p.top + din.h {
+/// Row `r` (counted over all channel blocks) of the BF16 copy of `input`'s rows
+/// `window` (from `lo`, negative above the image, to `hi`, past its end below)
+/// with `geom`'s left and right padding: zero outside the image, the input rounded
+/// to BF16 inside.
+pub(super) fn stage_row(
+    to_bf16: unsafe fn(&[f32], &mut [bf16]),
+    input: &Bands,
+    geom: &ConvGeometry,
+    (lo, hi): (isize, isize),
+    r: usize,
+    row: &mut [bf16],
+) {
+    let (din, p) = (input.dims, geom.pad);
+    let n = (hi - lo) as usize;
+    let (b, y) = (r / n, lo + (r % n) as isize);
+    if y < 0 || y as usize >= din.h {
         row.fill(bf16::ZERO);
         return;
     }
-    let src = &input.data[(b * din.h + y - p.top) * din.w * BLOCK..][..din.w * BLOCK];
+    let src = input.row_of(b, y as usize);
     row[..p.left * BLOCK].fill(bf16::ZERO);
     // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
     unsafe { to_bf16(src, &mut row[p.left * BLOCK..][..din.w * BLOCK]) };

@@ -12,9 +12,11 @@
 //! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` reads.
 //! - [`conv`]: the direct convolution driver on NCHW16c float32 images, its tile
 //!   contract and the BF16 tiers ([`Bf16Kernels`]).
+//! - [`bands`]: the same on images in bands of rows, one band per thread.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod bands;
 pub mod conv;
 pub mod convert;
 pub mod microkernel;
@@ -22,8 +24,9 @@ pub mod pack;
 mod portable;
 pub mod reference;
 
+pub use bands::{conv2d_bf16, conv2d_bf16_bands_scratch_len};
 pub use conv::{
-    BF16_TIER_ENV, Bf16Kernels, Bf16Tier, PackedConvBf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
-    conv2d_bf16_scratch_len,
+    BF16_TIER_ENV, BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, bf16_tier_calls, bf16_tile_calls,
+    conv2d_bf16_par, conv2d_bf16_scratch_len,
 };
 pub use convert::bf16;
