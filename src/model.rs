@@ -146,7 +146,8 @@ impl Model {
         Model { source: Some(source), ..self }
     }
 
-    /// The graph (before fusion).
+    /// The graph before fusion: the source's, with its operators reordered where
+    /// that saves work and changes nothing else (see [`Program::graph_for`]).
     pub fn graph(&self) -> &Graph {
         &self.program.graph
     }
@@ -178,7 +179,7 @@ impl Model {
                     let program = match &self.source {
                         Some(source) => {
                             let (graph, weights) = source()?;
-                            if graph != self.program.graph {
+                            if Program::graph_for(&graph) != self.program.graph {
                                 return Err(Error::Import("the model's source changed since it was loaded".into()));
                             }
                             Program::lower_at(&graph, &weights, Precision::Bf16)?

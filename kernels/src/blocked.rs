@@ -30,13 +30,21 @@ fn check(input: &Bands, geom: &PoolGeometry, out: &ImageMut, oy0: usize) {
 /// Max or average pooling of output rows `oy0..oy0 + out.h` into `out`; `avg`
 /// carries `count_include_pad`.
 #[inline(always)]
-pub(crate) fn pool(input: Bands, geom: &PoolGeometry, avg: Option<bool>, out: &mut ImageMut, oy0: usize, ahead: bool) {
+pub(crate) fn pool(
+    input: Bands,
+    geom: &PoolGeometry,
+    avg: Option<bool>,
+    relu: bool,
+    out: &mut ImageMut,
+    oy0: usize,
+    ahead: bool,
+) {
     check(&input, geom, out, oy0);
     match avg {
-        None => pool_with(input, geom, out, oy0, ahead, f32::NEG_INFINITY, f32::max, |_, _| 1.0),
+        None => pool_with(input, geom, out, oy0, ahead, f32::NEG_INFINITY, f32::max, |_, _| 1.0, relu),
         Some(count_include_pad) => {
             let divisor = move |padded: usize, inside: usize| if count_include_pad { padded } else { inside } as f32;
-            pool_with(input, geom, out, oy0, ahead, 0.0, |a, v| a + v, move |p, i| 1.0 / divisor(p, i))
+            pool_with(input, geom, out, oy0, ahead, 0.0, |a, v| a + v, move |p, i| 1.0 / divisor(p, i), relu)
         }
     }
 }
@@ -52,7 +60,7 @@ const POOL_AHEAD_ROWS: usize = 4;
 /// inner loop is one vector operation per window pixel over whole rows of it.
 /// `ahead`: prefetch for writing the output row [`POOL_AHEAD_ROWS`] on (the planes
 /// of successive blocks follow each other, so past a plane's last row come the next
-/// block's first); only on CPUs with PREFETCHW.
+/// block's first); only on CPUs with PREFETCHW. `relu`: then `max(v, 0)`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pool_with(
@@ -64,6 +72,7 @@ fn pool_with(
     init: f32,
     combine: impl Fn(f32, f32) -> f32,
     scale: impl Fn(usize, usize) -> f32,
+    relu: bool,
 ) {
     let (g, d, od) = (&geom.window, input.dims, out.dims);
     let row = d.w * BLOCK;
@@ -113,7 +122,11 @@ fn pool_with(
                     }
                 }
                 let k = scale(ph * pw, (y1 - y0) * (x1 - x0));
-                px_out.iter_mut().zip(acc).for_each(|(o, a)| *o = a * k);
+                if relu {
+                    px_out.iter_mut().zip(acc).for_each(|(o, a)| *o = (a * k).max(0.0));
+                } else {
+                    px_out.iter_mut().zip(acc).for_each(|(o, a)| *o = a * k);
+                }
             }
         }
     }

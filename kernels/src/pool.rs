@@ -17,6 +17,9 @@ pub enum PoolKind {
     Avg {
         /// Whether padding counts in the divisor.
         count_include_pad: bool,
+        /// Whether ReLU follows (fused: an average pool moved after its projection
+        /// takes over the projection's ReLU).
+        relu: bool,
     },
 }
 
@@ -32,9 +35,9 @@ pub fn pool(
     par: &dyn ParallelFor,
 ) {
     kernels.record_call();
-    let avg = match kind {
-        PoolKind::Max => None,
-        PoolKind::Avg { count_include_pad } => Some(count_include_pad),
+    let (avg, relu) = match kind {
+        PoolKind::Max => (None, false),
+        PoolKind::Avg { count_include_pad, relu } => (Some(count_include_pad), relu),
     };
     let (din, dout) = (input.dims, out.dims);
     assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
@@ -43,7 +46,7 @@ pub fn pool(
     if split.bands() > 1 {
         for_each_band(out, par, &|t, mut band| {
             // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (kernels.ops.pool)(input, geom, avg, &mut band, split.rows(t).start, false) }
+            unsafe { (kernels.ops.pool)(input, geom, avg, relu, &mut band, split.rows(t).start, false) }
         });
         return;
     }
@@ -54,7 +57,7 @@ pub fn pool(
         let src = input.blocks(blocks);
         let mut part = ImageMut::new(part, dout.with_c(src.dims.c), layout);
         // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (kernels.ops.pool)(src, geom, avg, &mut part, 0, ahead) }
+        unsafe { (kernels.ops.pool)(src, geom, avg, relu, &mut part, 0, ahead) }
     });
 }
 

@@ -75,12 +75,18 @@ fn pooling_and_linear_on_every_tier() {
                     |_| 0.0,
                     &what,
                 );
-                for cip in [true, false] {
+                for (cip, relu) in [(true, false), (false, false), (true, true), (false, true)] {
                     // Sums of at most 25 values in [-1, 1] in another order, then one division.
                     let tol = |_| 27.0 * f32::EPSILON;
-                    let kind = PoolKind::Avg { count_include_pad: cip };
+                    let kind = PoolKind::Avg { count_include_pad: cip, relu };
                     let fast = |i: Image, o: &mut ImageMut| pool(&k, i.into(), g, kind, &mut o.into(), par);
-                    compare(din, dout, &x, fast, |i, o| reference::avg_pool(i, g, cip, o), tol, &what);
+                    let slow = |i: Image, o: &mut ImageMut| {
+                        reference::avg_pool(i, g, cip, o);
+                        if relu {
+                            o.data.iter_mut().for_each(|v| *v = v.max(0.0));
+                        }
+                    };
+                    compare(din, dout, &x, fast, slow, tol, &what);
                 }
             }
         }
@@ -151,7 +157,8 @@ fn bands_match_one_band_on_every_tier() {
                 let dout = Dims::new(c, oh, ow);
                 let xb = blocked(&data(din.volume(), (gi * 131 + c * 7 + h) as u64), din);
                 for avg in [None, Some(true), Some(false)] {
-                    let kind = avg.map_or(PoolKind::Max, |count_include_pad| PoolKind::Avg { count_include_pad });
+                    let relu = avg == Some(false);
+                    let kind = avg.map_or(PoolKind::Max, |count_include_pad| PoolKind::Avg { count_include_pad, relu });
                     let mut want = vec![f32::NAN; l.image_len(dout)];
                     pool(
                         &k,

@@ -12,7 +12,9 @@ use incept_kernels::nhwc::reorder_from_nhwc;
 use incept_kernels::parallel::ParallelFor;
 use incept_kernels::pool::{PoolKind, global_avg_pool, pool};
 use incept_kernels::winograd::conv2d_winograd;
-use incept_kernels::{AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k};
+use incept_kernels::{
+    Activation, AlignedVec, Bands, BandsMut, Dims, Image, ImageMut, Kernels, Layout, RowSplit, reference as k,
+};
 
 use crate::graph::InputLayout;
 use crate::lower::{Algorithm, Kernel, Program, TensorId};
@@ -159,8 +161,10 @@ fn run_step(
                     }
                     Kernel::Relu => for_bands(ins, out, |ins, out| k::relu(ins[0], out)),
                     Kernel::MaxPool(g) => pool(kernels, ins[0], g, PoolKind::Max, out, par),
-                    Kernel::AvgPool(g, count_include_pad) => {
-                        pool(kernels, ins[0], g, PoolKind::Avg { count_include_pad: *count_include_pad }, out, par)
+                    Kernel::AvgPool(g, count_include_pad, act) => {
+                        let kind =
+                            PoolKind::Avg { count_include_pad: *count_include_pad, relu: *act == Activation::Relu };
+                        pool(kernels, ins[0], g, kind, out, par)
                     }
                     Kernel::GlobalAvgPool => global_avg_pool(kernels, ins[0], &mut out.band(0), par),
                     Kernel::ResidualAdd(scale, act) => {

@@ -187,7 +187,7 @@ pub fn read(bytes: SharedBytes, verify: bool) -> Result<(Program, LoadInfo)> {
         )));
     }
     let header: Header = serde_json::from_slice(header_bytes).map_err(|e| Error::ModelFile(format!("header: {e}")))?;
-    let graph = header.graph.to_graph()?;
+    let graph = Program::graph_for(&header.graph.to_graph()?);
     let precision = header.precision;
     let (steps, recipes) = Program::structure_at(&graph, precision);
     if header.tensors.len() != recipes.len() {

@@ -28,6 +28,7 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
                     Some(
                         Kernel::Conv { act: Activation::None, residual: false, .. }
                             | Kernel::Linear { act: Activation::None, .. }
+                            | Kernel::AvgPool(_, _, Activation::None)
                     )
                 )
         });
@@ -42,7 +43,9 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
             }
             (Op::Relu, Some(p)) => {
                 let mut s = take_for_fusion(&mut steps, p, node);
-                if let Kernel::Conv { act, .. } | Kernel::Linear { act, .. } = &mut s.kernel {
+                if let Kernel::Conv { act, .. } | Kernel::Linear { act, .. } | Kernel::AvgPool(_, _, act) =
+                    &mut s.kernel
+                {
                     *act = Activation::Relu;
                 }
                 Some(s)
@@ -164,7 +167,7 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
         }
         Op::Relu => Kernel::Relu,
         Op::MaxPool(g) => Kernel::MaxPool(*g),
-        Op::AvgPool { geom, count_include_pad } => Kernel::AvgPool(*geom, *count_include_pad),
+        Op::AvgPool { geom, count_include_pad } => Kernel::AvgPool(*geom, *count_include_pad, Activation::None),
         Op::GlobalAvgPool => Kernel::GlobalAvgPool,
         Op::Concat => Kernel::Concat,
         Op::ResidualAdd { scale, act } => Kernel::ResidualAdd(*scale, *act),

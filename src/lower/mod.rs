@@ -14,6 +14,7 @@ mod fuse;
 mod packing;
 mod precision;
 mod recipe;
+mod reorder;
 mod step;
 mod store;
 
@@ -56,9 +57,10 @@ impl Program {
     /// Lowers `graph` with `weights` at `precision`.
     pub fn lower_at(graph: &Graph, weights: &Weights, precision: Precision) -> Result<Program> {
         weights.check(graph)?;
-        let (steps, recipes) = Program::structure_at(graph, precision);
-        let tensors = recipes.iter().map(|r| r.pack(&r.compute_plain(graph, weights), r.native_packing())).collect();
-        Ok(Program { graph: graph.clone(), steps, recipes, tensors: TensorStore::owned(tensors), precision })
+        let graph = Program::graph_for(graph);
+        let (steps, recipes) = Program::structure_at(&graph, precision);
+        let tensors = recipes.iter().map(|r| r.pack(&r.compute_plain(&graph, weights), r.native_packing())).collect();
+        Ok(Program { graph, steps, recipes, tensors: TensorStore::owned(tensors), precision })
     }
 
     /// The steps and tensor recipes of `graph` at float32, with no weights: what a
@@ -71,6 +73,13 @@ impl Program {
     pub fn structure_at(graph: &Graph, precision: Precision) -> (Vec<Step>, Vec<TensorRecipe>) {
         let (steps, recipes) = fuse::fuse(graph);
         with_precision(&steps, &recipes, precision)
+    }
+
+    /// The graph a program of `graph` runs: the same function, its operators
+    /// reordered where that saves work (average pools after their 1x1 projection,
+    /// see `reorder.rs`). Every constructor of a [`Program`] lowers this graph.
+    pub fn graph_for(graph: &Graph) -> Graph {
+        reorder::pools_after_projections(graph)
     }
 
     /// This float32 program at BF16 without its graph's weights: the direct

@@ -48,8 +48,8 @@ pub enum Kernel {
     Relu,
     /// Max pooling.
     MaxPool(PoolGeometry),
-    /// Average pooling.
-    AvgPool(PoolGeometry, bool),
+    /// Average pooling (`count_include_pad`), then the activation.
+    AvgPool(PoolGeometry, bool, Activation),
     /// Global average pooling.
     GlobalAvgPool,
     /// Channel concatenation; the planner turns it into aliasing (or copies).

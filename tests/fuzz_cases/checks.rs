@@ -564,7 +564,7 @@ pub mod pool {
             let fast = |k: &Kernels, i: Image, o: &mut ImageMut| match op {
                 Some(None) => pool(k, i.into(), &geom, PoolKind::Max, &mut o.into(), &SplitInThree),
                 Some(Some(p)) => {
-                    let kind = PoolKind::Avg { count_include_pad: p };
+                    let kind = PoolKind::Avg { count_include_pad: p, relu: false };
                     pool(k, i.into(), &geom, kind, &mut o.into(), &SplitInThree)
                 }
                 None => global_avg_pool(k, i.into(), o, &SplitInThree),
