@@ -85,7 +85,9 @@ pub fn winograd_for(geom: &ConvGeometry, ci: usize, co: usize, out_hw: (usize, u
             let four = ci >= 192 && (30..=35).contains(&oh) && (30..=35).contains(&ow);
             used.then_some(if four { Scheme::F4x4 } else { Scheme::F2x2 })
         }
-        line @ Scheme::F2 { vertical, .. } => (ci >= 128 && (if vertical { oh } else { ow }) >= 8).then_some(line),
+        Scheme::F2 { vertical, taps } | Scheme::Line6 { vertical, taps } => {
+            (ci >= 128 && (if vertical { oh } else { ow }) >= 8).then_some(Scheme::F2 { vertical, taps })
+        }
     }
 }
 

@@ -111,7 +111,7 @@ pub mod conv {
     };
     use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights};
     use incept_kernels::parallel::Sequential;
-    use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
+    use incept_kernels::winograd::{ALL_SCHEMES, Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
     use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference};
 
     use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
@@ -319,19 +319,22 @@ pub mod conv {
             }
         }
 
-        let Some(two_point) = winograd_scheme(&geom, ci) else { return };
+        if winograd_scheme(&geom, ci).is_none() {
+            return;
+        }
         let gamma =
             |n: usize| n as f64 * f64::from(f32::EPSILON) / 2.0 / (1.0 - n as f64 * f64::from(f32::EPSILON) / 2.0);
         let max_x = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         let taps = ci * geom.kh * geom.kw;
         let w_sum: Vec<f64> = (0..co).map(|o| wt[o * taps..][..taps].iter().map(|v| v.abs() as f64).sum()).collect();
-        for scheme in [two_point, Scheme::F4x4].into_iter().filter(|s| s.computes(&geom, ci)) {
+        for scheme in ALL_SCHEMES.into_iter().filter(|s| s.computes(&geom, ci)) {
             let mut packed = Vec::new();
             pack_winograd_weights(&wt, shape, scheme, &mut packed);
             let w = PackedConv { shape, weights: &packed, bias: &pbias };
             let depth = (0..scheme.positions()).map(|p| scheme.depth(p)).max().expect("positions");
             let (roundings, spread) = match scheme {
                 Scheme::F4x4 => (15, 287.0),
+                Scheme::Line6 { .. } => (9, 17.0),
                 _ => (9, 16.0),
             };
             let tol = |i: usize| {
