@@ -212,25 +212,94 @@ fn run_program(program: incept::lower::Program, x: &[f32]) -> Vec<f32> {
     y
 }
 
-/// Rewrites a file's header JSON with `edit` and fixes every checksum, so only the
-/// edit is wrong.
-fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+/// A file's header JSON and its data section.
+fn parts(bytes: &[u8]) -> (serde_json::Value, &[u8]) {
     let header_len = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
     let data = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[64..64 + header_len]).unwrap();
-    edit(&mut header);
-    let json = serde_json::to_vec(&header).unwrap();
+    (serde_json::from_slice(&bytes[64..64 + header_len]).unwrap(), &bytes[data..])
+}
+
+/// A file of `bytes`' prelude with `header` and `data`, every length, offset and
+/// checksum of the prelude fixed.
+fn assembled(bytes: &[u8], header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(header).unwrap();
     let new_data = (64 + json.len()).next_multiple_of(64);
     let mut out = bytes[..64].to_vec();
     out.extend_from_slice(&json);
     out.resize(new_data, 0);
-    out.extend_from_slice(&bytes[data..]);
+    out.extend_from_slice(data);
     out[24..32].copy_from_slice(&(json.len() as u64).to_le_bytes());
     out[32..40].copy_from_slice(&(new_data as u64).to_le_bytes());
+    out[40..48].copy_from_slice(&(data.len() as u64).to_le_bytes());
     out[48..52].copy_from_slice(&crc32fast::hash(&json).to_le_bytes());
     let crc = crc32fast::hash(&out[..52]);
     out[52..56].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Rewrites a file's header JSON with `edit` and fixes every checksum, so only the
+/// edit is wrong.
+fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let (mut header, data) = parts(bytes);
+    edit(&mut header);
+    assembled(bytes, &header, data)
+}
+
+/// A file written when the 1-D layers were lowered to F(2, 3), their weights stored
+/// as `winograd_f2_3_blocked16` (made here from a native and a plain file: the plain
+/// weights packed for F(2, 3)), loads, verified: those weights are repacked to the
+/// 6-point schemes', and the outputs match the model's within the rounding of the
+/// middle taps.
+#[test]
+fn a_file_with_f2_3_weights_loads_repacked() {
+    use incept::lower::TensorRole;
+    use incept_kernels::pack::pack_winograd_weights;
+    use incept_kernels::winograd::Scheme;
+
+    let graph = models::build("inception_v3").unwrap();
+    let weights = Weights::synthetic(&graph, 3);
+    let native = std::fs::read(&written(&graph, &weights, "f2-3-native", WritePacking::Native).0).unwrap();
+    let plain = std::fs::read(&written(&graph, &weights, "f2-3-plain", WritePacking::Plain).0).unwrap();
+    let ((mut header, native_data), (plain_header, plain_data)) = (parts(&native), parts(&plain));
+    let (_, recipes) = incept::lower::Program::structure(&graph);
+    let (mut data, mut older) = (Vec::new(), 0);
+    let tensors = header["tensors"].as_array_mut().unwrap();
+    for ((entry, plain_entry), recipe) in
+        tensors.iter_mut().zip(plain_header["tensors"].as_array().unwrap()).zip(&recipes)
+    {
+        let range = |e: &serde_json::Value| {
+            let at = e["offset"].as_u64().unwrap() as usize;
+            at..at + e["length"].as_u64().unwrap() as usize
+        };
+        let mut raw = native_data[range(entry)].to_vec();
+        if let TensorRole::WinogradWeight { shape, scheme: Scheme::Line6 { vertical, taps }, .. } = recipe.role {
+            let values: Vec<f32> = plain_data[range(plain_entry)]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            let (old, mut packed) = (Scheme::F2 { vertical, taps }, Vec::new());
+            pack_winograd_weights(&values, shape, old, &mut packed);
+            raw = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
+            entry["packing"] = "winograd_f2_3_blocked16".into();
+            entry["shape"] = serde_json::json!([old.total_depth(), shape.co_blocks(), shape.ci_blocks(), 16, 16]);
+            older += 1;
+        }
+        data.resize(data.len().next_multiple_of(64), 0);
+        entry["offset"] = data.len().into();
+        entry["length"] = raw.len().into();
+        entry["crc32"] = format!("{:08x}", crc32fast::hash(&raw)).into();
+        data.extend_from_slice(&raw);
+    }
+    assert!(older >= 8, "inception_v3 has 1-D layers lowered to the 6-point schemes");
+    let (program, info) = read(&assembled(&native, &header, &data), true).unwrap();
+    assert_eq!(info.repacked.len(), older, "the F(2, 3) weights, and only they, are repacked");
+    let model = Model::new(&graph, &weights).unwrap();
+    let x = common::input(model.session(SessionOptions::default()).unwrap().input_len(), 5);
+    let (want, got) = (outputs(&model, &x), run_program(program, &x));
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * scale, "{g} vs {w} (largest output {scale})");
+    }
 }
 
 #[test]

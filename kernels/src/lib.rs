@@ -22,7 +22,7 @@
 //!    [`Kernels`] proof token;
 //! 5. the ISA-neutral drivers, free functions taking `&Kernels`: [`conv`] (direct
 //!    convolution and the NCHW image stem), [`winograd`] (F(2x2, 3x3), F(4x4, 3x3)
-//!    and F(2, 3) for 3x3, 1x3/3x1 and 1x7/7x1 stride-1 convolutions, whose GEMMs
+//!    and F(2, 3), F(4, 3), F(3, 4+3) for 3x3, 1x3/3x1 and 1x7/7x1 stride-1 convolutions, whose GEMMs
 //!    run on the same microkernels), [`pool`], [`linear`], [`peak`].
 
 #![deny(missing_docs)]

@@ -9,7 +9,9 @@
 
 pub use crate::geometry::ConvShape;
 use crate::layout::BLOCK;
-pub use crate::winograd::weights::{pack_winograd_weights, unpack_winograd_2x2_weights, winograd_packed_len};
+pub use crate::winograd::weights::{
+    pack_winograd_weights, unpack_winograd_2x2_weights, unpack_winograd_f2_weights, winograd_packed_len,
+};
 
 /// Packs OIHW `weights` of `shape` into the blocked layout, appending to `out`.
 pub fn pack_conv_weights(weights: &[f32], shape: ConvShape, out: &mut Vec<f32>) {

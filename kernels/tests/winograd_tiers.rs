@@ -1,6 +1,7 @@
-//! Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2, 3) (1x3, 3x1, 1x7, 7x1) on every tier this CPU
-//! runs against the reference direct convolution: channel counts off, under and
-//! over the 16-lane block (F(2, 3) takes whole input blocks only), every map size
+//! Winograd F(2x2, 3x3), F(4x4, 3x3), F(2, 3) and the 6-point F(4, 3) and F(3, 4+3)
+//! (1x3, 3x1, 1x7, 7x1) on every tier this CPU runs against the reference direct
+//! convolution: channel counts off, under and over the 16-lane block (the 1-D
+//! schemes take whole input blocks only), every map size
 //! from 1x1 to 20x20 (odd sizes end in a partial tile), padding 0, symmetric and
 //! asymmetric, a residual and ReLU, output into a slice of a larger buffer between
 //! sentinels, one thread and three.
@@ -27,7 +28,8 @@
 //! most 3 roundings, so `V` carries 6 and the output transform 6: `γ_{ci+15} W`.
 //! F(2, 3) is the same in one dimension, with GEMMs up to `depth * ci` long (depth
 //! 3 for 1x7 windows: two F(2, 3)s and the last tap) and fewer transform roundings:
-//! `γ_{depth ci + 9}` bounds it too. The reference sums `taps * ci + 2` terms
+//! `γ_{depth ci + 9}` bounds it too, and the 6-point 1-D schemes (F(4x4, 3x3)'s
+//! 1-D transforms: 3 roundings in, 3 out; depth 2 for a 1x7). The reference sums `taps * ci + 2` terms
 //! directly: `|ref - y| <= γ_{taps ci + 2} D`, `D = Σ |w| |x| + |bias| + |residual|`.
 //! The test asserts `|ŷ - ref| <= γ_{depth ci + 9} W + γ_{taps ci + 2} D`,
 //! computing `W` and `D` in f64.
@@ -81,6 +83,23 @@ const G6: [[f64; 3]; 6] = [
 ];
 const AT6: [[f64; 6]; 4] =
     [[1., 1., 1., 8., 1., 0.], [0., 1., -1., 4., -2., 0.], [0., 1., 1., 2., 4., 0.], [0., 1., -1., 1., -8., 1.]];
+
+/// F(3, 4)'s `A^T` and `G` in the same points (the 6-point 1x7 scheme: F(3, 4) on
+/// taps 0-3 and on taps 4-6 and a zero), scaled as the kernels'.
+const AT3: [[f64; 6]; 3] = [[1., 1., 1., 4., 1., 0.], [0., 1., -1., 2., -2., 0.], [0., 1., 1., 1., 4., 1.]];
+const G34: [[f64; 4]; 6] = [
+    [1. / 2., 0., 0., 0.],
+    [1. / 6., 1. / 6., 1. / 6., 1. / 6.],
+    [-1. / 6., 1. / 6., -1. / 6., 1. / 6.],
+    [-4. / 15., -2. / 15., -1. / 15., -1. / 30.],
+    [1. / 30., -1. / 15., 2. / 15., -4. / 15.],
+    [0., 0., 0., 1. / 2.],
+];
+
+/// A matrix as rows of a vector.
+fn rows<const C: usize>(m: &[[f64; C]]) -> Vec<Vec<f64>> {
+    m.iter().map(|r| r.to_vec()).collect()
+}
 
 /// `|M| |X| |M|^T` for an `R`x`N` matrix `M` and an `N`x`N` `X`.
 fn abs_sandwich<const R: usize, const N: usize>(m: &[[f64; N]; R], x: &[[f64; N]; N]) -> [[f64; R]; R] {
@@ -159,34 +178,43 @@ fn winograd_magnitude_2d<const N: usize, const T: usize>(
     mag
 }
 
-/// The F(2, 3) magnitude `W` of every output (NCHW) of a 1 x `taps` window (`taps`
-/// x 1 when `vertical`), without bias and residual: per pair of outputs and input
-/// channel, `Σ_p |A^T_ip| |G g|_p |B^T d|_p` over the window's F(2, 3)s, plus the
-/// last tap's `|g| |d|` for a 1x7.
+/// The magnitude `W` of every output (NCHW) of a 1-D scheme on a 1 x `taps`
+/// window (`taps` x 1 when `vertical`), without bias and residual: per tile of `m`
+/// outputs and input channel, `Σ_part Σ_p |A^T_ip| |G g|_p |B^T d|_p` over the
+/// window's parts (F(2, 3): one per 3 taps, plus the last tap's `|g| |d|` for a
+/// 1x7; 6 points: F(4, 3), or F(3, 4) on taps 0-3 and 4-6 and a zero).
 #[allow(clippy::too_many_arguments)]
 fn winograd_magnitude_1d(
     x: &[f32],
     din: Dims,
     wt: &[f32],
     co: usize,
-    (vertical, taps): (bool, usize),
+    scheme: Scheme,
     pad: Padding,
     oh: usize,
     ow: usize,
 ) -> Vec<f64> {
     let ci = din.c;
+    // Tile length, matrices, and the parts: how many, `step` taps (and inputs) apart.
+    let (vertical, taps, m, (bt, gm, at), parts, step) = match scheme {
+        Scheme::F2 { vertical, taps } => (vertical, taps, 2, (rows(&BT), rows(&G), rows(&AT)), taps / 3, 3),
+        Scheme::Line6 { vertical, taps: 3 } => (vertical, 3, 4, (rows(&BT6), rows(&G6), rows(&AT6)), 1, 3),
+        Scheme::Line6 { vertical, taps } => (vertical, taps, 3, (rows(&BT6), rows(&G34), rows(&AT3)), 2, 4),
+        _ => unreachable!("a 1-D scheme"),
+    };
+    let r = gm[0].len();
     let before = if vertical { pad.top } else { pad.left } as isize;
     let mut mag = vec![0.0; co * oh * ow];
     for o in 0..co {
         for y in 0..oh {
             for xx in 0..ow {
-                // The pair this output is in, and its place in it.
+                // The tile this output is in, and its place in it.
                 let (along, across) = if vertical { (y, xx) } else { (xx, y) };
-                let (i, s0) = (along % 2, (along - along % 2) as isize - before);
+                let (i, s0) = (along % m, (along - along % m) as isize - before);
                 let mut s = 0.0;
                 for c in 0..ci {
-                    let d = |r: usize| -> f64 {
-                        let at = s0 + r as isize;
+                    let d = |k: usize| -> f64 {
+                        let at = s0 + k as isize;
                         let (yy, xc) = if vertical { (at, across as isize) } else { (across as isize, at) };
                         if yy < 0 || xc < 0 || yy >= din.h as isize || xc >= din.w as isize {
                             0.0
@@ -194,15 +222,15 @@ fn winograd_magnitude_1d(
                             x[(c * din.h + yy as usize) * din.w + xc as usize].abs() as f64
                         }
                     };
-                    let g = |k: usize| wt[(o * ci + c) * taps + k].abs() as f64;
-                    for part in 0..taps / 3 {
-                        for p in 0..4 {
-                            let u: f64 = (0..3).map(|k| G[p][k].abs() * g(3 * part + k)).sum();
-                            let v: f64 = (0..4).map(|r| BT[p][r].abs() * d(3 * part + r)).sum();
-                            s += AT[i][p].abs() * u * v;
+                    let g = |k: usize| if k < taps { wt[(o * ci + c) * taps + k].abs() as f64 } else { 0.0 };
+                    for part in 0..parts {
+                        for p in 0..bt.len() {
+                            let u: f64 = (0..r).map(|k| gm[p][k].abs() * g(step * part + k)).sum();
+                            let v: f64 = (0..bt.len()).map(|l| bt[p][l].abs() * d(step * part + l)).sum();
+                            s += at[i][p].abs() * u * v;
                         }
                     }
-                    if taps % 3 == 1 {
+                    if matches!(scheme, Scheme::F2 { .. }) && taps % 3 == 1 {
                         s += g(taps - 1) * d(taps - 1 + i);
                     }
                 }
@@ -249,7 +277,7 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) ->
     let wino_mag = match scheme {
         Scheme::F2x2 => winograd_magnitude_2d((&BT, &G, &AT), &x, din, &wt, co, pad, oh, ow),
         Scheme::F4x4 => winograd_magnitude_2d((&BT6, &G6, &AT6), &x, din, &wt, co, pad, oh, ow),
-        Scheme::F2 { vertical, taps } => winograd_magnitude_1d(&x, din, &wt, co, (vertical, taps), pad, oh, ow),
+        Scheme::F2 { .. } | Scheme::Line6 { .. } => winograd_magnitude_1d(&x, din, &wt, co, scheme, pad, oh, ow),
     };
     // Roundings a product term passes through besides the GEMM's `depth * ci` (see
     // the module doc).
@@ -396,24 +424,30 @@ fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
         }
         tallies.push((scheme.name(), tally));
     }
-    // The 1-D windows, input channels in whole blocks.
+    // The 1-D windows, input channels in whole blocks: F(2, 3) and the 6-point
+    // schemes (F(4, 3) and F(3, 4+3)).
     let line_channels = [(16, 1), (16, 17), (32, 40), (48, 16), (16, 72)];
-    let mut tally = Tally::default();
-    for (kh, kw) in [(1, 3), (3, 1), (1, 7), (7, 1)] {
-        let scheme = Scheme::for_window(kh, kw).expect("a 1-D window");
-        for (k, pad) in line_paddings(kh * kw, kw == 1).into_iter().enumerate() {
-            for h in 1..=12 {
-                for w in [h, (h * 5 + k) % 12 + 1] {
-                    let (ci, co) = line_channels[(h + w + k) % line_channels.len()];
-                    let residual = (h + k) % 2 == 0;
-                    let act = if (w + k) % 3 == 0 { Activation::None } else { Activation::Relu };
-                    let case = Case { scheme, kh, kw, ci, co, h, w, pad, residual, act };
-                    tally.add(check(kernels, case, &mut rng, par));
+    let line_schemes: [(&str, &[usize], bool); 3] =
+        [("F(2,3)", &[3, 7], false), ("F(4,3)", &[3], true), ("F(3,4+3)", &[7], true)];
+    for (name, window_taps, six) in line_schemes {
+        let mut tally = Tally::default();
+        for (kh, kw) in [(1, 3), (3, 1), (1, 7), (7, 1)].into_iter().filter(|(h, w)| window_taps.contains(&(h * w))) {
+            let (vertical, taps) = (kw == 1, kh * kw);
+            let scheme = if six { Scheme::Line6 { vertical, taps } } else { Scheme::F2 { vertical, taps } };
+            for (k, pad) in line_paddings(taps, vertical).into_iter().enumerate() {
+                for h in 1..=12 {
+                    for w in [h, (h * 5 + k) % 12 + 1] {
+                        let (ci, co) = line_channels[(h + w + k) % line_channels.len()];
+                        let residual = (h + k) % 2 == 0;
+                        let act = if (w + k) % 3 == 0 { Activation::None } else { Activation::Relu };
+                        let case = Case { scheme, kh, kw, ci, co, h, w, pad, residual, act };
+                        tally.add(check(kernels, case, &mut rng, par));
+                    }
                 }
             }
         }
+        tallies.push((name, tally));
     }
-    tallies.push(("F(2,3)", tally));
     for (scheme, tally) in tallies {
         assert!(tally.cases > 190, "{scheme}: {} cases", tally.cases);
         let (name, mean) = (kernels.conv_name(), tally.ratio_sum / tally.ratios as f64);
@@ -464,4 +498,14 @@ fn a_model_sized_layer_matches_the_reference() {
     let scheme = Scheme::F2 { vertical: false, taps: 3 };
     let case = Case { scheme, kh: 1, kw: 3, ci: 384, co: 384, h: 8, w: 8, pad, residual: false, act: Activation::Relu };
     check(&kernels, case, &mut rng, &ThreeThreads);
+    // The same by the 6-point schemes, and inception_v4's 1x7 (224 -> 256).
+    let pad7 = Padding { top: 3, left: 0, bottom: 3, right: 0 };
+    let case7 = Case { scheme: Scheme::Line6 { vertical: true, taps: 7 }, pad: pad7, ..case };
+    let case7 = Case { kh: 7, kw: 1, ci: 128, co: 160, h: 17, w: 17, residual: true, ..case7 };
+    check(&kernels, case7, &mut rng, &Sequential);
+    check(&kernels, case7, &mut rng, &ThreeThreads);
+    let wide = Case { scheme: Scheme::Line6 { vertical: false, taps: 7 }, kh: 1, kw: 7, ci: 224, co: 256, ..case7 };
+    let wide = Case { pad: Padding { top: 0, left: 3, bottom: 0, right: 3 }, residual: false, ..wide };
+    check(&kernels, wide, &mut rng, &Sequential);
+    check(&kernels, Case { scheme: Scheme::Line6 { vertical: false, taps: 3 }, ..case }, &mut rng, &ThreeThreads);
 }

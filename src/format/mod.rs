@@ -22,9 +22,10 @@
 //! The tensors are the lowered program's: BatchNorm folded, residual scales applied,
 //! convolution weights in the blocked packing (`oihw_blocked16`), or for the layers
 //! lowered to Winograd, transformed (`winograd_f2x2_3x3_blocked16` or
-//! `winograd_f4x4_3x3_blocked16` for 3x3 windows, `winograd_f2_3_blocked16` for 1-D
-//! ones; such a layer stored as `oihw_blocked16`, or an F(4x4, 3x3) one as
-//! `winograd_f2x2_3x3_blocked16`, is repacked at load). Loading maps the
+//! `winograd_f4x4_3x3_blocked16` for 3x3 windows, `winograd_line6_blocked16` for 1-D
+//! ones; such a layer stored as `oihw_blocked16`, an F(4x4, 3x3) one as
+//! `winograd_f2x2_3x3_blocked16`, or a 1-D one as `winograd_f2_3_blocked16` (files
+//! written before the 6-point schemes), is repacked at load). Loading maps the
 //! file, checks the prelude, the header and every tensor entry against the graph the
 //! header describes (so no offset, length, shape or packing is used unchecked), and
 //! points the program at the mapped bytes: no weight is copied or even read. A file

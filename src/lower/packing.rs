@@ -3,7 +3,7 @@
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::pack::{
     pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, unpack_winograd_2x2_weights,
-    winograd_packed_len,
+    unpack_winograd_f2_weights, winograd_packed_len,
 };
 use incept_kernels::winograd::Scheme;
 use incept_kernels::{AlignedVec, BLOCK};
@@ -30,6 +30,11 @@ pub enum Packing {
     /// `[out/16][depth(p) * in/16][16 in][16 out]` (see
     /// `incept_kernels::pack::pack_winograd_weights`).
     WinogradF2Blocked16,
+    /// 1x3 or 3x1 weights as Winograd F(4, 3) `G g`, 1x7 or 7x1 weights as F(3, 4)
+    /// `G g` of taps 0-3 and of taps 4-6 (and a zero) in the same 6 points, per
+    /// position `p` of 6 `[out/16][depth(p) * in/16][16 in][16 out]` (see
+    /// `incept_kernels::pack::pack_winograd_weights`).
+    WinogradLine6Blocked16,
     /// Convolution weights rounded to BF16 as
     /// `[out/16][in/16][kh][kw][8 pairs][16 out][2]`, zero padded (see
     /// `incept_kernels::bf16::pack`): two bytes a value.
@@ -46,6 +51,7 @@ impl Packing {
             Packing::Winograd2x2Blocked16 => "winograd_f2x2_3x3_blocked16",
             Packing::Winograd4x4Blocked16 => "winograd_f4x4_3x3_blocked16",
             Packing::WinogradF2Blocked16 => "winograd_f2_3_blocked16",
+            Packing::WinogradLine6Blocked16 => "winograd_line6_blocked16",
             Packing::ConvBf16Pairs => "oihw_blocked16_bf16_pairs",
         }
     }
@@ -64,6 +70,7 @@ impl Packing {
             Packing::Winograd2x2Blocked16,
             Packing::Winograd4x4Blocked16,
             Packing::WinogradF2Blocked16,
+            Packing::WinogradLine6Blocked16,
             Packing::ConvBf16Pairs,
         ]
         .into_iter()
@@ -81,6 +88,7 @@ impl TensorRecipe {
                 Scheme::F2x2 => Packing::Winograd2x2Blocked16,
                 Scheme::F4x4 => Packing::Winograd4x4Blocked16,
                 Scheme::F2 { .. } => Packing::WinogradF2Blocked16,
+                Scheme::Line6 { .. } => Packing::WinogradLine6Blocked16,
             },
             TensorRole::ConvBias { .. } => Packing::Padded16,
             _ => Packing::Plain,
@@ -112,6 +120,15 @@ impl TensorRecipe {
             // lowered to F(2x2, 3x3): undone at load (see `repack`).
             (TensorRole::WinogradWeight { shape, scheme: Scheme::F4x4, .. }, Packing::Winograd2x2Blocked16) => {
                 Some(vec![Scheme::F2x2.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK])
+            }
+            // A 1-D layer now lowered to a 6-point scheme in a file written when it
+            // was lowered to F(2, 3): undone at load likewise.
+            (
+                TensorRole::WinogradWeight { shape, scheme: Scheme::Line6 { vertical, taps }, .. },
+                Packing::WinogradF2Blocked16,
+            ) => {
+                let old = Scheme::F2 { vertical, taps };
+                Some(vec![old.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK])
             }
             (TensorRole::ConvBias { co, .. }, Packing::Padded16) => Some(vec![co.div_ceil(BLOCK) * BLOCK]),
             _ => None,
@@ -154,9 +171,9 @@ impl TensorRecipe {
 
     /// Converts `data`, the tensor stored in `from` (one of its
     /// [`packed_shape`](Self::packed_shape)s), to `to`. Packings that only pad
-    /// (biases) or transform (Winograd) are not undone, but for F(2x2, 3x3)'s
-    /// (exactly invertible up to a rounding): a tensor is otherwise only ever stored
-    /// in them as its native packing.
+    /// (biases) or transform (Winograd) are not undone, but for F(2x2, 3x3)'s and
+    /// F(2, 3)'s (exactly invertible up to a rounding): a tensor is otherwise only
+    /// ever stored in them as its native packing.
     pub fn repack(&self, data: &[f32], from: Packing, to: Packing) -> AlignedVec {
         let plain = match (self.role, from) {
             (
@@ -167,6 +184,9 @@ impl TensorRecipe {
             ) => unpack_conv_weights(data, shape),
             (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {
                 unpack_winograd_2x2_weights(data, shape)
+            }
+            (TensorRole::WinogradWeight { shape, .. }, Packing::WinogradF2Blocked16) => {
+                unpack_winograd_f2_weights(data, shape)
             }
             (_, Packing::Plain) => data.to_vec(),
             (_, Packing::Padded16) => data.to_vec(),
@@ -187,12 +207,26 @@ mod tests {
     /// to exactly the Winograd packing computed from the plain weights.
     #[test]
     fn winograd_weights_repack_from_every_stored_packing() {
-        // A 3x3 in F(2x2, 3x3)'s and F(4x4, 3x3)'s packings, and a 7x1 in F(2, 3)'s.
+        // A 3x3 in F(2x2, 3x3)'s and F(4x4, 3x3)'s packings, a 7x1 in F(2, 3)'s and
+        // the 6-point one's, a 1x3 in the 6-point one's.
         let (square, line) = (ConvShape { co: 20, ci: 17, kh: 3, kw: 3 }, ConvShape { co: 20, ci: 32, kh: 7, kw: 1 });
+        let row3 = ConvShape { co: 20, ci: 32, kh: 1, kw: 3 };
         let cases = [
             (square, Scheme::F2x2, Packing::Winograd2x2Blocked16, "winograd_f2x2_3x3_blocked16"),
             (square, Scheme::F4x4, Packing::Winograd4x4Blocked16, "winograd_f4x4_3x3_blocked16"),
             (line, Scheme::F2 { vertical: true, taps: 7 }, Packing::WinogradF2Blocked16, "winograd_f2_3_blocked16"),
+            (
+                line,
+                Scheme::Line6 { vertical: true, taps: 7 },
+                Packing::WinogradLine6Blocked16,
+                "winograd_line6_blocked16",
+            ),
+            (
+                row3,
+                Scheme::Line6 { vertical: false, taps: 3 },
+                Packing::WinogradLine6Blocked16,
+                "winograd_line6_blocked16",
+            ),
         ];
         for (shape, scheme, packing, name) in cases {
             let n = shape.co * shape.ci * shape.kh * shape.kw;
@@ -211,26 +245,48 @@ mod tests {
     }
 
     /// A 3x3 layer now lowered to F(4x4, 3x3), stored in F(2x2, 3x3)'s packing (a
-    /// file written before), loads: within a rounding of the weights.
+    /// file written before), loads: within a rounding of the weights; and so does a
+    /// 1-D layer now lowered to a 6-point scheme, stored in F(2, 3)'s.
     #[test]
-    fn f2x2_weights_repack_to_f4x4() {
-        let shape = ConvShape { co: 20, ci: 17, kh: 3, kw: 3 };
-        let plain: Vec<f32> = (0..20 * 17 * 9).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
-        let two = TensorRecipe {
-            name: "w".into(),
-            role: TensorRole::WinogradWeight { param: ParamId(0), shape, scheme: Scheme::F2x2 },
-            folds: vec![],
-        };
-        let four = TensorRecipe {
-            role: TensorRole::WinogradWeight { param: ParamId(0), shape, scheme: Scheme::F4x4 },
-            ..two.clone()
-        };
-        let stored = two.pack(&plain, Packing::Winograd2x2Blocked16);
-        let got = four.repack(stored.as_slice(), Packing::Winograd2x2Blocked16, Packing::Winograd4x4Blocked16);
-        let want = four.pack(&plain, Packing::Winograd4x4Blocked16);
-        let scale = plain.iter().fold(0f32, |m, v| m.max(v.abs()));
-        for (g, w) in got.as_slice().iter().zip(want.as_slice()) {
-            assert!((g - w).abs() <= 4.0 * f32::EPSILON * scale, "{g} vs {w}");
+    fn older_winograd_weights_repack_to_the_newer_schemes() {
+        let (square, line7, line3) = (
+            ConvShape { co: 20, ci: 17, kh: 3, kw: 3 },
+            ConvShape { co: 20, ci: 32, kh: 1, kw: 7 },
+            ConvShape { co: 20, ci: 32, kh: 3, kw: 1 },
+        );
+        let cases = [
+            (square, Scheme::F2x2, Packing::Winograd2x2Blocked16, Scheme::F4x4, Packing::Winograd4x4Blocked16),
+            (
+                line7,
+                Scheme::F2 { vertical: false, taps: 7 },
+                Packing::WinogradF2Blocked16,
+                Scheme::Line6 { vertical: false, taps: 7 },
+                Packing::WinogradLine6Blocked16,
+            ),
+            (
+                line3,
+                Scheme::F2 { vertical: true, taps: 3 },
+                Packing::WinogradF2Blocked16,
+                Scheme::Line6 { vertical: true, taps: 3 },
+                Packing::WinogradLine6Blocked16,
+            ),
+        ];
+        for (shape, old, old_packing, new, new_packing) in cases {
+            let n = shape.co * shape.ci * shape.kh * shape.kw;
+            let plain: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+            let recipe = |scheme| TensorRecipe {
+                name: "w".into(),
+                role: TensorRole::WinogradWeight { param: ParamId(0), shape, scheme },
+                folds: vec![],
+            };
+            let (before, now) = (recipe(old), recipe(new));
+            let stored = before.pack(&plain, old_packing);
+            let got = now.repack(stored.as_slice(), old_packing, new_packing);
+            let want = now.pack(&plain, new_packing);
+            let scale = plain.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (g, w) in got.as_slice().iter().zip(want.as_slice()) {
+                assert!((g - w).abs() <= 4.0 * f32::EPSILON * scale, "{shape:?}: {g} vs {w}");
+            }
         }
     }
 }

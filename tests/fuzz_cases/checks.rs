@@ -111,7 +111,7 @@ pub mod conv {
     };
     use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_winograd_weights};
     use incept_kernels::parallel::Sequential;
-    use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
+    use incept_kernels::winograd::{ALL_SCHEMES, Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
     use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, Tier, reference};
 
     use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
@@ -186,7 +186,7 @@ pub mod conv {
             let min_h = kh.saturating_sub(pad.top + pad.bottom).max(1);
             let min_w = kw.saturating_sub(pad.left + pad.right).max(1);
             // Whole blocks of input channels from one raw value in eight, so that the
-            // Winograd F(2, 3) windows (1x3, 1x7, 3x1, 7x1) come up too.
+            // Winograd 1-D windows (1x3, 1x7, 3x1, 7x1) come up too.
             let ci = if self.ci >= 224 { 16 * (self.ci as usize % 3 + 1) } else { self.ci as usize % 40 + 1 };
             let (mut ci, mut co) = (ci, self.co as usize % 40 + 1);
             let (mut h, mut w) = ((self.h as usize % 20 + 1).max(min_h), (self.w as usize % 20 + 1).max(min_w));
@@ -226,12 +226,13 @@ pub mod conv {
     /// product, `|fast - ref| <= 2 K u sum|w x|` (u = 2^-24, both sides rounding in
     /// any order), that padding lanes are zero, and that nothing outside the output
     /// slice was written. When a Winograd scheme computes the window, the same for
-    /// it (and for a 3x3 for F(4x4, 3x3) too), its work split in three, within the
+    /// every scheme that does (F(4x4, 3x3) for a 3x3, the 6-point one for a 1-D
+    /// window), its work split in three, within the
     /// bound of `kernels/tests/winograd_tiers.rs` with its magnitude `W` bounded by
     /// `s sum|w| max|x|`: through the transforms' entries each weight meets at most
     /// `s` inputs' worth, `(max_k Σ_r c(k, r))^2` with `c(k, r) = Σ_ξ |A^T_iξ| |G_ξk|
     /// |B^T_ξr|`: 4^2 = 16 for F(2x2, 3x3) and F(2, 3), (254/15)^2 < 287 for F(4x4,
-    /// 3x3). An input of at most 16 channels also runs from its NCHW image (`conv2d_image`, split in three): the same bits.
+    /// 3x3), 254/15 < 17 for the 6-point 1-D schemes. An input of at most 16 channels also runs from its NCHW image (`conv2d_image`, split in three): the same bits.
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
         let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
@@ -319,19 +320,22 @@ pub mod conv {
             }
         }
 
-        let Some(two_point) = winograd_scheme(&geom, ci) else { return };
+        if winograd_scheme(&geom, ci).is_none() {
+            return;
+        }
         let gamma =
             |n: usize| n as f64 * f64::from(f32::EPSILON) / 2.0 / (1.0 - n as f64 * f64::from(f32::EPSILON) / 2.0);
         let max_x = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         let taps = ci * geom.kh * geom.kw;
         let w_sum: Vec<f64> = (0..co).map(|o| wt[o * taps..][..taps].iter().map(|v| v.abs() as f64).sum()).collect();
-        for scheme in [two_point, Scheme::F4x4].into_iter().filter(|s| s.computes(&geom, ci)) {
+        for scheme in ALL_SCHEMES.into_iter().filter(|s| s.computes(&geom, ci)) {
             let mut packed = Vec::new();
             pack_winograd_weights(&wt, shape, scheme, &mut packed);
             let w = PackedConv { shape, weights: &packed, bias: &pbias };
             let depth = (0..scheme.positions()).map(|p| scheme.depth(p)).max().expect("positions");
             let (roundings, spread) = match scheme {
                 Scheme::F4x4 => (15, 287.0),
+                Scheme::Line6 { .. } => (9, 17.0),
                 _ => (9, 16.0),
             };
             let tol = |i: usize| {

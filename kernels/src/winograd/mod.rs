@@ -1,6 +1,6 @@
 //! Winograd convolution on NCHW16c images: the ISA-neutral driver, for 3x3 windows
 //! (F(2x2, 3x3) and F(4x4, 3x3)) and for the factorized 1xn / nx1 windows with
-//! n = 3 or 7 (F(2, 3)).
+//! n = 3 or 7 (F(2, 3), and the 6-point F(4, 3) and F(3, 4+3)).
 //!
 //! # F(2x2, 3x3)
 //!
@@ -42,6 +42,19 @@
 //! input channel of the layer, and so that the parts stack as whole blocks the
 //! layer's input channels must fill whole 16-lane blocks.
 //!
+//! # The 6-point schemes along a row or a column
+//!
+//! With F(4x4, 3x3)'s interpolation points (0, 1, -1, 1/2, -2, ∞) in one
+//! dimension, `bt6` transforms 6 inputs into 6 positions whatever the tile and
+//! window lengths `m + r - 1 = 6`; only `A^T` (`m` rows) and `G` (`r` columns)
+//! differ. A 1x3 window is F(4, 3): 4 outputs from 6 inputs, 6 multiplies instead
+//! of 12. A 1x7 window is F(3, 4) on taps 0-3 (inputs 0-5) plus F(3, 4) on taps
+//! 4-6 and a zero tap (inputs 4-9), summed in the transform domain like F(2, 3)'s
+//! parts; at ∞ the second one's filter value is that zero tap, so position 5 needs
+//! only the first (and input 9 is never read): 11 multiplies per 3 outputs and
+//! input channel instead of 21 (F(2, 3): 10 per 2). Their terms grow as F(4x4,
+//! 3x3)'s do in one dimension, about 3 times F(2, 3)'s (see the lowering rule).
+//!
 //! # The driver
 //!
 //! It walks the output tiles in chunks small enough that a chunk's transformed input
@@ -64,9 +77,11 @@ pub(crate) mod scheme;
 pub(crate) mod transforms;
 pub(crate) mod weights;
 
-pub use scheme::{MAX_POSITIONS, Scheme, winograd_applies, winograd_scheme};
+pub use scheme::{ALL_SCHEMES, MAX_POSITIONS, Scheme, winograd_applies, winograd_scheme};
 use transforms::{InputJob, MAX_OB, OutputJob, m_pos_stride, v_offset};
-pub use weights::{pack_winograd_weights, unpack_winograd_2x2_weights, winograd_packed_len};
+pub use weights::{
+    pack_winograd_weights, unpack_winograd_2x2_weights, unpack_winograd_f2_weights, winograd_packed_len,
+};
 
 use crate::bands::Bands;
 use crate::bands::BandsMut;
@@ -449,9 +464,7 @@ mod tests {
         for ci in [1, 16, 96, 448, 2048] {
             for (oh, ow) in [(1, 1), (2, 2), (7, 7), (8, 8), (35, 35), (147, 147)] {
                 for threads in 1..4 {
-                    for scheme in
-                        [Scheme::F2x2, Scheme::F2 { vertical: true, taps: 7 }, Scheme::F2 { vertical: false, taps: 3 }]
-                    {
+                    for scheme in ALL_SCHEMES {
                         let c = chunking(scheme, ci, oh, ow, threads);
                         let tiles = tile_counts(scheme, oh, ow).1;
                         assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.threads >= 1 && c.threads <= threads);

@@ -7,6 +7,20 @@ use crate::layout::BLOCK;
 /// Most transform positions of any scheme (F(4x4, 3x3)'s 6 x 6).
 pub const MAX_POSITIONS: usize = 36;
 
+/// Every scheme, for each window it computes.
+pub const ALL_SCHEMES: [Scheme; 10] = [
+    Scheme::F2x2,
+    Scheme::F4x4,
+    Scheme::F2 { vertical: false, taps: 3 },
+    Scheme::F2 { vertical: true, taps: 3 },
+    Scheme::F2 { vertical: false, taps: 7 },
+    Scheme::F2 { vertical: true, taps: 7 },
+    Scheme::Line6 { vertical: false, taps: 3 },
+    Scheme::Line6 { vertical: true, taps: 3 },
+    Scheme::Line6 { vertical: false, taps: 7 },
+    Scheme::Line6 { vertical: true, taps: 7 },
+];
+
 /// A Winograd algorithm and the windows it computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -17,6 +31,16 @@ pub enum Scheme {
     /// F(2, 3) along the width (1x3, 1x7) or, when `vertical`, the height (3x1,
     /// 7x1): tiles of two pixels, 4 positions; `taps` is 3 or 7.
     F2 {
+        /// Along the height (3x1, 7x1) rather than the width.
+        vertical: bool,
+        /// Taps of the window: 3 or 7.
+        taps: usize,
+    },
+    /// The 6-point schemes along the width or, when `vertical`, the height
+    /// (interpolation points 0, 1, -1, 1/2, -2, ∞, F(4x4, 3x3)'s): F(4, 3) for a
+    /// 1x3 (tiles of 4 pixels) and, for a 1x7, F(3, 4) on taps 0-3 plus F(3, 3) on
+    /// taps 4-6 summed in the same positions (tiles of 3 pixels); 6 positions.
+    Line6 {
         /// Along the height (3x1, 7x1) rather than the width.
         vertical: bool,
         /// Taps of the window: 3 or 7.
@@ -42,6 +66,7 @@ impl Scheme {
             Scheme::F2x2 => 16,
             Scheme::F4x4 => 36,
             Scheme::F2 { .. } => 4,
+            Scheme::Line6 { .. } => 6,
         }
     }
 
@@ -52,16 +77,38 @@ impl Scheme {
             Scheme::F4x4 => (4, 4),
             Scheme::F2 { vertical: true, .. } => (2, 1),
             Scheme::F2 { vertical: false, .. } => (1, 2),
+            Scheme::Line6 { vertical, taps } => {
+                let m = if taps == 3 { 4 } else { 3 };
+                if vertical { (m, 1) } else { (1, m) }
+            }
+        }
+    }
+
+    /// Input pixels along the line a tile of a 1-D scheme reads: its outputs plus
+    /// the taps, less one (0 for the 3x3 schemes).
+    pub(crate) const fn span(self) -> usize {
+        let (th, tw) = self.tile();
+        match self {
+            Scheme::F2x2 | Scheme::F4x4 => 0,
+            Scheme::F2 { taps, .. } | Scheme::Line6 { taps, .. } => taps + th * tw - 1,
         }
     }
 
     /// Depth of position `p`'s GEMM, in input channels per input channel of the
     /// layer: one per F(2, 3) the window splits into, and one more at positions 0
-    /// and 3 for a 1x7's last tap.
+    /// and 3 for a 1x7's last tap; for a 6-point 1x7, 2 (its F(3, 4) and F(3, 3))
+    /// but at ∞ (position 5), where the F(3, 3)'s zero-padded fourth tap is 0.
     pub const fn depth(self, p: usize) -> usize {
         match self {
             Scheme::F2x2 | Scheme::F4x4 => 1,
             Scheme::F2 { taps, .. } => taps / 3 + if p == 0 || p == 3 { taps % 3 } else { 0 },
+            Scheme::Line6 { taps, .. } => {
+                if taps == 7 && p < 5 {
+                    2
+                } else {
+                    1
+                }
+            }
         }
     }
 
@@ -77,22 +124,25 @@ impl Scheme {
         sum
     }
 
-    /// A short name: `F(2x2,3x3)`, `F(4x4,3x3)` or `F(2,3)`.
+    /// A short name: `F(2x2,3x3)`, `F(4x4,3x3)`, `F(2,3)`, `F(4,3)` or
+    /// `F(3,4+3)` (the 6-point 1x7).
     pub const fn name(self) -> &'static str {
         match self {
             Scheme::F2x2 => "F(2x2,3x3)",
             Scheme::F4x4 => "F(4x4,3x3)",
             Scheme::F2 { .. } => "F(2,3)",
+            Scheme::Line6 { taps: 3, .. } => "F(4,3)",
+            Scheme::Line6 { .. } => "F(3,4+3)",
         }
     }
 
-    /// The `kh x kw` window the scheme computes (an F(2, 3) only with 3 or 7 taps:
+    /// The `kh x kw` window the scheme computes (a 1-D one only with 3 or 7 taps:
     /// see [`Scheme::for_window`]).
     pub const fn window(self) -> (usize, usize) {
         match self {
             Scheme::F2x2 | Scheme::F4x4 => (3, 3),
-            Scheme::F2 { vertical: false, taps } => (1, taps),
-            Scheme::F2 { vertical: true, taps } => (taps, 1),
+            Scheme::F2 { vertical: true, taps } | Scheme::Line6 { vertical: true, taps } => (taps, 1),
+            Scheme::F2 { vertical: false, taps } | Scheme::Line6 { vertical: false, taps } => (1, taps),
         }
     }
 
@@ -103,8 +153,12 @@ impl Scheme {
         let (p, window) = (geom.pad, (geom.kh, geom.kw));
         let fits = match self {
             Scheme::F2x2 | Scheme::F4x4 => true,
-            Scheme::F2 { vertical: false, .. } => p.top == 0 && p.bottom == 0 && ci.is_multiple_of(BLOCK),
-            Scheme::F2 { vertical: true, .. } => p.left == 0 && p.right == 0 && ci.is_multiple_of(BLOCK),
+            Scheme::F2 { vertical: false, .. } | Scheme::Line6 { vertical: false, .. } => {
+                p.top == 0 && p.bottom == 0 && ci.is_multiple_of(BLOCK)
+            }
+            Scheme::F2 { vertical: true, .. } | Scheme::Line6 { vertical: true, .. } => {
+                p.left == 0 && p.right == 0 && ci.is_multiple_of(BLOCK)
+            }
         };
         let window_ok = window == self.window() && Scheme::for_window(geom.kh, geom.kw).is_some();
         (geom.stride_h, geom.stride_w) == (1, 1) && window_ok && fits

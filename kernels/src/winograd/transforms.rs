@@ -167,6 +167,26 @@ fn at6(m: &[Lanes; 6]) -> [Lanes; 4] {
     r
 }
 
+/// F(3, 4)'s `A^T` in F(4x4, 3x3)'s points (the column of point 1/2 scaled by 4):
+///
+/// ```text
+///  | 1  1  1  4  1  0 |
+///  | 0  1 -1  2 -2  0 |
+///  | 0  1  1  1  4  1 |
+/// ```
+#[inline(always)]
+fn at3(m: &[Lanes; 6]) -> [Lanes; 3] {
+    let mut r = [[0.0; BLOCK]; 3];
+    for l in 0..BLOCK {
+        let (m0, m1, m2, m3, m4, m5) = (m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]);
+        let (a, b) = (m1 + m2, m1 - m2);
+        r[0][l] = (m0 + m4) + (a + 4.0 * m3);
+        r[1][l] = b + 2.0 * (m3 - m4);
+        r[2][l] = (a + m5) + (m3 + 4.0 * m4);
+    }
+    r
+}
+
 /// `B^T d B` of the `N x N` patch `d(row, column)` (`bt` applies `B^T` to `N`
 /// blocks), handing position `(ξ, ν)` to `store(N ξ + ν, value)`.
 #[inline(always)]
@@ -207,11 +227,36 @@ unsafe fn load(p: *const f32) -> Lanes {
     unsafe { p.cast::<Lanes>().read() }
 }
 
-/// `B^T` of the 1-D transform applied to the inputs `d(0..taps + 1)` of a pair of
-/// outputs, handing position `p`'s value for part `k` (the `k`-th F(2, 3), or the
-/// last tap's input) to `store(p, k, value)`.
+/// `B^T` of a 1-D scheme applied to the inputs `d(0..span)` of a tile, handing
+/// position `p`'s value for part `k` to `store(p, k, value)`: for F(2, 3) the
+/// `k`-th F(2, 3), or the last tap's input (see [`f2_line_transform`]); for the
+/// 6-point schemes the F(4, 3) or F(3, 4), and a 1x7's F(3, 3).
 #[inline(always)]
-fn line_transform(taps: usize, d: impl Fn(usize) -> Lanes, mut store: impl FnMut(usize, usize, &Lanes)) {
+fn line_transform(scheme: Scheme, d: impl Fn(usize) -> Lanes, mut store: impl FnMut(usize, usize, &Lanes)) {
+    match scheme {
+        Scheme::Line6 { taps, .. } => {
+            for (p, v) in bt6(&[d(0), d(1), d(2), d(3), d(4), d(5)]).iter().enumerate() {
+                store(p, 0, v);
+            }
+            if taps == 7 {
+                // The F(3, 3) on taps 4-6 (a zero fourth tap) reads inputs 4-8: its
+                // ∞ position, the only one of input 9, is multiplied by that zero.
+                let second = bt6(&[d(4), d(5), d(6), d(7), d(8), [0.0; BLOCK]]);
+                for (p, v) in second.iter().enumerate().take(5) {
+                    store(p, 1, v);
+                }
+            }
+        }
+        Scheme::F2 { taps, .. } => f2_line_transform(taps, d, store),
+        Scheme::F2x2 | Scheme::F4x4 => unreachable!("line_transform: a 3x3 scheme"),
+    }
+}
+
+/// `B^T` of F(2, 3) applied to the inputs `d(0..taps + 1)` of a pair of outputs,
+/// handing position `p`'s value for part `k` (the `k`-th F(2, 3), or the last
+/// tap's input) to `store(p, k, value)`.
+#[inline(always)]
+fn f2_line_transform(taps: usize, d: impl Fn(usize) -> Lanes, mut store: impl FnMut(usize, usize, &Lanes)) {
     for k in 0..taps / 3 {
         let (a, b, c, e) = (d(3 * k), d(3 * k + 1), d(3 * k + 2), d(3 * k + 3));
         for (p, v) in bt(&[a, b, c, e]).iter().enumerate() {
@@ -226,14 +271,14 @@ fn line_transform(taps: usize, d: impl Fn(usize) -> Lanes, mut store: impl FnMut
 }
 
 /// Transforms tiles `t0..t0 + n` of the input into `v`, per 16-channel block:
-/// `B^T d B` of each 4x4 patch (F(2x2, 3x3)) or `B^T d` of each line of inputs
-/// under a pair of outputs (F(2, 3)), reading zeros outside the image.
+/// `B^T d B` of each square patch (F(2x2, 3x3), F(4x4, 3x3)) or `B^T d` of each
+/// line of inputs under a tile of a 1-D scheme, reading zeros outside the image.
 #[inline(always)]
 pub(crate) fn input_transform(job: &mut InputJob) {
     match job.scheme {
         Scheme::F2x2 => patches_transform::<4>(job, bt),
         Scheme::F4x4 => patches_transform::<6>(job, bt6),
-        Scheme::F2 { vertical, taps } => lines_transform(job, vertical, taps),
+        Scheme::F2 { vertical, .. } | Scheme::Line6 { vertical, .. } => lines_transform(job, vertical),
     }
 }
 
@@ -305,15 +350,22 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
     }
 }
 
-/// [`input_transform`] of F(2, 3): `B^T d` of each line under a pair of outputs.
+/// Most input pixels a tile of a 1-D scheme reads ([`Scheme::span`]).
+const MAX_SPAN: usize = 9;
+
+/// [`input_transform`] of the 1-D schemes: `B^T d` of each line under a tile.
 #[inline(always)]
-fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
+fn lines_transform(job: &mut InputJob, vertical: bool) {
     let InputJob { scheme, input, pad_top, pad_left, tiles_w, t0, n, per_chunk, ref mut v, prefetch_next } = *job;
     let d = input.dims;
     let cb_count = d.c.div_ceil(BLOCK);
-    let offsets: [usize; 4] = std::array::from_fn(|p| v_offset(scheme, cb_count, per_chunk, p));
-    let v_len = v_offset(scheme, cb_count, per_chunk, 4);
-    assert!(taps < 8 && n <= per_chunk && v.len() >= v_len, "winograd input transform: scratch");
+    let positions = scheme.positions();
+    let offsets: [usize; 6] = std::array::from_fn(|p| v_offset(scheme, cb_count, per_chunk, p));
+    let v_len = v_offset(scheme, cb_count, per_chunk, positions);
+    // Tile length and input pixels per tile, along the line.
+    let (m, span) = (scheme.tile().0 * scheme.tile().1, scheme.span());
+    assert!(positions <= 6 && span <= MAX_SPAN, "winograd input transform: a 1-D scheme");
+    assert!(n <= per_chunk && v.len() >= v_len, "winograd input transform: scratch");
     assert!(input.layout == Layout::Nchw16c, "winograd input transform: input layout");
     let dst = v.as_mut_ptr();
     // An image in one band needs no lookups.
@@ -324,40 +376,40 @@ fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
         // length; across the line there is no padding, so output row ty (column
         // tx) reads input row ty (column tx).
         let (y0, x0, len) = if vertical {
-            ((2 * ty) as isize - pad_top as isize, tx as isize, d.h)
+            ((m * ty) as isize - pad_top as isize, tx as isize, d.h)
         } else {
-            (ty as isize, (2 * tx) as isize - pad_left as isize, d.w)
+            (ty as isize, (m * tx) as isize - pad_left as isize, d.w)
         };
         let s = if vertical { y0 } else { x0 };
         // The band a line inside the image lies in (all of it, for a vertical one).
-        let inside = s >= 0 && s as usize + taps < len;
+        let inside = s >= 0 && s as usize + span <= len;
         let band = inside.then(|| whole.map_or_else(|| input.row(y0 as usize), |b| (b, y0 as usize)));
-        let band = band.filter(|(b, r)| !vertical || r + taps < b.dims.h);
+        let band = band.filter(|(b, r)| !vertical || r + span <= b.dims.h);
         for cb in 0..cb_count {
-            // SAFETY: writes go to position p < 4, part k < depth(p), block cb <
-            // cb_count, tile t < per_chunk: below v_offset(4) <= v.len().
+            // SAFETY: writes go to position p < positions, part k < depth(p), block
+            // cb < cb_count, tile t < per_chunk: below v_offset(positions) <= v.len().
             let store = |p: usize, k: usize, val: &Lanes| unsafe {
                 dst.add(offsets[p] + ((k * cb_count + cb) * per_chunk + t) * BLOCK).cast::<Lanes>().write(*val)
             };
             if let Some((b, r)) = band {
                 let (base, step) = ((cb * b.dims.h + r) * d.w + x0 as usize, if vertical { d.w } else { 1 });
-                // SAFETY: the line's taps + 1 pixels from (r, x0) of block cb <
+                // SAFETY: the line's `span` pixels from (r, x0) of block cb <
                 // cb_count, `step` pixels apart, lie inside the band (and the image),
                 // whose length `Bands::new` checked.
                 let src = unsafe { b.data.as_ptr().add(base * BLOCK) };
                 if prefetch_next {
-                    // The next tile along the row: a horizontal line 2 pixels on (its
-                    // last 2 are new), a vertical one in the next column (all new).
-                    let (next, news) = if vertical { (1, 0..=taps) } else { (2, taps - 1..=taps) };
+                    // The next tile along the row: a horizontal line m pixels on (its
+                    // last m are new), a vertical one in the next column (all new).
+                    let (next, news) = if vertical { (1, 0..span) } else { (m, span - m..span) };
                     for k in news {
                         prefetch(src.wrapping_add((next + k * step) * BLOCK));
                     }
                 }
-                // SAFETY: as just above.
-                line_transform(taps, |k| unsafe { load(src.add(k * step * BLOCK)) }, store);
+                // SAFETY: as just above (the transforms read d(0..span)).
+                line_transform(scheme, |k| unsafe { load(src.add(k * step * BLOCK)) }, store);
             } else {
-                let mut line = [[0.0; BLOCK]; 8];
-                for (k, px) in line.iter_mut().enumerate().take(taps + 1) {
+                let mut line = [[0.0; BLOCK]; MAX_SPAN];
+                for (k, px) in line.iter_mut().enumerate().take(span) {
                     let at = s + k as isize;
                     if at < 0 || at as usize >= len {
                         continue;
@@ -367,14 +419,14 @@ fn lines_transform(job: &mut InputJob, vertical: bool, taps: usize) {
                     let i = ((cb * b.dims.h + by) * d.w + x) * BLOCK;
                     *px = b.data[i..i + BLOCK].try_into().expect("a whole block");
                 }
-                line_transform(taps, |k| line[k], store);
+                line_transform(scheme, |k| line[k], store);
             }
         }
     }
 }
 
 /// Transforms the GEMM output of tiles `t0..t0 + n` back (`A^T m A`, or `A^T m`
-/// for F(2, 3)), adds bias and residual, applies ReLU and stores the pixels inside
+/// for the 1-D schemes), adds bias and residual, applies ReLU and stores the pixels inside
 /// the output.
 ///
 /// # Safety
@@ -387,7 +439,9 @@ pub(crate) unsafe fn output_transform(job: &OutputJob) {
         match job.scheme {
             Scheme::F2x2 => tiles_output::<4, 2>(job, at4),
             Scheme::F4x4 => tiles_output::<6, 4>(job, at6),
-            Scheme::F2 { vertical, .. } => pairs_output(job, vertical),
+            Scheme::F2 { vertical, .. } => line_output::<4, 2>(job, vertical, at4),
+            Scheme::Line6 { vertical, taps: 3 } => line_output::<6, 4>(job, vertical, at6),
+            Scheme::Line6 { vertical, .. } => line_output::<6, 3>(job, vertical, at3),
         }
     }
 }
@@ -476,27 +530,34 @@ unsafe fn tiles_output<const N: usize, const T: usize>(job: &OutputJob, at: impl
     }
 }
 
-/// [`output_transform`] of F(2, 3): `A^T m`.
+/// [`output_transform`] of the 1-D schemes: `A^T m` (`at` applies `A^T` to `N`
+/// positions, giving a tile of `T` pixels).
 ///
 /// # Safety
 /// As [`output_transform`].
 #[inline(always)]
-unsafe fn pairs_output(job: &OutputJob, vertical: bool) {
+unsafe fn line_output<const N: usize, const T: usize>(
+    job: &OutputJob,
+    vertical: bool,
+    at: impl Fn(&[Lanes; N]) -> [Lanes; T],
+) {
     let &OutputJob { m, per_chunk, ob0, ob, bias, row0, rows, ow, tiles_w, t0, n, .. } = job;
     let (plane, end) = (rows * ow * BLOCK, row0 + rows);
     let pos_stride = m_pos_stride(per_chunk);
-    check_output_job(job, 4);
+    check_output_job(job, N);
     let mp = m.as_ptr();
     for b in 0..ob {
         let bias: Lanes = bias[(ob0 + b) * BLOCK..][..BLOCK].try_into().expect("a whole block");
         for t in 0..n {
             let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-            // SAFETY: position p < 4, block b < ob <= MAX_OB, tile t < per_chunk:
-            // below 4 * pos_stride <= m.len().
-            let at = |p: usize| unsafe { load(mp.add(p * pos_stride + (b * per_chunk + t) * BLOCK)) };
-            let pair = at4(&[at(0), at(1), at(2), at(3)]);
-            for (i, px) in pair.iter().enumerate() {
-                let (y, x) = if vertical { (2 * ty + i, tx) } else { (ty, 2 * tx + i) };
+            let mut ms = [[0.0; BLOCK]; N];
+            for (p, mv) in ms.iter_mut().enumerate() {
+                // SAFETY: position p < N, block b < ob <= MAX_OB, tile t < per_chunk:
+                // below N * pos_stride <= m.len().
+                *mv = unsafe { load(mp.add(p * pos_stride + (b * per_chunk + t) * BLOCK)) };
+            }
+            for (i, px) in at(&ms).iter().enumerate() {
+                let (y, x) = if vertical { (T * ty + i, tx) } else { (ty, T * tx + i) };
                 if y < row0 || y >= end || x >= ow {
                     continue;
                 }

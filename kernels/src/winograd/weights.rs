@@ -25,6 +25,20 @@ const G6: [[f64; 3]; 6] = [
     [0.0, 0.0, 1.0 / 2.0],
 ];
 
+/// The 6-point 1-D schemes' filter transform for tiles of `m` outputs and `r`
+/// taps: row `j` of `G` at F(4x4, 3x3)'s points with the kernels' `B^T` row and
+/// `A^T` column scalings (see `super::transforms`) divided out: `G6` for F(4, 3),
+/// and for F(3, 4) the same but for point 1/2's row (its `A^T` column is scaled by
+/// 4, not 8) and a fourth tap.
+fn g_line6(m: usize, r: usize, j: usize, k: usize) -> f64 {
+    const POINTS: [f64; 5] = [0.0, 1.0, -1.0, 0.5, -2.0];
+    // `bt6`'s row scalings, and the `A^T` column scalings.
+    const ROW: [f64; 6] = [2.0, 6.0, -6.0, -15.0 / 16.0, 30.0, 2.0];
+    let column = if j == 3 { (1 << (m - 1)) as f64 } else { 1.0 };
+    let value = if j == 5 { f64::from(u8::from(k == r - 1)) } else { POINTS[j].powi(k as i32) };
+    value / (ROW[j] * column)
+}
+
 /// `G g G^T` of a 3x3 filter `g` (row-major) for an `N x 3` `G`, handing position
 /// `(ξ, ν)` to `put(N ξ + ν, value)`.
 fn sandwich<const N: usize>(gm: &[[f64; 3]; N], g: &[f64], mut put: impl FnMut(usize, f64)) {
@@ -47,7 +61,10 @@ fn sandwich<const N: usize>(gm: &[[f64; 3]; N], g: &[f64], mut put: impl FnMut(u
 /// - F(2, 3) on a 1x3 / 3x1 filter `g`: `U = G g`; on a 1x7 / 7x1: `G` of taps 0-2
 ///   for the first `ci` inputs, of taps 3-5 for the next `ci`, and at positions 0
 ///   and 3 tap 6 and its negation for the last `ci` (the input channels must fill
-///   whole blocks).
+///   whole blocks);
+/// - the 6-point schemes: F(4, 3)'s `U = G g` of a 1x3 / 3x1; of a 1x7 / 7x1,
+///   F(3, 4)'s `G` of taps 0-3 for the first `ci` inputs and of taps 4-6 (and a
+///   zero) for the next `ci`, but at position 5 (∞, where the latter is 0).
 ///
 /// Computed in f64, rounded once.
 pub fn pack_winograd_weights(weights: &[f32], shape: ConvShape, scheme: Scheme, out: &mut Vec<f32>) {
@@ -89,9 +106,58 @@ pub fn pack_winograd_weights(weights: &[f32], shape: ConvShape, scheme: Scheme, 
                         put(3, part * ci + i, o, -g[3 * part]);
                     }
                 }
+                Scheme::Line6 { .. } => {
+                    // F(4, 3) (m = 4, r = 3) or F(3, 4) (m = 3, r = 4).
+                    let (m, r) = if taps == 3 { (4, 3) } else { (3, 4) };
+                    for part in 0..scheme.depth(0) {
+                        let part_taps = &g[part * r..taps.min(part * r + r)];
+                        for p in 0..scheme.positions() {
+                            if part < scheme.depth(p) {
+                                let u = part_taps.iter().enumerate().map(|(k, &w)| g_line6(m, r, p, k) * w).sum();
+                                put(p, part * ci + i, o, u);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
+}
+
+/// Recovers OIHW 1x3, 3x1, 1x7 or 7x1 weights from their F(2, 3) packing by
+/// [`pack_winograd_weights`]: per F(2, 3), `G g`'s first and last positions are
+/// the outer taps and the middle two differ by the middle tap; a 1x7's last tap is
+/// stored as is at position 0. Outer taps come back exact, middle ones within a
+/// rounding of `U`. Lets a model file written when a layer was lowered to F(2, 3)
+/// load where it is now lowered to a 6-point scheme.
+pub fn unpack_winograd_f2_weights(packed: &[f32], shape: ConvShape) -> Vec<f32> {
+    let ConvShape { co, ci, kh, kw } = shape;
+    let taps = kh * kw;
+    let scheme = Scheme::for_window(kh, kw).filter(|s| matches!(s, Scheme::F2 { .. }));
+    let scheme = scheme.filter(|&s| ci.is_multiple_of(BLOCK) && packed.len() == winograd_packed_len(shape, s));
+    let scheme = scheme.unwrap_or_else(|| panic!("unpack_winograd_f2_weights: not the F(2, 3) packing of {shape:?}"));
+    let (cib, cob) = (shape.ci_blocks(), shape.co_blocks());
+    let pos_at: [usize; 4] = std::array::from_fn(|p| (0..p).map(|q| cob * scheme.depth(q) * cib * BLOCK * BLOCK).sum());
+    // U at position p for output o and input k of the position's depth(p) * ci.
+    let u = |p: usize, k: usize, o: usize| {
+        let kb = scheme.depth(p) * cib;
+        packed[pos_at[p] + ((o / BLOCK * kb + k / BLOCK) * BLOCK + k % BLOCK) * BLOCK + o % BLOCK] as f64
+    };
+    let mut out = vec![0.0; co * ci * taps];
+    for o in 0..co {
+        for i in 0..ci {
+            let g = &mut out[(o * ci + i) * taps..][..taps];
+            for part in 0..taps / 3 {
+                let k = part * ci + i;
+                let middle = u(1, k, o) - u(2, k, o);
+                g[3 * part..3 * part + 3].copy_from_slice(&[u(0, k, o) as f32, middle as f32, u(3, k, o) as f32]);
+            }
+            if taps % 3 == 1 {
+                g[taps - 1] = u(0, taps / 3 * ci + i, o) as f32;
+            }
+        }
+    }
+    out
 }
 
 /// Recovers OIHW 3x3 weights from their F(2x2, 3x3) packing by
@@ -123,4 +189,19 @@ pub fn unpack_winograd_2x2_weights(packed: &[f32], shape: ConvShape) -> Vec<f32>
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// F(4x4, 3x3)'s `G` is the 6-point 1-D scheme's for F(4, 3).
+    #[test]
+    fn line6_g_of_f4_3_is_f4x4s() {
+        for (j, row) in G6.iter().enumerate() {
+            for (k, &g) in row.iter().enumerate() {
+                assert!((g_line6(4, 3, j, k) - g).abs() < 1e-15, "G[{j}][{k}]");
+            }
+        }
+    }
 }

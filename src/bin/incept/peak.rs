@@ -1,8 +1,6 @@
 //! `incept peak`: the machine's FMA peak per tier, and how close each convolution
 //! of a model gets to it, measured in the same run.
 
-use std::time::Instant;
-
 use incept::graph::ConvLayer;
 use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image, conv2d_image_scratch_len, conv2d_scratch_len};
@@ -45,8 +43,8 @@ fn thread_cpu_seconds() -> f64 {
 /// Seconds of the monotonic wall clock since its first call.
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn wall_seconds() -> f64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
 }
 
 /// Interleaved rounds per layer of `incept peak` without `--winograd`.
@@ -256,7 +254,7 @@ fn kind_of(l: &ConvLayer) -> String {
 
 /// `incept peak --winograd`: every convolution of `graph` a Winograd scheme computes
 /// (3x3, 1x3, 3x1, 1x7, 7x1 stride 1) timed by the direct kernel and by each scheme
-/// (F(2x2, 3x3) and F(4x4, 3x3) for a 3x3, F(2, 3) for the others) on the widest
+/// (F(2x2, 3x3) and F(4x4, 3x3) for a 3x3, F(2, 3) and a 6-point one for the others) on the widest
 /// tier (or `INCEPT_TIER`), interleaved: `rounds` rounds, each a batch of runs of
 /// every candidate in turn (a few milliseconds each, the order rotating), and the
 /// median of each round's ratio to the direct batch, so that a slow spell of a
@@ -264,11 +262,12 @@ fn kind_of(l: &ConvLayer) -> String {
 pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bool) -> Result<(), String> {
     use incept::lower::winograd_for;
     use incept_kernels::pack::pack_winograd_weights;
-    use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scheme, winograd_scratch_len};
+    use incept_kernels::winograd::{ALL_SCHEMES, Scheme, conv2d_winograd, winograd_scratch_len};
 
     let tier = Tier::from_env()?;
     let k = Kernels::new(tier).expect("available");
     let l = Layout::Nchw16c;
+    let clock = Clock::thread_cpu();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -279,9 +278,10 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
     let mut rows: Vec<Row> = Vec::new();
     for layer in graph.conv_layers() {
         let (din, dout, g) = (layer.input, layer.output(), layer.geom);
-        let Some(two_point) = winograd_scheme(&g, din.c) else { continue };
-        // The two-point scheme is never F(4x4, 3x3).
-        let schemes: Vec<Scheme> = [two_point, Scheme::F4x4].into_iter().filter(|s| s.computes(&g, din.c)).collect();
+        let schemes: Vec<Scheme> = ALL_SCHEMES.into_iter().filter(|s| s.computes(&g, din.c)).collect();
+        if schemes.is_empty() {
+            continue;
+        }
         let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
         let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
         let (mut wd, mut b) = (Vec::new(), Vec::new());
@@ -322,9 +322,9 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
         // one side.
         let reps = (1e-3 * 200e9 / (2.0 * layer.macs() as f64)).ceil() as usize;
         let mut batch = |candidate: usize| {
-            let t = Instant::now();
+            let t = (clock.now)();
             (0..reps).for_each(|_| run(candidate));
-            t.elapsed().as_secs_f64() / reps as f64
+            ((clock.now)() - t) / reps as f64
         };
         let mut times = vec![Vec::new(); candidates];
         for round in 0..rounds.max(1) {
@@ -365,16 +365,17 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
                        "count": l.count, "direct_ms": d * 1e3, "winograd": schemes, "lowered": lowered_name(*picked)})
             })
             .collect();
-        let v = json!({"model": graph.name, "tier": tier.name(), "rounds": rounds, "layers": layers,
+        let v = json!({"model": graph.name, "tier": tier.name(), "clock": clock.name, "rounds": rounds, "layers": layers,
                        "total_direct_ms": direct_ms, "total_as_lowered_ms": chosen_ms});
         println!("{v:#}");
         return Ok(());
     }
     println!(
-        "{} Winograd-able layers on {}, direct vs each Winograd scheme: fastest of {rounds} interleaved rounds, \
-         and the median of the rounds' ratios",
+        "{} Winograd-able layers on {}, direct vs each Winograd scheme: fastest of {rounds} interleaved rounds \
+         (the {} clock), and the median of the rounds' ratios",
         graph.name,
-        tier.name()
+        tier.name(),
+        clock.name
     );
     println!(
         "{:>6} {:>14} {:>5} {:>5} {:>4} {:>10} {:>11} {:>10} {:>8} {:>8}  lowered",
