@@ -28,12 +28,15 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
                     Some(
                         Kernel::Conv { act: Activation::None, residual: false, .. }
                             | Kernel::Linear { act: Activation::None, .. }
-                            | Kernel::AvgPool(_, _, Activation::None)
                     )
                 )
         });
-        let fused = match (&node.op, fusable) {
-            (&Op::BatchNorm { gamma, beta, mean, var, eps }, Some(p)) => {
+        // An average pool with no activation yet, read only here: a ReLU fuses into it.
+        let pool = producer[x.0].filter(|&p| {
+            private(x) && matches!(steps[p].as_ref().map(|s| &s.kernel), Some(Kernel::AvgPool(_, _, Activation::None)))
+        });
+        let fused = match (&node.op, fusable.or(pool)) {
+            (&Op::BatchNorm { gamma, beta, mean, var, eps }, Some(p)) if fusable.is_some() => {
                 let s = take_for_fusion(&mut steps, p, node);
                 let (w, bias) = weight_and_bias(&s.kernel);
                 for t in [w, bias] {
@@ -221,5 +224,27 @@ mod tests {
         let g = b.concat(&[a, p]);
         let g = b.finish(g).unwrap();
         assert_eq!(algorithms(&g), [Algorithm::Direct]);
+    }
+
+    /// A ReLU fuses into the average pool before it; a BatchNorm does not (it has
+    /// no weights to fold into), nor does the ReLU after that BatchNorm.
+    #[test]
+    fn a_relu_fuses_into_an_average_pool_and_a_batch_norm_does_not() {
+        let geom = PoolGeometry::new(3, 1, 1, false);
+        let kinds = |g: &Graph| fuse(g).0.into_iter().map(|s| s.kernel).collect::<Vec<_>>();
+        let mut b = GraphBuilder::new("t", Dims::new(16, 8, 8));
+        let p = b.avg_pool(b.input(), geom, false);
+        let y = b.relu(p);
+        let g = b.finish(y).unwrap();
+        assert_eq!(kinds(&g), [Kernel::AvgPool(geom, false, Activation::Relu)]);
+
+        let mut b = GraphBuilder::new("t", Dims::new(16, 8, 8));
+        let p = b.avg_pool(b.input(), geom, true);
+        let n = b.batch_norm(p, "bn", 1e-3);
+        let y = b.relu(n);
+        let g = b.finish(y).unwrap();
+        let k = kinds(&g);
+        assert_eq!(k[0], Kernel::AvgPool(geom, true, Activation::None));
+        assert!(matches!(k[1], Kernel::BatchNorm { .. }) && k[2] == Kernel::Relu, "{k:?}");
     }
 }
