@@ -130,6 +130,10 @@ pub struct ConvMicrokernel {
     /// kernel computes any `ob x px` tile within these bounds; the driver picks the
     /// shape per layer.
     pub max_px: [usize; 5],
+    /// The tile shape `(ob, px)` whose loop is scheduled by hand (in asm), if any:
+    /// its chunk boundaries cost less than the compiled shapes', which
+    /// [`choose_tile`] counts.
+    pub hand_scheduled: Option<(usize, usize)>,
     /// Computes one tile of `ob` blocks and `px <= max_px[ob]` pixels.
     ///
     /// # Safety
@@ -352,9 +356,10 @@ impl TileShapes {
 /// partial tiles at the ends. Per input lane a tile issues `ob * px` FMAs and
 /// `ob + px` loads (weight rows and input broadcasts) on two FMA and two load ports,
 /// so its cost is the larger of the two; a tile also pays a fixed overhead (loop,
-/// epilogue) that favours fewer, larger tiles.
+/// chunk boundaries, epilogue) that favours fewer, larger tiles, half as much for
+/// the hand-scheduled shape (figures: `docs/kernels.md`).
 pub(crate) fn choose_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
-    let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + 2;
+    let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + if mk.hand_scheduled == Some((ob, px)) { 1 } else { 2 };
     let mut best = (usize::MAX, (1, 1));
     for (ob, &max_px) in mk.max_px.iter().enumerate().filter(|(ob, m)| *ob > 0 && **m > 0) {
         for px in 1..=max_px {

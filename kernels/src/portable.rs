@@ -25,8 +25,12 @@ shared_bodies!();
 
 /// Up to 2 output blocks x 4 pixels: 8 accumulators of 16 lanes, what the baseline
 /// target's 16 vector registers can roughly hold in 4-lane pieces.
-pub(crate) const CONV: ConvMicrokernel =
-    ConvMicrokernel { name: "conv_nchw16c_32oc_x4px__portable", max_px: [0, 4, 4, 0, 0], tile: conv_tile };
+pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
+    name: "conv_nchw16c_32oc_x4px__portable",
+    max_px: [0, 4, 4, 0, 0],
+    hand_scheduled: None,
+    tile: conv_tile,
+};
 
 /// # Safety
 /// The [`TileArgs`] contract of [`ConvMicrokernel::tile`].

@@ -254,6 +254,10 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         (200, 33, 9, 4, g(7, 1, 3, 0)),
         (300, 20, 4, 5, g(5, 5, 2, 2)),
         (33, 16, 8, 8, g(3, 3, 1, 1)),
+        // 1x1 in 64-channel tiles (the AVX-512 tier's hand-scheduled 4x6 shape):
+        // many middle chunks, on a large map and on a small one (blocks of taps).
+        (1000, 64, 21, 22, g(1, 1, 0, 0)),
+        (512, 128, 7, 9, g(1, 1, 0, 0)),
     ];
     let (mut short_last, mut blocked, mut short_block) = (0, 0, 0);
     for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {

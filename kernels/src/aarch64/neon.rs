@@ -39,8 +39,12 @@ shared_bodies!("neon");
 /// registers (LLVM spills them); two blocks x 3 pixels 24 + 3 + 8 = 35. 20 independent
 /// accumulators also cover the 4-cycle FMA latency of two (Neoverse N1) or four
 /// (Neoverse V1, Apple) FMA pipes.
-pub(crate) const CONV: ConvMicrokernel =
-    ConvMicrokernel { name: "conv_nchw16c_16oc_x5px__neon", max_px: [0, 5, 0, 0, 0], tile: conv_tile };
+pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
+    name: "conv_nchw16c_16oc_x5px__neon",
+    max_px: [0, 5, 0, 0, 0],
+    hand_scheduled: None,
+    tile: conv_tile,
+};
 
 /// # Safety
 /// The [`TileArgs`] contract of [`ConvMicrokernel::tile`], on a CPU with NEON.

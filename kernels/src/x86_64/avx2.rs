@@ -27,8 +27,12 @@ shared_bodies!("avx2,fma");
 
 /// 1 output block (16 channels, 2 ymm) x 6 pixels: 12 ymm accumulators, 2 for the
 /// weight row, 1 for the broadcast input: the 6x16 tile of MLAS and XNNPACK.
-pub(crate) const CONV: ConvMicrokernel =
-    ConvMicrokernel { name: "conv_nchw16c_16oc_x6px__avx2_fma", max_px: [0, 6, 0, 0, 0], tile: conv_tile };
+pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
+    name: "conv_nchw16c_16oc_x6px__avx2_fma",
+    max_px: [0, 6, 0, 0, 0],
+    hand_scheduled: None,
+    tile: conv_tile,
+};
 
 /// # Safety
 /// The [`TileArgs`] contract of [`ConvMicrokernel::tile`], on a CPU with AVX2 and FMA.
