@@ -419,3 +419,36 @@ fn convert_at_bf16_writes_a_file_that_runs_at_bf16_only() {
     assert_clean_error(&out, "runs only at precision bf16");
     assert!(!f32_out.exists());
 }
+
+/// `incept ... | head -1` once `head` has its line: every subcommand that prints, with
+/// its stdout a pipe whose reader has gone, ends by SIGPIPE as `cat` or `seq` do,
+/// without a panic or an error message (`run` prints nothing: it writes a file).
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_every_printing_subcommand_by_sigpipe_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inception_module.onnx");
+    let onnx = onnx.to_str().unwrap();
+    let image = tmp("pipe.png");
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 99])).save(&image).unwrap();
+    let converted = tmp("pipe.incept");
+    let commands: [&[&str]; 8] = [
+        &["models"],
+        &["info", "nin_cifar10", "--steps"],
+        &["info", "nin_cifar10", "--json"],
+        &["info", onnx, "--ops"],
+        &["bench", "nin_cifar10", "--runs", "2"],
+        &["peak", "nin_cifar10", "--rounds", "1"],
+        &["classify", image.to_str().unwrap(), "--model", "nin_cifar10"],
+        &["convert", onnx, "-o", converted.to_str().unwrap(), "--force"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = common::incept_command().args(args).stdout(writer).output().expect("the incept binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {}; stderr: {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

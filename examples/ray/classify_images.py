@@ -39,8 +39,7 @@ class InceptClassifier:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Runs ``x`` in chunks of the session's batch (Ray may hand over more or fewer)."""
-        chunks = [self.session.run(x[i : i + self.session.batch]) for i in range(0, len(x), self.session.batch)]
-        return np.concatenate(chunks)
+        return run_in_chunks(self.session.run, x, self.session.batch)
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         x = incept.preprocess(list(batch["image"]), self.model, self.preset)
@@ -52,17 +51,56 @@ class OrtClassifier(InceptClassifier):
     ``.onnx`` file; preprocessing is incept's, so only the engine differs."""
 
     def __init__(self, model: str, batch_size: int, threads: int = 1, top: int = 1, preset: Optional[str] = None):
+        super().__init__(model, 1, 1, top, preset)  # incept's model only for preprocessing
+        self.ort = OrtSession(model, threads)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.ort.run(x)
+
+
+class OrtSession:
+    """An ONNX Runtime session of a ``.onnx`` file that runs any batch.
+
+    An export's batch dimension is fixed (an int: a batch-1 ``torch.onnx.export``) or
+    symbolic (a name: dynamic axes). ONNX Runtime refuses any other batch than a fixed
+    one, and Ray hands over up to ``batch_size`` images: a fixed batch runs in chunks
+    of exactly its size, a symbolic one at once.
+    """
+
+    def __init__(self, model: str, threads: int = 1):
         import onnxruntime
 
-        super().__init__(model, 1, 1, top, preset)  # incept's model only for preprocessing
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.ort = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        self.input_name = self.ort.get_inputs()[0].name
+        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        batch = self.session.get_inputs()[0].shape[0]
+        self.input_name = self.session.get_inputs()[0].name
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.ort.run(None, {self.input_name: x})[0]
+        if self.fixed_batch is None:
+            return self.run_once(x)
+        return run_in_chunks(self.run_once, x, self.fixed_batch, exact=True)
+
+    def run_once(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+def run_in_chunks(run, x: np.ndarray, size: int, exact: bool = False) -> np.ndarray:
+    """``run`` over ``x`` in chunks of at most ``size`` rows, outputs concatenated.
+
+    With ``exact`` every chunk has ``size`` rows: the last is padded with zeros and the
+    padding's output rows dropped (for an engine that takes no smaller batch).
+    """
+    outputs = []
+    for start in range(0, len(x), size):
+        chunk = x[start : start + size]
+        rows = len(chunk)
+        if exact and rows < size:
+            chunk = np.concatenate([chunk, np.zeros((size - rows, *chunk.shape[1:]), chunk.dtype)])
+        outputs.append(run(chunk)[:rows])
+    return np.concatenate(outputs)
 
 
 def summarise(y: np.ndarray, paths: np.ndarray, kind: str, top: int) -> Dict[str, np.ndarray]:

@@ -106,6 +106,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    die_quietly_on_a_closed_stdout();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -114,6 +115,21 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// `incept info ... | head -3`: once the reader has gone, the next write ends the
+/// process by SIGPIPE (the shell reports 141), as it ends `cat`, `seq` or `yes`: no
+/// message, no work nobody reads, and `set -o pipefail` still sees that the output
+/// was cut short. Rust starts programs with SIGPIPE ignored, which turns that write
+/// into an error and `println!` into a panic.
+#[cfg(unix)]
+fn die_quietly_on_a_closed_stdout() {
+    // SAFETY: the first thing `main` does, before any other thread exists; SIG_DFL is
+    // a valid disposition for SIGPIPE and no handler of ours is replaced.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_a_closed_stdout() {}
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
