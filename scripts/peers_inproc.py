@@ -6,10 +6,10 @@ decide anything under ~10%: clocks, neighbours and the hypervisor drift between 
 Here every engine lives in the same Python process and the engines take turns run by
 run, so drift hits them alike:
 
-  * incept through its C API (include/incept.h) with ctypes, from the shared library
-    that `cargo build --release --lib` builds (--lib; default: the first of
-    $INCEPT_LIB, target/release/libincept.so, target/release/libincept_capi.so that
-    exports incept_session_run);
+  * incept through its C API (capi/include/incept.h) with ctypes, from the shared
+    library that `cargo build --release -p incept-capi` builds (--lib; default:
+    $INCEPT_LIB, else target/release/libincept.so, refused when older than the
+    sources);
   * ONNX Runtime (CPUExecutionProvider, ORT_ENABLE_ALL, intra_op_num_threads = t,
     inter_op_num_threads = 1, sequential execution), on the same .onnx file;
   * with --openvino, OpenVINO's CPU plugin on the same file (LATENCY hint, one
@@ -49,7 +49,7 @@ Requires: numpy, onnxruntime (openvino with --openvino). The .onnx files come fr
 scripts/export_models.py (torch, torchvision, timm): run it first, e.g.
 
     python3 scripts/export_models.py --out /work/models
-    cargo build --release --lib
+    cargo build --release -p incept-capi
     python3 scripts/peers_inproc.py --model-dir /work/models --pairs 40
 
 Usage:
@@ -226,20 +226,27 @@ class OpenVino:
 
 
 def load_incept_library(explicit: str | None) -> tuple[ctypes.CDLL, Path]:
-    """The incept shared library: --lib, else $INCEPT_LIB, else the first built one that
-    exports the C API (the C API may live in the root crate or in its own crate)."""
+    """The incept shared library: --lib, else $INCEPT_LIB, else the C API crate's
+    release build, target/release/libincept.so (`cargo build --release -p
+    incept-capi`). Refuses a default library older than the sources it is built from:
+    timing an old build by mistake is easy (`cargo build --release` alone does not
+    rebuild it) and silent."""
     candidates = [Path(explicit)] if explicit else [
         *([Path(os.environ["INCEPT_LIB"])] if os.environ.get("INCEPT_LIB") else []),
         ROOT / "target" / "release" / "libincept.so",
-        ROOT / "target" / "release" / "libincept_capi.so",
-        ROOT / "capi" / "target" / "release" / "libincept_capi.so",
-        ROOT / "capi" / "target" / "release" / "libincept.so",
     ]
     tried = []
     for path in candidates:
         if not path.is_file():
             tried.append(f"{path} (missing)")
             continue
+        if not explicit and not os.environ.get("INCEPT_LIB"):
+            # The library's sources: the engine's (not its command line's), the kernels', the C API's.
+            newest = max((f.stat().st_mtime, f) for d in ("src", "kernels/src", "capi/src")
+                         for f in (ROOT / d).rglob("*.rs") if "bin" not in f.relative_to(ROOT / d).parts)
+            if newest[0] > path.stat().st_mtime:
+                raise SystemExit(f"error: {path} is older than {newest[1].relative_to(ROOT)}: rebuild it with "
+                                 "`cargo build --release -p incept-capi` (or pass --lib PATH to time it anyway)")
         try:
             lib = ctypes.CDLL(str(path))
             lib.incept_session_run  # noqa: B018 (raises AttributeError when absent)
@@ -249,7 +256,7 @@ def load_incept_library(explicit: str | None) -> tuple[ctypes.CDLL, Path]:
         declare(lib)
         return lib, path
     raise SystemExit("error: no incept shared library with the C API; build it with "
-                     "`cargo build --release --lib` or pass --lib PATH. Tried:\n  " + "\n  ".join(tried))
+                     "`cargo build --release -p incept-capi` or pass --lib PATH. Tried:\n  " + "\n  ".join(tried))
 
 
 def declare(lib: ctypes.CDLL) -> None:
