@@ -72,18 +72,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
             for (t, (inp, w, whole)) in (t0..t1).zip(taps.by_ref()) {
                 prefetch_next_tile::<PX>(a, inp);
                 prefetch_weights(a, t, per);
-                let mut lane = |i: usize| {
-                    let mut wv = [_mm512_setzero_ps(); OB];
-                    for (b, v) in wv.iter_mut().enumerate() {
-                        *v = _mm512_loadu_ps(w.add(b * a.w_block + i * BLOCK));
-                    }
-                    for p in 0..PX {
-                        let x = _mm512_set1_ps(*inp.add(p * a.in_pixel + i));
-                        for b in 0..OB {
-                            acc[b][p] = _mm512_fmadd_ps(x, wv[b], acc[b][p]);
-                        }
-                    }
-                };
+                let mut lane = |i: usize| lane_fmas(&mut acc, a, w, inp, i);
                 // A constant trip count for whole blocks, so the lane loop unrolls.
                 if whole {
                     (0..BLOCK).for_each(&mut lane);
@@ -346,16 +335,7 @@ unsafe fn tile_4x6(a: &TileArgs) {
                     prefetch_next_tile::<PX>(a, inp);
                     prefetch_weights(a, t, per);
                     for i in 0..a.ci_tail {
-                        let mut wv = [_mm512_setzero_ps(); OB];
-                        for (b, v) in wv.iter_mut().enumerate() {
-                            *v = _mm512_loadu_ps(w.add(b * a.w_block + i * BLOCK));
-                        }
-                        for p in 0..PX {
-                            let x = _mm512_set1_ps(*inp.add(p * a.in_pixel + i));
-                            for b in 0..OB {
-                                acc[b][p] = _mm512_fmadd_ps(x, wv[b], acc[b][p]);
-                            }
-                        }
+                        lane_fmas(&mut acc, a, w, inp, i);
                     }
                 }
                 let len = if t < whole_taps { len.max(1) } else { 1 };
@@ -378,6 +358,36 @@ unsafe fn tile_4x6(a: &TileArgs) {
             }
             store(a.into(), &acc, t0 == 0, t1 == n);
             t0 = t1;
+        }
+    }
+}
+
+/// Input lane `i` of one tap: each of the tile's `OB` weight rows (16 output
+/// channels) times each of its `PX` pixels' lane `i`, added to the accumulators.
+///
+/// # Safety
+/// `w` and `inp` are the tap's weights and input under `a`'s [`TileArgs`] contract,
+/// `i < 16`, on a CPU with AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn lane_fmas<const OB: usize, const PX: usize>(
+    acc: &mut [[__m512; PX]; OB],
+    a: &TileArgs,
+    w: *const f32,
+    inp: *const f32,
+    i: usize,
+) {
+    // SAFETY: the caller's contract keeps every offset inside the tap's weights and input.
+    unsafe {
+        let mut wv = [_mm512_setzero_ps(); OB];
+        for (b, v) in wv.iter_mut().enumerate() {
+            *v = _mm512_loadu_ps(w.add(b * a.w_block + i * BLOCK));
+        }
+        for p in 0..PX {
+            let x = _mm512_set1_ps(*inp.add(p * a.in_pixel + i));
+            for b in 0..OB {
+                acc[b][p] = _mm512_fmadd_ps(x, wv[b], acc[b][p]);
+            }
         }
     }
 }
