@@ -98,6 +98,10 @@ impl Scheme {
     /// layer: one per F(2, 3) the window splits into, and one more at positions 0
     /// and 3 for a 1x7's last tap; for a 6-point 1x7, 2 (its F(3, 4) and F(3, 3))
     /// but at ∞ (position 5), where the F(3, 3)'s zero-padded fourth tap is 0.
+    // Not inlined: inlined into a loop over the positions, LLVM reads `taps` of an
+    // F(2x2)/F(4x4) value (a variant without it) ahead of the variant check, which
+    // discards it; valgrind, in CI, counts that as a branch on uninitialised memory.
+    #[inline(never)]
     pub const fn depth(self, p: usize) -> usize {
         match self {
             Scheme::F2x2 | Scheme::F4x4 => 1,
