@@ -71,6 +71,14 @@ impl ConvGeometry {
         ConvGeometry { kh, kw, stride_h: stride, stride_w: stride, pad }
     }
 
+    /// Input rows (from `lo`, negative above the image, to `hi`, past its end when
+    /// padded below) that output rows `rows` (not empty) read.
+    pub fn window_rows(&self, rows: &std::ops::Range<usize>) -> (isize, isize) {
+        let lo = (rows.start * self.stride_h) as isize - self.pad.top as isize;
+        let hi = ((rows.end - 1) * self.stride_h + self.kh) as isize - self.pad.top as isize;
+        (lo, hi)
+    }
+
     /// Output height and width for an `h x w` input, or `None` when the window is
     /// larger than the padded input or a size is zero.
     pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {

@@ -9,8 +9,6 @@
 //! shared out as on a plain image ([`conv2d_bf16_par`](super::conv::conv2d_bf16_par)).
 //! Every split computes the same tiles in the same order: the same bits.
 
-use std::ops::Range;
-
 use super::conv::{
     Bf16Kernels, PackedConvBf16, Tiles, by_rows, check, conv2d_bf16_scratch_len, padded, record_call, stage_row,
 };
@@ -20,14 +18,6 @@ use crate::geometry::{Activation, ConvGeometry};
 use crate::layout::{BLOCK, Dims};
 use crate::microkernel::TileShapes;
 use crate::parallel::{ParallelFor, WorkerSlots, for_each_band};
-
-/// Input rows (from `lo`, negative above the image, to `hi`, past its end when
-/// padded below) that output rows `rows` read.
-fn window_rows(rows: &Range<usize>, geom: &ConvGeometry) -> (isize, isize) {
-    let lo = (rows.start * geom.stride_h) as isize - geom.pad.top as isize;
-    let hi = ((rows.end - 1) * geom.stride_h + geom.kh) as isize - geom.pad.top as isize;
-    (lo, hi)
-}
 
 /// BF16 scratch values [`conv2d_bf16`] needs, for an input of shape `input` in
 /// bands `in_split` and an output in bands `out_split`, on `threads` threads: the
@@ -41,7 +31,7 @@ pub fn conv2d_bf16_bands_scratch_len(input: Dims, geom: &ConvGeometry, out_split
     let row = padded(input, geom).w * BLOCK * input.c.div_ceil(BLOCK);
     let most = (0..out_split.bands())
         .map(|t| {
-            let (lo, hi) = window_rows(&out_split.rows(t), geom);
+            let (lo, hi) = geom.window_rows(&out_split.rows(t));
             (hi - lo) as usize * row
         })
         .max()
@@ -84,7 +74,7 @@ pub fn conv2d_bf16(
     let pd_w = padded(din, geom).w;
     for_each_band(out, par, &|t, mut band| {
         let rows = split.rows(t);
-        let window = window_rows(&rows, geom);
+        let window = geom.window_rows(&rows);
         let n = (window.1 - window.0) as usize;
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };

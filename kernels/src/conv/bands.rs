@@ -13,18 +13,10 @@ use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
 use crate::microkernel::{TileShapes, choose_tile};
 use crate::parallel::ParallelFor;
 
-/// Input rows (from `lo`, negative above the image, to `hi`, past its end when
-/// padded below) that output rows `rows` of a window read.
-pub(super) fn window_rows(rows: &Range<usize>, geom: &ConvGeometry) -> (isize, isize) {
-    let lo = (rows.start * geom.stride_h) as isize - geom.pad.top as isize;
-    let hi = ((rows.end - 1) * geom.stride_h + geom.kh) as isize - geom.pad.top as isize;
-    (lo, hi)
-}
-
 /// The input band and its first row that output row `oy`'s whole window lies in,
 /// if it lies inside one band (and the image).
 fn window_band(oy: usize, geom: &ConvGeometry, split: &RowSplit) -> Option<(usize, usize)> {
-    let (lo, hi) = window_rows(&(oy..oy + 1), geom);
+    let (lo, hi) = geom.window_rows(&(oy..oy + 1));
     if lo < 0 || hi as usize > split.height() {
         return None;
     }
@@ -61,7 +53,7 @@ pub fn conv2d_bands_scratch_len(
     let per_band = (0..out_split.bands()).map(|t| {
         let rows = out_split.rows(t);
         if padded {
-            let (lo, hi) = window_rows(&rows, geom);
+            let (lo, hi) = geom.window_rows(&rows);
             (hi - lo) as usize * (input.w + p.left + p.right) * block_len
         } else {
             staged_rows(*geom, in_split, rows).count() * geom.kh * input.w * block_len
@@ -163,7 +155,7 @@ impl<'a> RowTiles<'a> {
         let row_len = input.dims.w * BLOCK;
         let window_len = geom.kh * row_len;
         for (j, oy) in staged_rows(*geom, input.split, self.rows.clone()).enumerate() {
-            let (lo, _) = window_rows(&(oy..oy + 1), geom);
+            let (lo, _) = geom.window_rows(&(oy..oy + 1));
             stage_rows(input, lo, lo + geom.kh as isize, 0, 0, &mut slot[j * self.staged_len..]);
         }
         // Windows copied before row r: rows of the range that cross, counted once per

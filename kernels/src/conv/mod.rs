@@ -17,7 +17,7 @@ pub(crate) mod op;
 mod tiles;
 
 pub use bands::conv2d_bands_scratch_len;
-use bands::{RowTiles, in_one_band, stage_rows, window_rows};
+use bands::{RowTiles, in_one_band, stage_rows};
 pub use image::{conv2d_image, conv2d_image_scratch_len};
 use op::check;
 pub use op::{Conv2d, PackedConv};
@@ -84,7 +84,7 @@ pub fn conv2d(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch: &mut 
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };
         if padded {
-            let (lo, hi) = window_rows(&rows, geom);
+            let (lo, hi) = geom.window_rows(&rows);
             let staged = stage_rows(&input, lo, hi, geom.pad.left, geom.pad.right, slot);
             let staged = Image::new(&slot[..Layout::Nchw16c.image_len(staged)], staged, Layout::Nchw16c);
             one_band(kernels, &in_one_band(op, staged, unpadded, t), &mut band, &mut [], &Sequential);
