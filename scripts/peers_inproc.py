@@ -135,7 +135,8 @@ class Incept:
 
     name = "incept"
 
-    def __init__(self, lib: ctypes.CDLL, model: str, threads: int, precision: str, x, np):
+    def __init__(self, lib: ctypes.CDLL, model: str, threads: int, precision: str, x, np, name: str = "incept"):
+        self.name = name
         self.lib = lib
         self.model = ctypes.c_void_p()
         self.session = ctypes.c_void_p()
@@ -393,6 +394,9 @@ def main() -> int:
     ap.add_argument("--model-dir", default=str(ROOT / "target" / "models"),
                     help="folder of the .onnx files from scripts/export_models.py (default: target/models)")
     ap.add_argument("--lib", help="incept shared library (default: see above)")
+    ap.add_argument("--lib-b", metavar="LIB",
+                    help="a second incept build (its libincept.so, copied aside) timed as peer 'incept-b' in the "
+                         "same rounds: A/B of two builds, interleaved run by run")
     ap.add_argument("--incept-model", choices=("onnx", "builtin"), default="onnx",
                     help="what incept opens: the same .onnx file, or its built-in model of that name "
                          "(same shapes, synthetic weights; the output check is then skipped)")
@@ -433,6 +437,11 @@ def main() -> int:
             raise SystemExit("error: openvino missing: pip install openvino")
 
     lib, lib_path = load_incept_library(args.lib)
+    lib_b = None
+    if args.lib_b:
+        if Path(args.lib_b).resolve() == lib_path.resolve():
+            ap.error("--lib-b is the same file as the library under test")
+        lib_b, _ = load_incept_library(args.lib_b)
     model_dir = Path(args.model_dir)
     missing = [m for m in args.models if not (model_dir / f"{m}.onnx").is_file()]
     if missing:
@@ -443,7 +452,7 @@ def main() -> int:
     versions = {"incept": lib.incept_version().decode(), "onnxruntime": ort.__version__}
     if args.openvino:
         versions["openvino"] = ov.__version__.split("-")[0]
-    peers = ["ORT"] + (["OpenVINO"] if args.openvino else [])
+    peers = ["ORT"] + (["OpenVINO"] if args.openvino else []) + (["incept-b"] if lib_b else [])
     command = "python3 " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, os.getcwd()), *sys.argv[1:]])
     log(f"host: {cpu}; {os.cpu_count()} CPUs; incept {versions['incept']} from {lib_path}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "incept"))
@@ -463,13 +472,16 @@ def main() -> int:
                            OnnxRuntime(path, threads, spinning, x)]
                 if args.openvino:
                     engines.append(OpenVino(path, threads, args.precision, x))
+                if lib_b:
+                    engines.append(Incept(lib_b, model if args.incept_model == "builtin" else str(path), threads,
+                                          args.incept_precision, x, np, name="incept-b"))
                 ref = engines[1].output()
                 for e in engines:
                     for _ in range(args.warmup):
                         e.run()
                 agreement = {e.name: rel_diff(e.output(), ref) for e in engines if e.name != "ORT"}
                 allowed = AGREEMENT_BF16 if args.incept_precision == "bf16" else AGREEMENT
-                if args.incept_model == "onnx" and agreement["incept"] > allowed:
+                if args.incept_model == "onnx" and max(v for k, v in agreement.items() if "incept" in k) > allowed:
                     raise SystemExit(f"error: incept's {model} output differs from ORT's by "
                                      f"{agreement['incept']:.1e} (relative): not the same model?")
                 if interval > 0:
