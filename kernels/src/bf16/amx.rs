@@ -372,6 +372,61 @@ mod tests {
         }
     }
 
+    /// One full `TDPBF16PS` (16 x 16 outputs, 32 products each) on `ops`, from
+    /// pseudo-random operands; returns C.
+    ///
+    /// # Safety
+    /// `ops` usable on this CPU.
+    unsafe fn one_product_on<T: TileOps>(ops: &mut T, seed: u32) -> [[f32; 16]; 16] {
+        let mut r = seed;
+        let mut next = || {
+            r = r.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (r >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0
+        };
+        let a: Vec<bf16> = (0..16 * 32).map(|_| crate::bf16::convert::to_bf16(next())).collect();
+        let b: Vec<bf16> = (0..16 * 32).map(|_| crate::bf16::convert::to_bf16(next())).collect();
+        let mut c = [[0f32; 16]; 16];
+        c.iter_mut().flatten().for_each(|v| *v = next());
+        let cfg = TileConfig::new().with(0, 16, 64).with(1, 16, 64).with(2, 16, 64);
+        // SAFETY: three 16 x 64-byte tiles over buffers of 1024 bytes each.
+        unsafe {
+            ops.configure(&cfg);
+            ops.load::<0>(c.as_ptr().cast(), 64);
+            ops.load::<1>(a.as_ptr().cast(), 64);
+            ops.load::<2>(b.as_ptr().cast(), 64);
+            ops.dpbf16ps::<0, 1, 2>();
+            ops.store::<0>(c.as_mut_ptr().cast(), 64);
+            ops.release();
+        }
+        c
+    }
+
+    /// The instructions against the emulation, where the host has AMX: within
+    /// twice the float32 rounding bound of a 33-term sum (each side within 2 x 33 u
+    /// of the exact value times the sum of magnitudes, at most 2 x 33 x 2^-24 x 66
+    /// here), since Intel leaves the hardware's internal rounding unspecified.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn hardware_tdpbf16ps_agrees_with_the_emulation() {
+        if let Err(why) = amx_usable() {
+            eprintln!("SKIPPED (AMX hardware): {why}");
+            return;
+        }
+        let tol = 2.0 * 2.0 * 33.0 * 2f32.powi(-24) * 66.0;
+        for seed in 0..20 {
+            // SAFETY: AMX is usable (checked above); the emulation runs anywhere.
+            let (hw, emu) = unsafe {
+                (
+                    one_product_on(&mut super::super::amx_tiles::AmxInstructions, seed),
+                    one_product_on(&mut EmulatedTiles::new(), seed),
+                )
+            };
+            for (h, e) in hw.iter().flatten().zip(emu.iter().flatten()) {
+                assert!((h - e).abs() <= tol, "seed {seed}: hardware {h}, emulation {e}");
+            }
+        }
+    }
+
     /// On this host: either the tier is usable, or the reason names what is missing.
     #[test]
     fn availability_says_why_not() {

@@ -69,6 +69,18 @@ impl Bf16Tier {
         }
     }
 
+    /// Why this CPU (or, for AMX, the OS) cannot run the tier; `None` when it can.
+    pub fn unavailable_reason(self) -> Option<String> {
+        if self.is_available() {
+            return None;
+        }
+        Some(match self {
+            #[cfg(target_arch = "x86_64")]
+            Bf16Tier::Amx => super::amx::amx_usable().clone().unwrap_err(),
+            _ => format!("this CPU cannot run the {} tier", self.name()),
+        })
+    }
+
     /// Tiers this CPU runs, narrowest first.
     pub fn available() -> Vec<Bf16Tier> {
         BF16_TIERS.into_iter().filter(|t| Bf16Kernels::new(*t).is_some()).collect()
@@ -88,10 +100,7 @@ impl Bf16Tier {
             .ok_or_else(|| format!("{BF16_TIER_ENV}={name}: unknown BF16 tier ({})", names.join(", ")))?;
         match tier.is_available() {
             true => Ok(tier),
-            false if tier == Bf16Tier::Amx => {
-                Err(format!("{BF16_TIER_ENV}={name}: {}", super::amx::amx_usable().clone().unwrap_err()))
-            }
-            false => Err(format!("{BF16_TIER_ENV}={name}: this CPU cannot run the {name} tier")),
+            false => Err(format!("{BF16_TIER_ENV}={name}: {}", tier.unavailable_reason().unwrap_or_default())),
         }
     }
 }
