@@ -233,6 +233,7 @@ unsafe fn store_chunk(
 /// AMX-BF16, AVX-512F and AVX512-BF16 (for the conversions) and Linux granted
 /// the tile data state; else why not. Asked once per process; a refusal on a
 /// CPU that has AMX is reported once on stderr, as the tier then falls back.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn amx_usable() -> &'static Result<(), String> {
     static USABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     USABLE.get_or_init(|| {
@@ -262,11 +263,6 @@ fn request_amx() -> Result<(), String> {
     request_tile_data()
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn request_amx() -> Result<(), String> {
-    Err("AMX is x86-64 only".into())
-}
-
 /// Asks Linux for the tile data state (`ARCH_REQ_XCOMP_PERM`, `XFEATURE_XTILEDATA`).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn request_tile_data() -> Result<(), String> {
@@ -291,6 +287,7 @@ fn request_tile_data() -> Result<(), String> {
 
 /// FLOPs per iteration of [`tdpbf16ps_loop`]: 4 `TDPBF16PS` of 16 x 16 outputs x
 /// 32 products, a multiply and an add each.
+#[cfg(target_arch = "x86_64")]
 pub(crate) const TDPBF16PS_LOOP_FLOPS: u64 = 4 * 16 * 16 * 32 * 2;
 
 /// `TDPBF16PS` throughput: 2 A tiles x 2 B tiles into 4 independent C tiles per
@@ -308,6 +305,7 @@ pub(crate) unsafe fn tdpbf16ps_loop(iters: u64) -> f32 {
 ///
 /// # Safety
 /// `ops` usable on this CPU.
+#[cfg(any(target_arch = "x86_64", test))]
 #[inline(always)]
 unsafe fn peak_loop_on<T: TileOps>(ops: &mut T, iters: u64) -> f32 {
     // Pairs of 1.0 and of about 1e-3 (0x3a83), opaque to the compiler.
@@ -377,6 +375,7 @@ mod tests {
     ///
     /// # Safety
     /// `ops` usable on this CPU.
+    #[cfg(target_arch = "x86_64")]
     unsafe fn one_product_on<T: TileOps>(ops: &mut T, seed: u32) -> [[f32; 16]; 16] {
         let mut r = seed;
         let mut next = || {
@@ -429,6 +428,7 @@ mod tests {
 
     /// On this host: either the tier is usable, or the reason names what is missing.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn availability_says_why_not() {
         match amx_usable() {
             Ok(()) => eprintln!("AMX usable on this host"),

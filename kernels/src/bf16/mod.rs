@@ -16,7 +16,11 @@
 //!   emulation of them.
 //! - [`bands`]: the same on images in bands of rows, one band per thread.
 
+// The AMX tier: compiled for x86-64, and on other targets for the tests of its
+// emulated tiles.
+#[cfg(any(target_arch = "x86_64", test, feature = "amx-emulation-for-tests"))]
 mod amx;
+#[cfg(any(target_arch = "x86_64", test, feature = "amx-emulation-for-tests"))]
 mod amx_tiles;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
