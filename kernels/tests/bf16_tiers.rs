@@ -16,7 +16,7 @@ use incept_kernels::bf16::conv::chunk_taps_bf16;
 use incept_kernels::bf16::convert::{round_to_bf16, to_bf16};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::bf16::{
-    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
+    BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
     conv2d_bf16_scratch_len, reference,
 };
 use incept_kernels::pack::{ConvShape, pack_bias};
@@ -386,12 +386,26 @@ fn subnormal_operands_read_as_zero() {
 
 /// The BF16 tiers a machine is expected to have: set `INCEPT_EXPECT_AVX512BF16` on
 /// a host with `avx512_bf16` so that a detection failure fails loudly rather than
-/// skipping the tier.
+/// skipping the tier; `INCEPT_EXPECT_AMX` likewise on a host with `amx_bf16` (and
+/// Linux granting the tile state). A tier is unavailable exactly when it says why,
+/// and AMX, where usable, is the tier chosen first.
 #[test]
 fn expected_bf16_tiers_are_detected() {
     assert!(Bf16Tier::available().contains(&Bf16Tier::Portable));
     if std::env::var("INCEPT_EXPECT_AVX512BF16").is_ok() {
         assert!(Bf16Tier::available().contains(&Bf16Tier::Avx512Bf16));
+    }
+    if std::env::var("INCEPT_EXPECT_AMX").is_ok() {
+        let why = Bf16Tier::Amx.unavailable_reason();
+        assert!(Bf16Tier::available().contains(&Bf16Tier::Amx), "AMX expected: {why:?}");
+    }
+    for tier in BF16_TIERS {
+        assert_eq!(tier.is_available(), tier.unavailable_reason().is_none(), "{tier:?}");
+    }
+    if Bf16Tier::Amx.is_available() {
+        assert_eq!(Bf16Tier::best(), Bf16Tier::Amx);
+    } else {
+        eprintln!("SKIPPED (AMX chosen first): {}", Bf16Tier::Amx.unavailable_reason().unwrap_or_default());
     }
 }
 
