@@ -1,6 +1,7 @@
 //! The BF16 direct convolution allocates nothing, on every path of its driver
-//! (input rounded whole first, or by the tiles) and every BF16 tier this CPU runs:
-//! proven with a counting global allocator.
+//! (input rounded whole first, or by the tiles) and every BF16 tier this CPU runs
+//! (and the AMX tier's tiles on their emulation): proven with a counting global
+//! allocator.
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -31,8 +32,10 @@ fn bf16_convolution_allocates_nothing() {
         let x = vec![1.0; l.image_len(din)];
         let mut y = vec![0.0; l.image_len(dout)];
         let mut scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &geom)];
-        for tier in Bf16Tier::available() {
-            let kernels = Bf16Kernels::new(tier).unwrap();
+        // Every tier this CPU runs, and the AMX tier's tiles on emulated instructions
+        // (the same tile code as its hardware path, on any host).
+        let emulated = std::iter::once(Bf16Kernels::amx_emulated());
+        for kernels in Bf16Tier::available().into_iter().map(|t| Bf16Kernels::new(t).unwrap()).chain(emulated) {
             let packed = PackedConvBf16 { shape, weights: &w, bias: &b };
             let allocations = counting_alloc::on_this_thread(|| {
                 let out = &mut ImageMut::new(&mut y, dout, l);

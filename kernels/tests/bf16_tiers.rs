@@ -16,7 +16,7 @@ use incept_kernels::bf16::conv::chunk_taps_bf16;
 use incept_kernels::bf16::convert::{round_to_bf16, to_bf16};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::bf16::{
-    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
+    BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
     conv2d_bf16_scratch_len, reference,
 };
 use incept_kernels::pack::{ConvShape, pack_bias};
@@ -35,6 +35,30 @@ struct Case {
     act: Activation,
 }
 
+/// The order a tier's sums are checked in, bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// The contract's: `VDPBF16PS`'s, each pair's odd lane first, the pairs that hold
+    /// a real channel.
+    Vdpbf16ps,
+    /// `TDPBF16PS` as the SDM's pseudocode (and the AMX emulation) adds: each pair's
+    /// even lane first, all 8 pairs of every block (the padding ones add zeros).
+    Tdpbf16ps,
+    /// None: the AMX instructions themselves, whose internal rounding Intel does not
+    /// specify; checked within the float32 rounding bound only.
+    Unspecified,
+}
+
+impl Order {
+    fn of(kernels: &Bf16Kernels) -> Order {
+        match kernels.tier() {
+            Bf16Tier::Amx if kernels.conv_name().ends_with("_emulated") => Order::Tdpbf16ps,
+            Bf16Tier::Amx => Order::Unspecified,
+            _ => Order::Vdpbf16ps,
+        }
+    }
+}
+
 /// `v`, or a zero of its sign when subnormal (`VDPBF16PS` reads and writes those as zero).
 fn flush(v: f32) -> f32 {
     if v.is_subnormal() { 0f32.copysign(v) } else { v }
@@ -45,9 +69,11 @@ fn flush(v: f32) -> f32 {
 /// real channel (lanes past `ci`, and padding, are zeros); each pair adds its odd
 /// lane's exact product, then its even lane's, rounding each addition; the first
 /// chunk added to the bias, each later one to the partial sum; then the residual
-/// and the activation.
+/// and the activation. In the [`Order::Tdpbf16ps`] order, each pair adds its even
+/// lane first, and every block all 8 pairs.
 #[allow(clippy::too_many_arguments)]
 fn replay(
+    order: Order,
     x: &[f32],
     din: Dims,
     wt: &[f32],
@@ -76,9 +102,11 @@ fn replay(
         let mut acc = 0.0f32;
         for t in t0..(t0 + chunk).min(taps) {
             let (ib, ky, kx) = (t / taps_per_block, t / kw % kh, t % kw);
-            let lanes = if ib + 1 < blocks { 16 } else { ci - ib * 16 };
+            let lanes = if ib + 1 < blocks || order == Order::Tdpbf16ps { 16 } else { ci - ib * 16 };
             for j in 0..lanes.div_ceil(2) {
-                for i in [ib * 16 + 2 * j + 1, ib * 16 + 2 * j] {
+                let (even, odd) = (ib * 16 + 2 * j, ib * 16 + 2 * j + 1);
+                let pair = if order == Order::Tdpbf16ps { [even, odd] } else { [odd, even] };
+                for i in pair {
                     acc = flush(flush(input(i, ky, kx)).mul_add(flush(weight(i, ky, kx)), acc));
                 }
             }
@@ -94,8 +122,11 @@ fn replay(
 /// Runs `case` on `kernels` and checks every output: within the float32 rounding
 /// bound of a K-term dot product (2 K u sum|w x|, u = 2^-24) of the BF16 reference;
 /// within BF16's rounding of the operands (each product off by at most 2u + u^2 of
-/// itself, u = 2^-8) of the float32 reference; equal to [`replay`]. False when the
-/// window does not fit the input (nothing to run).
+/// itself, u = 2^-8) of the float32 reference; equal to [`replay`] in the tier's
+/// [`Order`] (if it has one). The first bound allows 2u per addition, so it holds
+/// for any order and any rounding of each addition, even a directed one, and for
+/// sums kept more precisely: what the AMX instructions are checked against.
+/// False when the window does not fit the input (nothing to run).
 fn check(kernels: &Bf16Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) -> bool {
     let Case { ci, co, h, w, geom, residual, act } = case;
     let din = Dims::new(ci, h, w);
@@ -152,7 +183,12 @@ fn check(kernels: &Bf16Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor
                 // Each operand within u = 2^-8 of itself, so each product within 2u + u^2.
                 let tol_f32 = (2f32.powi(-7) + 2f32.powi(-16)) * mag[i] + tol;
                 assert!((got - want_f32[i]).abs() <= tol_f32, "{at}: got {got}, float32 reference {}", want_f32[i]);
-                let order = replay(&x, din, &wt, shape, &bias, &geom, residual.then(|| res[i]), act, (c, yy, xx));
+                let order = Order::of(kernels);
+                if order == Order::Unspecified {
+                    continue;
+                }
+                let order =
+                    replay(order, &x, din, &wt, shape, &bias, &geom, residual.then(|| res[i]), act, (c, yy, xx));
                 assert!(got.to_bits() == order.to_bits(), "{at}: got {got}, the documented order gives {order}");
             }
         }
@@ -256,19 +292,36 @@ fn pointwise(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
 
 #[test]
 fn every_available_bf16_tier_matches_the_reference() {
-    for tier in [Bf16Tier::Portable, Bf16Tier::Avx512Bf16] {
+    for tier in [Bf16Tier::Portable, Bf16Tier::Avx512Bf16, Bf16Tier::Amx] {
         let Some(kernels) = Bf16Kernels::new(tier) else {
             eprintln!("SKIPPED: this CPU cannot run the {} tier", tier.name());
             continue;
         };
-        let before = bf16_tier_calls(tier);
-        let cases = sweep(&kernels, &Sequential);
-        long_reductions(&kernels, &Sequential);
-        pointwise(&kernels, &Sequential);
-        every_tile_shape(&kernels);
-        assert!(cases > 250 && bf16_tier_calls(tier) >= before + cases as u64, "{tier:?} did not run");
-        eprintln!("{}: ok", kernels.conv_name());
+        every_family(&kernels);
     }
+}
+
+/// The whole sweep on `kernels`, asserted to have run on their tier.
+fn every_family(kernels: &Bf16Kernels) {
+    let tier = kernels.tier();
+    let before = bf16_tier_calls(tier);
+    let cases = sweep(kernels, &Sequential);
+    long_reductions(kernels, &Sequential);
+    pointwise(kernels, &Sequential);
+    every_tile_shape(kernels);
+    assert!(cases > 250 && bf16_tier_calls(tier) >= before + cases as u64, "{tier:?} did not run");
+    eprintln!("{}: ok", kernels.conv_name());
+}
+
+/// The AMX tier's tiles on the emulated tile instructions, on every host: the
+/// same families, bit for bit in the order of the SDM's `TDPBF16PS` pseudocode;
+/// and on three threads.
+#[test]
+fn amx_tier_on_emulated_tiles_matches_the_reference() {
+    let kernels = Bf16Kernels::amx_emulated();
+    assert!(kernels.conv_name().ends_with("_emulated") && kernels.dot_peak_gflops(0.01).is_none());
+    every_family(&kernels);
+    large_maps(&kernels, &ThreeThreads);
 }
 
 /// Maps of over 1000 output pixels, large enough for the conversion pass to be
@@ -333,12 +386,26 @@ fn subnormal_operands_read_as_zero() {
 
 /// The BF16 tiers a machine is expected to have: set `INCEPT_EXPECT_AVX512BF16` on
 /// a host with `avx512_bf16` so that a detection failure fails loudly rather than
-/// skipping the tier.
+/// skipping the tier; `INCEPT_EXPECT_AMX` likewise on a host with `amx_bf16` (and
+/// Linux granting the tile state). A tier is unavailable exactly when it says why,
+/// and AMX, where usable, is the tier chosen first.
 #[test]
 fn expected_bf16_tiers_are_detected() {
     assert!(Bf16Tier::available().contains(&Bf16Tier::Portable));
     if std::env::var("INCEPT_EXPECT_AVX512BF16").is_ok() {
         assert!(Bf16Tier::available().contains(&Bf16Tier::Avx512Bf16));
+    }
+    if std::env::var("INCEPT_EXPECT_AMX").is_ok() {
+        let why = Bf16Tier::Amx.unavailable_reason();
+        assert!(Bf16Tier::available().contains(&Bf16Tier::Amx), "AMX expected: {why:?}");
+    }
+    for tier in BF16_TIERS {
+        assert_eq!(tier.is_available(), tier.unavailable_reason().is_none(), "{tier:?}");
+    }
+    if Bf16Tier::Amx.is_available() {
+        assert_eq!(Bf16Tier::best(), Bf16Tier::Amx);
+    } else {
+        eprintln!("SKIPPED (AMX chosen first): {}", Bf16Tier::Amx.unavailable_reason().unwrap_or_default());
     }
 }
 

@@ -33,10 +33,13 @@ pub enum Bf16Tier {
     /// x86-64 AVX512-BF16 (`VDPBF16PS`): AMD Zen 4 and later, Intel Cooper Lake
     /// and later.
     Avx512Bf16,
+    /// x86-64 AMX (`TDPBF16PS` on tiles): Intel Sapphire Rapids and later, once
+    /// Linux grants the process the tile state (see `bf16::amx`).
+    Amx,
 }
 
 /// Every BF16 tier, narrowest first.
-pub const BF16_TIERS: [Bf16Tier; 2] = [Bf16Tier::Portable, Bf16Tier::Avx512Bf16];
+pub const BF16_TIERS: [Bf16Tier; 3] = [Bf16Tier::Portable, Bf16Tier::Avx512Bf16, Bf16Tier::Amx];
 
 impl Bf16Tier {
     /// Lower-case name.
@@ -44,6 +47,7 @@ impl Bf16Tier {
         match self {
             Bf16Tier::Portable => "bf16-portable",
             Bf16Tier::Avx512Bf16 => "avx512bf16",
+            Bf16Tier::Amx => "amx",
         }
     }
 
@@ -58,9 +62,23 @@ impl Bf16Tier {
             Bf16Tier::Portable => true,
             #[cfg(target_arch = "x86_64")]
             Bf16Tier::Avx512Bf16 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16"),
+            #[cfg(target_arch = "x86_64")]
+            Bf16Tier::Amx => super::amx::amx_usable().is_ok(),
             #[allow(unreachable_patterns)]
             _ => false,
         }
+    }
+
+    /// Why this CPU (or, for AMX, the OS) cannot run the tier; `None` when it can.
+    pub fn unavailable_reason(self) -> Option<String> {
+        if self.is_available() {
+            return None;
+        }
+        Some(match self {
+            #[cfg(target_arch = "x86_64")]
+            Bf16Tier::Amx => super::amx::amx_usable().clone().unwrap_err(),
+            _ => format!("this CPU cannot run the {} tier", self.name()),
+        })
     }
 
     /// Tiers this CPU runs, narrowest first.
@@ -82,7 +100,7 @@ impl Bf16Tier {
             .ok_or_else(|| format!("{BF16_TIER_ENV}={name}: unknown BF16 tier ({})", names.join(", ")))?;
         match tier.is_available() {
             true => Ok(tier),
-            false => Err(format!("{BF16_TIER_ENV}={name}: this CPU cannot run the {name} tier")),
+            false => Err(format!("{BF16_TIER_ENV}={name}: {}", tier.unavailable_reason().unwrap_or_default())),
         }
     }
 }
@@ -118,9 +136,24 @@ impl Bf16Kernels {
                 mk: super::avx512::CONV,
                 peak: Some((super::avx512::dpbf16_loop, super::avx512::DPBF16_LOOP_FLOPS)),
             },
+            #[cfg(target_arch = "x86_64")]
+            Bf16Tier::Amx => Bf16Kernels {
+                tier,
+                mk: super::amx::CONV,
+                peak: Some((super::amx::tdpbf16ps_loop, super::amx::TDPBF16PS_LOOP_FLOPS)),
+            },
             #[allow(unreachable_patterns)]
             _ => return None,
         })
+    }
+
+    /// The AMX tier's kernels on an emulation of the tile instructions, for tests
+    /// on hosts without AMX: the tier's tile logic, not its instructions, and
+    /// never a tier the engine selects (see `bf16::amx_tiles`).
+    #[cfg(any(test, feature = "amx-emulation-for-tests"))]
+    #[doc(hidden)]
+    pub fn amx_emulated() -> Bf16Kernels {
+        Bf16Kernels { tier: Bf16Tier::Amx, mk: super::amx::CONV_EMULATED, peak: None }
     }
 
     /// The tier these kernels belong to.
@@ -147,7 +180,7 @@ impl Bf16Kernels {
     /// The tier's peak BF16 dot-product throughput on the calling thread, in
     /// GFLOP/s (a pair's two multiplies and two adds are 4 FLOPs), measured for
     /// about `seconds` as [`crate::peak::fma_peak_gflops`] does; `None` for the
-    /// portable tier, which has no instruction of its own.
+    /// portable tier (and the AMX emulation), which have no instruction of their own.
     pub fn dot_peak_gflops(&self, seconds: f64) -> Option<f64> {
         let (run, flops) = self.peak?;
         // SAFETY: a `Bf16Kernels` exists only for a tier this CPU runs.
@@ -155,7 +188,7 @@ impl Bf16Kernels {
     }
 }
 
-static CALLS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+static CALLS: [AtomicU64; BF16_TIERS.len()] = [const { AtomicU64::new(0) }; BF16_TIERS.len()];
 
 /// The fewest products a BF16 tile sums in registers before adding them to the
 /// partial sum in memory: twice float32's
@@ -175,7 +208,8 @@ pub fn chunk_taps_bf16(shape: ConvShape) -> usize {
 /// Pixels per tile of any tier, plus one.
 const PX_SLOTS: usize = 17;
 
-static TILE_CALLS: [[AtomicU64; 5 * PX_SLOTS]; 2] = [const { [const { AtomicU64::new(0) }; 5 * PX_SLOTS] }; 2];
+static TILE_CALLS: [[AtomicU64; 5 * PX_SLOTS]; BF16_TIERS.len()] =
+    [const { [const { AtomicU64::new(0) }; 5 * PX_SLOTS] }; BF16_TIERS.len()];
 
 /// How many BF16 convolution tasks of `tier` have run at least one tile of `ob`
 /// output blocks and `px` pixels in this process: lets tests assert that every

@@ -27,6 +27,11 @@ use crate::BLOCK;
 /// that instruction does, the chunk sums read a subnormal operand or accumulator
 /// as zero and flush a subnormal result to zero (values below 1.2e-38, which
 /// convolutions of real images do not produce).
+///
+/// The AMX tier keeps the chunks but not the order within a pair: `TDPBF16PS`
+/// adds the even lane's product first (in the SDM's pseudocode, which its
+/// emulation follows bit for bit), and the hardware's internal rounding is not
+/// specified, so its sums are only within float32 rounding of this order's.
 #[derive(Clone, Copy, Debug)]
 pub struct Bf16TileArgs {
     /// BF16 input at (block 0, first tap row, first pixel's first tap column).

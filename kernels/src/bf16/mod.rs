@@ -12,8 +12,16 @@
 //! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` reads.
 //! - [`conv`]: the direct convolution driver on NCHW16c float32 images, its tile
 //!   contract and the BF16 tiers ([`Bf16Kernels`]).
+//! - `amx`, `amx_tiles`: the AMX tier, on the tile instructions or (in tests) an
+//!   emulation of them.
 //! - [`bands`]: the same on images in bands of rows, one band per thread.
 
+// The AMX tier: compiled for x86-64, and on other targets for the tests of its
+// emulated tiles.
+#[cfg(any(target_arch = "x86_64", test, feature = "amx-emulation-for-tests"))]
+mod amx;
+#[cfg(any(target_arch = "x86_64", test, feature = "amx-emulation-for-tests"))]
+mod amx_tiles;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod bands;

@@ -158,10 +158,19 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
         .into_iter()
         .filter_map(|t| Some((t.name(), Bf16Kernels::new(t)?.dot_peak_gflops(0.3)?)))
         .collect();
+    // The BF16 tiers with an instruction of their own that this host lacks (AMX on most).
+    let bf16_absent: Vec<(&str, String)> = incept_kernels::bf16::BF16_TIERS
+        .into_iter()
+        .filter(|&t| t != Bf16Tier::Portable)
+        .filter_map(|t| Some((t.name(), t.unavailable_reason()?)))
+        .collect();
     let l2_bytes = Kernels::new(widest).expect("available").l2_bytes();
     let gflops = |l: &ConvLayer, t: &Timed| 2.0 * l.macs() as f64 / t.secs / 1e9;
     if as_json {
-        let bf16: Vec<_> = bf16_peaks.iter().map(|(tier, g)| json!({"tier": tier, "peak_gflops": g})).collect();
+        let mut bf16: Vec<_> = bf16_peaks.iter().map(|(tier, g)| json!({"tier": tier, "peak_gflops": g})).collect();
+        bf16.extend(
+            bf16_absent.iter().map(|(tier, why)| json!({"tier": tier, "peak_gflops": null, "unavailable": why})),
+        );
         let v: Vec<_> = report
             .iter()
             .map(|(tier, peak, rows, name)| {
@@ -192,6 +201,9 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
     }
     for (tier, g) in &bf16_peaks {
         println!("peak BF16 dot-product throughput, {tier} {g:>7.1} GFLOP/s per core");
+    }
+    for (tier, why) in &bf16_absent {
+        println!("peak BF16 dot-product throughput, {tier}: not measured, {why}");
     }
     for (tier, peak, rows, name) in report.iter().filter(|r| !r.2.is_empty()) {
         println!("\n{} ({name}), peak {peak:.1} GFLOP/s (median of the layers' peaks)", graph.name);
