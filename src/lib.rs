@@ -31,6 +31,6 @@ pub mod preprocess;
 pub mod weights;
 
 pub use error::{Error, Result};
-pub use exec::{Session, SessionOptions};
+pub use exec::{ProfileClock, Session, SessionOptions};
 pub use lower::Precision;
 pub use model::{Model, SYNTHETIC_SEED};

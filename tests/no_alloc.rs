@@ -33,3 +33,26 @@ fn bf16_session_run_allocates_nothing_on_inception_v3() {
     assert_eq!(counting_alloc::on_this_thread(|| session.run(&x, &mut y).unwrap()), 0);
     assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
 }
+
+/// A clock that moves 1 ms at every read.
+fn ticking_clock() -> std::time::Duration {
+    static MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    std::time::Duration::from_millis(MS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+#[test]
+fn a_profiled_run_allocates_nothing_and_reads_the_given_clock() {
+    let model = incept::Model::builtin("nin_cifar10").unwrap();
+    let mut session = model.session(Default::default()).unwrap();
+    let x = common::input(session.input_len(), 1);
+    let mut y = vec![0.0; session.output_len()];
+    session.set_profiling(true);
+    session.set_profile_clock(ticking_clock);
+    for _ in 0..3 {
+        assert_eq!(counting_alloc::on_this_thread(|| session.run(&x, &mut y).unwrap()), 0);
+    }
+    // Two reads per step, one tick apart: every step took 1 ms per run.
+    let steps = session.profile();
+    assert!(steps.len() > 3);
+    assert!(steps.iter().all(|s| s.seconds == 1e-3), "{steps:?}");
+}

@@ -4,6 +4,7 @@ mod steps;
 mod workers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
 use incept_kernels::parallel::{ParallelFor, Sequential};
@@ -115,6 +116,7 @@ impl Session {
             workers: zeroed(steps::worker_buffer_len(&plan), "workers' scratch")?,
             step_nanos: Vec::new(),
             profiled_runs: 0,
+            step_clock: steps::wall_clock,
         };
         let g = &program.graph;
         let (input_len, output_len) =
@@ -211,6 +213,18 @@ impl Session {
         }
     }
 
+    /// Times the steps with `clock` from now on (and resets the timing): the wall
+    /// clock by default. A clock of the calling thread's CPU time leaves out the time
+    /// other processes take from its core, so it is steadier on a shared machine; it
+    /// sees the calling thread only, which leads every run (at several threads a step
+    /// then counts the leader's share, its wait for the helpers included, but not
+    /// time it spent descheduled).
+    pub fn set_profile_clock(&mut self, clock: ProfileClock) {
+        self.state.step_clock = clock;
+        let on = !self.state.step_nanos.is_empty();
+        self.set_profiling(on);
+    }
+
     /// Mean time per run of each step since profiling was turned on, in plan order.
     pub fn profile(&mut self) -> Vec<StepProfile> {
         let (runs, nanos) = (self.state.profiled_runs.max(1) as f64, &self.state.step_nanos);
@@ -227,6 +241,10 @@ impl Session {
             .collect()
     }
 }
+
+/// A clock for [`Session::set_profile_clock`]: time since a fixed start, read twice
+/// per step; only differences count.
+pub type ProfileClock = fn() -> Duration;
 
 /// Time spent in one step of a plan.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,8 @@
 //! Running the steps of a plan on an arena.
 
 use std::ops::Range;
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use incept_kernels::bands::MAX_BANDS;
 use incept_kernels::bf16::{Bf16Kernels, PackedConvBf16, conv2d_bf16};
@@ -30,6 +31,14 @@ pub(super) struct State {
     /// Nanoseconds spent in each step, summed over profiled runs (empty when off).
     pub(super) step_nanos: Vec<u64>,
     pub(super) profiled_runs: u64,
+    /// What the steps are timed with (see `Session::set_profile_clock`).
+    pub(super) step_clock: super::ProfileClock,
+}
+
+/// The default [`super::ProfileClock`]: the monotonic wall clock since its first read.
+pub(super) fn wall_clock() -> Duration {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
 }
 
 /// Runs every step of `plan` on `state`'s arenas.
@@ -42,12 +51,12 @@ pub(super) fn run_plan(cx: &Context, plan: &Plan, state: &mut State, input: &[f3
     let workers = aligned_slots(state.workers.as_mut_slice(), plan.worker_scratch_len);
     let profiling = !state.step_nanos.is_empty();
     for (i, step) in plan.steps.iter().enumerate() {
-        let t0 = profiling.then(Instant::now);
+        let t0 = profiling.then(state.step_clock);
         for n in 0..plan.batch {
             run_step(cx, step, n, arenas, workers, input, output);
         }
         if let Some(t0) = t0 {
-            state.step_nanos[i] += t0.elapsed().as_nanos() as u64;
+            state.step_nanos[i] += (state.step_clock)().saturating_sub(t0).as_nanos() as u64;
         }
     }
     state.profiled_runs += profiling as u64;

@@ -47,6 +47,23 @@ pub struct Args {
     /// compare each step after the idle gap with the same step run back to back.
     #[arg(long)]
     profile: bool,
+    /// The clock `--profile` times steps with: `wall`, or `thread-cpu` (the calling
+    /// thread's CPU time: steadier on a shared machine, as time slices other
+    /// processes take do not count; at several threads it times the leading thread).
+    #[arg(long, value_enum, default_value_t = StepClock::Wall, requires = "profile")]
+    clock: StepClock,
+}
+
+/// What `--profile` times steps with.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StepClock {
+    Wall,
+    ThreadCpu,
+}
+
+/// The calling thread's CPU time (the wall clock where the OS has no such clock).
+fn thread_cpu_clock() -> std::time::Duration {
+    std::time::Duration::from_secs_f64((crate::peak::Clock::thread_cpu().now)())
 }
 
 /// How to spend the gap before a frame-paced run.
@@ -190,6 +207,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
     }
     if args.profile {
+        if args.clock == StepClock::ThreadCpu {
+            s.set_profile_clock(thread_cpu_clock);
+            println!("steps timed by the {} clock", crate::peak::Clock::thread_cpu().name);
+        }
         match interval {
             None => print_profile(&mut s, &x, &mut y, runs)?,
             Some(gap) => print_profile_after_idle(&mut s, &x, &mut y, runs, gap, args.idle, &mut buffer)?,
