@@ -158,12 +158,14 @@ impl Bf16Kernels {
 static CALLS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// The fewest products a BF16 tile sums in registers before adding them to the
-/// partial sum in memory: twice float32's
-/// [`CHUNK_TERMS`](crate::microkernel::CHUNK_TERMS), because `VDPBF16PS` adds two
-/// products per lane in the time an FMA adds one, so each chunk's store costs the
-/// same share of the arithmetic. The longer float32 chain stays far below the BF16
-/// rounding of the operands (2^-9 relative each).
-pub const BF16_CHUNK_TERMS: usize = 2 * crate::microkernel::CHUNK_TERMS;
+/// partial sum in memory: four times float32's
+/// [`CHUNK_TERMS`](crate::microkernel::CHUNK_TERMS). `VDPBF16PS` adds two products
+/// per lane in the time an FMA adds one, so twice would give each chunk's store
+/// (a load, an add and a store per accumulator) float32's share of the arithmetic;
+/// four times halves that share again. A float32 chain of a few hundred exact
+/// products still stays far below the BF16 rounding of the operands (2^-9
+/// relative each).
+pub const BF16_CHUNK_TERMS: usize = 4 * crate::microkernel::CHUNK_TERMS;
 
 /// Taps per chunk of a BF16 convolution of `shape`: the float32 rule
 /// ([`crate::conv::chunk_taps`]) with [`BF16_CHUNK_TERMS`]. Depends on the shape
