@@ -9,7 +9,7 @@
 //! stride-1 layer with few output block groups skips the pass: its tiles round the
 //! float32 input as they read it. Outputs, bias and residual stay float32.
 //!
-//! On several threads, the pass converts one run of rows per thread, and the
+//! On several threads, the pass converts runs of rows, a few per thread, and the
 //! tiles are spread over the threads in runs of (output block group, row) units;
 //! every split computes the same tiles, so the same bits.
 
@@ -191,12 +191,14 @@ impl Bf16Kernels {
 static CALLS: [AtomicU64; BF16_TIERS.len()] = [const { AtomicU64::new(0) }; BF16_TIERS.len()];
 
 /// The fewest products a BF16 tile sums in registers before adding them to the
-/// partial sum in memory: twice float32's
-/// [`CHUNK_TERMS`](crate::microkernel::CHUNK_TERMS), because `VDPBF16PS` adds two
-/// products per lane in the time an FMA adds one, so each chunk's store costs the
-/// same share of the arithmetic. The longer float32 chain stays far below the BF16
-/// rounding of the operands (2^-9 relative each).
-pub const BF16_CHUNK_TERMS: usize = 2 * crate::microkernel::CHUNK_TERMS;
+/// partial sum in memory: four times float32's
+/// [`CHUNK_TERMS`](crate::microkernel::CHUNK_TERMS). `VDPBF16PS` adds two products
+/// per lane in the time an FMA adds one, so twice would give each chunk's store
+/// (a load, an add and a store per accumulator) float32's share of the arithmetic;
+/// four times halves that share again. A float32 chain of a few hundred exact
+/// products still stays far below the BF16 rounding of the operands (2^-9
+/// relative each).
+pub const BF16_CHUNK_TERMS: usize = 4 * crate::microkernel::CHUNK_TERMS;
 
 /// Taps per chunk of a BF16 convolution of `shape`: the float32 rule
 /// ([`crate::conv::chunk_taps`]) with [`BF16_CHUNK_TERMS`]. Depends on the shape
@@ -293,9 +295,10 @@ fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
     Tiling { co_blocks, groups: co_blocks.div_ceil(widest), px }
 }
 
-/// Tasks per thread: a few, so that a thread slowed by something else hands part
-/// of its share to the others.
-const TASKS_PER_THREAD: usize = 2;
+/// Tasks per thread: several, claimed as the threads come free, so that a thread
+/// slowed by something else (a late start, a shared core) hands part of its share
+/// to the others; a claim costs far less than a task.
+const TASKS_PER_THREAD: usize = 8;
 
 /// `out = act(conv(bf16(input), w) + bias + residual)` on NCHW16c images, the
 /// tiles spread over `par`'s threads; the input is converted to BF16 (round to
@@ -525,8 +528,9 @@ pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut
 const STAGE_PAR_VALUES: usize = 16 * 1024;
 
 /// `input` rounded to BF16 into `staged`, with a zero border of `geom`'s padding,
-/// in rows of the padded copy spread over `par`'s threads (one run of rows each)
-/// when there are enough of them to pay for the dispatch.
+/// in rows of the padded copy spread over `par`'s threads (in runs of rows,
+/// [`TASKS_PER_THREAD`] per thread) when there are enough of them to pay for the
+/// dispatch.
 fn stage(
     to_bf16: unsafe fn(&[f32], &mut [bf16]),
     input: &Bands,
@@ -539,7 +543,7 @@ fn stage(
     let row_len = pd.w * BLOCK;
     let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
     let rows = staged.len() / row_len;
-    let tasks = par.threads().min(staged.len() / STAGE_PAR_VALUES).max(1);
+    let tasks = (TASKS_PER_THREAD * par.threads()).min(staged.len() / STAGE_PAR_VALUES).min(rows).max(1);
     if tasks == 1 {
         for (r, row) in staged.chunks_exact_mut(row_len).enumerate() {
             stage_row(to_bf16, input, geom, window, r, row);
