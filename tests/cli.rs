@@ -168,6 +168,19 @@ fn bench_paces_runs_by_the_interval() {
 }
 
 #[test]
+fn bench_profiles_steps_by_the_clock_asked_for() {
+    let out = incept(&["bench", "nin_cifar10", "--runs", "2", "--profile", "--clock", "thread-cpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let clock = if cfg!(any(target_os = "linux", target_os = "macos")) { "thread_cpu" } else { "wall" };
+    assert!(text.contains(&format!("steps timed by the {clock} clock")) && text.contains("slowest steps"), "{text}");
+    // `--clock` means nothing without `--profile`.
+    let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--clock", "thread-cpu"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--profile"), "{stderr}");
+}
+
+#[test]
 fn bench_rejects_a_bad_interval() {
     for bad in ["0", "-33", "abc", "1e9"] {
         let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--interval-ms", bad]);
