@@ -34,7 +34,7 @@
 
 use super::amx_tiles::{MAX_COLSB, MAX_ROWS, TileConfig, TileOps};
 use super::convert::bf16;
-use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
+use super::microkernel::{Bf16Microkernel, Bf16TileArgs, ChunkSums};
 use crate::BLOCK;
 
 /// The AMX tier's microkernel: up to 4 output blocks (4 C tiles) x 16 pixels (the
@@ -143,12 +143,13 @@ unsafe fn conv_tile_on<T: TileOps>(
     let in_stride = a.in_pixel * size_of::<bf16>();
     let w_block = a.w_block * size_of::<bf16>();
     let mut staged = [[bf16::ZERO; BLOCK]; MAX_ROWS];
-    let mut sums = [[[0f32; BLOCK]; MAX_ROWS]; 4];
+    let mut sums: ChunkSums = [[[0f32; BLOCK]; MAX_ROWS]; 4];
     let mut pos = (0, 0, 0);
     // SAFETY: the tiles are configured below for the shapes every load, product
     // and store uses; every address is one the contract keeps in bounds: an A row
     // of two taps reads tap kx's 16 lanes and tap kx + 1's (kx + 1 < kw), a B tile
-    // one or two taps' weights of block b < ob, and C stores go to `sums`.
+    // one or two taps' weights of block b < ob, C stores go to `sums`, and
+    // `add_chunk` writes the `ob x px` tile the contract bounds.
     unsafe {
         ops.configure(&config(ob, px));
         for t0 in (0..n).step_by(a.chunk) {
@@ -187,45 +188,9 @@ unsafe fn conv_tile_on<T: TileOps>(
             for (b, s) in sums.iter_mut().enumerate().take(ob) {
                 on_c!(b, C => ops.store::<C>(s.as_mut_ptr().cast(), BLOCK * size_of::<f32>()));
             }
-            store_chunk(a, &sums, (ob, px), t0 == 0, t1 == n);
+            a.add_chunk(&sums, (ob, px), t0 == 0, t1 == n);
         }
         ops.release();
-    }
-}
-
-/// Adds a chunk's sums to the bias (the first chunk) or to the partial sum in the
-/// output, then (the last chunk) the residual and ReLU, as the contract says.
-///
-/// # Safety
-/// The contract's bounds for bias, residual and output of an `ob x px` tile.
-#[inline(always)]
-unsafe fn store_chunk(
-    a: &Bf16TileArgs,
-    sums: &[[[f32; BLOCK]; MAX_ROWS]; 4],
-    (ob, px): (usize, usize),
-    first: bool,
-    last: bool,
-) {
-    for (b, sums_b) in sums.iter().enumerate().take(ob) {
-        for (p, sums_p) in sums_b.iter().enumerate().take(px) {
-            for (lane, &s) in sums_p.iter().enumerate() {
-                let off = b * a.out_block + p * BLOCK + lane;
-                // SAFETY: element (b, p, lane) of the tile, inside bias, residual and
-                // output by the contract.
-                unsafe {
-                    let mut v = s + if first { *a.bias.add(b * BLOCK + lane) } else { *a.output.add(off) };
-                    if last {
-                        if !a.residual.is_null() {
-                            v += *a.residual.add(off);
-                        }
-                        if a.relu {
-                            v = v.max(0.0);
-                        }
-                    }
-                    *a.output.add(off) = v;
-                }
-            }
-        }
     }
 }
 

@@ -124,12 +124,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
                 }
                 pos = a.next_tap(pos);
             }
-            store(
-                TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu },
-                &acc,
-                t0 == 0,
-                t1 == n,
-            );
+            store(a.into(), &acc, t0 == 0, t1 == n);
         }
     }
 }

@@ -102,7 +102,43 @@ impl Bf16TileArgs {
             (ib + 1, 0, 0)
         }
     }
+
+    /// Adds one chunk's sums of an `ob x px` tile (`sums[b][p][lane]`) to the bias
+    /// (the `first` chunk) or to the partial sum in the output, then (the `last`
+    /// chunk) the residual and ReLU, as the contract says: the epilogue of the tiers
+    /// that keep their chunk sums in memory (portable, AMX).
+    ///
+    /// # Safety
+    /// The contract's bounds for bias, residual and output of an `ob x px` tile.
+    #[inline(always)]
+    pub(crate) unsafe fn add_chunk(&self, sums: &ChunkSums, (ob, px): (usize, usize), first: bool, last: bool) {
+        for (b, sums_b) in sums.iter().enumerate().take(ob) {
+            for (p, sums_p) in sums_b.iter().enumerate().take(px) {
+                for (lane, &s) in sums_p.iter().enumerate() {
+                    let off = b * self.out_block + p * BLOCK + lane;
+                    // SAFETY: element (b, p, lane) of the tile, inside bias, residual and
+                    // output by the contract.
+                    unsafe {
+                        let mut v = s + if first { *self.bias.add(b * BLOCK + lane) } else { *self.output.add(off) };
+                        if last {
+                            if !self.residual.is_null() {
+                                v += *self.residual.add(off);
+                            }
+                            if self.relu {
+                                v = v.max(0.0);
+                            }
+                        }
+                        *self.output.add(off) = v;
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// One chunk's float32 sums of a tile of up to 4 output blocks x 16 pixels, by
+/// block, pixel and lane.
+pub(crate) type ChunkSums = [[[f32; BLOCK]; 16]; 4];
 
 /// A BF16 tier's convolution microkernel and its largest tile.
 #[derive(Clone, Copy, Debug)]

@@ -4,7 +4,7 @@
 
 use super::convert::bf16;
 
-use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
+use super::microkernel::{Bf16Microkernel, Bf16TileArgs, ChunkSums};
 use crate::BLOCK;
 
 pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
@@ -47,7 +47,7 @@ unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
     let mut pos = (0, 0, 0);
     for t0 in (0..n).step_by(a.chunk) {
         let t1 = (t0 + a.chunk).min(n);
-        let mut acc = [[[0f32; BLOCK]; 16]; 4];
+        let mut acc: ChunkSums = [[[0f32; BLOCK]; 16]; 4];
         for t in t0..t1 {
             let inp = a.tap_offset(pos);
             let w = a.weights.wrapping_add(t * BLOCK * BLOCK);
@@ -69,26 +69,7 @@ unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
             }
             pos = a.next_tap(pos);
         }
-        for (b, acc_b) in acc.iter().enumerate().take(ob) {
-            for (p, acc_p) in acc_b.iter().enumerate().take(px) {
-                for (lane, &v) in acc_p.iter().enumerate() {
-                    let off = b * a.out_block + p * BLOCK + lane;
-                    // SAFETY: element (b, p, lane) of the tile: inside bias, residual and
-                    // output by the contract.
-                    unsafe {
-                        let mut v = v + if t0 == 0 { *a.bias.add(b * BLOCK + lane) } else { *a.output.add(off) };
-                        if t1 == n {
-                            if !a.residual.is_null() {
-                                v += *a.residual.add(off);
-                            }
-                            if a.relu {
-                                v = v.max(0.0);
-                            }
-                        }
-                        *a.output.add(off) = v;
-                    }
-                }
-            }
-        }
+        // SAFETY: the contract's bounds for an `ob x px` tile.
+        unsafe { a.add_chunk(&acc, (ob, px), t0 == 0, t1 == n) };
     }
 }
