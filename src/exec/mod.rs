@@ -205,12 +205,8 @@ impl Session {
     /// Turns per-step timing on (and resets it) or off. Timing costs two clock reads
     /// per step and allocates nothing during runs.
     pub fn set_profiling(&mut self, on: bool) {
-        let steps = self.plan.steps.len();
-        {
-            let s = &mut self.state;
-            s.step_nanos = if on { vec![0; steps] } else { Vec::new() };
-            s.profiled_runs = 0;
-        }
+        self.state.step_nanos = if on { vec![0; self.plan.steps.len()] } else { Vec::new() };
+        self.state.profiled_runs = 0;
     }
 
     /// Times the steps with `clock` from now on (and resets the timing): the wall
