@@ -46,6 +46,17 @@ fn conv_tiers_match_the_reference() {
 }
 
 #[test]
+fn bf16_conv_tiers_match_the_bf16_reference() {
+    use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
+    let mut kernels: Vec<_> = Bf16Tier::available().into_iter().filter_map(Bf16Kernels::new).collect();
+    kernels.push(Bf16Kernels::amx_emulated());
+    let names: Vec<_> = kernels.iter().map(|k| k.conv_name()).collect();
+    let cases = seeds("conv").into_iter().chain(random_inputs(4, 1500, 32));
+    cases.for_each(|c| assert_eq!(checks::conv_bf16::check(&c), names, "the BF16 kernels run"));
+    eprintln!("BF16 kernels checked: {names:?}");
+}
+
+#[test]
 fn pooling_and_epilogues_agree_across_layouts() {
     let cases = seeds("pool").into_iter().chain(random_inputs(2, 3000, 32));
     cases.for_each(|c| checks::pool::check(&c));

@@ -10,6 +10,8 @@
 //! - [`conv`]: every available tier's `conv2d` against `reference::conv2d`,
 //!   within the rounding error bound of the dot products (as in
 //!   `kernels/tests/conv_tiers.rs`).
+//! - [`conv_bf16`]: every available BF16 tier (and the AMX tier's logic on its
+//!   emulated tiles) against the BF16 reference, whole and in bands of rows.
 //! - [`pool`]: the reference pooling and convolution epilogues in NCHW against
 //!   NCHW16c (and mixed) layouts, bit for bit; every tier's blocked pooling against
 //!   the reference.
@@ -354,6 +356,152 @@ pub mod conv {
                 compare(&buf[before..before + out_len], &what, &tol);
             }
         }
+    }
+}
+
+pub mod conv_bf16 {
+    //! Every available BF16 tier against the BF16 reference, on the cases of [`conv`].
+
+    use incept_kernels::bands::{Bands, BandsMut, RowSplit, join_bands, split_image};
+    use incept_kernels::bf16::convert::to_bf16;
+    use incept_kernels::bf16::pack::pack_conv_weights_bf16;
+    use incept_kernels::bf16::{
+        BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len, conv2d_bf16_par,
+        conv2d_bf16_scratch_len,
+    };
+    use incept_kernels::pack::{ConvShape, pack_bias};
+    use incept_kernels::{Activation, Dims, Image, ImageMut, Layout, reference};
+
+    use super::conv::{Conv, ConvCase};
+    use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
+
+    /// Runs `case` on every BF16 tier this CPU runs (`conv2d_bf16_par`, its work split
+    /// in three) and checks each output element: within the float32 rounding bound of
+    /// a K-term dot product of the BF16 reference (`2 K u sum|w x|`, u = 2^-24),
+    /// within BF16's rounding of the operands of the float32 reference (each
+    /// product off by at most 2^-7 + 2^-16 of itself), padding lanes zero, nothing
+    /// written outside the output slice. Tiers that sum in the documented order
+    /// (all but AMX's instructions, whose internal rounding Intel does not specify)
+    /// give the portable tier's bits, and so does each tier with its input and output
+    /// cut into bands of rows (`conv2d_bf16`; 1 to 3 bands each, from the seed).
+    /// The AMX tier's logic runs on its emulated instructions as well, on every
+    /// host. Returns the names of the kernels it ran.
+    pub fn check(case: &ConvCase) -> Vec<&'static str> {
+        let cv = case.decode();
+        let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
+        let mut rng = Rng::new(case.seed);
+        let din = Dims::new(ci, h, w);
+        let (oh, ow) = geom.output_hw(h, w).expect("decode keeps the window inside");
+        let dout = Dims::new(co, oh, ow);
+        let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+        let (x, wt, bias, res) =
+            (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+
+        let nchw = Layout::Nchw;
+        let out_nchw = |f: &dyn Fn(&mut ImageMut)| {
+            let mut out = vec![0.0; dout.volume()];
+            f(&mut ImageMut::new(&mut out, dout, nchw));
+            out
+        };
+        let r = residual.then(|| Image::new(&res, dout, nchw));
+        let want = out_nchw(&|o| {
+            incept_kernels::bf16::reference::conv2d(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, r, act, o)
+        });
+        let want_f32 = out_nchw(&|o| reference::conv2d(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, r, act, o));
+        let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
+        let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
+        let ra = residual.then(|| Image::new(&ra, dout, nchw));
+        let mag = out_nchw(&|o| {
+            reference::conv2d(Image::new(&xa, din, nchw), &wa, Some(&ba), &geom, ra, Activation::None, o)
+        });
+        let k = (ci * geom.kh * geom.kw + 2) as f32;
+
+        let blk = Layout::Nchw16c;
+        let (mut packed, mut pbias) = (Vec::new(), Vec::new());
+        pack_conv_weights_bf16(&wt, shape, &mut packed);
+        pack_bias(&bias, &mut pbias);
+        let weights = PackedConvBf16 { shape, weights: &packed, bias: &pbias };
+        // The input sits inside NaN: a read past its image would poison the output.
+        let in_len = blk.image_len(din);
+        let mut xbuf = vec![f32::NAN; in_offset + in_len + 64];
+        xbuf[in_offset..in_offset + in_len].copy_from_slice(&to_layout(&x, din, blk));
+        let input = Image::new(&xbuf[in_offset..in_offset + in_len], din, blk);
+        let rin = to_layout(&res, dout, blk);
+        let (before, after) = (out_offset, 64 - out_offset);
+        let out_len = blk.image_len(dout);
+
+        let (mut portable, mut ran): (Option<Vec<f32>>, _) = (None, Vec::new());
+        // The AMX tier's tile logic on its emulated instructions too (on any host):
+        // within the bounds, but in `TDPBF16PS`'s order, not the portable one's.
+        let emulated = std::iter::once(Bf16Kernels::amx_emulated());
+        for kernels in BF16_TIERS.into_iter().filter_map(Bf16Kernels::new).chain(emulated) {
+            let tier = kernels.tier();
+            let documented_order = tier != Bf16Tier::Amx;
+            ran.push(kernels.conv_name());
+            let what = format!("{} {cv:?}", kernels.conv_name());
+            let mut buf = canvas(dout, blk, before, after);
+            // NaN scratch: the driver must overwrite every value it reads.
+            let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_scratch_len(din, &geom)];
+            conv2d_bf16_par(
+                &kernels,
+                input,
+                &weights,
+                &geom,
+                residual.then(|| Image::new(&rin, dout, blk)),
+                act,
+                &mut ImageMut::new(&mut buf[before..before + out_len], dout, blk),
+                &mut scratch,
+                &SplitInThree,
+            );
+            check_sentinels(&buf, before, after, &what);
+            let out = &buf[before..before + out_len];
+            check_padding_lanes(out, dout, blk, &what);
+            for c in 0..co {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let (got, i) = (out[blk.index(dout, c, y, xx)], (c * oh + y) * ow + xx);
+                        let tol = k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE;
+                        let at = format!("{what}: at (c={c}, y={y}, x={xx}) got {got}");
+                        assert!((got - want[i]).abs() <= tol, "{at}, BF16 reference {}, tolerance {tol:e}", want[i]);
+                        let tol_f32 = (2f32.powi(-7) + 2f32.powi(-16)) * mag[i] + tol;
+                        assert!((got - want_f32[i]).abs() <= tol_f32, "{at}, float32 reference {}", want_f32[i]);
+                    }
+                }
+            }
+            if documented_order {
+                let first = portable.get_or_insert_with(|| out.to_vec());
+                let same = first.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{what}: not the portable tier's bits");
+            }
+
+            // The same layer with input and output in bands of rows: the same bits.
+            let bands = |raw: u64, rows: usize| RowSplit::even(rows, (raw % 3 + 1) as usize);
+            let (in_split, out_split) = (bands(case.seed >> 8, h), bands(case.seed >> 16, oh));
+            let in_parts = split_image(input, in_split);
+            let in_refs: Vec<&[f32]> = in_parts.iter().map(|p| &p[..]).collect();
+            let res_parts = split_image(Image::new(&rin, dout, blk), out_split);
+            let res_refs: Vec<&[f32]> = res_parts.iter().map(|p| &p[..]).collect();
+            let mut out_parts: Vec<Vec<f32>> =
+                (0..out_split.bands()).map(|t| vec![f32::NAN; blk.image_len(out_split.band_dims(dout, t))]).collect();
+            let mut banded = BandsMut::new(out_parts.iter_mut().map(|p| &mut p[..]), dout, blk, out_split);
+            let len = conv2d_bf16_bands_scratch_len(din, &geom, out_split, 3);
+            let mut scratch = vec![to_bf16(f32::NAN); len];
+            conv2d_bf16(
+                &kernels,
+                Bands::new(&in_refs, din, blk, in_split),
+                &weights,
+                &geom,
+                residual.then(|| Bands::new(&res_refs, dout, blk, out_split)),
+                act,
+                &mut banded,
+                &mut scratch,
+                &SplitInThree,
+            );
+            let got = join_bands(banded.as_bands());
+            let same = got.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{what}: bands {in_split:?} -> {out_split:?} differ from the whole images");
+        }
+        ran
     }
 }
 
