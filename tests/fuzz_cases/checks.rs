@@ -223,6 +223,42 @@ pub mod conv {
         }
     }
 
+    /// A case's shapes and operands (NCHW input and residual, OIHW weights, bias),
+    /// drawn from its seed.
+    pub struct Operands {
+        pub din: Dims,
+        pub dout: Dims,
+        pub shape: ConvShape,
+        pub x: Vec<f32>,
+        pub wt: Vec<f32>,
+        pub bias: Vec<f32>,
+        pub res: Vec<f32>,
+    }
+
+    impl Conv {
+        pub fn operands(&self, seed: u64) -> Operands {
+            let Conv { ci, co, h, w, geom, .. } = *self;
+            let mut rng = Rng::new(seed);
+            let din = Dims::new(ci, h, w);
+            let (oh, ow) = geom.output_hw(h, w).expect("decode keeps the window inside");
+            let dout = Dims::new(co, oh, ow);
+            let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+            let (x, wt, bias, res) =
+                (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+            Operands { din, dout, shape, x, wt, bias, res }
+        }
+    }
+
+    /// NCHW `x` in NCHW16c from `offset` on in a buffer of NaN: a kernel reading
+    /// past the image poisons its output.
+    pub fn blocked_in_nan(x: &[f32], d: Dims, offset: usize) -> Vec<f32> {
+        let blk = Layout::Nchw16c;
+        let len = blk.image_len(d);
+        let mut buf = vec![f32::NAN; offset + len + 64];
+        buf[offset..offset + len].copy_from_slice(&to_layout(x, d, blk));
+        buf
+    }
+
     /// Runs `case` on every available tier and checks each output element against
     /// the reference within the rounding error bound of a K-term float32 dot
     /// product, `|fast - ref| <= 2 K u sum|w x|` (u = 2^-24, both sides rounding in
@@ -237,14 +273,9 @@ pub mod conv {
     /// 3x3), 254/15 < 17 for the 6-point 1-D schemes. An input of at most 16 channels also runs from its NCHW image (`conv2d_image`, split in three): the same bits.
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
-        let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
-        let mut rng = Rng::new(case.seed);
-        let din = Dims::new(ci, h, w);
-        let (oh, ow) = geom.output_hw(h, w).expect("decode keeps the window inside");
-        let dout = Dims::new(co, oh, ow);
-        let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-        let (x, wt, bias, res) =
-            (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+        let Conv { ci, co, geom, residual, act, in_offset, out_offset, .. } = cv;
+        let Operands { din, dout, shape, x, wt, bias, res } = cv.operands(case.seed);
+        let (oh, ow) = (dout.h, dout.w);
 
         // The reference, and its magnitude twin (all operands made positive) for the bound.
         let nchw = Layout::Nchw;
@@ -265,10 +296,7 @@ pub mod conv {
         pack_conv_weights(&wt, shape, &mut packed);
         pack_bias(&bias, &mut pbias);
         let w = PackedConv { shape, weights: &packed, bias: &pbias };
-        // The input sits inside NaN: a read past its image would poison the output.
-        let in_len = blk.image_len(din);
-        let mut xbuf = vec![f32::NAN; in_offset + in_len + 64];
-        xbuf[in_offset..in_offset + in_len].copy_from_slice(&to_layout(&x, din, blk));
+        let (xbuf, in_len) = (blocked_in_nan(&x, din, in_offset), blk.image_len(din));
         let rin = to_layout(&res, dout, blk);
         let (before, after) = (out_offset, 64 - out_offset);
         let out_len = blk.image_len(dout);
@@ -369,11 +397,11 @@ pub mod conv_bf16 {
         BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len, conv2d_bf16_par,
         conv2d_bf16_scratch_len,
     };
-    use incept_kernels::pack::{ConvShape, pack_bias};
-    use incept_kernels::{Activation, Dims, Image, ImageMut, Layout, reference};
+    use incept_kernels::pack::pack_bias;
+    use incept_kernels::{Activation, Image, ImageMut, Layout, reference};
 
-    use super::conv::{Conv, ConvCase};
-    use super::{Rng, SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
+    use super::conv::{Conv, ConvCase, Operands, blocked_in_nan};
+    use super::{SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
 
     /// Runs `case` on every BF16 tier this CPU runs (`conv2d_bf16_par`, its work split
     /// in three) and checks each output element: within the float32 rounding bound of
@@ -388,14 +416,9 @@ pub mod conv_bf16 {
     /// host. Returns the names of the kernels it ran.
     pub fn check(case: &ConvCase) -> Vec<&'static str> {
         let cv = case.decode();
-        let Conv { ci, co, h, w, geom, residual, act, in_offset, out_offset } = cv;
-        let mut rng = Rng::new(case.seed);
-        let din = Dims::new(ci, h, w);
-        let (oh, ow) = geom.output_hw(h, w).expect("decode keeps the window inside");
-        let dout = Dims::new(co, oh, ow);
-        let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-        let (x, wt, bias, res) =
-            (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+        let Conv { ci, co, geom, residual, act, in_offset, out_offset, .. } = cv;
+        let Operands { din, dout, shape, x, wt, bias, res } = cv.operands(case.seed);
+        let (oh, ow) = (dout.h, dout.w);
 
         let nchw = Layout::Nchw;
         let out_nchw = |f: &dyn Fn(&mut ImageMut)| {
@@ -421,10 +444,7 @@ pub mod conv_bf16 {
         pack_conv_weights_bf16(&wt, shape, &mut packed);
         pack_bias(&bias, &mut pbias);
         let weights = PackedConvBf16 { shape, weights: &packed, bias: &pbias };
-        // The input sits inside NaN: a read past its image would poison the output.
-        let in_len = blk.image_len(din);
-        let mut xbuf = vec![f32::NAN; in_offset + in_len + 64];
-        xbuf[in_offset..in_offset + in_len].copy_from_slice(&to_layout(&x, din, blk));
+        let (xbuf, in_len) = (blocked_in_nan(&x, din, in_offset), blk.image_len(din));
         let input = Image::new(&xbuf[in_offset..in_offset + in_len], din, blk);
         let rin = to_layout(&res, dout, blk);
         let (before, after) = (out_offset, 64 - out_offset);
@@ -476,7 +496,7 @@ pub mod conv_bf16 {
 
             // The same layer with input and output in bands of rows: the same bits.
             let bands = |raw: u64, rows: usize| RowSplit::even(rows, (raw % 3 + 1) as usize);
-            let (in_split, out_split) = (bands(case.seed >> 8, h), bands(case.seed >> 16, oh));
+            let (in_split, out_split) = (bands(case.seed >> 8, din.h), bands(case.seed >> 16, oh));
             let in_parts = split_image(input, in_split);
             let in_refs: Vec<&[f32]> = in_parts.iter().map(|p| &p[..]).collect();
             let res_parts = split_image(Image::new(&rin, dout, blk), out_split);
