@@ -7,7 +7,7 @@
 use incept_kernels::{Image, ImageMut, Layout, reference as k};
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, InputLayout, Op, ParamId};
+use crate::graph::{Dims, Graph, InputLayout, Op, ParamId, ValueId};
 use crate::weights::Weights;
 
 /// Evaluates `graph` on a batch of `batch` images (in the graph's
@@ -53,7 +53,10 @@ pub fn interpret(graph: &Graph, weights: &Weights, input: &[f32], batch: usize) 
                 }
                 Op::Relu => k::relu(img(0), &mut o),
                 Op::MaxPool(g) => k::max_pool(img(0), g, &mut o),
-                Op::AvgPool { geom, count_include_pad } => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
+                Op::AvgPool { geom, pad_with_bias: true, .. } => {
+                    k::avg_pool_padded(img(0), geom, &projection_at_zero(graph, weights, node.inputs[0]), &mut o)
+                }
+                Op::AvgPool { geom, count_include_pad, .. } => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
                 Op::GlobalAvgPool => k::global_avg_pool(img(0), &mut o),
                 Op::Concat => {
                     let mut at = 0;
@@ -73,4 +76,24 @@ pub fn interpret(graph: &Graph, weights: &Weights, input: &[f32], batch: usize) 
         vals[node.output.0] = Some(out);
     }
     Ok(vals[graph.output.0].take().expect("output computed"))
+}
+
+/// What the convolution and BatchNorms producing `v` (see [`Graph::projection_of`])
+/// give an all-zero input, per channel: the convolution's bias (zeros without one)
+/// through the BatchNorms.
+fn projection_at_zero(graph: &Graph, weights: &Weights, v: ValueId) -> Vec<f32> {
+    let p = |id: ParamId| weights.get(&graph.params[id.0].name).expect("checked by the caller").data.as_slice();
+    let chain = graph.projection_of(v).expect("the graph builder checks pools padded with bias");
+    let d = Dims::new(graph.dims(v).c, 1, 1);
+    let mut at_zero = match graph.nodes[chain[0]].op {
+        Op::Conv { bias: Some(b), .. } => p(b).to_vec(),
+        _ => vec![0.0; d.c],
+    };
+    for &n in &chain[1..] {
+        let Op::BatchNorm { gamma, beta, mean, var, eps } = graph.nodes[n].op else { unreachable!("a projection") };
+        let x = at_zero.clone();
+        let out = &mut ImageMut::new(&mut at_zero, d, Layout::Nchw);
+        k::batch_norm(Image::new(&x, d, Layout::Nchw), p(gamma), p(beta), p(mean), p(var), eps, out);
+    }
+    at_zero
 }

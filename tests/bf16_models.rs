@@ -110,6 +110,15 @@ fn check(graph: &Graph, threads: usize) {
     }
 }
 
+/// Average pools moved after their projection, padded with its bias (float32, as
+/// every pool), after BF16 projections.
+#[test]
+fn pool_branches_padded_with_bias() {
+    let graph = common::pool_branches_graph();
+    check(&graph, 1);
+    check(&graph, 2);
+}
+
 fn builtin(name: &str, threads: usize) {
     let graph = models::build(name).unwrap();
     if !common::model_fits_test_budget(graph.macs()) {

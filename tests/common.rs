@@ -44,3 +44,29 @@ pub fn incept_command() -> std::process::Command {
         _ => std::process::Command::new(bin),
     }
 }
+
+/// Inception-v3's pool branches: 3x3 average pools counting the padding, each read
+/// by a 1x1 projection to fewer channels (with a bias and a BatchNorm, a BatchNorm
+/// only, a bias only), then ReLU; channel counts off the 16-lane block. Lowering
+/// moves each pool after its projection, padded with the projection's bias.
+pub fn pool_branches_graph() -> incept::graph::Graph {
+    use incept::graph::{ConvSpec, Dims, GraphBuilder, PoolGeometry};
+    let same = PoolGeometry::new(3, 1, 1, false);
+    let mut b = GraphBuilder::new("pool_branches", Dims::new(40, 17, 17));
+    let x = b.input();
+    let a = b.conv(x, "a", ConvSpec::new(16, 1));
+    let a = b.batch_norm(a, "a_bn", 1e-3);
+    let a = b.relu(a);
+    let mut branches = vec![a];
+    for (name, co, bias, bn) in [("p", 24, true, true), ("q", 8, false, true), ("r", 13, true, false)] {
+        let p = b.avg_pool(x, same, true);
+        let spec = if bias { ConvSpec::new(co, 1).bias() } else { ConvSpec::new(co, 1) };
+        let mut y = b.conv(p, name, spec);
+        if bn {
+            y = b.batch_norm(y, &format!("{name}_bn"), 1e-3);
+        }
+        branches.push(b.relu(y));
+    }
+    let y = b.concat(&branches);
+    b.finish(y).unwrap()
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use incept::format::{self, WritePacking};
-use incept::graph::Graph;
+use incept::graph::{Graph, Op};
 use incept::weights::Weights;
 use incept::{Error, Model, SessionOptions, models};
 
@@ -426,4 +426,48 @@ fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
     let f32_options = SessionOptions { precision: Some(Precision::F32), ..Default::default() };
     let err = model.session(f32_options).err().expect("a BF16 file has no float32 weights").to_string();
     assert!(err.contains("holds bf16 weights and runs only at precision bf16, not f32"), "{err}");
+}
+
+/// A model whose average pools moved after their projection, padded with its bias,
+/// round-trips: written from the moved graph, its header marks the pools
+/// (`pad_with_bias`); written from the graph as built (as a file from before the
+/// mark), it is moved again at load; both run as the model does. A mark on a pool
+/// that does not count padding, or that reads no projection, is refused.
+#[test]
+fn pools_padded_with_bias_round_trip() {
+    let graph = common::pool_branches_graph();
+    let weights = Weights::synthetic(&graph, 3);
+    let direct = Model::new(&graph, &weights).unwrap();
+    let x = common::input(graph.dims(graph.input).volume(), 5);
+    let want = outputs(&direct, &x);
+    let marked = |h: &serde_json::Value| {
+        let nodes = h["graph"]["nodes"].as_array().unwrap();
+        nodes.iter().filter(|n| n["op"]["avg_pool"]["pad_with_bias"] == true).count()
+    };
+    for (name, g, marks) in [("moved", direct.graph(), 3), ("as-built", &graph, 0)] {
+        let file = written(g, &weights, name, WritePacking::Native);
+        let bytes = std::fs::read(&file.0).unwrap();
+        assert_eq!(marked(&parts(&bytes).0), marks, "{name}");
+        let model = Model::open(&file.0).unwrap();
+        let moved =
+            |g: &Graph| g.nodes.iter().filter(|n| matches!(n.op, Op::AvgPool { pad_with_bias: true, .. })).count();
+        assert_eq!(moved(model.graph()), 3, "{name}");
+        assert_eq!(outputs(&model, &x), want, "{name}");
+    }
+
+    let file = written(direct.graph(), &weights, "bad-marks", WritePacking::Native);
+    let bytes = std::fs::read(&file.0).unwrap();
+    let pool = |h: &serde_json::Value| {
+        let nodes = h["graph"]["nodes"].as_array().unwrap();
+        nodes.iter().position(|n| n["op"]["avg_pool"]["pad_with_bias"] == true).unwrap()
+    };
+    let (header, _) = parts(&bytes);
+    let at = pool(&header);
+    let no_divisor =
+        with_header(&bytes, |h| h["graph"]["nodes"][at]["op"]["avg_pool"]["count_include_pad"] = false.into());
+    assert!(model_error(read(&no_divisor, true)).contains("pad_with_bias needs count_include_pad"));
+    // The pool made to read the network input, which no projection made.
+    let no_projection = with_header(&bytes, |h| h["graph"]["nodes"][at]["inputs"][0] = 0.into());
+    let e = model_error(read(&no_projection, true));
+    assert!(e.contains("must count the padding and read a convolution"), "{e}");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use incept::graph::{Activation, ConvSpec, Dims, GraphBuilder, PoolGeometry};
+use incept::graph::{Activation, ConvSpec, Dims, GraphBuilder, Op, PoolGeometry};
 use incept::interpret::interpret;
 use incept::weights::Weights;
 use incept::{Model, SYNTHETIC_SEED, SessionOptions, models};
@@ -124,4 +124,31 @@ fn planner_stress_graph_matches() {
         let plan = check(&graph, batch);
         assert!(plan.copies() >= 3, "expected copies for unaligned and shared concat inputs, got {}", plan.copies());
     }
+}
+
+/// Average pools counting the padding move after their 1x1 projection, padded with
+/// its bias: the moved graph computes what the graph as built does (both
+/// interpreted), and so do the planned sessions on every tier; padding the moved
+/// pools with zeros instead would not.
+#[test]
+fn pools_counting_padding_moved_after_their_projection_match() {
+    let graph = common::pool_branches_graph();
+    let weights = Weights::synthetic(&graph, SYNTHETIC_SEED);
+    let moved = Model::new(&graph, &weights).unwrap().graph().clone();
+    let is_moved = |op: &Op| matches!(op, Op::AvgPool { pad_with_bias: true, .. });
+    assert_eq!(moved.nodes.iter().filter(|n| is_moved(&n.op)).count(), 3, "{:#?}", moved.nodes);
+    let x = common::input(graph.dims(graph.input).volume(), 3);
+    let want = interpret(&graph, &weights, &x, 1).unwrap();
+    let err = common::rel_max_err(&interpret(&moved, &weights, &x, 1).unwrap(), &want);
+    assert!(err < TOL, "moved: relative error {err:.2e}");
+    let mut zero_padded = moved.clone();
+    for n in zero_padded.nodes.iter_mut() {
+        if let Op::AvgPool { pad_with_bias, .. } = &mut n.op {
+            *pad_with_bias = false;
+        }
+    }
+    let err = common::rel_max_err(&interpret(&zero_padded, &weights, &x, 1).unwrap(), &want);
+    assert!(err > 1e-2, "padding with zeros should show: relative error {err:.2e}");
+    check(&graph, 1);
+    check(&graph, 2);
 }

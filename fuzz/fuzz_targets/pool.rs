@@ -1,4 +1,5 @@
-//! The reference pooling and convolution epilogues: NCHW and NCHW16c layouts agree
+//! The reference pooling (max, average with either divisor, average padded with a
+//! value per channel) and convolution epilogues: NCHW and NCHW16c layouts agree
 //! bit for bit; every tier's blocked pooling matches the reference.
 #![no_main]
 

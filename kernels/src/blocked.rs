@@ -11,6 +11,41 @@ use crate::parallel::{ParallelFor, for_each_band, for_each_part};
 
 type Lanes = [f32; BLOCK];
 
+/// Which pooling a window computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PoolKind<'a> {
+    /// The largest value in the window; padding never wins.
+    Max,
+    /// The mean of the window; `count_include_pad` picks the divisor (the padded
+    /// window's size, or the pixels inside the image).
+    Avg {
+        /// Whether padding counts in the divisor.
+        count_include_pad: bool,
+        /// Whether ReLU follows (fused: an average pool moved after its projection
+        /// takes over the projection's ReLU).
+        relu: bool,
+    },
+    /// The mean of the padded window (padding counts in the divisor) with the
+    /// padding taking `pad[c]` in channel `c` instead of zero: an average pool moved
+    /// after a 1x1 projection pads with the projection's output at zero input.
+    AvgPadded {
+        /// One value per channel.
+        pad: &'a [f32],
+        /// Whether ReLU follows.
+        relu: bool,
+    },
+}
+
+impl<'a> PoolKind<'a> {
+    /// The same pooling of the channels `c0..c0 + c` only.
+    pub(crate) fn channels(self, c0: usize, c: usize) -> PoolKind<'a> {
+        match self {
+            PoolKind::AvgPadded { pad, relu } => PoolKind::AvgPadded { pad: &pad[c0..c0 + c], relu },
+            other => other,
+        }
+    }
+}
+
 /// The clamped input range of output index `o` along one axis, and the window size
 /// clipped to the padded image (PyTorch's divisor when padding counts).
 #[inline(always)]
@@ -27,24 +62,20 @@ fn check(input: &Bands, geom: &PoolGeometry, out: &ImageMut, oy0: usize) {
     assert!(oy0 + out.dims.h <= oh && out.dims.w == ow, "pool: output size");
 }
 
-/// Max or average pooling of output rows `oy0..oy0 + out.h` into `out`; `avg`
-/// carries `count_include_pad`.
+/// Pooling of output rows `oy0..oy0 + out.h` into `out`.
 #[inline(always)]
-pub(crate) fn pool(
-    input: Bands,
-    geom: &PoolGeometry,
-    avg: Option<bool>,
-    relu: bool,
-    out: &mut ImageMut,
-    oy0: usize,
-    ahead: bool,
-) {
+pub(crate) fn pool(input: Bands, geom: &PoolGeometry, kind: PoolKind, out: &mut ImageMut, oy0: usize, ahead: bool) {
     check(&input, geom, out, oy0);
-    match avg {
-        None => pool_with(input, geom, out, oy0, ahead, f32::NEG_INFINITY, f32::max, |_, _| 1.0, relu),
-        Some(count_include_pad) => {
+    let add = |a: f32, v: f32| a + v;
+    match kind {
+        PoolKind::Max => pool_with(input, geom, out, oy0, ahead, f32::NEG_INFINITY, f32::max, |_, _| 1.0, None, false),
+        PoolKind::Avg { count_include_pad, relu } => {
             let divisor = move |padded: usize, inside: usize| if count_include_pad { padded } else { inside } as f32;
-            pool_with(input, geom, out, oy0, ahead, 0.0, |a, v| a + v, move |p, i| 1.0 / divisor(p, i), relu)
+            pool_with(input, geom, out, oy0, ahead, 0.0, add, move |p, i| 1.0 / divisor(p, i), None, relu)
+        }
+        PoolKind::AvgPadded { pad, relu } => {
+            assert_eq!(pad.len(), input.dims.c, "pool: one padding value per channel");
+            pool_with(input, geom, out, oy0, ahead, 0.0, add, |p, _| 1.0 / p as f32, Some(pad), relu)
         }
     }
 }
@@ -60,7 +91,9 @@ const POOL_AHEAD_ROWS: usize = 4;
 /// inner loop is one vector operation per window pixel over whole rows of it.
 /// `ahead`: prefetch for writing the output row [`POOL_AHEAD_ROWS`] on (the planes
 /// of successive blocks follow each other, so past a plane's last row come the next
-/// block's first); only on CPUs with PREFETCHW. `relu`: then `max(v, 0)`.
+/// block's first); only on CPUs with PREFETCHW. `pad`: the value per channel of
+/// each window position in the padding, added to the folded sum (so zero padding
+/// adds nothing). `relu`: then `max(v, 0)`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pool_with(
@@ -72,6 +105,7 @@ fn pool_with(
     init: f32,
     combine: impl Fn(f32, f32) -> f32,
     scale: impl Fn(usize, usize) -> f32,
+    pad: Option<&[f32]>,
     relu: bool,
 ) {
     let (g, d, od) = (&geom.window, input.dims, out.dims);
@@ -79,6 +113,13 @@ fn pool_with(
     // An image in one band needs no lookups.
     let whole = (input.split.bands() == 1).then(|| input.band(0));
     for (cb, dst) in out.data.chunks_exact_mut(od.h * od.w * BLOCK).enumerate() {
+        // The block's padding values, zero in the lanes past the last channel.
+        let pad = pad.map(|p| {
+            let mut lanes: Lanes = [0.0; BLOCK];
+            let real = &p[cb * BLOCK..p.len().min((cb + 1) * BLOCK)];
+            lanes[..real.len()].copy_from_slice(real);
+            lanes
+        });
         for (r, dst_row) in dst.chunks_exact_mut(od.w * BLOCK).enumerate() {
             let (y0, y1, ph) = window(oy0 + r, g.kh, g.stride_h, g.pad.top, g.pad.bottom, d.h);
             // The block's plane in the band that holds the window's rows, and the
@@ -121,7 +162,12 @@ fn pool_with(
                         }
                     }
                 }
-                let k = scale(ph * pw, (y1 - y0) * (x1 - x0));
+                let inside = (y1 - y0) * (x1 - x0);
+                if let Some(pad) = pad.as_ref().filter(|_| ph * pw > inside) {
+                    let m = (ph * pw - inside) as f32;
+                    acc.iter_mut().zip(pad).for_each(|(a, p)| *a += m * p);
+                }
+                let k = scale(ph * pw, inside);
                 if relu {
                     px_out.iter_mut().zip(acc).for_each(|(o, a)| *o = (a * k).max(0.0));
                 } else {

@@ -4,15 +4,15 @@
 //! one by tier.
 
 use crate::bands::Bands;
+use crate::blocked::PoolKind;
 use crate::geometry::PoolGeometry;
 use crate::layout::{Image, ImageMut};
 use crate::microkernel::ConvMicrokernel;
 use crate::winograd::transforms::{InputJob, OutputJob};
 
-/// Max (`avg` is `None`) or average pooling (`avg` carries `count_include_pad`),
-/// then ReLU if asked, of output rows `oy0..` (see [`crate::blocked`]); the last
-/// flag asks to prefetch the output for writing.
-pub(crate) type PoolFn = unsafe fn(Bands, &PoolGeometry, Option<bool>, bool, &mut ImageMut, usize, bool);
+/// Pooling of output rows `oy0..` (see [`crate::blocked`]); the last flag asks to
+/// prefetch the output for writing.
+pub(crate) type PoolFn = unsafe fn(Bands, &PoolGeometry, PoolKind, &mut ImageMut, usize, bool);
 /// Global average pooling (see [`crate::blocked`]).
 pub(crate) type GapFn = unsafe fn(Bands, &mut ImageMut);
 /// The fully connected layer (see [`crate::blocked`]).
@@ -53,13 +53,12 @@ macro_rules! shared_bodies {
         unsafe fn pool(
             i: crate::bands::Bands,
             g: &crate::geometry::PoolGeometry,
-            avg: Option<bool>,
-            relu: bool,
+            kind: crate::blocked::PoolKind,
             o: &mut crate::layout::ImageMut,
             oy0: usize,
             ahead: bool,
         ) {
-            crate::blocked::pool(i, g, avg, relu, o, oy0, ahead)
+            crate::blocked::pool(i, g, kind, o, oy0, ahead)
         }
         $(#[target_feature(enable = $feature)])?
         unsafe fn gap(i: crate::bands::Bands, o: &mut crate::layout::ImageMut) {

@@ -1,27 +1,13 @@
 //! Pooling on NCHW16c images: the ISA-neutral drivers of the tiers' pooling bodies
 //! (see [`crate::blocked`]).
 
+pub use crate::blocked::PoolKind;
+
 use crate::bands::{Bands, BandsMut};
 use crate::dispatch::Kernels;
 use crate::geometry::PoolGeometry;
 use crate::layout::{BLOCK, ImageMut, Layout};
 use crate::parallel::{ParallelFor, for_each_band, for_each_part};
-
-/// Which pooling a window computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PoolKind {
-    /// The largest value in the window; padding never wins.
-    Max,
-    /// The mean of the window; `count_include_pad` picks the divisor (the padded
-    /// window's size, or the pixels inside the image).
-    Avg {
-        /// Whether padding counts in the divisor.
-        count_include_pad: bool,
-        /// Whether ReLU follows (fused: an average pool moved after its projection
-        /// takes over the projection's ReLU).
-        relu: bool,
-    },
-}
 
 /// Max or average pooling on NCHW16c images in bands (a plain image is one band):
 /// one task per output band, or, in one band, channel blocks spread over `par`'s
@@ -35,18 +21,17 @@ pub fn pool(
     par: &dyn ParallelFor,
 ) {
     kernels.record_call();
-    let (avg, relu) = match kind {
-        PoolKind::Max => (None, false),
-        PoolKind::Avg { count_include_pad, relu } => (Some(count_include_pad), relu),
-    };
     let (din, dout) = (input.dims, out.dims);
     assert!(input.layout == Layout::Nchw16c && out.layout == Layout::Nchw16c, "pool: layouts");
     assert!(din.c == dout.c && geom.output_hw(din.h, din.w) == Some((dout.h, dout.w)), "pool: shapes");
+    if let PoolKind::AvgPadded { pad, .. } = kind {
+        assert_eq!(pad.len(), din.c, "pool: one padding value per channel");
+    }
     let split = out.split;
     if split.bands() > 1 {
         for_each_band(out, par, &|t, mut band| {
             // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-            unsafe { (kernels.ops.pool)(input, geom, avg, relu, &mut band, split.rows(t).start, false) }
+            unsafe { (kernels.ops.pool)(input, geom, kind, &mut band, split.rows(t).start, false) }
         });
         return;
     }
@@ -54,10 +39,11 @@ pub fn pool(
     // Split by channels, each thread writes lines another may hold: ask early.
     let ahead = par.threads() > 1 && kernels.prefetchw;
     for_each_part(out.band(0).data, out_plane, par, &|blocks, part| {
-        let src = input.blocks(blocks);
+        let src = input.blocks(blocks.clone());
+        let kind = kind.channels(blocks.start * BLOCK, src.dims.c);
         let mut part = ImageMut::new(part, dout.with_c(src.dims.c), layout);
         // SAFETY: a `Kernels` exists only for a tier this CPU runs.
-        unsafe { (kernels.ops.pool)(src, geom, avg, relu, &mut part, 0, ahead) }
+        unsafe { (kernels.ops.pool)(src, geom, kind, &mut part, 0, ahead) }
     });
 }
 

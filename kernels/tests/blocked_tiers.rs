@@ -1,5 +1,6 @@
 //! Pooling and the fully connected layer on every tier against the reference:
-//! windows with padding on any side, ceil mode, both divisor conventions, channel
+//! windows with padding on any side, ceil mode, both divisor conventions and
+//! padding with a value per channel, channel
 //! counts off the 16-lane block; each on one thread and split over three.
 
 mod support;
@@ -88,6 +89,21 @@ fn pooling_and_linear_on_every_tier() {
                     };
                     compare(din, dout, &x, fast, slow, tol, &what);
                 }
+                // Padding with a value per channel, in [-2, 2]: sums of at most 25
+                // values, one of them the padding's multiple, then one division.
+                let pad: Vec<f32> = data(c, c as u64 + 5).iter().map(|v| 2.0 * v).collect();
+                for relu in [false, true] {
+                    let tol = |_| 27.0 * 2.0 * f32::EPSILON;
+                    let kind = PoolKind::AvgPadded { pad: &pad, relu };
+                    let fast = |i: Image, o: &mut ImageMut| pool(&k, i.into(), g, kind, &mut o.into(), par);
+                    let slow = |i: Image, o: &mut ImageMut| {
+                        reference::avg_pool_padded(i, g, &pad, o);
+                        if relu {
+                            o.data.iter_mut().for_each(|v| *v = v.max(0.0));
+                        }
+                    };
+                    compare(din, dout, &x, fast, slow, tol, &format!("{what} padded with values"));
+                }
             }
         }
         for &(c, h, w) in &[(1, 1, 1), (20, 3, 5), (2048, 8, 8)] {
@@ -156,9 +172,14 @@ fn bands_match_one_band_on_every_tier() {
                 let Some((oh, ow)) = g.output_hw(h, w) else { continue };
                 let dout = Dims::new(c, oh, ow);
                 let xb = blocked(&data(din.volume(), (gi * 131 + c * 7 + h) as u64), din);
-                for avg in [None, Some(true), Some(false)] {
-                    let relu = avg == Some(false);
-                    let kind = avg.map_or(PoolKind::Max, |count_include_pad| PoolKind::Avg { count_include_pad, relu });
+                let pad: Vec<f32> = data(c, c as u64 + 5);
+                let kinds = [
+                    PoolKind::Max,
+                    PoolKind::Avg { count_include_pad: true, relu: false },
+                    PoolKind::Avg { count_include_pad: false, relu: true },
+                    PoolKind::AvgPadded { pad: &pad, relu: true },
+                ];
+                for kind in kinds {
                     let mut want = vec![f32::NAN; l.image_len(dout)];
                     pool(
                         &k,
@@ -173,7 +194,7 @@ fn bands_match_one_band_on_every_tier() {
                         let got = write_bands(dout, l, out_split, |out| {
                             pool(&k, view_bands(&parts, din, l, in_split), g, kind, out, par)
                         });
-                        let what = format!("{tier:?} {g:?} {avg:?} {din:?} in {in_split:?} -> {out_split:?}");
+                        let what = format!("{tier:?} {g:?} {kind:?} {din:?} in {in_split:?} -> {out_split:?}");
                         assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
                     }
                 }

@@ -170,9 +170,12 @@ fn run_step(
                     }
                     Kernel::Relu => for_bands(ins, out, |ins, out| k::relu(ins[0], out)),
                     Kernel::MaxPool(g) => pool(kernels, ins[0], g, PoolKind::Max, out, par),
-                    Kernel::AvgPool(g, count_include_pad, act) => {
-                        let kind =
-                            PoolKind::Avg { count_include_pad: *count_include_pad, relu: *act == Activation::Relu };
+                    Kernel::AvgPool(g, count_include_pad, pad, act) => {
+                        let relu = *act == Activation::Relu;
+                        let kind = match pad {
+                            Some(pad) => PoolKind::AvgPadded { pad: &t(*pad)[..ins[0].dims.c], relu },
+                            None => PoolKind::Avg { count_include_pad: *count_include_pad, relu },
+                        };
                         pool(kernels, ins[0], g, kind, out, par)
                     }
                     Kernel::GlobalAvgPool => global_avg_pool(kernels, ins[0], &mut out.band(0), par),

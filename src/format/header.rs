@@ -75,6 +75,10 @@ fn is_nchw(layout: &InputLayout) -> bool {
     *layout == InputLayout::Nchw
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// One operator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +126,10 @@ pub enum OpDesc {
         ceil_mode: bool,
         /// Divide by the padded window rather than the real pixels.
         count_include_pad: bool,
+        /// The padding takes the bias of the projection before it (see
+        /// [`Op::AvgPool`]); absent when false, as in files written before it existed.
+        #[serde(default, skip_serializing_if = "is_false")]
+        pad_with_bias: bool,
     },
     /// Mean over the spatial dimensions.
     GlobalAvgPool,
@@ -223,10 +231,11 @@ impl GraphDesc {
                     Op::BatchNorm { eps, .. } => OpDesc::BatchNorm { eps: *eps },
                     Op::Relu => OpDesc::Relu,
                     Op::MaxPool(g) => OpDesc::MaxPool { window: g.window.into(), ceil_mode: g.ceil_mode },
-                    Op::AvgPool { geom, count_include_pad } => OpDesc::AvgPool {
+                    Op::AvgPool { geom, count_include_pad, pad_with_bias } => OpDesc::AvgPool {
                         window: geom.window.into(),
                         ceil_mode: geom.ceil_mode,
                         count_include_pad: *count_include_pad,
+                        pad_with_bias: *pad_with_bias,
                     },
                     Op::GlobalAvgPool => OpDesc::GlobalAvgPool,
                     Op::Concat => OpDesc::Concat,
@@ -293,8 +302,13 @@ impl GraphDesc {
                 &OpDesc::MaxPool { window: ref w, ceil_mode } => {
                     b.max_pool(x, PoolGeometry { window: window(w)?, ceil_mode })
                 }
-                &OpDesc::AvgPool { window: ref w, ceil_mode, count_include_pad } => {
-                    b.avg_pool(x, PoolGeometry { window: window(w)?, ceil_mode }, count_include_pad)
+                &OpDesc::AvgPool { window: ref w, ceil_mode, count_include_pad, pad_with_bias } => {
+                    let geom = PoolGeometry { window: window(w)?, ceil_mode };
+                    match (pad_with_bias, count_include_pad) {
+                        (false, _) => b.avg_pool(x, geom, count_include_pad),
+                        (true, true) => b.avg_pool_padded_with_bias(x, geom),
+                        (true, false) => return Err(bad("pad_with_bias needs count_include_pad".into())),
+                    }
                 }
                 OpDesc::GlobalAvgPool => b.global_avg_pool(x),
                 OpDesc::Concat => b.concat(&inputs),

@@ -246,7 +246,20 @@ impl GraphBuilder {
     /// Average pooling; `count_include_pad` picks the divisor convention.
     pub fn avg_pool(&mut self, x: ValueId, geom: PoolGeometry, count_include_pad: bool) -> ValueId {
         match self.pool_dims(x, &geom, "avg_pool") {
-            Some(d) => self.push("", Op::AvgPool { geom, count_include_pad }, &[x], d, false),
+            Some(d) => self.push("", Op::AvgPool { geom, count_include_pad, pad_with_bias: false }, &[x], d, false),
+            None => x,
+        }
+    }
+
+    /// Average pooling counting the padding in the divisor, the padding taking the
+    /// value `x`'s producer (a convolution and BatchNorms after it) gives an all-zero
+    /// input (see [`Op::AvgPool`]); checked when the graph is finished.
+    pub fn avg_pool_padded_with_bias(&mut self, x: ValueId, geom: PoolGeometry) -> ValueId {
+        match self.pool_dims(x, &geom, "avg_pool") {
+            Some(d) => {
+                let op = Op::AvgPool { geom, count_include_pad: true, pad_with_bias: true };
+                self.push("", op, &[x], d, false)
+            }
             None => x,
         }
     }
@@ -366,8 +379,26 @@ impl GraphBuilder {
         }
         self.graph.output = output;
         prune(&mut self.graph);
+        check_pools_padded_with_bias(&self.graph)?;
         Ok(self.graph)
     }
+}
+
+/// Every average pool padded with its input's bias reads a convolution and the
+/// BatchNorms after it, each value between them read only by the next.
+fn check_pools_padded_with_bias(g: &Graph) -> Result<()> {
+    for n in &g.nodes {
+        if let Op::AvgPool { count_include_pad, pad_with_bias: true, .. } = n.op
+            && (!count_include_pad || g.projection_of(n.inputs[0]).is_none())
+        {
+            return Err(Error::Graph(format!(
+                "{}: an average pool padded with its input's bias must count the padding and read a \
+                 convolution (and BatchNorms after it) whose values nothing else reads",
+                n.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The most values one tensor (an activation or a parameter) may hold: far beyond any

@@ -111,6 +111,12 @@ pub enum Op {
         geom: PoolGeometry,
         /// Divide by the padded window (torchvision) or by the real pixels (TF, timm).
         count_include_pad: bool,
+        /// With `count_include_pad`: the padding takes, per channel, the value the
+        /// input's producer gives an all-zero input instead of zero. The producer is a
+        /// convolution and the BatchNorms after it ([`Graph::projection_of`]), so the
+        /// value is its bias through the BatchNorms. Set by lowering's reorder, which
+        /// moves such a pool after its 1x1 projection.
+        pad_with_bias: bool,
     },
     /// Mean over the spatial dimensions.
     GlobalAvgPool,
@@ -340,6 +346,29 @@ impl Graph {
             *counts.entry(n.op.kind_name()).or_insert(0) += 1;
         }
         counts.into_iter().collect()
+    }
+
+    /// The nodes producing `v` as a convolution followed by BatchNorms, each value
+    /// between them read only by the next (so the BatchNorms fold into the
+    /// convolution): `[conv, batch norms...]`, or `None` if `v` is not made so.
+    pub fn projection_of(&self, v: ValueId) -> Option<Vec<usize>> {
+        let consumers = self.consumers();
+        let producer = |v: ValueId| self.nodes.iter().position(|n| n.output == v);
+        let mut chain = vec![producer(v)?];
+        loop {
+            let node = &self.nodes[chain[0]];
+            match node.op {
+                Op::Conv { .. } => return Some(chain),
+                Op::BatchNorm { .. } => {
+                    let x = node.inputs[0];
+                    if consumers[x.0].len() != 1 || x == self.output {
+                        return None;
+                    }
+                    chain.insert(0, producer(x)?);
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// The nodes reading each value.

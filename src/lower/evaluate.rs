@@ -69,8 +69,11 @@ impl Program {
                 }
                 Kernel::Relu => k::relu(img(0), &mut o),
                 Kernel::MaxPool(geom) => k::max_pool(img(0), geom, &mut o),
-                Kernel::AvgPool(geom, count_include_pad, act) => {
-                    k::avg_pool(img(0), geom, *count_include_pad, &mut o);
+                Kernel::AvgPool(geom, count_include_pad, pad, act) => {
+                    match pad {
+                        Some(pad) => k::avg_pool_padded(img(0), geom, &plain(*pad)[..o.dims.c], &mut o),
+                        None => k::avg_pool(img(0), geom, *count_include_pad, &mut o),
+                    }
                     o.data.iter_mut().for_each(|v| *v = act.apply(*v));
                 }
                 Kernel::GlobalAvgPool => k::global_avg_pool(img(0), &mut o),

@@ -33,7 +33,8 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
         });
         // An average pool with no activation yet, read only here: a ReLU fuses into it.
         let pool = producer[x.0].filter(|&p| {
-            private(x) && matches!(steps[p].as_ref().map(|s| &s.kernel), Some(Kernel::AvgPool(_, _, Activation::None)))
+            private(x)
+                && matches!(steps[p].as_ref().map(|s| &s.kernel), Some(Kernel::AvgPool(_, _, _, Activation::None)))
         });
         let fused = match (&node.op, fusable.or(pool)) {
             (&Op::BatchNorm { gamma, beta, mean, var, eps }, Some(p)) if fusable.is_some() => {
@@ -46,7 +47,7 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
             }
             (Op::Relu, Some(p)) => {
                 let mut s = take_for_fusion(&mut steps, p, node);
-                if let Kernel::Conv { act, .. } | Kernel::Linear { act, .. } | Kernel::AvgPool(_, _, act) =
+                if let Kernel::Conv { act, .. } | Kernel::Linear { act, .. } | Kernel::AvgPool(_, _, _, act) =
                     &mut s.kernel
                 {
                     *act = Activation::Relu;
@@ -82,12 +83,15 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
         };
         let step = match fused {
             Some(s) => s,
-            None => Step {
-                kernel: kernel_for(graph, node, &mut recipes),
-                inputs: node.inputs.clone(),
-                output: node.output,
-                name: node.name.clone(),
-            },
+            None => {
+                let mut kernel = kernel_for(graph, node, &mut recipes);
+                if let (Op::AvgPool { pad_with_bias: true, .. }, Kernel::AvgPool(_, _, pad, _)) =
+                    (&node.op, &mut kernel)
+                {
+                    *pad = Some(projection_bias(&steps, producer[x.0]));
+                }
+                Step { kernel, inputs: node.inputs.clone(), output: node.output, name: node.name.clone() }
+            }
         };
         steps.push(Some(step));
         producer[node.output.0] = Some(steps.len() - 1);
@@ -170,13 +174,25 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
         }
         Op::Relu => Kernel::Relu,
         Op::MaxPool(g) => Kernel::MaxPool(*g),
-        Op::AvgPool { geom, count_include_pad } => Kernel::AvgPool(*geom, *count_include_pad, Activation::None),
+        Op::AvgPool { geom, count_include_pad, .. } => {
+            Kernel::AvgPool(*geom, *count_include_pad, None, Activation::None)
+        }
         Op::GlobalAvgPool => Kernel::GlobalAvgPool,
         Op::Concat => Kernel::Concat,
         Op::ResidualAdd { scale, act } => Kernel::ResidualAdd(*scale, *act),
         Op::Lrn { size, alpha, beta, k } => Kernel::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
         Op::Softmax => Kernel::Softmax,
         Op::Pointwise(f) => Kernel::Pointwise(*f),
+    }
+}
+
+/// The bias of the convolution step `p`, its BatchNorms folded: what it gives an
+/// all-zero input, which a pool padded with bias reads (the graph builder checks
+/// that such a pool reads a convolution whose BatchNorms fold into it).
+fn projection_bias(steps: &[Option<Step>], p: Option<usize>) -> TensorId {
+    match p.and_then(|p| steps[p].as_ref()).map(|s| &s.kernel) {
+        Some(&Kernel::Conv { bias, act: Activation::None, residual: false, .. }) => bias,
+        k => unreachable!("a pool padded with bias reads {k:?}, not a convolution"),
     }
 }
 
@@ -236,7 +252,7 @@ mod tests {
         let p = b.avg_pool(b.input(), geom, false);
         let y = b.relu(p);
         let g = b.finish(y).unwrap();
-        assert_eq!(kinds(&g), [Kernel::AvgPool(geom, false, Activation::Relu)]);
+        assert_eq!(kinds(&g), [Kernel::AvgPool(geom, false, None, Activation::Relu)]);
 
         let mut b = GraphBuilder::new("t", Dims::new(16, 8, 8));
         let p = b.avg_pool(b.input(), geom, true);
@@ -244,7 +260,7 @@ mod tests {
         let y = b.relu(n);
         let g = b.finish(y).unwrap();
         let k = kinds(&g);
-        assert_eq!(k[0], Kernel::AvgPool(geom, true, Activation::None));
+        assert_eq!(k[0], Kernel::AvgPool(geom, true, None, Activation::None));
         assert!(matches!(k[1], Kernel::BatchNorm { .. }) && k[2] == Kernel::Relu, "{k:?}");
     }
 }

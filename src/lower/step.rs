@@ -48,8 +48,10 @@ pub enum Kernel {
     Relu,
     /// Max pooling.
     MaxPool(PoolGeometry),
-    /// Average pooling (`count_include_pad`), then the activation.
-    AvgPool(PoolGeometry, bool, Activation),
+    /// Average pooling (`count_include_pad`), the padding taking the tensor's
+    /// values per channel if it has one (a moved pool's: its projection's bias,
+    /// padded to whole blocks), then the activation.
+    AvgPool(PoolGeometry, bool, Option<TensorId>, Activation),
     /// Global average pooling.
     GlobalAvgPool,
     /// Channel concatenation; the planner turns it into aliasing (or copies).

@@ -652,13 +652,15 @@ pub mod pool {
         let what = format!("{case:?} ({geom:?} on {din:?})");
         let max_in = x.iter().fold(0f32, |m, v| m.max(v.abs()));
 
-        // `None`: max pooling; `Some(count_include_pad)`: average pooling.
-        for avg in [None, Some(true), Some(false)] {
-            let what =
-                format!("{} {what}", avg.map_or("max_pool".into(), |p| format!("avg_pool count_include_pad={p}")));
+        let pad = pad_values(&x, din.c);
+        // `None`: max pooling; `Some(count_include_pad)`: average pooling; `Some(None)`:
+        // average pooling padded with `pad`.
+        for avg in [None, Some(Some(true)), Some(Some(false)), Some(None)] {
+            let what = format!("{} {what}", pool_name(avg));
             let results = each_layout(&x, din, dout, before, &what, |i, o| match avg {
                 None => reference::max_pool(i, &geom, o),
-                Some(p) => reference::avg_pool(i, &geom, p, o),
+                Some(Some(p)) => reference::avg_pool(i, &geom, p, o),
+                Some(None) => reference::avg_pool_padded(i, &geom, &pad, o),
             });
             same_bits(&results, &what);
             for (i, v) in results[0].2.iter().enumerate() {
@@ -703,6 +705,21 @@ pub mod pool {
         check_tiers(case, &x, geom, din, before);
     }
 
+    /// Padding values per channel for average pooling: inputs, so that the averages
+    /// stay within the inputs' range.
+    fn pad_values(x: &[f32], c: usize) -> Vec<f32> {
+        (0..c).map(|i| x[i * 7 % x.len()]).collect()
+    }
+
+    /// The name of a pooling in [`check`]'s and [`check_tiers`]' loops.
+    fn pool_name(avg: Option<Option<bool>>) -> String {
+        match avg {
+            None => "max_pool".into(),
+            Some(Some(p)) => format!("avg_pool count_include_pad={p}"),
+            Some(None) => "avg_pool padded with values".into(),
+        }
+    }
+
     /// Every tier's blocked pooling on NCHW16c, split in three parts, the input inside NaN (a read past it
     /// poisons an average), the output inside sentinels: max pooling equals the
     /// reference exactly; an average of `n` terms is within `(n + 2) eps mean|x|` of it, with
@@ -718,32 +735,34 @@ pub mod pool {
         let xin = Image::new(&xbuf[before..before + in_len], din, blk);
         let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
         let (xn, an) = (Image::new(x, din, Layout::Nchw), Image::new(&abs, din, Layout::Nchw));
-        // `Some(None)`: max pooling; `Some(Some(count_include_pad))`: average pooling;
-        // `None`: global average pooling.
-        for op in [Some(None), Some(Some(true)), Some(Some(false)), None] {
+        let pad = pad_values(x, din.c);
+        let pad_abs: Vec<f32> = pad.iter().map(|v| v.abs()).collect();
+        // `Some(avg)`: pooling as in [`check`]; `None`: global average pooling.
+        for op in [Some(None), Some(Some(Some(true))), Some(Some(Some(false))), Some(Some(None)), None] {
             let (name, d, terms) = match op {
-                Some(None) => ("max_pool".to_string(), dout, None),
-                Some(Some(p)) => {
-                    (format!("avg_pool count_include_pad={p}"), dout, Some(geom.window.kh * geom.window.kw))
-                }
+                Some(avg) => (pool_name(avg), dout, avg.map(|_| geom.window.kh * geom.window.kw)),
                 None => ("global_avg_pool".to_string(), dgap, Some(din.h * din.w)),
             };
-            let slow = |i: Image, o: &mut ImageMut| match op {
+            let slow = |i: Image, o: &mut ImageMut, pad: &[f32]| match op {
                 Some(None) => reference::max_pool(i, &geom, o),
-                Some(Some(p)) => reference::avg_pool(i, &geom, p, o),
+                Some(Some(Some(p))) => reference::avg_pool(i, &geom, p, o),
+                Some(Some(None)) => reference::avg_pool_padded(i, &geom, pad, o),
                 None => reference::global_avg_pool(i, o),
             };
             let fast = |k: &Kernels, i: Image, o: &mut ImageMut| match op {
                 Some(None) => pool(k, i.into(), &geom, PoolKind::Max, &mut o.into(), &SplitInThree),
-                Some(Some(p)) => {
-                    let kind = PoolKind::Avg { count_include_pad: p, relu: false };
+                Some(Some(avg)) => {
+                    let kind = match avg {
+                        Some(p) => PoolKind::Avg { count_include_pad: p, relu: false },
+                        None => PoolKind::AvgPadded { pad: &pad, relu: false },
+                    };
                     pool(k, i.into(), &geom, kind, &mut o.into(), &SplitInThree)
                 }
                 None => global_avg_pool(k, i.into(), o, &SplitInThree),
             };
             let (mut want, mut mag) = (vec![0.0; d.volume()], vec![0.0; d.volume()]);
-            slow(xn, &mut ImageMut::new(&mut want, d, Layout::Nchw));
-            slow(an, &mut ImageMut::new(&mut mag, d, Layout::Nchw));
+            slow(xn, &mut ImageMut::new(&mut want, d, Layout::Nchw), &pad);
+            slow(an, &mut ImageMut::new(&mut mag, d, Layout::Nchw), &pad_abs);
             for tier in Tier::available() {
                 let k = Kernels::new(tier).expect("available");
                 let what = format!("{tier:?} {name} {case:?} ({geom:?} on {din:?})");

@@ -13,7 +13,7 @@ mod pool;
 
 pub use conv::{conv2d, linear};
 pub use elementwise::{batch_norm, copy, copy_channels, lrn, pointwise, relu, residual_add, softmax};
-pub use pool::{avg_pool, global_avg_pool, max_pool};
+pub use pool::{avg_pool, avg_pool_padded, global_avg_pool, max_pool};
 
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,18 @@ pub fn max_pool(input: Image, geom: &PoolGeometry, out: &mut ImageMut) {
 /// Average pooling. `count_include_pad` divides by the window clipped to the padded
 /// image (torchvision); otherwise by the number of real pixels (TF, timm's v4).
 pub fn avg_pool(input: Image, geom: &PoolGeometry, count_include_pad: bool, out: &mut ImageMut) {
+    avg_pool_with(input, geom, count_include_pad, None, out);
+}
+
+/// Average pooling dividing by the window clipped to the padded image, each of its
+/// positions in the padding taking `pad[c]` in channel `c` (an average pool moved
+/// after a 1x1 projection pads with the projection's output at zero input).
+pub fn avg_pool_padded(input: Image, geom: &PoolGeometry, pad: &[f32], out: &mut ImageMut) {
+    assert_eq!(pad.len(), input.dims.c, "pool: one padding value per channel");
+    avg_pool_with(input, geom, true, Some(pad), out);
+}
+
+fn avg_pool_with(input: Image, geom: &PoolGeometry, count_include_pad: bool, pad: Option<&[f32]>, out: &mut ImageMut) {
     check(&input, geom, out);
     let (g, d) = (&geom.window, input.dims);
     for c in 0..d.c {
@@ -54,7 +66,11 @@ pub fn avg_pool(input: Image, geom: &PoolGeometry, count_include_pad: bool, out:
                         sum += input.at(c, y, x);
                     }
                 }
-                let count = if count_include_pad { ph * pw } else { (y1 - y0) * (x1 - x0) };
+                let inside = (y1 - y0) * (x1 - x0);
+                if let Some(pad) = pad.filter(|_| ph * pw > inside) {
+                    sum += (ph * pw - inside) as f32 * pad[c];
+                }
+                let count = if count_include_pad { ph * pw } else { inside };
                 out.set(c, oy, ox, sum / count as f32);
             }
         }

@@ -75,6 +75,37 @@ fn pool_divisors_and_ceil_mode() {
     assert_eq!(PoolGeometry::new(3, 1, 0, false).output_hw(2, 2), None);
 }
 
+/// Padding with a value per channel: each padded position of the window adds it
+/// before the division by the padded window; so pooling `x + b` padded with `b` is
+/// pooling `x` padded with zeros, plus `b`.
+#[test]
+fn pool_padded_with_a_value_per_channel() {
+    let d = Dims::new(2, 2, 2);
+    let input = [1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0];
+    let g = PoolGeometry::new(3, 1, 1, false);
+    let out = both_layouts(&input, d, d, |i, o| avg_pool_padded(i, &g, &[0.5, -2.0], o));
+    // Every window holds the 4 pixels and 5 padded positions.
+    assert_eq!(
+        out,
+        [12.5 / 9.0, 12.5 / 9.0, 12.5 / 9.0, 12.5 / 9.0, -20.0 / 9.0, -20.0 / 9.0, -20.0 / 9.0, -20.0 / 9.0]
+    );
+
+    let d = Dims::new(3, 5, 6);
+    let x: Vec<f32> = (0..d.volume()).map(|i| (i * 37 % 23) as f32 / 8.0 - 1.0).collect();
+    let b = [0.25, -1.5, 3.0];
+    let shifted: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + b[i / (d.h * d.w)]).collect();
+    for g in [PoolGeometry::new(3, 1, 1, false), PoolGeometry::new(3, 2, 1, true), PoolGeometry::new(2, 2, 1, true)] {
+        let (oh, ow) = g.output_hw(d.h, d.w).unwrap();
+        let dout = Dims::new(d.c, oh, ow);
+        let got = both_layouts(&shifted, d, dout, |i, o| avg_pool_padded(i, &g, &b, o));
+        let zero_padded = both_layouts(&x, d, dout, |i, o| avg_pool(i, &g, true, o));
+        for (i, (u, v)) in got.iter().zip(&zero_padded).enumerate() {
+            let want = v + b[i / (oh * ow)];
+            assert!((u - want).abs() <= 1e-5, "{g:?} at {i}: {u}, want {want}");
+        }
+    }
+}
+
 #[test]
 fn ceil_mode_window_hanging_over_the_edge() {
     // 1x4 row, window 3 stride 2 ceil: windows [0,3) and [2,4): the second is clipped.
