@@ -21,6 +21,7 @@ pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
     name: "conv_bf16_nchw16c_64oc_x6px__avx512bf16",
     max_px: [0, 16, 14, 9, 6],
     tile: conv_tile,
+    image_tile: conv_image_tile,
     to_bf16,
 };
 
@@ -58,6 +59,22 @@ unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
             2 => match_px!(tile, 2, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
             3 => match_px!(tile, 3, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
             4 => match_px!(tile, 4, a, px, [1, 2, 3, 4, 5, 6]),
+            _ => unreachable!("{ob} output blocks exceed 4"),
+        }
+    }
+}
+
+/// # Safety
+/// The image tile contract of [`Bf16Microkernel::image_tile`], on a CPU with
+/// AVX-512F and AVX512-BF16.
+unsafe fn conv_image_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
+    // SAFETY: forwarded contract; `px` is within `CONV.max_px[ob]`.
+    unsafe {
+        match ob {
+            1 => match_px!(image_tile, 1, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+            2 => match_px!(image_tile, 2, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
+            3 => match_px!(image_tile, 3, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            4 => match_px!(image_tile, 4, a, px, [1, 2, 3, 4, 5, 6]),
             _ => unreachable!("{ob} output blocks exceed 4"),
         }
     }
@@ -125,6 +142,58 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
                 pos = a.next_tap(pos);
             }
             store(a.into(), &acc, t0 == 0, t1 == n);
+        }
+    }
+}
+
+/// An `OB x PX` tile of a BF16 NCHW image: per pair step, `OB` weight rows and
+/// `PX` broadcasts of two neighbouring pixels (one 32-bit word, unaligned at odd
+/// columns) for `OB * PX` `VDPBF16PS`.
+///
+/// # Safety
+/// The image tile contract of [`Bf16Microkernel::image_tile`] for an `OB x PX`
+/// tile, on a CPU with AVX-512F and AVX512-BF16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn image_tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
+    let n = a.ci_blocks * a.kh * a.kw;
+    let (mut row, mut q) = (a.input, 0);
+    let mut ky = 0;
+    // SAFETY: every pointer offset below is one the image tile contract keeps in
+    // bounds; unaligned loads have no alignment requirement.
+    unsafe {
+        for s0 in (0..n).step_by(a.chunk) {
+            let s1 = (s0 + a.chunk).min(n);
+            let mut acc = [[_mm512_setzero_ps(); PX]; OB];
+            acc.iter_mut().flatten().for_each(|v| *v = zero());
+            for s in s0..s1 {
+                let w = a.weights.add(s * 2 * BLOCK);
+                let mut wv = [as_pairs(_mm512_setzero_si512()); OB];
+                for (b, v) in wv.iter_mut().enumerate() {
+                    *v = as_pairs(_mm512_loadu_si512(w.add(b * a.w_block).cast()));
+                }
+                let x0 = row.add(2 * q);
+                for p in 0..PX {
+                    let x = as_pairs(_mm512_set1_epi32(x0.add(p * a.in_pixel).cast::<i32>().read_unaligned()));
+                    for b in 0..OB {
+                        acc[b][p] = _mm512_dpbf16_ps(acc[b][p], x, wv[b]);
+                    }
+                }
+                // The next pair step: the next pair of columns, else the next
+                // window row, else the next channel's first row.
+                q += 1;
+                if q == a.kw {
+                    q = 0;
+                    ky += 1;
+                    row = if ky == a.kh {
+                        ky = 0;
+                        row.add(a.in_block - (a.kh - 1) * a.in_row)
+                    } else {
+                        row.add(a.in_row)
+                    };
+                }
+            }
+            store(a.into(), &acc, s0 == 0, s1 == n);
         }
     }
 }

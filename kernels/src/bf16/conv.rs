@@ -298,7 +298,7 @@ fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
 /// Tasks per thread: several, claimed as the threads come free, so that a thread
 /// slowed by something else (a late start, a shared core) hands part of its share
 /// to the others; a claim costs far less than a task.
-const TASKS_PER_THREAD: usize = 8;
+pub(super) const TASKS_PER_THREAD: usize = 8;
 
 /// `out = act(conv(bf16(input), w) + bias + residual)` on NCHW16c images, the
 /// tiles spread over `par`'s threads; the input is converted to BF16 (round to
@@ -355,6 +355,8 @@ pub(super) fn record_call(kernels: &Bf16Kernels) {
 /// What every tile of one call shares, and how to run one.
 pub(super) struct Tiles<'a> {
     kernels: &'a Bf16Kernels,
+    /// The tier's tile for this kind of input (blocked, or an NCHW image).
+    tile: unsafe fn(&Bf16TileArgs, usize, usize),
     co_blocks: usize,
     /// The arguments every tile shares (strides, weights, epilogue).
     template: Bf16TileArgs,
@@ -382,6 +384,7 @@ impl<'a> Tiles<'a> {
         let ci_blocks = s.ci_blocks();
         Tiles {
             kernels,
+            tile: kernels.mk.tile,
             co_blocks: s.co_blocks(),
             template: Bf16TileArgs {
                 input: std::ptr::null(),
@@ -405,6 +408,34 @@ impl<'a> Tiles<'a> {
             residual,
             output: SharedMut(out.data.as_mut_ptr()),
         }
+    }
+
+    /// The tiles of a convolution of a BF16 NCHW image with weights `w` in the
+    /// image packing ([`super::pack::pack_conv_weights_bf16_image`]) into `out`
+    /// (as [`new`](Self::new)): the tier's image tile, with the arguments it reads
+    /// ([`Bf16Microkernel::image_tile`](super::microkernel::Bf16Microkernel::image_tile)).
+    pub(super) fn for_image(
+        kernels: &'a Bf16Kernels,
+        w: &PackedConvBf16,
+        geom: &ConvGeometry,
+        act: Activation,
+        residual: Option<&'a [f32]>,
+        out: &mut ImageMut,
+    ) -> Self {
+        let s = w.shape;
+        let mut tiles = Tiles::new(kernels, w, geom, act, residual, out);
+        let pairs = s.kw.div_ceil(2);
+        tiles.tile = kernels.mk.image_tile;
+        tiles.template = Bf16TileArgs {
+            in_pixel: geom.stride_w,
+            ci_blocks: s.ci,
+            ci_tail: 2,
+            kw: pairs,
+            chunk: super::image::chunk_steps_image(s),
+            w_block: s.ci * s.kh * pairs * 2 * BLOCK,
+            ..tiles.template
+        };
+        tiles
     }
 
     /// The tiling of the output's rows of `row_len` pixels.
@@ -449,7 +480,7 @@ impl<'a> Tiles<'a> {
         // runs on this CPU; the input bounds are the caller's; weights, bias,
         // residual and output stay inside blocks ob0..ob0 + ob of their images,
         // whose lengths the driver checked, and the tile is the caller's alone.
-        unsafe { (self.kernels.mk.tile)(&args, ob, px) };
+        unsafe { (self.tile)(&args, ob, px) };
     }
 
     /// Counts the tile shapes one task ran (see [`bf16_tile_calls`]).
@@ -542,11 +573,23 @@ fn stage(
     let window = (-(geom.pad.top as isize), (input.dims.h + geom.pad.bottom) as isize);
     let row_len = pd.w * BLOCK;
     let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
+    fill_rows(staged, row_len, par, &|r, row| stage_row(to_bf16, input, geom, window, r, row));
+}
+
+/// Calls `fill(r, row)` for each row `r` of `row_len` values of `staged`, in runs
+/// of rows spread over `par`'s threads ([`TASKS_PER_THREAD`] per thread) when
+/// there are enough values to pay for the dispatch.
+pub(super) fn fill_rows(
+    staged: &mut [bf16],
+    row_len: usize,
+    par: &dyn ParallelFor,
+    fill: &(dyn Fn(usize, &mut [bf16]) + Sync),
+) {
     let rows = staged.len() / row_len;
     let tasks = (TASKS_PER_THREAD * par.threads()).min(staged.len() / STAGE_PAR_VALUES).min(rows).max(1);
     if tasks == 1 {
         for (r, row) in staged.chunks_exact_mut(row_len).enumerate() {
-            stage_row(to_bf16, input, geom, window, r, row);
+            fill(r, row);
         }
         return;
     }
@@ -557,7 +600,7 @@ fn stage(
             // exactly one task (the tasks' ranges are disjoint); nothing reads
             // `staged` until `run` returns.
             let row = unsafe { std::slice::from_raw_parts_mut(base.get().add(r * row_len), row_len) };
-            stage_row(to_bf16, input, geom, window, r, row);
+            fill(r, row);
         }
     });
 }

@@ -155,6 +155,24 @@ pub struct Bf16Microkernel {
     /// (read-only for inputs, writable for `output`), and the CPU must support the
     /// tier.
     pub tile: unsafe fn(args: &Bf16TileArgs, ob: usize, px: usize),
+    /// Computes one tile of `ob` blocks and `px <= max_px[ob]` pixels of a
+    /// convolution of a BF16 NCHW image (`bf16::image`), the arguments read so:
+    /// `input` at (channel 0, first window row, first pixel's first tap column) of
+    /// the zero-padded image, `in_pixel` the stride (values), `in_row` the padded
+    /// width, `in_block` the padded plane, `ci_blocks` the channels, `kw` the pair
+    /// columns (the window's width halved, rounded up), `chunk` pair steps per
+    /// chunk, `weights` in the image packing (`bf16::pack::pack_conv_weights_bf16_image`),
+    /// `w_block` its step between output blocks; `input_f32` and `ci_tail` unused.
+    /// Pair step `s = (c * kh + ky) * kw + q` multiplies
+    /// `input[c * in_block + ky * in_row + 2q + p * in_pixel + h]` (window taps
+    /// `2q + h`, two neighbouring pixels of one row) by
+    /// `weights[b * w_block + s * 32 + lane * 2 + h]`; the steps go in order, in
+    /// chunks of `chunk`, each adding its `h = 1` product then its `h = 0` one:
+    /// the order and epilogue of [`Bf16TileArgs`] with one pair per tap.
+    ///
+    /// # Safety
+    /// As for `tile`, with these formulas.
+    pub image_tile: unsafe fn(args: &Bf16TileArgs, ob: usize, px: usize),
     /// Rounds `src` to BF16 into `dst` (of the same length), as
     /// [`to_bf16_slice`](super::convert::to_bf16_slice) does, except that a
     /// subnormal may become a zero of its sign (which the tiles read alike).
