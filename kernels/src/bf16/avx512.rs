@@ -5,12 +5,13 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
-use crate::x86_64::avx512::{TileSums, store, zero};
+use crate::x86_64::avx512::{TileSums, store, store_tile, zero};
 use crate::x86_64::match_px;
 
 /// The float32 AVX-512 tile shapes: up to 4 output blocks x 6 pixels, 3 x 9, 2 x 14
@@ -156,46 +157,51 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[inline]
 unsafe fn image_tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
-    let n = a.ci_blocks * a.kh * a.kw;
-    let (mut row, mut q) = (a.input, 0);
-    let mut ky = 0;
+    let rows = a.ci_blocks * a.kh;
+    for r0 in (0..rows).step_by(a.chunk) {
+        let r1 = (r0 + a.chunk).min(rows);
+        // SAFETY: the caller's contract.
+        let acc = unsafe { image_rows::<OB, PX>(a, r0..r1) };
+        // SAFETY: the contract's bounds for an `OB x PX` tile. The epilogue written
+        // out here: a call of `store` (not inlined) would keep the accumulators
+        // in memory.
+        unsafe { store_tile!(TileSums::from(a), &acc, r0 == 0, r1 == rows) };
+    }
+}
+
+/// The sums of window rows `rows` (one chunk) of an image tile, from zero.
+///
+/// # Safety
+/// As for [`image_tile`].
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn image_rows<const OB: usize, const PX: usize>(a: &Bf16TileArgs, rows: Range<usize>) -> [[__m512; PX]; OB] {
+    let mut acc = [[_mm512_setzero_ps(); PX]; OB];
+    acc.iter_mut().flatten().for_each(|v| *v = zero());
     // SAFETY: every pointer offset below is one the image tile contract keeps in
     // bounds; unaligned loads have no alignment requirement.
     unsafe {
-        for s0 in (0..n).step_by(a.chunk) {
-            let s1 = (s0 + a.chunk).min(n);
-            let mut acc = [[_mm512_setzero_ps(); PX]; OB];
-            acc.iter_mut().flatten().for_each(|v| *v = zero());
-            for s in s0..s1 {
-                let w = a.weights.add(s * 2 * BLOCK);
+        for r in rows {
+            let inp = a.input.add(r / a.kh * a.in_block + r % a.kh * a.in_row);
+            let w = a.weights.add(r * a.kw * 2 * BLOCK);
+            // Pair column `q` of the window row: its taps `2q`, `2q + 1`.
+            let mut pair = |q: usize| {
                 let mut wv = [as_pairs(_mm512_setzero_si512()); OB];
                 for (b, v) in wv.iter_mut().enumerate() {
-                    *v = as_pairs(_mm512_loadu_si512(w.add(b * a.w_block).cast()));
+                    *v = as_pairs(_mm512_loadu_si512(w.add(b * a.w_block + q * 2 * BLOCK).cast()));
                 }
-                let x0 = row.add(2 * q);
                 for p in 0..PX {
-                    let x = as_pairs(_mm512_set1_epi32(x0.add(p * a.in_pixel).cast::<i32>().read_unaligned()));
+                    let x = inp.add(p * a.in_pixel + 2 * q).cast::<i32>().read_unaligned();
+                    let x = as_pairs(_mm512_set1_epi32(x));
                     for b in 0..OB {
                         acc[b][p] = _mm512_dpbf16_ps(acc[b][p], x, wv[b]);
                     }
                 }
-                // The next pair step: the next pair of columns, else the next
-                // window row, else the next channel's first row.
-                q += 1;
-                if q == a.kw {
-                    q = 0;
-                    ky += 1;
-                    row = if ky == a.kh {
-                        ky = 0;
-                        row.add(a.in_block - (a.kh - 1) * a.in_row)
-                    } else {
-                        row.add(a.in_row)
-                    };
-                }
-            }
-            store(a.into(), &acc, s0 == 0, s1 == n);
+            };
+            (0..a.kw).for_each(&mut pair);
         }
     }
+    acc
 }
 
 impl From<&Bf16TileArgs> for TileSums {

@@ -431,7 +431,7 @@ impl<'a> Tiles<'a> {
             ci_blocks: s.ci,
             ci_tail: 2,
             kw: pairs,
-            chunk: super::image::chunk_steps_image(s),
+            chunk: super::image::chunk_rows_image(s),
             w_block: s.ci * s.kh * pairs * 2 * BLOCK,
             ..tiles.template
         };

@@ -18,16 +18,17 @@ use super::pack::image_packed_len;
 use crate::bands::{Bands, BandsMut, MAX_BANDS};
 use crate::geometry::{Activation, ConvGeometry, ConvShape};
 use crate::layout::{Dims, Layout};
-use crate::microkernel::{TileShapes, chunk_taps_of};
+use crate::microkernel::TileShapes;
 use crate::parallel::ParallelFor;
 
-/// Pair steps per chunk of the sum of a BF16 image convolution of `shape`: the
-/// rule of [`chunk_taps_bf16`](super::conv::chunk_taps_bf16) for a layer of 2
-/// input channels and `ci * kh` rows of `kw / 2` (rounded up) taps, one step of two
-/// products each. Depends on the shape only, so every tier sums in the same order.
-pub fn chunk_steps_image(shape: ConvShape) -> usize {
-    let steps = ConvShape { co: shape.co, ci: 2, kh: shape.ci * shape.kh, kw: shape.kw.div_ceil(2) };
-    chunk_taps_of(steps, BF16_CHUNK_TERMS)
+/// Window rows (of one channel) per chunk of the sum of a BF16 image convolution
+/// of `shape`: at least [`BF16_CHUNK_TERMS`] products (a row is `kw` rounded up to
+/// even), the `ci * kh` rows split into chunks as even as whole rows allow. Whole
+/// rows, so that a tile's inner loop is one row's pairs. Depends on the shape only,
+/// so every tier sums in the same order.
+pub fn chunk_rows_image(shape: ConvShape) -> usize {
+    let (rows, per) = (shape.ci * shape.kh, (BF16_CHUNK_TERMS / shape.kw.next_multiple_of(2)).max(1));
+    rows.div_ceil(rows.div_ceil(per).max(1)).max(1)
 }
 
 /// Rows and width of the BF16 copy of an image of shape `input`: padded, plus a

@@ -39,7 +39,7 @@ fn flush(v: f32) -> f32 {
 /// columns `(2q, 2q + 1)` (an odd window's last pair with a zero weight, times the
 /// pixel beside the window), the column `2q + 1` product then the `2q` one, each
 /// addition rounded, subnormals flushed, in chunks of
-/// [`chunk_steps_image`](super::image::chunk_steps_image) steps added to the bias
+/// [`chunk_rows_image`](super::image::chunk_rows_image) window rows added to the bias
 /// and to each other; then the residual and the activation. The tiers of that
 /// kind equal it bit for bit.
 pub fn conv2d_image(
@@ -58,8 +58,8 @@ pub fn conv2d_image(
     assert_eq!(bias.len(), co, "conv2d_image: bias length");
     assert_eq!(geom.output_hw(din.h, din.w), Some((dout.h, dout.w)), "conv2d_image: output size");
     let shape = ConvShape { co, ci, kh, kw };
-    let (pairs, chunk) = (kw.div_ceil(2), super::image::chunk_steps_image(shape));
-    let steps = ci * kh * pairs;
+    let (pairs, chunk) = (kw.div_ceil(2), super::image::chunk_rows_image(shape));
+    let rows = ci * kh;
     let ps_out = out.layout.pixel_stride();
     for o in 0..co {
         let base = out.layout.channel_base(dout, o);
@@ -75,15 +75,16 @@ pub fn conv2d_image(
                     if kx < kw { round_to_bf16(weights[((o * ci + c) * kh + ky) * kw + kx]) } else { 0.0 }
                 };
                 let mut sum = 0f32;
-                for s0 in (0..steps).step_by(chunk) {
+                for r0 in (0..rows).step_by(chunk) {
                     let mut acc = 0f32;
-                    for s in s0..(s0 + chunk).min(steps) {
-                        let (c, ky, q) = (s / (kh * pairs), s / pairs % kh, s % pairs);
-                        for kx in [2 * q + 1, 2 * q] {
-                            acc = flush(flush(x(c, ky, kx)).mul_add(flush(w(c, ky, kx)), acc));
+                    for r in r0..(r0 + chunk).min(rows) {
+                        for q in 0..pairs {
+                            for kx in [2 * q + 1, 2 * q] {
+                                acc = flush(flush(x(r / kh, r % kh, kx)).mul_add(flush(w(r / kh, r % kh, kx)), acc));
+                            }
                         }
                     }
-                    sum = if s0 == 0 { acc + bias[o] } else { sum + acc };
+                    sum = if r0 == 0 { acc + bias[o] } else { sum + acc };
                 }
                 if let Some(r) = &residual {
                     sum += r.at(o, oy, ox);
