@@ -315,4 +315,28 @@ mod tests {
             }
         }
     }
+
+    /// The image convolution's BF16 weights: stored in their own packing, or as a
+    /// float32 blocked direct convolution's (a BF16 file written while that layer
+    /// stayed float32), or plain, they load to the same packing.
+    #[test]
+    fn image_weights_repack_from_older_files() {
+        let shape = ConvShape { co: 70, ci: 3, kh: 7, kw: 7 };
+        let plain: Vec<f32> = (0..70 * 3 * 49).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+        let r = TensorRecipe {
+            name: "w".into(),
+            role: TensorRole::ConvWeightBf16Image { param: ParamId(0), shape },
+            folds: vec![],
+        };
+        let native = r.native_packing();
+        assert_eq!(
+            (native, Packing::from_name("oihw_image_bf16_tap_pairs")),
+            (Packing::ConvBf16ImagePairs, Some(native))
+        );
+        let packed = r.pack(&plain, native);
+        assert_eq!(2 * packed.as_slice().len(), incept_kernels::bf16::pack::image_packed_len(shape));
+        let blocked = r.pack(&plain, Packing::ConvBlocked16);
+        assert_eq!(r.repack(blocked.as_slice(), Packing::ConvBlocked16, native).as_slice(), packed.as_slice());
+        assert_eq!(r.repack(&plain, Packing::Plain, native).as_slice(), packed.as_slice());
+    }
 }
