@@ -166,6 +166,11 @@ impl Bf16Kernels {
         self.mk.to_bf16
     }
 
+    /// The tier's tile of a BF16 NCHW image.
+    pub(super) fn image_tile(&self) -> unsafe fn(&Bf16TileArgs, usize, usize) {
+        self.mk.image_tile
+    }
+
     /// The convolution microkernel's name (op, tile, ISA).
     pub fn conv_name(&self) -> &'static str {
         self.mk.name
@@ -356,10 +361,10 @@ pub(super) fn record_call(kernels: &Bf16Kernels) {
 pub(super) struct Tiles<'a> {
     kernels: &'a Bf16Kernels,
     /// The tier's tile for this kind of input (blocked, or an NCHW image).
-    tile: unsafe fn(&Bf16TileArgs, usize, usize),
+    pub(super) tile: unsafe fn(&Bf16TileArgs, usize, usize),
     co_blocks: usize,
     /// The arguments every tile shares (strides, weights, epilogue).
-    template: Bf16TileArgs,
+    pub(super) template: Bf16TileArgs,
     residual: Option<&'a [f32]>,
     output: SharedMut,
 }
@@ -408,34 +413,6 @@ impl<'a> Tiles<'a> {
             residual,
             output: SharedMut(out.data.as_mut_ptr()),
         }
-    }
-
-    /// The tiles of a convolution of a BF16 NCHW image with weights `w` in the
-    /// image packing ([`super::pack::pack_conv_weights_bf16_image`]) into `out`
-    /// (as [`new`](Self::new)): the tier's image tile, with the arguments it reads
-    /// ([`Bf16Microkernel::image_tile`](super::microkernel::Bf16Microkernel::image_tile)).
-    pub(super) fn for_image(
-        kernels: &'a Bf16Kernels,
-        w: &PackedConvBf16,
-        geom: &ConvGeometry,
-        act: Activation,
-        residual: Option<&'a [f32]>,
-        out: &mut ImageMut,
-    ) -> Self {
-        let s = w.shape;
-        let mut tiles = Tiles::new(kernels, w, geom, act, residual, out);
-        let pairs = s.kw.div_ceil(2);
-        tiles.tile = kernels.mk.image_tile;
-        tiles.template = Bf16TileArgs {
-            in_pixel: geom.stride_w,
-            ci_blocks: s.ci,
-            ci_tail: 2,
-            kw: pairs,
-            chunk: super::image::chunk_rows_image(s),
-            w_block: s.ci * s.kh * pairs * 2 * BLOCK,
-            ..tiles.template
-        };
-        tiles
     }
 
     /// The tiling of the output's rows of `row_len` pixels.
@@ -513,7 +490,13 @@ pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut
         pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS && input.split.bands() == 1;
     let pd = padded(din, geom);
     if !in_place {
-        stage(t.kernels.mk.to_bf16, &input, geom, staged, par);
+        // The input rounded to BF16 with a zero border of the padding, in rows
+        // spread over the threads.
+        let window = (-(geom.pad.top as isize), (din.h + geom.pad.bottom) as isize);
+        let row_len = pd.w * BLOCK;
+        let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
+        let to_bf16 = t.kernels.mk.to_bf16;
+        fill_rows(staged, row_len, par, &|r, row| stage_row(to_bf16, &input, geom, window, r, row));
     }
     let staged: &[bf16] = staged;
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
@@ -557,24 +540,6 @@ pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut
 /// Least number of values a conversion pass spreads over the pool's threads: a
 /// smaller one converts in less time than a dispatch to the pool takes.
 const STAGE_PAR_VALUES: usize = 16 * 1024;
-
-/// `input` rounded to BF16 into `staged`, with a zero border of `geom`'s padding,
-/// in rows of the padded copy spread over `par`'s threads (in runs of rows,
-/// [`TASKS_PER_THREAD`] per thread) when there are enough of them to pay for the
-/// dispatch.
-fn stage(
-    to_bf16: unsafe fn(&[f32], &mut [bf16]),
-    input: &Bands,
-    geom: &ConvGeometry,
-    staged: &mut [bf16],
-    par: &dyn ParallelFor,
-) {
-    let pd = padded(input.dims, geom);
-    let window = (-(geom.pad.top as isize), (input.dims.h + geom.pad.bottom) as isize);
-    let row_len = pd.w * BLOCK;
-    let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
-    fill_rows(staged, row_len, par, &|r, row| stage_row(to_bf16, input, geom, window, r, row));
-}
 
 /// Calls `fill(r, row)` for each row `r` of `row_len` values of `staged`, in runs
 /// of rows spread over `par`'s threads ([`TASKS_PER_THREAD`] per thread) when

@@ -14,10 +14,11 @@
 
 use super::conv::{BF16_CHUNK_TERMS, Bf16Kernels, PackedConvBf16, TASKS_PER_THREAD, Tiles, fill_rows, record_call};
 use super::convert::bf16;
+use super::microkernel::Bf16TileArgs;
 use super::pack::image_packed_len;
 use crate::bands::{Bands, BandsMut, MAX_BANDS};
 use crate::geometry::{Activation, ConvGeometry, ConvShape};
-use crate::layout::{Dims, Layout};
+use crate::layout::{BLOCK, Dims, ImageMut, Layout};
 use crate::microkernel::TileShapes;
 use crate::parallel::ParallelFor;
 
@@ -143,4 +144,34 @@ pub fn conv2d_bf16_image(
         // Every band's tiles count their shapes alike.
         tiles[0].as_ref().expect("one band at least").record(shapes);
     });
+}
+
+impl<'a> Tiles<'a> {
+    /// The tiles of a convolution of a BF16 NCHW image with weights `w` in the
+    /// image packing ([`super::pack::pack_conv_weights_bf16_image`]) into `out`
+    /// (as [`new`](Self::new)): the tier's image tile, with the arguments it reads
+    /// ([`Bf16Microkernel::image_tile`](super::microkernel::Bf16Microkernel::image_tile)).
+    fn for_image(
+        kernels: &'a Bf16Kernels,
+        w: &PackedConvBf16,
+        geom: &ConvGeometry,
+        act: Activation,
+        residual: Option<&'a [f32]>,
+        out: &mut ImageMut,
+    ) -> Self {
+        let s = w.shape;
+        let mut tiles = Tiles::new(kernels, w, geom, act, residual, out);
+        let pairs = s.kw.div_ceil(2);
+        tiles.tile = kernels.image_tile();
+        tiles.template = Bf16TileArgs {
+            in_pixel: geom.stride_w,
+            ci_blocks: s.ci,
+            ci_tail: 2,
+            kw: pairs,
+            chunk: chunk_rows_image(s),
+            w_block: s.ci * s.kh * pairs * 2 * BLOCK,
+            ..tiles.template
+        };
+        tiles
+    }
 }
