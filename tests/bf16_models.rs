@@ -9,7 +9,7 @@ mod common;
 use std::sync::Mutex;
 
 use incept::graph::{Activation, ConvSpec, Dims, Graph, GraphBuilder, PoolGeometry};
-use incept::lower::{Algorithm, Bf16Operands, Program};
+use incept::lower::{Algorithm, Bf16Operands, Kernel, Program};
 use incept::weights::Weights;
 use incept::{Model, Precision, SYNTHETIC_SEED, SessionOptions, models};
 use incept_kernels::bf16::conv::BF16_TIERS;
@@ -24,8 +24,9 @@ static TIER_COUNTERS: Mutex<()> = Mutex::new(());
 /// moving its terms by a BF16 step (2^-8 relative). Those flips compound with
 /// depth, so the bound is calibrated per model: the reference's own change when its
 /// input moves by one float32 ulp (measured 2e-4 on NiN, 9e-4 on GoogLeNet), times
-/// this factor, and at least [`TOL_FLOOR`]. A wrong weight, tap, band or shortcut
-/// moves outputs by O(1e-1).
+/// this factor, and at least [`TOL_FLOOR`]; measured with the first layer in
+/// float32, since at BF16 it rounds the image and the nudge would vanish there. A
+/// wrong weight, tap, band or shortcut moves outputs by O(1e-1).
 const TOL_SENSITIVITY: f32 = 4.0;
 /// The bound on networks too shallow for flips to matter: float32 reordering, as
 /// `planned_vs_unplanned.rs` bounds it.
@@ -75,12 +76,19 @@ fn check(graph: &Graph, threads: usize) {
     f32_session.run(&x, &mut y32).unwrap();
 
     let program = model16.program();
-    let bf16_steps = program.steps.iter().filter(|s| s.algorithm() == Some(Algorithm::Bf16Direct)).count();
+    let bf16_steps =
+        program.steps.iter().filter(|s| s.algorithm().is_some_and(|a| a.precision() == Precision::Bf16)).count();
     assert!(bf16_steps > 0, "{}: no convolution runs in BF16", graph.name);
     let want = program.evaluate_reference(&weights, &x, Bf16Operands::BOTH).unwrap();
     let nudged: Vec<f32> = x.iter().map(|v| v * (1.0 + f32::EPSILON)).collect();
-    let sensitivity =
-        common::rel_max_err(&program.evaluate_reference(&weights, &nudged, Bf16Operands::BOTH).unwrap(), &want);
+    let mut f32_image = Program::lower_at(graph, &weights, Precision::Bf16).unwrap();
+    for s in &mut f32_image.steps {
+        if let Kernel::Conv { algorithm: a @ Algorithm::Bf16FromImage, .. } = &mut s.kernel {
+            *a = Algorithm::FromImage;
+        }
+    }
+    let at = |x: &[f32]| f32_image.evaluate_reference(&weights, x, Bf16Operands::BOTH).unwrap();
+    let sensitivity = common::rel_max_err(&at(&nudged), &at(&x));
     let tol = (TOL_SENSITIVITY * sensitivity).max(TOL_FLOOR);
     for tier in BF16_TIERS {
         if !tier.is_available() {
@@ -147,9 +155,9 @@ fn residual_network_one_and_two_threads() {
 }
 
 /// Which convolutions lowering puts in BF16: from the weights, the direct and the
-/// Winograd ones, not the image convolution; from a float32 program alone, only the
-/// direct ones (Winograd weights are stored transformed). The float32 program has
-/// none.
+/// Winograd ones, and the image convolution by its own kernel; from a float32
+/// program alone, the direct and image ones (Winograd weights are stored
+/// transformed). The float32 program has none.
 #[test]
 fn lowering_picks_the_direct_and_winograd_convolutions() {
     let graph = residual_graph();
@@ -159,11 +167,16 @@ fn lowering_picks_the_direct_and_winograd_convolutions() {
     let f32s = algorithms(model.program());
     let from_weights = algorithms(Model::new_at(&graph, &weights, Precision::Bf16).unwrap().program());
     let from_program = algorithms(&model.program_at(Precision::Bf16).unwrap());
-    assert!(!f32s.contains(&Algorithm::Bf16Direct));
+    assert!(f32s.iter().all(|a| a.precision() == Precision::F32));
     assert!(f32s.iter().any(|a| matches!(a, Algorithm::Winograd(_))), "the graph has a Winograd layer: {f32s:?}");
+    assert_eq!(f32s[0], Algorithm::FromImage, "the graph's first convolution reads the image");
     for ((a32, full), partial) in f32s.iter().zip(&from_weights).zip(&from_program) {
-        let bf16 = |yes: bool| if yes { Algorithm::Bf16Direct } else { *a32 };
-        assert_eq!(*full, bf16(*a32 != Algorithm::FromImage), "{f32s:?} at BF16: {from_weights:?}");
+        let bf16 = |yes: bool| match *a32 {
+            Algorithm::FromImage => Algorithm::Bf16FromImage,
+            _ if yes => Algorithm::Bf16Direct,
+            _ => *a32,
+        };
+        assert_eq!(*full, bf16(true), "{f32s:?} at BF16: {from_weights:?}");
         assert_eq!(*partial, bf16(*a32 == Algorithm::Direct), "{f32s:?} at BF16: {from_program:?}");
     }
 }

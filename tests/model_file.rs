@@ -390,7 +390,7 @@ fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
     assert_eq!(header["precision"], "bf16");
     let mut halved = 0;
     for (a, b) in f32_header["tensors"].as_array().unwrap().iter().zip(header["tensors"].as_array().unwrap()) {
-        if b["packing"] == "oihw_blocked16_bf16_pairs" {
+        if b["packing"] == "oihw_blocked16_bf16_pairs" || b["packing"] == "oihw_image_bf16_tap_pairs" {
             // A direct layer's float32 weights take twice the bytes; a Winograd
             // layer's (transformed) more.
             let (a_len, b_len) = (a["length"].as_u64().unwrap(), b["length"].as_u64().unwrap());
@@ -413,7 +413,7 @@ fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
     assert_eq!(outputs(&model, &x), want);
     // A float32 file runs at BF16 too, its Winograd layers in float32.
     let bf16_steps = |p: &incept::lower::Program| {
-        p.steps.iter().filter(|s| s.algorithm() == Some(incept::lower::Algorithm::Bf16Direct)).count()
+        p.steps.iter().filter(|s| s.algorithm().is_some_and(|a| a.precision() == Precision::Bf16)).count()
     };
     let f32_model = Model::open(&f32_file.0).unwrap();
     let partial = f32_model.program_at(Precision::Bf16).unwrap();

@@ -34,6 +34,29 @@ fn bf16_session_run_allocates_nothing_on_inception_v3() {
     assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
 }
 
+/// The BF16 convolution of the network's image (googlenet's 7x7/2 stem, read as
+/// a BF16 NCHW copy) at batch 2 on 2 threads: nothing allocated, and each image of
+/// the batch gives what it gives alone.
+#[test]
+fn bf16_image_convolution_at_batch_two_allocates_nothing() {
+    let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
+    let model = incept::Model::builtin(if portable { "nin_cifar10" } else { "googlenet" }).unwrap();
+    let program = model.program_at(incept::Precision::Bf16).unwrap();
+    let first = program.steps.iter().find_map(|s| s.algorithm()).unwrap();
+    assert_eq!(first, incept::lower::Algorithm::Bf16FromImage);
+    let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16), ..Default::default() };
+    let mut two = model.session(incept::SessionOptions { batch: 2, threads: 2, ..options.clone() }).unwrap();
+    let mut one = model.session(options).unwrap();
+    let (x, x1) = (common::input(two.input_len(), 3), common::input(one.input_len(), 4));
+    let x = [&x[..one.input_len()], &x1[..]].concat();
+    let (mut y, mut y1) = (vec![0.0; two.output_len()], vec![0.0; one.output_len()]);
+    two.run(&x, &mut y).unwrap();
+    assert_eq!(counting_alloc::on_this_thread(|| two.run(&x, &mut y).unwrap()), 0);
+    one.run(&x[one.input_len()..], &mut y1).unwrap();
+    assert_eq!(&y[one.output_len()..], &y1[..], "the second image of the batch");
+    assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
+}
+
 /// A clock that moves 1 ms at every read.
 fn ticking_clock() -> std::time::Duration {
     static MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -12,7 +12,7 @@ use incept_kernels::{AlignedVec, Kernels, Tier};
 
 use crate::error::{Error, Result};
 use crate::graph::InputLayout;
-use crate::lower::{Algorithm, Kernel, Precision, Program};
+use crate::lower::{Precision, Program};
 use crate::plan::{BAND_MIN_PIXELS, Plan};
 use steps::{Context, State, run_plan};
 use workers::Workers;
@@ -85,8 +85,7 @@ impl Session {
         };
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
-        let any_bf16 =
-            program.steps.iter().any(|s| matches!(s.kernel, Kernel::Conv { algorithm: Algorithm::Bf16Direct, .. }));
+        let any_bf16 = program.steps.iter().any(|s| s.algorithm().is_some_and(|a| a.precision() == Precision::Bf16));
         let bf16 = match (any_bf16, options.bf16_tier) {
             (false, _) => None,
             (true, tier) => {

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use incept_kernels::bands::MAX_BANDS;
-use incept_kernels::bf16::{Bf16Kernels, PackedConvBf16, conv2d_bf16};
+use incept_kernels::bf16::{Bf16Kernels, PackedConvBf16, conv2d_bf16, conv2d_bf16_image};
 use incept_kernels::blocked::reorder_bands;
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image};
 use incept_kernels::linear::linear;
@@ -141,21 +141,27 @@ fn run_step(
                             Algorithm::Direct => conv2d(kernels, &op, out, scratch, par),
                             Algorithm::FromImage => conv2d_image(kernels, &op, out, scratch, par),
                             Algorithm::Winograd(scheme) => conv2d_winograd(kernels, &op, scheme, out, scratch, par),
-                            Algorithm::Bf16Direct => conv2d_bf16(
-                                bf16.expect("a session of a BF16 program has BF16 kernels"),
-                                op.input,
-                                &PackedConvBf16 {
-                                    shape: *shape,
-                                    weights: program.tensor_bf16(*weight),
-                                    bias: t(*bias),
-                                },
-                                geom,
-                                op.residual,
-                                *act,
-                                out,
-                                bytemuck::cast_slice_mut(scratch),
-                                par,
-                            ),
+                            Algorithm::Bf16Direct | Algorithm::Bf16FromImage => {
+                                let conv = match algorithm {
+                                    Algorithm::Bf16Direct => conv2d_bf16,
+                                    _ => conv2d_bf16_image,
+                                };
+                                conv(
+                                    bf16.expect("a session of a BF16 program has BF16 kernels"),
+                                    op.input,
+                                    &PackedConvBf16 {
+                                        shape: *shape,
+                                        weights: program.tensor_bf16(*weight),
+                                        bias: t(*bias),
+                                    },
+                                    geom,
+                                    op.residual,
+                                    *act,
+                                    out,
+                                    bytemuck::cast_slice_mut(scratch),
+                                    par,
+                                )
+                            }
                         }
                     }
                     Kernel::Linear { weight, bias, act } if (ins[0].dims.h, ins[0].dims.w) == (1, 1) => {

@@ -25,12 +25,19 @@ pub enum Algorithm {
     /// [`TensorRole::ConvWeightBf16`](super::TensorRole::ConvWeightBf16), sums and
     /// output float32 (see [`Precision`](super::Precision)).
     Bf16Direct,
+    /// The BF16 convolution of the network's NCHW input image: the image rounded
+    /// to a BF16 NCHW copy, neighbouring taps of a window row paired, the weights a
+    /// [`TensorRole::ConvWeightBf16Image`](super::TensorRole::ConvWeightBf16Image).
+    Bf16FromImage,
 }
 
 impl Algorithm {
     /// The precision of the convolution's operands.
     pub fn precision(self) -> super::Precision {
-        if self == Algorithm::Bf16Direct { super::Precision::Bf16 } else { super::Precision::F32 }
+        match self {
+            Algorithm::Bf16Direct | Algorithm::Bf16FromImage => super::Precision::Bf16,
+            Algorithm::Direct | Algorithm::FromImage | Algorithm::Winograd(_) => super::Precision::F32,
+        }
     }
 
     /// The algorithm lowering gives a convolution of `ci` input and `co` output
@@ -43,7 +50,7 @@ impl Algorithm {
     /// The layout the convolution reads its input in.
     pub fn input_layout(self) -> Layout {
         match self {
-            Algorithm::FromImage => Layout::Nchw,
+            Algorithm::FromImage | Algorithm::Bf16FromImage => Layout::Nchw,
             Algorithm::Direct | Algorithm::Winograd(_) | Algorithm::Bf16Direct => Layout::Nchw16c,
         }
     }
@@ -51,13 +58,14 @@ impl Algorithm {
 
 impl fmt::Display for Algorithm {
     /// `direct`, `from_image`, `winograd` and the scheme (`winograd F(2x2,3x3)`), or
-    /// `bf16 direct`.
+    /// `bf16 direct`, `bf16 from_image`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Algorithm::Direct => f.write_str("direct"),
             Algorithm::FromImage => f.write_str("from_image"),
             Algorithm::Winograd(scheme) => write!(f, "winograd {}", scheme.name()),
             Algorithm::Bf16Direct => f.write_str("bf16 direct"),
+            Algorithm::Bf16FromImage => f.write_str("bf16 from_image"),
         }
     }
 }

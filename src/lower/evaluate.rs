@@ -7,7 +7,7 @@ use incept_kernels::bf16::convert::round_to_bf16;
 use incept_kernels::bf16::reference as bf16_reference;
 use incept_kernels::{Image, ImageMut, Layout, reference as k};
 
-use super::{Algorithm, Kernel, Program, TensorId};
+use super::{Algorithm, Kernel, Precision, Program, TensorId};
 use crate::error::{Error, Result};
 use crate::weights::Weights;
 
@@ -52,8 +52,12 @@ impl Program {
             let mut o = ImageMut::new(&mut out, d, nchw);
             match &s.kernel {
                 Kernel::Conv { weight, bias, geom, act, residual, algorithm, .. } => {
-                    let (bf16, b, r) = (*algorithm == Algorithm::Bf16Direct, plain(*bias), residual.then(|| img(1)));
-                    if bf16 && rounded == Bf16Operands::BOTH {
+                    let bf16 = algorithm.precision() == Precision::Bf16;
+                    let (b, r) = (plain(*bias), residual.then(|| img(1)));
+                    if *algorithm == Algorithm::Bf16FromImage && rounded == Bf16Operands::BOTH {
+                        // The image kind's own order (the kernels', bit for bit).
+                        bf16_reference::conv2d_image(img(0), &plain(*weight), &b, geom, r, *act, &mut o)
+                    } else if bf16 && rounded == Bf16Operands::BOTH {
                         bf16_reference::conv2d(img(0), &plain(*weight), Some(&b), geom, r, *act, &mut o)
                     } else {
                         let w = round(plain(*weight), bf16 && rounded.weights);

@@ -105,7 +105,8 @@ impl Program {
         self.tensors.get(id.0)
     }
 
-    /// BF16 tensor `id` (a [`TensorRole::ConvWeightBf16`]), in the kernels' layout.
+    /// BF16 tensor `id` (a [`TensorRole::ConvWeightBf16`] or
+    /// [`TensorRole::ConvWeightBf16Image`]), in the kernels' layout.
     pub fn tensor_bf16(&self, id: TensorId) -> &[bf16] {
         // Stored two values to a float32 slot in memory order, so the bytes are the
         // BF16 values in order; `bf16` is `Pod` and needs less alignment than `f32`.

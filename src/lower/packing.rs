@@ -1,6 +1,7 @@
 //! The layouts a program tensor can be stored in, and the conversions between them.
 
-use incept_kernels::bf16::pack::pack_conv_weights_bf16;
+use incept_kernels::bf16::bf16;
+use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
 use incept_kernels::pack::{
     pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, unpack_winograd_2x2_weights,
     unpack_winograd_f2_weights, winograd_packed_len,
@@ -39,6 +40,11 @@ pub enum Packing {
     /// `[out/16][in/16][kh][kw][8 pairs][16 out][2]`, zero padded (see
     /// `incept_kernels::bf16::pack`): two bytes a value.
     ConvBf16Pairs,
+    /// The weights of a convolution of the network's image rounded to BF16 as
+    /// `[out/16][in][kh][kw/2 rounded up][16 out][2]`, taps `kx` and `kx + 1` of a
+    /// row in one pair, zero padded (see `incept_kernels::bf16::pack`): two bytes a
+    /// value.
+    ConvBf16ImagePairs,
 }
 
 impl Packing {
@@ -53,12 +59,13 @@ impl Packing {
             Packing::WinogradF2Blocked16 => "winograd_f2_3_blocked16",
             Packing::WinogradLine6Blocked16 => "winograd_line6_blocked16",
             Packing::ConvBf16Pairs => "oihw_blocked16_bf16_pairs",
+            Packing::ConvBf16ImagePairs => "oihw_image_bf16_tap_pairs",
         }
     }
 
     /// Bytes of one stored value: 2 for BF16, else 4 (float32).
     pub fn value_bytes(self) -> usize {
-        if self == Packing::ConvBf16Pairs { 2 } else { 4 }
+        if matches!(self, Packing::ConvBf16Pairs | Packing::ConvBf16ImagePairs) { 2 } else { 4 }
     }
 
     /// The packing named `name` in a model file.
@@ -72,6 +79,7 @@ impl Packing {
             Packing::WinogradF2Blocked16,
             Packing::WinogradLine6Blocked16,
             Packing::ConvBf16Pairs,
+            Packing::ConvBf16ImagePairs,
         ]
         .into_iter()
         .find(|p| p.name() == name)
@@ -84,6 +92,7 @@ impl TensorRecipe {
         match self.role {
             TensorRole::ConvWeight { .. } => Packing::ConvBlocked16,
             TensorRole::ConvWeightBf16 { .. } => Packing::ConvBf16Pairs,
+            TensorRole::ConvWeightBf16Image { .. } => Packing::ConvBf16ImagePairs,
             TensorRole::WinogradWeight { scheme, .. } => match scheme {
                 Scheme::F2x2 => Packing::Winograd2x2Blocked16,
                 Scheme::F4x4 => Packing::Winograd4x4Blocked16,
@@ -101,15 +110,20 @@ impl TensorRecipe {
             (_, Packing::Plain) => Some(self.shape(graph)),
             // A Winograd layer's weights may also be stored as a direct convolution's
             // (a file written before the layer was lowered to Winograd), and so may a
-            // BF16 layer's (rounded when loaded).
+            // BF16 layer's (rounded when loaded): a BF16 file written while the
+            // image's convolution stayed float32 holds its weights so.
             (
                 TensorRole::ConvWeight { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
-                | TensorRole::ConvWeightBf16 { shape, .. },
+                | TensorRole::ConvWeightBf16 { shape, .. }
+                | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
                 Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK / 2, BLOCK, 2])
+            }
+            (TensorRole::ConvWeightBf16Image { shape, .. }, Packing::ConvBf16ImagePairs) => {
+                Some(vec![shape.co_blocks(), shape.ci, shape.kh, shape.kw.div_ceil(2), BLOCK, 2])
             }
             (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
                 let v = vec![scheme.total_depth(), shape.co_blocks(), shape.ci_blocks(), BLOCK, BLOCK];
@@ -144,21 +158,19 @@ impl TensorRecipe {
             (
                 TensorRole::ConvWeight { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
-                | TensorRole::ConvWeightBf16 { shape, .. },
+                | TensorRole::ConvWeightBf16 { shape, .. }
+                | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => pack_conv_weights(plain, shape, &mut out),
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
                 let mut packed = Vec::new();
                 pack_conv_weights_bf16(plain, shape, &mut packed);
-                // The packing is whole 16x16 taps: an even number of values.
-                let slots: Vec<f32> = packed
-                    .chunks_exact(2)
-                    .map(|p| {
-                        let (a, b) = (p[0].to_bits().to_ne_bytes(), p[1].to_bits().to_ne_bytes());
-                        f32::from_ne_bytes([a[0], a[1], b[0], b[1]])
-                    })
-                    .collect();
-                return AlignedVec::from_slice(&slots);
+                return bf16_slots(&packed);
+            }
+            (TensorRole::ConvWeightBf16Image { shape, .. }, Packing::ConvBf16ImagePairs) => {
+                let mut packed = Vec::new();
+                pack_conv_weights_bf16_image(plain, shape, &mut packed);
+                return bf16_slots(&packed);
             }
             (TensorRole::WinogradWeight { shape, scheme, .. }, p) if p == self.native_packing() => {
                 pack_winograd_weights(plain, shape, scheme, &mut out)
@@ -179,7 +191,8 @@ impl TensorRecipe {
             (
                 TensorRole::ConvWeight { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
-                | TensorRole::ConvWeightBf16 { shape, .. },
+                | TensorRole::ConvWeightBf16 { shape, .. }
+                | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => unpack_conv_weights(data, shape),
             (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {
@@ -194,6 +207,19 @@ impl TensorRecipe {
         };
         self.pack(&plain, to)
     }
+}
+
+/// BF16 values two to a float32 slot, in memory order (both packings are whole
+/// pairs: an even number of values).
+fn bf16_slots(packed: &[bf16]) -> AlignedVec {
+    let slots: Vec<f32> = packed
+        .chunks_exact(2)
+        .map(|p| {
+            let (a, b) = (p[0].to_bits().to_ne_bytes(), p[1].to_bits().to_ne_bytes());
+            f32::from_ne_bytes([a[0], a[1], b[0], b[1]])
+        })
+        .collect();
+    AlignedVec::from_slice(&slots)
 }
 
 #[cfg(test)]
@@ -288,5 +314,29 @@ mod tests {
                 assert!((g - w).abs() <= 4.0 * f32::EPSILON * scale, "{shape:?}: {g} vs {w}");
             }
         }
+    }
+
+    /// The image convolution's BF16 weights: stored in their own packing, or as a
+    /// float32 blocked direct convolution's (a BF16 file written while that layer
+    /// stayed float32), or plain, they load to the same packing.
+    #[test]
+    fn image_weights_repack_from_older_files() {
+        let shape = ConvShape { co: 70, ci: 3, kh: 7, kw: 7 };
+        let plain: Vec<f32> = (0..70 * 3 * 49).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+        let r = TensorRecipe {
+            name: "w".into(),
+            role: TensorRole::ConvWeightBf16Image { param: ParamId(0), shape },
+            folds: vec![],
+        };
+        let native = r.native_packing();
+        assert_eq!(
+            (native, Packing::from_name("oihw_image_bf16_tap_pairs")),
+            (Packing::ConvBf16ImagePairs, Some(native))
+        );
+        let packed = r.pack(&plain, native);
+        assert_eq!(2 * packed.as_slice().len(), incept_kernels::bf16::pack::image_packed_len(shape));
+        let blocked = r.pack(&plain, Packing::ConvBlocked16);
+        assert_eq!(r.repack(blocked.as_slice(), Packing::ConvBlocked16, native).as_slice(), packed.as_slice());
+        assert_eq!(r.repack(&plain, Packing::Plain, native).as_slice(), packed.as_slice());
     }
 }

@@ -51,16 +51,18 @@ impl FromStr for Precision {
 /// Whether a convolution lowered to `algorithm` at float32 runs on BF16 operands
 /// in a BF16 program: the direct and the Winograd ones on blocked activations (the
 /// BF16 direct kernel beats float32 Winograd on this family's Winograd layers:
-/// measurements in `docs/bf16.md`). The convolution that reads the network's RGB
-/// image stays float32: its three channels would be padded to a 16-channel block,
-/// and the first layer's error reaches every later one.
+/// measurements in `docs/bf16.md`), and the one reading the network's image (its
+/// own kernel, on a BF16 NCHW copy of the image: `docs/bf16.md`, "The first
+/// convolution").
 pub fn bf16_for(algorithm: Algorithm) -> bool {
-    matches!(algorithm, Algorithm::Direct | Algorithm::Winograd(_))
+    matches!(algorithm, Algorithm::Direct | Algorithm::Winograd(_) | Algorithm::FromImage)
 }
 
 /// The steps and recipes of a program at `precision`, from its float32 ones: at
 /// BF16, the convolutions [`bf16_for`] picks become [`Algorithm::Bf16Direct`] and
-/// their weights [`TensorRole::ConvWeightBf16`]. Tensor ids stay the same.
+/// their weights [`TensorRole::ConvWeightBf16`], or for the image's,
+/// [`Algorithm::Bf16FromImage`] and [`TensorRole::ConvWeightBf16Image`]. Tensor ids
+/// stay the same.
 pub fn with_precision(
     steps: &[Step],
     recipes: &[TensorRecipe],
@@ -88,8 +90,12 @@ pub(super) fn converted(
                 if let TensorRole::ConvWeight { param, shape } | TensorRole::WinogradWeight { param, shape, .. } =
                     r.role
                 {
-                    r.role = TensorRole::ConvWeightBf16 { param, shape };
-                    *algorithm = Algorithm::Bf16Direct;
+                    (r.role, *algorithm) = match *algorithm {
+                        Algorithm::FromImage => {
+                            (TensorRole::ConvWeightBf16Image { param, shape }, Algorithm::Bf16FromImage)
+                        }
+                        _ => (TensorRole::ConvWeightBf16 { param, shape }, Algorithm::Bf16Direct),
+                    };
                 }
             }
         }

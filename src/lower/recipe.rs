@@ -65,6 +65,16 @@ pub enum TensorRole {
         /// Its shape.
         shape: ConvShape,
     },
+    /// The weights of a convolution of the network's image rounded to BF16 (round
+    /// to nearest even), stored packed for the BF16 image kernel, taps `kx` and
+    /// `kx + 1` of a window row paired (see
+    /// `incept_kernels::bf16::pack::pack_conv_weights_bf16_image`).
+    ConvWeightBf16Image {
+        /// The OIHW parameter.
+        param: ParamId,
+        /// Its shape.
+        shape: ConvShape,
+    },
     /// Convolution weights transformed for a Winograd scheme (`G g G^T`, `G g`),
     /// stored packed per transform position (see `incept_kernels::pack`).
     WinogradWeight {
@@ -101,6 +111,7 @@ impl TensorRecipe {
         match self.role {
             TensorRole::ConvWeight { shape, .. }
             | TensorRole::ConvWeightBf16 { shape, .. }
+            | TensorRole::ConvWeightBf16Image { shape, .. }
             | TensorRole::WinogradWeight { shape, .. } => vec![shape.co, shape.ci, shape.kh, shape.kw],
             TensorRole::ConvBias { co, .. } => vec![co],
             TensorRole::LinearBias { len, .. } => vec![len],
@@ -115,6 +126,7 @@ impl TensorRecipe {
         let (mut w, is_bias) = match self.role {
             TensorRole::ConvWeight { param, .. }
             | TensorRole::ConvWeightBf16 { param, .. }
+            | TensorRole::ConvWeightBf16Image { param, .. }
             | TensorRole::WinogradWeight { param, .. }
             | TensorRole::LinearWeight(param) => (get(param).data.clone(), false),
             TensorRole::ConvBias { param, co: len } | TensorRole::LinearBias { param, len } => {

@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 
 use incept_kernels::BLOCK;
-use incept_kernels::bf16::conv2d_bf16_bands_scratch_len;
+use incept_kernels::bf16::{conv2d_bf16_bands_scratch_len, conv2d_bf16_image_scratch_len};
 use incept_kernels::conv::{conv2d_bands_scratch_len, conv2d_image_scratch_len};
 use incept_kernels::winograd::winograd_scratch_len;
 
@@ -70,6 +70,8 @@ pub(super) fn list_uses(program: &Program, storage: &Storage, threads: usize) ->
                         let out_split = storage.split_of(s.output);
                         (0, conv2d_bf16_bands_scratch_len(input, geom, out_split, threads).div_ceil(2))
                     }
+                    // The image's BF16 copy, two values to a float32.
+                    Algorithm::Bf16FromImage => (0, conv2d_bf16_image_scratch_len(input, geom).div_ceil(2)),
                 }
             }
             _ => (0, 0),

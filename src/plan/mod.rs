@@ -139,7 +139,7 @@ impl PlannedStep {
                 match algorithm {
                     Algorithm::Winograd(Scheme::F4x4) => " winograd4",
                     Algorithm::Winograd(_) => " winograd",
-                    Algorithm::Bf16Direct => " bf16",
+                    Algorithm::Bf16Direct | Algorithm::Bf16FromImage => " bf16",
                     Algorithm::Direct | Algorithm::FromImage => "",
                 },
                 if *residual { " +residual" } else { "" }

@@ -44,6 +44,9 @@ pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
     name: "conv_bf16_nchw16c_64oc_x16px__amx",
     max_px: [0, 16, 16, 16, 16],
     tile: conv_tile,
+    // No AMX version of the image kind: its 3-channel steps would fill few rows
+    // of K; the AVX512-BF16 tile runs it.
+    image_tile: super::avx512::CONV.image_tile,
     to_bf16: super::avx512::CONV.to_bf16,
 };
 
@@ -54,6 +57,7 @@ pub(crate) const CONV_EMULATED: Bf16Microkernel = Bf16Microkernel {
     name: "conv_bf16_nchw16c_64oc_x16px__amx_emulated",
     max_px: [0, 16, 16, 16, 16],
     tile: conv_tile_emulated,
+    image_tile: super::portable::CONV.image_tile,
     to_bf16: super::convert::to_bf16_slice,
 };
 

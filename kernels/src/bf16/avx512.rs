@@ -5,12 +5,13 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
-use crate::x86_64::avx512::{TileSums, store, zero};
+use crate::x86_64::avx512::{TileSums, store, store_tile, zero};
 use crate::x86_64::match_px;
 
 /// The float32 AVX-512 tile shapes: up to 4 output blocks x 6 pixels, 3 x 9, 2 x 14
@@ -21,6 +22,7 @@ pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
     name: "conv_bf16_nchw16c_64oc_x6px__avx512bf16",
     max_px: [0, 16, 14, 9, 6],
     tile: conv_tile,
+    image_tile: conv_image_tile,
     to_bf16,
 };
 
@@ -58,6 +60,22 @@ unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
             2 => match_px!(tile, 2, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
             3 => match_px!(tile, 3, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
             4 => match_px!(tile, 4, a, px, [1, 2, 3, 4, 5, 6]),
+            _ => unreachable!("{ob} output blocks exceed 4"),
+        }
+    }
+}
+
+/// # Safety
+/// The image tile contract of [`Bf16Microkernel::image_tile`], on a CPU with
+/// AVX-512F and AVX512-BF16.
+unsafe fn conv_image_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
+    // SAFETY: forwarded contract; `px` is within `CONV.max_px[ob]`.
+    unsafe {
+        match ob {
+            1 => match_px!(image_tile, 1, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+            2 => match_px!(image_tile, 2, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
+            3 => match_px!(image_tile, 3, a, px, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            4 => match_px!(image_tile, 4, a, px, [1, 2, 3, 4, 5, 6]),
             _ => unreachable!("{ob} output blocks exceed 4"),
         }
     }
@@ -127,6 +145,63 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
             store(a.into(), &acc, t0 == 0, t1 == n);
         }
     }
+}
+
+/// An `OB x PX` tile of a BF16 NCHW image: per pair step, `OB` weight rows and
+/// `PX` broadcasts of two neighbouring pixels (one 32-bit word, unaligned at odd
+/// columns) for `OB * PX` `VDPBF16PS`.
+///
+/// # Safety
+/// The image tile contract of [`Bf16Microkernel::image_tile`] for an `OB x PX`
+/// tile, on a CPU with AVX-512F and AVX512-BF16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn image_tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
+    let rows = a.ci_blocks * a.kh;
+    for r0 in (0..rows).step_by(a.chunk) {
+        let r1 = (r0 + a.chunk).min(rows);
+        // SAFETY: the caller's contract.
+        let acc = unsafe { image_rows::<OB, PX>(a, r0..r1) };
+        // SAFETY: the contract's bounds for an `OB x PX` tile. The epilogue written
+        // out here: a call of `store` (not inlined) would keep the accumulators
+        // in memory.
+        unsafe { store_tile!(TileSums::from(a), &acc, r0 == 0, r1 == rows) };
+    }
+}
+
+/// The sums of window rows `rows` (one chunk) of an image tile, from zero.
+///
+/// # Safety
+/// As for [`image_tile`].
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn image_rows<const OB: usize, const PX: usize>(a: &Bf16TileArgs, rows: Range<usize>) -> [[__m512; PX]; OB] {
+    let mut acc = [[_mm512_setzero_ps(); PX]; OB];
+    acc.iter_mut().flatten().for_each(|v| *v = zero());
+    // SAFETY: every pointer offset below is one the image tile contract keeps in
+    // bounds; unaligned loads have no alignment requirement.
+    unsafe {
+        for r in rows {
+            let inp = a.input.add(r / a.kh * a.in_block + r % a.kh * a.in_row);
+            let w = a.weights.add(r * a.kw * 2 * BLOCK);
+            // Pair column `q` of the window row: its taps `2q`, `2q + 1`.
+            let mut pair = |q: usize| {
+                let mut wv = [as_pairs(_mm512_setzero_si512()); OB];
+                for (b, v) in wv.iter_mut().enumerate() {
+                    *v = as_pairs(_mm512_loadu_si512(w.add(b * a.w_block + q * 2 * BLOCK).cast()));
+                }
+                for p in 0..PX {
+                    let x = inp.add(p * a.in_pixel + 2 * q).cast::<i32>().read_unaligned();
+                    let x = as_pairs(_mm512_set1_epi32(x));
+                    for b in 0..OB {
+                        acc[b][p] = _mm512_dpbf16_ps(acc[b][p], x, wv[b]);
+                    }
+                }
+            };
+            (0..a.kw).for_each(&mut pair);
+        }
+    }
+    acc
 }
 
 impl From<&Bf16TileArgs> for TileSums {

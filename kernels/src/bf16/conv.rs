@@ -166,6 +166,11 @@ impl Bf16Kernels {
         self.mk.to_bf16
     }
 
+    /// The tier's tile of a BF16 NCHW image.
+    pub(super) fn image_tile(&self) -> unsafe fn(&Bf16TileArgs, usize, usize) {
+        self.mk.image_tile
+    }
+
     /// The convolution microkernel's name (op, tile, ISA).
     pub fn conv_name(&self) -> &'static str {
         self.mk.name
@@ -298,7 +303,7 @@ fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
 /// Tasks per thread: several, claimed as the threads come free, so that a thread
 /// slowed by something else (a late start, a shared core) hands part of its share
 /// to the others; a claim costs far less than a task.
-const TASKS_PER_THREAD: usize = 8;
+pub(super) const TASKS_PER_THREAD: usize = 8;
 
 /// `out = act(conv(bf16(input), w) + bias + residual)` on NCHW16c images, the
 /// tiles spread over `par`'s threads; the input is converted to BF16 (round to
@@ -355,9 +360,11 @@ pub(super) fn record_call(kernels: &Bf16Kernels) {
 /// What every tile of one call shares, and how to run one.
 pub(super) struct Tiles<'a> {
     kernels: &'a Bf16Kernels,
+    /// The tier's tile for this kind of input (blocked, or an NCHW image).
+    pub(super) tile: unsafe fn(&Bf16TileArgs, usize, usize),
     co_blocks: usize,
     /// The arguments every tile shares (strides, weights, epilogue).
-    template: Bf16TileArgs,
+    pub(super) template: Bf16TileArgs,
     residual: Option<&'a [f32]>,
     output: SharedMut,
 }
@@ -382,6 +389,7 @@ impl<'a> Tiles<'a> {
         let ci_blocks = s.ci_blocks();
         Tiles {
             kernels,
+            tile: kernels.mk.tile,
             co_blocks: s.co_blocks(),
             template: Bf16TileArgs {
                 input: std::ptr::null(),
@@ -449,7 +457,7 @@ impl<'a> Tiles<'a> {
         // runs on this CPU; the input bounds are the caller's; weights, bias,
         // residual and output stay inside blocks ob0..ob0 + ob of their images,
         // whose lengths the driver checked, and the tile is the caller's alone.
-        unsafe { (self.kernels.mk.tile)(&args, ob, px) };
+        unsafe { (self.tile)(&args, ob, px) };
     }
 
     /// Counts the tile shapes one task ran (see [`bf16_tile_calls`]).
@@ -482,7 +490,13 @@ pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut
         pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS && input.split.bands() == 1;
     let pd = padded(din, geom);
     if !in_place {
-        stage(t.kernels.mk.to_bf16, &input, geom, staged, par);
+        // The input rounded to BF16 with a zero border of the padding, in rows
+        // spread over the threads.
+        let window = (-(geom.pad.top as isize), (din.h + geom.pad.bottom) as isize);
+        let row_len = pd.w * BLOCK;
+        let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
+        let to_bf16 = t.kernels.mk.to_bf16;
+        fill_rows(staged, row_len, par, &|r, row| stage_row(to_bf16, &input, geom, window, r, row));
     }
     let staged: &[bf16] = staged;
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
@@ -527,26 +541,20 @@ pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut
 /// smaller one converts in less time than a dispatch to the pool takes.
 const STAGE_PAR_VALUES: usize = 16 * 1024;
 
-/// `input` rounded to BF16 into `staged`, with a zero border of `geom`'s padding,
-/// in rows of the padded copy spread over `par`'s threads (in runs of rows,
-/// [`TASKS_PER_THREAD`] per thread) when there are enough of them to pay for the
-/// dispatch.
-fn stage(
-    to_bf16: unsafe fn(&[f32], &mut [bf16]),
-    input: &Bands,
-    geom: &ConvGeometry,
+/// Calls `fill(r, row)` for each row `r` of `row_len` values of `staged`, in runs
+/// of rows spread over `par`'s threads ([`TASKS_PER_THREAD`] per thread) when
+/// there are enough values to pay for the dispatch.
+pub(super) fn fill_rows(
     staged: &mut [bf16],
+    row_len: usize,
     par: &dyn ParallelFor,
+    fill: &(dyn Fn(usize, &mut [bf16]) + Sync),
 ) {
-    let pd = padded(input.dims, geom);
-    let window = (-(geom.pad.top as isize), (input.dims.h + geom.pad.bottom) as isize);
-    let row_len = pd.w * BLOCK;
-    let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
     let rows = staged.len() / row_len;
     let tasks = (TASKS_PER_THREAD * par.threads()).min(staged.len() / STAGE_PAR_VALUES).min(rows).max(1);
     if tasks == 1 {
         for (r, row) in staged.chunks_exact_mut(row_len).enumerate() {
-            stage_row(to_bf16, input, geom, window, r, row);
+            fill(r, row);
         }
         return;
     }
@@ -557,7 +565,7 @@ fn stage(
             // exactly one task (the tasks' ranges are disjoint); nothing reads
             // `staged` until `run` returns.
             let row = unsafe { std::slice::from_raw_parts_mut(base.get().add(r * row_len), row_len) };
-            stage_row(to_bf16, input, geom, window, r, row);
+            fill(r, row);
         }
     });
 }

@@ -155,6 +155,26 @@ pub struct Bf16Microkernel {
     /// (read-only for inputs, writable for `output`), and the CPU must support the
     /// tier.
     pub tile: unsafe fn(args: &Bf16TileArgs, ob: usize, px: usize),
+    /// Computes one tile of `ob` blocks and `px <= max_px[ob]` pixels of a
+    /// convolution of a BF16 NCHW image (`bf16::image`), the arguments read so:
+    /// `input` at (channel 0, first window row, first pixel's first tap column) of
+    /// the zero-padded image, `in_pixel` the stride (values), `in_row` the padded
+    /// width, `in_block` the padded plane, `ci_blocks` the channels, `kw` the pair
+    /// columns (the window's width halved, rounded up), `chunk` window rows per
+    /// chunk (`bf16::image::chunk_rows_image`), `weights` in the image packing
+    /// (`bf16::pack::pack_conv_weights_bf16_image`), `w_block` its step between
+    /// output blocks; `input_f32` and `ci_tail` unused. Window row
+    /// `r = c * kh + ky`, pair column `q`, multiplies
+    /// `input[c * in_block + ky * in_row + 2q + p * in_pixel + h]` (taps `2q + h`,
+    /// two neighbouring pixels of one row) by
+    /// `weights[b * w_block + (r * kw + q) * 32 + lane * 2 + h]`; rows and pairs go
+    /// in order, in chunks of `chunk` rows, each pair adding its `h = 1` product
+    /// then its `h = 0` one: the order and epilogue of [`Bf16TileArgs`] with a
+    /// window row as a tap and its pair columns as its pairs.
+    ///
+    /// # Safety
+    /// As for `tile`, with these formulas.
+    pub image_tile: unsafe fn(args: &Bf16TileArgs, ob: usize, px: usize),
     /// Rounds `src` to BF16 into `dst` (of the same length), as
     /// [`to_bf16_slice`](super::convert::to_bf16_slice) does, except that a
     /// subnormal may become a zero of its sign (which the tiles read alike).

@@ -15,6 +15,8 @@
 //! - `amx`, `amx_tiles`: the AMX tier, on the tile instructions or (in tests) an
 //!   emulation of them.
 //! - [`bands`]: the same on images in bands of rows, one band per thread.
+//! - [`image`](mod@image): the first convolution, on the network's NCHW image rounded to a
+//!   BF16 NCHW copy, neighbouring taps of a window row paired.
 
 // The AMX tier: compiled for x86-64, and on other targets for the tests of its
 // emulated tiles.
@@ -27,6 +29,7 @@ mod avx512;
 pub mod bands;
 pub mod conv;
 pub mod convert;
+pub mod image;
 pub mod microkernel;
 pub mod pack;
 mod portable;
@@ -38,3 +41,4 @@ pub use conv::{
     conv2d_bf16_par, conv2d_bf16_scratch_len,
 };
 pub use convert::bf16;
+pub use image::{conv2d_bf16_image, conv2d_bf16_image_scratch_len};

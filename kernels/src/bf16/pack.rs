@@ -58,6 +58,48 @@ pub fn unpack_conv_weights_bf16(packed: &[bf16], shape: ConvShape) -> Vec<f32> {
     out
 }
 
+/// Length of the packing of [`pack_conv_weights_bf16_image`] for `shape`:
+/// `[out/16][in][kh][kw/2 rounded up][16 out][2]`.
+pub const fn image_packed_len(shape: ConvShape) -> usize {
+    shape.co_blocks() * shape.ci * shape.kh * shape.kw.div_ceil(2) * 2 * BLOCK
+}
+
+/// Position in the image packing of `shape` of the weight of output `o`, input `i`, tap `(ky, kx)`.
+fn image_index(shape: ConvShape, o: usize, i: usize, ky: usize, kx: usize) -> usize {
+    let pairs = shape.kw.div_ceil(2);
+    let step = ((o / BLOCK * shape.ci + i) * shape.kh + ky) * pairs + kx / 2;
+    step * 2 * BLOCK + (o % BLOCK) * 2 + kx % 2
+}
+
+/// Packs OIHW float32 `weights` of `shape` for the BF16 convolution of an NCHW
+/// image (`crate::bf16::image`), appending [`image_packed_len`] values to `out`:
+/// `[out/16][in][kh][kw/2 rounded up][16 out][2]`, each 32-bit lane holding the
+/// weights of taps `(kx, kx + 1)` of one window row for one output channel (the
+/// two horizontally neighbouring pixels a broadcast reads); an odd row's last tap
+/// is paired with a zero. Output channels are padded to whole blocks with zeros,
+/// rounding is to nearest even.
+pub fn pack_conv_weights_bf16_image(weights: &[f32], shape: ConvShape, out: &mut Vec<bf16>) {
+    let ConvShape { co, ci, kh, kw } = shape;
+    assert_eq!(weights.len(), co * ci * kh * kw, "pack_conv_weights_bf16_image: weights are not OIHW of {shape:?}");
+    let start = out.len();
+    out.resize(start + image_packed_len(shape), bf16::ZERO);
+    let packed = &mut out[start..];
+    for (n, &w) in weights.iter().enumerate() {
+        let (o, i, ky, kx) = (n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw);
+        packed[image_index(shape, o, i, ky, kx)] = to_bf16(w);
+    }
+}
+
+/// Recovers OIHW weights (as float32, exactly the BF16 values) from the packing of
+/// [`pack_conv_weights_bf16_image`], padding dropped.
+pub fn unpack_conv_weights_bf16_image(packed: &[bf16], shape: ConvShape) -> Vec<f32> {
+    let ConvShape { co, ci, kh, kw } = shape;
+    assert_eq!(packed.len(), image_packed_len(shape), "unpack_conv_weights_bf16_image: not the packing of {shape:?}");
+    (0..co * ci * kh * kw)
+        .map(|n| packed[image_index(shape, n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw)].to_f32())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +147,42 @@ mod tests {
                     assert_eq!((lane[0].to_f32(), lane[1].to_f32()), (value(o, 2 * j, kx), value(o, 2 * j + 1, kx)));
                 }
             }
+        }
+    }
+
+    /// The image packing: taps `(kx, kx + 1)` of a row in one lane, the odd row's
+    /// last tap beside a zero; unpacking recovers the rounded weights.
+    #[test]
+    fn image_packing_pairs_neighbouring_taps() {
+        for shape in [
+            ConvShape { co: 64, ci: 3, kh: 7, kw: 7 },
+            ConvShape { co: 35, ci: 2, kh: 3, kw: 4 },
+            ConvShape { co: 5, ci: 1, kh: 1, kw: 1 },
+        ] {
+            let w = weights(shape.co * shape.ci * shape.kh * shape.kw);
+            let mut packed = vec![bf16::ONE];
+            pack_conv_weights_bf16_image(&w, shape, &mut packed);
+            assert_eq!(packed.len(), 1 + image_packed_len(shape));
+            let packed = &packed[1..];
+            let back = unpack_conv_weights_bf16_image(packed, shape);
+            assert!(w.iter().zip(&back).all(|(&a, &b)| round_to_bf16(a) == b), "{shape:?}");
+            let ConvShape { ci, kh, kw, .. } = shape;
+            let pairs = kw.div_ceil(2);
+            for o in 0..shape.co {
+                for i in 0..ci {
+                    for ky in 0..kh {
+                        for q in 0..pairs {
+                            let at = (((o / BLOCK * ci + i) * kh + ky) * pairs + q) * 2 * BLOCK + o % BLOCK * 2;
+                            let tap = |kx: usize| {
+                                if kx < kw { round_to_bf16(w[((o * ci + i) * kh + ky) * kw + kx]) } else { 0.0 }
+                            };
+                            assert_eq!((packed[at].to_f32(), packed[at + 1].to_f32()), (tap(2 * q), tap(2 * q + 1)));
+                        }
+                    }
+                }
+            }
+            let nonzero = packed.iter().filter(|v| v.to_f32() != 0.0).count();
+            assert_eq!(nonzero, w.iter().filter(|v| **v != 0.0).count(), "{shape:?}: padding must be zero");
         }
     }
 }

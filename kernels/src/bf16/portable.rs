@@ -11,6 +11,7 @@ pub(crate) const CONV: Bf16Microkernel = Bf16Microkernel {
     name: "conv_bf16_nchw16c_64oc_x6px__portable",
     max_px: [0, 16, 14, 9, 6],
     tile: conv_tile,
+    image_tile: conv_image_tile,
     to_bf16: super::convert::to_bf16_slice,
 };
 
@@ -71,5 +72,36 @@ unsafe fn conv_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
         }
         // SAFETY: the contract's bounds for an `ob x px` tile.
         unsafe { a.add_chunk(&acc, (ob, px), t0 == 0, t1 == n) };
+    }
+}
+
+/// # Safety
+/// The image tile contract of [`Bf16Microkernel::image_tile`] for an `ob x px` tile.
+pub(crate) unsafe fn conv_image_tile(a: &Bf16TileArgs, ob: usize, px: usize) {
+    let rows = a.ci_blocks * a.kh;
+    for r0 in (0..rows).step_by(a.chunk) {
+        let r1 = (r0 + a.chunk).min(rows);
+        let mut acc: ChunkSums = [[[0f32; BLOCK]; 16]; 4];
+        for r in r0..r1 {
+            for q in 0..a.kw {
+                let inp = r / a.kh * a.in_block + r % a.kh * a.in_row + 2 * q;
+                let w = a.weights.wrapping_add((r * a.kw + q) * 2 * BLOCK);
+                for (b, acc_b) in acc.iter_mut().enumerate().take(ob) {
+                    for (p, acc_p) in acc_b.iter_mut().enumerate().take(px) {
+                        let at = inp + p * a.in_pixel;
+                        // SAFETY: the two neighbouring pixels of this pair, inside the
+                        // padded image by the contract.
+                        let x = unsafe { [*a.input.add(at), *a.input.add(at + 1)] };
+                        for (lane, v) in acc_p.iter_mut().enumerate() {
+                            let wp = w.wrapping_add(b * a.w_block + lane * 2);
+                            // SAFETY: block b's weights of this pair, inside the packing.
+                            *v = dot_pair(*v, x, unsafe { [*wp, *wp.add(1)] });
+                        }
+                    }
+                }
+            }
+        }
+        // SAFETY: the contract's bounds for an `ob x px` tile.
+        unsafe { a.add_chunk(&acc, (ob, px), r0 == 0, r1 == rows) };
     }
 }

@@ -438,9 +438,19 @@ pub(crate) unsafe fn store<const OB: usize, const PX: usize>(
     first: bool,
     last: bool,
 ) {
-    // SAFETY: the offsets stay inside the tile's blocks and pixels.
-    unsafe {
-        for (b, acc_b) in acc.iter().enumerate() {
+    // SAFETY: the caller's.
+    unsafe { store_tile!(a, acc, first, last) }
+}
+
+/// The body of [`store`], for a tile that must not call it: LLVM inlines `store`
+/// into a tile only while one tile per codegen unit calls each of its instances
+/// (it is too large otherwise), and a call out of line stores and reloads every
+/// accumulator. Expands to unsafe code: the caller's block keeps [`store`]'s
+/// safety contract.
+macro_rules! store_tile {
+    ($a:expr, $acc:expr, $first:expr, $last:expr) => {{
+        let (a, first, last): (TileSums, bool, bool) = ($a, $first, $last);
+        for (b, acc_b) in $acc.iter().enumerate() {
             for (p, &v) in acc_b.iter().enumerate() {
                 let off = b * a.out_block + p * BLOCK;
                 let sum = if first { a.bias.add(b * BLOCK) } else { a.output.add(off).cast_const() };
@@ -456,8 +466,9 @@ pub(crate) unsafe fn store<const OB: usize, const PX: usize>(
                 _mm512_storeu_ps(a.output.add(off), v);
             }
         }
-    }
+    }};
 }
+pub(crate) use store_tile;
 
 /// 16 zmm accumulators.
 #[target_feature(enable = "avx512f")]

@@ -1,13 +1,17 @@
 //! `incept peak --bf16`: each convolution of a model on the best BF16 tier and on
-//! the best float32 tier (both the direct convolution, one thread), as a share of
+//! the best float32 tier (both the direct convolution, one thread; the layer that
+//! reads the network's image from NCHW, as the engine runs it), as a share of
 //! the BF16 dot-product peak and of the FMA peak, per layer and per kind. Timed in
 //! per-thread CPU time, which other processes on a shared machine disturb far less
 //! than the wall clock.
 
 use incept::graph::ConvLayer;
-use incept_kernels::bf16::pack::pack_conv_weights_bf16;
-use incept_kernels::bf16::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len};
-use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_scratch_len};
+use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
+use incept_kernels::bf16::{
+    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_image, conv2d_bf16_image_scratch_len, conv2d_bf16_par,
+    conv2d_bf16_scratch_len,
+};
+use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image, conv2d_image_scratch_len, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::peak::fma_peak_gflops;
@@ -37,39 +41,65 @@ fn best_seconds(mut run: impl FnMut(), min_seconds: f64) -> f64 {
     best
 }
 
-/// Seconds per run of `layer` on float32 `k` and on BF16 `kb`, same weights and input.
-fn time_layer(k: &Kernels, kb: &Bf16Kernels, layer: &ConvLayer) -> (f64, f64) {
+/// Seconds per run of `layer` on float32 `k` and on BF16 `kb`, same weights and
+/// input; an `image` layer (the network's input, at most 16 channels) by the image
+/// kernels from NCHW.
+fn time_layer(k: &Kernels, kb: &Bf16Kernels, layer: &ConvLayer, image: bool) -> (f64, f64) {
     let (din, dout, g) = (layer.input, layer.output(), layer.geom);
     let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
     let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
     let (mut w, mut wb, mut b) = (Vec::new(), Vec::new(), Vec::new());
     pack_conv_weights(&oihw, shape, &mut w);
-    pack_conv_weights_bf16(&oihw, shape, &mut wb);
+    if image {
+        pack_conv_weights_bf16_image(&oihw, shape, &mut wb);
+    } else {
+        pack_conv_weights_bf16(&oihw, shape, &mut wb);
+    }
     pack_bias(&vec![0.1; shape.co], &mut b);
     let (w, b) = (AlignedVec::from_slice(&w), AlignedVec::from_slice(&b));
     let l = Layout::Nchw16c;
-    let x: Vec<f32> = (0..l.image_len(din)).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
+    let l_in = if image { Layout::Nchw } else { l };
+    let x: Vec<f32> = (0..l_in.image_len(din)).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
     let x = AlignedVec::from_slice(&x);
     let mut y = AlignedVec::zeroed(l.image_len(dout));
-    let mut scratch = AlignedVec::zeroed(conv2d_scratch_len(din, &g));
-    let mut scratch_b = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &g)];
+    let mut scratch =
+        AlignedVec::zeroed(if image { conv2d_image_scratch_len(din, &g, 1) } else { conv2d_scratch_len(din, &g) });
+    let len_b = if image { conv2d_bf16_image_scratch_len(din, &g) } else { conv2d_bf16_scratch_len(din, &g) };
+    let mut scratch_b = vec![bf16::ZERO; len_b];
     let packed = PackedConv { shape, weights: w.as_slice(), bias: b.as_slice() };
     let packed_b = PackedConvBf16 { shape, weights: &wb, bias: b.as_slice() };
     let min = 0.01;
     let f32_secs = best_seconds(
         || {
             let out = &mut ImageMut::new(y.as_mut_slice(), dout, l);
-            let input = Image::new(x.as_slice(), din, l).into();
+            let input = Image::new(x.as_slice(), din, l_in).into();
             let op = Conv2d { input, weights: packed, geom: g, residual: None, act: Activation::Relu };
-            conv2d(k, &op, &mut out.into(), scratch.as_mut_slice(), &Sequential);
+            match image {
+                true => conv2d_image(k, &op, &mut out.into(), scratch.as_mut_slice(), &Sequential),
+                false => conv2d(k, &op, &mut out.into(), scratch.as_mut_slice(), &Sequential),
+            }
         },
         min,
     );
     let bf16_secs = best_seconds(
         || {
             let out = &mut ImageMut::new(y.as_mut_slice(), dout, l);
-            let input = Image::new(x.as_slice(), din, l);
-            conv2d_bf16_par(kb, input, &packed_b, &g, None, Activation::Relu, out, &mut scratch_b, &Sequential);
+            let input = Image::new(x.as_slice(), din, l_in);
+            let (act, scratch_b) = (Activation::Relu, &mut scratch_b[..]);
+            match image {
+                true => conv2d_bf16_image(
+                    kb,
+                    input.into(),
+                    &packed_b,
+                    &g,
+                    None,
+                    act,
+                    &mut out.into(),
+                    scratch_b,
+                    &Sequential,
+                ),
+                false => conv2d_bf16_par(kb, input, &packed_b, &g, None, act, out, scratch_b, &Sequential),
+            }
         },
         min,
     );
@@ -90,11 +120,13 @@ pub fn run(graph: &incept::graph::Graph, as_json: bool) -> Result<(), String> {
     let kb = Bf16Kernels::new(Bf16Tier::best()).expect("the best BF16 tier is available");
     let peaks = || (fma_peak_gflops(&k, 0.3), kb.dot_peak_gflops(0.3));
     let before = peaks();
+    let image_dims = graph.dims(graph.input);
     let rows: Vec<(ConvLayer, f64, f64)> = graph
         .conv_layers()
         .into_iter()
         .map(|layer| {
-            let (f, b) = time_layer(&k, &kb, &layer);
+            let image = layer.input == image_dims && layer.input.c <= incept_kernels::BLOCK;
+            let (f, b) = time_layer(&k, &kb, &layer, image);
             (layer, f, b)
         })
         .collect();
