@@ -21,7 +21,7 @@ mod store;
 pub use algorithm::{Algorithm, winograd_for};
 pub use evaluate::Bf16Operands;
 pub use packing::Packing;
-pub use precision::{Precision, bf16_for, with_precision};
+pub use precision::{IMAGE_BF16_MIN_SHARE, Precision, bf16_for, with_precision};
 pub use recipe::{Fold, TensorId, TensorRecipe, TensorRole};
 pub use step::{Kernel, Step};
 pub use store::{SharedBytes, Source, TensorStore};
@@ -72,7 +72,7 @@ impl Program {
     /// [`structure`](Program::structure) at `precision`.
     pub fn structure_at(graph: &Graph, precision: Precision) -> (Vec<Step>, Vec<TensorRecipe>) {
         let (steps, recipes) = fuse::fuse(graph);
-        with_precision(&steps, &recipes, precision)
+        with_precision(graph, &steps, &recipes, precision)
     }
 
     /// The graph a program of `graph` runs: the same function, its operators
@@ -91,7 +91,7 @@ impl Program {
     pub fn to_bf16(&self) -> Program {
         assert_eq!(self.precision, Precision::F32, "to_bf16: the program is not float32");
         let exact = |r: &TensorRecipe| matches!(r.role, TensorRole::ConvWeight { .. });
-        let (steps, recipes) = precision::converted(&self.steps, &self.recipes, Precision::Bf16, exact);
+        let (steps, recipes) = precision::converted(&self.graph, &self.steps, &self.recipes, Precision::Bf16, exact);
         let replaced = (self.recipes.iter().zip(&recipes).enumerate())
             .filter(|(_, (old, new))| old.role != new.role)
             .map(|(i, (old, new))| (i, new.repack(self.tensors.get(i), old.native_packing(), new.native_packing())))

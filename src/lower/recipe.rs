@@ -105,6 +105,19 @@ pub enum TensorRole {
     Param(ParamId),
 }
 
+impl TensorRole {
+    /// A convolution's weight shape, for the roles of convolution weights.
+    pub fn conv_shape(&self) -> Option<ConvShape> {
+        match *self {
+            TensorRole::ConvWeight { shape, .. }
+            | TensorRole::ConvWeightBf16 { shape, .. }
+            | TensorRole::ConvWeightBf16Image { shape, .. }
+            | TensorRole::WinogradWeight { shape, .. } => Some(shape),
+            _ => None,
+        }
+    }
+}
+
 impl TensorRecipe {
     /// The tensor's shape before packing.
     pub fn shape(&self, graph: &Graph) -> Vec<usize> {
