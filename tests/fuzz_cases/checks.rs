@@ -392,10 +392,10 @@ pub mod conv_bf16 {
 
     use incept_kernels::bands::{Bands, BandsMut, RowSplit, join_bands, split_image};
     use incept_kernels::bf16::convert::to_bf16;
-    use incept_kernels::bf16::pack::pack_conv_weights_bf16;
+    use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
     use incept_kernels::bf16::{
-        BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len, conv2d_bf16_par,
-        conv2d_bf16_scratch_len,
+        BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len,
+        conv2d_bf16_image, conv2d_bf16_image_scratch_len, conv2d_bf16_par, conv2d_bf16_scratch_len,
     };
     use incept_kernels::pack::pack_bias;
     use incept_kernels::{Activation, Image, ImageMut, Layout, reference};
@@ -413,7 +413,10 @@ pub mod conv_bf16 {
     /// give the portable tier's bits, and so does each tier with its input and output
     /// cut into bands of rows (`conv2d_bf16`; 1 to 3 bands each, from the seed).
     /// The AMX tier's logic runs on its emulated instructions as well, on every
-    /// host. Returns the names of the kernels it ran.
+    /// host. An input of at most 16 channels also runs from its NCHW image
+    /// (`conv2d_bf16_image`, the first layer's kernel), which must give the bits of
+    /// its documented order (`bf16::reference::conv2d_image`) on every tier.
+    /// Returns the names of the kernels it ran.
     pub fn check(case: &ConvCase) -> Vec<&'static str> {
         let cv = case.decode();
         let Conv { ci, co, geom, residual, act, in_offset, out_offset, .. } = cv;
@@ -450,6 +453,13 @@ pub mod conv_bf16 {
         let (before, after) = (out_offset, 64 - out_offset);
         let out_len = blk.image_len(dout);
 
+        // The image kind: its weights packing, and its documented order.
+        let (mut image_packed, image) = (Vec::new(), ci <= 16);
+        let image_order = image.then(|| {
+            pack_conv_weights_bf16_image(&wt, shape, &mut image_packed);
+            let x = Image::new(&x, din, nchw);
+            out_nchw(&|o| incept_kernels::bf16::reference::conv2d_image(x, &wt, &bias, &geom, r, act, o))
+        });
         let (mut portable, mut ran): (Option<Vec<f32>>, _) = (None, Vec::new());
         // The AMX tier's tile logic on its emulated instructions too (on any host):
         // within the bounds, but in `TDPBF16PS`'s order, not the portable one's.
@@ -520,6 +530,33 @@ pub mod conv_bf16 {
             let got = join_bands(banded.as_bands());
             let same = got.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{what}: bands {in_split:?} -> {out_split:?} differ from the whole images");
+
+            let Some(image_order) = &image_order else { continue };
+            let what = format!("{what} from its image");
+            let mut buf = canvas(dout, blk, before, after);
+            let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_image_scratch_len(din, &geom)];
+            conv2d_bf16_image(
+                &kernels,
+                Image::new(&x, din, nchw).into(),
+                &PackedConvBf16 { shape, weights: &image_packed, bias: &pbias },
+                &geom,
+                residual.then(|| Image::new(&rin, dout, blk).into()),
+                act,
+                &mut (&mut ImageMut::new(&mut buf[before..before + out_len], dout, blk)).into(),
+                &mut scratch,
+                &SplitInThree,
+            );
+            check_sentinels(&buf, before, after, &what);
+            let out = &buf[before..before + out_len];
+            check_padding_lanes(out, dout, blk, &what);
+            for c in 0..co {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let (got, want) = (out[blk.index(dout, c, y, xx)], image_order[(c * oh + y) * ow + xx]);
+                        assert!(got.to_bits() == want.to_bits(), "{what}: at ({c}, {y}, {xx}) got {got}, want {want}");
+                    }
+                }
+            }
         }
         ran
     }
