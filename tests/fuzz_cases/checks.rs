@@ -391,7 +391,7 @@ pub mod conv_bf16 {
     //! Every available BF16 tier against the BF16 reference, on the cases of [`conv`].
 
     use incept_kernels::bands::{Bands, BandsMut, RowSplit, join_bands, split_image};
-    use incept_kernels::bf16::convert::to_bf16;
+    use incept_kernels::bf16::convert::{bf16, to_bf16};
     use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
     use incept_kernels::bf16::{
         BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len,
@@ -460,6 +460,18 @@ pub mod conv_bf16 {
             let x = Image::new(&x, din, nchw);
             out_nchw(&|o| incept_kernels::bf16::reference::conv2d_image(x, &wt, &bias, &geom, r, act, o))
         });
+        // Runs a kernel into the output slice between sentinels, with `scratch_len`
+        // values of NaN scratch (the driver must overwrite every value it reads);
+        // checks the sentinels and the padding lanes and returns the output.
+        let run = |what: &str, scratch_len: usize, f: &dyn Fn(&mut ImageMut, &mut [bf16])| {
+            let mut buf = canvas(dout, blk, before, after);
+            let mut scratch = vec![to_bf16(f32::NAN); scratch_len];
+            f(&mut ImageMut::new(&mut buf[before..before + out_len], dout, blk), &mut scratch);
+            check_sentinels(&buf, before, after, &what);
+            let out = buf[before..before + out_len].to_vec();
+            check_padding_lanes(&out, dout, blk, &what);
+            out
+        };
         let (mut portable, mut ran): (Option<Vec<f32>>, _) = (None, Vec::new());
         // The AMX tier's tile logic on its emulated instructions too (on any host):
         // within the bounds, but in `TDPBF16PS`'s order, not the portable one's.
@@ -469,23 +481,10 @@ pub mod conv_bf16 {
             let documented_order = tier != Bf16Tier::Amx;
             ran.push(kernels.conv_name());
             let what = format!("{} {cv:?}", kernels.conv_name());
-            let mut buf = canvas(dout, blk, before, after);
-            // NaN scratch: the driver must overwrite every value it reads.
-            let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_scratch_len(din, &geom)];
-            conv2d_bf16_par(
-                &kernels,
-                input,
-                &weights,
-                &geom,
-                residual.then(|| Image::new(&rin, dout, blk)),
-                act,
-                &mut ImageMut::new(&mut buf[before..before + out_len], dout, blk),
-                &mut scratch,
-                &SplitInThree,
-            );
-            check_sentinels(&buf, before, after, &what);
-            let out = &buf[before..before + out_len];
-            check_padding_lanes(out, dout, blk, &what);
+            let out = &run(&what, conv2d_bf16_scratch_len(din, &geom), &|o, scratch| {
+                let r = residual.then(|| Image::new(&rin, dout, blk));
+                conv2d_bf16_par(&kernels, input, &weights, &geom, r, act, o, scratch, &SplitInThree)
+            });
             for c in 0..co {
                 for y in 0..oh {
                     for xx in 0..ow {
@@ -533,22 +532,12 @@ pub mod conv_bf16 {
 
             let Some(image_order) = &image_order else { continue };
             let what = format!("{what} from its image");
-            let mut buf = canvas(dout, blk, before, after);
-            let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_image_scratch_len(din, &geom)];
-            conv2d_bf16_image(
-                &kernels,
-                Image::new(&x, din, nchw).into(),
-                &PackedConvBf16 { shape, weights: &image_packed, bias: &pbias },
-                &geom,
-                residual.then(|| Image::new(&rin, dout, blk).into()),
-                act,
-                &mut (&mut ImageMut::new(&mut buf[before..before + out_len], dout, blk)).into(),
-                &mut scratch,
-                &SplitInThree,
-            );
-            check_sentinels(&buf, before, after, &what);
-            let out = &buf[before..before + out_len];
-            check_padding_lanes(out, dout, blk, &what);
+            let out = &run(&what, conv2d_bf16_image_scratch_len(din, &geom), &|o, scratch| {
+                let (x, w) =
+                    (Image::new(&x, din, nchw), PackedConvBf16 { shape, weights: &image_packed, bias: &pbias });
+                let r = residual.then(|| Image::new(&rin, dout, blk).into());
+                conv2d_bf16_image(&kernels, x.into(), &w, &geom, r, act, &mut o.into(), scratch, &SplitInThree)
+            });
             for c in 0..co {
                 for y in 0..oh {
                     for xx in 0..ow {
