@@ -166,7 +166,6 @@ impl<'a> Tiles<'a> {
         tiles.template = Bf16TileArgs {
             in_pixel: geom.stride_w,
             ci_blocks: s.ci,
-            ci_tail: 2,
             kw: pairs,
             chunk: chunk_rows_image(s),
             w_block: s.ci * s.kh * pairs * 2 * BLOCK,
