@@ -394,7 +394,7 @@ pub mod conv_bf16 {
     use incept_kernels::bf16::convert::{bf16, to_bf16};
     use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
     use incept_kernels::bf16::{
-        BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len,
+        BF16_TIERS, Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len,
         conv2d_bf16_image, conv2d_bf16_image_scratch_len, conv2d_bf16_par, conv2d_bf16_scratch_len,
     };
     use incept_kernels::pack::pack_bias;
@@ -446,7 +446,7 @@ pub mod conv_bf16 {
         let (mut packed, mut pbias) = (Vec::new(), Vec::new());
         pack_conv_weights_bf16(&wt, shape, &mut packed);
         pack_bias(&bias, &mut pbias);
-        let weights = PackedConvBf16 { shape, weights: &packed, bias: &pbias };
+        let weights = PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &packed, bias: &pbias };
         let (xbuf, in_len) = (blocked_in_nan(&x, din, in_offset), blk.image_len(din));
         let input = Image::new(&xbuf[in_offset..in_offset + in_len], din, blk);
         let rin = to_layout(&res, dout, blk);
@@ -481,7 +481,7 @@ pub mod conv_bf16 {
             let documented_order = tier != Bf16Tier::Amx;
             ran.push(kernels.conv_name());
             let what = format!("{} {cv:?}", kernels.conv_name());
-            let out = &run(&what, conv2d_bf16_scratch_len(din, &geom), &|o, scratch| {
+            let out = &run(&what, conv2d_bf16_scratch_len(din, &geom, Bf16Terms::Rounded), &|o, scratch| {
                 let r = residual.then(|| Image::new(&rin, dout, blk));
                 conv2d_bf16_par(&kernels, input, &weights, &geom, r, act, o, scratch, &SplitInThree)
             });
@@ -513,7 +513,7 @@ pub mod conv_bf16 {
             let mut out_parts: Vec<Vec<f32>> =
                 (0..out_split.bands()).map(|t| vec![f32::NAN; blk.image_len(out_split.band_dims(dout, t))]).collect();
             let mut banded = BandsMut::new(out_parts.iter_mut().map(|p| &mut p[..]), dout, blk, out_split);
-            let len = conv2d_bf16_bands_scratch_len(din, &geom, out_split, 3);
+            let len = conv2d_bf16_bands_scratch_len(din, &geom, Bf16Terms::Rounded, out_split, 3);
             let mut scratch = vec![to_bf16(f32::NAN); len];
             conv2d_bf16(
                 &kernels,
@@ -533,8 +533,10 @@ pub mod conv_bf16 {
             let Some(image_order) = &image_order else { continue };
             let what = format!("{what} from its image");
             let out = &run(&what, conv2d_bf16_image_scratch_len(din, &geom), &|o, scratch| {
-                let (x, w) =
-                    (Image::new(&x, din, nchw), PackedConvBf16 { shape, weights: &image_packed, bias: &pbias });
+                let (x, w) = (
+                    Image::new(&x, din, nchw),
+                    PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &image_packed, bias: &pbias },
+                );
                 let r = residual.then(|| Image::new(&rin, dout, blk).into());
                 conv2d_bf16_image(&kernels, x.into(), &w, &geom, r, act, &mut o.into(), scratch, &SplitInThree)
             });
