@@ -29,7 +29,7 @@ const SPLIT: Bf16Terms = Bf16Terms::Split3;
 /// `x = hi + lo + e`, `|e| <= 2^-16 |x|`, `|lo| <= (2^-8 + 2^-16) |x|` (the same for
 /// `w`), the three products miss `lo_x lo_w + (hi_x + lo_x) e_w + e_x w`, at most
 /// `((1 + 2^-8)^2 + (1 + 2^-16) + 1) 2^-16 = (3 + 2^-7 + 2^-14 + ...) 2^-16`.
-const SPLIT_PRODUCT_BOUND: f32 = 3.01 * 1.52587890625e-5;
+const SPLIT_PRODUCT_BOUND: f32 = 3.01 / 65536.0;
 
 /// Runs a convolution of NCHW `x` (`din`) with OIHW `wt` of `shape`, operands made
 /// as `terms`, on `kernels`, into an NCHW16c output of `dout` between sentinels.
