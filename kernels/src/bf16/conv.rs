@@ -7,7 +7,9 @@
 //! walks the output in tiles of `ob` output blocks x `px` pixels of one row, as the
 //! float32 driver does, and hands each to the tier's microkernel. An unpadded 1x1
 //! stride-1 layer with few output block groups skips the pass: its tiles round the
-//! float32 input as they read it. Outputs, bias and residual stay float32.
+//! float32 input as they read it. Outputs, bias and residual stay float32. With
+//! split operands ([`Bf16Terms::Split3`]) it is the same convolution over three
+//! groups of input channels (`super::terms`), always through the pass.
 //!
 //! On several threads, the pass converts runs of rows, a few per thread, and the
 //! tiles are spread over the threads in runs of (output block group, row) units;
@@ -307,7 +309,8 @@ fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
 
 /// `out = act(conv(bf16(input), w) + bias + residual)` on NCHW16c images, the
 /// tiles spread over `par`'s threads; the input is converted to BF16 (round to
-/// nearest even) into `scratch` (or by the tiles, see the module docs), which must
+/// nearest even, or split as `w.terms` says) into `scratch` (or by the tiles, see
+/// the module docs), which must
 /// hold [`conv2d_bf16_scratch_len`] values. Sums in float32 in the order of
 /// [`Bf16TileArgs`].
 #[allow(clippy::too_many_arguments)]
