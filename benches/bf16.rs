@@ -12,7 +12,9 @@ mod common;
 use common::{Conv, ConvLayer, activation, layer_params, paired_medians_ms};
 use criterion::{Criterion, SamplingMode, Throughput};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
-use incept_kernels::bf16::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len};
+use incept_kernels::bf16::{
+    Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len,
+};
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::{Activation, AlignedVec, ConvGeometry, Image, ImageMut, Kernels, Layout, Padding, Tier};
@@ -59,12 +61,17 @@ impl ConvBf16 {
         let (mut weights, mut pb) = (Vec::new(), Vec::new());
         pack_conv_weights_bf16(&w, shape, &mut weights);
         pack_bias(&b, &mut pb);
-        let scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(layer.input(), &geom)];
+        let scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(layer.input(), &geom, Bf16Terms::Rounded)];
         ConvBf16 { layer, kernels, shape, weights, bias: AlignedVec::from_slice(&pb), scratch }
     }
 
     fn run(&mut self, input: &[f32], out: &mut [f32]) {
-        let w = PackedConvBf16 { shape: self.shape, weights: &self.weights, bias: self.bias.as_slice() };
+        let w = PackedConvBf16 {
+            shape: self.shape,
+            terms: Bf16Terms::Rounded,
+            weights: &self.weights,
+            bias: self.bias.as_slice(),
+        };
         conv2d_bf16_par(
             &self.kernels,
             Image::new(input, self.layer.input(), Layout::Nchw16c),

@@ -9,7 +9,9 @@
 
 use incept::lower::winograd_for;
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
-use incept_kernels::bf16::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len};
+use incept_kernels::bf16::{
+    Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len,
+};
 use incept_kernels::conv::{Conv2d, PackedConv};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::parallel::Sequential;
@@ -68,11 +70,11 @@ fn main() {
         let x = AlignedVec::from_slice(&vec![0.5; l.image_len(din)]);
         let mut y = AlignedVec::zeroed(l.image_len(dout));
         let mut s_wino = AlignedVec::zeroed(winograd_scratch_len(din, &g, scheme, 1));
-        let mut s_bf16 = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &g)];
+        let mut s_bf16 = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &g, Bf16Terms::Rounded)];
         let mut run = |bf16_direct: bool| {
             let (x, out) = (Image::new(x.as_slice(), din, l), &mut ImageMut::new(y.as_mut_slice(), dout, l));
             if bf16_direct {
-                let w = PackedConvBf16 { shape, weights: &wb, bias: b.as_slice() };
+                let w = PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &wb, bias: b.as_slice() };
                 conv2d_bf16_par(&k16, x, &w, &g, None, Activation::Relu, out, &mut s_bf16, &Sequential);
             } else {
                 let weights = PackedConv { shape, weights: ww.as_slice(), bias: b.as_slice() };

@@ -23,9 +23,9 @@ type Source = Arc<dyn Fn() -> Result<(Graph, Weights)> + Send + Sync>;
 #[derive(Clone)]
 pub struct Model {
     program: Arc<Program>,
-    /// The BF16 program of a float32 model, made by the first BF16 session and
-    /// shared by every later one (and by clones).
-    bf16: Arc<Mutex<Option<Arc<Program>>>>,
+    /// The BF16 and BF16x3 programs of a float32 model, each made by the first
+    /// session at its precision and shared by every later one (and by clones).
+    reduced: Arc<Mutex<Vec<Arc<Program>>>>,
     /// Where the weights came from, when they can be read again to lower the model
     /// at another precision.
     source: Option<Source>,
@@ -139,7 +139,7 @@ impl Model {
     }
 
     fn of(program: Program) -> Model {
-        Model { program: Arc::new(program), bf16: Arc::default(), source: None, load_info: None }
+        Model { program: Arc::new(program), reduced: Arc::default(), source: None, load_info: None }
     }
 
     fn with_source(self, source: Source) -> Model {
@@ -163,32 +163,34 @@ impl Model {
         self.program.precision
     }
 
-    /// The program sessions at `precision` run: the model's own, or for BF16 on a
-    /// float32 model, one made once and shared by every BF16 session: lowered at
-    /// BF16 from the weights read again for a built-in model, an `.onnx` file or a
-    /// safetensors checkpoint; for a float32 model file or a model made by
-    /// [`new`](Model::new), [`Program::to_bf16`] (its Winograd layers stay float32:
-    /// convert the file at BF16 or use [`new_at`](Model::new_at) to have them BF16).
-    /// A BF16 model has no float32 weights: asking it for float32 is an error.
+    /// The program sessions at `precision` run: the model's own, or for BF16 or
+    /// BF16x3 on a float32 model, one made once and shared by every session at that
+    /// precision: lowered from the weights read again for a built-in model, an
+    /// `.onnx` file or a safetensors checkpoint; for a float32 model file or a model
+    /// made by [`new`](Model::new), [`Program::to_reduced`] (its Winograd layers stay
+    /// float32: convert the file at that precision or use [`new_at`](Model::new_at)
+    /// to have them BF16). A BF16 or BF16x3 model has no float32 weights: asking it
+    /// for another precision is an error.
     pub fn program_at(&self, precision: Precision) -> Result<Arc<Program>> {
         match (self.program.precision, precision) {
             (own, p) if own == p => Ok(self.program.clone()),
-            (Precision::F32, Precision::Bf16) => {
-                let mut cached = self.bf16.lock().unwrap_or_else(|e| e.into_inner());
-                if cached.is_none() {
-                    let program = match &self.source {
-                        Some(source) => {
-                            let (graph, weights) = source()?;
-                            if Program::graph_for(&graph) != self.program.graph {
-                                return Err(Error::Import("the model's source changed since it was loaded".into()));
-                            }
-                            Program::lower_at(&graph, &weights, Precision::Bf16)?
-                        }
-                        None => self.program.to_bf16(),
-                    };
-                    *cached = Some(Arc::new(program));
+            (Precision::F32, p) => {
+                let mut cached = self.reduced.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(program) = cached.iter().find(|c| c.precision == p) {
+                    return Ok(program.clone());
                 }
-                Ok(cached.clone().expect("made above"))
+                let program = match &self.source {
+                    Some(source) => {
+                        let (graph, weights) = source()?;
+                        if Program::graph_for(&graph) != self.program.graph {
+                            return Err(Error::Import("the model's source changed since it was loaded".into()));
+                        }
+                        Program::lower_at(&graph, &weights, p)?
+                    }
+                    None => self.program.to_reduced(p),
+                };
+                cached.push(Arc::new(program));
+                Ok(cached.last().expect("pushed above").clone())
             }
             (own, p) => Err(Error::Options(format!(
                 "this model holds {own} weights and runs only at precision {own}, not {p} \

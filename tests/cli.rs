@@ -400,24 +400,35 @@ fn precision_bf16_runs_the_direct_convolutions_in_bf16_and_matches_the_library()
     assert!(v["bf16_tier"].is_string());
     let out = incept(&["run", "nin_cifar10", "--input", i, "--output", o, "--precision", "f16"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("unknown precision 'f16' (f32, bf16)"), "{stderr}");
+    assert!(!out.status.success() && stderr.contains("unknown precision 'f16' (f32, bf16, bf16x3)"), "{stderr}");
 }
 
 #[test]
 fn convert_at_bf16_writes_a_file_that_runs_at_bf16_only() {
+    convert_writes_a_file_that_runs_only_at("bf16");
+}
+
+#[test]
+fn convert_at_bf16x3_writes_a_file_that_runs_at_bf16x3_only() {
+    convert_writes_a_file_that_runs_only_at("bf16x3");
+}
+
+/// `incept convert --precision p`: the file runs at `p` by default, as the .onnx
+/// asked for `p` does, maps all its weights, and refuses float32.
+fn convert_writes_a_file_that_runs_only_at(p: &str) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let (onnx, input) = (fixtures.join("inception_module.onnx"), fixtures.join("inception_module.input.npy"));
     let (onnx, input) = (onnx.to_str().unwrap(), input.to_str().unwrap());
-    let converted = tmp("inception_module.bf16.incept");
+    let converted = tmp(&format!("inception_module.{p}.incept"));
     let _ = std::fs::remove_file(&converted);
     let file = converted.to_str().unwrap();
-    let out = incept(&["convert", onnx, "-o", file, "--precision", "bf16"]);
+    let out = incept(&["convert", onnx, "-o", file, "--precision", p]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("precision bf16, checked"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("precision {p}, checked")));
 
-    // The file runs at BF16 by default, exactly as the .onnx does when asked for BF16.
-    let (from_onnx, from_file) = (tmp("bf16-from-onnx.npy"), tmp("bf16-from-file.npy"));
-    let out = incept(&["run", onnx, "--input", input, "--output", from_onnx.to_str().unwrap(), "--precision", "bf16"]);
+    // The file runs at its precision by default, exactly as the .onnx does when asked for it.
+    let (from_onnx, from_file) = (tmp(&format!("{p}-from-onnx.npy")), tmp(&format!("{p}-from-file.npy")));
+    let out = incept(&["run", onnx, "--input", input, "--output", from_onnx.to_str().unwrap(), "--precision", p]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = incept(&["run", file, "--input", input, "--output", from_file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -425,12 +436,27 @@ fn convert_at_bf16_writes_a_file_that_runs_at_bf16_only() {
 
     let out = incept(&["info", file, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["precision"], "bf16");
+    assert_eq!(v["precision"], p);
     assert_eq!(v["mapped_weight_bytes"], v["weight_bytes"]);
-    let f32_out = tmp("bf16-as-f32.npy");
+    let f32_out = tmp(&format!("{p}-as-f32.npy"));
     let out = incept(&["run", file, "--input", input, "--output", f32_out.to_str().unwrap(), "--precision", "f32"]);
-    assert_clean_error(&out, "runs only at precision bf16");
+    assert_clean_error(&out, &format!("runs only at precision {p}"));
     assert!(!f32_out.exists());
+}
+
+#[test]
+fn precision_bf16x3_splits_the_convolutions_bf16_rounds_but_the_image() {
+    let out = incept(&["info", "nin_cifar10", "--json", "--steps", "--precision", "bf16x3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16x3");
+    let list = v["step_list"].as_array().unwrap();
+    for s in list {
+        let split = s["algorithm"] == "bf16x3 direct";
+        assert_eq!(s["precision"], if split { "bf16x3" } else { "f32" }, "{s}");
+    }
+    assert_eq!(list[1]["algorithm"], "from_image", "the image convolution stays float32");
+    assert!(list.iter().filter(|s| s["precision"] == "bf16x3").count() > 0);
 }
 
 /// `incept ... | head -1` once `head` has its line: every subcommand that prints, with

@@ -428,6 +428,62 @@ fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
     assert!(err.contains("holds bf16 weights and runs only at precision bf16, not f32"), "{err}");
 }
 
+/// A file converted at BF16x3 holds the split weights (three BF16 terms a weight,
+/// 1.5 times the float32 bytes), maps them, runs as the model lowered at BF16x3
+/// does, and only at BF16x3; written plain, it is split when loaded.
+#[test]
+fn bf16x3_files_hold_split_weights_and_run_at_bf16x3_only() {
+    use incept::Precision;
+    let graph = models::build("nin_cifar10").unwrap();
+    let weights = Weights::synthetic(&graph, 3);
+    let f32_file = written(&graph, &weights, "nin-f32", WritePacking::Native);
+    let file = TempFile::new("nin-bf16x3");
+    format::write_at(&graph, &weights, &file.0, WritePacking::Native, Precision::Bf16x3, &mut |_, _| {}).unwrap();
+    let (f32_bytes, bytes) = (std::fs::read(&f32_file.0).unwrap(), std::fs::read(&file.0).unwrap());
+    let (f32_header, header) = (header_of(&f32_bytes), header_of(&bytes));
+    assert_eq!(header["precision"], "bf16x3");
+    let mut split = 0;
+    for (a, b) in f32_header["tensors"].as_array().unwrap().iter().zip(header["tensors"].as_array().unwrap()) {
+        if b["packing"] == "oihw_blocked16_bf16x3_pairs" {
+            // Three groups of whole input blocks, two bytes a value: 1.5 times a
+            // direct layer's float32 packing (a Winograd layer's is transformed).
+            let (a_len, b_len) = (a["length"].as_u64().unwrap(), b["length"].as_u64().unwrap());
+            if a["packing"] == "oihw_blocked16" {
+                assert_eq!(2 * b_len, 3 * a_len, "{}", b["name"]);
+                split += 1;
+            }
+        } else {
+            assert_eq!((&a["packing"], &a["length"]), (&b["packing"], &b["length"]), "{}", b["name"]);
+        }
+    }
+    assert!(split > 0);
+
+    let model = Model::open_verified(&file.0).unwrap();
+    assert_eq!(model.precision(), Precision::Bf16x3);
+    let info = model.load_info().unwrap();
+    assert!(info.repacked.is_empty() && info.mapped_bytes > 0);
+    let x = common::input(graph.dims(graph.input).volume(), 2);
+    let want = outputs(&Model::new_at(&graph, &weights, Precision::Bf16x3).unwrap(), &x);
+    assert_eq!(outputs(&model, &x), want);
+    let plain = TempFile::new("nin-bf16x3-plain");
+    format::write_at(&graph, &weights, &plain.0, WritePacking::Plain, Precision::Bf16x3, &mut |_, _| {}).unwrap();
+    assert_eq!(outputs(&Model::open_verified(&plain.0).unwrap(), &x), want);
+    // A float32 file runs at BF16x3 too (its Winograd layers, if any, float32):
+    // near float32 either way.
+    let f32_model = Model::open(&f32_file.0).unwrap();
+    let partial = f32_model.program_at(Precision::Bf16x3).unwrap();
+    assert!(partial.steps.iter().any(|s| s.algorithm().is_some_and(|a| a.precision() == Precision::Bf16x3)));
+    let options = SessionOptions { precision: Some(Precision::Bf16x3), ..Default::default() };
+    let mut s = f32_model.session(options).unwrap();
+    let mut y = vec![0.0; s.output_len()];
+    s.run(&x, &mut y).unwrap();
+    assert!(common::rel_max_err(&y, &want) < 1e-4, "{}", common::rel_max_err(&y, &want));
+
+    let bf16_options = SessionOptions { precision: Some(Precision::Bf16), ..Default::default() };
+    let err = model.session(bf16_options).err().expect("a BF16x3 file has no other weights").to_string();
+    assert!(err.contains("holds bf16x3 weights and runs only at precision bf16x3, not bf16"), "{err}");
+}
+
 /// A model whose average pools moved after their projection, padded with its bias,
 /// round-trips: written from the moved graph, its header marks the pools
 /// (`pad_with_bias`); written from the graph as built (as a file from before the

@@ -34,6 +34,22 @@ fn bf16_session_run_allocates_nothing_on_inception_v3() {
     assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
 }
 
+#[test]
+fn bf16x3_session_run_allocates_nothing() {
+    let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
+    let model = incept::Model::builtin(if portable { "nin_cifar10" } else { "googlenet" }).unwrap();
+    let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16x3), ..Default::default() };
+    for threads in [1, 2] {
+        let mut session = model.session(incept::SessionOptions { threads, ..options.clone() }).unwrap();
+        assert_eq!(session.precision(), incept::Precision::Bf16x3);
+        let x = common::input(session.input_len(), 1);
+        let mut y = vec![0.0; session.output_len()];
+        session.run(&x, &mut y).unwrap();
+        assert_eq!(counting_alloc::on_this_thread(|| session.run(&x, &mut y).unwrap()), 0);
+        assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
+    }
+}
+
 /// The BF16 convolution of the network's image (googlenet's 7x7/2 stem, read as
 /// a BF16 NCHW copy) at batch 2 on 2 threads: nothing allocated, and each image of
 /// the batch gives what it gives alone.

@@ -7,7 +7,9 @@
 mod counting_alloc;
 
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
-use incept_kernels::bf16::{Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len};
+use incept_kernels::bf16::{
+    Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len,
+};
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding};
@@ -31,12 +33,12 @@ fn bf16_convolution_allocates_nothing() {
         pack_bias(&vec![0.5; co], &mut b);
         let x = vec![1.0; l.image_len(din)];
         let mut y = vec![0.0; l.image_len(dout)];
-        let mut scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &geom)];
+        let mut scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &geom, Bf16Terms::Rounded)];
         // Every tier this CPU runs, and the AMX tier's tiles on emulated instructions
         // (the same tile code as its hardware path, on any host).
         let emulated = std::iter::once(Bf16Kernels::amx_emulated());
         for kernels in Bf16Tier::available().into_iter().map(|t| Bf16Kernels::new(t).unwrap()).chain(emulated) {
-            let packed = PackedConvBf16 { shape, weights: &w, bias: &b };
+            let packed = PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &w, bias: &b };
             let allocations = counting_alloc::on_this_thread(|| {
                 let out = &mut ImageMut::new(&mut y, dout, l);
                 let input = Image::new(&x, din, l);

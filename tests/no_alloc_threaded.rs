@@ -20,15 +20,15 @@ fn main() {
     // run repeats the same code).
     let small = !common::model_fits_test_budget(u64::MAX);
     let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
-    for precision in [incept::Precision::F32, incept::Precision::Bf16] {
-        let (name, runs) = match (small, precision == incept::Precision::Bf16 && portable) {
+    for precision in incept::Precision::ALL {
+        let (name, runs) = match (small, precision != incept::Precision::F32 && portable) {
             (true, true) => ("nin_cifar10", 3),
             (true, false) | (false, true) => ("nin_cifar10", 30),
             (false, false) => ("googlenet", 100),
         };
         check(&incept::Model::builtin(name).unwrap(), name, runs, precision);
     }
-    println!("no_alloc_threaded: 2 passed, 0 failed");
+    println!("no_alloc_threaded: {} passed, 0 failed", incept::Precision::ALL.len());
 }
 
 fn check(model: &incept::Model, name: &str, runs: usize, precision: incept::Precision) {

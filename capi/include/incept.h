@@ -74,7 +74,7 @@
 
 /**
  * [`incept_session_create_with_precision`]: the model's own precision (float32, or
- * BF16 for a model file converted to BF16); what [`incept_session_create`] uses.
+ * that of a model file converted to BF16 or BF16x3); what [`incept_session_create`] uses.
  */
 #define INCEPT_PRECISION_DEFAULT 0
 
@@ -88,6 +88,13 @@
  * BF16 kernels' tier is the widest this CPU runs, or `INCEPT_BF16_TIER`.
  */
 #define INCEPT_PRECISION_BF16 2
+
+/**
+ * Near float32: the convolutions [`INCEPT_PRECISION_BF16`] runs, each operand split
+ * into two BF16 terms and three BF16 products per multiply-add, float32 sums
+ * (docs/bf16.md): about three times BF16's work, for float32-class error.
+ */
+#define INCEPT_PRECISION_BF16X3 3
 
 /**
  * An opened model (opaque): its weights, lowered once. Shared by its sessions.
@@ -162,11 +169,12 @@ int incept_session_create(const incept_model *model, int threads, int batch, inc
 
 /**
  * [`incept_session_create`] at a precision: [`INCEPT_PRECISION_DEFAULT`],
- * [`INCEPT_PRECISION_F32`] or [`INCEPT_PRECISION_BF16`]. The model's BF16 weights
- * are made by its first BF16 session and shared by later ones.
+ * [`INCEPT_PRECISION_F32`], [`INCEPT_PRECISION_BF16`] or [`INCEPT_PRECISION_BF16X3`].
+ * The model's BF16 (or BF16x3) weights are made by its first session at that
+ * precision and shared by later ones.
  *
  * Returns what [`incept_session_create`] does; [`INCEPT_ERR_ARGUMENT`] also for an
- * unknown precision, float32 asked of a BF16 model file, or an `INCEPT_BF16_TIER`
+ * unknown precision, another precision asked of a BF16 or BF16x3 model file, or an `INCEPT_BF16_TIER`
  * this CPU cannot run.
  *
  * # Safety
@@ -200,8 +208,8 @@ int incept_session_close(incept_session *session);
 int incept_session_input_layout(const incept_session *session, int *out);
 
 /**
- * Writes the session's precision to `*out`: [`INCEPT_PRECISION_F32`] or
- * [`INCEPT_PRECISION_BF16`].
+ * Writes the session's precision to `*out`: [`INCEPT_PRECISION_F32`],
+ * [`INCEPT_PRECISION_BF16`] or [`INCEPT_PRECISION_BF16X3`].
  *
  * # Safety
  * `session` is NULL or a pointer returned by [`incept_session_create`] that no other

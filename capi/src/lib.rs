@@ -53,13 +53,17 @@ pub const INCEPT_LAYOUT_NCHW: c_int = 0;
 pub const INCEPT_LAYOUT_NHWC: c_int = 1;
 
 /// [`incept_session_create_with_precision`]: the model's own precision (float32, or
-/// BF16 for a model file converted to BF16); what [`incept_session_create`] uses.
+/// that of a model file converted to BF16 or BF16x3); what [`incept_session_create`] uses.
 pub const INCEPT_PRECISION_DEFAULT: c_int = 0;
 /// Float32 throughout.
 pub const INCEPT_PRECISION_F32: c_int = 1;
 /// The direct convolutions on BF16 operands with float32 sums (docs/bf16.md); the
 /// BF16 kernels' tier is the widest this CPU runs, or `INCEPT_BF16_TIER`.
 pub const INCEPT_PRECISION_BF16: c_int = 2;
+/// Near float32: the convolutions [`INCEPT_PRECISION_BF16`] runs, each operand split
+/// into two BF16 terms and three BF16 products per multiply-add, float32 sums
+/// (docs/bf16.md): about three times BF16's work, for float32-class error.
+pub const INCEPT_PRECISION_BF16X3: c_int = 3;
 
 /// An opened model (opaque): its weights, lowered once. Shared by its sessions.
 pub struct InceptModel {
@@ -256,11 +260,12 @@ pub unsafe extern "C" fn incept_session_create(
 }
 
 /// [`incept_session_create`] at a precision: [`INCEPT_PRECISION_DEFAULT`],
-/// [`INCEPT_PRECISION_F32`] or [`INCEPT_PRECISION_BF16`]. The model's BF16 weights
-/// are made by its first BF16 session and shared by later ones.
+/// [`INCEPT_PRECISION_F32`], [`INCEPT_PRECISION_BF16`] or [`INCEPT_PRECISION_BF16X3`].
+/// The model's BF16 (or BF16x3) weights are made by its first session at that
+/// precision and shared by later ones.
 ///
 /// Returns what [`incept_session_create`] does; [`INCEPT_ERR_ARGUMENT`] also for an
-/// unknown precision, float32 asked of a BF16 model file, or an `INCEPT_BF16_TIER`
+/// unknown precision, another precision asked of a BF16 or BF16x3 model file, or an `INCEPT_BF16_TIER`
 /// this CPU cannot run.
 ///
 /// # Safety
@@ -304,6 +309,7 @@ unsafe fn create_session(
             INCEPT_PRECISION_DEFAULT => None,
             INCEPT_PRECISION_F32 => Some(Precision::F32),
             INCEPT_PRECISION_BF16 => Some(Precision::Bf16),
+            INCEPT_PRECISION_BF16X3 => Some(Precision::Bf16x3),
             p => return Err(fail(INCEPT_ERR_ARGUMENT, format!("unknown precision {p}"))),
         };
         // SAFETY: `model` is a live handle (checked above) and only read; models are
@@ -348,8 +354,8 @@ pub unsafe extern "C" fn incept_session_input_layout(session: *const InceptSessi
     }
 }
 
-/// Writes the session's precision to `*out`: [`INCEPT_PRECISION_F32`] or
-/// [`INCEPT_PRECISION_BF16`].
+/// Writes the session's precision to `*out`: [`INCEPT_PRECISION_F32`],
+/// [`INCEPT_PRECISION_BF16`] or [`INCEPT_PRECISION_BF16X3`].
 ///
 /// # Safety
 /// `session` is NULL or a pointer returned by [`incept_session_create`] that no other
@@ -361,6 +367,7 @@ pub unsafe extern "C" fn incept_session_precision(session: *const InceptSession,
         write_property("incept_session_precision", session, out, |s| match s.precision() {
             Precision::F32 => INCEPT_PRECISION_F32,
             Precision::Bf16 => INCEPT_PRECISION_BF16,
+            Precision::Bf16x3 => INCEPT_PRECISION_BF16X3,
         })
     }
 }

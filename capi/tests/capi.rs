@@ -296,6 +296,15 @@ fn bf16_sessions_run_like_the_rust_api() {
         model.session(options).unwrap().run(&x, &mut want).unwrap();
         assert_eq!(y, want);
         assert_eq!(incept_session_close(s), INCEPT_OK);
+        // BF16x3 likewise.
+        assert_eq!(incept_session_create_with_precision(m, 1, 1, INCEPT_PRECISION_BF16X3, &mut s), INCEPT_OK);
+        assert_eq!(incept_session_precision(s, &mut precision), INCEPT_OK);
+        assert_eq!(precision, INCEPT_PRECISION_BF16X3);
+        assert_eq!(incept_session_run(s, x.as_ptr(), x.len(), y.as_mut_ptr(), y.len()), INCEPT_OK);
+        let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16x3), ..Default::default() };
+        model.session(options).unwrap().run(&x, &mut want).unwrap();
+        assert_eq!(y, want);
+        assert_eq!(incept_session_close(s), INCEPT_OK);
         assert_eq!(incept_model_close(m), INCEPT_OK);
     }
 }

@@ -15,8 +15,8 @@ use incept_kernels::bf16::convert::to_bf16;
 use incept_kernels::bf16::image::chunk_rows_image;
 use incept_kernels::bf16::pack::{image_packed_len, pack_conv_weights_bf16_image};
 use incept_kernels::bf16::{
-    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, conv2d_bf16_image, conv2d_bf16_image_scratch_len,
-    reference,
+    Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, conv2d_bf16_image,
+    conv2d_bf16_image_scratch_len, reference,
 };
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::{ParallelFor, Sequential};
@@ -117,7 +117,7 @@ fn check(
         conv2d_bf16_image(
             kernels,
             view_bands(&in_parts, din, nchw, in_split),
-            &PackedConvBf16 { shape, weights: &packed, bias: &pbias },
+            &PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &packed, bias: &pbias },
             &geom,
             residual.then(|| view_bands(&res_parts, dout, blk, out_split)),
             act,
@@ -256,7 +256,7 @@ fn scratch_is_not_read_past_the_image_copy() {
         conv2d_bf16_image(
             &kernels,
             Image::new(&x, din, Layout::Nchw).into(),
-            &PackedConvBf16 { shape, weights: &packed, bias: &bias },
+            &PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &packed, bias: &bias },
             &geom,
             None,
             Activation::None,

@@ -16,8 +16,8 @@ use incept_kernels::bf16::conv::chunk_taps_bf16;
 use incept_kernels::bf16::convert::{round_to_bf16, to_bf16};
 use incept_kernels::bf16::pack::pack_conv_weights_bf16;
 use incept_kernels::bf16::{
-    BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls, conv2d_bf16_par,
-    conv2d_bf16_scratch_len, reference,
+    BF16_TIERS, Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, bf16, bf16_tier_calls, bf16_tile_calls,
+    conv2d_bf16_par, conv2d_bf16_scratch_len, reference,
 };
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::{ParallelFor, Sequential};
@@ -154,12 +154,12 @@ fn check(kernels: &Bf16Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor
     pack_bias(&bias, &mut pbias);
     let (xin, rin) = (to_layout(&x, din, blk), to_layout(&res, dout, blk));
     // NaN scratch: the driver must overwrite every value it reads.
-    let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_scratch_len(din, &geom)];
+    let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_scratch_len(din, &geom, Bf16Terms::Rounded)];
     let out = &write_between_sentinels(dout, blk, &case, |out| {
         conv2d_bf16_par(
             kernels,
             Image::new(&xin, din, blk),
-            &PackedConvBf16 { shape, weights: &packed, bias: &pbias },
+            &PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &packed, bias: &pbias },
             &geom,
             residual.then(|| Image::new(&rin, dout, blk)),
             act,
@@ -368,11 +368,11 @@ fn subnormal_operands_read_as_zero() {
         pack_conv_weights_bf16(&wt, shape, &mut packed);
         let bias = [0.0; 16];
         let mut out = vec![f32::NAN; 16];
-        let mut scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &geom)];
+        let mut scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(din, &geom, Bf16Terms::Rounded)];
         conv2d_bf16_par(
             &kernels,
             Image::new(&x, din, Layout::Nchw16c),
-            &PackedConvBf16 { shape, weights: &packed, bias: &bias },
+            &PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &packed, bias: &bias },
             &geom,
             None,
             Activation::None,

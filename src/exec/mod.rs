@@ -85,7 +85,7 @@ impl Session {
         };
         let kernels = Kernels::new(tier)
             .ok_or_else(|| Error::Options(format!("this CPU cannot run the {} tier", tier.name())))?;
-        let any_bf16 = program.steps.iter().any(|s| s.algorithm().is_some_and(|a| a.precision() == Precision::Bf16));
+        let any_bf16 = program.steps.iter().any(|s| s.algorithm().is_some_and(|a| a.precision() != Precision::F32));
         let bf16 = match (any_bf16, options.bf16_tier) {
             (false, _) => None,
             (true, tier) => {

@@ -141,16 +141,18 @@ fn run_step(
                             Algorithm::Direct => conv2d(kernels, &op, out, scratch, par),
                             Algorithm::FromImage => conv2d_image(kernels, &op, out, scratch, par),
                             Algorithm::Winograd(scheme) => conv2d_winograd(kernels, &op, scheme, out, scratch, par),
-                            Algorithm::Bf16Direct | Algorithm::Bf16FromImage => {
+                            Algorithm::Bf16Direct | Algorithm::Bf16x3Direct | Algorithm::Bf16FromImage => {
                                 let conv = match algorithm {
-                                    Algorithm::Bf16Direct => conv2d_bf16,
-                                    _ => conv2d_bf16_image,
+                                    Algorithm::Bf16FromImage => conv2d_bf16_image,
+                                    _ => conv2d_bf16,
                                 };
+                                let terms = algorithm.precision().bf16_terms().expect("a BF16 algorithm");
                                 conv(
                                     bf16.expect("a session of a BF16 program has BF16 kernels"),
                                     op.input,
                                     &PackedConvBf16 {
                                         shape: *shape,
+                                        terms,
                                         weights: program.tensor_bf16(*weight),
                                         bias: t(*bias),
                                     },

@@ -29,6 +29,11 @@ pub enum Algorithm {
     /// to a BF16 NCHW copy, neighbouring taps of a window row paired, the weights a
     /// [`TensorRole::ConvWeightBf16Image`](super::TensorRole::ConvWeightBf16Image).
     Bf16FromImage,
+    /// The BF16 direct kernel on split operands (near float32): each input value
+    /// and weight split into two BF16 terms, three products per multiply-add, the
+    /// weights a
+    /// [`TensorRole::ConvWeightBf16x3`](super::TensorRole::ConvWeightBf16x3).
+    Bf16x3Direct,
 }
 
 impl Algorithm {
@@ -36,6 +41,7 @@ impl Algorithm {
     pub fn precision(self) -> super::Precision {
         match self {
             Algorithm::Bf16Direct | Algorithm::Bf16FromImage => super::Precision::Bf16,
+            Algorithm::Bf16x3Direct => super::Precision::Bf16x3,
             Algorithm::Direct | Algorithm::FromImage | Algorithm::Winograd(_) => super::Precision::F32,
         }
     }
@@ -51,14 +57,16 @@ impl Algorithm {
     pub fn input_layout(self) -> Layout {
         match self {
             Algorithm::FromImage | Algorithm::Bf16FromImage => Layout::Nchw,
-            Algorithm::Direct | Algorithm::Winograd(_) | Algorithm::Bf16Direct => Layout::Nchw16c,
+            Algorithm::Direct | Algorithm::Winograd(_) | Algorithm::Bf16Direct | Algorithm::Bf16x3Direct => {
+                Layout::Nchw16c
+            }
         }
     }
 }
 
 impl fmt::Display for Algorithm {
     /// `direct`, `from_image`, `winograd` and the scheme (`winograd F(2x2,3x3)`), or
-    /// `bf16 direct`, `bf16 from_image`.
+    /// `bf16 direct`, `bf16 from_image`, `bf16x3 direct`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Algorithm::Direct => f.write_str("direct"),
@@ -66,6 +74,7 @@ impl fmt::Display for Algorithm {
             Algorithm::Winograd(scheme) => write!(f, "winograd {}", scheme.name()),
             Algorithm::Bf16Direct => f.write_str("bf16 direct"),
             Algorithm::Bf16FromImage => f.write_str("bf16 from_image"),
+            Algorithm::Bf16x3Direct => f.write_str("bf16x3 direct"),
         }
     }
 }

@@ -3,16 +3,18 @@
 //! is slow and allocates freely; it is the oracle for the planned executor at BF16
 //! (tests) and tells the error sources of BF16 apart (`examples/bf16_error_sources.rs`).
 
-use incept_kernels::bf16::convert::round_to_bf16;
 use incept_kernels::bf16::reference as bf16_reference;
+use incept_kernels::bf16::terms::Term;
+use incept_kernels::bf16::{Bf16Terms, bf16};
 use incept_kernels::{Image, ImageMut, Layout, reference as k};
 
-use super::{Algorithm, Kernel, Precision, Program, TensorId};
+use super::{Algorithm, Kernel, Program, TensorId};
 use crate::error::{Error, Result};
 use crate::weights::Weights;
 
 /// Which operands of the program's BF16 convolutions are rounded to BF16 (round to
-/// nearest even); everything else is float32.
+/// nearest even), or at BF16x3 split (each the sum of its two BF16 terms);
+/// everything else is float32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bf16Operands {
     /// The weights.
@@ -38,7 +40,14 @@ impl Program {
             return Err(Error::BufferSize { what: "input", got: input.len(), expected: g.dims(g.input).volume() });
         }
         let plain = |id: TensorId| self.recipes[id.0].compute_plain(g, weights);
-        let round = |v: Vec<f32>, yes: bool| if yes { v.into_iter().map(round_to_bf16).collect() } else { v };
+        // An operand as a BF16 convolution of `terms` sees it: rounded, or hi + lo.
+        let round = |v: Vec<f32>, terms: Option<Bf16Terms>| match terms {
+            None => v,
+            Some(Bf16Terms::Rounded) => v.into_iter().map(|x| bf16::from_f32(x).to_f32()).collect(),
+            Some(Bf16Terms::Split3) => {
+                v.into_iter().map(|x| Term::Hi.of(x).to_f32() + Term::Lo.of(x).to_f32()).collect()
+            }
+        };
         let nchw = Layout::Nchw;
         let mut vals: Vec<Option<Vec<f32>>> = vec![None; g.values.len()];
         vals[g.input.0] = Some(input.to_vec());
@@ -52,16 +61,16 @@ impl Program {
             let mut o = ImageMut::new(&mut out, d, nchw);
             match &s.kernel {
                 Kernel::Conv { weight, bias, geom, act, residual, algorithm, .. } => {
-                    let bf16 = algorithm.precision() == Precision::Bf16;
+                    let terms = algorithm.precision().bf16_terms();
                     let (b, r) = (plain(*bias), residual.then(|| img(1)));
                     if *algorithm == Algorithm::Bf16FromImage && rounded == Bf16Operands::BOTH {
                         // The image kind's own order (the kernels', bit for bit).
                         bf16_reference::conv2d_image(img(0), &plain(*weight), &b, geom, r, *act, &mut o)
-                    } else if bf16 && rounded == Bf16Operands::BOTH {
-                        bf16_reference::conv2d(img(0), &plain(*weight), Some(&b), geom, r, *act, &mut o)
+                    } else if let Some(terms) = terms.filter(|_| rounded == Bf16Operands::BOTH) {
+                        bf16_reference::conv2d_terms(img(0), &plain(*weight), Some(&b), geom, r, *act, &mut o, terms)
                     } else {
-                        let w = round(plain(*weight), bf16 && rounded.weights);
-                        let x = round(img(0).data.to_vec(), bf16 && rounded.activations);
+                        let w = round(plain(*weight), terms.filter(|_| rounded.weights));
+                        let x = round(img(0).data.to_vec(), terms.filter(|_| rounded.activations));
                         k::conv2d(Image::new(&x, g.dims(s.inputs[0]), nchw), &w, Some(&b), geom, r, *act, &mut o)
                     }
                 }

@@ -153,6 +153,7 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
                 Algorithm::Winograd(scheme) => TensorRole::WinogradWeight { param: weight, shape, scheme },
                 Algorithm::Direct | Algorithm::FromImage => TensorRole::ConvWeight { param: weight, shape },
                 Algorithm::Bf16Direct => TensorRole::ConvWeightBf16 { param: weight, shape },
+                Algorithm::Bf16x3Direct => TensorRole::ConvWeightBf16x3 { param: weight, shape },
                 Algorithm::Bf16FromImage => TensorRole::ConvWeightBf16Image { param: weight, shape },
             };
             Kernel::Conv {

@@ -82,22 +82,24 @@ impl Program {
         reorder::pools_after_projections(graph)
     }
 
-    /// This float32 program at BF16 without its graph's weights: the direct
-    /// convolutions become BF16, their weights rounded from this program's
-    /// (unpacking the blocked packing is exact; packed once, onto the heap), every
-    /// other tensor shared with it. The Winograd layers stay float32 Winograd: their
-    /// weights are stored transformed, which cannot be undone exactly; lowering from
-    /// the weights ([`lower_at`](Program::lower_at)) makes them BF16 too.
-    pub fn to_bf16(&self) -> Program {
-        assert_eq!(self.precision, Precision::F32, "to_bf16: the program is not float32");
+    /// This float32 program at `precision` (BF16 or BF16x3) without its graph's
+    /// weights: the direct convolutions become BF16, their weights rounded (or
+    /// split) from this program's (unpacking the blocked packing is exact; packed
+    /// once, onto the heap), every other tensor shared with it. The Winograd layers
+    /// stay float32 Winograd: their weights are stored transformed, which cannot be
+    /// undone exactly; lowering from the weights ([`lower_at`](Program::lower_at))
+    /// makes them BF16 too.
+    pub fn to_reduced(&self, precision: Precision) -> Program {
+        assert_eq!(self.precision, Precision::F32, "to_reduced: the program is not float32");
+        assert_ne!(precision, Precision::F32, "to_reduced: not a reduced precision");
         let exact = |r: &TensorRecipe| matches!(r.role, TensorRole::ConvWeight { .. });
-        let (steps, recipes) = precision::converted(&self.graph, &self.steps, &self.recipes, Precision::Bf16, exact);
+        let (steps, recipes) = precision::converted(&self.graph, &self.steps, &self.recipes, precision, exact);
         let replaced = (self.recipes.iter().zip(&recipes).enumerate())
             .filter(|(_, (old, new))| old.role != new.role)
             .map(|(i, (old, new))| (i, new.repack(self.tensors.get(i), old.native_packing(), new.native_packing())))
             .collect();
         let tensors = self.tensors.with_replaced(replaced);
-        Program { graph: self.graph.clone(), steps, recipes, tensors, precision: Precision::Bf16 }
+        Program { graph: self.graph.clone(), steps, recipes, tensors, precision }
     }
 
     /// Tensor `id`, in the kernels' layout.
@@ -105,8 +107,9 @@ impl Program {
         self.tensors.get(id.0)
     }
 
-    /// BF16 tensor `id` (a [`TensorRole::ConvWeightBf16`] or
-    /// [`TensorRole::ConvWeightBf16Image`]), in the kernels' layout.
+    /// BF16 tensor `id` (a [`TensorRole::ConvWeightBf16`],
+    /// [`TensorRole::ConvWeightBf16x3`] or [`TensorRole::ConvWeightBf16Image`]), in
+    /// the kernels' layout.
     pub fn tensor_bf16(&self, id: TensorId) -> &[bf16] {
         // Stored two values to a float32 slot in memory order, so the bytes are the
         // BF16 values in order; `bf16` is `Pod` and needs less alignment than `f32`.

@@ -1,7 +1,8 @@
 //! The layouts a program tensor can be stored in, and the conversions between them.
 
+use incept_kernels::bf16::Bf16Terms;
 use incept_kernels::bf16::bf16;
-use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
+use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image, pack_conv_weights_bf16_terms};
 use incept_kernels::pack::{
     pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, unpack_winograd_2x2_weights,
     unpack_winograd_f2_weights, winograd_packed_len,
@@ -40,6 +41,11 @@ pub enum Packing {
     /// `[out/16][in/16][kh][kw][8 pairs][16 out][2]`, zero padded (see
     /// `incept_kernels::bf16::pack`): two bytes a value.
     ConvBf16Pairs,
+    /// Convolution weights split into BF16 terms as `[w_hi | w_hi | w_lo]` along
+    /// the input channels, each group whole blocks, then as [`Packing::ConvBf16Pairs`]:
+    /// `[out/16][3 in/16][kh][kw][8 pairs][16 out][2]` (see
+    /// `incept_kernels::bf16::terms`): two bytes a value.
+    ConvBf16x3Pairs,
     /// The weights of a convolution of the network's image rounded to BF16 as
     /// `[out/16][in][kh][kw/2 rounded up][16 out][2]`, taps `kx` and `kx + 1` of a
     /// row in one pair, zero padded (see `incept_kernels::bf16::pack`): two bytes a
@@ -59,13 +65,18 @@ impl Packing {
             Packing::WinogradF2Blocked16 => "winograd_f2_3_blocked16",
             Packing::WinogradLine6Blocked16 => "winograd_line6_blocked16",
             Packing::ConvBf16Pairs => "oihw_blocked16_bf16_pairs",
+            Packing::ConvBf16x3Pairs => "oihw_blocked16_bf16x3_pairs",
             Packing::ConvBf16ImagePairs => "oihw_image_bf16_tap_pairs",
         }
     }
 
     /// Bytes of one stored value: 2 for BF16, else 4 (float32).
     pub fn value_bytes(self) -> usize {
-        if matches!(self, Packing::ConvBf16Pairs | Packing::ConvBf16ImagePairs) { 2 } else { 4 }
+        if matches!(self, Packing::ConvBf16Pairs | Packing::ConvBf16x3Pairs | Packing::ConvBf16ImagePairs) {
+            2
+        } else {
+            4
+        }
     }
 
     /// The packing named `name` in a model file.
@@ -79,6 +90,7 @@ impl Packing {
             Packing::WinogradF2Blocked16,
             Packing::WinogradLine6Blocked16,
             Packing::ConvBf16Pairs,
+            Packing::ConvBf16x3Pairs,
             Packing::ConvBf16ImagePairs,
         ]
         .into_iter()
@@ -92,6 +104,7 @@ impl TensorRecipe {
         match self.role {
             TensorRole::ConvWeight { .. } => Packing::ConvBlocked16,
             TensorRole::ConvWeightBf16 { .. } => Packing::ConvBf16Pairs,
+            TensorRole::ConvWeightBf16x3 { .. } => Packing::ConvBf16x3Pairs,
             TensorRole::ConvWeightBf16Image { .. } => Packing::ConvBf16ImagePairs,
             TensorRole::WinogradWeight { scheme, .. } => match scheme {
                 Scheme::F2x2 => Packing::Winograd2x2Blocked16,
@@ -116,11 +129,16 @@ impl TensorRecipe {
                 TensorRole::ConvWeight { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
                 | TensorRole::ConvWeightBf16 { shape, .. }
+                | TensorRole::ConvWeightBf16x3 { shape, .. }
                 | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
                 Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK / 2, BLOCK, 2])
+            }
+            (TensorRole::ConvWeightBf16x3 { shape, .. }, Packing::ConvBf16x3Pairs) => {
+                let wide = Bf16Terms::Split3.reduction_shape(shape);
+                Some(vec![shape.co_blocks(), wide.ci_blocks(), shape.kh, shape.kw, BLOCK / 2, BLOCK, 2])
             }
             (TensorRole::ConvWeightBf16Image { shape, .. }, Packing::ConvBf16ImagePairs) => {
                 Some(vec![shape.co_blocks(), shape.ci, shape.kh, shape.kw.div_ceil(2), BLOCK, 2])
@@ -159,12 +177,18 @@ impl TensorRecipe {
                 TensorRole::ConvWeight { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
                 | TensorRole::ConvWeightBf16 { shape, .. }
+                | TensorRole::ConvWeightBf16x3 { shape, .. }
                 | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => pack_conv_weights(plain, shape, &mut out),
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
                 let mut packed = Vec::new();
                 pack_conv_weights_bf16(plain, shape, &mut packed);
+                return bf16_slots(&packed);
+            }
+            (TensorRole::ConvWeightBf16x3 { shape, .. }, Packing::ConvBf16x3Pairs) => {
+                let mut packed = Vec::new();
+                pack_conv_weights_bf16_terms(plain, shape, Bf16Terms::Split3, &mut packed);
                 return bf16_slots(&packed);
             }
             (TensorRole::ConvWeightBf16Image { shape, .. }, Packing::ConvBf16ImagePairs) => {
@@ -192,6 +216,7 @@ impl TensorRecipe {
                 TensorRole::ConvWeight { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
                 | TensorRole::ConvWeightBf16 { shape, .. }
+                | TensorRole::ConvWeightBf16x3 { shape, .. }
                 | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => unpack_conv_weights(data, shape),

@@ -65,6 +65,15 @@ pub enum TensorRole {
         /// Its shape.
         shape: ConvShape,
     },
+    /// Convolution weights split into two BF16 terms each (`w_hi`, `w_lo`), stored
+    /// packed for the BF16 direct kernel as `[w_hi | w_hi | w_lo]` along the input
+    /// channels (see `incept_kernels::bf16::terms`).
+    ConvWeightBf16x3 {
+        /// The OIHW parameter.
+        param: ParamId,
+        /// Its shape.
+        shape: ConvShape,
+    },
     /// The weights of a convolution of the network's image rounded to BF16 (round
     /// to nearest even), stored packed for the BF16 image kernel, taps `kx` and
     /// `kx + 1` of a window row paired (see
@@ -111,6 +120,7 @@ impl TensorRole {
         match *self {
             TensorRole::ConvWeight { shape, .. }
             | TensorRole::ConvWeightBf16 { shape, .. }
+            | TensorRole::ConvWeightBf16x3 { shape, .. }
             | TensorRole::ConvWeightBf16Image { shape, .. }
             | TensorRole::WinogradWeight { shape, .. } => Some(shape),
             _ => None,
@@ -124,6 +134,7 @@ impl TensorRecipe {
         match self.role {
             TensorRole::ConvWeight { shape, .. }
             | TensorRole::ConvWeightBf16 { shape, .. }
+            | TensorRole::ConvWeightBf16x3 { shape, .. }
             | TensorRole::ConvWeightBf16Image { shape, .. }
             | TensorRole::WinogradWeight { shape, .. } => vec![shape.co, shape.ci, shape.kh, shape.kw],
             TensorRole::ConvBias { co, .. } => vec![co],
@@ -139,6 +150,7 @@ impl TensorRecipe {
         let (mut w, is_bias) = match self.role {
             TensorRole::ConvWeight { param, .. }
             | TensorRole::ConvWeightBf16 { param, .. }
+            | TensorRole::ConvWeightBf16x3 { param, .. }
             | TensorRole::ConvWeightBf16Image { param, .. }
             | TensorRole::WinogradWeight { param, .. }
             | TensorRole::LinearWeight(param) => (get(param).data.clone(), false),

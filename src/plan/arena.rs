@@ -66,9 +66,10 @@ pub(super) fn list_uses(program: &Program, storage: &Storage, threads: usize) ->
                     Algorithm::Winograd(scheme) => (0, winograd_scratch_len(input, geom, scheme, threads)),
                     // The BF16 copy of the input (or of each band's windows), two values
                     // to a float32.
-                    Algorithm::Bf16Direct => {
-                        let out_split = storage.split_of(s.output);
-                        (0, conv2d_bf16_bands_scratch_len(input, geom, out_split, threads).div_ceil(2))
+                    Algorithm::Bf16Direct | Algorithm::Bf16x3Direct => {
+                        let (out_split, terms) = (storage.split_of(s.output), algorithm.precision().bf16_terms());
+                        let terms = terms.expect("a BF16 algorithm");
+                        (0, conv2d_bf16_bands_scratch_len(input, geom, terms, out_split, threads).div_ceil(2))
                     }
                     // The image's BF16 copy, two values to a float32.
                     Algorithm::Bf16FromImage => (0, conv2d_bf16_image_scratch_len(input, geom).div_ceil(2)),

@@ -140,6 +140,7 @@ impl PlannedStep {
                     Algorithm::Winograd(Scheme::F4x4) => " winograd4",
                     Algorithm::Winograd(_) => " winograd",
                     Algorithm::Bf16Direct | Algorithm::Bf16FromImage => " bf16",
+                    Algorithm::Bf16x3Direct => " bf16x3",
                     Algorithm::Direct | Algorithm::FromImage => "",
                 },
                 if *residual { " +residual" } else { "" }

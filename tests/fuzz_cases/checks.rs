@@ -392,9 +392,9 @@ pub mod conv_bf16 {
 
     use incept_kernels::bands::{Bands, BandsMut, RowSplit, join_bands, split_image};
     use incept_kernels::bf16::convert::{bf16, to_bf16};
-    use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
+    use incept_kernels::bf16::pack::{pack_conv_weights_bf16_image, pack_conv_weights_bf16_terms};
     use incept_kernels::bf16::{
-        BF16_TIERS, Bf16Kernels, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len,
+        BF16_TIERS, Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, conv2d_bf16, conv2d_bf16_bands_scratch_len,
         conv2d_bf16_image, conv2d_bf16_image_scratch_len, conv2d_bf16_par, conv2d_bf16_scratch_len,
     };
     use incept_kernels::pack::pack_bias;
@@ -415,13 +415,18 @@ pub mod conv_bf16 {
     /// The AMX tier's logic runs on its emulated instructions as well, on every
     /// host. An input of at most 16 channels also runs from its NCHW image
     /// (`conv2d_bf16_image`, the first layer's kernel), which must give the bits of
-    /// its documented order (`bf16::reference::conv2d_image`) on every tier.
-    /// Returns the names of the kernels it ran.
+    /// its documented order (`bf16::reference::conv2d_image`) on every tier. Then
+    /// all of it again with split operands (`Bf16Terms::Split3`, precision
+    /// `bf16x3`) against the split reference (`bf16::reference::conv2d_terms`, the
+    /// bound over its three times as many terms) and the float32 reference (each
+    /// product off by at most 3.01 x 2^-16 of itself, `bf16::terms`), the image
+    /// kind aside. Returns the names of the kernels it ran.
     pub fn check(case: &ConvCase) -> Vec<&'static str> {
         let cv = case.decode();
-        let Conv { ci, co, geom, residual, act, in_offset, out_offset, .. } = cv;
+        let Conv { ci, geom, .. } = cv;
         let Operands { din, dout, shape, x, wt, bias, res } = cv.operands(case.seed);
-        let (oh, ow) = (dout.h, dout.w);
+        let residual = cv.residual;
+        let act = cv.act;
 
         let nchw = Layout::Nchw;
         let out_nchw = |f: &dyn Fn(&mut ImageMut)| {
@@ -430,23 +435,68 @@ pub mod conv_bf16 {
             out
         };
         let r = residual.then(|| Image::new(&res, dout, nchw));
-        let want = out_nchw(&|o| {
-            incept_kernels::bf16::reference::conv2d(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, r, act, o)
-        });
         let want_f32 = out_nchw(&|o| reference::conv2d(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, r, act, o));
         let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
-        let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
+        let (ba, ra) = (abs(&bias), abs(&res));
         let ra = residual.then(|| Image::new(&ra, dout, nchw));
-        let mag = out_nchw(&|o| {
-            reference::conv2d(Image::new(&xa, din, nchw), &wa, Some(&ba), &geom, ra, Activation::None, o)
-        });
-        let k = (ci * geom.kh * geom.kw + 2) as f32;
+        // Sum |w x| (and |bias|, |residual|) over the terms of `x` (NCHW, `d`) and `w`.
+        let mag_of = |x: &[f32], d, w: &[f32]| {
+            let (xa, wa) = (abs(x), abs(w));
+            out_nchw(&|o| reference::conv2d(Image::new(&xa, d, nchw), &wa, Some(&ba), &geom, ra, Activation::None, o))
+        };
+        let mag = mag_of(&x, din, &wt);
+        let mut ran: Option<Vec<&'static str>> = None;
+        for terms in [Bf16Terms::Rounded, Bf16Terms::Split3] {
+            let want = out_nchw(&|o| {
+                let x = Image::new(&x, din, nchw);
+                incept_kernels::bf16::reference::conv2d_terms(x, &wt, Some(&bias), &geom, r, act, o, terms)
+            });
+            // The BF16 operands and their count: three groups of channels for a split.
+            let (xw, dw) = terms.reduction_input(Image::new(&x, din, nchw));
+            let k = (terms.reduction_shape(shape).ci * geom.kh * geom.kw + 2) as f32;
+            // Each product of the operands' terms against the exact one; and the
+            // float32 reference's own sums, beside a split's bound (rounding's 2^-7
+            // has always covered them).
+            let (mag_terms, product, k32) = match terms {
+                Bf16Terms::Rounded => (mag.clone(), 2f32.powi(-7) + 2f32.powi(-16), 0.0),
+                Bf16Terms::Split3 => (
+                    mag_of(&xw, dw, &terms.reduction_weights(&wt, shape)),
+                    3.01 * 2f32.powi(-16),
+                    (ci * geom.kh * geom.kw + 2) as f32,
+                ),
+            };
+            let names = check_terms(case, &cv, terms, (&want, &want_f32, &mag, &mag_terms), (k, k32, product));
+            assert_eq!(*ran.get_or_insert_with(|| names.clone()), names, "the same kernels at {terms:?}");
+        }
+        ran.expect("two passes")
+    }
 
+    /// [`check`] with the operands made as `terms`: `want` the reference at `terms`,
+    /// `mag` and `mag_terms` the sums of |terms| of the float32 and the BF16
+    /// products, `k` their counts, `product` the bound on a product's error.
+    #[allow(clippy::type_complexity)]
+    fn check_terms(
+        case: &ConvCase,
+        cv: &Conv,
+        terms: Bf16Terms,
+        (want, want_f32, mag, mag_terms): (&[f32], &[f32], &[f32], &[f32]),
+        (k, k32, product): (f32, f32, f32),
+    ) -> Vec<&'static str> {
+        let Conv { ci, co, geom, residual, act, in_offset, out_offset, .. } = *cv;
+        let Operands { din, dout, shape, x, wt, bias, res } = cv.operands(case.seed);
+        let (oh, ow) = (dout.h, dout.w);
+        let nchw = Layout::Nchw;
+        let out_nchw = |f: &dyn Fn(&mut ImageMut)| {
+            let mut out = vec![0.0; dout.volume()];
+            f(&mut ImageMut::new(&mut out, dout, nchw));
+            out
+        };
+        let r = residual.then(|| Image::new(&res, dout, nchw));
         let blk = Layout::Nchw16c;
         let (mut packed, mut pbias) = (Vec::new(), Vec::new());
-        pack_conv_weights_bf16(&wt, shape, &mut packed);
+        pack_conv_weights_bf16_terms(&wt, shape, terms, &mut packed);
         pack_bias(&bias, &mut pbias);
-        let weights = PackedConvBf16 { shape, weights: &packed, bias: &pbias };
+        let weights = PackedConvBf16 { shape, terms, weights: &packed, bias: &pbias };
         let (xbuf, in_len) = (blocked_in_nan(&x, din, in_offset), blk.image_len(din));
         let input = Image::new(&xbuf[in_offset..in_offset + in_len], din, blk);
         let rin = to_layout(&res, dout, blk);
@@ -454,7 +504,7 @@ pub mod conv_bf16 {
         let out_len = blk.image_len(dout);
 
         // The image kind: its weights packing, and its documented order.
-        let (mut image_packed, image) = (Vec::new(), ci <= 16);
+        let (mut image_packed, image) = (Vec::new(), ci <= 16 && terms == Bf16Terms::Rounded);
         let image_order = image.then(|| {
             pack_conv_weights_bf16_image(&wt, shape, &mut image_packed);
             let x = Image::new(&x, din, nchw);
@@ -480,8 +530,8 @@ pub mod conv_bf16 {
             let tier = kernels.tier();
             let documented_order = tier != Bf16Tier::Amx;
             ran.push(kernels.conv_name());
-            let what = format!("{} {cv:?}", kernels.conv_name());
-            let out = &run(&what, conv2d_bf16_scratch_len(din, &geom), &|o, scratch| {
+            let what = format!("{} {terms:?} {cv:?}", kernels.conv_name());
+            let out = &run(&what, conv2d_bf16_scratch_len(din, &geom, terms), &|o, scratch| {
                 let r = residual.then(|| Image::new(&rin, dout, blk));
                 conv2d_bf16_par(&kernels, input, &weights, &geom, r, act, o, scratch, &SplitInThree)
             });
@@ -489,10 +539,10 @@ pub mod conv_bf16 {
                 for y in 0..oh {
                     for xx in 0..ow {
                         let (got, i) = (out[blk.index(dout, c, y, xx)], (c * oh + y) * ow + xx);
-                        let tol = k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE;
+                        let tol = k * f32::EPSILON * mag_terms[i] + f32::MIN_POSITIVE;
                         let at = format!("{what}: at (c={c}, y={y}, x={xx}) got {got}");
                         assert!((got - want[i]).abs() <= tol, "{at}, BF16 reference {}, tolerance {tol:e}", want[i]);
-                        let tol_f32 = (2f32.powi(-7) + 2f32.powi(-16)) * mag[i] + tol;
+                        let tol_f32 = product * mag[i] + tol + k32 * f32::EPSILON * mag[i];
                         assert!((got - want_f32[i]).abs() <= tol_f32, "{at}, float32 reference {}", want_f32[i]);
                     }
                 }
@@ -513,7 +563,7 @@ pub mod conv_bf16 {
             let mut out_parts: Vec<Vec<f32>> =
                 (0..out_split.bands()).map(|t| vec![f32::NAN; blk.image_len(out_split.band_dims(dout, t))]).collect();
             let mut banded = BandsMut::new(out_parts.iter_mut().map(|p| &mut p[..]), dout, blk, out_split);
-            let len = conv2d_bf16_bands_scratch_len(din, &geom, out_split, 3);
+            let len = conv2d_bf16_bands_scratch_len(din, &geom, terms, out_split, 3);
             let mut scratch = vec![to_bf16(f32::NAN); len];
             conv2d_bf16(
                 &kernels,
@@ -533,8 +583,10 @@ pub mod conv_bf16 {
             let Some(image_order) = &image_order else { continue };
             let what = format!("{what} from its image");
             let out = &run(&what, conv2d_bf16_image_scratch_len(din, &geom), &|o, scratch| {
-                let (x, w) =
-                    (Image::new(&x, din, nchw), PackedConvBf16 { shape, weights: &image_packed, bias: &pbias });
+                let (x, w) = (
+                    Image::new(&x, din, nchw),
+                    PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &image_packed, bias: &pbias },
+                );
                 let r = residual.then(|| Image::new(&rin, dout, blk).into());
                 conv2d_bf16_image(&kernels, x.into(), &w, &geom, r, act, &mut o.into(), scratch, &SplitInThree)
             });

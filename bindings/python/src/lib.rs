@@ -128,9 +128,9 @@ impl Model {
     }
 
     /// Plans a session for `batch` images per run on `threads` worker threads (1: the
-    /// calling thread) and allocates its arena, at `precision` (`"f32"` or `"bf16"`;
-    /// `None`: the model's own). Sessions share the model's weights (and its BF16
-    /// weights, packed by its first BF16 session).
+    /// calling thread) and allocates its arena, at `precision` (`"f32"`, `"bf16"` or
+    /// `"bf16x3"`; `None`: the model's own). Sessions share the model's weights (and
+    /// its BF16 or BF16x3 weights, packed by its first session at that precision).
     #[pyo3(signature = (threads = 1, batch = 1, precision = None))]
     fn session(&self, py: Python<'_>, threads: usize, batch: usize, precision: Option<&str>) -> PyResult<Session> {
         if batch == 0 {
@@ -323,7 +323,7 @@ impl Session {
         self.tier
     }
 
-    /// The precision of its convolutions: `"f32"` or `"bf16"`.
+    /// The precision of its convolutions: `"f32"`, `"bf16"` or `"bf16x3"`.
     #[getter]
     fn precision(&self) -> &'static str {
         self.precision
@@ -490,8 +490,8 @@ fn builtin_models() -> Vec<&'static str> {
 
 /// Writes an incept model file (weights folded and packed, memory-mapped when opened)
 /// from a `.onnx` file, a `.safetensors` state dict with `arch`, or a built-in model
-/// name (its synthetic weights), at `precision` (`"f32"`, or `"bf16"`: a file that
-/// runs only at BF16), and checks it by reading it back. Refuses to replace `output`
+/// name (its synthetic weights), at `precision` (`"f32"`, or `"bf16"` or `"bf16x3"`:
+/// a file that runs only at that precision), and checks it by reading it back. Refuses to replace `output`
 /// unless `force`.
 #[pyfunction]
 #[pyo3(signature = (src, output, arch = None, force = false, precision = "f32"))]

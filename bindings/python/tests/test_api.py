@@ -237,3 +237,23 @@ def test_bf16_sessions_equal_the_cli_bit_for_bit(incept_bin, tmp_path):
     assert np.array_equal(from_file.session(batch=2).run(x), expected)
     with pytest.raises(ValueError, match="runs only at precision bf16"):
         from_file.session(precision="f32")
+
+
+def test_bf16x3_sessions_equal_the_cli_and_are_near_float32(incept_bin, tmp_path):
+    model = incept.Model("nin_cifar10")
+    x = np.random.default_rng(3).standard_normal((2, *model.input_shape)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    subprocess.run([incept_bin, "run", "nin_cifar10", "--input", str(tmp_path / "x.npy"),
+                    "--output", str(tmp_path / "y.npy"), "--precision", "bf16x3"], check=True)
+    expected = np.load(tmp_path / "y.npy")
+    session = model.session(batch=2, precision="bf16x3")
+    assert session.precision == "bf16x3"
+    assert np.array_equal(session.run(x), expected)
+    f32 = model.session(batch=2, precision="f32").run(x)
+    bf16 = model.session(batch=2, precision="bf16").run(x)
+    # Split operands: far closer to float32 than rounded ones.
+    assert np.abs(expected - f32).max() < np.abs(bf16 - f32).max() / 20
+    incept.convert("nin_cifar10", tmp_path / "nin.bf16x3.incept", precision="bf16x3")
+    from_file = incept.Model(tmp_path / "nin.bf16x3.incept")
+    assert from_file.session(batch=2).precision == "bf16x3"
+    assert np.array_equal(from_file.session(batch=2).run(x), expected)

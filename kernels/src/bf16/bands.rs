@@ -9,26 +9,32 @@
 //! shared out as on a plain image ([`conv2d_bf16_par`](super::conv::conv2d_bf16_par)).
 //! Every split computes the same tiles in the same order: the same bits.
 
-use super::conv::{
-    Bf16Kernels, PackedConvBf16, Tiles, by_rows, check, conv2d_bf16_scratch_len, padded, record_call, stage_row,
-};
+use super::conv::{Bf16Kernels, PackedConvBf16, Tiles, by_rows, check, conv2d_bf16_scratch_len, padded, record_call};
 use super::convert::bf16;
+use super::stage::stage_row;
+use super::terms::Bf16Terms;
 use crate::bands::{Bands, BandsMut, RowSplit};
 use crate::geometry::{Activation, ConvGeometry};
 use crate::layout::{BLOCK, Dims};
 use crate::microkernel::TileShapes;
 use crate::parallel::{ParallelFor, WorkerSlots, for_each_band};
 
-/// BF16 scratch values [`conv2d_bf16`] needs, for an input of shape `input` in
-/// bands `in_split` and an output in bands `out_split`, on `threads` threads: the
+/// BF16 scratch values [`conv2d_bf16`] needs, for an input of shape `input` with
+/// operands made as `terms` and an output in bands `out_split`, on `threads` threads: the
 /// rounded copy of the whole input when the output is one band, else each
 /// thread's slot for the windows of the largest output band (slots start on cache
 /// lines of their own).
-pub fn conv2d_bf16_bands_scratch_len(input: Dims, geom: &ConvGeometry, out_split: RowSplit, threads: usize) -> usize {
+pub fn conv2d_bf16_bands_scratch_len(
+    input: Dims,
+    geom: &ConvGeometry,
+    terms: Bf16Terms,
+    out_split: RowSplit,
+    threads: usize,
+) -> usize {
     if out_split.bands() == 1 {
-        return conv2d_bf16_scratch_len(input, geom);
+        return conv2d_bf16_scratch_len(input, geom, terms);
     }
-    let row = padded(input, geom).w * BLOCK * input.c.div_ceil(BLOCK);
+    let row = padded(input, geom).w * BLOCK * input.c.div_ceil(BLOCK) * terms.groups();
     let most = (0..out_split.bands())
         .map(|t| {
             let (lo, hi) = geom.window_rows(&out_split.rows(t));
@@ -61,7 +67,7 @@ pub fn conv2d_bf16(
     if let Some(r) = residual {
         assert!(r.dims == dout && r.split == split && r.layout == out.layout, "conv2d_bf16: residual");
     }
-    let len = conv2d_bf16_bands_scratch_len(din, geom, split, par.threads());
+    let len = conv2d_bf16_bands_scratch_len(din, geom, w.terms, split, par.threads());
     assert!(scratch.len() >= len, "conv2d_bf16: scratch holds {} of {len} values", scratch.len());
     record_call(kernels);
     if split.bands() == 1 {
@@ -78,9 +84,9 @@ pub fn conv2d_bf16(
         let n = (window.1 - window.0) as usize;
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };
-        let staged = &mut slot[..din.c.div_ceil(BLOCK) * n * pd_w * BLOCK];
+        let staged = &mut slot[..w.terms.groups() * din.c.div_ceil(BLOCK) * n * pd_w * BLOCK];
         for (r, row) in staged.chunks_exact_mut(pd_w * BLOCK).enumerate() {
-            stage_row(kernels.mk_to_bf16(), &input, geom, window, r, row);
+            stage_row(kernels.mk_to_bf16(), w.terms, &input, geom, window, r, row);
         }
         let staged: &[bf16] = staged;
         let tiles = Tiles::new(kernels, w, geom, act, residual.map(|r| r.band(t).data), &mut band);

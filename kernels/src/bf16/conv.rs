@@ -7,7 +7,9 @@
 //! walks the output in tiles of `ob` output blocks x `px` pixels of one row, as the
 //! float32 driver does, and hands each to the tier's microkernel. An unpadded 1x1
 //! stride-1 layer with few output block groups skips the pass: its tiles round the
-//! float32 input as they read it. Outputs, bias and residual stay float32.
+//! float32 input as they read it. Outputs, bias and residual stay float32. With
+//! split operands ([`Bf16Terms::Split3`]) it is the same convolution over three
+//! groups of input channels (`super::terms`), always through the pass.
 //!
 //! On several threads, the pass converts runs of rows, a few per thread, and the
 //! tiles are spread over the threads in runs of (output block group, row) units;
@@ -18,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
+use super::stage::{TASKS_PER_THREAD, fill_rows, stage_row};
+use super::terms::Bf16Terms;
 use crate::bands::Bands;
 use crate::microkernel::TileShapes;
 use crate::microkernel::chunk_taps_of;
@@ -239,16 +243,19 @@ pub fn bf16_tier_calls(tier: Bf16Tier) -> u64 {
 pub struct PackedConvBf16<'a> {
     /// Shape of the original weights.
     pub shape: ConvShape,
-    /// Weights in the layout of [`crate::bf16::pack`].
+    /// How the operands are made: rounded, or split (see [`super::terms`]).
+    pub terms: Bf16Terms,
+    /// Weights in the layout of [`crate::bf16::pack`], for `shape`'s
+    /// [`Bf16Terms::reduction_shape`].
     pub weights: &'a [bf16],
     /// Bias padded to whole blocks.
     pub bias: &'a [f32],
 }
 
 /// BF16 scratch values [`conv2d_bf16_par`] needs for an input of shape `input`:
-/// the padded BF16 copy.
-pub fn conv2d_bf16_scratch_len(input: Dims, geom: &ConvGeometry) -> usize {
-    Layout::Nchw16c.image_len(padded(input, geom))
+/// the padded BF16 copy, in `terms`' groups.
+pub fn conv2d_bf16_scratch_len(input: Dims, geom: &ConvGeometry, terms: Bf16Terms) -> usize {
+    terms.groups() * Layout::Nchw16c.image_len(padded(input, geom))
 }
 
 pub(super) fn padded(d: Dims, geom: &ConvGeometry) -> Dims {
@@ -300,14 +307,10 @@ fn tiling(max_px: &[usize; 5], co_blocks: usize, row_len: usize) -> Tiling {
     Tiling { co_blocks, groups: co_blocks.div_ceil(widest), px }
 }
 
-/// Tasks per thread: several, claimed as the threads come free, so that a thread
-/// slowed by something else (a late start, a shared core) hands part of its share
-/// to the others; a claim costs far less than a task.
-pub(super) const TASKS_PER_THREAD: usize = 8;
-
 /// `out = act(conv(bf16(input), w) + bias + residual)` on NCHW16c images, the
 /// tiles spread over `par`'s threads; the input is converted to BF16 (round to
-/// nearest even) into `scratch` (or by the tiles, see the module docs), which must
+/// nearest even, or split as `w.terms` says) into `scratch` (or by the tiles, see
+/// the module docs), which must
 /// hold [`conv2d_bf16_scratch_len`] values. Sums in float32 in the order of
 /// [`Bf16TileArgs`].
 #[allow(clippy::too_many_arguments)]
@@ -327,7 +330,7 @@ pub fn conv2d_bf16_par(
     if let Some(r) = residual {
         assert!(r.dims == dout && r.layout == Layout::Nchw16c, "conv2d_bf16: residual");
     }
-    let len = conv2d_bf16_scratch_len(din, geom);
+    let len = conv2d_bf16_scratch_len(din, geom, w.terms);
     assert!(scratch.len() >= len, "conv2d_bf16: scratch holds {} of {len} values", scratch.len());
     record_call(kernels);
 
@@ -349,7 +352,8 @@ pub(super) fn check(
     assert!(in_layout == Layout::Nchw16c && out_layout == Layout::Nchw16c, "conv2d_bf16: layouts");
     assert!(din.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_bf16: shape");
     assert_eq!(geom.output_hw(din.h, din.w), Some((dout.h, dout.w)), "conv2d_bf16: size");
-    assert!(w.weights.len() == s.packed_len() && w.bias.len() == s.packed_bias_len(), "conv2d_bf16: packing");
+    let packed_len = w.terms.reduction_shape(s).packed_len();
+    assert!(w.weights.len() == packed_len && w.bias.len() == s.packed_bias_len(), "conv2d_bf16: packing");
 }
 
 /// Counts a convolution of `kernels`' tier (see [`bf16_tier_calls`]).
@@ -363,6 +367,7 @@ pub(super) struct Tiles<'a> {
     /// The tier's tile for this kind of input (blocked, or an NCHW image).
     pub(super) tile: unsafe fn(&Bf16TileArgs, usize, usize),
     co_blocks: usize,
+    terms: Bf16Terms,
     /// The arguments every tile shares (strides, weights, epilogue).
     pub(super) template: Bf16TileArgs,
     residual: Option<&'a [f32]>,
@@ -385,12 +390,14 @@ impl<'a> Tiles<'a> {
         residual: Option<&'a [f32]>,
         out: &mut ImageMut,
     ) -> Self {
-        let (s, dout) = (w.shape, out.dims);
+        // A split is a convolution over its groups of input channels.
+        let (s, dout) = (w.terms.reduction_shape(w.shape), out.dims);
         let ci_blocks = s.ci_blocks();
         Tiles {
             kernels,
             tile: kernels.mk.tile,
             co_blocks: s.co_blocks(),
+            terms: w.terms,
             template: Bf16TileArgs {
                 input: std::ptr::null(),
                 input_f32: std::ptr::null(),
@@ -479,24 +486,28 @@ pub(crate) const IN_PLACE_GROUPS: usize = 4;
 /// groups, whose tiles round the float32 input as they read it: no tap or row
 /// reads a value twice there, and the tiles' arithmetic hides the reads, where a
 /// pass over the input first waits on memory (a tenth of a 35x35 layer's time).
-/// A pointwise layer is one row of h x w pixels.
+/// A pointwise layer is one row of h x w pixels. A split is always staged (the
+/// tiles round, they do not split).
 pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut [bf16], par: &dyn ParallelFor) {
     let (din, s) = (input.dims, &t.template);
     let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
     let (oh, ow) = geom.output_hw(din.h, din.w).expect("checked by the caller");
     let (rows, row_len) = if pointwise { (1, oh * ow) } else { (oh, ow) };
     let tiling = t.tiling(row_len);
-    let in_place =
-        pointwise && geom.pad == Default::default() && tiling.groups <= IN_PLACE_GROUPS && input.split.bands() == 1;
+    let in_place = pointwise
+        && geom.pad == Default::default()
+        && tiling.groups <= IN_PLACE_GROUPS
+        && input.split.bands() == 1
+        && t.terms == Bf16Terms::Rounded;
     let pd = padded(din, geom);
     if !in_place {
         // The input rounded to BF16 with a zero border of the padding, in rows
         // spread over the threads.
         let window = (-(geom.pad.top as isize), (din.h + geom.pad.bottom) as isize);
         let row_len = pd.w * BLOCK;
-        let staged = &mut staged[..pd.c.div_ceil(BLOCK) * pd.h * row_len];
-        let to_bf16 = t.kernels.mk.to_bf16;
-        fill_rows(staged, row_len, par, &|r, row| stage_row(to_bf16, &input, geom, window, r, row));
+        let staged = &mut staged[..t.terms.groups() * pd.c.div_ceil(BLOCK) * pd.h * row_len];
+        let (to_bf16, terms) = (t.kernels.mk.to_bf16, t.terms);
+        fill_rows(staged, row_len, par, &|r, row| stage_row(to_bf16, terms, &input, geom, window, r, row));
     }
     let staged: &[bf16] = staged;
     let strides = (pd.h * pd.w * BLOCK, pd.w * BLOCK);
@@ -535,63 +546,4 @@ pub(super) fn by_rows(t: &Tiles, input: Bands, geom: &ConvGeometry, staged: &mut
         }
         t.record(shapes);
     });
-}
-
-/// Least number of values a conversion pass spreads over the pool's threads: a
-/// smaller one converts in less time than a dispatch to the pool takes.
-const STAGE_PAR_VALUES: usize = 16 * 1024;
-
-/// Calls `fill(r, row)` for each row `r` of `row_len` values of `staged`, in runs
-/// of rows spread over `par`'s threads ([`TASKS_PER_THREAD`] per thread) when
-/// there are enough values to pay for the dispatch.
-pub(super) fn fill_rows(
-    staged: &mut [bf16],
-    row_len: usize,
-    par: &dyn ParallelFor,
-    fill: &(dyn Fn(usize, &mut [bf16]) + Sync),
-) {
-    let rows = staged.len() / row_len;
-    let tasks = (TASKS_PER_THREAD * par.threads()).min(staged.len() / STAGE_PAR_VALUES).min(rows).max(1);
-    if tasks == 1 {
-        for (r, row) in staged.chunks_exact_mut(row_len).enumerate() {
-            fill(r, row);
-        }
-        return;
-    }
-    let base = SharedMut(staged.as_mut_ptr());
-    par.run(tasks, &|task| {
-        for r in task * rows / tasks..(task + 1) * rows / tasks {
-            // SAFETY: row r of `rows` lies inside `staged`, and each row belongs to
-            // exactly one task (the tasks' ranges are disjoint); nothing reads
-            // `staged` until `run` returns.
-            let row = unsafe { std::slice::from_raw_parts_mut(base.get().add(r * row_len), row_len) };
-            fill(r, row);
-        }
-    });
-}
-
-/// Row `r` (counted over all channel blocks) of the BF16 copy of `input`'s rows
-/// `window` (from `lo`, negative above the image, to `hi`, past its end below)
-/// with `geom`'s left and right padding: zero outside the image, the input rounded
-/// to BF16 inside.
-pub(super) fn stage_row(
-    to_bf16: unsafe fn(&[f32], &mut [bf16]),
-    input: &Bands,
-    geom: &ConvGeometry,
-    (lo, hi): (isize, isize),
-    r: usize,
-    row: &mut [bf16],
-) {
-    let (din, p) = (input.dims, geom.pad);
-    let n = (hi - lo) as usize;
-    let (b, y) = (r / n, lo + (r % n) as isize);
-    if y < 0 || y as usize >= din.h {
-        row.fill(bf16::ZERO);
-        return;
-    }
-    let src = input.row_of(b, y as usize);
-    row[..p.left * BLOCK].fill(bf16::ZERO);
-    // SAFETY: `to_bf16` comes from a `Bf16Kernels`, which proves the tier runs here.
-    unsafe { to_bf16(src, &mut row[p.left * BLOCK..][..din.w * BLOCK]) };
-    row[(p.left + din.w) * BLOCK..].fill(bf16::ZERO);
 }

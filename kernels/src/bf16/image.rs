@@ -12,10 +12,12 @@
 //! has one more zero column on the right for it to read. Outputs are NCHW16c
 //! float32, as for every other convolution.
 
-use super::conv::{BF16_CHUNK_TERMS, Bf16Kernels, PackedConvBf16, TASKS_PER_THREAD, Tiles, fill_rows, record_call};
+use super::conv::{BF16_CHUNK_TERMS, Bf16Kernels, PackedConvBf16, Tiles, record_call};
 use super::convert::bf16;
 use super::microkernel::Bf16TileArgs;
 use super::pack::image_packed_len;
+use super::stage::{TASKS_PER_THREAD, fill_rows};
+use super::terms::Bf16Terms;
 use crate::bands::{Bands, BandsMut, MAX_BANDS};
 use crate::geometry::{Activation, ConvGeometry, ConvShape};
 use crate::layout::{BLOCK, Dims, ImageMut, Layout};
@@ -72,8 +74,8 @@ pub fn conv2d_bf16_image(
     assert!(din.c == s.ci && dout.c == s.co && (geom.kh, geom.kw) == (s.kh, s.kw), "conv2d_bf16_image: shape");
     assert_eq!(geom.output_hw(din.h, din.w), Some((dout.h, dout.w)), "conv2d_bf16_image: size");
     assert!(
-        w.weights.len() == image_packed_len(s) && w.bias.len() == s.packed_bias_len(),
-        "conv2d_bf16_image: packing"
+        w.terms == Bf16Terms::Rounded && w.weights.len() == image_packed_len(s) && w.bias.len() == s.packed_bias_len(),
+        "conv2d_bf16_image: packing (rounded operands only)"
     );
     if let Some(r) = residual {
         assert!(r.dims == dout && r.split == split && r.layout == out.layout, "conv2d_bf16_image: residual");

@@ -14,6 +14,11 @@
 //!   contract and the BF16 tiers ([`Bf16Kernels`]).
 //! - `amx`, `amx_tiles`: the AMX tier, on the tile instructions or (in tests) an
 //!   emulation of them.
+//! - [`terms`]: operands rounded (`bf16`) or split into two BF16 terms each,
+//!   three products per multiply-add (`bf16x3`): a BF16 convolution over three
+//!   groups of input channels.
+//! - `stage`: the pass that rounds (or splits) the float32 input into the BF16
+//!   copy the tiles read.
 //! - [`bands`]: the same on images in bands of rows, one band per thread.
 //! - [`image`](mod@image): the first convolution, on the network's NCHW image rounded to a
 //!   BF16 NCHW copy, neighbouring taps of a window row paired.
@@ -34,6 +39,8 @@ pub mod microkernel;
 pub mod pack;
 mod portable;
 pub mod reference;
+mod stage;
+pub mod terms;
 
 pub use bands::{conv2d_bf16, conv2d_bf16_bands_scratch_len};
 pub use conv::{
@@ -42,3 +49,4 @@ pub use conv::{
 };
 pub use convert::bf16;
 pub use image::{conv2d_bf16_image, conv2d_bf16_image_scratch_len};
+pub use terms::Bf16Terms;

@@ -12,6 +12,7 @@
 use super::convert::bf16;
 
 use super::convert::to_bf16;
+use super::terms::Bf16Terms;
 use crate::BLOCK;
 use crate::pack::ConvShape;
 
@@ -56,6 +57,38 @@ pub fn unpack_conv_weights_bf16(packed: &[bf16], shape: ConvShape) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Packs OIHW float32 `weights` of `shape` with operands made as `terms`,
+/// appending the packing of `terms.reduction_shape(shape)` to `out`: for
+/// [`Bf16Terms::Rounded`], [`pack_conv_weights_bf16`]; for a split, input channel
+/// group `g` holding the weights' [`Bf16Terms::weight_term`]
+/// (`[w_hi | w_hi | w_lo]`), each group's padding channels zero.
+pub fn pack_conv_weights_bf16_terms(weights: &[f32], shape: ConvShape, terms: Bf16Terms, out: &mut Vec<bf16>) {
+    if terms == Bf16Terms::Rounded {
+        return pack_conv_weights_bf16(weights, shape, out);
+    }
+    // The terms are BF16 values already: packing them rounds nothing.
+    pack_conv_weights_bf16(&terms.reduction_weights(weights, shape), terms.reduction_shape(shape), out);
+}
+
+/// The OIHW weights (float32) whose products a packing of
+/// [`pack_conv_weights_bf16_terms`] computes: rounded, or for a split `w_hi + w_lo`
+/// (exact in float32), padding dropped.
+pub fn unpack_conv_weights_bf16_terms(packed: &[bf16], shape: ConvShape, terms: Bf16Terms) -> Vec<f32> {
+    let wide = unpack_conv_weights_bf16(packed, terms.reduction_shape(shape));
+    if terms == Bf16Terms::Rounded {
+        return wide;
+    }
+    let (ci, plane, group) = (shape.ci, shape.kh * shape.kw, shape.ci_blocks() * BLOCK);
+    let wide_ci = terms.reduction_shape(shape).ci;
+    (0..shape.co * ci * plane)
+        .map(|n| {
+            let (o, i, t) = (n / (ci * plane), n / plane % ci, n % plane);
+            let at = |g: usize| wide[(o * wide_ci + g * group + i) * plane + t];
+            at(0) + at(2)
+        })
+        .collect()
 }
 
 /// Length of the packing of [`pack_conv_weights_bf16_image`] for `shape`:
@@ -147,6 +180,34 @@ mod tests {
                     assert_eq!((lane[0].to_f32(), lane[1].to_f32()), (value(o, 2 * j, kx), value(o, 2 * j + 1, kx)));
                 }
             }
+        }
+    }
+
+    /// A split packs `[w_hi | w_hi | w_lo]` in three groups of whole input blocks,
+    /// padding zero in each; unpacking gives `w_hi + w_lo`, within 2^-16 of `w`.
+    #[test]
+    fn a_split_packs_three_groups_of_terms() {
+        use crate::bf16::terms::Term;
+        for shape in [ConvShape { co: 16, ci: 16, kh: 1, kw: 1 }, ConvShape { co: 35, ci: 17, kh: 3, kw: 3 }] {
+            let w = weights(shape.co * shape.ci * shape.kh * shape.kw);
+            let mut packed = vec![bf16::ONE];
+            pack_conv_weights_bf16_terms(&w, shape, Bf16Terms::Split3, &mut packed);
+            let wide = Bf16Terms::Split3.reduction_shape(shape);
+            assert_eq!(packed.len(), 1 + wide.packed_len());
+            let all = unpack_conv_weights_bf16(&packed[1..], wide);
+            let (plane, group) = (shape.kh * shape.kw, shape.ci_blocks() * BLOCK);
+            for (n, &v) in w.iter().enumerate() {
+                let (o, i, t) = (n / (shape.ci * plane), n / plane % shape.ci, n % plane);
+                let at = |g: usize| all[(o * wide.ci + g * group + i) * plane + t];
+                let (hi, lo) = (Term::Hi.of(v).to_f32(), Term::Lo.of(v).to_f32());
+                assert_eq!((at(0), at(1), at(2)), (hi, hi, lo), "{shape:?} {n}");
+            }
+            let back = unpack_conv_weights_bf16_terms(&packed[1..], shape, Bf16Terms::Split3);
+            assert!(w.iter().zip(&back).all(|(&a, &b)| (a - b).abs() <= a.abs() * 2f32.powi(-16)), "{shape:?}");
+            let real = 2 * w.iter().filter(|v| **v != 0.0).count()
+                + w.iter().filter(|v| Term::Lo.of(**v) != bf16::ZERO).count();
+            let nonzero = packed[1..].iter().filter(|v| v.to_f32() != 0.0).count();
+            assert_eq!(real, nonzero, "{shape:?}: padding must be zero");
         }
     }
 

@@ -8,6 +8,7 @@
 //! from this oracle by float32 rounding only, never by the BF16 rounding.
 
 use super::convert::round_to_bf16;
+use super::terms::Bf16Terms;
 use crate::geometry::ConvShape;
 use crate::{Activation, ConvGeometry, Image, ImageMut, Layout};
 
@@ -25,6 +26,28 @@ pub fn conv2d(
     let x: Vec<f32> = input.data.iter().map(|&v| round_to_bf16(v)).collect();
     let w: Vec<f32> = weights.iter().map(|&v| round_to_bf16(v)).collect();
     crate::reference::conv2d(Image { data: &x, ..input }, &w, bias, geom, residual, act, out);
+}
+
+/// [`conv2d`] with the operands made as `terms`: for a split
+/// ([`Bf16Terms::Split3`]), the BF16 convolution over its three groups of input
+/// channels, `[x_hi | x_lo | x_hi]` times `[w_hi | w_hi | w_lo]`
+/// ([`Bf16Terms::reduction_input`], [`Bf16Terms::reduction_weights`]), sums in
+/// float32 in the reference's order.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_terms(
+    input: Image,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    geom: &ConvGeometry,
+    residual: Option<Image>,
+    act: Activation,
+    out: &mut ImageMut,
+    terms: Bf16Terms,
+) {
+    let (x, wide) = terms.reduction_input(input);
+    let shape = ConvShape { co: out.dims.c, ci: input.dims.c, kh: geom.kh, kw: geom.kw };
+    let w = terms.reduction_weights(weights, shape);
+    conv2d(Image::new(&x, wide, Layout::Nchw), &w, bias, geom, residual, act, out);
 }
 
 /// `v`, or a zero of its sign when subnormal (`VDPBF16PS` reads and writes those as zero).

@@ -28,7 +28,7 @@ pub struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Convolution precision: `f32` or `bf16` (default: the model's own).
+    /// Convolution precision: `f32`, `bf16` or `bf16x3` (default: the model's own).
     #[arg(long)]
     precision: Option<incept::Precision>,
     /// Preprocessing of a built-in model to use for a model file (default: chosen by

@@ -23,9 +23,10 @@ pub struct Args {
     /// repacked when loaded).
     #[arg(long, default_value = "native", value_parser = ["native", "plain"])]
     packing: String,
-    /// Precision the file is lowered for: `f32`, or `bf16` (the direct convolutions'
-    /// weights stored rounded to BF16, half their bytes; the file then runs only at
-    /// bf16, see docs/bf16.md).
+    /// Precision the file is lowered for: `f32`, `bf16` (the direct convolutions'
+    /// weights stored rounded to BF16, half their bytes) or `bf16x3` (split into two
+    /// BF16 terms, 1.5 times their bytes); the file then runs only at that
+    /// precision, see docs/bf16.md.
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// Replace OUTPUT if it exists.

@@ -44,8 +44,9 @@ enum Command {
         /// Also list every planned step with its algorithm and precision.
         #[arg(long)]
         steps: bool,
-        /// Convolution precision: `f32` or `bf16` (BF16 operands, float32 sums; see
-        /// docs/bf16.md). Default: the model's own (f32, or bf16 for a BF16 model file).
+        /// Convolution precision: `f32`, `bf16` (BF16 operands, float32 sums) or
+        /// `bf16x3` (split operands, near float32; see docs/bf16.md). Default: the
+        /// model's own (f32, or that of a model file converted at another).
         #[arg(long)]
         precision: Option<Precision>,
         /// For a .onnx file: every operator with supported / folded / unsupported
@@ -67,8 +68,9 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Convolution precision: `f32` or `bf16` (BF16 operands, float32 sums; see
-        /// docs/bf16.md). Default: the model's own (f32, or bf16 for a BF16 model file).
+        /// Convolution precision: `f32`, `bf16` (BF16 operands, float32 sums) or
+        /// `bf16x3` (split operands, near float32; see docs/bf16.md). Default: the
+        /// model's own (f32, or that of a model file converted at another).
         #[arg(long)]
         precision: Option<Precision>,
     },

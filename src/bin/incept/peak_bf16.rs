@@ -8,8 +8,8 @@
 use incept::graph::ConvLayer;
 use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image};
 use incept_kernels::bf16::{
-    Bf16Kernels, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_image, conv2d_bf16_image_scratch_len, conv2d_bf16_par,
-    conv2d_bf16_scratch_len,
+    Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_image, conv2d_bf16_image_scratch_len,
+    conv2d_bf16_par, conv2d_bf16_scratch_len,
 };
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image, conv2d_image_scratch_len, conv2d_scratch_len};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
@@ -64,10 +64,14 @@ fn time_layer(k: &Kernels, kb: &Bf16Kernels, layer: &ConvLayer, image: bool) -> 
     let mut y = AlignedVec::zeroed(l.image_len(dout));
     let mut scratch =
         AlignedVec::zeroed(if image { conv2d_image_scratch_len(din, &g, 1) } else { conv2d_scratch_len(din, &g) });
-    let len_b = if image { conv2d_bf16_image_scratch_len(din, &g) } else { conv2d_bf16_scratch_len(din, &g) };
+    let len_b = if image {
+        conv2d_bf16_image_scratch_len(din, &g)
+    } else {
+        conv2d_bf16_scratch_len(din, &g, Bf16Terms::Rounded)
+    };
     let mut scratch_b = vec![bf16::ZERO; len_b];
     let packed = PackedConv { shape, weights: w.as_slice(), bias: b.as_slice() };
-    let packed_b = PackedConvBf16 { shape, weights: &wb, bias: b.as_slice() };
+    let packed_b = PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &wb, bias: b.as_slice() };
     let min = 0.01;
     let f32_secs = best_seconds(
         || {

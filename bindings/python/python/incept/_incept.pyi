@@ -34,7 +34,7 @@ class Model:
         ``arena_bytes`` (for ``batch``), ``weight_bytes``, ``mapped_weight_bytes``."""
     def session(self, threads: int = 1, batch: int = 1, precision: Optional[str] = None) -> "Session":
         """Plans a session for ``batch`` images per run on ``threads`` threads, at
-        ``precision``: ``"f32"`` or ``"bf16"`` (``None``: the model's own)."""
+        ``precision``: ``"f32"``, ``"bf16"`` or ``"bf16x3"`` (``None``: the model's own)."""
 
 class Session:
     """A model planned for a batch size with its own arena; one thread at a time."""
@@ -83,4 +83,4 @@ def convert(
 ) -> None:
     """Writes an incept model file from a ``.onnx`` file, a ``.safetensors`` state dict
     (with ``arch``) or a built-in name (synthetic weights), at ``precision`` (``"f32"``,
-    or ``"bf16"``: a file that runs only at BF16), and verifies it."""
+    or ``"bf16"`` or ``"bf16x3"``: a file that runs only at that precision), and verifies it."""
