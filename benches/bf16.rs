@@ -1,9 +1,11 @@
 //! FP32 against BF16 direct convolution, one layer of each kind of Inception v3,
-//! on the best FP32 tier and the best BF16 tier this CPU runs, with a fused ReLU.
+//! on the best FP32 tier and the best BF16 tier this CPU runs, with a fused ReLU;
+//! BF16 with rounded operands (`bf16`) and with split ones (`bf16x3`, three
+//! products per multiply-add).
 //! Both run the direct convolution (the engine computes some FP32 layers with
 //! Winograd instead; that comparison is for the engine's integration).
 //!
-//! Bench IDs are `bf16/{kind}/{f32|bf16}`; criterion's `Gelem/s` reads as GFLOP/s.
+//! Bench IDs are `bf16/{kind}/{f32|bf16|bf16x3}`; criterion's `Gelem/s` reads as GFLOP/s.
 //! After the criterion groups, a plain timing loop alternating the two prints the
 //! BF16 speed-up per kind. `cargo bench --bench bf16`.
 
@@ -11,7 +13,7 @@ mod common;
 
 use common::{Conv, ConvLayer, activation, layer_params, paired_medians_ms};
 use criterion::{Criterion, SamplingMode, Throughput};
-use incept_kernels::bf16::pack::pack_conv_weights_bf16;
+use incept_kernels::bf16::pack::pack_conv_weights_bf16_terms;
 use incept_kernels::bf16::{
     Bf16Kernels, Bf16Terms, Bf16Tier, PackedConvBf16, bf16, conv2d_bf16_par, conv2d_bf16_scratch_len,
 };
@@ -46,6 +48,7 @@ fn layers() -> Vec<(&'static str, ConvLayer)> {
 /// [`Conv`]'s: the same seed).
 struct ConvBf16 {
     layer: ConvLayer,
+    terms: Bf16Terms,
     kernels: Bf16Kernels,
     shape: ConvShape,
     weights: Vec<bf16>,
@@ -54,24 +57,20 @@ struct ConvBf16 {
 }
 
 impl ConvBf16 {
-    fn new(kernels: Bf16Kernels, layer: ConvLayer, seed: u64) -> Self {
+    fn new(kernels: Bf16Kernels, layer: ConvLayer, terms: Bf16Terms, seed: u64) -> Self {
         let ConvLayer { ci, co, geom, .. } = layer;
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
         let (w, b) = layer_params(layer, seed);
         let (mut weights, mut pb) = (Vec::new(), Vec::new());
-        pack_conv_weights_bf16(&w, shape, &mut weights);
+        pack_conv_weights_bf16_terms(&w, shape, terms, &mut weights);
         pack_bias(&b, &mut pb);
-        let scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(layer.input(), &geom, Bf16Terms::Rounded)];
-        ConvBf16 { layer, kernels, shape, weights, bias: AlignedVec::from_slice(&pb), scratch }
+        let scratch = vec![bf16::ZERO; conv2d_bf16_scratch_len(layer.input(), &geom, terms)];
+        ConvBf16 { layer, terms, kernels, shape, weights, bias: AlignedVec::from_slice(&pb), scratch }
     }
 
     fn run(&mut self, input: &[f32], out: &mut [f32]) {
-        let w = PackedConvBf16 {
-            shape: self.shape,
-            terms: Bf16Terms::Rounded,
-            weights: &self.weights,
-            bias: self.bias.as_slice(),
-        };
+        let w =
+            PackedConvBf16 { shape: self.shape, terms: self.terms, weights: &self.weights, bias: self.bias.as_slice() };
         conv2d_bf16_par(
             &self.kernels,
             Image::new(input, self.layer.input(), Layout::Nchw16c),
@@ -86,10 +85,11 @@ impl ConvBf16 {
     }
 }
 
-/// A layer's FP32 and BF16 convolutions with their input and outputs.
+/// A layer's FP32, BF16 and BF16x3 convolutions with their input and outputs.
 struct Pair {
     f32: Conv,
     bf16: ConvBf16,
+    bf16x3: ConvBf16,
     input: AlignedVec,
     out: AlignedVec,
 }
@@ -98,7 +98,8 @@ impl Pair {
     fn new(kernels: Kernels, bf16: Bf16Kernels, layer: ConvLayer) -> Self {
         Pair {
             f32: Conv::new(kernels, layer, 1),
-            bf16: ConvBf16::new(bf16, layer, 1),
+            bf16: ConvBf16::new(bf16, layer, Bf16Terms::Rounded, 1),
+            bf16x3: ConvBf16::new(bf16, layer, Bf16Terms::Split3, 1),
             input: activation(layer.input(), 7),
             out: AlignedVec::zeroed(Layout::Nchw16c.image_len(layer.output())),
         }
@@ -108,6 +109,9 @@ impl Pair {
     }
     fn run_bf16(&mut self) {
         self.bf16.run(self.input.as_slice(), self.out.as_mut_slice());
+    }
+    fn run_bf16x3(&mut self) {
+        self.bf16x3.run(self.input.as_slice(), self.out.as_mut_slice());
     }
 }
 
@@ -124,6 +128,7 @@ fn main() {
         group.throughput(Throughput::Elements(layer.flops()));
         group.bench_function("f32", |b| b.iter(|| pair.run_f32()));
         group.bench_function("bf16", |b| b.iter(|| pair.run_bf16()));
+        group.bench_function("bf16x3", |b| b.iter(|| pair.run_bf16x3()));
         group.finish();
     }
     c.final_summary();
