@@ -129,7 +129,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let heap_peak = heap::peak_bytes();
     let program = model.program_at(s.precision()).map_err(|e| e.to_string())?;
     let weights = &program.tensors;
-    let (weight_bytes, mapped_bytes) = (weights.bytes(), weights.mapped_bytes());
+    let (weight_bytes, mapped_bytes, gathered_bytes) =
+        (weights.bytes(), weights.mapped_bytes(), weights.gathered_bytes());
     let mut x = crate::buffer(s.input_len(), "input")?;
     for (i, x) in x.iter_mut().enumerate() {
         *x = ((i * 7919) % 2001) as f32 / 1000.0 - 1.0;
@@ -170,7 +171,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             "median_ms": latency.p50, "min_ms": latency.min,
             "p50_ms": latency.p50, "p90_ms": latency.p90, "p99_ms": latency.p99, "max_ms": latency.max,
             "heap_after_load_bytes": heap_after_load, "heap_peak_bytes": heap_peak, "arena_bytes": s.plan().arena_bytes(),
-            "weight_bytes": weight_bytes, "mapped_weight_bytes": mapped_bytes,
+            "weight_bytes": weight_bytes, "mapped_weight_bytes": mapped_bytes, "gathered_weight_bytes": gathered_bytes,
             "gflops_median": gflops,
             "idle_cpu_fraction": idle,
         });
@@ -196,11 +197,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         );
         let mib = |b: usize| b as f64 / (1 << 20) as f64;
         println!(
-            "memory: heap after load {:.1} MiB (arena {:.1} MiB); weights {:.1} MiB, {:.1} MiB of them mapped",
+            "memory: heap after load {:.1} MiB (arena {:.1} MiB); weights {:.1} MiB: {:.1} MiB mapped from the file, {:.1} MiB gathered outside the heap (huge pages where granted)",
             mib(heap_after_load),
             mib(s.plan().arena_bytes()),
             mib(weight_bytes),
-            mib(mapped_bytes)
+            mib(mapped_bytes),
+            mib(gathered_bytes)
         );
         if let Some(idle) = idle {
             println!("idle between runs: the process used {:.1}% of one core", 100.0 * idle);
