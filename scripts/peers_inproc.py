@@ -15,7 +15,7 @@ run, so drift hits them alike:
   * with --openvino, OpenVINO's CPU plugin on the same file (LATENCY hint, one
     stream, INFERENCE_NUM_THREADS = t, INFERENCE_PRECISION_HINT = --precision).
 
-incept runs at --incept-precision (f32 or bf16, through incept_session_create_with_precision).
+incept runs at --incept-precision (f32, bf16 or bf16x3, through incept_session_create_with_precision).
 
 Every engine gets the same input (N(0, 1), seed 0) and warms up with --warmup runs;
 the harness checks that incept's output matches ORT's (max abs difference / max |ORT|)
@@ -82,7 +82,7 @@ AGREEMENT = 1e-3
 # (docs/bf16.md); a different model moves them by far more.
 AGREEMENT_BF16 = 0.25
 # incept.h's INCEPT_PRECISION_* constants.
-INCEPT_PRECISION = {"f32": 1, "bf16": 2}
+INCEPT_PRECISION = {"f32": 1, "bf16": 2, "bf16x3": 3}
 # The 1-minute load average per CPU before a run above which it is flagged as not a
 # measurement (this harness itself keeps up to one CPU per thread busy: a run straight
 # after another starts near 1).
