@@ -178,6 +178,11 @@ fn bench_profiles_steps_by_the_clock_asked_for() {
     let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--clock", "thread-cpu"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--profile"), "{stderr}");
+    // The profile's tables are text: with `--json` they would follow the JSON and
+    // leave stdout unreadable as JSON, so the two are refused together.
+    let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--json", "--profile"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--json") && stderr.contains("--profile"), "{stderr}");
 }
 
 #[test]

@@ -40,8 +40,8 @@ pub struct Args {
     /// are flushed). Comparing them tells the core's idle state from cache traffic.
     #[arg(long, value_enum, default_value_t = Idle::Sleep, requires = "interval_ms")]
     idle: Idle,
-    /// Print JSON.
-    #[arg(long)]
+    /// Print JSON (not with `--profile`, whose tables are text).
+    #[arg(long, conflicts_with = "profile")]
     json: bool,
     /// Also time every step and print where the time goes; with `--interval-ms`,
     /// compare each step after the idle gap with the same step run back to back.
