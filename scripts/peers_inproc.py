@@ -23,7 +23,9 @@ and refuses to time a model whose outputs disagree. Then N rounds (--pairs): one
 single timed run of each engine, the order rotating every round (with two engines:
 incept first, then ORT first, ...). Each round gives a ratio incept / peer; the table
 shows the median ratio and its spread (p10 and p90 of the per-round ratios), each
-engine's median run (p50) and its p99 / p50. Below 1: incept is faster.
+engine's median run (p50) and its p99 / p50, and in how many of each engine's timed runs
+the hypervisor ran other guests on this VM's CPUs ("steal" in /proc/stat, 10 ms ticks):
+a slow run with steal in it was the host's. Below 1: incept is faster.
 
 Modes (--interval-ms, several allowed; default 0 33):
 
@@ -279,17 +281,40 @@ def declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f).restype = i
 
 
-def rounds(engines: list, pairs: int) -> dict[str, list[float]]:
+def host_steal_ms() -> float | None:
+    """The time the hypervisor has run other guests on this VM's CPUs ("steal", all
+    CPUs summed, /proc/stat), in ms; None where not reported. Its resolution is a
+    clock tick (10 ms)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) * 1e3 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def timed_run(e, steal: dict[str, list[float]]) -> float:
+    """One run of `e`, in ms; the host's steal during it goes to `steal[e.name]`."""
+    s0 = host_steal_ms()
+    t0 = time.perf_counter()
+    e.run()
+    t1 = time.perf_counter()
+    s1 = host_steal_ms()
+    if s0 is not None and s1 is not None:
+        steal[e.name].append(s1 - s0)
+    return (t1 - t0) * 1e3
+
+
+def rounds(engines: list, pairs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Back to back: `pairs` rounds of one timed run per engine, the order rotating
-    each round. Times in ms per engine."""
+    each round. Times in ms per engine, and the host's steal during each run."""
     times: dict[str, list[float]] = {e.name: [] for e in engines}
+    steal: dict[str, list[float]] = {e.name: [] for e in engines}
     for k in range(pairs):
         shift = k % len(engines)
         for e in engines[shift:] + engines[:shift]:
-            t0 = time.perf_counter()
-            e.run()
-            times[e.name].append((time.perf_counter() - t0) * 1e3)
-    return times
+            times[e.name].append(timed_run(e, steal))
+    return times, steal
 
 
 def settle(quiet_s: float = 0.02, limit_s: float = 1.0) -> None:
@@ -311,17 +336,17 @@ def paced_rounds(engines: list, pairs: int, interval_s: float, frames: int) -> t
     times: dict[str, list[float]] = {e.name: [] for e in engines}
     frame_times: dict[str, list[float]] = {e.name: [] for e in engines}
     idle_cpu: dict[str, list[float]] = {e.name: [] for e in engines}
+    steal: dict[str, list[float]] = {e.name: [] for e in engines}
     for k in range(pairs):
         shift = k % len(engines)
         for e in engines[shift:] + engines[:shift]:
             settle()
             timed, next_start = [], time.perf_counter()
             for f in range(frames):
-                t0 = time.perf_counter()
-                e.run()
+                ms = timed_run(e, steal if f > 0 else {e.name: []})
                 t1 = time.perf_counter()
                 if f > 0:
-                    timed.append((t1 - t0) * 1e3)
+                    timed.append(ms)
                 next_start = max(next_start + interval_s, t1)
                 gap = next_start - time.perf_counter()
                 if f + 1 < frames and gap > 0:
@@ -334,20 +359,23 @@ def paced_rounds(engines: list, pairs: int, interval_s: float, frames: int) -> t
             frame_times[e.name] += timed
     # CPU per second of gap, over all gaps; None when runs left no gap (a model slower
     # than the cadence runs back to back).
-    return times, {"frame_times": frame_times,
+    return times, {"frame_times": frame_times, "steal": steal,
                    "idle_cpu": {n: sum(c for c, _ in v) / sum(w for _, w in v) if v else None
                                 for n, v in idle_cpu.items()}}
 
 
-def summarise(times: dict[str, list[float]], peers: list[str], paced: dict | None = None) -> dict:
-    """Per engine: percentiles of its runs (frame-paced: of every timed frame) and, frame-
-    paced, its CPU use between runs; per peer: the per-round ratios incept / peer."""
+def summarise(times: dict[str, list[float]], steal: dict[str, list[float]], peers: list[str],
+              paced: dict | None = None) -> dict:
+    """Per engine: percentiles of its runs (frame-paced: of every timed frame), the host's
+    steal during them and, frame-paced, its CPU use between runs; per peer: the per-round
+    ratios incept / peer."""
     row = {}
     for name in times:
         ts = paced["frame_times"][name] if paced else times[name]
         p50 = percentile(ts, 50)
         row[name] = {"p50_ms": p50, "p90_ms": percentile(ts, 90), "p99_ms": percentile(ts, 99),
-                     "max_ms": max(ts), "p99_over_p50": percentile(ts, 99) / p50, "times_ms": ts}
+                     "max_ms": max(ts), "p99_over_p50": percentile(ts, 99) / p50, "times_ms": ts,
+                     "steal_ms": steal[name] or None}
         if paced:
             row[name]["idle_cpu"] = paced["idle_cpu"][name]
     for peer in peers:
@@ -371,8 +399,9 @@ def table(results: list[dict], peers: list[str]) -> str:
     head = "| model | threads | mode | " + " | ".join(
         f"incept / {p} (p10-p90)" for p in peers) + " | incept p50 ms | " + " | ".join(
         f"{p} p50 ms" for p in peers) + " | p99/p50 incept | " + " | ".join(f"p99/p50 {p}" for p in peers) + \
-        " | idle CPU incept | " + " | ".join(f"idle CPU {p}" for p in peers) + " |"
-    ncols = 3 + 2 * len(peers) + 1 + 1 + len(peers) + 1 + len(peers)
+        " | idle CPU incept | " + " | ".join(f"idle CPU {p}" for p in peers) + \
+        " | runs with host steal, incept | " + " | ".join(f"... {p}" for p in peers) + " |"
+    ncols = 3 + 2 * len(peers) + 1 + 1 + len(peers) + 1 + len(peers) + 1 + len(peers)
     rows = [head, "|---|---:|---|" + "---:|" * (ncols - 3)]
     for r in results:
         cells = [r["model"], str(r["threads"]), mode_name(r["interval_ms"])]
@@ -382,6 +411,8 @@ def table(results: list[dict], peers: list[str]) -> str:
         cells += [f"{r['incept']['p99_over_p50']:.2f}"] + [f"{r[p]['p99_over_p50']:.2f}" for p in peers]
         cells += [f"{100 * r[n]['idle_cpu']:.0f}%" if r[n].get("idle_cpu") is not None else "-"
                   for n in ["incept", *peers]]
+        cells += [f"{sum(1 for s in r[n]['steal_ms'] if s > 0)}/{len(r[n]['steal_ms'])}"
+                  if r[n]["steal_ms"] else "-" for n in ["incept", *peers]]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -486,12 +517,13 @@ def main() -> int:
                                      f"{agreement['incept']:.1e} (relative): not the same model?")
                 if interval > 0:
                     times, paced = paced_rounds(engines, args.pairs, interval / 1e3, args.frames)
+                    steal = paced["steal"]
                 else:
-                    times, paced = rounds(engines, args.pairs), None
+                    (times, steal), paced = rounds(engines, args.pairs), None
                 for e in engines:
                     e.close()
                 row = {"model": model, "threads": threads, "interval_ms": interval, "pairs": args.pairs,
-                       "ort_spinning": spinning, "rel_diff_vs_ort": agreement, **summarise(times, peers, paced)}
+                       "ort_spinning": spinning, "rel_diff_vs_ort": agreement, **summarise(times, steal, peers, paced)}
                 results.append(row)
                 log(f"  {model} t={threads} {mode_name(interval)}: "
                     + ", ".join(f"incept/{p} {row[f'incept/{p}']['median']:.3f}" for p in peers)
@@ -511,6 +543,8 @@ def main() -> int:
              f"{args.frames} runs per engine at the cadence, the first untimed, after the process settles; "
              "order rotating each round; ratio: median of "
              f"the per-round ratios (p10-p90 in brackets), below 1 incept is faster; {spin_note}; "
+             "runs with host steal: timed runs during which the hypervisor ran other guests on this VM's "
+             "CPUs (/proc/stat, 10 ms ticks), a cause of long tails no engine controls; "
              f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after ({elapsed:.0f} s).")
     if load_before[0] > QUIET_LOAD * (os.cpu_count() or 1):
         notes += (f" **Load average {load_before[0]:.1f} on {os.cpu_count()} CPUs before the run: other work "
