@@ -178,11 +178,52 @@ fn bench_profiles_steps_by_the_clock_asked_for() {
     let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--clock", "thread-cpu"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--profile"), "{stderr}");
-    // The profile's tables are text: with `--json` they would follow the JSON and
-    // leave stdout unreadable as JSON, so the two are refused together.
-    let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--json", "--profile"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("--json") && stderr.contains("--profile"), "{stderr}");
+}
+
+/// `--json --profile`: one JSON document, the profile's tables under `profile`, the
+/// steps of its kinds adding up to the plan's.
+#[test]
+fn bench_json_carries_the_profile() {
+    let out = incept(&["bench", "nin_cifar10", "--runs", "2", "--json", "--profile", "--clock", "thread-cpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_latency_distribution(&v);
+    let profile = &v["profile"];
+    let clock = if cfg!(any(target_os = "linux", target_os = "macos")) { "thread_cpu" } else { "wall" };
+    assert_eq!(profile["clock"], clock, "{profile}");
+    let kinds = profile["kinds"].as_array().unwrap_or_else(|| panic!("kinds in {profile}"));
+    for kind in kinds {
+        for key in ["kind", "steps", "ms", "percent", "gflops"] {
+            assert!(!kind[key].is_null(), "{key} in {kind}");
+        }
+    }
+    let info = incept(&["info", "nin_cifar10", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let steps: u64 = kinds.iter().map(|k| k["steps"].as_u64().unwrap()).sum();
+    assert_eq!(steps, plan["steps"].as_u64().unwrap(), "{profile}");
+    let slowest = profile["slowest_steps"].as_array().unwrap_or_else(|| panic!("slowest_steps in {profile}"));
+    assert!(!slowest.is_empty() && slowest.len() as u64 <= steps, "{profile}");
+    for step in slowest {
+        for key in ["name", "kind", "ms", "gflops"] {
+            assert!(!step[key].is_null(), "{key} in {step}");
+        }
+    }
+    let ms: Vec<f64> = slowest.iter().map(|s| s["ms"].as_f64().unwrap()).collect();
+    assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+    // Frame-paced: every step after the gap against straight after, in plan order.
+    let out = incept(&["bench", "nin_cifar10", "--runs", "2", "--interval-ms", "5", "--json", "--profile"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let paced = v["profile"]["steps"].as_array().unwrap_or_else(|| panic!("steps in {v}"));
+    assert_eq!(paced.len() as u64, steps, "{v}");
+    assert_eq!((paced[0]["kind"].as_str(), v["profile"]["pairs"].as_u64()), (Some("input"), Some(2)), "{v}");
+    for key in ["name", "idle_ms", "warm_ms", "diff_ms", "cum_diff_ms"] {
+        assert!(paced.iter().all(|s| s[key].is_number() || s[key].is_string()), "{key} in {v}");
+    }
+    // Without `--profile`, no profile key.
+    let out = incept(&["bench", "nin_cifar10", "--runs", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("profile").is_none(), "{v}");
 }
 
 #[test]

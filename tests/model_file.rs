@@ -376,56 +376,97 @@ fn header_of(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(&bytes[64..64 + header_len]).unwrap()
 }
 
-#[test]
-fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
-    use incept::Precision;
-    let graph = models::build("googlenet").unwrap();
+/// A model written at float32 and at a reduced precision, the second opened verified.
+struct Converted {
+    /// The file at float32, and the one at the reduced precision (kept while mapped).
+    f32_file: TempFile,
+    _file: TempFile,
+    f32_bytes: Vec<u8>,
+    bytes: Vec<u8>,
+    model: Model,
+    x: Vec<f32>,
+    /// The outputs of the model lowered at the file's precision.
+    want: Vec<f32>,
+}
+
+/// What every file converted at a reduced precision must do: `name`'s model (synthetic
+/// weights) written at float32 and at `precision`, each tensor's header entries side
+/// by side: those `converted` says it converted (it counts them; at least one), the
+/// others unchanged; the file's header names its precision; opened verified, it is at
+/// `precision`, its weights mapped and none repacked, and gives the outputs of the
+/// model lowered at `precision`; written plain, it is converted when loaded, with the
+/// same outputs; a session at `other` is refused, naming both precisions.
+fn converted(
+    name: &str,
+    precision: incept::Precision,
+    other: incept::Precision,
+    converted: impl Fn(&serde_json::Value, &serde_json::Value) -> bool,
+) -> Converted {
+    let graph = models::build(name).unwrap();
     let weights = Weights::synthetic(&graph, 3);
-    let f32_file = written(&graph, &weights, "googlenet-f32", WritePacking::Native);
-    let file = TempFile::new("googlenet-bf16");
-    format::write_at(&graph, &weights, &file.0, WritePacking::Native, Precision::Bf16, &mut |_, _| {}).unwrap();
+    let f32_file = written(&graph, &weights, &format!("{name}-f32"), WritePacking::Native);
+    let write = |suffix: &str, packing| {
+        let file = TempFile::new(&format!("{name}-{precision}{suffix}"));
+        format::write_at(&graph, &weights, &file.0, packing, precision, &mut |_, _| {}).unwrap();
+        file
+    };
+    let file = write("", WritePacking::Native);
     let (f32_bytes, bytes) = (std::fs::read(&f32_file.0).unwrap(), std::fs::read(&file.0).unwrap());
     let (f32_header, header) = (header_of(&f32_bytes), header_of(&bytes));
-    assert!(f32_header.get("precision").is_none(), "float32 files are unchanged");
-    assert_eq!(header["precision"], "bf16");
-    let mut halved = 0;
+    assert_eq!(header["precision"], precision.name());
+    let mut n = 0;
     for (a, b) in f32_header["tensors"].as_array().unwrap().iter().zip(header["tensors"].as_array().unwrap()) {
-        if b["packing"] == "oihw_blocked16_bf16_pairs" || b["packing"] == "oihw_image_bf16_tap_pairs" {
-            // A direct layer's float32 weights take twice the bytes; a Winograd
-            // layer's (transformed) more.
-            let (a_len, b_len) = (a["length"].as_u64().unwrap(), b["length"].as_u64().unwrap());
-            assert!(a_len >= 2 * b_len, "{}", b["name"]);
-            halved += (a["packing"] == "oihw_blocked16") as usize;
+        if converted(a, b) {
+            n += 1;
         } else {
             assert_eq!((&a["packing"], &a["length"]), (&b["packing"], &b["length"]), "{}", b["name"]);
         }
     }
-    assert!(halved > 0 && bytes.len() < f32_bytes.len());
+    assert!(n > 0, "{name} at {precision}: no tensor converted");
 
     let model = Model::open_verified(&file.0).unwrap();
-    assert_eq!(model.precision(), Precision::Bf16);
+    assert_eq!(model.precision(), precision);
     let info = model.load_info().unwrap();
     assert!(info.repacked.is_empty() && info.mapped_bytes > 0);
-    assert_eq!(model.program().tensors.owned_bytes(), 0, "no weight on the heap");
-    // The same bits as the model lowered at BF16.
-    let x = common::input(3 * 224 * 224, 2);
-    let want = outputs(&Model::new_at(&graph, &weights, Precision::Bf16).unwrap(), &x);
+    let x = common::input(graph.dims(graph.input).volume(), 2);
+    let want = outputs(&Model::new_at(&graph, &weights, precision).unwrap(), &x);
     assert_eq!(outputs(&model, &x), want);
-    // A float32 file runs at BF16 too, its Winograd layers in float32.
-    let bf16_steps = |p: &incept::lower::Program| {
-        p.steps.iter().filter(|s| s.algorithm().is_some_and(|a| a.precision() == Precision::Bf16)).count()
-    };
-    let f32_model = Model::open(&f32_file.0).unwrap();
-    let partial = f32_model.program_at(Precision::Bf16).unwrap();
-    assert!(0 < bf16_steps(&partial) && bf16_steps(&partial) < bf16_steps(model.program()));
-    // Written plain, it is rounded when loaded: the same program.
-    let plain = TempFile::new("googlenet-bf16-plain");
-    format::write_at(&graph, &weights, &plain.0, WritePacking::Plain, Precision::Bf16, &mut |_, _| {}).unwrap();
+    let plain = write("-plain", WritePacking::Plain);
     assert_eq!(outputs(&Model::open_verified(&plain.0).unwrap(), &x), want);
 
-    let f32_options = SessionOptions { precision: Some(Precision::F32), ..Default::default() };
-    let err = model.session(f32_options).err().expect("a BF16 file has no float32 weights").to_string();
-    assert!(err.contains("holds bf16 weights and runs only at precision bf16, not f32"), "{err}");
+    let options = SessionOptions { precision: Some(other), ..Default::default() };
+    let err = model.session(options).err().expect("a file runs only at its precision").to_string();
+    assert!(
+        err.contains(&format!("holds {precision} weights and runs only at precision {precision}, not {other}")),
+        "{err}"
+    );
+    Converted { f32_file, _file: file, f32_bytes, bytes, model, x, want }
+}
+
+#[test]
+fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
+    use incept::Precision;
+    let (bf16, halved) = (Precision::Bf16, std::cell::Cell::new(0));
+    let c = converted("googlenet", bf16, Precision::F32, |a, b| {
+        if b["packing"] != "oihw_blocked16_bf16_pairs" && b["packing"] != "oihw_image_bf16_tap_pairs" {
+            return false;
+        }
+        // A direct layer's float32 weights take twice the bytes; a Winograd layer's
+        // (transformed) more.
+        let (a_len, b_len) = (a["length"].as_u64().unwrap(), b["length"].as_u64().unwrap());
+        assert!(a_len >= 2 * b_len, "{}", b["name"]);
+        halved.set(halved.get() + (a["packing"] == "oihw_blocked16") as usize);
+        true
+    });
+    assert!(header_of(&c.f32_bytes).get("precision").is_none(), "float32 files are unchanged");
+    assert!(halved.get() > 0 && c.bytes.len() < c.f32_bytes.len());
+    assert_eq!(c.model.program().tensors.owned_bytes(), 0, "no weight on the heap");
+    // A float32 file runs at BF16 too, its Winograd layers in float32.
+    let bf16_steps = |p: &incept::lower::Program| {
+        p.steps.iter().filter(|s| s.algorithm().is_some_and(|a| a.precision() == bf16)).count()
+    };
+    let partial = Model::open(&c.f32_file.0).unwrap().program_at(bf16).unwrap();
+    assert!(0 < bf16_steps(&partial) && bf16_steps(&partial) < bf16_steps(c.model.program()));
 }
 
 /// A file converted at BF16x3 holds the split weights (three BF16 terms a weight,
@@ -434,54 +475,30 @@ fn bf16_files_hold_half_size_weights_map_them_and_run_at_bf16_only() {
 #[test]
 fn bf16x3_files_hold_split_weights_and_run_at_bf16x3_only() {
     use incept::Precision;
-    let graph = models::build("nin_cifar10").unwrap();
-    let weights = Weights::synthetic(&graph, 3);
-    let f32_file = written(&graph, &weights, "nin-f32", WritePacking::Native);
-    let file = TempFile::new("nin-bf16x3");
-    format::write_at(&graph, &weights, &file.0, WritePacking::Native, Precision::Bf16x3, &mut |_, _| {}).unwrap();
-    let (f32_bytes, bytes) = (std::fs::read(&f32_file.0).unwrap(), std::fs::read(&file.0).unwrap());
-    let (f32_header, header) = (header_of(&f32_bytes), header_of(&bytes));
-    assert_eq!(header["precision"], "bf16x3");
-    let mut split = 0;
-    for (a, b) in f32_header["tensors"].as_array().unwrap().iter().zip(header["tensors"].as_array().unwrap()) {
-        if b["packing"] == "oihw_blocked16_bf16x3_pairs" {
-            // Three groups of whole input blocks, two bytes a value: 1.5 times a
-            // direct layer's float32 packing (a Winograd layer's is transformed).
-            let (a_len, b_len) = (a["length"].as_u64().unwrap(), b["length"].as_u64().unwrap());
-            if a["packing"] == "oihw_blocked16" {
-                assert_eq!(2 * b_len, 3 * a_len, "{}", b["name"]);
-                split += 1;
-            }
-        } else {
-            assert_eq!((&a["packing"], &a["length"]), (&b["packing"], &b["length"]), "{}", b["name"]);
+    let (x3, split) = (Precision::Bf16x3, std::cell::Cell::new(0));
+    let c = converted("nin_cifar10", x3, Precision::Bf16, |a, b| {
+        if b["packing"] != "oihw_blocked16_bf16x3_pairs" {
+            return false;
         }
-    }
-    assert!(split > 0);
-
-    let model = Model::open_verified(&file.0).unwrap();
-    assert_eq!(model.precision(), Precision::Bf16x3);
-    let info = model.load_info().unwrap();
-    assert!(info.repacked.is_empty() && info.mapped_bytes > 0);
-    let x = common::input(graph.dims(graph.input).volume(), 2);
-    let want = outputs(&Model::new_at(&graph, &weights, Precision::Bf16x3).unwrap(), &x);
-    assert_eq!(outputs(&model, &x), want);
-    let plain = TempFile::new("nin-bf16x3-plain");
-    format::write_at(&graph, &weights, &plain.0, WritePacking::Plain, Precision::Bf16x3, &mut |_, _| {}).unwrap();
-    assert_eq!(outputs(&Model::open_verified(&plain.0).unwrap(), &x), want);
+        // Three groups of whole input blocks, two bytes a value: 1.5 times a direct
+        // layer's float32 packing (a Winograd layer's is transformed).
+        let (a_len, b_len) = (a["length"].as_u64().unwrap(), b["length"].as_u64().unwrap());
+        if a["packing"] == "oihw_blocked16" {
+            assert_eq!(2 * b_len, 3 * a_len, "{}", b["name"]);
+            split.set(split.get() + 1);
+        }
+        true
+    });
+    assert!(split.get() > 0);
     // A float32 file runs at BF16x3 too (its Winograd layers, if any, float32):
     // near float32 either way.
-    let f32_model = Model::open(&f32_file.0).unwrap();
-    let partial = f32_model.program_at(Precision::Bf16x3).unwrap();
-    assert!(partial.steps.iter().any(|s| s.algorithm().is_some_and(|a| a.precision() == Precision::Bf16x3)));
-    let options = SessionOptions { precision: Some(Precision::Bf16x3), ..Default::default() };
-    let mut s = f32_model.session(options).unwrap();
+    let f32_model = Model::open(&c.f32_file.0).unwrap();
+    let partial = f32_model.program_at(x3).unwrap();
+    assert!(partial.steps.iter().any(|s| s.algorithm().is_some_and(|a| a.precision() == x3)));
+    let mut s = f32_model.session(SessionOptions { precision: Some(x3), ..Default::default() }).unwrap();
     let mut y = vec![0.0; s.output_len()];
-    s.run(&x, &mut y).unwrap();
-    assert!(common::rel_max_err(&y, &want) < 1e-4, "{}", common::rel_max_err(&y, &want));
-
-    let bf16_options = SessionOptions { precision: Some(Precision::Bf16), ..Default::default() };
-    let err = model.session(bf16_options).err().expect("a BF16x3 file has no other weights").to_string();
-    assert!(err.contains("holds bf16x3 weights and runs only at precision bf16x3, not bf16"), "{err}");
+    s.run(&c.x, &mut y).unwrap();
+    assert!(common::rel_max_err(&y, &c.want) < 1e-4, "{}", common::rel_max_err(&y, &c.want));
 }
 
 /// A model whose average pools moved after their projection, padded with its bias,

@@ -11,6 +11,7 @@
 
 mod support;
 
+use incept_kernels::bands::split_image;
 use incept_kernels::bf16::convert::to_bf16;
 use incept_kernels::bf16::image::chunk_rows_image;
 use incept_kernels::bf16::pack::{image_packed_len, pack_conv_weights_bf16_image};
@@ -21,18 +22,10 @@ use incept_kernels::bf16::{
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding, RowSplit};
-use support::{Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands};
-
-#[derive(Clone, Copy, Debug)]
-struct Case {
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    geom: ConvGeometry,
-    residual: bool,
-    act: Activation,
-}
+use support::{
+    Case, Rng, ThreeThreads, band_splits, bf16_kernels, bf16_rounding_bound, each_output, magnitude, reference_conv,
+    sum_tolerance, to_layout, view_bands, write_bands,
+};
 
 /// Runs `case` on `kernels` with the input and output in `splits` (one band each
 /// when `None`) and checks every output (see the module docs). False when the
@@ -49,8 +42,7 @@ fn check(
     let Some((oh, ow)) = geom.output_hw(h, w) else { return false };
     let dout = Dims::new(co, oh, ow);
     let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-    let (x, wt, bias, res) =
-        (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+    let [x, wt, bias, res] = rng.conv_operands(din, &geom, dout);
     let (nchw, blk) = (Layout::Nchw, Layout::Nchw16c);
 
     let ordered = {
@@ -78,11 +70,10 @@ fn check(
         act,
         &mut ImageMut::new(&mut want, dout, nchw),
     );
-    let want_f32 = reference_conv(&x, din, &wt, Some(&bias), &geom, residual.then_some(&res[..]), act, dout);
-    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
-    let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
-    let mag = reference_conv(&xa, din, &wa, Some(&ba), &geom, residual.then_some(&ra[..]), Activation::None, dout);
-    let k = (ci * geom.kh * geom.kw.next_multiple_of(2) + 2) as f32;
+    let r = residual.then_some(&res[..]);
+    let want_f32 = reference_conv(&x, din, &wt, Some(&bias), &geom, r, act, dout);
+    let mag = magnitude(&x, din, &wt, &bias, &geom, r, dout);
+    let k = ci * geom.kh * geom.kw.next_multiple_of(2) + 2;
 
     let mut packed = Vec::new();
     pack_conv_weights_bf16_image(&wt, shape, &mut packed);
@@ -90,27 +81,8 @@ fn check(
     let mut pbias = Vec::new();
     pack_bias(&bias, &mut pbias);
     let (in_split, out_split) = splits.unwrap_or((RowSplit::whole(h), RowSplit::whole(oh)));
-    let in_parts: Vec<Vec<f32>> = (0..in_split.bands())
-        .map(|t| {
-            let rows = in_split.rows(t);
-            let bd = in_split.band_dims(din, t);
-            let mut part = vec![0.0; bd.volume()];
-            for c in 0..ci {
-                for (r, y) in rows.clone().enumerate() {
-                    part[(c * bd.h + r) * w..][..w].copy_from_slice(&x[(c * h + y) * w..][..w]);
-                }
-            }
-            part
-        })
-        .collect();
-    let res_blk = to_layout(&res, dout, blk);
-    let res_parts: Vec<Vec<f32>> = (0..out_split.bands())
-        .map(|t| {
-            let plane = out_split.rows(t).len() * ow * 16;
-            let rows = out_split.rows(t).start * ow * 16;
-            (0..co.div_ceil(16)).flat_map(|b| res_blk[b * oh * ow * 16 + rows..][..plane].to_vec()).collect()
-        })
-        .collect();
+    let in_parts = split_image(Image::new(&x, din, nchw), in_split);
+    let res_parts = split_image(Image::new(&to_layout(&res, dout, blk), dout, blk), out_split);
     // NaN scratch: the driver must overwrite every value it reads.
     let mut scratch = vec![to_bf16(f32::NAN); conv2d_bf16_image_scratch_len(din, &geom)];
     let out = write_bands(dout, blk, out_split, |out| {
@@ -126,28 +98,15 @@ fn check(
             par,
         )
     });
-    for c in 0..blk.padded_channels(co) {
-        for yy in 0..oh {
-            for xx in 0..ow {
-                let got = out[blk.index(dout, c, yy, xx)];
-                if c >= co {
-                    assert_eq!(got, 0.0, "{case:?}: padding lane {c} not zero");
-                    continue;
-                }
-                let i = (c * oh + yy) * ow + xx;
-                let at = format!("{} {case:?} {splits:?} at (c={c}, y={yy}, x={xx})", kernels.conv_name());
-                assert!(
-                    got.to_bits() == ordered[i].to_bits(),
-                    "{at}: got {got}, the documented order gives {}",
-                    ordered[i]
-                );
-                let tol = k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE;
-                assert!((got - want[i]).abs() <= tol, "{at}: got {got}, BF16 reference {}, tolerance {tol:e}", want[i]);
-                let tol_f32 = (2f32.powi(-7) + 2f32.powi(-16)) * mag[i] + tol;
-                assert!((got - want_f32[i]).abs() <= tol_f32, "{at}: got {got}, float32 reference {}", want_f32[i]);
-            }
-        }
-    }
+    each_output(&out, dout, &case, |(c, yy, xx), i, got| {
+        let at = format!("{} {case:?} {splits:?} at (c={c}, y={yy}, x={xx})", kernels.conv_name());
+        let ordered = ordered[i];
+        assert!(got.to_bits() == ordered.to_bits(), "{at}: got {got}, the documented order gives {ordered}");
+        let tol = sum_tolerance(k, mag[i]);
+        assert!((got - want[i]).abs() <= tol, "{at}: got {got}, BF16 reference {}, tolerance {tol:e}", want[i]);
+        let tol_f32 = bf16_rounding_bound(mag[i]) + tol;
+        assert!((got - want_f32[i]).abs() <= tol_f32, "{at}: got {got}, float32 reference {}", want_f32[i]);
+    });
     true
 }
 
@@ -186,14 +145,9 @@ fn sweep(kernels: &Bf16Kernels, par: &dyn ParallelFor) -> usize {
     cases
 }
 
+/// The emulated AMX tiles and every BF16 tier this CPU runs.
 fn tiers() -> Vec<Bf16Kernels> {
-    let mut tiers = vec![Bf16Kernels::amx_emulated()];
-    for tier in [Bf16Tier::Portable, Bf16Tier::Avx512Bf16, Bf16Tier::Amx] {
-        match Bf16Kernels::new(tier) {
-            Some(k) => tiers.push(k),
-            None => eprintln!("SKIPPED: this CPU cannot run the {} tier", tier.name()),
-        }
-    }
+    let tiers: Vec<Bf16Kernels> = [Bf16Kernels::amx_emulated()].into_iter().chain(bf16_kernels()).collect();
     if std::env::var("INCEPT_EXPECT_AVX512BF16").is_ok() {
         assert!(tiers.iter().any(|k| k.tier() == Bf16Tier::Avx512Bf16), "AVX512-BF16 expected");
     }

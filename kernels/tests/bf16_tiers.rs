@@ -22,18 +22,10 @@ use incept_kernels::bf16::{
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding};
-use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
-
-#[derive(Clone, Copy, Debug)]
-struct Case {
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    geom: ConvGeometry,
-    residual: bool,
-    act: Activation,
-}
+use support::{
+    Case, Rng, ThreeThreads, bf16_kernels, bf16_rounding_bound, each_output, geometries, magnitude, reference_conv,
+    sum_tolerance, to_layout, write_between_sentinels,
+};
 
 /// The order a tier's sums are checked in, bit for bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,19 +125,17 @@ fn check(kernels: &Bf16Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor
     let Some((oh, ow)) = geom.output_hw(h, w) else { return false };
     let dout = Dims::new(co, oh, ow);
     let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-    let (x, wt, bias, res) =
-        (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+    let [x, wt, bias, res] = rng.conv_operands(din, &geom, dout);
     let nchw = Layout::Nchw;
 
     let mut want = vec![0.0; dout.volume()];
     let r = residual.then(|| Image::new(&res, dout, nchw));
     let y = &mut ImageMut::new(&mut want, dout, nchw);
     reference::conv2d(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, r, act, y);
-    let want_f32 = reference_conv(&x, din, &wt, Some(&bias), &geom, residual.then_some(&res[..]), act, dout);
-    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
-    let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
-    let mag = reference_conv(&xa, din, &wa, Some(&ba), &geom, residual.then_some(&ra[..]), Activation::None, dout);
-    let k = (ci * geom.kh * geom.kw + 2) as f32;
+    let r = residual.then_some(&res[..]);
+    let want_f32 = reference_conv(&x, din, &wt, Some(&bias), &geom, r, act, dout);
+    let mag = magnitude(&x, din, &wt, &bias, &geom, r, dout);
+    let k = ci * geom.kh * geom.kw + 2;
 
     let blk = Layout::Nchw16c;
     let mut packed = Vec::new();
@@ -168,49 +158,20 @@ fn check(kernels: &Bf16Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor
             par,
         )
     });
-    for c in 0..blk.padded_channels(co) {
-        for yy in 0..oh {
-            for xx in 0..ow {
-                let got = out[blk.index(dout, c, yy, xx)];
-                if c >= co {
-                    assert_eq!(got, 0.0, "{case:?}: padding lane {c} not zero");
-                    continue;
-                }
-                let i = (c * oh + yy) * ow + xx;
-                let at = format!("{} {case:?} at (c={c}, y={yy}, x={xx})", kernels.conv_name());
-                let tol = 2.0 * k * f32::EPSILON / 2.0 * mag[i] + f32::MIN_POSITIVE;
-                assert!((got - want[i]).abs() <= tol, "{at}: got {got}, BF16 reference {}, tolerance {tol:e}", want[i]);
-                // Each operand within u = 2^-8 of itself, so each product within 2u + u^2.
-                let tol_f32 = (2f32.powi(-7) + 2f32.powi(-16)) * mag[i] + tol;
-                assert!((got - want_f32[i]).abs() <= tol_f32, "{at}: got {got}, float32 reference {}", want_f32[i]);
-                let order = Order::of(kernels);
-                if order == Order::Unspecified {
-                    continue;
-                }
-                let order =
-                    replay(order, &x, din, &wt, shape, &bias, &geom, residual.then(|| res[i]), act, (c, yy, xx));
-                assert!(got.to_bits() == order.to_bits(), "{at}: got {got}, the documented order gives {order}");
-            }
+    let order = Order::of(kernels);
+    each_output(out, dout, &case, |(c, yy, xx), i, got| {
+        let at = format!("{} {case:?} at (c={c}, y={yy}, x={xx})", kernels.conv_name());
+        let tol = sum_tolerance(k, mag[i]);
+        assert!((got - want[i]).abs() <= tol, "{at}: got {got}, BF16 reference {}, tolerance {tol:e}", want[i]);
+        let tol_f32 = bf16_rounding_bound(mag[i]) + tol;
+        assert!((got - want_f32[i]).abs() <= tol_f32, "{at}: got {got}, float32 reference {}", want_f32[i]);
+        if order != Order::Unspecified {
+            let r = residual.then(|| res[i]);
+            let order = replay(order, &x, din, &wt, shape, &bias, &geom, r, act, (c, yy, xx));
+            assert!(got.to_bits() == order.to_bits(), "{at}: got {got}, the documented order gives {order}");
         }
-    }
+    });
     true
-}
-
-fn geometries() -> Vec<ConvGeometry> {
-    let g = |kh, kw, s, pad| ConvGeometry { kh, kw, stride_h: s, stride_w: s, pad };
-    let p = Padding::uniform;
-    vec![
-        g(1, 1, 1, p(0)),
-        g(1, 1, 2, p(0)),
-        g(3, 3, 1, p(1)),
-        g(3, 3, 2, p(0)),
-        g(1, 7, 1, Padding::symmetric(0, 3)),
-        g(7, 1, 1, Padding::symmetric(3, 0)),
-        g(5, 5, 1, p(2)),
-        g(7, 7, 2, p(3)),
-        g(3, 3, 2, Padding { top: 0, left: 0, bottom: 1, right: 1 }),
-        g(2, 4, 1, Padding { top: 1, left: 0, bottom: 0, right: 2 }),
-    ]
 }
 
 fn sweep(kernels: &Bf16Kernels, par: &dyn ParallelFor) -> usize {
@@ -292,11 +253,7 @@ fn pointwise(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
 
 #[test]
 fn every_available_bf16_tier_matches_the_reference() {
-    for tier in [Bf16Tier::Portable, Bf16Tier::Avx512Bf16, Bf16Tier::Amx] {
-        let Some(kernels) = Bf16Kernels::new(tier) else {
-            eprintln!("SKIPPED: this CPU cannot run the {} tier", tier.name());
-            continue;
-        };
+    for kernels in bf16_kernels() {
         every_family(&kernels);
     }
 }

@@ -1,7 +1,7 @@
 //! The split BF16 convolution ([`Bf16Terms::Split3`], precision `bf16x3`: each
 //! operand split into `hi + lo` BF16 terms, three products per multiply-add) on
 //! every BF16 tier this CPU runs and on the AMX tier's emulated tiles, over shape
-//! families (the families of `bf16_tiers.rs`: 1x1, 3x3, 1xn / nx1, 5x5, strided
+//! families (the windows of `support::geometries`: 1x1, 3x3, 1xn / nx1, 5x5, strided
 //! stems, channels off, under and over the block, widths around the tiles, every
 //! padding side, a residual; pointwise layers, long reductions). Every output must
 //! equal, bit for bit, the same tier's rounded BF16 convolution over the three
@@ -21,7 +21,10 @@ use incept_kernels::bf16::{
 use incept_kernels::pack::{ConvShape, pack_bias};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, ImageMut, Layout, Padding};
-use support::{Rng, ThreeThreads, reference_conv, to_layout, write_between_sentinels};
+use support::{
+    Rng, ThreeThreads, bf16_kernels, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
+    window, write_between_sentinels,
+};
 
 const SPLIT: Bf16Terms = Bf16Terms::Split3;
 
@@ -90,8 +93,7 @@ fn check(
     let Some((oh, ow)) = geom.output_hw(h, w) else { return false };
     let dout = Dims::new(co, oh, ow);
     let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-    let (x, wt, bias, res) =
-        (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+    let [x, wt, bias, res] = rng.conv_operands(din, &geom, dout);
     let r = residual.then_some(&res[..]);
     let got = run(kernels, SPLIT, (&x, din), (&wt, shape), &bias, &geom, r, act, dout, par);
 
@@ -107,57 +109,32 @@ fn check(
     let rimg = r.map(|r| Image::new(r, dout, nchw));
     reference::conv2d_terms(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, rimg, act, y, SPLIT);
     let want_f32 = reference_conv(&x, din, &wt, Some(&bias), &geom, r, act, dout);
-    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
-    let (ba, ra) = (abs(&bias), abs(&res));
-    let ra = residual.then_some(&ra[..]);
-    let mag = reference_conv(&abs(&x), din, &abs(&wt), Some(&ba), &geom, ra, Activation::None, dout);
-    let mag3 = reference_conv(&abs(&xw), dw, &abs(&ww), Some(&ba), &geom, ra, Activation::None, dout);
-    let (k, k3) = ((ci * geom.kh * geom.kw + 2) as f32, (sw.ci * geom.kh * geom.kw + 2) as f32);
+    let mag = magnitude(&x, din, &wt, &bias, &geom, r, dout);
+    let mag3 = magnitude(&xw, dw, &ww, &bias, &geom, r, dout);
+    let (k, k3) = (ci * geom.kh * geom.kw + 2, sw.ci * geom.kh * geom.kw + 2);
     let u = f32::EPSILON / 2.0;
 
-    let blk = Layout::Nchw16c;
-    for c in 0..blk.padded_channels(co) {
-        for yy in 0..oh {
-            for xx in 0..ow {
-                let at = format!("{} ci {ci} co {co} {h}x{w} {geom:?} at (c={c}, y={yy}, x={xx})", kernels.conv_name());
-                let g = got[blk.index(dout, c, yy, xx)];
-                let same = wide[blk.index(dout, c, yy, xx)];
-                assert!(g.to_bits() == same.to_bits(), "{at}: split {g}, over three groups {same}");
-                if c >= co {
-                    assert_eq!(g, 0.0, "{at}: padding lane not zero");
-                    continue;
-                }
-                let i = (c * oh + yy) * ow + xx;
-                // Any order of a K-term float32 sum: within 2 K u of the sum of |terms|.
-                let tol = 2.0 * k3 * u * mag3[i] + f32::MIN_POSITIVE;
-                assert!((g - want[i]).abs() <= tol, "{at}: got {g}, split reference {}, tolerance {tol:e}", want[i]);
-                // The split's products, and both engines' float32 sums.
-                let tol_f32 = SPLIT_PRODUCT_BOUND * mag[i] + tol + 2.0 * k * u * mag[i];
-                assert!((g - want_f32[i]).abs() <= tol_f32, "{at}: got {g}, float32 {}, tol {tol_f32:e}", want_f32[i]);
-            }
-        }
+    let case = format!("{} ci {ci} co {co} {h}x{w} {geom:?}", kernels.conv_name());
+    for (n, (g, same)) in got.iter().zip(&wide).enumerate() {
+        assert!(g.to_bits() == same.to_bits(), "{case}: value {n}: split {g}, over three groups {same}");
     }
+    each_output(&got, dout, &case, |(c, yy, xx), i, g| {
+        let at = format!("{case} at (c={c}, y={yy}, x={xx})");
+        // Any order of a K-term float32 sum: within 2 K u of the sum of |terms|.
+        let tol = sum_tolerance(k3, mag3[i]);
+        assert!((g - want[i]).abs() <= tol, "{at}: got {g}, split reference {}, tolerance {tol:e}", want[i]);
+        // The split's products, and both engines' float32 sums.
+        let tol_f32 = SPLIT_PRODUCT_BOUND * mag[i] + tol + 2.0 * k as f32 * u * mag[i];
+        assert!((g - want_f32[i]).abs() <= tol_f32, "{at}: got {g}, float32 {}, tol {tol_f32:e}", want_f32[i]);
+    });
     true
 }
 
 /// The shape families; returns how many cases ran.
 fn sweep(kernels: &Bf16Kernels, par: &dyn ParallelFor) -> usize {
     let mut rng = Rng(0x243f6a8885a308d3);
-    let g = |kh, kw, s, pad| ConvGeometry { kh, kw, stride_h: s, stride_w: s, pad };
-    let p = Padding::uniform;
-    let geometries = [
-        g(1, 1, 1, p(0)),
-        g(1, 1, 2, p(0)),
-        g(3, 3, 1, p(1)),
-        g(3, 3, 2, p(0)),
-        g(1, 7, 1, Padding::symmetric(0, 3)),
-        g(7, 1, 1, Padding::symmetric(3, 0)),
-        g(5, 5, 1, p(2)),
-        g(7, 7, 2, p(3)),
-        g(2, 4, 1, Padding { top: 1, left: 0, bottom: 0, right: 2 }),
-    ];
     let mut cases = 0;
-    for (n, geom) in geometries.into_iter().enumerate() {
+    for (n, geom) in geometries().into_iter().enumerate() {
         for &(ci, co) in &[(1, 1), (3, 32), (16, 16), (17, 15), (33, 64), (7, 100)] {
             for &(h, w) in &[(1, 1), (5, 7), (8, 8), (13, 17)] {
                 let act = if (co + w + n) % 3 == 0 { Activation::None } else { Activation::Relu };
@@ -167,14 +144,14 @@ fn sweep(kernels: &Bf16Kernels, par: &dyn ParallelFor) -> usize {
     }
     // Pointwise layers of few and many output groups (never read in place: a
     // split is staged), and long reductions of many chunks.
-    let pw = g(1, 1, 1, p(0));
+    let pw = window(1, 1, 1, Padding::uniform(0));
     for (n, &(ci, co, h, w, geom)) in [
         (48, 80, 9, 13, pw),
         (300, 96, 7, 11, pw),
         (520, 260, 3, 5, pw),
         (1000, 40, 5, 7, pw),
-        (448, 64, 6, 9, g(3, 3, 1, p(1))),
-        (160, 48, 7, 8, ConvGeometry { kh: 1, kw: 7, stride_h: 1, stride_w: 1, pad: Padding::symmetric(0, 3) }),
+        (448, 64, 6, 9, window(3, 3, 1, Padding::uniform(1))),
+        (160, 48, 7, 8, window(1, 7, 1, Padding::symmetric(0, 3))),
     ]
     .iter()
     .enumerate()
@@ -197,11 +174,7 @@ fn every_family(kernels: &Bf16Kernels, par: &dyn ParallelFor) {
 
 #[test]
 fn every_available_bf16_tier_computes_the_split() {
-    for tier in [Bf16Tier::Portable, Bf16Tier::Avx512Bf16, Bf16Tier::Amx] {
-        let Some(kernels) = Bf16Kernels::new(tier) else {
-            eprintln!("SKIPPED: this CPU cannot run the {} tier", tier.name());
-            continue;
-        };
+    for kernels in bf16_kernels() {
         every_family(&kernels, &Sequential);
     }
 }

@@ -9,7 +9,7 @@ use incept_kernels::bands::split_image;
 use incept_kernels::linear::linear;
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::pool::{PoolKind, global_avg_pool, pool};
-use support::{ThreeThreads, band_splits, view_bands, write_bands};
+use support::{ThreeThreads, band_splits, to_layout, view_bands, write_bands};
 
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, ImageMut, Kernels, Layout, Padding, PoolGeometry, RowSplit, Tier, reference,
@@ -26,12 +26,6 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn blocked(x: &[f32], d: Dims) -> Vec<f32> {
-    let mut out = vec![f32::NAN; Layout::Nchw16c.image_len(d)];
-    reference::copy(Image::new(x, d, Layout::Nchw), &mut ImageMut::new(&mut out, d, Layout::Nchw16c));
-    out
-}
-
 /// Runs `fast` and `reference` (both given NCHW16c views) and compares every lane,
 /// padding lanes included, within `tol(reference value, lane index)`.
 fn compare(
@@ -44,7 +38,7 @@ fn compare(
     what: &str,
 ) {
     let l = Layout::Nchw16c;
-    let xb = blocked(x, din);
+    let xb = to_layout(x, din, Layout::Nchw16c);
     let (mut a, mut b) = (vec![f32::NAN; l.image_len(dout)], vec![f32::NAN; l.image_len(dout)]);
     fast(Image::new(&xb, din, l), &mut ImageMut::new(&mut a, dout, l));
     slow(Image::new(&xb, din, l), &mut ImageMut::new(&mut b, dout, l));
@@ -171,7 +165,7 @@ fn bands_match_one_band_on_every_tier() {
                 let din = Dims::new(c, h, w);
                 let Some((oh, ow)) = g.output_hw(h, w) else { continue };
                 let dout = Dims::new(c, oh, ow);
-                let xb = blocked(&data(din.volume(), (gi * 131 + c * 7 + h) as u64), din);
+                let xb = to_layout(&data(din.volume(), (gi * 131 + c * 7 + h) as u64), din, Layout::Nchw16c);
                 let pad: Vec<f32> = data(c, c as u64 + 5);
                 let kinds = [
                     PoolKind::Max,
@@ -218,7 +212,7 @@ fn bands_match_one_band_on_every_tier() {
     for &(c, h, w) in &[(3, 5, 7), (16, 2, 3), (35, 4, 4), (3, 9, 9)] {
         let d = Dims::new(c, h, w);
         let x = data(d.volume(), c as u64);
-        let want = blocked(&x, d);
+        let want = to_layout(&x, d, Layout::Nchw16c);
         for (in_split, out_split) in band_splits(h, h).into_iter().chain([(RowSplit::whole(h), RowSplit::even(h, 2))]) {
             let parts = split_image(Image::new(&x, d, Layout::Nchw), in_split);
             let got = write_bands(d, l, out_split, |out| {
@@ -256,7 +250,7 @@ fn reorder_matches_the_reference_copy_both_ways() {
     {
         let d = Dims::new(c, h, w);
         let x = data(d.volume(), c as u64);
-        let want = blocked(&x, d);
+        let want = to_layout(&x, d, Layout::Nchw16c);
         let mut got = vec![f32::NAN; Layout::Nchw16c.image_len(d)];
         let src = Image::new(&x, d, Layout::Nchw);
         incept_kernels::blocked::reorder(src, &mut ImageMut::new(&mut got, d, Layout::Nchw16c), par);

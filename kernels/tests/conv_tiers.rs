@@ -19,19 +19,9 @@ use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls, tile_calls};
 use support::{
-    Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands, write_between_sentinels,
+    Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
+    view_bands, window, write_bands, write_between_sentinels,
 };
-
-#[derive(Clone, Copy, Debug)]
-struct Case {
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    geom: ConvGeometry,
-    residual: bool,
-    act: Activation,
-}
 
 /// The documented summation order of the microkernels (`TileArgs`), one output
 /// at a time: taps `(ib, ky, kx)` in order, 16 lanes each (channels past `ci` are
@@ -89,15 +79,13 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
     let Some((oh, ow)) = geom.output_hw(h, w) else { return };
     let dout = Dims::new(co, oh, ow);
     let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
-    let (x, wt, bias, res) =
-        (rng.vec(din.volume()), rng.vec(co * ci * geom.kh * geom.kw), rng.vec(co), rng.vec(dout.volume()));
+    let [x, wt, bias, res] = rng.conv_operands(din, &geom, dout);
 
     // Reference, and its magnitude twin for the error bound.
-    let want = reference_conv(&x, din, &wt, Some(&bias), &geom, residual.then_some(&res[..]), act, dout);
-    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
-    let (xa, wa, ba, ra) = (abs(&x), abs(&wt), abs(&bias), abs(&res));
-    let mag = reference_conv(&xa, din, &wa, Some(&ba), &geom, residual.then_some(&ra[..]), Activation::None, dout);
-    let k = (ci * geom.kh * geom.kw + 2) as f32;
+    let r = residual.then_some(&res[..]);
+    let want = reference_conv(&x, din, &wt, Some(&bias), &geom, r, act, dout);
+    let mag = magnitude(&x, din, &wt, &bias, &geom, r, dout);
+    let k = ci * geom.kh * geom.kw + 2;
 
     // Fast path, writing into the middle of a larger buffer full of sentinels.
     let blk = Layout::Nchw16c;
@@ -170,63 +158,43 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
             same(&got, &format!("conv2d_image in {in_split:?} -> {out_split:?}"));
         }
     }
-    for c in 0..blk.padded_channels(co) {
-        for y in 0..oh {
-            for xx in 0..ow {
-                let got = out[blk.index(dout, c, y, xx)];
-                if c >= co {
-                    assert_eq!(got, 0.0, "{case:?}: padding lane {c} not zero");
-                    continue;
-                }
-                let i = (c * oh + y) * ow + xx;
-                let tol = 2.0 * k * f32::EPSILON / 2.0 * mag[i] + f32::MIN_POSITIVE;
-                assert!(
-                    (got - want[i]).abs() <= tol,
-                    "{} {case:?}: at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {tol:e}",
-                    kernels.conv_name(),
-                    want[i]
-                );
-                let fused = kernels.tier() != Tier::Portable;
-                let r = residual.then(|| res[i]);
-                let order = replay(&x, din, &wt, shape, &bias, &geom, r, act, (c, y, xx), fused);
-                assert!(
-                    got == order,
-                    "{} {case:?}: at (c={c}, y={y}, x={xx}) got {got}, but the documented order gives {order}",
-                    kernels.conv_name()
-                );
-            }
-        }
-    }
+    let fused = kernels.tier() != Tier::Portable;
+    each_output(out, dout, &case, |(c, y, xx), i, got| {
+        let tol = sum_tolerance(k, mag[i]);
+        assert!(
+            (got - want[i]).abs() <= tol,
+            "{} {case:?}: at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {tol:e}",
+            kernels.conv_name(),
+            want[i]
+        );
+        let r = residual.then(|| res[i]);
+        let order = replay(&x, din, &wt, shape, &bias, &geom, r, act, (c, y, xx), fused);
+        assert!(
+            got == order,
+            "{} {case:?}: at (c={c}, y={y}, x={xx}) got {got}, but the documented order gives {order}",
+            kernels.conv_name()
+        );
+    });
 }
 
-fn geometries() -> Vec<ConvGeometry> {
-    let g = |kh, kw, s, pad| ConvGeometry { kh, kw, stride_h: s, stride_w: s, pad };
-    let p = Padding::uniform;
-    vec![
-        g(1, 1, 1, p(0)),
-        g(1, 1, 2, p(0)),
-        g(3, 3, 1, p(1)),
-        g(3, 3, 1, p(0)),
-        g(3, 3, 2, p(0)),
-        g(3, 3, 2, p(1)),
-        g(1, 7, 1, Padding::symmetric(0, 3)),
-        g(7, 1, 1, Padding::symmetric(3, 0)),
-        g(1, 3, 1, Padding::symmetric(0, 1)),
-        g(3, 1, 1, Padding::symmetric(1, 0)),
-        g(5, 5, 1, p(2)),
-        g(7, 7, 2, p(3)),
-        g(11, 11, 4, p(2)),
-        // TF "SAME" with an odd total: more on the bottom / right.
-        g(3, 3, 2, Padding { top: 0, left: 0, bottom: 1, right: 1 }),
-        g(2, 4, 1, Padding { top: 1, left: 0, bottom: 0, right: 2 }),
+/// The shared families, and 3x3 valid, 1x3 / 3x1, the 11x11/4 stem, and a
+/// stride and padding that differ between the axes.
+fn conv_geometries() -> Vec<ConvGeometry> {
+    let mut geometries = geometries();
+    geometries.extend([
+        window(3, 3, 1, Padding::uniform(0)),
+        window(1, 3, 1, Padding::symmetric(0, 1)),
+        window(3, 1, 1, Padding::symmetric(1, 0)),
+        window(11, 11, 4, Padding::uniform(2)),
         ConvGeometry { kh: 3, kw: 1, stride_h: 2, stride_w: 1, pad: Padding { top: 2, left: 1, bottom: 0, right: 0 } },
-    ]
+    ]);
+    geometries
 }
 
 fn sweep(kernels: &Kernels, par: &dyn ParallelFor) {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let mut cases = 0;
-    for geom in geometries() {
+    for geom in conv_geometries() {
         for &(ci, co) in &[(1, 1), (3, 32), (16, 16), (17, 15), (32, 80), (48, 64), (7, 100)] {
             for &(h, w) in &[(1, 1), (2, 9), (5, 7), (8, 8), (13, 17), (12, 25)] {
                 let residual = (ci + h) % 2 == 0;
@@ -324,7 +292,7 @@ fn images_of_few_channels_match_the_reference() {
     let mut rng = Rng(0xbf58476d1ce4e5b9);
     for tier in Tier::available() {
         let kernels = Kernels::new(tier).unwrap();
-        for geom in geometries() {
+        for geom in conv_geometries() {
             for ci in 1..=5 {
                 let case = Case { ci, co: 20, h: 11, w: 23, geom, residual: ci == 2, act: Activation::Relu };
                 check(&kernels, case, &mut rng, &Sequential);

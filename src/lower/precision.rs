@@ -61,12 +61,12 @@ impl fmt::Display for Precision {
 impl FromStr for Precision {
     type Err = String;
 
-    /// `f32`, `bf16` or `bf16x3`.
+    /// A name of [`Precision::ALL`]; the error lists them.
     fn from_str(s: &str) -> Result<Precision, String> {
-        Precision::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown precision '{s}' (f32, bf16, bf16x3)"))
+        Precision::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Precision::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown precision '{s}' ({})", names.join(", "))
+        })
     }
 }
 

@@ -398,7 +398,7 @@ pub mod conv_bf16 {
         conv2d_bf16_image, conv2d_bf16_image_scratch_len, conv2d_bf16_par, conv2d_bf16_scratch_len,
     };
     use incept_kernels::pack::pack_bias;
-    use incept_kernels::{Activation, Image, ImageMut, Layout, reference};
+    use incept_kernels::{Activation, Dims, Image, ImageMut, Layout, reference};
 
     use super::conv::{Conv, ConvCase, Operands, blocked_in_nan};
     use super::{SplitInThree, canvas, check_padding_lanes, check_sentinels, to_layout};
@@ -423,36 +423,34 @@ pub mod conv_bf16 {
     /// kind aside. Returns the names of the kernels it ran.
     pub fn check(case: &ConvCase) -> Vec<&'static str> {
         let cv = case.decode();
-        let Conv { ci, geom, .. } = cv;
-        let Operands { din, dout, shape, x, wt, bias, res } = cv.operands(case.seed);
-        let residual = cv.residual;
-        let act = cv.act;
+        let Conv { ci, geom, residual, act, .. } = cv;
+        let ops = cv.operands(case.seed);
+        let Operands { din, dout, shape, ref x, ref wt, ref bias, ref res } = ops;
 
         let nchw = Layout::Nchw;
-        let out_nchw = |f: &dyn Fn(&mut ImageMut)| {
-            let mut out = vec![0.0; dout.volume()];
-            f(&mut ImageMut::new(&mut out, dout, nchw));
-            out
-        };
-        let r = residual.then(|| Image::new(&res, dout, nchw));
-        let want_f32 = out_nchw(&|o| reference::conv2d(Image::new(&x, din, nchw), &wt, Some(&bias), &geom, r, act, o));
+        let r = residual.then(|| Image::new(res, dout, nchw));
+        let want_f32 =
+            out_nchw(dout, &|o| reference::conv2d(Image::new(x, din, nchw), wt, Some(bias), &geom, r, act, o));
         let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
-        let (ba, ra) = (abs(&bias), abs(&res));
+        let (ba, ra) = (abs(bias), abs(res));
         let ra = residual.then(|| Image::new(&ra, dout, nchw));
         // Sum |w x| (and |bias|, |residual|) over the terms of `x` (NCHW, `d`) and `w`.
         let mag_of = |x: &[f32], d, w: &[f32]| {
             let (xa, wa) = (abs(x), abs(w));
-            out_nchw(&|o| reference::conv2d(Image::new(&xa, d, nchw), &wa, Some(&ba), &geom, ra, Activation::None, o))
+            let conv = |o: &mut ImageMut| {
+                reference::conv2d(Image::new(&xa, d, nchw), &wa, Some(&ba), &geom, ra, Activation::None, o)
+            };
+            out_nchw(dout, &conv)
         };
-        let mag = mag_of(&x, din, &wt);
+        let mag = mag_of(x, din, wt);
         let mut ran: Option<Vec<&'static str>> = None;
         for terms in [Bf16Terms::Rounded, Bf16Terms::Split3] {
-            let want = out_nchw(&|o| {
-                let x = Image::new(&x, din, nchw);
-                incept_kernels::bf16::reference::conv2d_terms(x, &wt, Some(&bias), &geom, r, act, o, terms)
+            let want = out_nchw(dout, &|o| {
+                let x = Image::new(x, din, nchw);
+                incept_kernels::bf16::reference::conv2d_terms(x, wt, Some(bias), &geom, r, act, o, terms)
             });
             // The BF16 operands and their count: three groups of channels for a split.
-            let (xw, dw) = terms.reduction_input(Image::new(&x, din, nchw));
+            let (xw, dw) = terms.reduction_input(Image::new(x, din, nchw));
             let k = (terms.reduction_shape(shape).ci * geom.kh * geom.kw + 2) as f32;
             // Each product of the operands' terms against the exact one; and the
             // float32 reference's own sums, beside a split's bound (rounding's 2^-7
@@ -460,55 +458,58 @@ pub mod conv_bf16 {
             let (mag_terms, product, k32) = match terms {
                 Bf16Terms::Rounded => (mag.clone(), 2f32.powi(-7) + 2f32.powi(-16), 0.0),
                 Bf16Terms::Split3 => (
-                    mag_of(&xw, dw, &terms.reduction_weights(&wt, shape)),
+                    mag_of(&xw, dw, &terms.reduction_weights(wt, shape)),
                     3.01 * 2f32.powi(-16),
                     (ci * geom.kh * geom.kw + 2) as f32,
                 ),
             };
-            let names = check_terms(case, &cv, terms, (&want, &want_f32, &mag, &mag_terms), (k, k32, product));
+            let names = check_terms(case, &cv, &ops, terms, (&want, &want_f32, &mag, &mag_terms), (k, k32, product));
             assert_eq!(*ran.get_or_insert_with(|| names.clone()), names, "the same kernels at {terms:?}");
         }
         ran.expect("two passes")
     }
 
-    /// [`check`] with the operands made as `terms`: `want` the reference at `terms`,
-    /// `mag` and `mag_terms` the sums of |terms| of the float32 and the BF16
+    /// A new NCHW image of shape `d`, written by `f`.
+    fn out_nchw(d: Dims, f: &dyn Fn(&mut ImageMut)) -> Vec<f32> {
+        let mut out = vec![0.0; d.volume()];
+        f(&mut ImageMut::new(&mut out, d, Layout::Nchw));
+        out
+    }
+
+    /// [`check`] with the operands `ops` made as `terms`: `want` the reference at
+    /// `terms`, `mag` and `mag_terms` the sums of |terms| of the float32 and the BF16
     /// products, `k` their counts, `product` the bound on a product's error.
     #[allow(clippy::type_complexity)]
     fn check_terms(
         case: &ConvCase,
         cv: &Conv,
+        ops: &Operands,
         terms: Bf16Terms,
         (want, want_f32, mag, mag_terms): (&[f32], &[f32], &[f32], &[f32]),
         (k, k32, product): (f32, f32, f32),
     ) -> Vec<&'static str> {
         let Conv { ci, co, geom, residual, act, in_offset, out_offset, .. } = *cv;
-        let Operands { din, dout, shape, x, wt, bias, res } = cv.operands(case.seed);
+        let Operands { din, dout, shape, ref x, ref wt, ref bias, ref res } = *ops;
         let (oh, ow) = (dout.h, dout.w);
         let nchw = Layout::Nchw;
-        let out_nchw = |f: &dyn Fn(&mut ImageMut)| {
-            let mut out = vec![0.0; dout.volume()];
-            f(&mut ImageMut::new(&mut out, dout, nchw));
-            out
-        };
-        let r = residual.then(|| Image::new(&res, dout, nchw));
+        let r = residual.then(|| Image::new(res, dout, nchw));
         let blk = Layout::Nchw16c;
         let (mut packed, mut pbias) = (Vec::new(), Vec::new());
-        pack_conv_weights_bf16_terms(&wt, shape, terms, &mut packed);
-        pack_bias(&bias, &mut pbias);
+        pack_conv_weights_bf16_terms(wt, shape, terms, &mut packed);
+        pack_bias(bias, &mut pbias);
         let weights = PackedConvBf16 { shape, terms, weights: &packed, bias: &pbias };
-        let (xbuf, in_len) = (blocked_in_nan(&x, din, in_offset), blk.image_len(din));
+        let (xbuf, in_len) = (blocked_in_nan(x, din, in_offset), blk.image_len(din));
         let input = Image::new(&xbuf[in_offset..in_offset + in_len], din, blk);
-        let rin = to_layout(&res, dout, blk);
+        let rin = to_layout(res, dout, blk);
         let (before, after) = (out_offset, 64 - out_offset);
         let out_len = blk.image_len(dout);
 
         // The image kind: its weights packing, and its documented order.
         let (mut image_packed, image) = (Vec::new(), ci <= 16 && terms == Bf16Terms::Rounded);
         let image_order = image.then(|| {
-            pack_conv_weights_bf16_image(&wt, shape, &mut image_packed);
-            let x = Image::new(&x, din, nchw);
-            out_nchw(&|o| incept_kernels::bf16::reference::conv2d_image(x, &wt, &bias, &geom, r, act, o))
+            pack_conv_weights_bf16_image(wt, shape, &mut image_packed);
+            let x = Image::new(x, din, nchw);
+            out_nchw(dout, &|o| incept_kernels::bf16::reference::conv2d_image(x, wt, bias, &geom, r, act, o))
         });
         // Runs a kernel into the output slice between sentinels, with `scratch_len`
         // values of NaN scratch (the driver must overwrite every value it reads);
@@ -584,7 +585,7 @@ pub mod conv_bf16 {
             let what = format!("{what} from its image");
             let out = &run(&what, conv2d_bf16_image_scratch_len(din, &geom), &|o, scratch| {
                 let (x, w) = (
-                    Image::new(&x, din, nchw),
+                    Image::new(x, din, nchw),
                     PackedConvBf16 { shape, terms: Bf16Terms::Rounded, weights: &image_packed, bias: &pbias },
                 );
                 let r = residual.then(|| Image::new(&rin, dout, blk).into());

@@ -40,8 +40,8 @@ pub struct Args {
     /// are flushed). Comparing them tells the core's idle state from cache traffic.
     #[arg(long, value_enum, default_value_t = Idle::Sleep, requires = "interval_ms")]
     idle: Idle,
-    /// Print JSON (not with `--profile`, whose tables are text).
-    #[arg(long, conflicts_with = "profile")]
+    /// Print JSON (with `--profile`, the profile under the key `profile`).
+    #[arg(long)]
     json: bool,
     /// Also time every step and print where the time goes; with `--interval-ms`,
     /// compare each step after the idle gap with the same step run back to back.
@@ -159,8 +159,24 @@ pub fn run(args: &Args) -> Result<(), String> {
 
     let gflops = 2.0 * model.graph().macs() as f64 * batch as f64 / 1e9 / (latency.p50 / 1e3);
     let idle = idle_cpu_fraction(Duration::from_millis(500));
+    let profile = if args.profile {
+        let clock = match args.clock {
+            StepClock::ThreadCpu => {
+                s.set_profile_clock(thread_cpu_clock);
+                crate::peak::Clock::thread_cpu().name
+            }
+            StepClock::Wall => "wall",
+        };
+        let profile = match interval {
+            None => Profile::Steps(steps_profile(&mut s, &x, &mut y, runs)?),
+            Some(gap) => Profile::AfterIdle(after_idle_profile(&mut s, &x, &mut y, runs, gap, args.idle, &mut buffer)?),
+        };
+        Some((clock, profile))
+    } else {
+        None
+    };
     if args.json {
-        let v = json!({
+        let mut v = json!({
             "model": name, "threads": threads, "batch": batch, "runs": runs, "tier": s.tier().name(),
             "precision": s.precision().name(), "bf16_tier": s.bf16_tier().map(|t| t.name()),
             "interval_ms": args.interval_ms, "overruns": interval.map(|_| overruns),
@@ -175,6 +191,9 @@ pub fn run(args: &Args) -> Result<(), String> {
             "gflops_median": gflops,
             "idle_cpu_fraction": idle,
         });
+        if let Some((clock, p)) = &profile {
+            v["profile"] = p.to_json(clock);
+        }
         println!("{v:#}");
     } else {
         let pacing = match args.interval_ms {
@@ -207,15 +226,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         if let Some(idle) = idle {
             println!("idle between runs: the process used {:.1}% of one core", 100.0 * idle);
         }
-    }
-    if args.profile {
-        if args.clock == StepClock::ThreadCpu {
-            s.set_profile_clock(thread_cpu_clock);
-            println!("steps timed by the {} clock", crate::peak::Clock::thread_cpu().name);
-        }
-        match interval {
-            None => print_profile(&mut s, &x, &mut y, runs)?,
-            Some(gap) => print_profile_after_idle(&mut s, &x, &mut y, runs, gap, args.idle, &mut buffer)?,
+        if let Some((clock, profile)) = &profile {
+            if args.clock == StepClock::ThreadCpu {
+                println!("steps timed by the {clock} clock");
+            }
+            profile.print();
         }
     }
     Ok(())
@@ -279,9 +294,28 @@ fn idle_cpu_fraction(wait: Duration) -> Option<f64> {
     Some((cpu_seconds()? - before) / wait.as_secs_f64())
 }
 
-/// Runs `runs` more times with per-step timing and prints time by operator kind and
-/// the slowest steps, with their GFLOP/s.
-fn print_profile(s: &mut Session, x: &[f32], y: &mut [f32], runs: usize) -> Result<(), String> {
+/// Where the time of the profiled runs goes, as `--profile` prints it.
+enum Profile {
+    /// Back to back: time by operator kind, and the slowest steps.
+    Steps(StepsProfile),
+    /// Frame-paced: each step after the idle gap against the same step straight after.
+    AfterIdle(AfterIdleProfile),
+}
+
+/// Mean time per run of each step, summed by operator kind.
+struct StepsProfile {
+    /// `(kind, seconds, multiply-adds, steps)`, the most time first.
+    kinds: Vec<(String, f64, u64, usize)>,
+    /// Every step, the most time first.
+    slowest: Vec<incept::exec::StepProfile>,
+    total: f64,
+}
+
+/// Rows the text shows of the slowest steps.
+const SLOWEST_SHOWN: usize = 15;
+
+/// Runs `runs` more times with per-step timing.
+fn steps_profile(s: &mut Session, x: &[f32], y: &mut [f32], runs: usize) -> Result<StepsProfile, String> {
     s.set_profiling(true);
     for _ in 0..runs {
         s.run(x, y).map_err(|e| e.to_string())?;
@@ -297,30 +331,31 @@ fn print_profile(s: &mut Session, x: &[f32], y: &mut [f32], runs: usize) -> Resu
         }
     }
     kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!("\n{:<28} {:>6} {:>9} {:>6} {:>8}", "kind", "steps", "ms", "%", "GFLOP/s");
-    for (kind, secs, macs, n) in &kinds {
-        println!("{kind:<28} {n:>6} {:>9.3} {:>5.1}% {:>8.1}", secs * 1e3, 100.0 * secs / total, gflops(*macs, *secs));
-    }
-    let mut slow: Vec<_> = steps.iter().collect();
-    slow.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
-    println!("\n{:<48} {:<20} {:>9} {:>8}", "slowest steps", "kind", "ms", "GFLOP/s");
-    for p in slow.iter().take(15) {
-        println!("{:<48} {:<20} {:>9.3} {:>8.1}", p.name, p.kind, p.seconds * 1e3, gflops(p.macs, p.seconds));
-    }
-    Ok(())
+    let mut slowest = steps;
+    slowest.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    Ok(StepsProfile { kinds, slowest, total })
 }
 
 fn gflops(macs: u64, secs: f64) -> f64 {
     if secs > 0.0 { 2.0 * macs as f64 / secs / 1e9 } else { 0.0 }
 }
 
-/// Where a run after an idle gap loses time: `runs` pairs of a profiled run after
-/// sleeping `gap` and a profiled run straight after it, and per step (in plan order)
-/// the median time of each and the difference, with the running sum of the
-/// differences, so that a cost paid once at the start (waking the worker pool, the
-/// clock ramping up) shows as a jump in the first steps and a cost spread over the run
-/// (caches, TLB refilled layer by layer) as a steady climb.
-fn print_profile_after_idle(
+/// Where a run after an idle gap loses time: per step (in plan order) the median
+/// time over the pairs of a run after the gap and one straight after it.
+struct AfterIdleProfile {
+    gap: Duration,
+    how: Idle,
+    pairs: usize,
+    /// The median sums of the steps, after the gap and straight after.
+    total_idle: f64,
+    total_warm: f64,
+    /// `(kind, name, after the gap, straight after)` in seconds, in plan order.
+    steps: Vec<(String, String, f64, f64)>,
+}
+
+/// `runs` pairs of a profiled run after idling `gap` as `how` says and a profiled
+/// run straight after it.
+fn after_idle_profile(
     s: &mut Session,
     x: &[f32],
     y: &mut [f32],
@@ -328,7 +363,7 @@ fn print_profile_after_idle(
     gap: Duration,
     how: Idle,
     buffer: &mut [u64],
-) -> Result<(), String> {
+) -> Result<AfterIdleProfile, String> {
     // [pair][step] in seconds, for the run after the gap and the run after it.
     let (mut idle, mut warm) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
@@ -346,32 +381,96 @@ fn print_profile_after_idle(
         percentile(&v, 50.0)
     };
     let total = |runs: &[Vec<f64>]| median(runs.iter().map(|r| r.iter().sum()).collect());
-    println!(
-        "\nafter {:.1} ms of {} vs straight after: median of {runs} pairs, sum of steps {:.3} vs {:.3} ms",
-        gap.as_secs_f64() * 1e3,
-        idle_name(how),
-        total(&idle) * 1e3,
-        total(&warm) * 1e3
-    );
-    println!("{:>4} {:<20} {:>9} {:>9} {:>8} {:>9}  name", "step", "kind", "idle ms", "warm ms", "diff ms", "cum diff");
-    let mut cumulative = 0.0;
-    for (i, step) in names.iter().enumerate() {
+    let steps = names.into_iter().enumerate().map(|(i, step)| {
         let (a, b) = (median(idle.iter().map(|r| r[i]).collect()), median(warm.iter().map(|r| r[i]).collect()));
-        cumulative += a - b;
-        // Every step of the first 20, then only those that differ by 10 us or more.
-        if i < 20 || (a - b).abs() >= 1e-5 || i == names.len() - 1 {
-            println!(
-                "{i:>4} {:<20} {:>9.3} {:>9.3} {:>+8.3} {:>+9.3}  {}",
-                step.kind,
-                a * 1e3,
-                b * 1e3,
-                (a - b) * 1e3,
-                cumulative * 1e3,
-                step.name
-            );
+        (step.kind, step.name, a, b)
+    });
+    let steps = steps.collect();
+    Ok(AfterIdleProfile { gap, how, pairs: runs, total_idle: total(&idle), total_warm: total(&warm), steps })
+}
+
+impl Profile {
+    /// The tables: for back-to-back runs, time by operator kind and the slowest
+    /// steps, with their GFLOP/s; after an idle gap, each step's time and the
+    /// difference, with the running sum of the differences, so that a cost paid once
+    /// at the start (waking the worker pool, the clock ramping up) shows as a jump in
+    /// the first steps and a cost spread over the run (caches, TLB refilled layer by
+    /// layer) as a steady climb.
+    fn print(&self) {
+        match self {
+            Profile::Steps(p) => {
+                println!("\n{:<28} {:>6} {:>9} {:>6} {:>8}", "kind", "steps", "ms", "%", "GFLOP/s");
+                for (kind, secs, macs, n) in &p.kinds {
+                    let share = 100.0 * secs / p.total;
+                    println!("{kind:<28} {n:>6} {:>9.3} {share:>5.1}% {:>8.1}", secs * 1e3, gflops(*macs, *secs));
+                }
+                println!("\n{:<48} {:<20} {:>9} {:>8}", "slowest steps", "kind", "ms", "GFLOP/s");
+                for p in p.slowest.iter().take(SLOWEST_SHOWN) {
+                    println!(
+                        "{:<48} {:<20} {:>9.3} {:>8.1}",
+                        p.name,
+                        p.kind,
+                        p.seconds * 1e3,
+                        gflops(p.macs, p.seconds)
+                    );
+                }
+            }
+            Profile::AfterIdle(p) => {
+                println!(
+                    "\nafter {:.1} ms of {} vs straight after: median of {} pairs, sum of steps {:.3} vs {:.3} ms",
+                    p.gap.as_secs_f64() * 1e3,
+                    idle_name(p.how),
+                    p.pairs,
+                    p.total_idle * 1e3,
+                    p.total_warm * 1e3
+                );
+                println!(
+                    "{:>4} {:<20} {:>9} {:>9} {:>8} {:>9}  name",
+                    "step", "kind", "idle ms", "warm ms", "diff ms", "cum diff"
+                );
+                let mut cumulative = 0.0;
+                for (i, (kind, name, a, b)) in p.steps.iter().enumerate() {
+                    cumulative += a - b;
+                    // Every step of the first 20, then only those that differ by 10 us or more.
+                    if i < 20 || (a - b).abs() >= 1e-5 || i == p.steps.len() - 1 {
+                        let (a, b, d, c) = (a * 1e3, b * 1e3, (a - b) * 1e3, cumulative * 1e3);
+                        println!("{i:>4} {kind:<20} {a:>9.3} {b:>9.3} {d:>+8.3} {c:>+9.3}  {name}");
+                    }
+                }
+            }
         }
     }
-    Ok(())
+
+    /// The same figures for `--json` (every step, in milliseconds), timed by `clock`.
+    fn to_json(&self, clock: &str) -> serde_json::Value {
+        match self {
+            Profile::Steps(p) => {
+                let kinds = p.kinds.iter().map(|(kind, secs, macs, n)| {
+                    json!({"kind": kind, "steps": n, "ms": secs * 1e3, "percent": 100.0 * secs / p.total,
+                           "gflops": gflops(*macs, *secs)})
+                });
+                let kinds: Vec<_> = kinds.collect();
+                let slowest = p.slowest.iter().take(SLOWEST_SHOWN).map(|s| {
+                    json!({"name": s.name, "kind": s.kind, "ms": s.seconds * 1e3, "gflops": gflops(s.macs, s.seconds)})
+                });
+                let slowest: Vec<_> = slowest.collect();
+                json!({"clock": clock, "total_ms": p.total * 1e3, "kinds": kinds, "slowest_steps": slowest})
+            }
+            Profile::AfterIdle(p) => {
+                let mut cumulative = 0.0;
+                let steps = p.steps.iter().map(|(kind, name, a, b)| {
+                    cumulative += a - b;
+                    json!({"kind": kind, "name": name, "idle_ms": a * 1e3, "warm_ms": b * 1e3,
+                           "diff_ms": (a - b) * 1e3, "cum_diff_ms": cumulative * 1e3})
+                });
+                let steps: Vec<_> = steps.collect();
+                json!({
+                    "clock": clock, "gap_ms": p.gap.as_secs_f64() * 1e3, "idle": idle_name(p.how), "pairs": p.pairs,
+                    "idle_total_ms": p.total_idle * 1e3, "warm_total_ms": p.total_warm * 1e3, "steps": steps,
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
