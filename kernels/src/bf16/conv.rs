@@ -88,7 +88,7 @@ impl Bf16Tier {
             #[cfg(target_arch = "x86_64")]
             Bf16Tier::Amx => super::amx::amx_usable().clone().unwrap_err(),
             Bf16Tier::NeonBf16 => {
-                "this CPU cannot run the neonbf16 tier: it needs an AArch64 CPU with BF16 (FEAT_BF16, `bf16` in /proc/cpuinfo)".into()
+                "the neonbf16 tier needs an AArch64 CPU with BF16 (FEAT_BF16: `bf16` in /proc/cpuinfo)".into()
             }
             _ => format!("this CPU cannot run the {} tier", self.name()),
         })
