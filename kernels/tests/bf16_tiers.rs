@@ -4,9 +4,10 @@
 //! odd (a pair half real, half padding); widths around the pixel tile; stride 2;
 //! every padding side; a residual; output into a slice of a larger buffer; long
 //! reductions of many chunks. Besides the error bound, every output must equal,
-//! bit for bit, the documented order of [`Bf16TileArgs`] replayed in scalar code,
-//! and stay within BF16's rounding of the float32 reference. A tier this CPU lacks
-//! is skipped with a message.
+//! bit for bit, the documented order of [`Bf16TileArgs`] replayed in scalar code
+//! (for the NEON BF16 tier, the same order with `BFDOT`'s rounding to odd), and
+//! stay within BF16's rounding of the float32 reference. A tier this CPU lacks is
+//! skipped with a message.
 //!
 //! [`Bf16TileArgs`]: incept_kernels::bf16::conv::Bf16TileArgs
 
