@@ -20,11 +20,18 @@ fn session_run_allocates_nothing_on_inception_v3() {
     assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
 }
 
+/// BF16 on the portable tier (a CPU without BF16 instructions) or under emulation
+/// (`INCEPT_TEST_MODELS=small`, where every tier is slow): the BF16 tests run NiN,
+/// where Inception v3 or GoogLeNet would take minutes.
+fn bf16_is_slow() -> bool {
+    incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable
+        || !common::model_fits_test_budget(u64::MAX)
+}
+
 #[test]
 fn bf16_session_run_allocates_nothing_on_inception_v3() {
-    // On the portable tier (a CPU without AVX512-BF16), NiN: Inception v3 would take minutes.
-    let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
-    let model = incept::Model::builtin(if portable { "nin_cifar10" } else { "inception_v3" }).unwrap();
+    let small = bf16_is_slow();
+    let model = incept::Model::builtin(if small { "nin_cifar10" } else { "inception_v3" }).unwrap();
     let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16), ..Default::default() };
     let mut session = model.session(options.clone()).unwrap();
     assert!(session.bf16_tier().is_some());
@@ -36,8 +43,8 @@ fn bf16_session_run_allocates_nothing_on_inception_v3() {
 
 #[test]
 fn bf16x3_session_run_allocates_nothing() {
-    let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
-    let model = incept::Model::builtin(if portable { "nin_cifar10" } else { "googlenet" }).unwrap();
+    let small = bf16_is_slow();
+    let model = incept::Model::builtin(if small { "nin_cifar10" } else { "googlenet" }).unwrap();
     let options = incept::SessionOptions { precision: Some(incept::Precision::Bf16x3), ..Default::default() };
     for threads in [1, 2] {
         let mut session = model.session(incept::SessionOptions { threads, ..options.clone() }).unwrap();
@@ -55,8 +62,8 @@ fn bf16x3_session_run_allocates_nothing() {
 /// the batch gives what it gives alone.
 #[test]
 fn bf16_image_convolution_at_batch_two_allocates_nothing() {
-    let portable = incept_kernels::bf16::Bf16Tier::best() == incept_kernels::bf16::Bf16Tier::Portable;
-    let model = incept::Model::builtin(if portable { "nin_cifar10" } else { "googlenet" }).unwrap();
+    let small = bf16_is_slow();
+    let model = incept::Model::builtin(if small { "nin_cifar10" } else { "googlenet" }).unwrap();
     let program = model.program_at(incept::Precision::Bf16).unwrap();
     let first = program.steps.iter().find_map(|s| s.algorithm()).unwrap();
     assert_eq!(first, incept::lower::Algorithm::Bf16FromImage);

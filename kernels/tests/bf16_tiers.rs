@@ -4,9 +4,10 @@
 //! odd (a pair half real, half padding); widths around the pixel tile; stride 2;
 //! every padding side; a residual; output into a slice of a larger buffer; long
 //! reductions of many chunks. Besides the error bound, every output must equal,
-//! bit for bit, the documented order of [`Bf16TileArgs`] replayed in scalar code,
-//! and stay within BF16's rounding of the float32 reference. A tier this CPU lacks
-//! is skipped with a message.
+//! bit for bit, the documented order of [`Bf16TileArgs`] replayed in scalar code
+//! (for the NEON BF16 tier, the same order with `BFDOT`'s rounding to odd), and
+//! stay within BF16's rounding of the float32 reference. A tier this CPU lacks is
+//! skipped with a message.
 //!
 //! [`Bf16TileArgs`]: incept_kernels::bf16::conv::Bf16TileArgs
 
@@ -36,6 +37,11 @@ enum Order {
     /// `TDPBF16PS` as the SDM's pseudocode (and the AMX emulation) adds: each pair's
     /// even lane first, all 8 pairs of every block (the padding ones add zeros).
     Tdpbf16ps,
+    /// `BFDOT` as the Arm ARM's `BFDotAdd` adds (without FEAT_EBF16, or with
+    /// `FPCR.EBF` clear): each pair's two products summed into one float32 value,
+    /// then that added to the accumulator, each addition rounded to odd, subnormals
+    /// flushed; the pairs that hold a real channel. The NEON BF16 tier.
+    Bfdot,
     /// None: the AMX instructions themselves, whose internal rounding Intel does not
     /// specify; checked within the float32 rounding bound only.
     Unspecified,
@@ -46,6 +52,7 @@ impl Order {
         match kernels.tier() {
             Bf16Tier::Amx if kernels.conv_name().ends_with("_emulated") => Order::Tdpbf16ps,
             Bf16Tier::Amx => Order::Unspecified,
+            Bf16Tier::NeonBf16 => Order::Bfdot,
             _ => Order::Vdpbf16ps,
         }
     }
@@ -56,13 +63,29 @@ fn flush(v: f32) -> f32 {
     if v.is_subnormal() { 0f32.copysign(v) } else { v }
 }
 
+/// `a + b` rounded to odd: exact if it fits a float32, else the neighbour of the
+/// exact sum whose last significand bit is 1 (the error of the rounded sum is exact
+/// in float32, TwoSum).
+fn add_rounded_to_odd(a: f32, b: f32) -> f32 {
+    let s = a + b;
+    let bb = s - a;
+    let e = (a - (s - bb)) + (b - bb);
+    if e == 0.0 || !s.is_finite() {
+        return s;
+    }
+    // The sum truncated toward zero: `s`, or one ulp nearer zero when `s` rounded away.
+    let t = if (e > 0.0) == (s > 0.0) { s } else { f32::from_bits(s.to_bits() - 1) };
+    f32::from_bits(t.to_bits() | 1)
+}
+
 /// The documented order for output `(o, oy, ox)`: chunks of `chunk_taps_bf16` taps from
 /// zero; in each tap, pairs of lanes `(2j, 2j + 1)` up to the last pair holding a
 /// real channel (lanes past `ci`, and padding, are zeros); each pair adds its odd
 /// lane's exact product, then its even lane's, rounding each addition; the first
 /// chunk added to the bias, each later one to the partial sum; then the residual
 /// and the activation. In the [`Order::Tdpbf16ps`] order, each pair adds its even
-/// lane first, and every block all 8 pairs.
+/// lane first, and every block all 8 pairs; in the [`Order::Bfdot`] one, each pair
+/// sums its two products, then adds that, rounding to odd.
 #[allow(clippy::too_many_arguments)]
 fn replay(
     order: Order,
@@ -97,6 +120,11 @@ fn replay(
             let lanes = if ib + 1 < blocks || order == Order::Tdpbf16ps { 16 } else { ci - ib * 16 };
             for j in 0..lanes.div_ceil(2) {
                 let (even, odd) = (ib * 16 + 2 * j, ib * 16 + 2 * j + 1);
+                if order == Order::Bfdot {
+                    let p = |i| flush(flush(input(i, ky, kx)) * flush(weight(i, ky, kx)));
+                    acc = flush(add_rounded_to_odd(acc, flush(add_rounded_to_odd(p(even), p(odd)))));
+                    continue;
+                }
                 let pair = if order == Order::Tdpbf16ps { [even, odd] } else { [odd, even] };
                 for i in pair {
                     acc = flush(flush(input(i, ky, kx)).mul_add(flush(weight(i, ky, kx)), acc));
@@ -270,6 +298,43 @@ fn every_family(kernels: &Bf16Kernels) {
     eprintln!("{}: ok", kernels.conv_name());
 }
 
+/// The NEON BF16 tier, forced, on a handful of shapes, short enough for qemu
+/// (`.ci/run` runs it on qemu's default CPU, which has BF16; the sweeps above take
+/// minutes there): 1x1 (read in place from the float32 input, and strided with an
+/// odd channel count), 3x3 padded with a channel tail, a residual and ReLU, 1x7,
+/// 7x1, 3x3 stride 2, a reduction of many chunks, and every tile shape. Skipped
+/// with a message where the tier is unavailable, unless `INCEPT_EXPECT_NEONBF16`
+/// is set (on an AArch64 host with BF16, or under qemu).
+#[test]
+fn neon_bf16_tier_matches_the_reference_on_a_few_shapes() {
+    let tier = Bf16Tier::NeonBf16;
+    let Some(kernels) = Bf16Kernels::new(tier) else {
+        let why = tier.unavailable_reason().unwrap_or_default();
+        assert!(std::env::var("INCEPT_EXPECT_NEONBF16").is_err(), "neonbf16 expected: {why}");
+        eprintln!("SKIPPED: {why}");
+        return;
+    };
+    let mut rng = Rng(0x3c6ef372fe94f82b);
+    let (g, p, relu) = (support::window, Padding::uniform, Activation::Relu);
+    let case = |ci, co, (h, w), geom, residual, act| Case { ci, co, h, w, geom, residual, act };
+    let cases = [
+        case(40, 32, (5, 7), g(1, 1, 1, p(0)), false, relu),
+        case(7, 16, (7, 7), g(1, 1, 2, p(0)), false, Activation::None),
+        case(19, 20, (6, 9), g(3, 3, 1, p(1)), true, relu),
+        case(24, 16, (5, 11), g(1, 7, 1, Padding::symmetric(0, 3)), false, Activation::None),
+        case(17, 33, (9, 4), g(7, 1, 1, Padding::symmetric(3, 0)), true, relu),
+        case(33, 48, (9, 10), g(3, 3, 2, p(0)), false, relu),
+        case(300, 20, (3, 5), g(1, 1, 1, p(0)), true, Activation::None),
+    ];
+    let before = bf16_tier_calls(tier);
+    for c in cases {
+        assert!(check(&kernels, c, &mut rng, &Sequential), "{c:?}: nothing to run");
+    }
+    assert!(bf16_tier_calls(tier) >= before + cases.len() as u64, "{tier:?} did not run");
+    every_tile_shape(&kernels);
+    eprintln!("{}: ok", kernels.conv_name());
+}
+
 /// The AMX tier's tiles on the emulated tile instructions, on every host: the
 /// same families, bit for bit in the order of the SDM's `TDPBF16PS` pseudocode;
 /// and on three threads.
@@ -343,7 +408,8 @@ fn subnormal_operands_read_as_zero() {
 
 /// The BF16 tiers a machine is expected to have: set `INCEPT_EXPECT_AVX512BF16` on
 /// a host with `avx512_bf16` so that a detection failure fails loudly rather than
-/// skipping the tier; `INCEPT_EXPECT_AMX` likewise on a host with `amx_bf16` (and
+/// skipping the tier; `INCEPT_EXPECT_NEONBF16` likewise on an AArch64 host with
+/// `bf16` (or under qemu's default CPU); `INCEPT_EXPECT_AMX` likewise on a host with `amx_bf16` (and
 /// Linux granting the tile state). A tier is unavailable exactly when it says why,
 /// and AMX, where usable, is the tier chosen first.
 #[test]
@@ -351,6 +417,10 @@ fn expected_bf16_tiers_are_detected() {
     assert!(Bf16Tier::available().contains(&Bf16Tier::Portable));
     if std::env::var("INCEPT_EXPECT_AVX512BF16").is_ok() {
         assert!(Bf16Tier::available().contains(&Bf16Tier::Avx512Bf16));
+    }
+    if std::env::var("INCEPT_EXPECT_NEONBF16").is_ok() {
+        let why = Bf16Tier::NeonBf16.unavailable_reason();
+        assert!(Bf16Tier::available().contains(&Bf16Tier::NeonBf16), "neonbf16 expected: {why:?}");
     }
     if std::env::var("INCEPT_EXPECT_AMX").is_ok() {
         let why = Bf16Tier::Amx.unavailable_reason();

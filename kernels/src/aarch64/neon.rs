@@ -96,7 +96,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
                     (0..a.ci_tail.div_ceil(4)).for_each(&mut quad);
                 }
             }
-            store(a, &acc, t0 == 0, t1 == n);
+            store(a.into(), &acc, t0 == 0, t1 == n);
         }
     }
 }
@@ -106,7 +106,7 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
 /// accumulators in the FMA loop (as it did on x86-64; see `avx512::zero`).
 #[target_feature(enable = "neon")]
 #[inline]
-fn zero() -> float32x4_t {
+pub(crate) fn zero() -> float32x4_t {
     let z;
     // SAFETY: writes one register and nothing else. Deliberately not `pure`, so
     // that each call stays a separate value.
@@ -114,15 +114,35 @@ fn zero() -> float32x4_t {
     z
 }
 
+/// Where a tile's chunk sums go: the output (and its block stride), the bias the
+/// first chunk adds, the residual and ReLU the last one applies. The float32 and
+/// BF16 NEON tiles share it.
+#[derive(Clone, Copy)]
+pub(crate) struct TileSums {
+    pub output: *mut f32,
+    pub out_block: usize,
+    pub bias: *const f32,
+    pub residual: *const f32,
+    pub relu: bool,
+}
+
+impl From<&TileArgs> for TileSums {
+    #[inline]
+    fn from(a: &TileArgs) -> Self {
+        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
+    }
+}
+
 /// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
 /// chunk); after the last chunk, adds the residual and applies the activation.
 ///
 /// # Safety
-/// The [`TileArgs`] contract for an `OB x PX` tile, on a CPU with NEON.
+/// The tile contract's bounds (float32 [`TileArgs`] or BF16) for an `OB x PX`
+/// tile, on a CPU with NEON.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn store<const OB: usize, const PX: usize>(
-    a: &TileArgs,
+pub(crate) unsafe fn store<const OB: usize, const PX: usize>(
+    a: TileSums,
     acc: &[[[float32x4_t; Q]; PX]; OB],
     first: bool,
     last: bool,

@@ -34,6 +34,9 @@ use crate::{Activation, BLOCK, ConvGeometry, Dims, Image, ImageMut, Layout};
 pub enum Bf16Tier {
     /// Portable Rust emulating `VDPBF16PS` one product at a time: every host, slowly.
     Portable,
+    /// AArch64 NEON with BF16 (FEAT_BF16, `BFDOT`): Arm Neoverse V1/V2/N2, Apple M2
+    /// and later, Cortex-A510/A710 and later.
+    NeonBf16,
     /// x86-64 AVX512-BF16 (`VDPBF16PS`): AMD Zen 4 and later, Intel Cooper Lake
     /// and later.
     Avx512Bf16,
@@ -43,13 +46,14 @@ pub enum Bf16Tier {
 }
 
 /// Every BF16 tier, narrowest first.
-pub const BF16_TIERS: [Bf16Tier; 3] = [Bf16Tier::Portable, Bf16Tier::Avx512Bf16, Bf16Tier::Amx];
+pub const BF16_TIERS: [Bf16Tier; 4] = [Bf16Tier::Portable, Bf16Tier::NeonBf16, Bf16Tier::Avx512Bf16, Bf16Tier::Amx];
 
 impl Bf16Tier {
     /// Lower-case name.
     pub const fn name(self) -> &'static str {
         match self {
             Bf16Tier::Portable => "bf16-portable",
+            Bf16Tier::NeonBf16 => "neonbf16",
             Bf16Tier::Avx512Bf16 => "avx512bf16",
             Bf16Tier::Amx => "amx",
         }
@@ -64,6 +68,8 @@ impl Bf16Tier {
     pub fn is_available(self) -> bool {
         match self {
             Bf16Tier::Portable => true,
+            #[cfg(target_arch = "aarch64")]
+            Bf16Tier::NeonBf16 => std::arch::is_aarch64_feature_detected!("bf16"),
             #[cfg(target_arch = "x86_64")]
             Bf16Tier::Avx512Bf16 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16"),
             #[cfg(target_arch = "x86_64")]
@@ -81,6 +87,9 @@ impl Bf16Tier {
         Some(match self {
             #[cfg(target_arch = "x86_64")]
             Bf16Tier::Amx => super::amx::amx_usable().clone().unwrap_err(),
+            Bf16Tier::NeonBf16 => {
+                "the neonbf16 tier needs an AArch64 CPU with BF16 (FEAT_BF16: `bf16` in /proc/cpuinfo)".into()
+            }
             _ => format!("this CPU cannot run the {} tier", self.name()),
         })
     }
@@ -134,6 +143,12 @@ impl Bf16Kernels {
         }
         Some(match tier {
             Bf16Tier::Portable => Bf16Kernels { tier, mk: super::portable::CONV, peak: None },
+            #[cfg(target_arch = "aarch64")]
+            Bf16Tier::NeonBf16 => Bf16Kernels {
+                tier,
+                mk: super::neon::CONV,
+                peak: Some((super::neon::bfdot_loop, super::neon::BFDOT_LOOP_FLOPS)),
+            },
             #[cfg(target_arch = "x86_64")]
             Bf16Tier::Avx512Bf16 => Bf16Kernels {
                 tier,

@@ -92,6 +92,34 @@ pub fn to_bf16_slice(src: &[f32], dst: &mut [bf16]) {
     }
 }
 
+/// Checks a tier's conversion (a `Bf16Microkernel::to_bf16`) against [`to_bf16`] on
+/// 37 values (ties, overflow, NaNs, infinities, signed zeros, subnormals; an odd
+/// count, so a scalar tail runs too): equal on every value but subnormals, which
+/// become zeros of their sign (always when `flushes`, else either way).
+///
+/// # Safety
+/// The CPU must run `convert`.
+#[cfg(test)]
+pub(crate) unsafe fn check_tier_conversion(convert: unsafe fn(&[f32], &mut [bf16]), flushes: bool) {
+    let mut src: Vec<f32> = [0x3f80_8000u32, 0x3f81_8000, 0x3f80_8001, 0x7f7f_ffff, 0x7f80_0001, 0xff80_0000]
+        .into_iter()
+        .map(f32::from_bits)
+        .chain([f32::NAN, -0.0, 1e-40, -1e-40, f32::MIN_POSITIVE, 3.0e38, -1.5])
+        .collect();
+    src.extend((0..24).map(|i| (i as f32 * 0.731).sin() * 10f32.powi(i % 7 - 3)));
+    let mut dst = vec![bf16::ZERO; src.len()];
+    // SAFETY: the caller's.
+    unsafe { convert(&src, &mut dst) };
+    for (&s, d) in src.iter().zip(&dst) {
+        let (exact, flushed) = (to_bf16(s).to_bits(), to_bf16(0f32.copysign(s)).to_bits());
+        let ok = match s.is_subnormal() {
+            true => d.to_bits() == flushed || (!flushes && d.to_bits() == exact),
+            false => d.to_bits() == exact,
+        };
+        assert!(ok, "{s:e} ({:#010x}): got {:#06x}, rounded {exact:#06x}", s.to_bits(), d.to_bits());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

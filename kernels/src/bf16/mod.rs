@@ -12,6 +12,7 @@
 //! - [`pack`]: weights in the pair-interleaved layout `VDPBF16PS` reads.
 //! - [`conv`]: the direct convolution driver on NCHW16c float32 images, its tile
 //!   contract and the BF16 tiers ([`Bf16Kernels`]).
+//! - `neon`: the NEON BF16 tier (AArch64 `BFDOT`).
 //! - `amx`, `amx_tiles`: the AMX tier, on the tile instructions or (in tests) an
 //!   emulation of them.
 //! - [`terms`]: operands rounded (`bf16`) or split into two BF16 terms each,
@@ -36,6 +37,8 @@ pub mod conv;
 pub mod convert;
 pub mod image;
 pub mod microkernel;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod pack;
 mod portable;
 pub mod reference;
