@@ -142,6 +142,26 @@ pub struct ConvMicrokernel {
     pub tile: unsafe fn(args: &TileArgs, ob: usize, px: usize),
 }
 
+/// Where a tile's chunk sums go: the output (and its block stride), the bias the
+/// first chunk adds, the residual and ReLU the last one applies. The SIMD tiers'
+/// float32 and BF16 tiles share it (the BF16 arguments convert in
+/// `bf16::microkernel`).
+#[derive(Clone, Copy)]
+pub(crate) struct TileSums {
+    pub output: *mut f32,
+    pub out_block: usize,
+    pub bias: *const f32,
+    pub residual: *const f32,
+    pub relu: bool,
+}
+
+impl From<&TileArgs> for TileSums {
+    #[inline]
+    fn from(a: &TileArgs) -> Self {
+        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
+    }
+}
+
 /// The fewest products an output accumulates in a register before the chunk is
 /// added to its partial sum in memory: the rounding error of a float32 sum grows
 /// with the length of the chain that accumulates it, and each chunk costs a load,

@@ -7,7 +7,7 @@ use std::arch::aarch64::*;
 
 use super::match_px;
 use crate::layout::BLOCK;
-use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
+use crate::microkernel::{ConvMicrokernel, Taps, TileArgs, TileSums};
 use crate::ops::{TierOps, shared_bodies};
 
 /// q registers (4 lanes each) per 16-channel block.
@@ -112,25 +112,6 @@ pub(crate) fn zero() -> float32x4_t {
     // that each call stays a separate value.
     unsafe { std::arch::asm!("movi {0:v}.16b, #0", out(vreg) z, options(nomem, nostack, preserves_flags)) };
     z
-}
-
-/// Where a tile's chunk sums go: the output (and its block stride), the bias the
-/// first chunk adds, the residual and ReLU the last one applies. The float32 and
-/// BF16 NEON tiles share it.
-#[derive(Clone, Copy)]
-pub(crate) struct TileSums {
-    pub output: *mut f32,
-    pub out_block: usize,
-    pub bias: *const f32,
-    pub residual: *const f32,
-    pub relu: bool,
-}
-
-impl From<&TileArgs> for TileSums {
-    #[inline]
-    fn from(a: &TileArgs) -> Self {
-        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
-    }
 }
 
 /// Adds a chunk's accumulators to the tile's partial sums (the bias for the first

@@ -11,7 +11,8 @@ use super::convert::bf16;
 
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
-use crate::x86_64::avx512::{TileSums, store, store_tile, zero};
+use crate::microkernel::TileSums;
+use crate::x86_64::avx512::{store, store_tile, zero};
 use crate::x86_64::match_px;
 
 /// The float32 AVX-512 tile shapes: up to 4 output blocks x 6 pixels, 3 x 9, 2 x 14
@@ -202,13 +203,6 @@ unsafe fn image_rows<const OB: usize, const PX: usize>(a: &Bf16TileArgs, rows: R
         }
     }
     acc
-}
-
-impl From<&Bf16TileArgs> for TileSums {
-    #[inline]
-    fn from(a: &Bf16TileArgs) -> Self {
-        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
-    }
 }
 
 /// `VDPBF16PS` throughput: 16 independent accumulators (two ports x a latency of

@@ -136,6 +136,19 @@ impl Bf16TileArgs {
     }
 }
 
+impl From<&Bf16TileArgs> for crate::microkernel::TileSums {
+    #[inline]
+    fn from(a: &Bf16TileArgs) -> Self {
+        crate::microkernel::TileSums {
+            output: a.output,
+            out_block: a.out_block,
+            bias: a.bias,
+            residual: a.residual,
+            relu: a.relu,
+        }
+    }
+}
+
 /// One chunk's float32 sums of a tile of up to 4 output blocks x 16 pixels, by
 /// block, pixel and lane.
 pub(crate) type ChunkSums = [[[f32; BLOCK]; 16]; 4];

@@ -26,7 +26,7 @@ use super::convert::bf16;
 use super::microkernel::{Bf16Microkernel, Bf16TileArgs};
 use crate::BLOCK;
 use crate::aarch64::match_px;
-use crate::aarch64::neon::{TileSums, store, zero};
+use crate::aarch64::neon::{store, zero};
 
 /// q registers (4 float32 lanes, or 8 BF16 values) per 16-lane block.
 const Q: usize = BLOCK / 4;
@@ -209,13 +209,6 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &Bf16TileArgs) {
             }
             store(a.into(), &acc, t0 == 0, t1 == n);
         }
-    }
-}
-
-impl From<&Bf16TileArgs> for TileSums {
-    #[inline]
-    fn from(a: &Bf16TileArgs) -> Self {
-        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
     }
 }
 

@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 
 use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights, weight_lines_per_tap};
 use crate::layout::BLOCK;
-use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
+use crate::microkernel::{ConvMicrokernel, Taps, TileArgs, TileSums};
 use crate::ops::{TierOps, shared_bodies};
 
 /// The AVX-512F tier's kernels.
@@ -403,25 +403,6 @@ pub(crate) fn zero() -> __m512 {
     // that each call stays a separate value.
     unsafe { std::arch::asm!("vpxord {0}, {0}, {0}", out(zmm_reg) z, options(nomem, nostack, preserves_flags)) };
     z
-}
-
-/// Where a tile's chunk sums go: the output (and its block stride), the bias the
-/// first chunk adds, the residual and ReLU the last one applies. The float32 and
-/// BF16 AVX-512 tiles share it.
-#[derive(Clone, Copy)]
-pub(crate) struct TileSums {
-    pub output: *mut f32,
-    pub out_block: usize,
-    pub bias: *const f32,
-    pub residual: *const f32,
-    pub relu: bool,
-}
-
-impl From<&TileArgs> for TileSums {
-    #[inline]
-    fn from(a: &TileArgs) -> Self {
-        TileSums { output: a.output, out_block: a.out_block, bias: a.bias, residual: a.residual, relu: a.relu }
-    }
 }
 
 /// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
