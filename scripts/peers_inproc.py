@@ -293,16 +293,22 @@ def host_steal_ms() -> float | None:
         return None
 
 
-def timed_run(e, steal: dict[str, list[float]]) -> float:
-    """One run of `e`, in ms; the host's steal during it goes to `steal[e.name]`."""
+def timed_run(e) -> tuple[float, float | None]:
+    """One run of `e`, in ms, and the host's steal during it (None where not reported)."""
     s0 = host_steal_ms()
     t0 = time.perf_counter()
     e.run()
     t1 = time.perf_counter()
     s1 = host_steal_ms()
-    if s0 is not None and s1 is not None:
-        steal[e.name].append(s1 - s0)
-    return (t1 - t0) * 1e3
+    return (t1 - t0) * 1e3, None if s0 is None or s1 is None else s1 - s0
+
+
+def record(e, ms_steal: tuple[float, float | None], times: dict, steal: dict) -> None:
+    """Appends one timed run of `e` to `times` and, where reported, its steal to `steal`."""
+    ms, st = ms_steal
+    times[e.name].append(ms)
+    if st is not None:
+        steal[e.name].append(st)
 
 
 def rounds(engines: list, pairs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -313,7 +319,7 @@ def rounds(engines: list, pairs: int) -> tuple[dict[str, list[float]], dict[str,
     for k in range(pairs):
         shift = k % len(engines)
         for e in engines[shift:] + engines[:shift]:
-            times[e.name].append(timed_run(e, steal))
+            record(e, timed_run(e), times, steal)
     return times, steal
 
 
@@ -343,10 +349,10 @@ def paced_rounds(engines: list, pairs: int, interval_s: float, frames: int) -> t
             settle()
             timed, next_start = [], time.perf_counter()
             for f in range(frames):
-                ms = timed_run(e, steal if f > 0 else {e.name: []})
+                run = timed_run(e)
                 t1 = time.perf_counter()
                 if f > 0:
-                    timed.append(ms)
+                    record(e, run, {e.name: timed}, steal)
                 next_start = max(next_start + interval_s, t1)
                 gap = next_start - time.perf_counter()
                 if f + 1 < frames and gap > 0:
