@@ -94,6 +94,27 @@ fn info_reports_reference_counts() {
     }
 }
 
+/// `incept peak MODEL --l2-kib KIB --json`: each distinct convolution layer but the
+/// image's, as lowered, timed with the drivers assuming the L2 the CPU reports and
+/// assuming KIB.
+#[test]
+fn peak_compares_the_l2_the_drivers_assume() {
+    let out = incept(&["peak", "googlenet", "--l2-kib", "8", "--rounds", "1", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["assumed_l2_kib"], 8);
+    assert!(v["reported_l2_kib"].as_u64().unwrap() > 0);
+    let layers = v["layers"].as_array().unwrap();
+    // GoogLeNet's convolutions, counted with their repeats, but the 7x7/2 stem's.
+    let count: u64 = layers.iter().map(|l| l["count"].as_u64().unwrap()).sum();
+    assert_eq!(count, 56);
+    let lowered = |how: &str| layers.iter().filter(|l| l["lowered"] == how).count();
+    assert!(lowered("direct") > 0 && lowered("direct") < layers.len(), "some layers by Winograd");
+    for l in layers {
+        assert!(l["ms_reported_l2"].as_f64().unwrap() > 0.0 && l["ms_assumed_l2"].as_f64().unwrap() > 0.0);
+    }
+}
+
 #[test]
 fn info_lists_each_step_with_its_algorithm() {
     let out = incept(&["info", "inception_v3", "--json", "--steps"]);
