@@ -26,11 +26,16 @@ pub(crate) const OPS: TierOps = TierOps {
 shared_bodies!("avx2,fma");
 
 /// 1 output block (16 channels, 2 ymm) x 6 pixels: 12 ymm accumulators, 2 for the
-/// weight row, 1 for the broadcast input: the 6x16 tile of MLAS and XNNPACK.
+/// weight row, 1 for the broadcast input: the 6x16 tile of MLAS and XNNPACK. A tile
+/// of fewer than 4 pixels (8 accumulators: 2 FMA units x 4 cycles of latency) waits
+/// on the latency, so it costs as much as 4 pixels: without that, the cheaper 1 x 6
+/// tile won rows of 7 and 8 pixels with a 1- or 2-pixel tile at the end, slower
+/// than two 1 x 4 tiles (figures: `docs/kernels.md`).
 pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     name: "conv_nchw16c_16oc_x6px__avx2_fma",
     max_px: [0, 6, 0, 0, 0],
     hand_scheduled: Some((1, 6)),
+    min_lane_cost: 4,
     tile: conv_tile,
 };
 
@@ -242,9 +247,9 @@ unsafe fn chunks_1x6(w: *const f32, x: *const f32, in_pixel: usize, step: usize,
 /// The 1 x 6 tile (the widest, which every layer with rows of 6 or more pixels
 /// runs): [`tile`]'s sums, its whole taps in runs of equal input steps through
 /// [`taps_1x6`] (a 1x1 window's chunk is one run, input block to input block; a
-/// wider window's runs are the taps of one window row), a 1x1 window's middle
-/// chunks through [`chunks_1x6`], its partial last block through [`tile`]'s lane
-/// loop.
+/// wider window's runs are the taps of one window row, or of one window column
+/// for a window one tap wide), a 1x1 window's middle chunks through
+/// [`chunks_1x6`], its partial last block through [`tile`]'s lane loop.
 ///
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x 6 tile, on a CPU with AVX2 and FMA.
@@ -285,9 +290,15 @@ unsafe fn tile_1x6(a: &TileArgs) {
                 let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
                 let w = a.weights.add(t * BLOCK * BLOCK);
                 // Taps with one input step: the rest of the chunk's whole blocks for
-                // a 1x1 window, the rest of the window row otherwise.
-                let (len, step) =
-                    if khw == 1 { (t1.min(whole_taps) - t, a.in_block) } else { ((a.kw - kx).min(t1 - t), BLOCK) };
+                // a 1x1 window, the rest of the window column for a window one tap
+                // wide, the rest of the window row otherwise.
+                let (len, step) = if khw == 1 {
+                    (t1.min(whole_taps) - t, a.in_block)
+                } else if a.kw == 1 {
+                    ((a.kh - ky).min(t1 - t), a.in_row)
+                } else {
+                    ((a.kw - kx).min(t1 - t), BLOCK)
+                };
                 if t < whole_taps && len > 0 {
                     for j in 0..len {
                         prefetch_next_tile::<PX>(a, inp.wrapping_add(j * step));
@@ -304,10 +315,16 @@ unsafe fn tile_1x6(a: &TileArgs) {
                 }
                 let len = if t < whole_taps { len.max(1) } else { 1 };
                 t += len;
-                // Advance (ib, ky, kx) by `len` taps (within one row, or whole taps
-                // of a 1x1 window).
+                // Advance (ib, ky, kx) by `len` taps (within one row or column, or
+                // whole taps of a 1x1 window).
                 if khw == 1 {
                     ib += len;
+                } else if a.kw == 1 {
+                    ky += len;
+                    if ky == a.kh {
+                        ky = 0;
+                        ib += 1;
+                    }
                 } else {
                     kx += len;
                     if kx == a.kw {
