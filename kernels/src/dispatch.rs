@@ -105,9 +105,9 @@ pub struct Kernels {
     /// [`crate::microkernel::TileArgs::prefetch_output`]).
     pub(crate) prefetchw: bool,
     /// The L2 cache per core in bytes, as the CPU reports it (or a common size
-    /// when it does not): the direct convolution treats a strided window on an
-    /// input larger than this as streaming from further out (it prefetches and
-    /// walks the output row-major).
+    /// when it does not): the direct convolution walks an input larger than half of
+    /// it in panels, and treats a strided window on an input larger than it as
+    /// streaming from further out (it prefetches and walks the output row-major).
     pub(crate) l2_bytes: usize,
 }
 
@@ -137,6 +137,13 @@ impl Kernels {
         self.l2_bytes
     }
 
+    /// The same kernels, their drivers assuming an L2 of `bytes` per core: to
+    /// measure on one host what the cache-size choices are worth (`incept peak
+    /// --l2-kib`), or to correct a CPU (or hypervisor) that reports a wrong size.
+    pub fn with_l2_bytes(self, bytes: usize) -> Kernels {
+        Kernels { l2_bytes: bytes.max(1), ..self }
+    }
+
     /// The convolution microkernel's name (op, tile, ISA).
     pub fn conv_name(&self) -> &'static str {
         self.ops.conv.name
@@ -160,6 +167,11 @@ impl Kernels {
         CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a convolution walked in several panels (see [`panel_calls`]).
+    pub(crate) fn record_panels(&self) {
+        PANEL_CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts the tile shapes one task ran (see [`tile_calls`]).
     pub(crate) fn record_tiles(&self, shapes: TileShapes) {
         for (ob, px) in shapes.iter() {
@@ -169,6 +181,8 @@ impl Kernels {
 }
 
 static CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
+
+static PANEL_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
 
 /// Pixels per tile of any tier, plus one.
 const MAX_PX: usize = 17;
@@ -191,6 +205,13 @@ impl std::fmt::Debug for Kernels {
 /// that a forced tier really ran.
 pub fn tier_calls(tier: Tier) -> u64 {
     CALLS[tier as usize].load(Ordering::Relaxed)
+}
+
+/// How many direct convolutions of `tier` have walked their input in more than one
+/// panel (see [`Kernels::l2_bytes`]) in this process: lets tests assert that the
+/// panel walk ran.
+pub fn panel_calls(tier: Tier) -> u64 {
+    PANEL_CALLS[tier as usize].load(Ordering::Relaxed)
 }
 
 /// How many convolution tasks of `tier` have run at least one tile of `ob` output

@@ -18,7 +18,9 @@ use incept_kernels::conv::{
 };
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
-use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls, tile_calls};
+use incept_kernels::{
+    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, panel_calls, tier_calls, tile_calls,
+};
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
     view_bands, window, write_bands, write_between_sentinels,
@@ -288,6 +290,21 @@ fn every_available_tier_matches_the_reference() {
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
         every_tile_shape(&kernels);
         eprintln!("{}: ok", kernels.conv_name());
+    }
+}
+
+/// The direct driver's panel walk (an input larger than half the L2, in panels
+/// that each fit it, every group in turn) on a core assumed to have an 8 KiB L2, so
+/// that the sweep's larger inputs take it: the same tiles and sums, so the same
+/// bits as the documented order, on one thread and three.
+#[test]
+fn panels_match_the_reference() {
+    for tier in Tier::available() {
+        let kernels = Kernels::new(tier).unwrap().with_l2_bytes(8 << 10);
+        let before = panel_calls(tier);
+        sweep(&kernels, &Sequential);
+        long_reductions(&kernels, &ThreeThreads);
+        assert!(panel_calls(tier) > before, "{tier:?}: no convolution walked in panels");
     }
 }
 

@@ -275,66 +275,96 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     // Work units: a row of tiles, or for pointwise layers one tile of the long row,
     // for one group of output blocks. The units are ordered group-major and dealt to
     // the tasks in runs of equal work (a unit's work is its group's block count), so
-    // that each thread keeps reusing the same weights and none waits on another's
-    // leftover. A task walks its units of a group once per block of `k_taps` taps,
-    // prefetching the next block's weights as it goes.
+    // that each thread reads only its share of the weights and none waits on
+    // another's leftover. A task walks its units panel by panel (see
+    // [`panel_units`]); within a panel, block of `k_taps` taps by block, every
+    // group in turn, prefetching the next piece's weights as it goes: a block's
+    // share of the input then stays in cache for all the groups, rather than the
+    // whole input streaming once per group.
     let groups = co_blocks.div_ceil(ob_tile);
     let units = if pointwise { row_len.div_ceil(px_tile) } else { rows };
     let tiles_per_unit = if pointwise { 1 } else { row_len.div_ceil(px_tile) };
+    // The input one unit reads (all its taps): a tile's pixels, or a row's new
+    // input rows.
+    let unit_in = size_of::<f32>() * s.ci_blocks() * BLOCK * if pointwise { px_tile } else { geom.stride_h * di.w };
+    // A small map's blocks of taps are walked by every group in turn (below), so
+    // a block's share of the input is what must stay in cache.
+    let slice = |bytes: usize| bytes * k_taps.min(n_taps) / n_taps;
+    let unit_in = slice(unit_in);
+    let weight_bytes = size_of_val(w.weights);
+    let panel = panel_units(kernels, units, unit_in, slice(size_of_val(input.data)), weight_bytes, groups);
+    if panel < units {
+        kernels.record_panels();
+    }
     let work = co_blocks * units;
     let tasks = (TASKS_PER_THREAD * par.threads()).min(groups * units);
     par.run(tasks, &|t| {
         let mut shapes = TileShapes::default();
         let (lo, hi) = (t * work / tasks, (t + 1) * work / tasks);
         // Group g's units start at work ob0 * units and take ob each; this task
-        // takes those that start in lo..hi.
-        let group_units = |g: usize| {
+        // takes those that start in lo..hi, of the panel starting at unit p0.
+        let group_units = |g: usize, p0: usize| {
             let ob0 = g * ob_tile;
             let ob = ob_tile.min(co_blocks - ob0);
             let first = |w: usize| w.saturating_sub(ob0 * units).div_ceil(ob).min(units);
-            (ob0, ob, first(lo)..first(hi))
+            let (a, b) = (first(lo).max(p0), first(hi).min(p0 + panel));
+            (ob0, ob, a..b.max(a))
         };
-        for g in 0..groups {
-            let (ob0, ob, us) = group_units(g);
-            if us.is_empty() {
-                continue;
-            }
+        // The task's pieces of work in order: per panel, per block of taps, per
+        // group (those with units of this task); each tile's blocks of taps come
+        // in order, as they must.
+        let k_blocks = n_taps.div_ceil(k_taps);
+        let order = (0..units)
+            .step_by(panel)
+            .flat_map(|p0| (0..k_blocks * groups).map(move |i| (p0, i % groups, i / groups * k_taps)));
+        let mut pieces = order
+            .map(|(p0, g, k0)| (group_units(g, p0), (k0, (k0 + k_taps).min(n_taps))))
+            .filter(|((_, _, us), _)| !us.is_empty())
+            .peekable();
+        while let Some(((ob0, ob, us), taps)) = pieces.next() {
             let m = us.len() * tiles_per_unit;
-            for k0 in (0..n_taps).step_by(k_taps) {
-                let taps = (k0, (k0 + k_taps).min(n_taps));
-                // The weights this task reads next, in blocks: the group's next block
-                // of taps, or the next group's first.
-                let next = if k_block.is_none() {
-                    // Large maps: each weight serves enough pixels.
-                    None
-                } else if taps.1 < n_taps {
-                    Some((ob0, ob, (taps.1, (taps.1 + k_taps).min(n_taps))))
-                } else if g + 1 < groups {
-                    let (ob0, ob, us) = group_units(g + 1);
-                    (!us.is_empty()).then_some((ob0, ob, (0, k_taps.min(n_taps))))
+            // The weights this task reads next, fetched meanwhile (small maps only:
+            // a large map's weights each serve enough pixels).
+            let next = pieces.peek().filter(|_| k_block.is_some()).map(|&((ob0, ob, _), taps)| (ob0, ob, taps));
+            let piece = |j: usize| Piece {
+                taps,
+                prefetch: next
+                    .map_or(WeightPrefetch::NONE, |(ob0, ob, taps)| tiles.prefetch_share(ob0, ob, taps, j, m)),
+            };
+            for (i, u) in us.enumerate() {
+                if pointwise {
+                    let ox0 = u * px_tile;
+                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), piece(i), &mut shapes);
                 } else {
-                    None
-                };
-                let piece = |j: usize| Piece {
-                    taps,
-                    prefetch: next
-                        .map_or(WeightPrefetch::NONE, |(ob0, ob, taps)| tiles.prefetch_share(ob0, ob, taps, j, m)),
-                };
-                for (i, u) in us.clone().enumerate() {
-                    if pointwise {
-                        let ox0 = u * px_tile;
-                        tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), piece(i), &mut shapes);
-                    } else {
-                        for (x, ox0) in (0..row_len).step_by(px_tile).enumerate() {
-                            let piece = piece(i * tiles_per_unit + x);
-                            tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0), piece, &mut shapes);
-                        }
+                    for (x, ox0) in (0..row_len).step_by(px_tile).enumerate() {
+                        let piece = piece(i * tiles_per_unit + x);
+                        tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0), piece, &mut shapes);
                     }
                 }
             }
         }
         kernels.record_tiles(shapes);
     });
+}
+
+/// Units (tiles of a 1x1 layer, rows otherwise) per panel for a layer of `units`
+/// units, each reading `unit_in` bytes of input, of `input` bytes in all, with
+/// `weights` bytes of weights in `groups` groups of output blocks. Each group walks
+/// the whole input, so an input larger than the L2 comes from further out once
+/// per group; walked in panels whose input fits half the L2, every group in turn
+/// before the next panel, it comes once, and the weights once per panel instead.
+/// Panels where that moves fewer bytes from beyond the L2 (figures:
+/// `docs/kernels.md`); one panel of every unit otherwise.
+fn panel_units(kernels: &Kernels, units: usize, unit_in: usize, input: usize, weights: usize, groups: usize) -> usize {
+    let budget = kernels.l2_bytes / 2;
+    if input <= budget || groups < 4 {
+        return units;
+    }
+    let per = (budget / unit_in.max(1)).max(1);
+    let panels = units.div_ceil(per);
+    // Bytes from beyond the L2: weights once and the input per group, or the
+    // input once and the weights per panel.
+    if weights * (panels - 1) < input * (groups - 1) { units.div_ceil(panels) } else { units }
 }
 
 /// Output pixels up to which a convolution sums its taps in blocks (see
@@ -352,8 +382,9 @@ const K_BLOCK_TAPS: usize = 24;
 /// dozen times, so the first tile to read a group's weights would wait for them to
 /// stream from memory faster than memory delivers. Walking the tiles
 /// once per block of taps instead uses each block while it is in cache, and
-/// prefetching the next block (or the next group's first) as it goes overlaps the
-/// fetch with the arithmetic (without the prefetch, blocks alone are slower). The
+/// prefetching the next piece's weights (the next group's, or the next block's
+/// first) as it goes overlaps the fetch with the arithmetic (without the prefetch,
+/// blocks alone are slower). The
 /// blocks are as even as the chunk grid allows: a short last block (4 taps after
 /// 24) leaves too little arithmetic to hide the next group's fetch.
 pub fn k_block_taps(n_taps: usize, chunk: usize, pixels: usize) -> Option<usize> {

@@ -93,6 +93,10 @@ enum Command {
         /// with `--winograd`.
         #[arg(long)]
         rounds: Option<usize>,
+        /// Instead, time each layer by the direct kernel twice, interleaved: with the
+        /// drivers assuming the L2 the CPU reports, and assuming this many KiB.
+        #[arg(long, value_name = "KIB")]
+        l2_kib: Option<usize>,
         /// Instead, time each layer on the best BF16 and float32 tiers (direct, one
         /// thread, thread CPU time), as shares of the BF16 and FMA peaks.
         #[arg(long)]
@@ -143,9 +147,11 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Info { model, ops: true, json, .. } => onnx_ops(&model, json),
         Command::Info { model, batch, json, steps, precision, .. } => info(&model, batch, json, steps, precision),
-        Command::Peak { model, all_tiers, json, winograd, rounds, bf16 } => {
+        Command::Peak { model, all_tiers, json, winograd, rounds, l2_kib, bf16 } => {
             let graph = models::build(&model).map_err(|e| e.to_string())?;
-            if bf16 {
+            if let Some(kib) = l2_kib {
+                peak::compare_l2(&graph, rounds.unwrap_or(15), kib, json)
+            } else if bf16 {
                 peak_bf16::run(&graph, json)
             } else if winograd {
                 peak::compare_winograd(&graph, rounds.unwrap_or(31), json)

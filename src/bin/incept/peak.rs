@@ -414,3 +414,115 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
     println!("all these layers (x count): direct {direct_ms:.2} ms, as lowered {chosen_ms:.2} ms");
     Ok(())
 }
+
+/// `incept peak MODEL --l2-kib KIB`: each convolution layer (but the image's) as
+/// lowered (direct or Winograd) on the widest tier (or `INCEPT_TIER`), with the drivers assuming the
+/// L2 the CPU reports and assuming `kib` KiB, interleaved: `rounds` rounds of a
+/// batch of each (the order alternating), the fastest batch of each side and the
+/// median of the rounds' ratios. One process, so what the cache-size choices are
+/// worth on this host is measured apart from its slow spells.
+pub fn compare_l2(graph: &incept::graph::Graph, rounds: usize, kib: usize, as_json: bool) -> Result<(), String> {
+    use incept::lower::winograd_for;
+    use incept_kernels::pack::pack_winograd_weights;
+    use incept_kernels::winograd::{conv2d_winograd, winograd_scratch_len};
+
+    let k = Kernels::new(Tier::from_env()?).expect("available");
+    let sides = [k, k.with_l2_bytes(kib * 1024)];
+    let l = Layout::Nchw16c;
+    let clock = Clock::thread_cpu();
+    let image_dims = graph.dims(graph.input);
+    // Per layer: how it is lowered, the fastest batch per side, and the median of
+    // the rounds' ratios.
+    let mut rows: Vec<(ConvLayer, &str, [f64; 2], f64)> = Vec::new();
+    for layer in graph.conv_layers().into_iter().filter(|l| !(l.input == image_dims && l.input.c <= BLOCK)) {
+        let (din, dout, g) = (layer.input, layer.output(), layer.geom);
+        let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
+        let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+        let scheme = winograd_for(&g, din.c, layer.out_channels, (dout.h, dout.w));
+        let (mut w, mut b) = (Vec::new(), Vec::new());
+        match scheme {
+            Some(scheme) => pack_winograd_weights(&oihw, shape, scheme, &mut w),
+            None => pack_conv_weights(&oihw, shape, &mut w),
+        }
+        pack_bias(&vec![0.1; shape.co], &mut b);
+        let (w, b) = (AlignedVec::from_slice(&w), AlignedVec::from_slice(&b));
+        let x = AlignedVec::from_slice(&vec![0.5; l.image_len(din)]);
+        let mut y = AlignedVec::zeroed(l.image_len(dout));
+        let scratch_len = scheme.map_or(conv2d_scratch_len(din, &g), |s| winograd_scratch_len(din, &g, s, 1));
+        let mut scratch = AlignedVec::zeroed(scratch_len);
+        let packed = PackedConv { shape, weights: w.as_slice(), bias: b.as_slice() };
+        let mut run = |side: usize| {
+            let (x, out) = (Image::new(x.as_slice(), din, l), &mut ImageMut::new(y.as_mut_slice(), dout, l));
+            let op = Conv2d { input: x.into(), weights: packed, geom: g, residual: None, act: Activation::Relu };
+            let (k, out, scratch) = (&sides[side], &mut out.into(), scratch.as_mut_slice());
+            match scheme {
+                Some(scheme) => conv2d_winograd(k, &op, scheme, out, scratch, &Sequential),
+                None => conv2d(k, &op, out, scratch, &Sequential),
+            }
+        };
+        // Batches of about 2 ms at the peak (see `compare_winograd`).
+        let reps = (2e-3 * 100e9 / (2.0 * layer.macs() as f64)).ceil() as usize;
+        let mut batch = |side: usize| {
+            run(side);
+            let t = (clock.now)();
+            (0..reps).for_each(|_| run(side));
+            ((clock.now)() - t) / reps as f64
+        };
+        let mut times = [Vec::new(), Vec::new()];
+        for round in 0..rounds.max(1) {
+            for i in 0..2 {
+                let side = (i + round) % 2;
+                times[side].push(batch(side));
+            }
+        }
+        let best = |t: &[f64]| t.iter().copied().fold(f64::INFINITY, f64::min);
+        let mut ratios: Vec<f64> = times[0].iter().zip(&times[1]).map(|(a, b)| b / a).collect();
+        ratios.sort_by(f64::total_cmp);
+        let how = scheme.map_or("direct", |s| s.name());
+        rows.push((layer, how, [best(&times[0]), best(&times[1])], ratios[ratios.len() / 2]));
+    }
+    let total = |side: usize| rows.iter().map(|r| r.2[side] * r.0.count as f64).sum::<f64>() * 1e3;
+    let (reported, assumed) = (k.l2_bytes() / 1024, kib);
+    if as_json {
+        let layers: Vec<_> = rows
+            .iter()
+            .map(|(l, how, t, r)| {
+                json!({"window": l.window(), "input": [l.input.c, l.input.h, l.input.w], "out_channels": l.out_channels,
+                       "count": l.count, "lowered": how, "ms_reported_l2": t[0] * 1e3, "ms_assumed_l2": t[1] * 1e3, "median_round_ratio": r})
+            })
+            .collect();
+        let v = json!({"model": graph.name, "tier": k.tier().name(), "clock": clock.name, "rounds": rounds,
+                       "reported_l2_kib": reported, "assumed_l2_kib": assumed, "layers": layers,
+                       "total_ms_reported_l2": total(0), "total_ms_assumed_l2": total(1)});
+        println!("{v:#}");
+        return Ok(());
+    }
+    println!(
+        "{} on {}, as lowered: the drivers assuming the reported L2 ({reported} KiB) vs {assumed} KiB; fastest of \
+         {rounds} interleaved rounds (the {} clock), and the median of the rounds' ratios (assumed / reported)",
+        graph.name,
+        k.tier().name(),
+        clock.name
+    );
+    println!(
+        "{:<8} {:>14} {:>5} {:>4} {:>11} {:>10} {:>10} {:>7}",
+        "window", "input", "out", "x", "lowered", "ms", "ms", "ratio"
+    );
+    for (l, how, t, r) in &rows {
+        let input = format!("{}x{}x{}", l.input.c, l.input.h, l.input.w);
+        println!(
+            "{:<8} {input:>14} {:>5} {:>4} {how:>11} {:>10.3} {:>10.3} {r:>7.3}",
+            l.window(),
+            l.out_channels,
+            l.count,
+            t[0] * 1e3,
+            t[1] * 1e3
+        );
+    }
+    println!(
+        "all these layers (x count): {:.2} ms assuming {reported} KiB, {:.2} ms assuming {assumed} KiB",
+        total(0),
+        total(1)
+    );
+    Ok(())
+}
