@@ -149,6 +149,14 @@ impl Kernels {
         self.ops.conv.name
     }
 
+    /// The convolution microkernel's tile shape (output blocks, pixels) scheduled by
+    /// hand in asm, if any (see [`ConvMicrokernel::hand_scheduled`]).
+    ///
+    /// [`ConvMicrokernel::hand_scheduled`]: crate::microkernel::ConvMicrokernel::hand_scheduled
+    pub fn hand_scheduled(&self) -> Option<(usize, usize)> {
+        self.ops.conv.hand_scheduled
+    }
+
     /// Every tile shape (output blocks, pixels) the convolution microkernel computes.
     pub fn tile_shapes(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
         let max_px = self.ops.conv.max_px;

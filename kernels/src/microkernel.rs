@@ -134,6 +134,11 @@ pub struct ConvMicrokernel {
     /// its chunk boundaries cost less than the compiled shapes', which
     /// [`choose_tile`] counts.
     pub hand_scheduled: Option<(usize, usize)>,
+    /// The least an input lane of any tile costs in [`choose_tile`]'s units (one
+    /// per output block x pixel), however few its accumulators: a tile with fewer
+    /// independent accumulators than the FMA units' latency times their number
+    /// waits on the latency. 0 where not counted.
+    pub min_lane_cost: usize,
     /// Computes one tile of `ob` blocks and `px <= max_px[ob]` pixels.
     ///
     /// # Safety
@@ -375,11 +380,14 @@ impl TileShapes {
 /// and rows of `row_len` pixels: the one with the least estimated time, counting the
 /// partial tiles at the ends. Per input lane a tile issues `ob * px` FMAs and
 /// `ob + px` loads (weight rows and input broadcasts) on two FMA and two load ports,
-/// so its cost is the larger of the two; a tile also pays a fixed overhead (loop,
+/// so its cost is the larger of the two, and at least the microkernel's
+/// [`ConvMicrokernel::min_lane_cost`]; a tile also pays a fixed overhead (loop,
 /// chunk boundaries, epilogue) that favours fewer, larger tiles, half as much for
 /// the hand-scheduled shape (figures: `docs/kernels.md`).
 pub(crate) fn choose_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
-    let cost = |ob: usize, px: usize| (ob * px).max(ob + px) + if mk.hand_scheduled == Some((ob, px)) { 1 } else { 2 };
+    let cost = |ob: usize, px: usize| {
+        (ob * px).max(ob + px).max(mk.min_lane_cost) + if mk.hand_scheduled == Some((ob, px)) { 1 } else { 2 }
+    };
     let mut best = (usize::MAX, (1, 1));
     for (ob, &max_px) in mk.max_px.iter().enumerate().filter(|(ob, m)| *ob > 0 && **m > 0) {
         for px in 1..=max_px {

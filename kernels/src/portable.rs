@@ -29,6 +29,7 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     name: "conv_nchw16c_32oc_x4px__portable",
     max_px: [0, 4, 4, 0, 0],
     hand_scheduled: None,
+    min_lane_cost: 0,
     tile: conv_tile,
 };
 

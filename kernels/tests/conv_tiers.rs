@@ -3,10 +3,11 @@
 //! under and over the 16-lane block; widths around the pixel tile; stride 2; every
 //! padding side; a residual; output into a slice of a larger buffer; reductions
 //! long enough for many chunks, with a short last one; every tile shape of each
-//! tier's menu (asserted to have run). Besides the error bound,
-//! every output must equal, bit for bit, the documented summation order (chunks of
-//! [`chunk_taps`] taps) replayed in scalar code: the same order on every tier. Inputs
-//! of one block also run from their NCHW image (`conv2d_image`), bit for bit the same.
+//! tier's menu (asserted to have run), and the hand-scheduled one on a 1x1 layer's
+//! middle chunks. Besides the error bound, every output must equal, bit for bit,
+//! the documented summation order (chunks of [`chunk_taps`] taps) replayed in
+//! scalar code: the same order on every tier. Inputs of one block also run from
+//! their NCHW image (`conv2d_image`), bit for bit the same.
 
 mod support;
 
@@ -224,12 +225,16 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         (200, 33, 9, 4, g(7, 1, 3, 0)),
         (300, 20, 4, 5, g(5, 5, 2, 2)),
         (33, 16, 8, 8, g(3, 3, 1, 1)),
-        // 1x1 in 64-channel tiles (the AVX-512 tier's hand-scheduled 4x6 shape):
-        // many middle chunks, on a large map and on a small one (blocks of taps).
+        // 1x1 in 64-channel tiles (the AVX-512 tier's hand-scheduled 4x6 shape; the
+        // AVX2 tier's 1x6 per block): many middle chunks, on a large map (asserted
+        // to run the hand-scheduled shape) and on a small one (blocks of taps).
         (1000, 64, 21, 22, g(1, 1, 0, 0)),
         (512, 128, 7, 9, g(1, 1, 0, 0)),
     ];
     let (mut short_last, mut blocked, mut short_block) = (0, 0, 0);
+    let (tier, hand) = (kernels.tier(), kernels.hand_scheduled());
+    let hand_calls = || hand.map_or(0, |(ob, px)| tile_calls(tier, ob, px));
+    let mut hand_middle_chunks = 0;
     for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
         let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
@@ -239,10 +244,19 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         blocked += (k < taps) as usize;
         short_block += (k < taps && taps % k != 0) as usize;
         let act = if n % 2 == 0 { Activation::Relu } else { Activation::None };
+        let before = hand_calls();
         check(kernels, Case { ci, co, h, w, geom, residual: n % 3 == 1, act }, &mut rng, par);
+        // A 1x1 window summed in one call per tile: the hand-scheduled tile runs its
+        // middle chunks in one asm block (unless it prefetches per tap).
+        hand_middle_chunks += (geom.kh * geom.kw == 1 && k == taps && hand_calls() > before) as usize;
     }
     assert!(short_last >= 2, "too few cases end in a short chunk");
     assert!(blocked >= 3 && short_block >= 2, "too few cases sum in blocks of taps");
+    assert!(
+        hand.is_none() || hand_middle_chunks >= 1,
+        "{}: the hand-scheduled tile {hand:?} summed no 1x1 layer's middle chunks",
+        kernels.conv_name()
+    );
 }
 
 /// One layer per tile shape of the tier's menu, a tile of that shape covering its

@@ -43,6 +43,7 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     name: "conv_nchw16c_16oc_x5px__neon",
     max_px: [0, 5, 0, 0, 0],
     hand_scheduled: None,
+    min_lane_cost: 0,
     tile: conv_tile,
 };
 

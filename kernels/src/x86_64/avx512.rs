@@ -34,6 +34,7 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     name: "conv_nchw16c_64oc_x6px__avx512f",
     max_px: [0, 16, 14, 9, 6],
     hand_scheduled: Some((4, 6)),
+    min_lane_cost: 0,
     tile: conv_tile,
 };
 
