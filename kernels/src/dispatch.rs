@@ -150,9 +150,7 @@ impl Kernels {
     }
 
     /// The convolution microkernel's tile shape (output blocks, pixels) scheduled by
-    /// hand in asm, if any (see [`ConvMicrokernel::hand_scheduled`]).
-    ///
-    /// [`ConvMicrokernel::hand_scheduled`]: crate::microkernel::ConvMicrokernel::hand_scheduled
+    /// hand in asm, if any.
     pub fn hand_scheduled(&self) -> Option<(usize, usize)> {
         self.ops.conv.hand_scheduled
     }
