@@ -111,12 +111,11 @@ impl WeightPrefetch {
     /// Nothing to fetch.
     pub const NONE: WeightPrefetch = WeightPrefetch { start: std::ptr::null(), stride: 0, blocks: 0, lines: 0 };
 
-    /// Share `j` of `m` of fetching `blocks` runs of `lines` cache lines, `stride`
-    /// floats apart from `start`: the calls of one piece of work split the next
-    /// piece's weights evenly.
-    pub(crate) fn share(start: *const f32, stride: usize, blocks: usize, lines: usize, j: usize, m: usize) -> Self {
-        let (l0, l1) = (j * lines / m, (j + 1) * lines / m);
-        WeightPrefetch { start: start.wrapping_add(l0 * BLOCK), stride, blocks, lines: l1 - l0 }
+    /// Shares `js` of `m` of this fetch: the calls of one piece of work split the
+    /// next piece's weights evenly.
+    pub(crate) fn part(self, js: std::ops::Range<usize>, m: usize) -> Self {
+        let (l0, l1) = (js.start * self.lines / m, js.end * self.lines / m);
+        WeightPrefetch { start: self.start.wrapping_add(l0 * BLOCK), lines: l1 - l0, ..self }
     }
 }
 
@@ -145,6 +144,17 @@ pub struct ConvMicrokernel {
     /// Every address the [`TileArgs`] formula reaches must be in bounds (read-only
     /// for inputs, writable for `output`), and the CPU must support the tier.
     pub tile: unsafe fn(args: &TileArgs, ob: usize, px: usize),
+    /// Computes `tiles` tiles of the [`hand_scheduled`](Self::hand_scheduled) shape
+    /// along a row in one call, if the tier has it: tile `i` is the [`TileArgs`]
+    /// tile moved `i * px` pixels on (its input `i * px * in_pixel` floats further,
+    /// its output and residual `i * px * 16`), and prefetches share `i` of `tiles`
+    /// of `args.prefetch`. Each call of a tile has a fixed cost (the dispatch, the
+    /// arguments) that a short sum feels, as a Winograd GEMM of 32 input channels
+    /// does (figures: `docs/winograd.md`).
+    ///
+    /// # Safety
+    /// As [`tile`](Self::tile), for each of the tiles.
+    pub row: Option<unsafe fn(args: &TileArgs, tiles: usize)>,
 }
 
 /// Where a tile's chunk sums go: the output (and its block stride), the bias the
@@ -305,17 +315,69 @@ pub(crate) struct TileAt<'a> {
 }
 
 impl TileLayer {
-    /// Computes the tile `at` of this layer with `mk`, noting its shape in `shapes`:
-    /// the one place the direct and Winograd drivers make a [`TileArgs`].
+    /// Computes the tile `at` of this layer with `mk` and the `tiles - 1` tiles of
+    /// its shape after it along the row (tile `i` `i * at.px` pixels on, with share
+    /// `i` of `tiles` of `at.prefetch`), noting the shape in `shapes`: the one place
+    /// the direct and Winograd drivers make a [`TileArgs`]. In one call where the
+    /// microkernel has a row of that shape ([`ConvMicrokernel::row`]), else tile by
+    /// tile; the same tiles and sums either way.
     ///
     /// # Safety
     /// `mk` must come from a `Kernels` (the CPU runs its tier), and every weight,
-    /// bias, residual and output address the [`TileArgs`] formula reaches from `at`
-    /// must be in bounds (writable for the output, which no other thread may access
-    /// meanwhile); `at.input` bounds the input reads.
+    /// bias, residual and output address the [`TileArgs`] formula reaches from each
+    /// tile must be in bounds (writable for the output, which no other thread may
+    /// access meanwhile); `at.input` bounds the input reads of all of them.
     #[inline(always)]
-    pub(crate) unsafe fn run(&self, mk: &ConvMicrokernel, at: TileAt, shapes: &mut TileShapes) {
-        let args = TileArgs {
+    pub(crate) unsafe fn run(&self, mk: &ConvMicrokernel, at: TileAt, tiles: usize, shapes: &mut TileShapes) {
+        if tiles == 0 {
+            return;
+        }
+        self.check_input(&at, tiles);
+        shapes.add(at.ob, at.px);
+        match mk.row.filter(|_| mk.hand_scheduled == Some((at.ob, at.px))) {
+            // SAFETY: the input reads stay in `at.input` (the drivers' window
+            // arithmetic, checked in debug builds); the rest is the caller's contract.
+            Some(row) => unsafe { row(&self.args(&at), tiles) },
+            None => {
+                for i in 0..tiles {
+                    let step = i * at.px;
+                    let at = TileAt {
+                        input: &at.input[step * self.in_pixel..],
+                        output: at.output.wrapping_add(step * BLOCK),
+                        residual: if at.residual.is_null() {
+                            at.residual
+                        } else {
+                            at.residual.wrapping_add(step * BLOCK)
+                        },
+                        prefetch: at.prefetch.part(i..i + 1, tiles),
+                        ..at
+                    };
+                    // SAFETY: as for the row, for tile i.
+                    unsafe { (mk.tile)(&self.args(&at), at.ob, at.px) }
+                }
+            }
+        }
+    }
+
+    /// Asserts, in debug builds, that `tiles` tiles of `at`'s shape from `at` on read
+    /// their input inside `at.input`.
+    #[inline(always)]
+    fn check_input(&self, at: &TileAt, tiles: usize) {
+        // The last input lane the last tile reads: the last block, tap row and column
+        // of its last pixel (all 16 lanes of a partial block may be read).
+        let last = (self.ci_blocks - 1) * at.in_block
+            + (self.kh - 1) * self.in_row
+            + (self.kw - 1) * BLOCK
+            + (tiles * at.px - 1) * self.in_pixel
+            + BLOCK
+            - 1;
+        debug_assert!(last < at.input.len(), "tile reads input {last} of {}", at.input.len());
+    }
+
+    /// The [`TileArgs`] of the tile `at` of this layer.
+    #[inline(always)]
+    fn args(&self, at: &TileAt) -> TileArgs {
+        TileArgs {
             input: at.input.as_ptr(),
             in_pixel: self.in_pixel,
             in_row: self.in_row,
@@ -336,20 +398,7 @@ impl TileLayer {
             prefetch_output: self.prefetch_output,
             taps: at.taps,
             prefetch: at.prefetch,
-        };
-        // The last input lane the tile reads: the last block, tap row and column of
-        // its last pixel (all 16 lanes of a partial block may be read).
-        let last = (self.ci_blocks - 1) * at.in_block
-            + (self.kh - 1) * self.in_row
-            + (self.kw - 1) * BLOCK
-            + (at.px - 1) * self.in_pixel
-            + BLOCK
-            - 1;
-        debug_assert!(last < at.input.len(), "tile reads input {last} of {}", at.input.len());
-        shapes.add(at.ob, at.px);
-        // SAFETY: the input reads stay in `at.input` (the drivers' window arithmetic,
-        // checked above in debug builds); the rest is the caller's contract.
-        unsafe { (mk.tile)(&args, at.ob, at.px) }
+        }
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     hand_scheduled: None,
     min_lane_cost: 0,
     tile: conv_tile,
+    row: None,
 };
 
 /// # Safety

@@ -54,7 +54,7 @@ use incept_kernels::conv::{Conv2d, PackedConv};
 use incept_kernels::pack::{ConvShape, pack_bias, pack_winograd_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::winograd::{Scheme, conv2d_winograd, winograd_scratch_len};
-use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls};
+use incept_kernels::{Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, tier_calls, tile_calls};
 use support::{
     Rng, ThreeThreads, band_splits, reference_conv, to_layout, view_bands, write_bands, write_between_sentinels,
 };
@@ -465,8 +465,14 @@ fn every_available_tier_matches_the_reference() {
     for tier in tiers {
         let kernels = Kernels::new(tier).unwrap();
         let before = tier_calls(tier);
+        // The hand-scheduled tile runs the GEMMs' full tiles (in one row call where
+        // the tier has one: AVX2).
+        let hand = kernels.hand_scheduled();
+        let hand_calls = || hand.map_or(0, |(ob, px)| tile_calls(tier, ob, px));
+        let before_hand = hand_calls();
         sweep(&kernels, &Sequential);
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
+        assert!(hand.is_none() || hand_calls() > before_hand, "{tier:?}: the hand-scheduled tile did not run");
     }
 }
 

@@ -119,20 +119,20 @@ impl<'a> LayerTiles<'a> {
         Piece { taps: (0, self.taps), prefetch: WeightPrefetch::NONE }
     }
 
-    /// Share `j` of `m` of prefetching the weights of output blocks `ob0..ob0 + ob`,
-    /// taps `taps`.
+    /// Shares `js` of `m` of prefetching the weights of output blocks `ob0..ob0 +
+    /// ob`, taps `taps`.
     pub(super) fn prefetch_share(
         &self,
         ob0: usize,
         ob: usize,
         taps: (usize, usize),
-        j: usize,
+        js: std::ops::Range<usize>,
         m: usize,
     ) -> WeightPrefetch {
         // A tap's weights for one block: 16 rows of 16 floats, a cache line each.
         let w_block = self.layer.w_block;
         let start = self.w.weights.as_ptr().wrapping_add(ob0 * w_block + taps.0 * BLOCK * BLOCK);
-        WeightPrefetch::share(start, w_block, ob, (taps.1 - taps.0) * BLOCK, j, m)
+        WeightPrefetch { start, stride: w_block, blocks: ob, lines: (taps.1 - taps.0) * BLOCK }.part(js, m)
     }
 
     /// [`run`](Self::run) from an input whose channel blocks are `in_block` floats
@@ -152,10 +152,32 @@ impl<'a> LayerTiles<'a> {
         piece: Piece,
         shapes: &mut TileShapes,
     ) {
+        // SAFETY: forwarded.
+        unsafe { self.run_row_from(input, in_block, tile, 1, piece, shapes) }
+    }
+
+    /// [`run_from`](Self::run_from) for `tile` and the `tiles - 1` tiles of its
+    /// shape after it along a row of output pixels (and the input pixels under
+    /// them), in one call where the microkernel has a row of the shape (see
+    /// `TileLayer::run_row`); `piece.prefetch` is shared among them.
+    ///
+    /// # Safety
+    /// As [`run_from`](Self::run_from), for each of the tiles.
+    #[inline]
+    pub(super) unsafe fn run_row_from(
+        &self,
+        input: &[f32],
+        in_block: usize,
+        tile: Tile,
+        tiles: usize,
+        piece: Piece,
+        shapes: &mut TileShapes,
+    ) {
         let Tile { ob0, ob, out_px, px } = tile;
         let (out_block, w_block, chunk) = (self.layer.out_block, self.layer.w_block, self.layer.chunk);
         let out_off = ob0 * out_block + out_px * BLOCK;
-        assert!(out_off + (ob - 1) * out_block + px * BLOCK <= self.out_len, "convolution: tile outside the output");
+        let end = out_off + (ob - 1) * out_block + tiles * px * BLOCK;
+        assert!(tiles > 0 && end <= self.out_len, "convolution: tile outside the output");
         let (t0, t1) = piece.taps;
         assert!(t0 < t1 && t1 <= self.taps && t0 % chunk == 0, "convolution: taps off the chunk grid");
         assert!(t1 == self.taps || t1 % chunk == 0, "convolution: taps off the chunk grid");
@@ -175,8 +197,8 @@ impl<'a> LayerTiles<'a> {
         // SAFETY: `mk` comes from a `Kernels`, which proves the tier runs on this CPU.
         // Input reads are the caller's contract; weights, bias, residual and output
         // stay inside blocks ob0..ob0+ob of their images (whose lengths `check`
-        // asserted, and the output's end just above).
-        unsafe { self.layer.run(self.mk, at, shapes) };
+        // asserted, and the last tile's end just above).
+        unsafe { self.layer.run(self.mk, at, tiles, shapes) };
     }
 }
 
@@ -247,6 +269,15 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     };
 
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
+    // `n` whole tiles of a pointwise layer's long row from pixel `ox0` on.
+    let row = |ob0: usize, ob: usize, ox0: usize, n: usize, piece: Piece, shapes: &mut TileShapes| {
+        // SAFETY: as for `tile`, for each of the n tiles: the last reads pixel
+        // ox0 + n * px_tile - 1 <= the row's last.
+        unsafe {
+            let tile = Tile { ob0, ob, out_px: ox0, px: px_tile };
+            tiles.run_row_from(&input.data[ox0 * BLOCK..], tiles.in_block, tile, n, piece, shapes)
+        };
+    };
     let n_taps = tiles.taps;
     let k_block = k_block_taps(n_taps, tiles.chunk(), dout.h * dout.w);
     let k_taps = k_block.unwrap_or(n_taps);
@@ -326,20 +357,28 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
             // The weights this task reads next, fetched meanwhile (small maps only:
             // a large map's weights each serve enough pixels).
             let next = pieces.peek().filter(|_| k_block.is_some()).map(|&((ob0, ob, _), taps)| (ob0, ob, taps));
-            let piece = |j: usize| Piece {
+            let piece = |js: std::ops::Range<usize>| Piece {
                 taps,
                 prefetch: next
-                    .map_or(WeightPrefetch::NONE, |(ob0, ob, taps)| tiles.prefetch_share(ob0, ob, taps, j, m)),
+                    .map_or(WeightPrefetch::NONE, |(ob0, ob, taps)| tiles.prefetch_share(ob0, ob, taps, js, m)),
             };
-            for (i, u) in us.enumerate() {
-                if pointwise {
+            if pointwise {
+                // The units' whole tiles along the long row in one call, then the
+                // partial last one.
+                let whole = us.end.min(row_len / px_tile).saturating_sub(us.start);
+                if whole > 0 {
+                    row(ob0, ob, us.start * px_tile, whole, piece(0..whole), &mut shapes);
+                }
+                for (i, u) in us.clone().enumerate().skip(whole) {
                     let ox0 = u * px_tile;
-                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), piece(i), &mut shapes);
-                } else {
-                    for (x, ox0) in (0..row_len).step_by(px_tile).enumerate() {
-                        let piece = piece(i * tiles_per_unit + x);
-                        tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0), piece, &mut shapes);
-                    }
+                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), piece(i..i + 1), &mut shapes);
+                }
+                continue;
+            }
+            for (i, u) in us.enumerate() {
+                for (x, ox0) in (0..row_len).step_by(px_tile).enumerate() {
+                    let j = i * tiles_per_unit + x;
+                    tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0), piece(j..j + 1), &mut shapes);
                 }
             }
         }

@@ -386,29 +386,34 @@ impl<'a> BandTiles<'a> {
                 } else {
                     (item + 1 < items.end).then(|| slab((item + 1) % groups, 0))
                 };
+                // The full tiles in one row call, then the partial one; each
+                // fetches its share of the next weights.
                 let m_tiles = n.div_ceil(self.px_tile);
-                for (j, px0) in (0..n).step_by(self.px_tile).enumerate() {
-                    let px = self.px_tile.min(n - px0);
+                let full = n / self.px_tile;
+                let layer = TileLayer {
+                    in_pixel: BLOCK,
+                    in_row: 0,
+                    ci_blocks: self.k_blocks[p],
+                    // Only the 3x3 schemes take a partial block, as the only one.
+                    ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
+                    kh: 1,
+                    kw: 1,
+                    chunk: self.gemm_chunk[p],
+                    w_block,
+                    out_block: per_chunk * BLOCK,
+                    relu: false,
+                    prefetch_next: false,
+                    prefetch_output: false,
+                };
+                let pieces = [(0, full, self.px_tile), (full, m_tiles, n - full * self.px_tile)];
+                for (j0, j1, px) in pieces.into_iter().filter(|&(j0, j1, _)| j1 > j0) {
+                    let px0 = j0 * self.px_tile;
                     let prefetch = next.map_or(WeightPrefetch::NONE, |(at, ob, q)| {
                         let start = self.w.weights.as_ptr().wrapping_add(at);
                         let k = self.k_blocks[q];
-                        WeightPrefetch::share(start, k * BLOCK * BLOCK, ob, k * BLOCK, j, m_tiles)
+                        WeightPrefetch { start, stride: k * BLOCK * BLOCK, blocks: ob, lines: k * BLOCK }
+                            .part(j0..j1, m_tiles)
                     });
-                    let layer = TileLayer {
-                        in_pixel: BLOCK,
-                        in_row: 0,
-                        ci_blocks: self.k_blocks[p],
-                        // Only the 3x3 schemes take a partial block, as the only one.
-                        ci_tail: s.ci - (ci_blocks - 1) * BLOCK,
-                        kh: 1,
-                        kw: 1,
-                        chunk: self.gemm_chunk[p],
-                        w_block,
-                        out_block: per_chunk * BLOCK,
-                        relu: false,
-                        prefetch_next: false,
-                        prefetch_output: false,
-                    };
                     let at = TileAt {
                         input: &v[self.v_at[p] + px0 * BLOCK..],
                         in_block: per_chunk * BLOCK,
@@ -422,11 +427,11 @@ impl<'a> BandTiles<'a> {
                         prefetch,
                     };
                     // SAFETY: the tier runs on this CPU. Reads: input blocks
-                    // 0..k_blocks[p] of position p's image, pixels px0..px0+px <= n
+                    // 0..k_blocks[p] of position p's image, pixels px0.. up to n
                     // <= per_chunk; weights blocks ob0..ob0+ob of position p; ob*16
                     // zeros of bias. Writes: blocks 0..ob <= MAX_OB of m_pos,
-                    // pixels px0..px0+px, all inside the slices taken above.
-                    unsafe { layer.run(mk, at, &mut shapes) };
+                    // pixels px0.. up to n, all inside the slices taken above.
+                    unsafe { layer.run(mk, at, j1 - j0, &mut shapes) };
                 }
             }
             let job = OutputJob {

@@ -37,6 +37,7 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     hand_scheduled: Some((1, 6)),
     min_lane_cost: 4,
     tile: conv_tile,
+    row: Some(row_1x6),
 };
 
 /// # Safety
@@ -45,7 +46,7 @@ unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
     // SAFETY: forwarded contract.
     unsafe {
         match ob {
-            1 if px == 6 => tile_1x6(a),
+            1 if px == 6 => row_1x6(a, 1),
             1 => by_px::<1>(a, px),
             _ => unreachable!("{ob} output blocks exceed 1"),
         }
@@ -244,6 +245,28 @@ unsafe fn chunks_1x6(w: *const f32, x: *const f32, in_pixel: usize, step: usize,
     }
 }
 
+/// `tiles` 1 x 6 tiles along a row ([`ConvMicrokernel::row`]): [`tile_1x6`],
+/// inlined here (its one call site), for each, the arguments moved on in place.
+///
+/// # Safety
+/// The [`TileArgs`] contract for each of the tiles, on a CPU with AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_1x6(a: &TileArgs, tiles: usize) {
+    for i in 0..tiles {
+        let step = 6 * i;
+        let residual = if a.residual.is_null() { a.residual } else { a.residual.wrapping_add(step * BLOCK) };
+        let tile = TileArgs {
+            input: a.input.wrapping_add(step * a.in_pixel),
+            output: a.output.wrapping_add(step * BLOCK),
+            residual,
+            prefetch: a.prefetch.part(i..i + 1, tiles),
+            ..*a
+        };
+        // SAFETY: tile i of the row, within the caller's contract.
+        unsafe { tile_1x6(&tile) }
+    }
+}
+
 /// The 1 x 6 tile (the widest, which every layer with rows of 6 or more pixels
 /// runs): [`tile`]'s sums, its whole taps in runs of equal input steps through
 /// [`taps_1x6`] (a 1x1 window's chunk is one run, input block to input block; a
@@ -254,6 +277,7 @@ unsafe fn chunks_1x6(w: *const f32, x: *const f32, in_pixel: usize, step: usize,
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x 6 tile, on a CPU with AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn tile_1x6(a: &TileArgs) {
     const OB: usize = 1;
     const PX: usize = 6;

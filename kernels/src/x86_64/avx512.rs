@@ -36,6 +36,7 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     hand_scheduled: Some((4, 6)),
     min_lane_cost: 0,
     tile: conv_tile,
+    row: None,
 };
 
 /// # Safety
