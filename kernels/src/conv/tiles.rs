@@ -159,7 +159,7 @@ impl<'a> LayerTiles<'a> {
     /// [`run_from`](Self::run_from) for `tile` and the `tiles - 1` tiles of its
     /// shape after it along a row of output pixels (and the input pixels under
     /// them), in one call where the microkernel has a row of the shape (see
-    /// `TileLayer::run_row`); `piece.prefetch` is shared among them.
+    /// `TileLayer::run`); `piece.prefetch` is shared among them.
     ///
     /// # Safety
     /// As [`run_from`](Self::run_from), for each of the tiles.
