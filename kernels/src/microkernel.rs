@@ -89,6 +89,26 @@ pub struct TileArgs {
     pub prefetch: WeightPrefetch,
 }
 
+impl TileArgs {
+    /// Tile `i` of `tiles` of `px` pixels along the row from this one (see
+    /// [`ConvMicrokernel::row`]): its input `i * px * in_pixel` floats further, its
+    /// output and residual `i * px * 16`, share `i` of `tiles` of the prefetch.
+    #[inline(always)]
+    pub(crate) fn along_row(&self, i: usize, px: usize, tiles: usize) -> TileArgs {
+        let step = i * px;
+        // Plain offsets: the pointers are only dereferenced by the microkernels,
+        // within the TileArgs contract.
+        let residual = if self.residual.is_null() { self.residual } else { self.residual.wrapping_add(step * BLOCK) };
+        TileArgs {
+            input: self.input.wrapping_add(step * self.in_pixel),
+            output: self.output.wrapping_add(step * BLOCK),
+            residual,
+            prefetch: self.prefetch.part(i..i + 1, tiles),
+            ..*self
+        }
+    }
+}
+
 /// `blocks` runs of `lines` cache lines, `stride` floats apart from `start`: the
 /// weights of the next piece of a layer, fetched a little per tap so that the
 /// fetch from memory overlaps the arithmetic rather than stalling the first tile to
@@ -334,26 +354,15 @@ impl TileLayer {
         }
         self.check_input(&at, tiles);
         shapes.add(at.ob, at.px);
+        let args = self.args(&at);
         match mk.row.filter(|_| mk.hand_scheduled == Some((at.ob, at.px))) {
             // SAFETY: the input reads stay in `at.input` (the drivers' window
             // arithmetic, checked in debug builds); the rest is the caller's contract.
-            Some(row) => unsafe { row(&self.args(&at), tiles) },
+            Some(row) => unsafe { row(&args, tiles) },
             None => {
                 for i in 0..tiles {
-                    let step = i * at.px;
-                    let at = TileAt {
-                        input: &at.input[step * self.in_pixel..],
-                        output: at.output.wrapping_add(step * BLOCK),
-                        residual: if at.residual.is_null() {
-                            at.residual
-                        } else {
-                            at.residual.wrapping_add(step * BLOCK)
-                        },
-                        prefetch: at.prefetch.part(i..i + 1, tiles),
-                        ..at
-                    };
                     // SAFETY: as for the row, for tile i.
-                    unsafe { (mk.tile)(&self.args(&at), at.ob, at.px) }
+                    unsafe { (mk.tile)(&args.along_row(i, at.px, tiles), at.ob, at.px) }
                 }
             }
         }

@@ -255,29 +255,24 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     let co_blocks = s.co_blocks();
     let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, input.data.len(), par);
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
-    let tile = |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, piece: Piece, shapes: &mut TileShapes| {
-        let in_off = if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
-        // SAFETY: the last input read is block ci_blocks-1, row (oy*sh + kh-1),
-        // column ((ox0+px-1)*sw + kw-1) of the (padded by now) input, inside it
-        // because the output size was checked against the geometry. Tiles are
-        // disjoint, so concurrent tiles never write the same element; each task
-        // runs the pieces of its tiles in order.
-        unsafe {
-            let tile = Tile { ob0, ob, out_px: oy * row_len + ox0, px };
-            tiles.run_from(&input.data[in_off..], tiles.in_block, tile, piece, shapes)
+    // `n` tiles of `px` pixels along the row from pixel `ox0` of row `oy` (`n` > 1
+    // only for whole tiles of a pointwise layer's long row).
+    let tile =
+        |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, n: usize, piece: Piece, shapes: &mut TileShapes| {
+            let in_off =
+                if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
+            // SAFETY: the last input read is block ci_blocks-1, row (oy*sh + kh-1),
+            // column ((ox0+n*px-1)*sw + kw-1) of the (padded by now) input, inside it
+            // because the output size was checked against the geometry. Tiles are
+            // disjoint, so concurrent tiles never write the same element; each task
+            // runs the pieces of its tiles in order.
+            unsafe {
+                let tile = Tile { ob0, ob, out_px: oy * row_len + ox0, px };
+                tiles.run_row_from(&input.data[in_off..], tiles.in_block, tile, n, piece, shapes)
+            };
         };
-    };
 
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
-    // `n` whole tiles of a pointwise layer's long row from pixel `ox0` on.
-    let row = |ob0: usize, ob: usize, ox0: usize, n: usize, piece: Piece, shapes: &mut TileShapes| {
-        // SAFETY: as for `tile`, for each of the n tiles: the last reads pixel
-        // ox0 + n * px_tile - 1 <= the row's last.
-        unsafe {
-            let tile = Tile { ob0, ob, out_px: ox0, px: px_tile };
-            tiles.run_row_from(&input.data[ox0 * BLOCK..], tiles.in_block, tile, n, piece, shapes)
-        };
-    };
     let n_taps = tiles.taps;
     let k_block = k_block_taps(n_taps, tiles.chunk(), dout.h * dout.w);
     let k_taps = k_block.unwrap_or(n_taps);
@@ -294,7 +289,7 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
                 for ob0 in (0..co_blocks).step_by(ob_tile) {
                     let ob = ob_tile.min(co_blocks - ob0);
                     for ox0 in (0..row_len).step_by(px_tile) {
-                        tile(ob0, ob, oy, ox0, px_tile.min(row_len - ox0), tiles.whole(), &mut shapes);
+                        tile(ob0, ob, oy, ox0, px_tile.min(row_len - ox0), 1, tiles.whole(), &mut shapes);
                     }
                 }
             }
@@ -367,18 +362,18 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
                 // partial last one.
                 let whole = us.end.min(row_len / px_tile).saturating_sub(us.start);
                 if whole > 0 {
-                    row(ob0, ob, us.start * px_tile, whole, piece(0..whole), &mut shapes);
+                    tile(ob0, ob, 0, us.start * px_tile, px_tile, whole, piece(0..whole), &mut shapes);
                 }
                 for (i, u) in us.clone().enumerate().skip(whole) {
                     let ox0 = u * px_tile;
-                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), piece(i..i + 1), &mut shapes);
+                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), 1, piece(i..i + 1), &mut shapes);
                 }
                 continue;
             }
             for (i, u) in us.enumerate() {
                 for (x, ox0) in (0..row_len).step_by(px_tile).enumerate() {
                     let j = i * tiles_per_unit + x;
-                    tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0), piece(j..j + 1), &mut shapes);
+                    tile(ob0, ob, u, ox0, px_tile.min(row_len - ox0), 1, piece(j..j + 1), &mut shapes);
                 }
             }
         }

@@ -253,17 +253,8 @@ unsafe fn chunks_1x6(w: *const f32, x: *const f32, in_pixel: usize, step: usize,
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_1x6(a: &TileArgs, tiles: usize) {
     for i in 0..tiles {
-        let step = 6 * i;
-        let residual = if a.residual.is_null() { a.residual } else { a.residual.wrapping_add(step * BLOCK) };
-        let tile = TileArgs {
-            input: a.input.wrapping_add(step * a.in_pixel),
-            output: a.output.wrapping_add(step * BLOCK),
-            residual,
-            prefetch: a.prefetch.part(i..i + 1, tiles),
-            ..*a
-        };
         // SAFETY: tile i of the row, within the caller's contract.
-        unsafe { tile_1x6(&tile) }
+        unsafe { tile_1x6(&a.along_row(i, 6, tiles)) }
     }
 }
 
