@@ -57,3 +57,71 @@ pub fn unpack_conv_weights(packed: &[f32], shape: ConvShape) -> Vec<f32> {
     }
     out
 }
+
+/// The shape a convolution of `shape` on the network's image runs as in
+/// [`conv2d_image`](crate::conv::conv2d_image): the window's columns folded into
+/// the input channels, `(co, kw * ci, kh, 1)`. Input channel `kx * ci + c` of the
+/// folded window is channel `c` at window column `kx`.
+pub const fn image_folded_shape(shape: ConvShape) -> ConvShape {
+    ConvShape { co: shape.co, ci: shape.kw * shape.ci, kh: shape.kh, kw: 1 }
+}
+
+/// Length of the packing of [`pack_conv_weights_image`] for `shape`.
+pub const fn image_packed_len(shape: ConvShape) -> usize {
+    image_folded_shape(shape).packed_len()
+}
+
+/// Packs OIHW `weights` of `shape` for the convolution of an NCHW image
+/// ([`conv2d_image`](crate::conv::conv2d_image)), appending
+/// [`image_packed_len`] values to `out`: the weights of the folded window
+/// ([`image_folded_shape`]), `W'[o][kx * ci + c][ky][0] = W[o][c][ky][kx]`, in the
+/// blocked layout of [`pack_conv_weights`].
+pub fn pack_conv_weights_image(weights: &[f32], shape: ConvShape, out: &mut Vec<f32>) {
+    let ConvShape { co, ci, kh, kw } = shape;
+    assert_eq!(weights.len(), co * ci * kh * kw, "pack_conv_weights_image: weights are not OIHW of {shape:?}");
+    let folded = image_folded_shape(shape);
+    let mut oihw = vec![0.0; weights.len()];
+    for (n, &w) in weights.iter().enumerate() {
+        let (o, c, ky, kx) = (n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw);
+        oihw[(o * folded.ci + kx * ci + c) * kh + ky] = w;
+    }
+    pack_conv_weights(&oihw, folded, out);
+}
+
+/// Recovers OIHW weights from the packing of [`pack_conv_weights_image`] (its
+/// inverse, padding dropped).
+pub fn unpack_conv_weights_image(packed: &[f32], shape: ConvShape) -> Vec<f32> {
+    let ConvShape { co, ci, kh, kw } = shape;
+    assert_eq!(packed.len(), image_packed_len(shape), "unpack_conv_weights_image: not the packing of {shape:?}");
+    let folded = unpack_conv_weights(packed, image_folded_shape(shape));
+    (0..co * ci * kh * kw)
+        .map(|n| {
+            let (o, c, ky, kx) = (n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw);
+            folded[(o * kw * ci + kx * ci + c) * kh + ky]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The image packing is the blocked packing of the folded window, and unpacks
+    /// to the weights it packed.
+    #[test]
+    fn image_packing_folds_the_window_columns_and_unpacks() {
+        for shape in [ConvShape { co: 70, ci: 3, kh: 7, kw: 7 }, ConvShape { co: 32, ci: 2, kh: 3, kw: 5 }] {
+            let ConvShape { co, ci, kh, kw } = shape;
+            let w: Vec<f32> = (0..co * ci * kh * kw).map(|i| i as f32).collect();
+            let mut packed = Vec::new();
+            pack_conv_weights_image(&w, shape, &mut packed);
+            assert_eq!(packed.len(), image_packed_len(shape));
+            let folded = image_folded_shape(shape);
+            let (o, c, ky, kx) = (17, ci - 1, kh - 1, 2);
+            let lane = kx * ci + c;
+            let tap = (o / BLOCK * folded.ci_blocks() + lane / BLOCK) * kh + ky;
+            assert_eq!(packed[(tap * BLOCK + lane % BLOCK) * BLOCK + o % BLOCK], w[((o * ci + c) * kh + ky) * kw + kx]);
+            assert_eq!(unpack_conv_weights_image(&packed, shape), w);
+        }
+    }
+}

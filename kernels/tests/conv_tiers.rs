@@ -7,7 +7,9 @@
 //! middle chunks. Besides the error bound, every output must equal, bit for bit,
 //! the documented summation order (chunks of [`chunk_taps`] taps) replayed in
 //! scalar code: the same order on every tier. Inputs of one block also run from
-//! their NCHW image (`conv2d_image`), bit for bit the same.
+//! their NCHW image (`conv2d_image`, the window's columns folded into the
+//! channels): within the same bound, and bit for bit the direct convolution of
+//! the folded window.
 
 mod support;
 
@@ -16,7 +18,8 @@ use incept_kernels::conv::{
     Conv2d, PackedConv, chunk_taps, conv2d, conv2d_bands_scratch_len, conv2d_image, conv2d_image_scratch_len,
     conv2d_scratch_len, k_block_taps,
 };
-use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::dispatch::TIERS;
+use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, panel_calls, tier_calls, tile_calls,
@@ -109,26 +112,6 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
         };
         conv2d(kernels, &op, &mut out.into(), &mut scratch, par)
     });
-    // An input of one block also runs from its NCHW image, expanded row by row:
-    // the same tiles and sums, so the same bits.
-    if ci <= 16 {
-        let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
-        let from_image = write_between_sentinels(dout, blk, &case, |out| {
-            let op = Conv2d {
-                input: Image::new(&x, din, Layout::Nchw).into(),
-                weights: PackedConv { shape, weights: &packed, bias: &pbias },
-                geom,
-                residual: residual.then(|| Image::new(&rin, dout, blk).into()),
-                act,
-            };
-            conv2d_image(kernels, &op, &mut out.into(), &mut scratch, par)
-        });
-        assert!(
-            from_image.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{} {case:?}: conv2d_image differs from conv2d",
-            kernels.conv_name()
-        );
-    }
     // In bands of rows (input and output split alike, or the input into one band
     // more): each band computed on its own, the same tiles and sums, so the same bits.
     let w = PackedConv { shape, weights: &packed, bias: &pbias };
@@ -150,16 +133,6 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
             conv2d(kernels, &Conv2d { input, weights: w, geom, residual: res, act }, out, &mut scratch, par)
         });
         same(&got, &format!("conv2d in {in_split:?} -> {out_split:?}"));
-        if ci <= 16 {
-            let image_bands = split_image(Image::new(&x, din, Layout::Nchw), in_split);
-            let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
-            let got = write_bands(dout, blk, out_split, |out| {
-                let input = view_bands(&image_bands, din, Layout::Nchw, in_split);
-                let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
-                conv2d_image(kernels, &Conv2d { input, weights: w, geom, residual: res, act }, out, &mut scratch, par)
-            });
-            same(&got, &format!("conv2d_image in {in_split:?} -> {out_split:?}"));
-        }
     }
     let fused = kernels.tier() != Tier::Portable;
     each_output(out, dout, &case, |(c, y, xx), i, got| {
@@ -178,6 +151,124 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
             kernels.conv_name()
         );
     });
+    if ci <= 16 {
+        check_image(kernels, case, [&x, &wt, &bias, &res], par);
+    }
+}
+
+/// The image of `din` staged as `conv2d_image` folds it: pixel `(y, x)` of the
+/// output's width holds input `[c][y][x * sw + kx - pad_left]` (zero outside) in
+/// channel `kx * ci + c`, in NCHW.
+fn folded_image(x: &[f32], din: Dims, geom: &ConvGeometry, ow: usize) -> Vec<f32> {
+    let (ci, kw) = (din.c, geom.kw);
+    let mut out = vec![0.0; kw * ci * din.h * ow];
+    for kx in 0..kw {
+        for c in 0..ci {
+            for y in 0..din.h {
+                for ox in 0..ow {
+                    let ix = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
+                    if ix >= 0 && (ix as usize) < din.w {
+                        out[((kx * ci + c) * din.h + y) * ow + ox] = x[(c * din.h + y) * din.w + ix as usize];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An input of one block from its NCHW image (`conv2d_image`, weights in the
+/// image packing): within the reference's rounding bound; bit for bit `conv2d` of
+/// the folded window (`kh x 1`, strides `(sh, 1)`) over the folded image, with
+/// the folded weights packed as a direct convolution's (so the folding ran); and
+/// the same bits in every band split.
+fn check_image(kernels: &Kernels, case: Case, [x, wt, bias, res]: [&[f32]; 4], par: &dyn ParallelFor) {
+    let Case { ci, co, h, w, geom, residual, act } = case;
+    let din = Dims::new(ci, h, w);
+    let Some((oh, ow)) = geom.output_hw(h, w) else { return };
+    let dout = Dims::new(co, oh, ow);
+    let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
+    let r = residual.then_some(res);
+    let want = reference_conv(x, din, wt, Some(bias), &geom, r, act, dout);
+    let mag = magnitude(x, din, wt, bias, &geom, r, dout);
+    let k = ci * geom.kh * geom.kw + 2;
+    let blk = Layout::Nchw16c;
+    let (mut packed, mut pbias) = (Vec::new(), Vec::new());
+    pack_conv_weights_image(wt, shape, &mut packed);
+    pack_bias(bias, &mut pbias);
+    let w = PackedConv { shape, weights: &packed, bias: &pbias };
+    let rin = to_layout(res, dout, blk);
+    let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
+    let out = &write_between_sentinels(dout, blk, &case, |out| {
+        let op = Conv2d {
+            input: Image::new(x, din, Layout::Nchw).into(),
+            weights: w,
+            geom,
+            residual: residual.then(|| Image::new(&rin, dout, blk).into()),
+            act,
+        };
+        conv2d_image(kernels, &op, &mut out.into(), &mut scratch, par)
+    });
+    let name = kernels.conv_name();
+    each_output(out, dout, &case, |(c, y, xx), i, got| {
+        let tol = sum_tolerance(k, mag[i]);
+        assert!(
+            (got - want[i]).abs() <= tol,
+            "{name} {case:?}: conv2d_image at (c={c}, y={y}, x={xx}) got {got}, want {}, tolerance {tol:e}",
+            want[i]
+        );
+    });
+
+    // The folded convolution, as a direct one on the folded image.
+    let fshape = image_folded_shape(shape);
+    let fdin = Dims::new(fshape.ci, h, ow);
+    let fgeom = ConvGeometry {
+        kh: geom.kh,
+        kw: 1,
+        stride_h: geom.stride_h,
+        stride_w: 1,
+        pad: Padding { left: 0, right: 0, ..geom.pad },
+    };
+    let fx = to_layout(&folded_image(x, din, &geom, ow), fdin, blk);
+    let mut fw = vec![0.0; wt.len()];
+    for (n, &v) in wt.iter().enumerate() {
+        let (o, c, ky, kx) =
+            (n / (ci * geom.kh * geom.kw), n / (geom.kh * geom.kw) % ci, n / geom.kw % geom.kh, n % geom.kw);
+        fw[(o * fshape.ci + kx * ci + c) * geom.kh + ky] = v;
+    }
+    let mut fpacked = Vec::new();
+    pack_conv_weights(&fw, fshape, &mut fpacked);
+    let mut fscratch = vec![f32::NAN; conv2d_scratch_len(fdin, &fgeom)];
+    let direct = write_between_sentinels(dout, blk, &case, |out| {
+        let op = Conv2d {
+            input: Image::new(&fx, fdin, blk).into(),
+            weights: PackedConv { shape: fshape, weights: &fpacked, bias: &pbias },
+            geom: fgeom,
+            residual: residual.then(|| Image::new(&rin, dout, blk).into()),
+            act,
+        };
+        conv2d(kernels, &op, &mut out.into(), &mut fscratch, &Sequential)
+    });
+    assert!(
+        direct.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "{name} {case:?}: conv2d_image differs from conv2d of the folded window"
+    );
+
+    // In bands of rows: each band computed on its own, the same bits.
+    for (in_split, out_split) in band_splits(h, oh) {
+        let image_bands = split_image(Image::new(x, din, Layout::Nchw), in_split);
+        let res_bands = split_image(Image::new(&rin, dout, blk), out_split);
+        let mut scratch = vec![f32::NAN; conv2d_image_scratch_len(din, &geom, par.threads())];
+        let got = write_bands(dout, blk, out_split, |out| {
+            let input = view_bands(&image_bands, din, Layout::Nchw, in_split);
+            let res = residual.then(|| view_bands(&res_bands, dout, blk, out_split));
+            conv2d_image(kernels, &Conv2d { input, weights: w, geom, residual: res, act }, out, &mut scratch, par)
+        });
+        assert!(
+            got.iter().zip(out).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name} {case:?}: conv2d_image in {in_split:?} -> {out_split:?} differs from one band"
+        );
+    }
 }
 
 /// The shared families, and 3x3 valid, 1x3 / 3x1, the 11x11/4 stem, and a
@@ -315,18 +406,32 @@ fn tiles_spread_over_threads_match_the_reference() {
     long_reductions(&Kernels::new(tier).unwrap(), &ThreeThreads);
 }
 
-/// Images of every channel count up to 5 (the image stem expands 1 to 4 channels
-/// pixel by pixel, more channel by channel), from their NCHW image and as blocks,
-/// over every geometry of the sweep, on each tier.
+/// Images of every channel count up to 5 (the image staging interleaves 1 to 4
+/// channels pixel by pixel, more channel by channel), from their NCHW image
+/// (folded) and as blocks, over every geometry of the sweep (7x7/2, 3x3/2, 3x3/1,
+/// 5x5, one-sided padding...), on each tier this CPU runs, on one thread and three;
+/// then stems of the networks' shapes on smaller images (a 7x7/2 from 3 channels
+/// to 64, a 3x3/2 to 32), large enough for several tasks' units of rows.
 #[test]
 fn images_of_few_channels_match_the_reference() {
     let mut rng = Rng(0xbf58476d1ce4e5b9);
-    for tier in Tier::available() {
-        let kernels = Kernels::new(tier).unwrap();
-        for geom in conv_geometries() {
+    for tier in TIERS {
+        let Some(kernels) = Kernels::new(tier) else {
+            eprintln!("SKIPPED: this CPU cannot run the {} tier", tier.name());
+            continue;
+        };
+        for (n, geom) in conv_geometries().into_iter().enumerate() {
             for ci in 1..=5 {
                 let case = Case { ci, co: 20, h: 11, w: 23, geom, residual: ci == 2, act: Activation::Relu };
-                check(&kernels, case, &mut rng, &Sequential);
+                let par: &dyn ParallelFor = if (n + ci) % 2 == 0 { &Sequential } else { &ThreeThreads };
+                check(&kernels, case, &mut rng, par);
+            }
+        }
+        let stems = [(64, window(7, 7, 2, Padding::uniform(3))), (32, window(3, 3, 2, Padding::uniform(0)))];
+        for (co, geom) in stems {
+            for (par, residual) in [(&Sequential as &dyn ParallelFor, false), (&ThreeThreads, true)] {
+                let case = Case { ci: 3, co, h: 45, w: 38, geom, residual, act: Activation::Relu };
+                check(&kernels, case, &mut rng, par);
             }
         }
     }

@@ -97,14 +97,15 @@ pub(super) fn fuse(graph: &Graph) -> (Vec<Step>, Vec<TensorRecipe>) {
         producer[node.output.0] = Some(steps.len() - 1);
     }
     let mut steps: Vec<Step> = steps.into_iter().flatten().collect();
-    read_input_as_image(graph, &mut steps);
+    read_input_as_image(graph, &mut steps, &mut recipes);
     (steps, recipes)
 }
 
 /// Gives the convolutions reading the network input [`Algorithm::FromImage`] when
 /// they can all read it as an NCHW image: an input of one 16-channel block (an RGB
-/// image), read only by direct convolutions, as their main input.
-fn read_input_as_image(graph: &Graph, steps: &mut [Step]) {
+/// image), read only by direct convolutions, as their main input. Their weights
+/// become [`TensorRole::ConvWeightImage`], the image kernel's packing.
+fn read_input_as_image(graph: &Graph, steps: &mut [Step], recipes: &mut [TensorRecipe]) {
     let input = graph.input;
     let mut readers = steps.iter().filter(|s| s.inputs.contains(&input)).peekable();
     let image = graph.dims(input).c <= BLOCK
@@ -119,8 +120,12 @@ fn read_input_as_image(graph: &Graph, steps: &mut [Step]) {
         return;
     }
     for s in steps.iter_mut().filter(|s| s.inputs[0] == input) {
-        if let Kernel::Conv { algorithm, .. } = &mut s.kernel {
+        if let Kernel::Conv { algorithm, weight, .. } = &mut s.kernel {
             *algorithm = Algorithm::FromImage;
+            let role = &mut recipes[weight.0].role;
+            if let TensorRole::ConvWeight { param, shape } = *role {
+                *role = TensorRole::ConvWeightImage { param, shape };
+            }
         }
     }
 }
@@ -151,7 +156,8 @@ fn kernel_for(graph: &Graph, node: &Node, t: &mut Vec<TensorRecipe>) -> Kernel {
             let algorithm = Algorithm::for_conv(&geom, shape.ci, shape.co, (out.h, out.w));
             let role = match algorithm {
                 Algorithm::Winograd(scheme) => TensorRole::WinogradWeight { param: weight, shape, scheme },
-                Algorithm::Direct | Algorithm::FromImage => TensorRole::ConvWeight { param: weight, shape },
+                Algorithm::Direct => TensorRole::ConvWeight { param: weight, shape },
+                Algorithm::FromImage => TensorRole::ConvWeightImage { param: weight, shape },
                 Algorithm::Bf16Direct => TensorRole::ConvWeightBf16 { param: weight, shape },
                 Algorithm::Bf16x3Direct => TensorRole::ConvWeightBf16x3 { param: weight, shape },
                 Algorithm::Bf16FromImage => TensorRole::ConvWeightBf16Image { param: weight, shape },

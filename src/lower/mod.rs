@@ -92,7 +92,8 @@ impl Program {
     pub fn to_reduced(&self, precision: Precision) -> Program {
         assert_eq!(self.precision, Precision::F32, "to_reduced: the program is not float32");
         assert_ne!(precision, Precision::F32, "to_reduced: not a reduced precision");
-        let exact = |r: &TensorRecipe| matches!(r.role, TensorRole::ConvWeight { .. });
+        let exact =
+            |r: &TensorRecipe| matches!(r.role, TensorRole::ConvWeight { .. } | TensorRole::ConvWeightImage { .. });
         let (steps, recipes) = precision::converted(&self.graph, &self.steps, &self.recipes, precision, exact);
         let replaced = (self.recipes.iter().zip(&recipes).enumerate())
             .filter(|(_, (old, new))| old.role != new.role)

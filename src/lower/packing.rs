@@ -4,8 +4,9 @@ use incept_kernels::bf16::Bf16Terms;
 use incept_kernels::bf16::bf16;
 use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image, pack_conv_weights_bf16_terms};
 use incept_kernels::pack::{
-    pack_bias, pack_conv_weights, pack_winograd_weights, unpack_conv_weights, unpack_winograd_2x2_weights,
-    unpack_winograd_f2_weights, winograd_packed_len,
+    image_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image, pack_winograd_weights,
+    unpack_conv_weights, unpack_conv_weights_image, unpack_winograd_2x2_weights, unpack_winograd_f2_weights,
+    winograd_packed_len,
 };
 use incept_kernels::winograd::Scheme;
 use incept_kernels::{AlignedVec, BLOCK};
@@ -20,6 +21,12 @@ pub enum Packing {
     Plain,
     /// Convolution weights as `[out/16][in/16][kh][kw][16 in][16 out]`, zero padded.
     ConvBlocked16,
+    /// The weights of a convolution of the network's image with the window's
+    /// columns folded into the input channels: as [`Packing::ConvBlocked16`] of
+    /// the `(out, kw * in, kh, 1)` weights `W'[o][kx * in + c][ky] = W[o][c][ky][kx]`,
+    /// `[out/16][kw * in / 16][kh][16 in][16 out]`, zero padded (see
+    /// `incept_kernels::pack::pack_conv_weights_image`).
+    ConvImageFolded16,
     /// A bias padded with zeros to a multiple of 16.
     Padded16,
     /// 3x3 weights as Winograd F(2x2, 3x3) `G g G^T`,
@@ -59,6 +66,7 @@ impl Packing {
         match self {
             Packing::Plain => "plain",
             Packing::ConvBlocked16 => "oihw_blocked16",
+            Packing::ConvImageFolded16 => "oihw_image_kx_folded16",
             Packing::Padded16 => "padded16",
             Packing::Winograd2x2Blocked16 => "winograd_f2x2_3x3_blocked16",
             Packing::Winograd4x4Blocked16 => "winograd_f4x4_3x3_blocked16",
@@ -84,6 +92,7 @@ impl Packing {
         [
             Packing::Plain,
             Packing::ConvBlocked16,
+            Packing::ConvImageFolded16,
             Packing::Padded16,
             Packing::Winograd2x2Blocked16,
             Packing::Winograd4x4Blocked16,
@@ -103,6 +112,7 @@ impl TensorRecipe {
     pub fn native_packing(&self) -> Packing {
         match self.role {
             TensorRole::ConvWeight { .. } => Packing::ConvBlocked16,
+            TensorRole::ConvWeightImage { .. } => Packing::ConvImageFolded16,
             TensorRole::ConvWeightBf16 { .. } => Packing::ConvBf16Pairs,
             TensorRole::ConvWeightBf16x3 { .. } => Packing::ConvBf16x3Pairs,
             TensorRole::ConvWeightBf16Image { .. } => Packing::ConvBf16ImagePairs,
@@ -124,15 +134,26 @@ impl TensorRecipe {
             // A Winograd layer's weights may also be stored as a direct convolution's
             // (a file written before the layer was lowered to Winograd), and so may a
             // BF16 layer's (rounded when loaded): a BF16 file written while the
-            // image's convolution stayed float32 holds its weights so.
+            // image's convolution stayed float32 holds its weights so. So may the
+            // image's (a file written before its window was folded).
             (
                 TensorRole::ConvWeight { shape, .. }
+                | TensorRole::ConvWeightImage { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
                 | TensorRole::ConvWeightBf16 { shape, .. }
                 | TensorRole::ConvWeightBf16x3 { shape, .. }
                 | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
+            // The image's weights folded; a BF16 file written while the image's
+            // convolution stayed float32 holds them so.
+            (
+                TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
+                Packing::ConvImageFolded16,
+            ) => {
+                let folded = image_folded_shape(shape);
+                Some(vec![folded.co_blocks(), folded.ci_blocks(), folded.kh, BLOCK, BLOCK])
+            }
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
                 Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK / 2, BLOCK, 2])
             }
@@ -175,12 +196,17 @@ impl TensorRecipe {
         match (self.role, packing) {
             (
                 TensorRole::ConvWeight { shape, .. }
+                | TensorRole::ConvWeightImage { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
                 | TensorRole::ConvWeightBf16 { shape, .. }
                 | TensorRole::ConvWeightBf16x3 { shape, .. }
                 | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => pack_conv_weights(plain, shape, &mut out),
+            (
+                TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
+                Packing::ConvImageFolded16,
+            ) => pack_conv_weights_image(plain, shape, &mut out),
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
                 let mut packed = Vec::new();
                 pack_conv_weights_bf16(plain, shape, &mut packed);
@@ -214,12 +240,17 @@ impl TensorRecipe {
         let plain = match (self.role, from) {
             (
                 TensorRole::ConvWeight { shape, .. }
+                | TensorRole::ConvWeightImage { shape, .. }
                 | TensorRole::WinogradWeight { shape, .. }
                 | TensorRole::ConvWeightBf16 { shape, .. }
                 | TensorRole::ConvWeightBf16x3 { shape, .. }
                 | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvBlocked16,
             ) => unpack_conv_weights(data, shape),
+            (
+                TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
+                Packing::ConvImageFolded16,
+            ) => unpack_conv_weights_image(data, shape),
             (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {
                 unpack_winograd_2x2_weights(data, shape)
             }
@@ -363,5 +394,29 @@ mod tests {
         let blocked = r.pack(&plain, Packing::ConvBlocked16);
         assert_eq!(r.repack(blocked.as_slice(), Packing::ConvBlocked16, native).as_slice(), packed.as_slice());
         assert_eq!(r.repack(&plain, Packing::Plain, native).as_slice(), packed.as_slice());
+        let folded = r.pack(&plain, Packing::ConvImageFolded16);
+        assert_eq!(r.repack(folded.as_slice(), Packing::ConvImageFolded16, native).as_slice(), packed.as_slice());
+    }
+
+    /// The image convolution's float32 weights: stored folded, or blocked (a file
+    /// written before the window was folded), or plain, they load to the same
+    /// folded packing, and unpack to the plain weights.
+    #[test]
+    fn folded_image_weights_repack_from_older_files() {
+        let shape = ConvShape { co: 70, ci: 3, kh: 7, kw: 7 };
+        let plain: Vec<f32> = (0..70 * 3 * 49).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+        let r = TensorRecipe {
+            name: "w".into(),
+            role: TensorRole::ConvWeightImage { param: ParamId(0), shape },
+            folds: vec![],
+        };
+        let native = r.native_packing();
+        assert_eq!((native, Packing::from_name("oihw_image_kx_folded16")), (Packing::ConvImageFolded16, Some(native)));
+        let packed = r.pack(&plain, native);
+        assert_eq!(packed.as_slice().len(), incept_kernels::pack::image_packed_len(shape));
+        let blocked = r.pack(&plain, Packing::ConvBlocked16);
+        assert_eq!(r.repack(blocked.as_slice(), Packing::ConvBlocked16, native).as_slice(), packed.as_slice());
+        assert_eq!(r.repack(&plain, Packing::Plain, native).as_slice(), packed.as_slice());
+        assert_eq!(r.repack(packed.as_slice(), native, Packing::Plain).as_slice(), &plain[..]);
     }
 }

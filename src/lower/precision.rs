@@ -132,8 +132,9 @@ pub(super) fn converted(
                 && !(split && *algorithm == Algorithm::FromImage)
             {
                 let r = &mut recipes[weight.0];
-                if let TensorRole::ConvWeight { param, shape } | TensorRole::WinogradWeight { param, shape, .. } =
-                    r.role
+                if let TensorRole::ConvWeight { param, shape }
+                | TensorRole::ConvWeightImage { param, shape }
+                | TensorRole::WinogradWeight { param, shape, .. } = r.role
                 {
                     (r.role, *algorithm) = match *algorithm {
                         Algorithm::FromImage => {

@@ -57,6 +57,15 @@ pub enum TensorRole {
         /// Its shape.
         shape: ConvShape,
     },
+    /// The weights of a convolution of the network's image, stored packed for the
+    /// image kernel: the window's columns folded into the input channels (see
+    /// `incept_kernels::pack::pack_conv_weights_image`).
+    ConvWeightImage {
+        /// The OIHW parameter.
+        param: ParamId,
+        /// Its shape.
+        shape: ConvShape,
+    },
     /// Convolution weights rounded to BF16 (round to nearest even), stored packed
     /// for the BF16 direct kernel (see `incept_kernels::bf16::pack`).
     ConvWeightBf16 {
@@ -119,6 +128,7 @@ impl TensorRole {
     pub fn conv_shape(&self) -> Option<ConvShape> {
         match *self {
             TensorRole::ConvWeight { shape, .. }
+            | TensorRole::ConvWeightImage { shape, .. }
             | TensorRole::ConvWeightBf16 { shape, .. }
             | TensorRole::ConvWeightBf16x3 { shape, .. }
             | TensorRole::ConvWeightBf16Image { shape, .. }
@@ -133,6 +143,7 @@ impl TensorRecipe {
     pub fn shape(&self, graph: &Graph) -> Vec<usize> {
         match self.role {
             TensorRole::ConvWeight { shape, .. }
+            | TensorRole::ConvWeightImage { shape, .. }
             | TensorRole::ConvWeightBf16 { shape, .. }
             | TensorRole::ConvWeightBf16x3 { shape, .. }
             | TensorRole::ConvWeightBf16Image { shape, .. }
@@ -149,6 +160,7 @@ impl TensorRecipe {
         let get = |p: ParamId| weights.get(&graph.params[p.0].name).expect("weights checked against the graph");
         let (mut w, is_bias) = match self.role {
             TensorRole::ConvWeight { param, .. }
+            | TensorRole::ConvWeightImage { param, .. }
             | TensorRole::ConvWeightBf16 { param, .. }
             | TensorRole::ConvWeightBf16x3 { param, .. }
             | TensorRole::ConvWeightBf16Image { param, .. }

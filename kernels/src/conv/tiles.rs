@@ -100,20 +100,6 @@ impl<'a> LayerTiles<'a> {
         self.layer.chunk
     }
 
-    /// Computes `tile` in one call, reading the layer's input from `input` on,
-    /// noting its shape in `shapes`.
-    ///
-    /// # Safety
-    /// Every input element the [`TileArgs`](crate::microkernel::TileArgs) formula
-    /// reaches from `input` (with this layer's strides, blocks and window) must lie
-    /// in `input`, and no other thread may write this tile meanwhile. Weights, bias,
-    /// residual and output are checked here (their lengths by [`check`]).
-    #[inline]
-    pub(super) unsafe fn run(&self, input: &[f32], tile: Tile, shapes: &mut TileShapes) {
-        // SAFETY: forwarded.
-        unsafe { self.run_from(input, self.in_block, tile, self.whole(), shapes) }
-    }
-
     /// Every tap, nothing to prefetch: a tile in one call.
     pub(super) fn whole(&self) -> Piece {
         Piece { taps: (0, self.taps), prefetch: WeightPrefetch::NONE }
@@ -135,14 +121,19 @@ impl<'a> LayerTiles<'a> {
         WeightPrefetch { start, stride: w_block, blocks: ob, lines: (taps.1 - taps.0) * BLOCK }.part(js, m)
     }
 
-    /// [`run`](Self::run) from an input whose channel blocks are `in_block` floats
-    /// apart (a band of rows, or a staged window, rather than the layer's input),
-    /// summing the taps of `piece` (see
-    /// [`TileArgs::taps`](crate::microkernel::TileArgs::taps)).
+    /// Computes the taps of `piece` (see
+    /// [`TileArgs::taps`](crate::microkernel::TileArgs::taps)) of `tile`, reading
+    /// the input from `input` on, its channel blocks `in_block` floats apart (the
+    /// layer's input, a band of rows, or a staged window), noting its shape in
+    /// `shapes`.
     ///
     /// # Safety
-    /// As [`run`](Self::run), with `in_block` for the input's block stride; the
-    /// pieces of one tile must be run in order, by one thread.
+    /// Every input element the [`TileArgs`](crate::microkernel::TileArgs) formula
+    /// reaches from `input` (with this layer's strides, blocks and window, and
+    /// `in_block`) must lie in `input`, and no other thread may write this tile
+    /// meanwhile; the pieces of one tile must be run in order, by one thread.
+    /// Weights, bias, residual and output are checked here (their lengths by
+    /// [`check`]).
     #[inline]
     pub(super) unsafe fn run_from(
         &self,

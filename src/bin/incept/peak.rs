@@ -4,7 +4,7 @@
 use incept::graph::ConvLayer;
 use incept_kernels::bf16::{Bf16Kernels, Bf16Tier};
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image, conv2d_image_scratch_len, conv2d_scratch_len};
-use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::peak::fma_peak_gflops_by;
 use incept_kernels::{Activation, AlignedVec, BLOCK, Image, ImageMut, Kernels, Layout, Tier};
@@ -59,7 +59,7 @@ struct Timed {
 
 /// Times one convolution layer on `kernels` as the engine runs it (a layer reading
 /// an image of at most 16 channels, the network's input, by `conv2d_image` from
-/// NCHW; the others by `conv2d` on NCHW16c), interleaved with the tier's peak loop:
+/// NCHW with its weights in the image packing; the others by `conv2d` on NCHW16c), interleaved with the tier's peak loop:
 /// `rounds` rounds of a ~10 ms peak window and a batch of back-to-back runs of at
 /// least `min_seconds`, all by `clock`. Best-of on both sides, because other
 /// processes only ever make a batch slower; interleaved, so that a change of the
@@ -76,7 +76,11 @@ fn time_layer(
     let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
     let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
     let (mut w, mut b) = (Vec::new(), Vec::new());
-    pack_conv_weights(&oihw, shape, &mut w);
+    if image {
+        pack_conv_weights_image(&oihw, shape, &mut w);
+    } else {
+        pack_conv_weights(&oihw, shape, &mut w);
+    }
     pack_bias(&vec![0.1; shape.co], &mut b);
     let (w, b) = (AlignedVec::from_slice(&w), AlignedVec::from_slice(&b));
     let l_in = if image { Layout::Nchw } else { Layout::Nchw16c };

@@ -12,7 +12,7 @@ use incept_kernels::bf16::{
     conv2d_bf16_par, conv2d_bf16_scratch_len,
 };
 use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image, conv2d_image_scratch_len, conv2d_scratch_len};
-use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
+use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::peak::fma_peak_gflops;
 use incept_kernels::{Activation, AlignedVec, Image, ImageMut, Kernels, Layout, Tier};
@@ -49,10 +49,11 @@ fn time_layer(k: &Kernels, kb: &Bf16Kernels, layer: &ConvLayer, image: bool) -> 
     let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
     let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
     let (mut w, mut wb, mut b) = (Vec::new(), Vec::new(), Vec::new());
-    pack_conv_weights(&oihw, shape, &mut w);
     if image {
+        pack_conv_weights_image(&oihw, shape, &mut w);
         pack_conv_weights_bf16_image(&oihw, shape, &mut wb);
     } else {
+        pack_conv_weights(&oihw, shape, &mut w);
         pack_conv_weights_bf16(&oihw, shape, &mut wb);
     }
     pack_bias(&vec![0.1; shape.co], &mut b);
