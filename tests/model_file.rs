@@ -302,6 +302,60 @@ fn a_file_with_f2_3_weights_loads_repacked() {
     }
 }
 
+/// A file written before the image convolution's window was folded, its weights
+/// stored as `oihw_blocked16` (made here from a plain file's weights), loads,
+/// verified: those weights, and only they, are repacked to `oihw_image_kx_folded16`
+/// (exactly), and the outputs are the model's, bit for bit. A file written now
+/// stores them folded.
+#[test]
+fn a_file_with_blocked_image_weights_loads_repacked() {
+    use incept::lower::TensorRole;
+    use incept_kernels::pack::pack_conv_weights;
+
+    let graph = models::build("googlenet").unwrap();
+    let weights = Weights::synthetic(&graph, 3);
+    let native = std::fs::read(&written(&graph, &weights, "image-native", WritePacking::Native).0).unwrap();
+    let plain = std::fs::read(&written(&graph, &weights, "image-plain", WritePacking::Plain).0).unwrap();
+    let ((mut header, native_data), (plain_header, plain_data)) = (parts(&native), parts(&plain));
+    let (_, recipes) = incept::lower::Program::structure(&graph);
+    let (mut data, mut older) = (Vec::new(), 0);
+    let tensors = header["tensors"].as_array_mut().unwrap();
+    for ((entry, plain_entry), recipe) in
+        tensors.iter_mut().zip(plain_header["tensors"].as_array().unwrap()).zip(&recipes)
+    {
+        let range = |e: &serde_json::Value| {
+            let at = e["offset"].as_u64().unwrap() as usize;
+            at..at + e["length"].as_u64().unwrap() as usize
+        };
+        let mut raw = native_data[range(entry)].to_vec();
+        if let TensorRole::ConvWeightImage { shape, .. } = recipe.role {
+            assert_eq!(entry["packing"], "oihw_image_kx_folded16");
+            let values: Vec<f32> = plain_data[range(plain_entry)]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            let mut packed = Vec::new();
+            pack_conv_weights(&values, shape, &mut packed);
+            raw = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
+            entry["packing"] = "oihw_blocked16".into();
+            entry["shape"] = serde_json::json!([shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, 16, 16]);
+            older += 1;
+        }
+        data.resize(data.len().next_multiple_of(64), 0);
+        entry["offset"] = data.len().into();
+        entry["length"] = raw.len().into();
+        entry["crc32"] = format!("{:08x}", crc32fast::hash(&raw)).into();
+        data.extend_from_slice(&raw);
+    }
+    assert_eq!(older, 1, "googlenet's first convolution reads the image");
+    let (program, info) = read(&assembled(&native, &header, &data), true).unwrap();
+    assert_eq!(info.repacked.len(), older, "the image convolution's weights, and only they, are repacked");
+    let model = Model::new(&graph, &weights).unwrap();
+    let x = common::input(model.session(SessionOptions::default()).unwrap().input_len(), 5);
+    let (want, got) = (outputs(&model, &x), run_program(program, &x));
+    assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()), "the same weights, the same bits");
+}
+
 #[test]
 fn inconsistent_headers_get_errors_that_name_the_problem() {
     let (graph, weights) = nin();
