@@ -4,11 +4,12 @@
 //!
 //! A tap of an RGB image has 3 real lanes of 16, too little arithmetic for a tap's
 //! fixed cost. Instead each output column's window row is staged as one pixel of
-//! `kw * ci` channels: staged pixel `(y, x)` holds input `[c][y][x * stride_w + kx
-//! - pad_left]` (zero outside the image) in lane `kx * ci + c`. The convolution is
-//! then a `kh x 1` window with strides `(stride_h, 1)` over the staged rows, with
-//! weights in the folded packing ([`crate::pack::pack_conv_weights_image`]): every
-//! product a real one, in whole blocks but for the last.
+//! `kw * ci` channels: staged pixel `(y, x)` holds input
+//! `[c][y][x * stride_w + kx - pad_left]` (zero outside the image) in lane
+//! `kx * ci + c`. The convolution is then a `kh x 1` window with strides
+//! `(stride_h, 1)` over the staged rows, with weights in the folded packing
+//! ([`crate::pack::pack_conv_weights_image`]): every product a real one, in whole
+//! blocks but for the last.
 
 use super::op::{Conv2d, PackedConv, check};
 use super::tiles::{LayerTiles, TASKS_PER_THREAD, Tile};
@@ -73,10 +74,11 @@ pub fn conv2d_image_scratch_len(input: Dims, geom: &ConvGeometry, threads: usize
 /// [`conv2d`](crate::conv::conv2d) on an NCHW image of at most 16 channels (a
 /// network's input, in bands), with weights in the image packing
 /// ([`pack_conv_weights_image`](crate::pack::pack_conv_weights_image)): each task
-/// stages the window rows that a few (`IMAGE_ROWS`) output rows read, folded (see
-/// the [module](self)), in its worker's slot of `scratch` (which must hold
-/// [`conv2d_image_scratch_len`] values, split evenly into one slot per worker),
-/// then runs the tiles of the folded window on them. With more than one output
+/// stages the window rows that a few (`IMAGE_ROWS`) output rows read, each output
+/// column's window row one pixel of `kw * ci` lanes (lane `kx * ci + c`), in its
+/// worker's slot of `scratch` (which must hold [`conv2d_image_scratch_len`]
+/// values, split evenly into one slot per worker), then runs the tiles of the
+/// folded `kh x 1` window, strides `(stride_h, 1)`, on them. With more than one output
 /// band, one task per band computes its rows. Sums as
 /// [`conv2d`](crate::conv::conv2d) on the staged image with the folded weights:
 /// the same bits at any thread count and band split.
