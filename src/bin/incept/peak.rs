@@ -57,6 +57,12 @@ struct Timed {
     peak: f64,
 }
 
+/// OIHW weights of `shape` for timing: small, varied values (the arithmetic does not
+/// depend on them, but zeros or denormals could make it faster or slower).
+pub(crate) fn synthetic_weights(shape: ConvShape) -> Vec<f32> {
+    (0..shape.co * shape.ci * shape.kh * shape.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect()
+}
+
 /// Times one convolution layer on `kernels` as the engine runs it (a layer reading
 /// an image of at most 16 channels, the network's input, by `conv2d_image` from
 /// NCHW with its weights in the image packing; the others by `conv2d` on NCHW16c), interleaved with the tier's peak loop:
@@ -74,7 +80,7 @@ fn time_layer(
 ) -> Timed {
     let (din, dout, g) = (layer.input, layer.output(), layer.geom);
     let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
-    let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+    let oihw = synthetic_weights(shape);
     let (mut w, mut b) = (Vec::new(), Vec::new());
     if image {
         pack_conv_weights_image(&oihw, shape, &mut w);
@@ -299,7 +305,7 @@ pub fn compare_winograd(graph: &incept::graph::Graph, rounds: usize, as_json: bo
             continue;
         }
         let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
-        let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+        let oihw = synthetic_weights(shape);
         let (mut wd, mut b) = (Vec::new(), Vec::new());
         pack_conv_weights(&oihw, shape, &mut wd);
         pack_bias(&vec![0.1; shape.co], &mut b);
@@ -441,7 +447,7 @@ pub fn compare_l2(graph: &incept::graph::Graph, rounds: usize, kib: usize, as_js
     for layer in graph.conv_layers().into_iter().filter(|l| !(l.input == image_dims && l.input.c <= BLOCK)) {
         let (din, dout, g) = (layer.input, layer.output(), layer.geom);
         let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
-        let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+        let oihw = synthetic_weights(shape);
         let scheme = winograd_for(&g, din.c, layer.out_channels, (dout.h, dout.w));
         let (mut w, mut b) = (Vec::new(), Vec::new());
         match scheme {

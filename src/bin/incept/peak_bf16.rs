@@ -47,7 +47,7 @@ fn best_seconds(mut run: impl FnMut(), min_seconds: f64) -> f64 {
 fn time_layer(k: &Kernels, kb: &Bf16Kernels, layer: &ConvLayer, image: bool) -> (f64, f64) {
     let (din, dout, g) = (layer.input, layer.output(), layer.geom);
     let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
-    let oihw: Vec<f32> = (0..shape.co * shape.ci * g.kh * g.kw).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+    let oihw = super::peak::synthetic_weights(shape);
     let (mut w, mut wb, mut b) = (Vec::new(), Vec::new(), Vec::new());
     if image {
         pack_conv_weights_image(&oihw, shape, &mut w);
