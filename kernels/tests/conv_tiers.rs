@@ -19,7 +19,8 @@ use incept_kernels::conv::{
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, panel_calls, tier_calls, tile_calls,
+    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, long_row_calls, panel_calls, tier_calls,
+    tile_calls,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -284,10 +285,12 @@ fn every_available_tier_matches_the_reference() {
     assert!(tiers.contains(&Tier::Portable));
     for tier in tiers {
         let kernels = Kernels::new(tier).unwrap();
-        let before = tier_calls(tier);
+        let (before, before_long) = (tier_calls(tier), long_row_calls(tier));
         sweep(&kernels, &Sequential);
         long_reductions(&kernels, &Sequential);
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
+        // 3x1 and 7x1 windows without horizontal padding, as one long row.
+        assert!(long_row_calls(tier) > before_long, "{tier:?}: no window one tap wide ran as one long row");
         every_tile_shape(&kernels);
         eprintln!("{}: ok", kernels.conv_name());
     }
