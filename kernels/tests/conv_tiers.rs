@@ -231,11 +231,17 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         // to run the hand-scheduled shape) and on a small one (blocks of taps).
         (1000, 64, 21, 22, g(1, 1, 0, 0)),
         (512, 128, 7, 9, g(1, 1, 0, 0)),
+        // Long rows of 1x1 windows (418 and 437 pixels, no blocks of taps) ending in a
+        // tile of 4 and of 5 pixels on the AVX2 tier, which runs those in asm too.
+        (1000, 24, 22, 19, g(1, 1, 0, 0)),
+        (1000, 20, 23, 19, g(1, 1, 0, 0)),
     ];
     let (mut short_last, mut blocked, mut short_block) = (0, 0, 0);
     let (tier, hand) = (kernels.tier(), kernels.hand_scheduled());
     let hand_calls = || hand.map_or(0, |(ob, px)| tile_calls(tier, ob, px));
     let mut hand_middle_chunks = 0;
+    let short_calls = || [tile_calls(tier, 1, 4), tile_calls(tier, 1, 5)];
+    let short_before = short_calls();
     for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
         let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
@@ -250,6 +256,11 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         // A 1x1 window summed in one call per tile: the hand-scheduled tile runs its
         // middle chunks in one asm block (unless it prefetches per tap).
         hand_middle_chunks += (geom.kh * geom.kw == 1 && k == taps && hand_calls() > before) as usize;
+    }
+    // The AVX2 tier's 1x4 and 1x5 tiles in asm, middle chunks included.
+    if hand == Some((1, 6)) {
+        let after = short_calls();
+        assert!(after[0] > short_before[0] && after[1] > short_before[1], "no 1x4 or 1x5 tile ran a long row");
     }
     assert!(short_last >= 2, "too few cases end in a short chunk");
     assert!(blocked >= 3 && short_block >= 2, "too few cases sum in blocks of taps");
