@@ -4,10 +4,11 @@
 //! padding side; a residual; output into a slice of a larger buffer; reductions
 //! long enough for many chunks, with a short last one; every tile shape of each
 //! tier's menu (asserted to have run), and the hand-scheduled one on a 1x1 layer's
-//! middle chunks. Besides the error bound, every output must equal, bit for bit,
-//! the documented summation order (chunks of [`chunk_taps`] taps) replayed in
-//! scalar code: the same order on every tier. Inputs of one block also run from
-//! their NCHW image (`conv2d_image`), bit for bit the same.
+//! middle chunks; 3x1 and 7x1 windows as one long row (asserted). Besides the error
+//! bound, every output must equal, bit for bit, the documented summation order
+//! (chunks of [`chunk_taps`] taps) replayed in scalar code: the same order on every
+//! tier. Inputs of one block also run from their NCHW image (`conv2d_image`), bit
+//! for bit the same.
 
 mod support;
 
