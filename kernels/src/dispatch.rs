@@ -170,6 +170,12 @@ impl Kernels {
         PANEL_CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a direct convolution of a window taller than one tap walked as one
+    /// long row (see [`long_row_calls`]).
+    pub(crate) fn record_long_row(&self) {
+        LONG_ROW_CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts the tile shapes one task ran (see [`tile_calls`]).
     pub(crate) fn record_tiles(&self, shapes: TileShapes) {
         for (ob, px) in shapes.iter() {
@@ -181,6 +187,8 @@ impl Kernels {
 static CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
 
 static PANEL_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
+
+static LONG_ROW_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
 
 /// Pixels per tile of any tier, plus one.
 const MAX_PX: usize = 17;
@@ -210,6 +218,13 @@ pub fn tier_calls(tier: Tier) -> u64 {
 /// panel walk ran.
 pub fn panel_calls(tier: Tier) -> u64 {
     PANEL_CALLS[tier as usize].load(Ordering::Relaxed)
+}
+
+/// How many direct convolutions of `tier` with a window one tap wide and taller
+/// than one (3x1, 7x1) have walked their output as one row of all its pixels in
+/// this process: lets tests assert that the long row ran.
+pub fn long_row_calls(tier: Tier) -> u64 {
+    LONG_ROW_CALLS[tier as usize].load(Ordering::Relaxed)
 }
 
 /// How many convolution tasks of `tier` have run at least one tile of `ob` output

@@ -4,12 +4,12 @@
 //! padding side; a residual; output into a slice of a larger buffer; reductions
 //! long enough for many chunks, with a short last one; every tile shape of each
 //! tier's menu (asserted to have run), and the hand-scheduled one on a 1x1 layer's
-//! middle chunks. Besides the error bound, every output must equal, bit for bit,
-//! the documented summation order (chunks of [`chunk_taps`] taps) replayed in
-//! scalar code: the same order on every tier. Inputs of one block also run from
-//! their NCHW image (`conv2d_image`, the window's columns folded into the
-//! channels): within the same bound, and bit for bit the direct convolution of
-//! the folded window.
+//! middle chunks; 3x1 and 7x1 windows as one long row (asserted). Besides the error
+//! bound, every output must equal, bit for bit, the documented summation order
+//! (chunks of [`chunk_taps`] taps) replayed in scalar code: the same order on every
+//! tier. Inputs of one block also run from their NCHW image (`conv2d_image`, the
+//! window's columns folded into the channels): within the same bound, and bit for
+//! bit the direct convolution of the folded window.
 
 mod support;
 
@@ -22,7 +22,8 @@ use incept_kernels::dispatch::TIERS;
 use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, panel_calls, tier_calls, tile_calls,
+    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, long_row_calls, panel_calls, tier_calls,
+    tile_calls,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -321,11 +322,17 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         // to run the hand-scheduled shape) and on a small one (blocks of taps).
         (1000, 64, 21, 22, g(1, 1, 0, 0)),
         (512, 128, 7, 9, g(1, 1, 0, 0)),
+        // Long rows of 1x1 windows (418 and 437 pixels, no blocks of taps) ending in a
+        // tile of 4 and of 5 pixels on the AVX2 tier, which runs those in asm too.
+        (1000, 24, 22, 19, g(1, 1, 0, 0)),
+        (1000, 20, 23, 19, g(1, 1, 0, 0)),
     ];
     let (mut short_last, mut blocked, mut short_block) = (0, 0, 0);
     let (tier, hand) = (kernels.tier(), kernels.hand_scheduled());
     let hand_calls = || hand.map_or(0, |(ob, px)| tile_calls(tier, ob, px));
     let mut hand_middle_chunks = 0;
+    let short_calls = || [tile_calls(tier, 1, 4), tile_calls(tier, 1, 5)];
+    let short_before = short_calls();
     for (n, &(ci, co, h, w, geom)) in cases.iter().enumerate() {
         let shape = ConvShape { co, ci, kh: geom.kh, kw: geom.kw };
         let (taps, chunk) = (ci.div_ceil(16) * geom.kh * geom.kw, chunk_taps(shape));
@@ -340,6 +347,11 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         // A 1x1 window summed in one call per tile: the hand-scheduled tile runs its
         // middle chunks in one asm block (unless it prefetches per tap).
         hand_middle_chunks += (geom.kh * geom.kw == 1 && k == taps && hand_calls() > before) as usize;
+    }
+    // The AVX2 tier's 1x4 and 1x5 tiles in asm, middle chunks included.
+    if hand == Some((1, 6)) {
+        let after = short_calls();
+        assert!(after[0] > short_before[0] && after[1] > short_before[1], "no 1x4 or 1x5 tile ran a long row");
     }
     assert!(short_last >= 2, "too few cases end in a short chunk");
     assert!(blocked >= 3 && short_block >= 2, "too few cases sum in blocks of taps");
@@ -375,10 +387,12 @@ fn every_available_tier_matches_the_reference() {
     assert!(tiers.contains(&Tier::Portable));
     for tier in tiers {
         let kernels = Kernels::new(tier).unwrap();
-        let before = tier_calls(tier);
+        let (before, before_long) = (tier_calls(tier), long_row_calls(tier));
         sweep(&kernels, &Sequential);
         long_reductions(&kernels, &Sequential);
         assert!(tier_calls(tier) > before, "{tier:?} did not run");
+        // 3x1 and 7x1 windows without horizontal padding, as one long row.
+        assert!(long_row_calls(tier) > before_long, "{tier:?}: no window one tap wide ran as one long row");
         every_tile_shape(&kernels);
         eprintln!("{}: ok", kernels.conv_name());
     }

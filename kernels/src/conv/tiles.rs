@@ -238,20 +238,25 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     };
     let (di, dout) = (input.dims, out.dims);
 
-    // Rows of output pixels: a 1x1 stride-1 convolution is one row of h*w pixels.
-    let pointwise = s.kh == 1 && s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1;
-    let (rows, row_len) = if pointwise { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
+    // Rows of output pixels: a window one tap wide at stride 1 without padding
+    // left or right (1x1, 3x1, 7x1) reads output pixel y * w + x's taps at that
+    // offset into each padded input row, so its output is one row of h * w pixels,
+    // in whole tiles rather than a short one per row (an 8x8 map's rows of 8).
+    let long_row = s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1 && geom.pad.left == 0 && geom.pad.right == 0;
+    let (rows, row_len) = if long_row { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
 
+    if long_row && s.kh > 1 {
+        kernels.record_long_row();
+    }
     let mk = &kernels.ops.conv;
     let co_blocks = s.co_blocks();
     let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, input.data.len(), par);
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
     // `n` tiles of `px` pixels along the row from pixel `ox0` of row `oy` (`n` > 1
-    // only for whole tiles of a pointwise layer's long row).
+    // only for whole tiles of a long row).
     let tile =
         |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, n: usize, piece: Piece, shapes: &mut TileShapes| {
-            let in_off =
-                if pointwise { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
+            let in_off = if long_row { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
             // SAFETY: the last input read is block ci_blocks-1, row (oy*sh + kh-1),
             // column ((ox0+n*px-1)*sw + kw-1) of the (padded by now) input, inside it
             // because the output size was checked against the geometry. Tiles are
@@ -272,7 +277,7 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     // every group of output blocks before the next row: the few input rows a row
     // reads then come from beyond the L2 once, rather than once per group, while
     // the weights stream in order. The rows are dealt to the tasks evenly.
-    if !pointwise && k_block.is_none() && strided_stream(kernels, geom, input.data.len()) {
+    if !long_row && k_block.is_none() && strided_stream(kernels, geom, input.data.len()) {
         let tasks = (TASKS_PER_THREAD * par.threads()).min(rows);
         par.run(tasks, &|t| {
             let mut shapes = TileShapes::default();
@@ -289,7 +294,7 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
         return;
     }
 
-    // Work units: a row of tiles, or for pointwise layers one tile of the long row,
+    // Work units: a row of tiles, or for a long row one tile of it,
     // for one group of output blocks. The units are ordered group-major and dealt to
     // the tasks in runs of equal work (a unit's work is its group's block count), so
     // that each thread reads only its share of the weights and none waits on
@@ -299,11 +304,11 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     // share of the input then stays in cache for all the groups, rather than the
     // whole input streaming once per group.
     let groups = co_blocks.div_ceil(ob_tile);
-    let units = if pointwise { row_len.div_ceil(px_tile) } else { rows };
-    let tiles_per_unit = if pointwise { 1 } else { row_len.div_ceil(px_tile) };
+    let units = if long_row { row_len.div_ceil(px_tile) } else { rows };
+    let tiles_per_unit = if long_row { 1 } else { row_len.div_ceil(px_tile) };
     // The input one unit reads (all its taps): a tile's pixels, or a row's new
     // input rows.
-    let unit_in = size_of::<f32>() * s.ci_blocks() * BLOCK * if pointwise { px_tile } else { geom.stride_h * di.w };
+    let unit_in = size_of::<f32>() * s.ci_blocks() * BLOCK * if long_row { px_tile } else { geom.stride_h * di.w };
     // A small map's blocks of taps are walked by every group in turn (below), so
     // a block's share of the input is what must stay in cache.
     let slice = |bytes: usize| bytes * k_taps.min(n_taps) / n_taps;
@@ -348,7 +353,7 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
                 prefetch: next
                     .map_or(WeightPrefetch::NONE, |(ob0, ob, taps)| tiles.prefetch_share(ob0, ob, taps, js, m)),
             };
-            if pointwise {
+            if long_row {
                 // The units' whole tiles along the long row in one call, then the
                 // partial last one.
                 let whole = us.end.min(row_len / px_tile).saturating_sub(us.start);

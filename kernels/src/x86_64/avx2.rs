@@ -47,6 +47,8 @@ unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
     unsafe {
         match ob {
             1 if px == 6 => row_1x6(a, 1),
+            1 if px == 5 => tile_short::<5>(a),
+            1 if px == 4 => tile_short::<4>(a),
             1 => by_px::<1>(a, px),
             _ => unreachable!("{ob} output blocks exceed 1"),
         }
@@ -91,31 +93,35 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
     }
 }
 
-/// One input lane of a 1 x 6 tile at byte offsets `$w` and `$w2` (`$w` + 32) into
-/// the weights and `$x` into the input: the lane's weight row into ymm12..13, then
-/// each pixel's input lane broadcast into ymm14 or ymm15 (alternately, so that one
-/// pixel's broadcast need not wait for the previous pixel's FMAs) and its two FMAs
-/// into accumulators ymm(2 * pixel + half).
+/// One input lane of a 1 x `$px` tile (`$px` 4, 5 or 6) at byte offsets `$w` and
+/// `$w2` (`$w` + 32) into the weights and `$x` into the input: the lane's weight row
+/// into ymm12..13, then each pixel's input lane broadcast into ymm14 or ymm15
+/// (alternately, so that one pixel's broadcast need not wait for the previous
+/// pixel's FMAs) and its two FMAs into accumulators ymm(2 * pixel + half).
 #[rustfmt::skip]
-macro_rules! lane_1x6 {
-    ($w:literal, $w2:literal, $x:literal) => {
+macro_rules! lane_1xn {
+    (6, $w:literal, $w2:literal, $x:literal) => {
+        concat!(lane_1xn!(5, $w, $w2, $x), pixel_1xn!(10, 11, 15, "{x3} + {xp}*2", $x))
+    };
+    (5, $w:literal, $w2:literal, $x:literal) => {
+        concat!(lane_1xn!(4, $w, $w2, $x), pixel_1xn!(8, 9, 14, "{x3} + {xp}", $x))
+    };
+    (4, $w:literal, $w2:literal, $x:literal) => {
         concat!(
             "vmovups ymm12, [{w} + ", $w, "]\n",
             "vmovups ymm13, [{w} + ", $w2, "]\n",
-            pixel_1x6!(0, 1, 14, "{x}", $x),
-            pixel_1x6!(2, 3, 15, "{x} + {xp}", $x),
-            pixel_1x6!(4, 5, 14, "{x} + {xp}*2", $x),
-            pixel_1x6!(6, 7, 15, "{x3}", $x),
-            pixel_1x6!(8, 9, 14, "{x3} + {xp}", $x),
-            pixel_1x6!(10, 11, 15, "{x3} + {xp}*2", $x),
+            pixel_1xn!(0, 1, 14, "{x}", $x),
+            pixel_1xn!(2, 3, 15, "{x} + {xp}", $x),
+            pixel_1xn!(4, 5, 14, "{x} + {xp}*2", $x),
+            pixel_1xn!(6, 7, 15, "{x3}", $x),
         )
     };
 }
 
-/// One pixel of [`lane_1x6`]: its input lane at `[$at + $x]` broadcast into
+/// One pixel of [`lane_1xn`]: its input lane at `[$at + $x]` broadcast into
 /// ymm`$b`, times the weight row's halves into accumulators `$a0` and `$a1`.
 #[rustfmt::skip]
-macro_rules! pixel_1x6 {
+macro_rules! pixel_1xn {
     ($a0:literal, $a1:literal, $b:literal, $at:literal, $x:literal) => {
         concat!(
             "vbroadcastss ymm", $b, ", dword ptr [", $at, " + ", $x, "]\n",
@@ -125,18 +131,22 @@ macro_rules! pixel_1x6 {
     };
 }
 
-/// The loop over `{n}` taps of a 1 x 6 tile: 16 lanes of [`lane_1x6`], then the
-/// input (`{x}`, `{x3}`) on by `{step}` bytes and the weights (`{w}`) by a tap's
-/// 16 x 16 floats.
+/// The loop over `{n}` taps of a 1 x `$px` tile: 16 lanes of [`lane_1xn`], then
+/// the input (`{x}`, `{x3}`) on by `{step}` bytes and the weights (`{w}`) by a
+/// tap's 16 x 16 floats.
 #[rustfmt::skip]
-macro_rules! taps_1x6 {
-    () => {
+macro_rules! taps_loop {
+    ($px:tt) => {
         concat!(
             "2:\n",
-            lane_1x6!(0, 32, 0), lane_1x6!(64, 96, 4), lane_1x6!(128, 160, 8), lane_1x6!(192, 224, 12),
-            lane_1x6!(256, 288, 16), lane_1x6!(320, 352, 20), lane_1x6!(384, 416, 24), lane_1x6!(448, 480, 28),
-            lane_1x6!(512, 544, 32), lane_1x6!(576, 608, 36), lane_1x6!(640, 672, 40), lane_1x6!(704, 736, 44),
-            lane_1x6!(768, 800, 48), lane_1x6!(832, 864, 52), lane_1x6!(896, 928, 56), lane_1x6!(960, 992, 60),
+            lane_1xn!($px, 0, 32, 0), lane_1xn!($px, 64, 96, 4),
+            lane_1xn!($px, 128, 160, 8), lane_1xn!($px, 192, 224, 12),
+            lane_1xn!($px, 256, 288, 16), lane_1xn!($px, 320, 352, 20),
+            lane_1xn!($px, 384, 416, 24), lane_1xn!($px, 448, 480, 28),
+            lane_1xn!($px, 512, 544, 32), lane_1xn!($px, 576, 608, 36),
+            lane_1xn!($px, 640, 672, 40), lane_1xn!($px, 704, 736, 44),
+            lane_1xn!($px, 768, 800, 48), lane_1xn!($px, 832, 864, 52),
+            lane_1xn!($px, 896, 928, 56), lane_1xn!($px, 960, 992, 60),
             "add {x}, {step}\n", "add {x3}, {step}\n", "add {w}, 1024\n",
             "dec {n}\n", "jnz 2b\n",
         )
@@ -146,7 +156,7 @@ macro_rules! taps_1x6 {
 /// Adds accumulators `$a0` and `$a1` (a pixel's two halves) to the partial sums at
 /// `[{o} + $at]` and `[{o} + $at + 32]` and stores them there.
 #[rustfmt::skip]
-macro_rules! add_store_1x6 {
+macro_rules! add_store_1xn {
     ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
         concat!(
             "vaddps ymm", $a0, ", ymm", $a0, ", [{o} + ", $at, "]\n", "vmovups [{o} + ", $at, "], ymm", $a0, "\n",
@@ -155,63 +165,100 @@ macro_rules! add_store_1x6 {
     };
 }
 
-/// Adds `n >= 1` whole taps (16 input lanes each) of a 1 x 6 tile to `acc`, in
-/// order: tap `j`'s weights at `w + j * 256`, its input at `x + j * step` (pixels
-/// `in_pixel` floats apart). Each accumulator takes its products in the generic
-/// tile's order, so the sums are the same bits; the loop is one asm block because
-/// the compiled tile's control flow around its taps costs a few percent at chunks
-/// of 3 taps (figures: `docs/kernels.md`).
-///
-/// # Safety
-/// The weights and inputs of the `n` taps are readable; the CPU has AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn taps_1x6(
-    acc: &mut [[[__m256; 2]; 6]; 1],
-    w: *const f32,
-    x: *const f32,
-    in_pixel: usize,
-    step: usize,
-    n: usize,
-) {
-    let [[[a0, a1], [a2, a3], [a4, a5], [a6, a7], [a8, a9], [a10, a11]]] = acc;
-    // SAFETY: reads the weights and inputs the caller vouches for; writes only the
-    // named registers.
-    unsafe {
-        std::arch::asm!(
-            taps_1x6!(),
-            w = inout(reg) w => _,
-            x = inout(reg) x => _,
-            xp = in(reg) in_pixel * 4,
-            x3 = inout(reg) x.wrapping_add(3 * in_pixel) => _,
-            step = in(reg) step * 4,
-            n = inout(reg) n => _,
-            inout("ymm0") *a0, inout("ymm1") *a1, inout("ymm2") *a2, inout("ymm3") *a3,
-            inout("ymm4") *a4, inout("ymm5") *a5, inout("ymm6") *a6, inout("ymm7") *a7,
-            inout("ymm8") *a8, inout("ymm9") *a9, inout("ymm10") *a10, inout("ymm11") *a11,
-            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack, readonly),
-        );
-    }
+/// [`add_store_1xn`] for each pixel of a 1 x `$px` tile.
+#[rustfmt::skip]
+macro_rules! add_stores_1xn {
+    (6) => { concat!(add_stores_1xn!(5), add_store_1xn!(10, 11, 320, 352)) };
+    (5) => { concat!(add_stores_1xn!(4), add_store_1xn!(8, 9, 256, 288)) };
+    (4) => {
+        concat!(
+            add_store_1xn!(0, 1, 0, 32), add_store_1xn!(2, 3, 64, 96),
+            add_store_1xn!(4, 5, 128, 160), add_store_1xn!(6, 7, 192, 224),
+        )
+    };
 }
 
-/// Runs `m >= 1` chunks of `c >= 1` whole taps of a 1 x 6 tile, all with one input
-/// step (a 1x1 window's blocks), none the first or the last of the sum: each from
-/// zero, then added to its partial sums in `o` (pixels 16 floats apart) and
-/// stored. Tap `j` of the run: weights at `w + j * 256`, input at `x + j * step`
-/// (pixels `in_pixel` apart). The same sums as [`taps_1x6`] then [`store`], chunk
-/// by chunk, with the chunk boundaries inside one asm block (figures:
-/// `docs/kernels.md`).
-///
-/// # Safety
-/// The weights and inputs of the `m * c` taps are readable, the tile's outputs
-/// readable and writable; the CPU has AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn chunks_1x6(w: *const f32, x: *const f32, in_pixel: usize, step: usize, c: usize, m: usize, o: *mut f32) {
-    // SAFETY: reads the weights, inputs and outputs and writes the outputs the
-    // caller vouches for; clobbers only the named registers.
-    unsafe {
+/// The asm block of [`AsmTile::taps`] for `$px` pixels: the accumulators `$a` in
+/// registers `$r` (pixel halves from ymm0 on), the rest up to ymm11 (`$u`) unused.
+macro_rules! taps_asm {
+    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, [$($r:tt => $a:expr),*], [$($u:tt),*]) => {
+        std::arch::asm!(
+            taps_loop!($px),
+            w = inout(reg) $w => _,
+            x = inout(reg) $x => _,
+            xp = in(reg) $in_pixel * 4,
+            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
+            step = in(reg) $step * 4,
+            n = inout(reg) $n => _,
+            $(inout($r) *$a,)*
+            $(out($u) _,)*
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// The accumulators of a 1 x `PX` tile in asm (`PX` 4, 5 or 6): its two asm
+/// blocks, [`taps`](Self::taps) and [`chunks`](Self::chunks), per pixel count.
+/// A trait rather than a `match` over `PX`, so that each tile's accumulators stay
+/// a plain array in registers: viewing them at another length (a slice, a cast)
+/// makes LLVM keep them on the stack around the asm.
+trait AsmTile {
+    /// Adds `n >= 1` whole taps (16 input lanes each) to the accumulators, in
+    /// order: tap `j`'s weights at `w + j * 256`, its input at `x + j * step`
+    /// (pixels `in_pixel` floats apart). Each accumulator takes its products in the
+    /// generic tile's order, so the sums are the same bits; the loop is one asm
+    /// block because the compiled tile's control flow around its taps costs a few
+    /// percent at chunks of 3 taps (figures: `docs/kernels.md`).
+    ///
+    /// # Safety
+    /// The weights and inputs of the `n` taps are readable; the CPU has AVX2 and
+    /// FMA.
+    unsafe fn taps(&mut self, w: *const f32, x: *const f32, in_pixel: usize, step: usize, n: usize);
+
+    /// Runs `m >= 1` chunks of `c >= 1` whole taps, all with one input step (a 1x1
+    /// window's blocks), none the first or the last of the sum: each from zero,
+    /// then added to its partial sums in `o` (pixels 16 floats apart) and stored.
+    /// Tap `j` of the run: weights at `w + j * 256`, input at `x + j * step` (pixels
+    /// `in_pixel` apart). The same sums as [`taps`](Self::taps) then [`store`],
+    /// chunk by chunk, with the chunk boundaries inside one asm block (figures:
+    /// `docs/kernels.md`).
+    ///
+    /// # Safety
+    /// The weights and inputs of the `m * c` taps are readable, the tile's outputs
+    /// readable and writable; the CPU has AVX2 and FMA.
+    unsafe fn chunks(w: *const f32, x: *const f32, in_pixel: usize, step: usize, c: usize, m: usize, o: *mut f32);
+}
+
+/// [`AsmTile`] for the accumulators of a 1 x `$px` tile: `$acc` (an array
+/// pattern) names them, `$r => $a` puts each in its register (pixel halves from
+/// ymm0 on), `$u` are the unused registers up to ymm11.
+macro_rules! asm_tile {
+    ($px:tt, $acc:pat, [$($r:tt => $a:ident),*], [$($u:tt),*]) => {
+        impl AsmTile for [[[__m256; 2]; $px]; 1] {
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn taps(&mut self, w: *const f32, x: *const f32, in_pixel: usize, step: usize, n: usize) {
+                let $acc = self;
+                // SAFETY: reads the weights and inputs the caller vouches for;
+                // writes only the named registers.
+                unsafe { taps_asm!($px, w, x, in_pixel, step, n, [$($r => $a),*], [$($u),*]) }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn chunks(w: *const f32, x: *const f32, in_pixel: usize, step: usize, c: usize, m: usize, o: *mut f32) {
+                // SAFETY: reads the weights, inputs and outputs and writes the
+                // outputs the caller vouches for; clobbers only the named registers.
+                unsafe { chunks_asm!($px, w, x, in_pixel, step, c, m, o) }
+            }
+        }
+    };
+}
+
+/// The asm block of [`AsmTile::chunks`] for `$px` pixels.
+macro_rules! chunks_asm {
+    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $m:expr, $o:expr) => {
         std::arch::asm!(
             "3:",
             "vxorps ymm0, ymm0, ymm0", "vxorps ymm1, ymm1, ymm1", "vxorps ymm2, ymm2, ymm2",
@@ -219,34 +266,51 @@ unsafe fn chunks_1x6(w: *const f32, x: *const f32, in_pixel: usize, step: usize,
             "vxorps ymm6, ymm6, ymm6", "vxorps ymm7, ymm7, ymm7", "vxorps ymm8, ymm8, ymm8",
             "vxorps ymm9, ymm9, ymm9", "vxorps ymm10, ymm10, ymm10", "vxorps ymm11, ymm11, ymm11",
             "mov {n}, {c}",
-            taps_1x6!(),
-            add_store_1x6!(0, 1, 0, 32),
-            add_store_1x6!(2, 3, 64, 96),
-            add_store_1x6!(4, 5, 128, 160),
-            add_store_1x6!(6, 7, 192, 224),
-            add_store_1x6!(8, 9, 256, 288),
-            add_store_1x6!(10, 11, 320, 352),
+            taps_loop!($px),
+            add_stores_1xn!($px),
             "dec {m}",
             "jnz 3b",
-            w = inout(reg) w => _,
-            x = inout(reg) x => _,
-            xp = in(reg) in_pixel * 4,
-            x3 = inout(reg) x.wrapping_add(3 * in_pixel) => _,
-            step = in(reg) step * 4,
-            c = in(reg) c,
-            m = inout(reg) m => _,
+            w = inout(reg) $w => _,
+            x = inout(reg) $x => _,
+            xp = in(reg) $in_pixel * 4,
+            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
+            step = in(reg) $step * 4,
+            c = in(reg) $c,
+            m = inout(reg) $m => _,
             n = out(reg) _,
-            o = in(reg) o,
+            o = in(reg) $o,
             out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
             out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
             out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
             options(nostack),
-        );
-    }
+        )
+    };
 }
 
-/// `tiles` 1 x 6 tiles along a row ([`ConvMicrokernel::row`]): [`tile_1x6`],
-/// inlined here (its one call site), for each, the arguments moved on in place.
+asm_tile!(
+    6,
+    [[[a0, a1], [a2, a3], [a4, a5], [a6, a7], [a8, a9], [a10, a11]]],
+    ["ymm0" => a0, "ymm1" => a1, "ymm2" => a2, "ymm3" => a3, "ymm4" => a4, "ymm5" => a5,
+     "ymm6" => a6, "ymm7" => a7, "ymm8" => a8, "ymm9" => a9, "ymm10" => a10, "ymm11" => a11],
+    []
+);
+asm_tile!(
+    5,
+    [[[a0, a1], [a2, a3], [a4, a5], [a6, a7], [a8, a9]]],
+    ["ymm0" => a0, "ymm1" => a1, "ymm2" => a2, "ymm3" => a3, "ymm4" => a4, "ymm5" => a5,
+     "ymm6" => a6, "ymm7" => a7, "ymm8" => a8, "ymm9" => a9],
+    ["ymm10", "ymm11"]
+);
+asm_tile!(
+    4,
+    [[[a0, a1], [a2, a3], [a4, a5], [a6, a7]]],
+    ["ymm0" => a0, "ymm1" => a1, "ymm2" => a2, "ymm3" => a3, "ymm4" => a4, "ymm5" => a5,
+     "ymm6" => a6, "ymm7" => a7],
+    ["ymm8", "ymm9", "ymm10", "ymm11"]
+);
+
+/// `tiles` 1 x 6 tiles along a row ([`ConvMicrokernel::row`]): [`tile_1xn`],
+/// inlined here, for each, the arguments moved on in place.
 ///
 /// # Safety
 /// The [`TileArgs`] contract for each of the tiles, on a CPU with AVX2 and FMA.
@@ -254,24 +318,40 @@ unsafe fn chunks_1x6(w: *const f32, x: *const f32, in_pixel: usize, step: usize,
 unsafe fn row_1x6(a: &TileArgs, tiles: usize) {
     for i in 0..tiles {
         // SAFETY: tile i of the row, within the caller's contract.
-        unsafe { tile_1x6(&a.along_row(i, 6, tiles)) }
+        unsafe { tile_1xn::<6>(&a.along_row(i, 6, tiles)) }
     }
 }
 
-/// The 1 x 6 tile (the widest, which every layer with rows of 6 or more pixels
-/// runs): [`tile`]'s sums, its whole taps in runs of equal input steps through
-/// [`taps_1x6`] (a 1x1 window's chunk is one run, input block to input block; a
-/// wider window's runs are the taps of one window row, or of one window column
-/// for a window one tap wide), a 1x1 window's middle chunks through
-/// [`chunks_1x6`], its partial last block through [`tile`]'s lane loop.
+/// One 1 x 5 or 1 x 4 tile ([`tile_1xn`]), as a function of its own: the rows'
+/// short last tiles (a 17-pixel row's 6 + 6 + 5, an 8-pixel row's 4 + 4).
 ///
 /// # Safety
-/// The [`TileArgs`] contract for a 1 x 6 tile, on a CPU with AVX2 and FMA.
+/// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_short<const PX: usize>(a: &TileArgs)
+where
+    [[[__m256; 2]; PX]; 1]: AsmTile,
+{
+    // SAFETY: forwarded contract.
+    unsafe { tile_1xn::<PX>(a) }
+}
+
+/// The 1 x `PX` tile in asm (`PX` 4, 5 or 6; 6 is the widest, which every layer
+/// with rows of 6 or more pixels runs): [`tile`]'s sums, its whole taps in runs of
+/// equal input steps through [`AsmTile::taps`] (a 1x1 window's chunk is one run, input
+/// block to input block; a wider window's runs are the taps of one window row, or
+/// of one window column for a window one tap wide), a 1x1 window's middle chunks
+/// through [`AsmTile::chunks`], its partial last block through [`tile`]'s lane loop.
+///
+/// # Safety
+/// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn tile_1x6(a: &TileArgs) {
+unsafe fn tile_1xn<const PX: usize>(a: &TileArgs)
+where
+    [[[__m256; 2]; PX]; 1]: AsmTile,
+{
     const OB: usize = 1;
-    const PX: usize = 6;
     let n = a.ci_blocks * a.kh * a.kw;
     let khw = a.kh * a.kw;
     // Taps in whole input blocks come first; the rest read the partial last block.
@@ -291,7 +371,7 @@ unsafe fn tile_1x6(a: &TileArgs) {
                 let m = end.saturating_sub(t0) / a.chunk;
                 if m > 0 {
                     let (w, inp) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
-                    chunks_1x6(w, inp, a.in_pixel, a.in_block, a.chunk, m, a.output);
+                    <[[[__m256; 2]; PX]; 1]>::chunks(w, inp, a.in_pixel, a.in_block, a.chunk, m, a.output);
                     t0 += m * a.chunk;
                     ib += m * a.chunk;
                     continue;
@@ -319,7 +399,7 @@ unsafe fn tile_1x6(a: &TileArgs) {
                         prefetch_next_tile::<PX>(a, inp.wrapping_add(j * step));
                         prefetch_weights(a, t + j, per);
                     }
-                    taps_1x6(&mut acc, w, inp, a.in_pixel, step, len);
+                    acc.taps(w, inp, a.in_pixel, step, len);
                 } else {
                     // One tap of the partial last block.
                     prefetch_next_tile::<PX>(a, inp);
@@ -406,10 +486,14 @@ fn zero() -> __m256 {
 /// Adds a chunk's accumulators to the tile's partial sums (the bias for the first
 /// chunk); after the last chunk, adds the residual and applies the activation.
 ///
+/// Always inlined, and so without a target feature of its own (Rust refuses the
+/// pair): out of line, the tile's accumulators would go through the stack around
+/// every run of taps, as they did when LLVM stopped inlining it into [`tile_1xn`].
+///
 /// # Safety
-/// The [`TileArgs`] contract for an `OB x PX` tile, on a CPU with AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
+/// The [`TileArgs`] contract for an `OB x PX` tile, called only from functions
+/// compiled for AVX2 and FMA.
+#[inline(always)]
 unsafe fn store<const OB: usize, const PX: usize>(
     a: &TileArgs,
     acc: &[[[__m256; 2]; PX]; OB],
