@@ -259,7 +259,9 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
             let in_off = if long_row { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
             // SAFETY: the last input read is block ci_blocks-1, row (oy*sh + kh-1),
             // column ((ox0+n*px-1)*sw + kw-1) of the (padded by now) input, inside it
-            // because the output size was checked against the geometry. Tiles are
+            // because the output size was checked against the geometry (on a long
+            // row, pixel ox0+n*px-1 < h*w of the map, kh-1 input rows of the same
+            // width on: inside the padded input's h+kh-1 rows). Tiles are
             // disjoint, so concurrent tiles never write the same element; each task
             // runs the pieces of its tiles in order.
             unsafe {
