@@ -245,6 +245,51 @@ fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u
     assembled(bytes, &header, data)
 }
 
+/// The file `graph` and `weights` write now (native packing), with the tensors
+/// `older` picks rewritten as an older writer stored them: `older(role, packing
+/// written now, plain values)` gives their values, packing name and shape; also how
+/// many it picked.
+fn with_older_packing(
+    graph: &Graph,
+    weights: &Weights,
+    name: &str,
+    mut older: impl FnMut(
+        &incept::lower::TensorRole,
+        &serde_json::Value,
+        &[f32],
+    ) -> Option<(Vec<f32>, &'static str, serde_json::Value)>,
+) -> (Vec<u8>, usize) {
+    let native = std::fs::read(&written(graph, weights, &format!("{name}-native"), WritePacking::Native).0).unwrap();
+    let plain = std::fs::read(&written(graph, weights, &format!("{name}-plain"), WritePacking::Plain).0).unwrap();
+    let ((mut header, native_data), (plain_header, plain_data)) = (parts(&native), parts(&plain));
+    let (_, recipes) = incept::lower::Program::structure(graph);
+    let (mut data, mut count) = (Vec::new(), 0);
+    let tensors = header["tensors"].as_array_mut().unwrap();
+    for ((entry, plain_entry), recipe) in
+        tensors.iter_mut().zip(plain_header["tensors"].as_array().unwrap()).zip(&recipes)
+    {
+        let range = |e: &serde_json::Value| {
+            let at = e["offset"].as_u64().unwrap() as usize;
+            at..at + e["length"].as_u64().unwrap() as usize
+        };
+        let mut raw = native_data[range(entry)].to_vec();
+        let values: Vec<f32> =
+            plain_data[range(plain_entry)].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        if let Some((packed, packing, shape)) = older(&recipe.role, &entry["packing"], &values) {
+            raw = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
+            entry["packing"] = packing.into();
+            entry["shape"] = shape;
+            count += 1;
+        }
+        data.resize(data.len().next_multiple_of(64), 0);
+        entry["offset"] = data.len().into();
+        entry["length"] = raw.len().into();
+        entry["crc32"] = format!("{:08x}", crc32fast::hash(&raw)).into();
+        data.extend_from_slice(&raw);
+    }
+    (assembled(&native, &header, &data), count)
+}
+
 /// A file written when the 1-D layers were lowered to F(2, 3), their weights stored
 /// as `winograd_f2_3_blocked16` (made here from a native and a plain file: the plain
 /// weights packed for F(2, 3)), loads, verified: those weights are repacked to the
@@ -258,40 +303,17 @@ fn a_file_with_f2_3_weights_loads_repacked() {
 
     let graph = models::build("inception_v3").unwrap();
     let weights = Weights::synthetic(&graph, 3);
-    let native = std::fs::read(&written(&graph, &weights, "f2-3-native", WritePacking::Native).0).unwrap();
-    let plain = std::fs::read(&written(&graph, &weights, "f2-3-plain", WritePacking::Plain).0).unwrap();
-    let ((mut header, native_data), (plain_header, plain_data)) = (parts(&native), parts(&plain));
-    let (_, recipes) = incept::lower::Program::structure(&graph);
-    let (mut data, mut older) = (Vec::new(), 0);
-    let tensors = header["tensors"].as_array_mut().unwrap();
-    for ((entry, plain_entry), recipe) in
-        tensors.iter_mut().zip(plain_header["tensors"].as_array().unwrap()).zip(&recipes)
-    {
-        let range = |e: &serde_json::Value| {
-            let at = e["offset"].as_u64().unwrap() as usize;
-            at..at + e["length"].as_u64().unwrap() as usize
+    let (file, older) = with_older_packing(&graph, &weights, "f2-3", |role, _, values| {
+        let TensorRole::WinogradWeight { shape, scheme: Scheme::Line6 { vertical, taps }, .. } = *role else {
+            return None;
         };
-        let mut raw = native_data[range(entry)].to_vec();
-        if let TensorRole::WinogradWeight { shape, scheme: Scheme::Line6 { vertical, taps }, .. } = recipe.role {
-            let values: Vec<f32> = plain_data[range(plain_entry)]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
-            let (old, mut packed) = (Scheme::F2 { vertical, taps }, Vec::new());
-            pack_winograd_weights(&values, shape, old, &mut packed);
-            raw = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
-            entry["packing"] = "winograd_f2_3_blocked16".into();
-            entry["shape"] = serde_json::json!([old.total_depth(), shape.co_blocks(), shape.ci_blocks(), 16, 16]);
-            older += 1;
-        }
-        data.resize(data.len().next_multiple_of(64), 0);
-        entry["offset"] = data.len().into();
-        entry["length"] = raw.len().into();
-        entry["crc32"] = format!("{:08x}", crc32fast::hash(&raw)).into();
-        data.extend_from_slice(&raw);
-    }
+        let (old, mut packed) = (Scheme::F2 { vertical, taps }, Vec::new());
+        pack_winograd_weights(values, shape, old, &mut packed);
+        let dims = serde_json::json!([old.total_depth(), shape.co_blocks(), shape.ci_blocks(), 16, 16]);
+        Some((packed, "winograd_f2_3_blocked16", dims))
+    });
     assert!(older >= 8, "inception_v3 has 1-D layers lowered to the 6-point schemes");
-    let (program, info) = read(&assembled(&native, &header, &data), true).unwrap();
+    let (program, info) = read(&file, true).unwrap();
     assert_eq!(info.repacked.len(), older, "the F(2, 3) weights, and only they, are repacked");
     let model = Model::new(&graph, &weights).unwrap();
     let x = common::input(model.session(SessionOptions::default()).unwrap().input_len(), 5);
@@ -314,41 +336,16 @@ fn a_file_with_blocked_image_weights_loads_repacked() {
 
     let graph = models::build("googlenet").unwrap();
     let weights = Weights::synthetic(&graph, 3);
-    let native = std::fs::read(&written(&graph, &weights, "image-native", WritePacking::Native).0).unwrap();
-    let plain = std::fs::read(&written(&graph, &weights, "image-plain", WritePacking::Plain).0).unwrap();
-    let ((mut header, native_data), (plain_header, plain_data)) = (parts(&native), parts(&plain));
-    let (_, recipes) = incept::lower::Program::structure(&graph);
-    let (mut data, mut older) = (Vec::new(), 0);
-    let tensors = header["tensors"].as_array_mut().unwrap();
-    for ((entry, plain_entry), recipe) in
-        tensors.iter_mut().zip(plain_header["tensors"].as_array().unwrap()).zip(&recipes)
-    {
-        let range = |e: &serde_json::Value| {
-            let at = e["offset"].as_u64().unwrap() as usize;
-            at..at + e["length"].as_u64().unwrap() as usize
-        };
-        let mut raw = native_data[range(entry)].to_vec();
-        if let TensorRole::ConvWeightImage { shape, .. } = recipe.role {
-            assert_eq!(entry["packing"], "oihw_image_kx_folded16");
-            let values: Vec<f32> = plain_data[range(plain_entry)]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
-            let mut packed = Vec::new();
-            pack_conv_weights(&values, shape, &mut packed);
-            raw = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
-            entry["packing"] = "oihw_blocked16".into();
-            entry["shape"] = serde_json::json!([shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, 16, 16]);
-            older += 1;
-        }
-        data.resize(data.len().next_multiple_of(64), 0);
-        entry["offset"] = data.len().into();
-        entry["length"] = raw.len().into();
-        entry["crc32"] = format!("{:08x}", crc32fast::hash(&raw)).into();
-        data.extend_from_slice(&raw);
-    }
+    let (file, older) = with_older_packing(&graph, &weights, "image", |role, packing, values| {
+        let TensorRole::ConvWeightImage { shape, .. } = *role else { return None };
+        assert_eq!(packing, "oihw_image_kx_folded16");
+        let mut packed = Vec::new();
+        pack_conv_weights(values, shape, &mut packed);
+        let dims = serde_json::json!([shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, 16, 16]);
+        Some((packed, "oihw_blocked16", dims))
+    });
     assert_eq!(older, 1, "googlenet's first convolution reads the image");
-    let (program, info) = read(&assembled(&native, &header, &data), true).unwrap();
+    let (program, info) = read(&file, true).unwrap();
     assert_eq!(info.repacked.len(), older, "the image convolution's weights, and only they, are repacked");
     let model = Model::new(&graph, &weights).unwrap();
     let x = common::input(model.session(SessionOptions::default()).unwrap().input_len(), 5);
