@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::op::Conv2d;
-use super::tiles::{LayerTiles, Tile, conv2d_scratch_len};
+use super::tiles::{LayerTiles, Tile, conv2d_scratch_len, strided_stream};
 use crate::bands::{Bands, RowSplit};
 use crate::dispatch::Kernels;
 use crate::geometry::ConvGeometry;
@@ -134,7 +134,16 @@ impl<'a> RowTiles<'a> {
             geom: *geom,
             // The input block stride is the band's, given per row; the tiles prefetch
             // when the threads share the input (`par` has several).
-            tiles: LayerTiles::new(kernels, op, residual, out, row_len, 0, Layout::Nchw16c.image_len(input.dims), par),
+            tiles: LayerTiles::new(
+                kernels,
+                op,
+                residual,
+                out,
+                row_len,
+                0,
+                strided_stream(kernels, geom, Layout::Nchw16c.image_len(input.dims)),
+                par,
+            ),
             rows,
             co_blocks,
             ob_tile,

@@ -107,8 +107,7 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
     let tiles: [Option<LayerTiles>; MAX_BANDS] = std::array::from_fn(|t| {
         (t < split.bands()).then(|| {
             let res = residual.map(|r| r.band(t));
-            let staged_len = staging.blocks * block_len;
-            LayerTiles::new(kernels, &folded_op, res, &mut out.band(t), row_len, block_len, staged_len, par)
+            LayerTiles::new(kernels, &folded_op, res, &mut out.band(t), row_len, block_len, false, par)
         })
     });
     // Units of IMAGE_ROWS output rows, band by band; several bands take one task

@@ -54,9 +54,10 @@ pub(super) struct Piece {
 
 impl<'a> LayerTiles<'a> {
     /// The tiles of `op` (its input's tap rows and channel blocks `in_row` and
-    /// `in_block` floats apart, `in_len` floats in all: the layer's input, its
-    /// padded copy or the rows staged for it; `residual` in `out`'s rows) into
-    /// `out`, on `par`'s threads.
+    /// `in_block` floats apart: the layer's input, its padded copy or the rows
+    /// staged for it; `residual` in `out`'s rows) into `out`, on `par`'s threads;
+    /// `stream` when they walk a strided window row-major over an input beyond the
+    /// L2 ([`strided_stream`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         kernels: &'a Kernels,
@@ -65,7 +66,7 @@ impl<'a> LayerTiles<'a> {
         out: &mut ImageMut,
         in_row: usize,
         in_block: usize,
-        in_len: usize,
+        stream: bool,
         par: &dyn ParallelFor,
     ) -> Self {
         let (w, geom, act) = (&op.weights, &op.geom, op.act);
@@ -87,17 +88,12 @@ impl<'a> LayerTiles<'a> {
                 w_block: s.ci_blocks() * s.kh * s.kw * BLOCK * BLOCK,
                 out_block: out.dims.h * out.dims.w * BLOCK,
                 relu: act == Activation::Relu,
-                prefetch_next: par.threads() > 1 || strided_stream(kernels, geom, in_len),
+                prefetch_next: par.threads() > 1 || stream,
                 prefetch_output: kernels.prefetchw,
             },
             in_block,
             taps: s.ci_blocks() * s.kh * s.kw,
         }
-    }
-
-    /// Taps per chunk of the sum.
-    pub(super) fn chunk(&self) -> usize {
-        self.layer.chunk
     }
 
     /// Every tap, nothing to prefetch: a tile in one call.
@@ -193,14 +189,16 @@ impl<'a> LayerTiles<'a> {
     }
 }
 
-/// Whether the tiles of a layer prefetch their next tile's input on one thread too
-/// (with several, they always do: the lines are often another core's). Alone, the
+/// Whether a layer streams a strided window over an input larger than the L2: it
+/// then walks its output row-major ([`one_band`]), unless it sums its taps in
+/// blocks, and its tiles prefetch their next tile's input on one thread too (with
+/// several, they always do: the lines are often another core's). Alone, the
 /// hardware prefetcher keeps up with a stride-1 window and with an input the L2
-/// holds, and the extra prefetches cost more than they save; a strided window on an
-/// input larger than the L2 reads every other line of a dozen rows and blocks
-/// from further out, which it does not follow (figures: `docs/kernels.md`). Such a
-/// layer also walks its output row-major ([`one_band`]).
-fn strided_stream(kernels: &Kernels, geom: &ConvGeometry, in_len: usize) -> bool {
+/// holds, and the extra prefetches cost more than they save; a strided window
+/// walked row-major reads every other line of a dozen rows and blocks from further
+/// out, which it does not follow. A layer summing its taps in blocks reads a
+/// block's share of the input, which the L2 holds (figures: `docs/kernels.md`).
+pub(super) fn strided_stream(kernels: &Kernels, geom: &ConvGeometry, in_len: usize) -> bool {
     geom.stride_w > 1 && in_len * size_of::<f32>() > kernels.l2_bytes
 }
 
@@ -250,7 +248,11 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     }
     let mk = &kernels.ops.conv;
     let co_blocks = s.co_blocks();
-    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, input.data.len(), par);
+    let n_taps = s.ci_blocks() * s.kh * s.kw;
+    let k_block = k_block_taps(n_taps, chunk_taps(s), dout.h * dout.w);
+    let k_taps = k_block.unwrap_or(n_taps);
+    let stream = !long_row && k_block.is_none() && strided_stream(kernels, geom, input.data.len());
+    let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, stream, par);
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
     // `n` tiles of `px` pixels along the row from pixel `ox0` of row `oy` (`n` > 1
     // only for whole tiles of a long row).
@@ -271,15 +273,12 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
         };
 
     let (ob_tile, px_tile) = choose_tile(mk, co_blocks, row_len);
-    let n_taps = tiles.taps;
-    let k_block = k_block_taps(n_taps, tiles.chunk(), dout.h * dout.w);
-    let k_taps = k_block.unwrap_or(n_taps);
 
     // A strided window on an input the L2 cannot hold walks the output row by row,
     // every group of output blocks before the next row: the few input rows a row
     // reads then come from beyond the L2 once, rather than once per group, while
     // the weights stream in order. The rows are dealt to the tasks evenly.
-    if !long_row && k_block.is_none() && strided_stream(kernels, geom, input.data.len()) {
+    if stream {
         let tasks = (TASKS_PER_THREAD * par.threads()).min(rows);
         par.run(tasks, &|t| {
             let mut shapes = TileShapes::default();
