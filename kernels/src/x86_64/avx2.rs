@@ -5,7 +5,9 @@
 
 use std::arch::x86_64::*;
 
-use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights, weight_lines_per_tap};
+use super::{
+    match_px, prefetch_next_output, prefetch_next_tile, prefetch_weight_taps, prefetch_weights, weight_lines_per_tap,
+};
 use crate::layout::BLOCK;
 use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
 use crate::ops::{TierOps, shared_bodies};
@@ -261,10 +263,14 @@ macro_rules! chunks_asm {
     ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $m:expr, $o:expr) => {
         std::arch::asm!(
             "3:",
-            "vxorps ymm0, ymm0, ymm0", "vxorps ymm1, ymm1, ymm1", "vxorps ymm2, ymm2, ymm2",
-            "vxorps ymm3, ymm3, ymm3", "vxorps ymm4, ymm4, ymm4", "vxorps ymm5, ymm5, ymm5",
-            "vxorps ymm6, ymm6, ymm6", "vxorps ymm7, ymm7, ymm7", "vxorps ymm8, ymm8, ymm8",
-            "vxorps ymm9, ymm9, ymm9", "vxorps ymm10, ymm10, ymm10", "vxorps ymm11, ymm11, ymm11",
+            // Zero by FALSE_OQ compares (all bits clear), which wait for the
+            // previous chunk's sums: with independent zeros (`vxorps`) the next
+            // chunk's FMAs crowd out its adds and stores (figures:
+            // `docs/kernels.md`).
+            "vcmpps ymm0, ymm0, ymm0, 11", "vcmpps ymm1, ymm1, ymm1, 11", "vcmpps ymm2, ymm2, ymm2, 11",
+            "vcmpps ymm3, ymm3, ymm3, 11", "vcmpps ymm4, ymm4, ymm4, 11", "vcmpps ymm5, ymm5, ymm5, 11",
+            "vcmpps ymm6, ymm6, ymm6, 11", "vcmpps ymm7, ymm7, ymm7, 11", "vcmpps ymm8, ymm8, ymm8, 11",
+            "vcmpps ymm9, ymm9, ymm9, 11", "vcmpps ymm10, ymm10, ymm10, 11", "vcmpps ymm11, ymm11, ymm11, 11",
             "mov {n}, {c}",
             taps_loop!($px),
             add_stores_1xn!($px),
@@ -364,12 +370,15 @@ where
         let (mut ib, mut ky, mut kx) = (a.taps.0 / khw, a.taps.0 % khw / a.kw, a.taps.0 % a.kw);
         let mut t0 = a.taps.0;
         while t0 < a.taps.1 {
-            // A 1x1 window's middle chunks in whole blocks, nothing to prefetch per
-            // tap: one asm block.
-            if khw == 1 && t0 > 0 && !a.prefetch_next && a.prefetch.blocks == 0 {
+            // A 1x1 window's middle chunks in whole blocks, no next tile's input to
+            // prefetch per tap: one asm block, their share of the weight prefetch
+            // issued before it (a few lines per tile; per tap in compiled code, the
+            // k-blocked small maps' chunks ran 3-7% slower).
+            if khw == 1 && t0 > 0 && !a.prefetch_next {
                 let end = a.taps.1.min(whole_taps).min(n - 1);
                 let m = end.saturating_sub(t0) / a.chunk;
                 if m > 0 {
+                    prefetch_weight_taps(a, t0, t0 + m * a.chunk, per);
                     let (w, inp) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
                     <[[[__m256; 2]; PX]; 1]>::chunks(w, inp, a.in_pixel, a.in_block, a.chunk, m, a.output);
                     t0 += m * a.chunk;
