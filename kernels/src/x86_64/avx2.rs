@@ -4,10 +4,12 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
+use std::sync::atomic::Ordering;
 
 use super::{
     match_px, prefetch_next_output, prefetch_next_tile, prefetch_weight_taps, prefetch_weights, weight_lines_per_tap,
 };
+use crate::dispatch::PREFETCHED_ASM_CHUNKS;
 use crate::layout::BLOCK;
 use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
 use crate::ops::{TierOps, shared_bodies};
@@ -379,6 +381,9 @@ where
                 let m = end.saturating_sub(t0) / a.chunk;
                 if m > 0 {
                     prefetch_weight_taps(a, t0, t0 + m * a.chunk, per);
+                    if a.prefetch.blocks != 0 && !PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed) {
+                        PREFETCHED_ASM_CHUNKS.store(true, Ordering::Relaxed);
+                    }
                     let (w, inp) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
                     <[[[__m256; 2]; PX]; 1]>::chunks(w, inp, a.in_pixel, a.in_block, a.chunk, m, a.output);
                     t0 += m * a.chunk;
