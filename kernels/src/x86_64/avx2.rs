@@ -157,31 +157,6 @@ macro_rules! taps_loop {
     };
 }
 
-/// Adds accumulators `$a0` and `$a1` (a pixel's two halves) to the partial sums at
-/// `[{o} + $at]` and `[{o} + $at + 32]` and stores them there.
-#[rustfmt::skip]
-macro_rules! add_store_1xn {
-    ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
-        concat!(
-            "vaddps ymm", $a0, ", ymm", $a0, ", [{o} + ", $at, "]\n", "vmovups [{o} + ", $at, "], ymm", $a0, "\n",
-            "vaddps ymm", $a1, ", ymm", $a1, ", [{o} + ", $at2, "]\n", "vmovups [{o} + ", $at2, "], ymm", $a1, "\n",
-        )
-    };
-}
-
-/// [`add_store_1xn`] for each pixel of a 1 x `$px` tile.
-#[rustfmt::skip]
-macro_rules! add_stores_1xn {
-    (6) => { concat!(add_stores_1xn!(5), add_store_1xn!(10, 11, 320, 352)) };
-    (5) => { concat!(add_stores_1xn!(4), add_store_1xn!(8, 9, 256, 288)) };
-    (4) => {
-        concat!(
-            add_store_1xn!(0, 1, 0, 32), add_store_1xn!(2, 3, 64, 96),
-            add_store_1xn!(4, 5, 128, 160), add_store_1xn!(6, 7, 192, 224),
-        )
-    };
-}
-
 /// The asm block of [`AsmTile::taps`] for `$px` pixels: the accumulators `$a` in
 /// registers `$r` (pixel halves from ymm0 on), the rest up to ymm11 (`$u`) unused.
 macro_rules! taps_asm {
@@ -220,18 +195,33 @@ trait AsmTile {
     /// FMA.
     unsafe fn taps(&mut self, w: *const f32, x: *const f32, in_pixel: usize, step: usize, n: usize);
 
-    /// Runs `m >= 1` chunks of `c >= 1` whole taps, all with one input step (a 1x1
-    /// window's blocks), none the first or the last of the sum: each from zero,
-    /// then added to its partial sums in `o` (pixels 16 floats apart) and stored.
-    /// Tap `j` of the run: weights at `w + j * 256`, input at `x + j * step` (pixels
-    /// `in_pixel` apart). The same sums as [`taps`](Self::taps) then [`store`],
-    /// chunk by chunk, with the chunk boundaries inside one asm block (figures:
-    /// `docs/kernels.md`).
+    /// Runs `n >= 1` whole taps in chunks of `c >= 1` (the last may be shorter),
+    /// all with one input step (a 1x1 window's blocks), the first on the chunk grid:
+    /// each chunk from zero, then added to its partial sums in `o` (pixels 16 floats
+    /// apart), or to `bias` (16 floats) if not null for the first chunk, and
+    /// stored; the last chunk also adds `residual` (laid out as `o`) if not null and
+    /// clamps at zero if `relu`. Tap `j` of the run: weights at `w + j * 256`, input
+    /// at `x + j * step` (pixels `in_pixel` apart). The same sums as
+    /// [`taps`](Self::taps) then [`store`], chunk by chunk, with the chunk
+    /// boundaries inside one asm block (figures: `docs/kernels.md`).
     ///
     /// # Safety
-    /// The weights and inputs of the `m * c` taps are readable, the tile's outputs
-    /// readable and writable; the CPU has AVX2 and FMA.
-    unsafe fn chunks(w: *const f32, x: *const f32, in_pixel: usize, step: usize, c: usize, m: usize, o: *mut f32);
+    /// The weights and inputs of the `n` taps are readable, the tile's outputs
+    /// (and residual and bias, if not null) readable and the outputs writable; the
+    /// CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn chunks(
+        w: *const f32,
+        x: *const f32,
+        in_pixel: usize,
+        step: usize,
+        c: usize,
+        n: usize,
+        o: *mut f32,
+        bias: *const f32,
+        residual: *const f32,
+        relu: bool,
+    );
 }
 
 /// [`AsmTile`] for the accumulators of a 1 x `$px` tile: `$acc` (an array
@@ -251,32 +241,103 @@ macro_rules! asm_tile {
 
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            unsafe fn chunks(w: *const f32, x: *const f32, in_pixel: usize, step: usize, c: usize, m: usize, o: *mut f32) {
-                // SAFETY: reads the weights, inputs and outputs and writes the
-                // outputs the caller vouches for; clobbers only the named registers.
-                unsafe { chunks_asm!($px, w, x, in_pixel, step, c, m, o) }
+            unsafe fn chunks(
+                w: *const f32,
+                x: *const f32,
+                in_pixel: usize,
+                step: usize,
+                c: usize,
+                n: usize,
+                o: *mut f32,
+                bias: *const f32,
+                residual: *const f32,
+                relu: bool,
+            ) {
+                // SAFETY: reads the weights, inputs, outputs, bias and residual and
+                // writes the outputs the caller vouches for; clobbers only the named
+                // registers.
+                unsafe { chunks_asm!($px, w, x, in_pixel, step, c, n, o, bias, residual, relu) }
             }
         }
     };
 }
 
-/// The asm block of [`AsmTile::chunks`] for `$px` pixels.
+/// `$op` (a macro of a pixel's two accumulators and their two byte offsets) for
+/// each pixel of a 1 x `$px` tile.
+#[rustfmt::skip]
+macro_rules! each_px_1xn {
+    (6, $op:ident) => { concat!(each_px_1xn!(5, $op), $op!(10, 11, 320, 352)) };
+    (5, $op:ident) => { concat!(each_px_1xn!(4, $op), $op!(8, 9, 256, 288)) };
+    (4, $op:ident) => {
+        concat!($op!(0, 1, 0, 32), $op!(2, 3, 64, 96), $op!(4, 5, 128, 160), $op!(6, 7, 192, 224))
+    };
+}
+
+/// Operations of [`each_px_1xn`]: zero by FALSE_OQ compares (all bits clear);
+/// add the partial sums at `{o}`, the bias at `{b}`, the residual at `{r}`; clamp
+/// at zero (ymm12); store at `{o}`.
+#[rustfmt::skip]
+macro_rules! zero_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vcmpps ymm", $a0, ", ymm", $a0, ", ymm", $a0, ", 11\n", "vcmpps ymm", $a1, ", ymm", $a1, ", ymm", $a1, ", 11\n")
+} }
+#[rustfmt::skip]
+macro_rules! add_o_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{o} + ", $at, "]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{o} + ", $at2, "]\n")
+} }
+#[rustfmt::skip]
+macro_rules! add_b_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{b}]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{b} + 32]\n")
+} }
+#[rustfmt::skip]
+macro_rules! add_r_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{r} + ", $at, "]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{r} + ", $at2, "]\n")
+} }
+#[rustfmt::skip]
+macro_rules! relu_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vmaxps ymm", $a0, ", ymm", $a0, ", ymm12\n", "vmaxps ymm", $a1, ", ymm", $a1, ", ymm12\n")
+} }
+#[rustfmt::skip]
+macro_rules! store_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vmovups [{o} + ", $at, "], ymm", $a0, "\n", "vmovups [{o} + ", $at2, "], ymm", $a1, "\n")
+} }
+
+/// The asm block of [`AsmTile::chunks`] for `$px` pixels: per chunk, `{n}` =
+/// min(`{c}`, taps left) taps from zero, then the adds of [`store`] in its order
+/// (the bias or the partial sums; on the last chunk the residual, then the clamp).
+/// The zeros are compares that wait for the previous chunk's sums: with
+/// independent zeros (`vxorps`) the next chunk's FMAs crowd out its adds and
+/// stores (figures: `docs/kernels.md`).
 macro_rules! chunks_asm {
-    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $m:expr, $o:expr) => {
+    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $n:expr, $o:expr, $b:expr, $r:expr, $relu:expr) => {
         std::arch::asm!(
             "3:",
-            // Zero by FALSE_OQ compares (all bits clear), which wait for the
-            // previous chunk's sums: with independent zeros (`vxorps`) the next
-            // chunk's FMAs crowd out its adds and stores (figures:
-            // `docs/kernels.md`).
-            "vcmpps ymm0, ymm0, ymm0, 11", "vcmpps ymm1, ymm1, ymm1, 11", "vcmpps ymm2, ymm2, ymm2, 11",
-            "vcmpps ymm3, ymm3, ymm3, 11", "vcmpps ymm4, ymm4, ymm4, 11", "vcmpps ymm5, ymm5, ymm5, 11",
-            "vcmpps ymm6, ymm6, ymm6, 11", "vcmpps ymm7, ymm7, ymm7, 11", "vcmpps ymm8, ymm8, ymm8, 11",
-            "vcmpps ymm9, ymm9, ymm9, 11", "vcmpps ymm10, ymm10, ymm10, 11", "vcmpps ymm11, ymm11, ymm11, 11",
+            each_px_1xn!($px, zero_px),
             "mov {n}, {c}",
+            "cmp {left}, {c}",
+            "cmovb {n}, {left}",
+            "sub {left}, {n}",
             taps_loop!($px),
-            add_stores_1xn!($px),
-            "dec {m}",
+            "test {b}, {b}",
+            "jz 4f",
+            each_px_1xn!($px, add_b_px),
+            "xor {b}, {b}",
+            "jmp 5f",
+            "4:",
+            each_px_1xn!($px, add_o_px),
+            "5:",
+            "test {left}, {left}",
+            "jnz 6f",
+            "test {r}, {r}",
+            "jz 7f",
+            each_px_1xn!($px, add_r_px),
+            "7:",
+            "test {relu}, {relu}",
+            "jz 6f",
+            "vxorps ymm12, ymm12, ymm12",
+            each_px_1xn!($px, relu_px),
+            "6:",
+            each_px_1xn!($px, store_px),
+            "test {left}, {left}",
             "jnz 3b",
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
@@ -284,9 +345,12 @@ macro_rules! chunks_asm {
             x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
             step = in(reg) $step * 4,
             c = in(reg) $c,
-            m = inout(reg) $m => _,
+            left = inout(reg) $n => _,
             n = out(reg) _,
             o = in(reg) $o,
+            b = inout(reg) $b => _,
+            r = in(reg) $r,
+            relu = in(reg) $relu as usize,
             out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
             out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
             out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
@@ -370,22 +434,57 @@ where
         prefetch_next_output::<OB, PX>(a);
         let per = weight_lines_per_tap(a);
         let (mut ib, mut ky, mut kx) = (a.taps.0 / khw, a.taps.0 % khw / a.kw, a.taps.0 % a.kw);
+        // A 1x1 window in whole blocks, no next tile's input to prefetch per tap:
+        // all its chunks in one asm block, its share of the weight prefetch issued
+        // before it (a few lines per tile; per tap in compiled code, the blocks of
+        // taps of small maps ran their chunks compiled, 3-5% slower).
+        if khw == 1 && whole_taps == n && !a.prefetch_next {
+            prefetch_weight_taps(a, a.taps.0, a.taps.1, per);
+            if a.prefetch.blocks != 0 && !PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed) {
+                PREFETCHED_ASM_CHUNKS.store(true, Ordering::Relaxed);
+            }
+            let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
+            let last = a.taps.1 == n;
+            let residual = if last { a.residual } else { std::ptr::null() };
+            let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(a.taps.0 * a.in_block));
+            let len = a.taps.1 - a.taps.0;
+            <[[[__m256; 2]; PX]; 1]>::chunks(
+                w,
+                inp,
+                a.in_pixel,
+                a.in_block,
+                a.chunk,
+                len,
+                a.output,
+                bias,
+                residual,
+                last && a.relu,
+            );
+            return;
+        }
         let mut t0 = a.taps.0;
         while t0 < a.taps.1 {
-            // A 1x1 window's middle chunks in whole blocks, no next tile's input to
-            // prefetch per tap: one asm block, their share of the weight prefetch
-            // issued before it (a few lines per tile; per tap in compiled code, the
-            // k-blocked small maps' chunks ran 3-7% slower).
+            // The middle chunks of a 1x1 window with a partial last block: one asm
+            // block likewise.
             if khw == 1 && t0 > 0 && !a.prefetch_next {
                 let end = a.taps.1.min(whole_taps).min(n - 1);
                 let m = end.saturating_sub(t0) / a.chunk;
                 if m > 0 {
                     prefetch_weight_taps(a, t0, t0 + m * a.chunk, per);
-                    if a.prefetch.blocks != 0 && !PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed) {
-                        PREFETCHED_ASM_CHUNKS.store(true, Ordering::Relaxed);
-                    }
                     let (w, inp) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
-                    <[[[__m256; 2]; PX]; 1]>::chunks(w, inp, a.in_pixel, a.in_block, a.chunk, m, a.output);
+                    let (o, null) = (a.output, std::ptr::null());
+                    <[[[__m256; 2]; PX]; 1]>::chunks(
+                        w,
+                        inp,
+                        a.in_pixel,
+                        a.in_block,
+                        a.chunk,
+                        m * a.chunk,
+                        o,
+                        null,
+                        null,
+                        false,
+                    );
                     t0 += m * a.chunk;
                     ib += m * a.chunk;
                     continue;
