@@ -412,8 +412,9 @@ where
 /// with rows of 6 or more pixels runs): [`tile`]'s sums, its whole taps in runs of
 /// equal input steps through [`AsmTile::taps`] (a 1x1 window's chunk is one run, input
 /// block to input block; a wider window's runs are the taps of one window row, or
-/// of one window column for a window one tap wide), a 1x1 window's middle chunks
-/// through [`AsmTile::chunks`], its partial last block through [`tile`]'s lane loop.
+/// of one window column for a window one tap wide); a 1x1 window's chunks through
+/// [`AsmTile::chunks`] (all of them in whole blocks, else the middle ones), its
+/// partial last block through [`tile`]'s lane loop.
 ///
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
