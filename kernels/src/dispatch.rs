@@ -231,12 +231,8 @@ pub fn long_row_calls(tier: Tier) -> u64 {
 /// in one asm block while prefetching weights (the blocks of taps of a small map)
 /// in this process: lets tests assert that the path ran.
 pub fn prefetched_asm_chunks() -> bool {
-    PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed)
+    crate::microkernel::PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed)
 }
-
-/// Set by the AVX2 tile (see [`prefetched_asm_chunks`]): read before it is written,
-/// so that the tiles share the line rather than bounce it between cores.
-pub(crate) static PREFETCHED_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How many convolution tasks of `tier` have run at least one tile of `ob` output
 /// blocks and `px` pixels in this process (direct and Winograd alike): lets tests
