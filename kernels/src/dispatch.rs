@@ -227,6 +227,13 @@ pub fn long_row_calls(tier: Tier) -> u64 {
     LONG_ROW_CALLS[tier as usize].load(Ordering::Relaxed)
 }
 
+/// Whether the AVX2 tier's hand-scheduled tile has run a 1x1 layer's middle chunks
+/// in one asm block while prefetching weights (the blocks of taps of a small map)
+/// in this process: lets tests assert that the path ran.
+pub fn prefetched_asm_chunks() -> bool {
+    crate::microkernel::PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed)
+}
+
 /// How many convolution tasks of `tier` have run at least one tile of `ob` output
 /// blocks and `px` pixels in this process (direct and Winograd alike): lets tests
 /// assert that every tile shape of a tier's menu ([`Kernels::tile_shapes`]) ran.

@@ -489,3 +489,8 @@ pub(crate) fn prefetch_write(p: *const f32) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// Set by the AVX2 tile (see [`prefetched_asm_chunks`](crate::prefetched_asm_chunks)):
+/// read before it is written, so that the tiles share the line rather than bounce it
+/// between cores.
+pub(crate) static PREFETCHED_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -22,8 +22,8 @@ use incept_kernels::dispatch::TIERS;
 use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, long_row_calls, panel_calls, tier_calls,
-    tile_calls,
+    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, long_row_calls, panel_calls,
+    prefetched_asm_chunks, tier_calls, tile_calls,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -355,6 +355,12 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
     }
     assert!(short_last >= 2, "too few cases end in a short chunk");
     assert!(blocked >= 3 && short_block >= 2, "too few cases sum in blocks of taps");
+    // On one thread (more prefetch the next tile's input per tap) the AVX2 tier's
+    // 1x6 tile runs a small map's blocks of taps, which prefetch the next block's
+    // weights, through the same asm block.
+    if hand == Some((1, 6)) && par.threads() == 1 {
+        assert!(prefetched_asm_chunks(), "no k-blocked 1x1 layer's middle chunks ran in asm");
+    }
     assert!(
         hand.is_none() || hand_middle_chunks >= 1,
         "{}: the hand-scheduled tile {hand:?} summed no 1x1 layer's middle chunks",

@@ -4,11 +4,18 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
+use std::sync::atomic::Ordering;
 
-use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights, weight_lines_per_tap};
+use super::{
+    match_px, prefetch_next_output, prefetch_next_tile, prefetch_weight_taps, prefetch_weights, weight_lines_per_tap,
+};
 use crate::layout::BLOCK;
-use crate::microkernel::{ConvMicrokernel, Taps, TileArgs};
+use crate::microkernel::{ConvMicrokernel, PREFETCHED_ASM_CHUNKS, Taps, TileArgs};
 use crate::ops::{TierOps, shared_bodies};
+
+// The asm text, as macros (`taps_asm!`, `chunks_asm!`), in a file of its own.
+#[macro_use]
+mod asm;
 
 /// The AVX2 + FMA tier's kernels.
 pub(crate) const OPS: TierOps = TierOps {
@@ -93,111 +100,6 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
     }
 }
 
-/// One input lane of a 1 x `$px` tile (`$px` 4, 5 or 6) at byte offsets `$w` and
-/// `$w2` (`$w` + 32) into the weights and `$x` into the input: the lane's weight row
-/// into ymm12..13, then each pixel's input lane broadcast into ymm14 or ymm15
-/// (alternately, so that one pixel's broadcast need not wait for the previous
-/// pixel's FMAs) and its two FMAs into accumulators ymm(2 * pixel + half).
-#[rustfmt::skip]
-macro_rules! lane_1xn {
-    (6, $w:literal, $w2:literal, $x:literal) => {
-        concat!(lane_1xn!(5, $w, $w2, $x), pixel_1xn!(10, 11, 15, "{x3} + {xp}*2", $x))
-    };
-    (5, $w:literal, $w2:literal, $x:literal) => {
-        concat!(lane_1xn!(4, $w, $w2, $x), pixel_1xn!(8, 9, 14, "{x3} + {xp}", $x))
-    };
-    (4, $w:literal, $w2:literal, $x:literal) => {
-        concat!(
-            "vmovups ymm12, [{w} + ", $w, "]\n",
-            "vmovups ymm13, [{w} + ", $w2, "]\n",
-            pixel_1xn!(0, 1, 14, "{x}", $x),
-            pixel_1xn!(2, 3, 15, "{x} + {xp}", $x),
-            pixel_1xn!(4, 5, 14, "{x} + {xp}*2", $x),
-            pixel_1xn!(6, 7, 15, "{x3}", $x),
-        )
-    };
-}
-
-/// One pixel of [`lane_1xn`]: its input lane at `[$at + $x]` broadcast into
-/// ymm`$b`, times the weight row's halves into accumulators `$a0` and `$a1`.
-#[rustfmt::skip]
-macro_rules! pixel_1xn {
-    ($a0:literal, $a1:literal, $b:literal, $at:literal, $x:literal) => {
-        concat!(
-            "vbroadcastss ymm", $b, ", dword ptr [", $at, " + ", $x, "]\n",
-            "vfmadd231ps ymm", $a0, ", ymm12, ymm", $b, "\n",
-            "vfmadd231ps ymm", $a1, ", ymm13, ymm", $b, "\n",
-        )
-    };
-}
-
-/// The loop over `{n}` taps of a 1 x `$px` tile: 16 lanes of [`lane_1xn`], then
-/// the input (`{x}`, `{x3}`) on by `{step}` bytes and the weights (`{w}`) by a
-/// tap's 16 x 16 floats.
-#[rustfmt::skip]
-macro_rules! taps_loop {
-    ($px:tt) => {
-        concat!(
-            "2:\n",
-            lane_1xn!($px, 0, 32, 0), lane_1xn!($px, 64, 96, 4),
-            lane_1xn!($px, 128, 160, 8), lane_1xn!($px, 192, 224, 12),
-            lane_1xn!($px, 256, 288, 16), lane_1xn!($px, 320, 352, 20),
-            lane_1xn!($px, 384, 416, 24), lane_1xn!($px, 448, 480, 28),
-            lane_1xn!($px, 512, 544, 32), lane_1xn!($px, 576, 608, 36),
-            lane_1xn!($px, 640, 672, 40), lane_1xn!($px, 704, 736, 44),
-            lane_1xn!($px, 768, 800, 48), lane_1xn!($px, 832, 864, 52),
-            lane_1xn!($px, 896, 928, 56), lane_1xn!($px, 960, 992, 60),
-            "add {x}, {step}\n", "add {x3}, {step}\n", "add {w}, 1024\n",
-            "dec {n}\n", "jnz 2b\n",
-        )
-    };
-}
-
-/// Adds accumulators `$a0` and `$a1` (a pixel's two halves) to the partial sums at
-/// `[{o} + $at]` and `[{o} + $at + 32]` and stores them there.
-#[rustfmt::skip]
-macro_rules! add_store_1xn {
-    ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
-        concat!(
-            "vaddps ymm", $a0, ", ymm", $a0, ", [{o} + ", $at, "]\n", "vmovups [{o} + ", $at, "], ymm", $a0, "\n",
-            "vaddps ymm", $a1, ", ymm", $a1, ", [{o} + ", $at2, "]\n", "vmovups [{o} + ", $at2, "], ymm", $a1, "\n",
-        )
-    };
-}
-
-/// [`add_store_1xn`] for each pixel of a 1 x `$px` tile.
-#[rustfmt::skip]
-macro_rules! add_stores_1xn {
-    (6) => { concat!(add_stores_1xn!(5), add_store_1xn!(10, 11, 320, 352)) };
-    (5) => { concat!(add_stores_1xn!(4), add_store_1xn!(8, 9, 256, 288)) };
-    (4) => {
-        concat!(
-            add_store_1xn!(0, 1, 0, 32), add_store_1xn!(2, 3, 64, 96),
-            add_store_1xn!(4, 5, 128, 160), add_store_1xn!(6, 7, 192, 224),
-        )
-    };
-}
-
-/// The asm block of [`AsmTile::taps`] for `$px` pixels: the accumulators `$a` in
-/// registers `$r` (pixel halves from ymm0 on), the rest up to ymm11 (`$u`) unused.
-macro_rules! taps_asm {
-    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, [$($r:tt => $a:expr),*], [$($u:tt),*]) => {
-        std::arch::asm!(
-            taps_loop!($px),
-            w = inout(reg) $w => _,
-            x = inout(reg) $x => _,
-            xp = in(reg) $in_pixel * 4,
-            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
-            step = in(reg) $step * 4,
-            n = inout(reg) $n => _,
-            $(inout($r) *$a,)*
-            $(out($u) _,)*
-            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack, readonly),
-        )
-    };
-}
-
 /// The accumulators of a 1 x `PX` tile in asm (`PX` 4, 5 or 6): its two asm
 /// blocks, [`taps`](Self::taps) and [`chunks`](Self::chunks), per pixel count.
 /// A trait rather than a `match` over `PX`, so that each tile's accumulators stay
@@ -216,18 +118,33 @@ trait AsmTile {
     /// FMA.
     unsafe fn taps(&mut self, w: *const f32, x: *const f32, in_pixel: usize, step: usize, n: usize);
 
-    /// Runs `m >= 1` chunks of `c >= 1` whole taps, all with one input step (a 1x1
-    /// window's blocks), none the first or the last of the sum: each from zero,
-    /// then added to its partial sums in `o` (pixels 16 floats apart) and stored.
-    /// Tap `j` of the run: weights at `w + j * 256`, input at `x + j * step` (pixels
-    /// `in_pixel` apart). The same sums as [`taps`](Self::taps) then [`store`],
-    /// chunk by chunk, with the chunk boundaries inside one asm block (figures:
-    /// `docs/kernels.md`).
+    /// Runs `n >= 1` whole taps in chunks of `c >= 1` (the last may be shorter),
+    /// all with one input step (a 1x1 window's blocks), the first on the chunk grid:
+    /// each chunk from zero, then added to its partial sums in `o` (pixels 16 floats
+    /// apart), or to `bias` (16 floats) if not null for the first chunk, and
+    /// stored; the last chunk also adds `residual` (laid out as `o`) if not null and
+    /// clamps at zero if `relu`. Tap `j` of the run: weights at `w + j * 256`, input
+    /// at `x + j * step` (pixels `in_pixel` apart). The same sums as
+    /// [`taps`](Self::taps) then [`store`], chunk by chunk, with the chunk
+    /// boundaries inside one asm block (figures: `docs/kernels.md`).
     ///
     /// # Safety
-    /// The weights and inputs of the `m * c` taps are readable, the tile's outputs
-    /// readable and writable; the CPU has AVX2 and FMA.
-    unsafe fn chunks(w: *const f32, x: *const f32, in_pixel: usize, step: usize, c: usize, m: usize, o: *mut f32);
+    /// The weights and inputs of the `n` taps are readable, the tile's outputs
+    /// (and residual and bias, if not null) readable and the outputs writable; the
+    /// CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn chunks(
+        w: *const f32,
+        x: *const f32,
+        in_pixel: usize,
+        step: usize,
+        c: usize,
+        n: usize,
+        o: *mut f32,
+        bias: *const f32,
+        residual: *const f32,
+        relu: bool,
+    );
 }
 
 /// [`AsmTile`] for the accumulators of a 1 x `$px` tile: `$acc` (an array
@@ -247,43 +164,24 @@ macro_rules! asm_tile {
 
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            unsafe fn chunks(w: *const f32, x: *const f32, in_pixel: usize, step: usize, c: usize, m: usize, o: *mut f32) {
-                // SAFETY: reads the weights, inputs and outputs and writes the
-                // outputs the caller vouches for; clobbers only the named registers.
-                unsafe { chunks_asm!($px, w, x, in_pixel, step, c, m, o) }
+            unsafe fn chunks(
+                w: *const f32,
+                x: *const f32,
+                in_pixel: usize,
+                step: usize,
+                c: usize,
+                n: usize,
+                o: *mut f32,
+                bias: *const f32,
+                residual: *const f32,
+                relu: bool,
+            ) {
+                // SAFETY: reads the weights, inputs, outputs, bias and residual and
+                // writes the outputs the caller vouches for; clobbers only the named
+                // registers.
+                unsafe { chunks_asm!($px, w, x, in_pixel, step, c, n, o, bias, residual, relu) }
             }
         }
-    };
-}
-
-/// The asm block of [`AsmTile::chunks`] for `$px` pixels.
-macro_rules! chunks_asm {
-    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $m:expr, $o:expr) => {
-        std::arch::asm!(
-            "3:",
-            "vxorps ymm0, ymm0, ymm0", "vxorps ymm1, ymm1, ymm1", "vxorps ymm2, ymm2, ymm2",
-            "vxorps ymm3, ymm3, ymm3", "vxorps ymm4, ymm4, ymm4", "vxorps ymm5, ymm5, ymm5",
-            "vxorps ymm6, ymm6, ymm6", "vxorps ymm7, ymm7, ymm7", "vxorps ymm8, ymm8, ymm8",
-            "vxorps ymm9, ymm9, ymm9", "vxorps ymm10, ymm10, ymm10", "vxorps ymm11, ymm11, ymm11",
-            "mov {n}, {c}",
-            taps_loop!($px),
-            add_stores_1xn!($px),
-            "dec {m}",
-            "jnz 3b",
-            w = inout(reg) $w => _,
-            x = inout(reg) $x => _,
-            xp = in(reg) $in_pixel * 4,
-            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
-            step = in(reg) $step * 4,
-            c = in(reg) $c,
-            m = inout(reg) $m => _,
-            n = out(reg) _,
-            o = in(reg) $o,
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
-            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
-            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack),
-        )
     };
 }
 
@@ -340,8 +238,9 @@ where
 /// with rows of 6 or more pixels runs): [`tile`]'s sums, its whole taps in runs of
 /// equal input steps through [`AsmTile::taps`] (a 1x1 window's chunk is one run, input
 /// block to input block; a wider window's runs are the taps of one window row, or
-/// of one window column for a window one tap wide), a 1x1 window's middle chunks
-/// through [`AsmTile::chunks`], its partial last block through [`tile`]'s lane loop.
+/// of one window column for a window one tap wide); a 1x1 window's chunks through
+/// [`AsmTile::chunks`] (all of them in whole blocks, else the middle ones), its
+/// partial last block through [`tile`]'s lane loop.
 ///
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
@@ -362,16 +261,57 @@ where
         prefetch_next_output::<OB, PX>(a);
         let per = weight_lines_per_tap(a);
         let (mut ib, mut ky, mut kx) = (a.taps.0 / khw, a.taps.0 % khw / a.kw, a.taps.0 % a.kw);
+        // A 1x1 window in whole blocks, no next tile's input to prefetch per tap:
+        // all its chunks in one asm block, its share of the weight prefetch issued
+        // before it (a few lines per tile; per tap in compiled code, the blocks of
+        // taps of small maps ran their chunks compiled, 3-5% slower).
+        if khw == 1 && whole_taps == n && !a.prefetch_next {
+            prefetch_weight_taps(a, a.taps.0, a.taps.1, per);
+            if a.prefetch.blocks != 0 && !PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed) {
+                PREFETCHED_ASM_CHUNKS.store(true, Ordering::Relaxed);
+            }
+            let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
+            let last = a.taps.1 == n;
+            let residual = if last { a.residual } else { std::ptr::null() };
+            let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(a.taps.0 * a.in_block));
+            let len = a.taps.1 - a.taps.0;
+            <[[[__m256; 2]; PX]; 1]>::chunks(
+                w,
+                inp,
+                a.in_pixel,
+                a.in_block,
+                a.chunk,
+                len,
+                a.output,
+                bias,
+                residual,
+                last && a.relu,
+            );
+            return;
+        }
         let mut t0 = a.taps.0;
         while t0 < a.taps.1 {
-            // A 1x1 window's middle chunks in whole blocks, nothing to prefetch per
-            // tap: one asm block.
-            if khw == 1 && t0 > 0 && !a.prefetch_next && a.prefetch.blocks == 0 {
+            // The middle chunks of a 1x1 window with a partial last block: one asm
+            // block likewise.
+            if khw == 1 && t0 > 0 && !a.prefetch_next {
                 let end = a.taps.1.min(whole_taps).min(n - 1);
                 let m = end.saturating_sub(t0) / a.chunk;
                 if m > 0 {
+                    prefetch_weight_taps(a, t0, t0 + m * a.chunk, per);
                     let (w, inp) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
-                    <[[[__m256; 2]; PX]; 1]>::chunks(w, inp, a.in_pixel, a.in_block, a.chunk, m, a.output);
+                    let (o, null) = (a.output, std::ptr::null());
+                    <[[[__m256; 2]; PX]; 1]>::chunks(
+                        w,
+                        inp,
+                        a.in_pixel,
+                        a.in_block,
+                        a.chunk,
+                        m * a.chunk,
+                        o,
+                        null,
+                        null,
+                        false,
+                    );
                     t0 += m * a.chunk;
                     ib += m * a.chunk;
                     continue;

@@ -56,6 +56,21 @@ pub(crate) fn prefetch_weights(a: &crate::microkernel::TileArgs, t: usize, per: 
     }
 }
 
+/// [`prefetch_weights`] for taps `t0..t1` at once.
+#[inline(always)]
+pub(crate) fn prefetch_weight_taps(a: &crate::microkernel::TileArgs, t0: usize, t1: usize, per: usize) {
+    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+    let f = &a.prefetch;
+    let (l0, l1) = ((t0 - a.taps.0) * per, ((t1 - a.taps.0) * per).min(f.lines));
+    for b in 0..f.blocks {
+        for l in l0..l1 {
+            let line = f.start.wrapping_add(b * f.stride + l * crate::layout::BLOCK);
+            // SAFETY: as in `prefetch_next_tile`: a prefetch never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast()) };
+        }
+    }
+}
+
 /// Lines of each run of [`TileArgs::prefetch`] per tap of the call: one division
 /// per call rather than per tap.
 ///

@@ -1,0 +1,179 @@
+//! The asm text of the AVX2 tier's 1 x 4, 5 and 6 tiles ([`super::AsmTile`]):
+//! the lane, the loop over taps, and the chunk loop with its adds and stores.
+
+/// One input lane of a 1 x `$px` tile (`$px` 4, 5 or 6) at byte offsets `$w` and
+/// `$w2` (`$w` + 32) into the weights and `$x` into the input: the lane's weight row
+/// into ymm12..13, then each pixel's input lane broadcast into ymm14 or ymm15
+/// (alternately, so that one pixel's broadcast need not wait for the previous
+/// pixel's FMAs) and its two FMAs into accumulators ymm(2 * pixel + half).
+#[rustfmt::skip]
+macro_rules! lane_1xn {
+    (6, $w:literal, $w2:literal, $x:literal) => {
+        concat!(lane_1xn!(5, $w, $w2, $x), pixel_1xn!(10, 11, 15, "{x3} + {xp}*2", $x))
+    };
+    (5, $w:literal, $w2:literal, $x:literal) => {
+        concat!(lane_1xn!(4, $w, $w2, $x), pixel_1xn!(8, 9, 14, "{x3} + {xp}", $x))
+    };
+    (4, $w:literal, $w2:literal, $x:literal) => {
+        concat!(
+            "vmovups ymm12, [{w} + ", $w, "]\n",
+            "vmovups ymm13, [{w} + ", $w2, "]\n",
+            pixel_1xn!(0, 1, 14, "{x}", $x),
+            pixel_1xn!(2, 3, 15, "{x} + {xp}", $x),
+            pixel_1xn!(4, 5, 14, "{x} + {xp}*2", $x),
+            pixel_1xn!(6, 7, 15, "{x3}", $x),
+        )
+    };
+}
+
+/// One pixel of [`lane_1xn`]: its input lane at `[$at + $x]` broadcast into
+/// ymm`$b`, times the weight row's halves into accumulators `$a0` and `$a1`.
+#[rustfmt::skip]
+macro_rules! pixel_1xn {
+    ($a0:literal, $a1:literal, $b:literal, $at:literal, $x:literal) => {
+        concat!(
+            "vbroadcastss ymm", $b, ", dword ptr [", $at, " + ", $x, "]\n",
+            "vfmadd231ps ymm", $a0, ", ymm12, ymm", $b, "\n",
+            "vfmadd231ps ymm", $a1, ", ymm13, ymm", $b, "\n",
+        )
+    };
+}
+
+/// The loop over `{n}` taps of a 1 x `$px` tile: 16 lanes of [`lane_1xn`], then
+/// the input (`{x}`, `{x3}`) on by `{step}` bytes and the weights (`{w}`) by a
+/// tap's 16 x 16 floats.
+#[rustfmt::skip]
+macro_rules! taps_loop {
+    ($px:tt) => {
+        concat!(
+            "2:\n",
+            lane_1xn!($px, 0, 32, 0), lane_1xn!($px, 64, 96, 4),
+            lane_1xn!($px, 128, 160, 8), lane_1xn!($px, 192, 224, 12),
+            lane_1xn!($px, 256, 288, 16), lane_1xn!($px, 320, 352, 20),
+            lane_1xn!($px, 384, 416, 24), lane_1xn!($px, 448, 480, 28),
+            lane_1xn!($px, 512, 544, 32), lane_1xn!($px, 576, 608, 36),
+            lane_1xn!($px, 640, 672, 40), lane_1xn!($px, 704, 736, 44),
+            lane_1xn!($px, 768, 800, 48), lane_1xn!($px, 832, 864, 52),
+            lane_1xn!($px, 896, 928, 56), lane_1xn!($px, 960, 992, 60),
+            "add {x}, {step}\n", "add {x3}, {step}\n", "add {w}, 1024\n",
+            "dec {n}\n", "jnz 2b\n",
+        )
+    };
+}
+
+/// The asm block of [`AsmTile::taps`] for `$px` pixels: the accumulators `$a` in
+/// registers `$r` (pixel halves from ymm0 on), the rest up to ymm11 (`$u`) unused.
+macro_rules! taps_asm {
+    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, [$($r:tt => $a:expr),*], [$($u:tt),*]) => {
+        std::arch::asm!(
+            taps_loop!($px),
+            w = inout(reg) $w => _,
+            x = inout(reg) $x => _,
+            xp = in(reg) $in_pixel * 4,
+            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
+            step = in(reg) $step * 4,
+            n = inout(reg) $n => _,
+            $(inout($r) *$a,)*
+            $(out($u) _,)*
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// `$op` (a macro of a pixel's two accumulators and their two byte offsets) for
+/// each pixel of a 1 x `$px` tile.
+#[rustfmt::skip]
+macro_rules! each_px_1xn {
+    (6, $op:ident) => { concat!(each_px_1xn!(5, $op), $op!(10, 11, 320, 352)) };
+    (5, $op:ident) => { concat!(each_px_1xn!(4, $op), $op!(8, 9, 256, 288)) };
+    (4, $op:ident) => {
+        concat!($op!(0, 1, 0, 32), $op!(2, 3, 64, 96), $op!(4, 5, 128, 160), $op!(6, 7, 192, 224))
+    };
+}
+
+/// Operations of [`each_px_1xn`]: zero by FALSE_OQ compares (all bits clear);
+/// add the partial sums at `{o}`, the bias at `{b}`, the residual at `{r}`; clamp
+/// at zero (ymm12); store at `{o}`.
+#[rustfmt::skip]
+macro_rules! zero_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vcmpps ymm", $a0, ", ymm", $a0, ", ymm", $a0, ", 11\n", "vcmpps ymm", $a1, ", ymm", $a1, ", ymm", $a1, ", 11\n")
+} }
+#[rustfmt::skip]
+macro_rules! add_o_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{o} + ", $at, "]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{o} + ", $at2, "]\n")
+} }
+#[rustfmt::skip]
+macro_rules! add_b_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{b}]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{b} + 32]\n")
+} }
+#[rustfmt::skip]
+macro_rules! add_r_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{r} + ", $at, "]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{r} + ", $at2, "]\n")
+} }
+#[rustfmt::skip]
+macro_rules! relu_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vmaxps ymm", $a0, ", ymm", $a0, ", ymm12\n", "vmaxps ymm", $a1, ", ymm", $a1, ", ymm12\n")
+} }
+#[rustfmt::skip]
+macro_rules! store_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vmovups [{o} + ", $at, "], ymm", $a0, "\n", "vmovups [{o} + ", $at2, "], ymm", $a1, "\n")
+} }
+
+/// The asm block of [`AsmTile::chunks`] for `$px` pixels: per chunk, `{n}` =
+/// min(`{c}`, taps left) taps from zero, then the adds of [`store`] in its order
+/// (the bias or the partial sums; on the last chunk the residual, then the clamp).
+/// The zeros are compares that wait for the previous chunk's sums: with
+/// independent zeros (`vxorps`) the next chunk's FMAs crowd out its adds and
+/// stores (figures: `docs/kernels.md`).
+macro_rules! chunks_asm {
+    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $n:expr, $o:expr, $b:expr, $r:expr, $relu:expr) => {
+        std::arch::asm!(
+            "3:",
+            each_px_1xn!($px, zero_px),
+            "mov {n}, {c}",
+            "cmp {left}, {c}",
+            "cmovb {n}, {left}",
+            "sub {left}, {n}",
+            taps_loop!($px),
+            "test {b}, {b}",
+            "jz 4f",
+            each_px_1xn!($px, add_b_px),
+            "xor {b}, {b}",
+            "jmp 5f",
+            "4:",
+            each_px_1xn!($px, add_o_px),
+            "5:",
+            "test {left}, {left}",
+            "jnz 6f",
+            "test {r}, {r}",
+            "jz 7f",
+            each_px_1xn!($px, add_r_px),
+            "7:",
+            "test {relu}, {relu}",
+            "jz 6f",
+            "vxorps ymm12, ymm12, ymm12",
+            each_px_1xn!($px, relu_px),
+            "6:",
+            each_px_1xn!($px, store_px),
+            "test {left}, {left}",
+            "jnz 3b",
+            w = inout(reg) $w => _,
+            x = inout(reg) $x => _,
+            xp = in(reg) $in_pixel * 4,
+            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
+            step = in(reg) $step * 4,
+            c = in(reg) $c,
+            left = inout(reg) $n => _,
+            n = out(reg) _,
+            o = in(reg) $o,
+            b = inout(reg) $b => _,
+            r = in(reg) $r,
+            relu = in(reg) $relu as usize,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        )
+    };
+}
