@@ -56,6 +56,6 @@ pub mod pool;
 pub mod bf16;
 
 pub use bands::{Bands, BandsMut, RowSplit};
-pub use dispatch::{Kernels, TIER_ENV, Tier, long_row_calls, panel_calls, tier_calls, tile_calls};
+pub use dispatch::{Kernels, TIER_ENV, Tier, image_chunk_calls, long_row_calls, panel_calls, tier_calls, tile_calls};
 pub use geometry::{Activation, ConvGeometry, ConvShape, Padding, PoolGeometry};
 pub use layout::{AlignedVec, BLOCK, Dims, Image, ImageMut, Layout};

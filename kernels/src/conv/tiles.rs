@@ -95,6 +95,14 @@ impl<'a> LayerTiles<'a> {
         }
     }
 
+    /// These tiles with their input pixels `in_pixel` floats apart (rather than
+    /// the window's stride times a block): pixels staged with their channel blocks
+    /// consecutive.
+    pub(super) fn with_in_pixel(mut self, in_pixel: usize) -> Self {
+        self.layer.in_pixel = in_pixel;
+        self
+    }
+
     /// Taps per chunk of the sum.
     pub(super) fn chunk(&self) -> usize {
         self.layer.chunk
