@@ -26,10 +26,10 @@ use crate::parallel::{ParallelFor, WorkerSlots};
 /// after it) or into the padding lanes (zeroed after it).
 const COPY: usize = 8;
 
-/// Bytes of staged pixels [`conv2d_image`] runs the tiles on at a time, at most
-/// (a 7x7 RGB window's row of 112 pixels is 70 KiB): staged and read again while
-/// still in L2.
-const STAGE_BYTES: usize = 48 << 10;
+/// Bytes of staged pixels [`conv2d_image`] runs the tiles on at a time, at most:
+/// staged and read again while still in L2 (96 KiB was a little faster than 24
+/// and 48 on Zen 3: `docs/kernels.md`).
+const STAGE_BYTES: usize = 96 << 10;
 
 /// How [`conv2d_image`] stages an image of shape `input` in one worker's slot: a
 /// chunk of `chunk` of an output row's `width` pixels, staged, `pixel` values each
@@ -58,7 +58,7 @@ impl Staging {
         // A window row's last piece runs up to COPY - 1 values past it.
         let hwc_len = (padded_w * input.c + COPY).next_multiple_of(BLOCK);
         // At least any tile's pixels (16), so that a chunk holds whole tiles.
-        let chunk = (STAGE_BYTES / (pixel * size_of::<f32>())).max(BLOCK).min(width);
+        let chunk = (STAGE_BYTES / (pixel * size_of::<f32>())).max(BLOCK);
         // The input rows one output row reads (a ring of kh), and the zero row.
         Staging { width, chunk, pixel, rows: geom.kh + 1, hwc_len }
     }
@@ -114,8 +114,8 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
     let (px_step, pieces) = (geom.stride_w * d.c, run_len.div_ceil(COPY));
     let co_blocks = s.co_blocks();
     let (ob_tile, px_tile) = choose_tile(&kernels.ops.conv, co_blocks, dout.w);
-    // Whole tiles per chunk, unless one chunk takes the row.
-    let chunk = if staging.chunk >= width { width } else { staging.chunk / px_tile * px_tile };
+    // Whole tiles per chunk.
+    let chunk = staging.chunk / px_tile * px_tile;
     if chunk < width {
         kernels.record_image_chunks();
     }
@@ -155,45 +155,51 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
         let mut shapes = TileShapes::default();
         // Input rows below this one are interleaved already (in slot y % kh).
         let mut next_y = 0;
-        for r in rows {
-            let oy = band_start + r;
-            let first = (oy * geom.stride_h) as isize - geom.pad.top as isize;
-            // Interleave the input rows the window reads that are not yet.
-            let (lo, hi) = (first.max(0) as usize, ((first + geom.kh as isize).max(0) as usize).min(d.h));
-            for y in lo.max(next_y)..hi {
-                let (src, yb) = input.row(y);
-                let plane = src.dims.h * d.w;
-                let row = &mut hwc[y % geom.kh * hwc_len..][..hwc_len];
-                let pixels = &mut row[geom.pad.left * d.c..][..d.w * d.c];
-                let ch = |c: usize| &src.data[c * plane + yb * d.w..][..d.w];
-                match d.c {
-                    1 => interleave(pixels, [ch(0)]),
-                    2 => interleave(pixels, [ch(0), ch(1)]),
-                    3 => interleave(pixels, [ch(0), ch(1), ch(2)]),
-                    4 => interleave(pixels, [ch(0), ch(1), ch(2), ch(3)]),
-                    _ => {
-                        for c in 0..d.c {
-                            for (px, &v) in pixels.chunks_exact_mut(d.c).zip(ch(c)) {
-                                px[c] = v;
+        // The task's output pixels, row after row (the band's pixels are one run,
+        // `width` to a row), a chunk at a time: the tiles run along the chunk
+        // across the rows' ends, so only the task's last tile is short.
+        let (p_end, mut p0) = (rows.end * width, rows.start * width);
+        while p0 < p_end {
+            let p1 = (p0 + chunk).min(p_end);
+            // Stage the chunk's pixels, the part in each output row at a time.
+            let mut p = p0;
+            while p < p1 {
+                let (r, x0) = (p / width, p % width);
+                let x1 = width.min(x0 + p1 - p);
+                let oy = band_start + r;
+                let first = (oy * geom.stride_h) as isize - geom.pad.top as isize;
+                // Interleave the input rows the window reads that are not yet.
+                let (lo, hi) = (first.max(0) as usize, ((first + geom.kh as isize).max(0) as usize).min(d.h));
+                for y in lo.max(next_y)..hi {
+                    let (src, yb) = input.row(y);
+                    let plane = src.dims.h * d.w;
+                    let row = &mut hwc[y % geom.kh * hwc_len..][..hwc_len];
+                    let pixels = &mut row[geom.pad.left * d.c..][..d.w * d.c];
+                    let ch = |c: usize| &src.data[c * plane + yb * d.w..][..d.w];
+                    match d.c {
+                        1 => interleave(pixels, [ch(0)]),
+                        2 => interleave(pixels, [ch(0), ch(1)]),
+                        3 => interleave(pixels, [ch(0), ch(1), ch(2)]),
+                        4 => interleave(pixels, [ch(0), ch(1), ch(2), ch(3)]),
+                        _ => {
+                            for c in 0..d.c {
+                                for (px, &v) in pixels.chunks_exact_mut(d.c).zip(ch(c)) {
+                                    px[c] = v;
+                                }
                             }
                         }
                     }
                 }
-            }
-            next_y = next_y.max(hi);
-            // Output column x's window row ky is the interleaved row from column
-            // x * sw on: `kw * ci` values, to lanes from ky * kw * ci; ky in
-            // ascending order, so that a run's last piece is overwritten by the
-            // next run, then the padding lanes it ran into zeroed. A chunk of
-            // pixels at a time, every group of output blocks on it while it is
-            // in L1.
-            for c0 in (0..width).step_by(chunk) {
-                let c1 = (c0 + chunk).min(width);
-                let from = c0 * px_step;
+                next_y = next_y.max(hi);
+                // Output column x's window row ky is the interleaved row from
+                // column x * sw on: `kw * ci` values, to lanes from ky * kw * ci;
+                // ky in ascending order, so that a run's last piece is overwritten
+                // by the next run, then the padding lanes it ran into zeroed.
+                let from = x0 * px_step;
                 for k0 in (0..geom.kh).step_by(MAX_KH) {
                     let k1 = (k0 + MAX_KH).min(geom.kh);
-                    // The window's rows k0..k1: interleaved, or the zero row outside
-                    // the image.
+                    // The window's rows k0..k1: interleaved, or the zero row
+                    // outside the image.
                     let rows: [&[f32]; MAX_KH] = std::array::from_fn(|i| {
                         let y = first + (k0 + i) as isize;
                         if k0 + i >= k1 || y < 0 || y as usize >= d.h {
@@ -203,35 +209,30 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
                         }
                     });
                     let rows = &rows[..k1 - k0];
-                    let to = &mut staged[k0 * run_len..];
+                    let to = &mut staged[(p - p0) * pixel + k0 * run_len..];
                     let tail = (k1 == geom.kh).then_some(lanes - k0 * run_len);
-                    let stage = Stage { rows, width: c1 - c0, pixel, px_step, run_len, tail };
-                    match pieces {
-                        1 => stage.pixels::<{ COPY }>(to),
-                        2 => stage.pixels::<{ 2 * COPY }>(to),
-                        3 => stage.pixels::<{ 3 * COPY }>(to),
-                        _ => stage.pixels_any(to, pieces),
-                    }
+                    let stage = Stage { rows, width: x1 - x0, pixel, px_step, run_len, pieces, tail };
+                    // SAFETY: `kernels` proves that the CPU runs its tier.
+                    unsafe { (kernels.ops.image_stage)(&stage, to) };
                 }
-                let n_px = c1 - c0;
-                let whole = n_px / px_tile;
-                let out_px = r * dout.w + c0;
-                for ob0 in (0..co_blocks).step_by(ob_tile) {
-                    let ob = ob_tile.min(co_blocks - ob0);
-                    // The chunk's whole tiles in one call, then the partial last one.
-                    let runs = [(0, px_tile, whole), (whole * px_tile, n_px - whole * px_tile, 1)];
-                    for (ox0, px, n) in runs.into_iter().filter(|&(_, px, n)| px > 0 && n > 0) {
-                        let tile = Tile { ob0, ob, out_px: out_px + ox0, px };
-                        // SAFETY: the tiles read the blocks < pixel / 16 of staged
-                        // pixels < n_px, inside this task's slot; they write these
-                        // tiles of their band of the output, which no other task
-                        // writes (rows are split).
-                        unsafe {
-                            tiles.run_row_from(&staged[ox0 * pixel..], BLOCK, tile, n, tiles.whole(), &mut shapes)
-                        };
-                    }
+                p += x1 - x0;
+            }
+            let n_px = p1 - p0;
+            let whole = n_px / px_tile;
+            for ob0 in (0..co_blocks).step_by(ob_tile) {
+                let ob = ob_tile.min(co_blocks - ob0);
+                // The chunk's whole tiles in one call, then the partial last one.
+                let runs = [(0, px_tile, whole), (whole * px_tile, n_px - whole * px_tile, 1)];
+                for (ox0, px, n) in runs.into_iter().filter(|&(_, px, n)| px > 0 && n > 0) {
+                    let tile = Tile { ob0, ob, out_px: p0 + ox0, px };
+                    // SAFETY: the tiles read the blocks < pixel / 16 of staged
+                    // pixels < n_px, inside this task's slot; they write these
+                    // tiles of their band of the output, which no other task
+                    // writes (rows are split).
+                    unsafe { tiles.run_row_from(&staged[ox0 * pixel..], BLOCK, tile, n, tiles.whole(), &mut shapes) };
                 }
             }
+            p0 = p1;
         }
         kernels.record_tiles(shapes);
     });
@@ -242,16 +243,31 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
 /// px_step` of each row, the rows in order; then, given `tail` (the end of the
 /// window's lanes), the [`COPY`] values from there zeroed (the last run's last
 /// piece ran into them).
-struct Stage<'a> {
+pub(crate) struct Stage<'a> {
     rows: &'a [&'a [f32]],
     width: usize,
     pixel: usize,
     px_step: usize,
     run_len: usize,
+    /// [`COPY`]s per run.
+    pieces: usize,
     tail: Option<usize>,
 }
 
 impl Stage<'_> {
+    /// Copies the runs into `staged`; inlined into each tier's `image_stage`, so
+    /// that the copies are the tier's widest moves (a 7x7 RGB window's 21 values
+    /// three AVX moves rather than six SSE ones).
+    #[inline(always)]
+    pub(crate) fn copy(&self, staged: &mut [f32]) {
+        match self.pieces {
+            1 => self.pixels::<{ COPY }>(staged),
+            2 => self.pixels::<{ 2 * COPY }>(staged),
+            3 => self.pixels::<{ 3 * COPY }>(staged),
+            _ => self.pixels_any(staged),
+        }
+    }
+
     /// Runs copied as `N` values (`N / COPY` pieces, a constant).
     #[inline(always)]
     fn pixels<const N: usize>(&self, staged: &mut [f32]) {
@@ -267,7 +283,9 @@ impl Stage<'_> {
     }
 
     /// Runs copied as `pieces` pieces of [`COPY`] values.
-    fn pixels_any(&self, staged: &mut [f32], pieces: usize) {
+    #[inline(always)]
+    fn pixels_any(&self, staged: &mut [f32]) {
+        let pieces = self.pieces;
         for x in 0..self.width {
             let px = &mut staged[x * self.pixel..];
             for (k, row) in self.rows.iter().enumerate() {
