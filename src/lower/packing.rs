@@ -29,9 +29,9 @@ pub enum Packing {
     ConvImageFolded16,
     /// The weights of a convolution of the network's image with the window's
     /// columns folded into the input channels, as files written before the whole
-    /// window was folded store them: as [`Packing::ConvBlocked16`] of the `(out, kw
-    /// * in, kh, 1)` weights `W'[o][kx * in + c][ky] = W[o][c][ky][kx]`, `[out/16][kw
-    /// * in / 16][kh][16 in][16 out]`, zero padded.
+    /// window was folded store them: as [`Packing::ConvBlocked16`] of the
+    /// `(out, kw * in, kh, 1)` weights `W'[o][kx * in + c][ky] = W[o][c][ky][kx]`,
+    /// `[out/16][kw * in / 16][kh][16 in][16 out]`, zero padded.
     ConvImageKxFolded16,
     /// A bias padded with zeros to a multiple of 16.
     Padded16,
