@@ -35,6 +35,7 @@ pub mod parallel;
 pub mod reference;
 
 pub mod blocked;
+mod image_stage;
 mod microkernel;
 pub mod pack;
 pub mod winograd;

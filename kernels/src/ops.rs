@@ -38,8 +38,8 @@ pub(crate) struct TierOps {
     /// safety contract is `output_transform`'s.
     pub(crate) winograd_output: unsafe fn(&OutputJob),
     /// Copies an image convolution's window rows into its staged pixels (see
-    /// `conv::image`).
-    pub(crate) image_stage: unsafe fn(&crate::conv::image::Stage, &mut [f32]),
+    /// `crate::image_stage`).
+    pub(crate) image_stage: unsafe fn(&crate::image_stage::Stage, &mut [f32]),
     /// FMA throughput loop (see [`crate::peak`]): runs `iters` iterations.
     pub(crate) peak: unsafe fn(u64) -> f32,
     /// FLOPs of one iteration of `peak`.
@@ -83,7 +83,7 @@ macro_rules! shared_bodies {
             crate::winograd::transforms::input_transform(job)
         }
         $(#[target_feature(enable = $feature)])?
-        unsafe fn image_stage(stage: &crate::conv::image::Stage, staged: &mut [f32]) {
+        unsafe fn image_stage(stage: &crate::image_stage::Stage, staged: &mut [f32]) {
             stage.copy(staged)
         }
         $(#[target_feature(enable = $feature)])?

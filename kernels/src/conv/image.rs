@@ -16,15 +16,11 @@ use super::tiles::{LayerTiles, TASKS_PER_THREAD, Tile};
 use crate::bands::{BandsMut, MAX_BANDS};
 use crate::dispatch::Kernels;
 use crate::geometry::{ConvGeometry, Padding};
+use crate::image_stage::{COPY, Stage};
 use crate::layout::{BLOCK, Dims, Layout};
 use crate::microkernel::{TileShapes, choose_tile};
 use crate::pack::{image_folded_shape, image_packed_len};
 use crate::parallel::{ParallelFor, WorkerSlots};
-
-/// Values a staged window row is copied in: a run of `kw * ci` values is copied in
-/// whole pieces of this many, the last one running over into the next run (written
-/// after it) or into the padding lanes (zeroed after it).
-const COPY: usize = 8;
 
 /// Bytes of staged pixels [`conv2d_image`] runs the tiles on at a time, at most:
 /// staged and read again while still in L2 (96 KiB was a little faster than 24
@@ -236,75 +232,6 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
         }
         kernels.record_tiles(shapes);
     });
-}
-
-/// Window rows `rows` to copy into staged pixels for `width` output pixels (pixel
-/// `x` at `x * pixel`, row `k` at `k * run_len`): `run_len` values from `x *
-/// px_step` of each row, the rows in order; then, given `tail` (the end of the
-/// window's lanes), the [`COPY`] values from there zeroed (the last run's last
-/// piece ran into them).
-pub(crate) struct Stage<'a> {
-    rows: &'a [&'a [f32]],
-    width: usize,
-    pixel: usize,
-    px_step: usize,
-    run_len: usize,
-    /// [`COPY`]s per run.
-    pieces: usize,
-    tail: Option<usize>,
-}
-
-impl Stage<'_> {
-    /// Copies the runs into `staged`; inlined into each tier's `image_stage`, so
-    /// that the copies are the tier's widest moves (a 7x7 RGB window's 21 values
-    /// three AVX moves rather than six SSE ones).
-    #[inline(always)]
-    pub(crate) fn copy(&self, staged: &mut [f32]) {
-        match self.pieces {
-            1 => self.pixels::<{ COPY }>(staged),
-            2 => self.pixels::<{ 2 * COPY }>(staged),
-            3 => self.pixels::<{ 3 * COPY }>(staged),
-            _ => self.pixels_any(staged),
-        }
-    }
-
-    /// Runs copied as `N` values (`N / COPY` pieces, a constant).
-    #[inline(always)]
-    fn pixels<const N: usize>(&self, staged: &mut [f32]) {
-        for x in 0..self.width {
-            let px = &mut staged[x * self.pixel..];
-            for (k, row) in self.rows.iter().enumerate() {
-                let from: &[f32; N] = row[x * self.px_step..][..N].try_into().expect("N values");
-                let to: &mut [f32; N] = (&mut px[k * self.run_len..][..N]).try_into().expect("N values");
-                *to = *from;
-            }
-            self.zero_tail(px);
-        }
-    }
-
-    /// Runs copied as `pieces` pieces of [`COPY`] values.
-    #[inline(always)]
-    fn pixels_any(&self, staged: &mut [f32]) {
-        let pieces = self.pieces;
-        for x in 0..self.width {
-            let px = &mut staged[x * self.pixel..];
-            for (k, row) in self.rows.iter().enumerate() {
-                let from = row[x * self.px_step..][..pieces * COPY].chunks_exact(COPY);
-                for (t, f) in px[k * self.run_len..][..pieces * COPY].chunks_exact_mut(COPY).zip(from) {
-                    t.copy_from_slice(f);
-                }
-            }
-            self.zero_tail(px);
-        }
-    }
-
-    #[inline(always)]
-    fn zero_tail(&self, px: &mut [f32]) {
-        if let Some(at) = self.tail {
-            let tail: &mut [f32; COPY] = (&mut px[at..][..COPY]).try_into().expect("COPY values");
-            *tail = [0.0; COPY];
-        }
-    }
 }
 
 /// Window rows [`conv2d_image`] stages in one pass over a row's pixels.

@@ -12,7 +12,7 @@
 //! - `image`: the network's NCHW input image ([`conv2d_image`]).
 
 mod bands;
-pub(crate) mod image;
+mod image;
 pub(crate) mod op;
 mod tiles;
 
