@@ -47,10 +47,9 @@ pub(crate) struct TierOps {
 }
 
 /// Defines `pool`, `gap`, `linear`, `winograd_input`, `winograd_output` and
-/// `image_stage` in the
-/// invoking tier's module: the shared bodies compiled inside its
-/// `#[target_feature]` (none for the portable tier), so that the same loops become
-/// that tier's vector code.
+/// `image_stage` in the invoking tier's module: the shared bodies compiled inside
+/// its `#[target_feature]` (none for the portable tier), so that the same loops
+/// become that tier's vector code.
 macro_rules! shared_bodies {
     ($($feature:literal)?) => {
         $(#[target_feature(enable = $feature)])?
