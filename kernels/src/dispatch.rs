@@ -176,6 +176,12 @@ impl Kernels {
         LONG_ROW_CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an image convolution that staged its rows in several chunks (see
+    /// [`image_chunk_calls`]).
+    pub(crate) fn record_image_chunks(&self) {
+        IMAGE_CHUNK_CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts the tile shapes one task ran (see [`tile_calls`]).
     pub(crate) fn record_tiles(&self, shapes: TileShapes) {
         for (ob, px) in shapes.iter() {
@@ -189,6 +195,8 @@ static CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len
 static PANEL_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
 
 static LONG_ROW_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
+
+static IMAGE_CHUNK_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
 
 /// Pixels per tile of any tier, plus one.
 const MAX_PX: usize = 17;
@@ -232,6 +240,13 @@ pub fn long_row_calls(tier: Tier) -> u64 {
 /// in this process: lets tests assert that the path ran.
 pub fn prefetched_asm_chunks() -> bool {
     crate::microkernel::PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed)
+}
+
+/// How many image convolutions (`conv2d_image`) of `tier` have staged each output
+/// row in more than one chunk of pixels in this process: lets tests assert that
+/// the chunks ran.
+pub fn image_chunk_calls(tier: Tier) -> u64 {
+    IMAGE_CHUNK_CALLS[tier as usize].load(Ordering::Relaxed)
 }
 
 /// How many convolution tasks of `tier` have run at least one tile of `ob` output

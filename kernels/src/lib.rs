@@ -35,6 +35,7 @@ pub mod parallel;
 pub mod reference;
 
 pub mod blocked;
+mod image_stage;
 mod microkernel;
 pub mod pack;
 pub mod winograd;
@@ -57,7 +58,8 @@ pub mod bf16;
 
 pub use bands::{Bands, BandsMut, RowSplit};
 pub use dispatch::{
-    Kernels, TIER_ENV, Tier, long_row_calls, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls,
+    Kernels, TIER_ENV, Tier, image_chunk_calls, long_row_calls, panel_calls, prefetched_asm_chunks, tier_calls,
+    tile_calls,
 };
 pub use geometry::{Activation, ConvGeometry, ConvShape, Padding, PoolGeometry};
 pub use layout::{AlignedVec, BLOCK, Dims, Image, ImageMut, Layout};

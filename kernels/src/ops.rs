@@ -37,16 +37,19 @@ pub(crate) struct TierOps {
     /// Winograd output transform of one chunk and group of output blocks; its
     /// safety contract is `output_transform`'s.
     pub(crate) winograd_output: unsafe fn(&OutputJob),
+    /// Copies an image convolution's window rows into its staged pixels (see
+    /// `crate::image_stage`).
+    pub(crate) image_stage: unsafe fn(&crate::image_stage::Stage, &mut [f32]),
     /// FMA throughput loop (see [`crate::peak`]): runs `iters` iterations.
     pub(crate) peak: unsafe fn(u64) -> f32,
     /// FLOPs of one iteration of `peak`.
     pub(crate) peak_flops: u64,
 }
 
-/// Defines `pool`, `gap`, `linear`, `winograd_input` and `winograd_output` in the
-/// invoking tier's module: the shared bodies compiled inside its
-/// `#[target_feature]` (none for the portable tier), so that the same loops become
-/// that tier's vector code.
+/// Defines `pool`, `gap`, `linear`, `winograd_input`, `winograd_output` and
+/// `image_stage` in the invoking tier's module: the shared bodies compiled inside
+/// its `#[target_feature]` (none for the portable tier), so that the same loops
+/// become that tier's vector code.
 macro_rules! shared_bodies {
     ($($feature:literal)?) => {
         $(#[target_feature(enable = $feature)])?
@@ -77,6 +80,10 @@ macro_rules! shared_bodies {
         $(#[target_feature(enable = $feature)])?
         unsafe fn winograd_input(job: &mut crate::winograd::transforms::InputJob) {
             crate::winograd::transforms::input_transform(job)
+        }
+        $(#[target_feature(enable = $feature)])?
+        unsafe fn image_stage(stage: &crate::image_stage::Stage, staged: &mut [f32]) {
+            stage.copy(staged)
         }
         $(#[target_feature(enable = $feature)])?
         unsafe fn winograd_output(job: &crate::winograd::transforms::OutputJob) {

@@ -59,11 +59,11 @@ pub fn unpack_conv_weights(packed: &[f32], shape: ConvShape) -> Vec<f32> {
 }
 
 /// The shape a convolution of `shape` on the network's image runs as in
-/// [`conv2d_image`](crate::conv::conv2d_image): the window's columns folded into
-/// the input channels, `(co, kw * ci, kh, 1)`. Input channel `kx * ci + c` of the
-/// folded window is channel `c` at window column `kx`.
+/// [`conv2d_image`](crate::conv::conv2d_image): the whole window folded into the
+/// input channels, `(co, kh * kw * ci, 1, 1)`. Input channel `(ky * kw + kx) * ci
+/// + c` of the folded window is channel `c` at window position `(ky, kx)`.
 pub const fn image_folded_shape(shape: ConvShape) -> ConvShape {
-    ConvShape { co: shape.co, ci: shape.kw * shape.ci, kh: shape.kh, kw: 1 }
+    ConvShape { co: shape.co, ci: shape.kh * shape.kw * shape.ci, kh: 1, kw: 1 }
 }
 
 /// Length of the packing of [`pack_conv_weights_image`] for `shape`.
@@ -74,18 +74,16 @@ pub const fn image_packed_len(shape: ConvShape) -> usize {
 /// Packs OIHW `weights` of `shape` for the convolution of an NCHW image
 /// ([`conv2d_image`](crate::conv::conv2d_image)), appending
 /// [`image_packed_len`] values to `out`: the weights of the folded window
-/// ([`image_folded_shape`]), `W'[o][kx * ci + c][ky][0] = W[o][c][ky][kx]`, in the
-/// blocked layout of [`pack_conv_weights`].
+/// ([`image_folded_shape`]), `W'[o][(ky * kw + kx) * ci + c] = W[o][c][ky][kx]`,
+/// in the blocked layout of [`pack_conv_weights`].
 pub fn pack_conv_weights_image(weights: &[f32], shape: ConvShape, out: &mut Vec<f32>) {
     let ConvShape { co, ci, kh, kw } = shape;
     assert_eq!(weights.len(), co * ci * kh * kw, "pack_conv_weights_image: weights are not OIHW of {shape:?}");
-    let folded = image_folded_shape(shape);
-    let mut oihw = vec![0.0; weights.len()];
+    let mut folded = vec![0.0; weights.len()];
     for (n, &w) in weights.iter().enumerate() {
-        let (o, c, ky, kx) = (n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw);
-        oihw[(o * folded.ci + kx * ci + c) * kh + ky] = w;
+        folded[image_folded_index(shape, n)] = w;
     }
-    pack_conv_weights(&oihw, folded, out);
+    pack_conv_weights(&folded, image_folded_shape(shape), out);
 }
 
 /// Recovers OIHW weights from the packing of [`pack_conv_weights_image`] (its
@@ -94,6 +92,46 @@ pub fn unpack_conv_weights_image(packed: &[f32], shape: ConvShape) -> Vec<f32> {
     let ConvShape { co, ci, kh, kw } = shape;
     assert_eq!(packed.len(), image_packed_len(shape), "unpack_conv_weights_image: not the packing of {shape:?}");
     let folded = unpack_conv_weights(packed, image_folded_shape(shape));
+    (0..co * ci * kh * kw).map(|n| folded[image_folded_index(shape, n)]).collect()
+}
+
+/// Where OIHW weight `n` of `shape` goes in the folded window's OIHW weights.
+fn image_folded_index(shape: ConvShape, n: usize) -> usize {
+    let ConvShape { ci, kh, kw, .. } = shape;
+    let (o, c, ky, kx) = (n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw);
+    o * kh * kw * ci + (ky * kw + kx) * ci + c
+}
+
+/// The shape of the image convolution's weights as files written before the
+/// whole window was folded store them (`oihw_image_kx_folded16`): the window's
+/// columns folded into the input channels, `(co, kw * ci, kh, 1)`, input channel
+/// `kx * ci + c` being channel `c` at window column `kx`.
+pub const fn image_kx_folded_shape(shape: ConvShape) -> ConvShape {
+    ConvShape { co: shape.co, ci: shape.kw * shape.ci, kh: shape.kh, kw: 1 }
+}
+
+/// Packs OIHW `weights` of `shape` as files written before the whole window was
+/// folded store them: the blocked packing of [`image_kx_folded_shape`]'s weights,
+/// `W'[o][kx * ci + c][ky][0] = W[o][c][ky][kx]`.
+pub fn pack_conv_weights_image_kx(weights: &[f32], shape: ConvShape, out: &mut Vec<f32>) {
+    let ConvShape { co, ci, kh, kw } = shape;
+    assert_eq!(weights.len(), co * ci * kh * kw, "pack_conv_weights_image_kx: weights are not OIHW of {shape:?}");
+    let folded = image_kx_folded_shape(shape);
+    let mut oihw = vec![0.0; weights.len()];
+    for (n, &w) in weights.iter().enumerate() {
+        let (o, c, ky, kx) = (n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw);
+        oihw[(o * folded.ci + kx * ci + c) * kh + ky] = w;
+    }
+    pack_conv_weights(&oihw, folded, out);
+}
+
+/// Recovers OIHW weights from the packing of [`pack_conv_weights_image_kx`] (its
+/// inverse, padding dropped).
+pub fn unpack_conv_weights_image_kx(packed: &[f32], shape: ConvShape) -> Vec<f32> {
+    let ConvShape { co, ci, kh, kw } = shape;
+    let folded_shape = image_kx_folded_shape(shape);
+    assert_eq!(packed.len(), folded_shape.packed_len(), "unpack_conv_weights_image_kx: not the packing of {shape:?}");
+    let folded = unpack_conv_weights(packed, folded_shape);
     (0..co * ci * kh * kw)
         .map(|n| {
             let (o, c, ky, kx) = (n / (ci * kh * kw), n / (kh * kw) % ci, n / kw % kh, n % kw);
@@ -107,21 +145,32 @@ mod tests {
     use super::*;
 
     /// The image packing is the blocked packing of the folded window, and unpacks
-    /// to the weights it packed.
+    /// to the weights it packed; so is the older one (the window's columns folded).
     #[test]
-    fn image_packing_folds_the_window_columns_and_unpacks() {
+    fn image_packing_folds_the_window_and_unpacks() {
         for shape in [ConvShape { co: 70, ci: 3, kh: 7, kw: 7 }, ConvShape { co: 32, ci: 2, kh: 3, kw: 5 }] {
             let ConvShape { co, ci, kh, kw } = shape;
             let w: Vec<f32> = (0..co * ci * kh * kw).map(|i| i as f32).collect();
+            let (o, c, ky, kx) = (17, ci - 1, kh - 1, 2);
+            let want = w[((o * ci + c) * kh + ky) * kw + kx];
+
             let mut packed = Vec::new();
             pack_conv_weights_image(&w, shape, &mut packed);
             assert_eq!(packed.len(), image_packed_len(shape));
             let folded = image_folded_shape(shape);
-            let (o, c, ky, kx) = (17, ci - 1, kh - 1, 2);
+            let lane = (ky * kw + kx) * ci + c;
+            let tap = o / BLOCK * folded.ci_blocks() + lane / BLOCK;
+            assert_eq!(packed[(tap * BLOCK + lane % BLOCK) * BLOCK + o % BLOCK], want);
+            assert_eq!(unpack_conv_weights_image(&packed, shape), w);
+
+            let mut packed = Vec::new();
+            pack_conv_weights_image_kx(&w, shape, &mut packed);
+            let folded = image_kx_folded_shape(shape);
+            assert_eq!(packed.len(), folded.packed_len());
             let lane = kx * ci + c;
             let tap = (o / BLOCK * folded.ci_blocks() + lane / BLOCK) * kh + ky;
-            assert_eq!(packed[(tap * BLOCK + lane % BLOCK) * BLOCK + o % BLOCK], w[((o * ci + c) * kh + ky) * kw + kx]);
-            assert_eq!(unpack_conv_weights_image(&packed, shape), w);
+            assert_eq!(packed[(tap * BLOCK + lane % BLOCK) * BLOCK + o % BLOCK], want);
+            assert_eq!(unpack_conv_weights_image_kx(&packed, shape), w);
         }
     }
 }

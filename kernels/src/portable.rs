@@ -17,6 +17,7 @@ pub(crate) const OPS: TierOps = TierOps {
     linear,
     winograd_input,
     winograd_output,
+    image_stage,
     peak: fma_loop,
     peak_flops: PEAK_FLOPS,
 };

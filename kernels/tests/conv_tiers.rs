@@ -8,8 +8,8 @@
 //! bound, every output must equal, bit for bit, the documented summation order
 //! (chunks of [`chunk_taps`] taps) replayed in scalar code: the same order on every
 //! tier. Inputs of one block also run from their NCHW image (`conv2d_image`, the
-//! window's columns folded into the channels): within the same bound, and bit for
-//! bit the direct convolution of the folded window.
+//! whole window folded into the channels): within the same bound, and bit for bit
+//! the direct convolution of the folded window.
 
 mod support;
 
@@ -22,8 +22,8 @@ use incept_kernels::dispatch::TIERS;
 use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, long_row_calls, panel_calls,
-    prefetched_asm_chunks, tier_calls, tile_calls,
+    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, long_row_calls,
+    panel_calls, prefetched_asm_chunks, tier_calls, tile_calls,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -158,18 +158,22 @@ fn check(kernels: &Kernels, case: Case, rng: &mut Rng, par: &dyn ParallelFor) {
 }
 
 /// The image of `din` staged as `conv2d_image` folds it: pixel `(y, x)` of the
-/// output's width holds input `[c][y][x * sw + kx - pad_left]` (zero outside) in
-/// channel `kx * ci + c`, in NCHW.
-fn folded_image(x: &[f32], din: Dims, geom: &ConvGeometry, ow: usize) -> Vec<f32> {
-    let (ci, kw) = (din.c, geom.kw);
-    let mut out = vec![0.0; kw * ci * din.h * ow];
-    for kx in 0..kw {
-        for c in 0..ci {
-            for y in 0..din.h {
-                for ox in 0..ow {
-                    let ix = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
-                    if ix >= 0 && (ix as usize) < din.w {
-                        out[((kx * ci + c) * din.h + y) * ow + ox] = x[(c * din.h + y) * din.w + ix as usize];
+/// output's shape holds input `[c][y * sh + ky - pad_top][x * sw + kx - pad_left]`
+/// (zero outside) in channel `(ky * kw + kx) * ci + c`, in NCHW.
+fn folded_image(x: &[f32], din: Dims, geom: &ConvGeometry, (oh, ow): (usize, usize)) -> Vec<f32> {
+    let (ci, kh, kw) = (din.c, geom.kh, geom.kw);
+    let mut out = vec![0.0; kh * kw * ci * oh * ow];
+    for ky in 0..kh {
+        for kx in 0..kw {
+            for c in 0..ci {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let iy = (oy * geom.stride_h + ky) as isize - geom.pad.top as isize;
+                        let ix = (ox * geom.stride_w + kx) as isize - geom.pad.left as isize;
+                        if iy >= 0 && (iy as usize) < din.h && ix >= 0 && (ix as usize) < din.w {
+                            let lane = (ky * kw + kx) * ci + c;
+                            out[(lane * oh + oy) * ow + ox] = x[(c * din.h + iy as usize) * din.w + ix as usize];
+                        }
                     }
                 }
             }
@@ -180,9 +184,9 @@ fn folded_image(x: &[f32], din: Dims, geom: &ConvGeometry, ow: usize) -> Vec<f32
 
 /// An input of one block from its NCHW image (`conv2d_image`, weights in the
 /// image packing): within the reference's rounding bound; bit for bit `conv2d` of
-/// the folded window (`kh x 1`, strides `(sh, 1)`) over the folded image, with
-/// the folded weights packed as a direct convolution's (so the folding ran); and
-/// the same bits in every band split.
+/// the folded window (1x1) over the folded image, with the folded weights packed
+/// as a direct convolution's (so the folding ran); and the same bits in every band
+/// split.
 fn check_image(kernels: &Kernels, case: Case, [x, wt, bias, res]: [&[f32]; 4], par: &dyn ParallelFor) {
     let Case { ci, co, h, w, geom, residual, act } = case;
     let din = Dims::new(ci, h, w);
@@ -222,20 +226,14 @@ fn check_image(kernels: &Kernels, case: Case, [x, wt, bias, res]: [&[f32]; 4], p
 
     // The folded convolution, as a direct one on the folded image.
     let fshape = image_folded_shape(shape);
-    let fdin = Dims::new(fshape.ci, h, ow);
-    let fgeom = ConvGeometry {
-        kh: geom.kh,
-        kw: 1,
-        stride_h: geom.stride_h,
-        stride_w: 1,
-        pad: Padding { left: 0, right: 0, ..geom.pad },
-    };
-    let fx = to_layout(&folded_image(x, din, &geom, ow), fdin, blk);
+    let fdin = Dims::new(fshape.ci, oh, ow);
+    let fgeom = window(1, 1, 1, Padding::uniform(0));
+    let fx = to_layout(&folded_image(x, din, &geom, (oh, ow)), fdin, blk);
     let mut fw = vec![0.0; wt.len()];
     for (n, &v) in wt.iter().enumerate() {
         let (o, c, ky, kx) =
             (n / (ci * geom.kh * geom.kw), n / (geom.kh * geom.kw) % ci, n / geom.kw % geom.kh, n % geom.kw);
-        fw[(o * fshape.ci + kx * ci + c) * geom.kh + ky] = v;
+        fw[o * fshape.ci + (ky * geom.kw + kx) * ci + c] = v;
     }
     let mut fpacked = Vec::new();
     pack_conv_weights(&fw, fshape, &mut fpacked);
@@ -431,7 +429,8 @@ fn tiles_spread_over_threads_match_the_reference() {
 /// (folded) and as blocks, over every geometry of the sweep (7x7/2, 3x3/2, 3x3/1,
 /// 5x5, one-sided padding...), on each tier this CPU runs, on one thread and three;
 /// then stems of the networks' shapes on smaller images (a 7x7/2 from 3 channels
-/// to 64, a 3x3/2 to 32), large enough for several tasks' units of rows.
+/// to 64, a 3x3/2 to 32), large enough for several tasks' rows, and one whose rows
+/// are staged in several chunks (asserted).
 #[test]
 fn images_of_few_channels_match_the_reference() {
     let mut rng = Rng(0xbf58476d1ce4e5b9);
@@ -454,6 +453,11 @@ fn images_of_few_channels_match_the_reference() {
                 check(&kernels, case, &mut rng, par);
             }
         }
+        // Output rows wider than one chunk of staged pixels.
+        let before = image_chunk_calls(tier);
+        let case = Case { ci: 3, co: 24, h: 9, w: 400, geom: stems[0].1, residual: true, act: Activation::Relu };
+        check(&kernels, case, &mut rng, &ThreeThreads);
+        assert!(image_chunk_calls(tier) > before, "{tier:?}: no image row staged in chunks");
     }
 }
 

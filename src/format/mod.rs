@@ -21,8 +21,9 @@
 //!
 //! The tensors are the lowered program's: BatchNorm folded, residual scales applied,
 //! convolution weights in the blocked packing (`oihw_blocked16`; the image's
-//! with its window's columns folded into the channels, `oihw_image_kx_folded16`,
-//! which loads from `oihw_blocked16` too, repacked), or for the layers
+//! with its whole window folded into the channels, `oihw_image_window_folded16`,
+//! which loads from `oihw_image_kx_folded16` (the window's columns folded) and
+//! `oihw_blocked16` too, repacked), or for the layers
 //! lowered to Winograd, transformed (`winograd_f2x2_3x3_blocked16` or
 //! `winograd_f4x4_3x3_blocked16` for 3x3 windows, `winograd_line6_blocked16` for 1-D
 //! ones; such a layer stored as `oihw_blocked16`, an F(4x4, 3x3) one as

@@ -4,9 +4,9 @@ use incept_kernels::bf16::Bf16Terms;
 use incept_kernels::bf16::bf16;
 use incept_kernels::bf16::pack::{pack_conv_weights_bf16, pack_conv_weights_bf16_image, pack_conv_weights_bf16_terms};
 use incept_kernels::pack::{
-    image_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image, pack_winograd_weights,
-    unpack_conv_weights, unpack_conv_weights_image, unpack_winograd_2x2_weights, unpack_winograd_f2_weights,
-    winograd_packed_len,
+    image_folded_shape, image_kx_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image,
+    pack_conv_weights_image_kx, pack_winograd_weights, unpack_conv_weights, unpack_conv_weights_image,
+    unpack_conv_weights_image_kx, unpack_winograd_2x2_weights, unpack_winograd_f2_weights, winograd_packed_len,
 };
 use incept_kernels::winograd::Scheme;
 use incept_kernels::{AlignedVec, BLOCK};
@@ -21,12 +21,18 @@ pub enum Packing {
     Plain,
     /// Convolution weights as `[out/16][in/16][kh][kw][16 in][16 out]`, zero padded.
     ConvBlocked16,
-    /// The weights of a convolution of the network's image with the window's
-    /// columns folded into the input channels: as [`Packing::ConvBlocked16`] of
-    /// the `(out, kw * in, kh, 1)` weights `W'[o][kx * in + c][ky] = W[o][c][ky][kx]`,
-    /// `[out/16][kw * in / 16][kh][16 in][16 out]`, zero padded (see
-    /// `incept_kernels::pack::pack_conv_weights_image`).
+    /// The weights of a convolution of the network's image with the whole window
+    /// folded into the input channels: as [`Packing::ConvBlocked16`] of the
+    /// `(out, kh * kw * in, 1, 1)` weights `W'[o][(ky * kw + kx) * in + c] =
+    /// W[o][c][ky][kx]`, `[out/16][kh * kw * in / 16][16 in][16 out]`, zero padded
+    /// (see `incept_kernels::pack::pack_conv_weights_image`).
     ConvImageFolded16,
+    /// The weights of a convolution of the network's image with the window's
+    /// columns folded into the input channels, as files written before the whole
+    /// window was folded store them: as [`Packing::ConvBlocked16`] of the
+    /// `(out, kw * in, kh, 1)` weights `W'[o][kx * in + c][ky] = W[o][c][ky][kx]`,
+    /// `[out/16][kw * in / 16][kh][16 in][16 out]`, zero padded.
+    ConvImageKxFolded16,
     /// A bias padded with zeros to a multiple of 16.
     Padded16,
     /// 3x3 weights as Winograd F(2x2, 3x3) `G g G^T`,
@@ -66,7 +72,8 @@ impl Packing {
         match self {
             Packing::Plain => "plain",
             Packing::ConvBlocked16 => "oihw_blocked16",
-            Packing::ConvImageFolded16 => "oihw_image_kx_folded16",
+            Packing::ConvImageFolded16 => "oihw_image_window_folded16",
+            Packing::ConvImageKxFolded16 => "oihw_image_kx_folded16",
             Packing::Padded16 => "padded16",
             Packing::Winograd2x2Blocked16 => "winograd_f2x2_3x3_blocked16",
             Packing::Winograd4x4Blocked16 => "winograd_f4x4_3x3_blocked16",
@@ -93,6 +100,7 @@ impl Packing {
             Packing::Plain,
             Packing::ConvBlocked16,
             Packing::ConvImageFolded16,
+            Packing::ConvImageKxFolded16,
             Packing::Padded16,
             Packing::Winograd2x2Blocked16,
             Packing::Winograd4x4Blocked16,
@@ -146,12 +154,20 @@ impl TensorRecipe {
                 Packing::ConvBlocked16,
             ) => Some(vec![shape.co_blocks(), shape.ci_blocks(), shape.kh, shape.kw, BLOCK, BLOCK]),
             // The image's weights folded; a BF16 file written while the image's
-            // convolution stayed float32 holds them so.
+            // convolution stayed float32 holds them so, and a file written before
+            // the whole window was folded holds them with its columns folded.
             (
                 TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvImageFolded16,
             ) => {
                 let folded = image_folded_shape(shape);
+                Some(vec![folded.co_blocks(), folded.ci_blocks(), BLOCK, BLOCK])
+            }
+            (
+                TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
+                Packing::ConvImageKxFolded16,
+            ) => {
+                let folded = image_kx_folded_shape(shape);
                 Some(vec![folded.co_blocks(), folded.ci_blocks(), folded.kh, BLOCK, BLOCK])
             }
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
@@ -207,6 +223,10 @@ impl TensorRecipe {
                 TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvImageFolded16,
             ) => pack_conv_weights_image(plain, shape, &mut out),
+            (
+                TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
+                Packing::ConvImageKxFolded16,
+            ) => pack_conv_weights_image_kx(plain, shape, &mut out),
             (TensorRole::ConvWeightBf16 { shape, .. }, Packing::ConvBf16Pairs) => {
                 let mut packed = Vec::new();
                 pack_conv_weights_bf16(plain, shape, &mut packed);
@@ -251,6 +271,10 @@ impl TensorRecipe {
                 TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
                 Packing::ConvImageFolded16,
             ) => unpack_conv_weights_image(data, shape),
+            (
+                TensorRole::ConvWeightImage { shape, .. } | TensorRole::ConvWeightBf16Image { shape, .. },
+                Packing::ConvImageKxFolded16,
+            ) => unpack_conv_weights_image_kx(data, shape),
             (TensorRole::WinogradWeight { shape, .. }, Packing::Winograd2x2Blocked16) => {
                 unpack_winograd_2x2_weights(data, shape)
             }
@@ -394,13 +418,16 @@ mod tests {
         let blocked = r.pack(&plain, Packing::ConvBlocked16);
         assert_eq!(r.repack(blocked.as_slice(), Packing::ConvBlocked16, native).as_slice(), packed.as_slice());
         assert_eq!(r.repack(&plain, Packing::Plain, native).as_slice(), packed.as_slice());
-        let folded = r.pack(&plain, Packing::ConvImageFolded16);
-        assert_eq!(r.repack(folded.as_slice(), Packing::ConvImageFolded16, native).as_slice(), packed.as_slice());
+        for folding in [Packing::ConvImageFolded16, Packing::ConvImageKxFolded16] {
+            let folded = r.pack(&plain, folding);
+            assert_eq!(r.repack(folded.as_slice(), folding, native).as_slice(), packed.as_slice());
+        }
     }
 
-    /// The image convolution's float32 weights: stored folded, or blocked (a file
-    /// written before the window was folded), or plain, they load to the same
-    /// folded packing, and unpack to the plain weights.
+    /// The image convolution's float32 weights: stored folded, or with only the
+    /// window's columns folded or blocked (files written before the window was
+    /// folded), or plain, they load to the same folded packing, and unpack to the
+    /// plain weights.
     #[test]
     fn folded_image_weights_repack_from_older_files() {
         let shape = ConvShape { co: 70, ci: 3, kh: 7, kw: 7 };
@@ -411,11 +438,16 @@ mod tests {
             folds: vec![],
         };
         let native = r.native_packing();
-        assert_eq!((native, Packing::from_name("oihw_image_kx_folded16")), (Packing::ConvImageFolded16, Some(native)));
+        assert_eq!(
+            (native, Packing::from_name("oihw_image_window_folded16")),
+            (Packing::ConvImageFolded16, Some(native))
+        );
         let packed = r.pack(&plain, native);
         assert_eq!(packed.as_slice().len(), incept_kernels::pack::image_packed_len(shape));
-        let blocked = r.pack(&plain, Packing::ConvBlocked16);
-        assert_eq!(r.repack(blocked.as_slice(), Packing::ConvBlocked16, native).as_slice(), packed.as_slice());
+        for older in [Packing::ConvImageKxFolded16, Packing::ConvBlocked16] {
+            let stored = r.pack(&plain, older);
+            assert_eq!(r.repack(stored.as_slice(), older, native).as_slice(), packed.as_slice());
+        }
         assert_eq!(r.repack(&plain, Packing::Plain, native).as_slice(), packed.as_slice());
         assert_eq!(r.repack(packed.as_slice(), native, Packing::Plain).as_slice(), &plain[..]);
     }

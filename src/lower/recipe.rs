@@ -58,7 +58,7 @@ pub enum TensorRole {
         shape: ConvShape,
     },
     /// The weights of a convolution of the network's image, stored packed for the
-    /// image kernel: the window's columns folded into the input channels (see
+    /// image kernel: the whole window folded into the input channels (see
     /// `incept_kernels::pack::pack_conv_weights_image`).
     ConvWeightImage {
         /// The OIHW parameter.

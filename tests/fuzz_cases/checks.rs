@@ -272,7 +272,7 @@ pub mod conv {
     /// `s sum|w| max|x|`: through the transforms' entries each weight meets at most
     /// `s` inputs' worth, `(max_k Σ_r c(k, r))^2` with `c(k, r) = Σ_ξ |A^T_iξ| |G_ξk|
     /// |B^T_ξr|`: 4^2 = 16 for F(2x2, 3x3) and F(2, 3), (254/15)^2 < 287 for F(4x4,
-    /// 3x3), 254/15 < 17 for the 6-point 1-D schemes. An input of at most 16 channels also runs from its NCHW image (`conv2d_image`, split in three, the window's columns folded into the channels): within the same bound.
+    /// 3x3), 254/15 < 17 for the 6-point 1-D schemes. An input of at most 16 channels also runs from its NCHW image (`conv2d_image`, split in three, the whole window folded into the channels): within the same bound.
     pub fn check(case: &ConvCase) {
         let cv = case.decode();
         let Conv { ci, co, geom, residual, act, in_offset, out_offset, .. } = cv;
@@ -343,7 +343,7 @@ pub mod conv {
                 conv2d(&kernels, &op, &mut o.into(), s, &Sequential)
             });
             compare(&buf[before..before + out_len], &what, &|i| k * f32::EPSILON * mag[i] + f32::MIN_POSITIVE);
-            // An input of one block, read from its NCHW image (the window's columns
+            // An input of one block, read from its NCHW image (the whole window
             // folded into the channels, weights in the image packing): within the
             // same bound.
             if ci <= 16 {

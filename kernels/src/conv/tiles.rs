@@ -96,6 +96,14 @@ impl<'a> LayerTiles<'a> {
         }
     }
 
+    /// These tiles with their input pixels `in_pixel` floats apart (rather than
+    /// the window's stride times a block): pixels staged with their channel blocks
+    /// consecutive.
+    pub(super) fn with_in_pixel(mut self, in_pixel: usize) -> Self {
+        self.layer.in_pixel = in_pixel;
+        self
+    }
+
     /// Every tap, nothing to prefetch: a tile in one call.
     pub(super) fn whole(&self) -> Piece {
         Piece { taps: (0, self.taps), prefetch: WeightPrefetch::NONE }

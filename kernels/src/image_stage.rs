@@ -1,0 +1,77 @@
+//! The copies of the image convolution's staging (`conv::image`): window rows of
+//! an interleaved image into staged pixels, compiled in each tier's
+//! `TierOps::image_stage` for its widest moves.
+
+/// Values a staged window row is copied in: a run of `kw * ci` values is copied in
+/// whole pieces of this many, the last one running over into the next run (written
+/// after it) or into the padding lanes (zeroed after it).
+pub(crate) const COPY: usize = 8;
+
+/// Window rows `rows` to copy into staged pixels for `width` output pixels (pixel
+/// `x` at `x * pixel`, row `k` at `k * run_len`): `run_len` values from `x *
+/// px_step` of each row, the rows in order; then, given `tail` (the end of the
+/// window's lanes), the [`COPY`] values from there zeroed (the last run's last
+/// piece ran into them).
+pub(crate) struct Stage<'a> {
+    pub(crate) rows: &'a [&'a [f32]],
+    pub(crate) width: usize,
+    pub(crate) pixel: usize,
+    pub(crate) px_step: usize,
+    pub(crate) run_len: usize,
+    /// [`COPY`]s per run.
+    pub(crate) pieces: usize,
+    pub(crate) tail: Option<usize>,
+}
+
+impl Stage<'_> {
+    /// Copies the runs into `staged`; inlined into each tier's `image_stage`, so
+    /// that the copies are the tier's widest moves (a 7x7 RGB window's 21 values
+    /// three AVX moves rather than six SSE ones).
+    #[inline(always)]
+    pub(crate) fn copy(&self, staged: &mut [f32]) {
+        match self.pieces {
+            1 => self.pixels::<{ COPY }>(staged),
+            2 => self.pixels::<{ 2 * COPY }>(staged),
+            3 => self.pixels::<{ 3 * COPY }>(staged),
+            _ => self.pixels_any(staged),
+        }
+    }
+
+    /// Runs copied as `N` values (`N / COPY` pieces, a constant).
+    #[inline(always)]
+    fn pixels<const N: usize>(&self, staged: &mut [f32]) {
+        for x in 0..self.width {
+            let px = &mut staged[x * self.pixel..];
+            for (k, row) in self.rows.iter().enumerate() {
+                let from: &[f32; N] = row[x * self.px_step..][..N].try_into().expect("N values");
+                let to: &mut [f32; N] = (&mut px[k * self.run_len..][..N]).try_into().expect("N values");
+                *to = *from;
+            }
+            self.zero_tail(px);
+        }
+    }
+
+    /// Runs copied as `pieces` pieces of [`COPY`] values.
+    #[inline(always)]
+    fn pixels_any(&self, staged: &mut [f32]) {
+        let pieces = self.pieces;
+        for x in 0..self.width {
+            let px = &mut staged[x * self.pixel..];
+            for (k, row) in self.rows.iter().enumerate() {
+                let from = row[x * self.px_step..][..pieces * COPY].chunks_exact(COPY);
+                for (t, f) in px[k * self.run_len..][..pieces * COPY].chunks_exact_mut(COPY).zip(from) {
+                    t.copy_from_slice(f);
+                }
+            }
+            self.zero_tail(px);
+        }
+    }
+
+    #[inline(always)]
+    fn zero_tail(&self, px: &mut [f32]) {
+        if let Some(at) = self.tail {
+            let tail: &mut [f32; COPY] = (&mut px[at..][..COPY]).try_into().expect("COPY values");
+            *tail = [0.0; COPY];
+        }
+    }
+}
