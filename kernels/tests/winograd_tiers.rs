@@ -481,37 +481,44 @@ fn chunks_spread_over_threads_match_the_reference() {
     sweep(&Kernels::new(Tier::best()).unwrap(), &ThreeThreads);
 }
 
-/// A larger map, many chunks, with the channel counts of the models.
+/// A larger map, many chunks, with the channel counts of the models: chunks as
+/// the CPU's L2 sizes them, and the fewest tiles a chunk takes (an L2 of 4 KiB).
 #[test]
 fn a_model_sized_layer_matches_the_reference() {
+    let best = Kernels::new(Tier::best()).unwrap();
+    for kernels in [best, best.with_l2_bytes(4 << 10)] {
+        model_sized_layers(&kernels);
+    }
+}
+
+fn model_sized_layers(kernels: &Kernels) {
     let mut rng = Rng(7);
-    let kernels = Kernels::new(Tier::best()).unwrap();
     for scheme in [Scheme::F2x2, Scheme::F4x4] {
         let pad = Padding::uniform(1);
         let case =
             Case { scheme, kh: 3, kw: 3, ci: 64, co: 96, h: 35, w: 35, pad, residual: false, act: Activation::Relu };
-        check(&kernels, case, &mut rng, &Sequential);
-        check(&kernels, case, &mut rng, &ThreeThreads);
+        check(kernels, case, &mut rng, &Sequential);
+        check(kernels, case, &mut rng, &ThreeThreads);
     }
     // Mixed_6's 7x1 and Mixed_7's 1x3 layers.
     let pad = Padding { top: 3, left: 0, bottom: 3, right: 0 };
     let scheme = Scheme::F2 { vertical: true, taps: 7 };
     let case =
         Case { scheme, kh: 7, kw: 1, ci: 128, co: 160, h: 17, w: 17, pad, residual: true, act: Activation::Relu };
-    check(&kernels, case, &mut rng, &Sequential);
-    check(&kernels, case, &mut rng, &ThreeThreads);
+    check(kernels, case, &mut rng, &Sequential);
+    check(kernels, case, &mut rng, &ThreeThreads);
     let pad = Padding { top: 0, left: 1, bottom: 0, right: 1 };
     let scheme = Scheme::F2 { vertical: false, taps: 3 };
     let case = Case { scheme, kh: 1, kw: 3, ci: 384, co: 384, h: 8, w: 8, pad, residual: false, act: Activation::Relu };
-    check(&kernels, case, &mut rng, &ThreeThreads);
+    check(kernels, case, &mut rng, &ThreeThreads);
     // The same by the 6-point schemes, and inception_v4's 1x7 (224 -> 256).
     let pad7 = Padding { top: 3, left: 0, bottom: 3, right: 0 };
     let case7 = Case { scheme: Scheme::Line6 { vertical: true, taps: 7 }, pad: pad7, ..case };
     let case7 = Case { kh: 7, kw: 1, ci: 128, co: 160, h: 17, w: 17, residual: true, ..case7 };
-    check(&kernels, case7, &mut rng, &Sequential);
-    check(&kernels, case7, &mut rng, &ThreeThreads);
+    check(kernels, case7, &mut rng, &Sequential);
+    check(kernels, case7, &mut rng, &ThreeThreads);
     let wide = Case { scheme: Scheme::Line6 { vertical: false, taps: 7 }, kh: 1, kw: 7, ci: 224, co: 256, ..case7 };
     let wide = Case { pad: Padding { top: 0, left: 3, bottom: 0, right: 3 }, residual: false, ..wide };
-    check(&kernels, wide, &mut rng, &Sequential);
-    check(&kernels, Case { scheme: Scheme::Line6 { vertical: false, taps: 3 }, ..case }, &mut rng, &ThreeThreads);
+    check(kernels, wide, &mut rng, &Sequential);
+    check(kernels, Case { scheme: Scheme::Line6 { vertical: false, taps: 3 }, ..case }, &mut rng, &ThreeThreads);
 }

@@ -57,8 +57,8 @@
 //!
 //! # The driver
 //!
-//! It walks the output tiles in chunks small enough that a chunk's transformed input
-//! stays in L2. Per chunk it (1) transforms every input patch (adds only; borders
+//! It walks the output tiles in chunks of a few times the L2 (see `chunk_floats`).
+//! Per chunk it (1) transforms every input patch (adds only; borders
 //! read as zeros, so no padded copy is made) into one image per position; then for
 //! each group of output blocks (2) runs the positions' GEMMs with the microkernel
 //! into small images and (3) transforms them back, adds the bias and the residual,
@@ -93,15 +93,25 @@ use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
 use crate::microkernel::{TileAt, TileLayer, TileShapes, WeightPrefetch, choose_tile, chunk_taps};
 use crate::parallel::{ParallelFor, SharedMut, WorkerSlots, for_each_band};
 
-/// Floats of scratch one chunk aims to fill (transformed input plus one group's
-/// GEMM output): 512 KiB, half a 1 MiB L2, so that it stays there.
-const CHUNK_FLOATS: usize = 128 * 1024;
+/// Floats of scratch a chunk fills at most (transformed input plus one group's
+/// GEMM output), 2 MiB: the scratch is sized for it, whatever the CPU.
+const MAX_CHUNK_FLOATS: usize = 512 * 1024;
+
+/// Floats of scratch one chunk aims to fill on `kernels`' CPU: 4 times its L2, at
+/// most [`MAX_CHUNK_FLOATS`]. A chunk's transformed weights serve only its tiles and
+/// come from beyond the L2 for each of them, while its transformed input, re-read
+/// for each group of output blocks, streams from the L3 in order; chunks of half
+/// the L2 left each position's GEMM a few tile calls, waiting on its weights
+/// (figures: `docs/winograd.md`).
+fn chunk_floats(kernels: &Kernels) -> usize {
+    (4 * kernels.l2_bytes / size_of::<f32>()).min(MAX_CHUNK_FLOATS)
+}
 
 /// Output tiles per chunk for `ci` input channels and `tiles` tiles: as many as fit
-/// [`CHUNK_FLOATS`], from 8 to 64 (or all of them).
-fn chunk_tiles(scheme: Scheme, ci: usize, tiles: usize) -> usize {
+/// `budget` floats, from 8 to 128 (or all of them).
+fn chunk_tiles(scheme: Scheme, ci: usize, tiles: usize, budget: usize) -> usize {
     let per_tile = BLOCK * (scheme.total_depth() * ci.div_ceil(BLOCK) + scheme.positions() * MAX_OB);
-    (CHUNK_FLOATS / per_tile).clamp(8, 64).min(tiles)
+    (budget / per_tile).clamp(8, 128).min(tiles)
 }
 
 /// The chunking of a layer: most tiles per chunk, scratch slots, floats per slot.
@@ -123,10 +133,11 @@ fn tile_counts(scheme: Scheme, oh: usize, ow: usize) -> (usize, usize) {
 }
 
 /// How a layer of `ci` input channels and an `oh x ow` output is chunked for
-/// `threads` threads, each with a scratch slot of its own.
-fn chunking(scheme: Scheme, ci: usize, oh: usize, ow: usize, threads: usize) -> Chunking {
+/// `threads` threads, each with a scratch slot of its own, a chunk filling at most
+/// `budget` floats. A smaller budget never takes a larger slot.
+fn chunking(scheme: Scheme, ci: usize, oh: usize, ow: usize, threads: usize, budget: usize) -> Chunking {
     let tiles = tile_counts(scheme, oh, ow).1;
-    let per_chunk = chunk_tiles(scheme, ci, tiles);
+    let per_chunk = chunk_tiles(scheme, ci, tiles, budget);
     let positions = scheme.positions();
     let v_len = v_offset(scheme, ci.div_ceil(BLOCK), per_chunk, positions);
     let slot_len = v_len + positions * m_pos_stride(per_chunk);
@@ -159,7 +170,7 @@ pub fn winograd_scratch_len(input: Dims, geom: &ConvGeometry, scheme: Scheme, th
         return 0;
     }
     let Some((oh, ow)) = geom.output_hw(input.h, input.w) else { return 0 };
-    let c = chunking(scheme, input.c, oh, ow, threads);
+    let c = chunking(scheme, input.c, oh, ow, threads, MAX_CHUNK_FLOATS);
     c.threads * c.slot_len
 }
 
@@ -190,7 +201,7 @@ pub fn conv2d_winograd(
     assert!(scheme.computes(&geom, s.ci), "conv2d_winograd: {scheme:?} does not compute this window");
     let packed_len = winograd_packed_len(s, scheme);
     check("conv2d_winograd", &input, &w, packed_len, &geom, residual.as_ref(), &out.as_bands());
-    let ch = chunking(scheme, s.ci, dout.h, dout.w, par.threads());
+    let ch = chunking(scheme, s.ci, dout.h, dout.w, par.threads(), chunk_floats(kernels));
     let worker_slots = WorkerSlots::new(scratch, par, ch.slot_len, "conv2d_winograd");
     kernels.record_call();
     let split = out.split;
@@ -470,9 +481,13 @@ mod tests {
             for (oh, ow) in [(1, 1), (2, 2), (7, 7), (8, 8), (35, 35), (147, 147)] {
                 for threads in 1..4 {
                     for scheme in ALL_SCHEMES {
-                        let c = chunking(scheme, ci, oh, ow, threads);
+                        let c = chunking(scheme, ci, oh, ow, threads, MAX_CHUNK_FLOATS);
                         let tiles = tile_counts(scheme, oh, ow).1;
-                        assert!(c.per_chunk >= 1 && c.per_chunk <= 64 && c.threads >= 1 && c.threads <= threads);
+                        assert!(c.per_chunk >= 1 && c.per_chunk <= 128 && c.threads >= 1 && c.threads <= threads);
+                        // A CPU with a smaller L2 fits its chunks in the same scratch.
+                        for budget in [1, 16 * 1024, 64 * 1024] {
+                            assert!(chunking(scheme, ci, oh, ow, threads, budget).slot_len <= c.slot_len);
+                        }
                         for groups in 1..8 {
                             let (per, chunks) = balanced_chunks(tiles, c.per_chunk, groups, threads);
                             assert!(
