@@ -306,7 +306,8 @@ where
 /// block to input block; a wider window's runs are the taps of one window row, or
 /// of one window column for a window one tap wide); a 1x1 window's chunks through
 /// [`AsmTile::chunks`] (all of them in whole blocks, else the middle ones), its
-/// partial last block through [`tile`]'s lane loop.
+/// partial last block through [`tile`]'s lane loop; a wider window's chunks, when
+/// each is one run (3x3, 1x3, 3x1 at 3 taps per chunk), through [`AsmTile::runs`].
 ///
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
