@@ -242,6 +242,13 @@ pub fn prefetched_asm_chunks() -> bool {
     crate::microkernel::PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed)
 }
 
+/// Whether the AVX2 tier's hand-scheduled tiles have run a window's chunks (its
+/// rows, or its columns for a window one tap wide) in one asm block in this
+/// process: lets tests assert that the path ran.
+pub fn window_asm_chunks() -> bool {
+    crate::microkernel::WINDOW_ASM_CHUNKS.load(Ordering::Relaxed)
+}
+
 /// How many image convolutions (`conv2d_image`) of `tier` have staged each output
 /// row in more than one chunk of pixels in this process: lets tests assert that
 /// the chunks ran.

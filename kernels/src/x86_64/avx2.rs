@@ -10,7 +10,7 @@ use super::{
     match_px, prefetch_next_output, prefetch_next_tile, prefetch_weight_taps, prefetch_weights, weight_lines_per_tap,
 };
 use crate::layout::BLOCK;
-use crate::microkernel::{ConvMicrokernel, PREFETCHED_ASM_CHUNKS, Taps, TileArgs};
+use crate::microkernel::{ConvMicrokernel, PREFETCHED_ASM_CHUNKS, Taps, TileArgs, WINDOW_ASM_CHUNKS};
 use crate::ops::{TierOps, shared_bodies};
 
 // The asm text, as macros (`taps_asm!`, `chunks_asm!`), in a file of its own.
@@ -146,6 +146,51 @@ trait AsmTile {
         residual: *const f32,
         relu: bool,
     );
+
+    /// Runs `n >= 1` chunks, each one run of `q.taps` whole taps with one input step
+    /// `step` (a window row; a window column for a window one tap wide), from zero:
+    /// tap `j` of a run at weights `w + j * 256` (on from the previous run's) and
+    /// input `x + j * step`; between runs the input moves on by `q.skip_run`, and
+    /// after `ky` runs, then every `q.runs` runs, by `q.skip_block` more (the next
+    /// input block). Each chunk is added and stored as in [`chunks`](Self::chunks)
+    /// (`bias` if not null for the first, `q.residual` and `q.relu` on the last):
+    /// the same sums as [`taps`](Self::taps) then [`store`] per chunk, the compiled
+    /// control flow between chunks gone (figures: `docs/kernels.md`).
+    ///
+    /// # Safety
+    /// The weights and inputs of the `n` runs are readable, the tile's outputs
+    /// (and residual and bias, if not null) readable and the outputs writable; the
+    /// CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn runs(
+        w: *const f32,
+        x: *const f32,
+        in_pixel: usize,
+        step: usize,
+        n: usize,
+        ky: usize,
+        o: *mut f32,
+        bias: *const f32,
+        q: &RunParams,
+    );
+}
+
+/// What [`AsmTile::runs`] reads from memory rather than registers, in bytes where
+/// it steps pointers: laid out as its asm reads it.
+#[repr(C)]
+struct RunParams {
+    /// Taps per run (and chunk).
+    taps: usize,
+    /// Bytes from a run's input, after its taps, to the next run's.
+    skip_run: usize,
+    /// Bytes more from a block's last run to the next block's first.
+    skip_block: usize,
+    /// Runs per input block.
+    runs: usize,
+    /// Residual of the last chunk, or null.
+    residual: *const f32,
+    /// Clamp the last chunk at zero (0 or 1).
+    relu: usize,
 }
 
 /// [`AsmTile`] for the accumulators of a 1 x `$px` tile: `$acc` (an array
@@ -181,6 +226,26 @@ macro_rules! asm_tile {
                 // writes the outputs the caller vouches for; clobbers only the named
                 // registers.
                 unsafe { chunks_asm!($px, w, x, in_pixel, step, c, n, o, bias, residual, relu) }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn runs(
+                w: *const f32,
+                x: *const f32,
+                in_pixel: usize,
+                step: usize,
+                n: usize,
+                ky: usize,
+                o: *mut f32,
+                bias: *const f32,
+                q: &RunParams,
+            ) {
+                let p: *const RunParams = q;
+                // SAFETY: reads the weights, inputs, outputs, bias, residual and `q`
+                // and writes the outputs the caller vouches for; clobbers only the
+                // named registers.
+                unsafe { runs_asm!($px, w, x, in_pixel, step, n, ky, o, bias, p) }
             }
         }
     };
@@ -241,7 +306,8 @@ where
 /// block to input block; a wider window's runs are the taps of one window row, or
 /// of one window column for a window one tap wide); a 1x1 window's chunks through
 /// [`AsmTile::chunks`] (all of them in whole blocks, else the middle ones), its
-/// partial last block through [`tile`]'s lane loop.
+/// partial last block through [`tile`]'s lane loop; a wider window's chunks, when
+/// each is one run (3x3, 1x3, 3x1 at 3 taps per chunk), through [`AsmTile::runs`].
 ///
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
@@ -288,6 +354,37 @@ where
                 residual,
                 last && a.relu,
             );
+            return;
+        }
+        // A wider window whose chunks are its runs (a 3x3's or 1x3's window rows, a
+        // 3x1's columns), in whole blocks, no next tile's input to prefetch per tap:
+        // likewise all its chunks in one asm block.
+        let run = if a.kw > 1 { a.kw } else { a.kh };
+        if khw > 1 && a.chunk == run && kx == 0 && whole_taps == n && !a.prefetch_next {
+            prefetch_weight_taps(a, a.taps.0, a.taps.1, per);
+            if !WINDOW_ASM_CHUNKS.load(Ordering::Relaxed) {
+                WINDOW_ASM_CHUNKS.store(true, Ordering::Relaxed);
+            }
+            let last = a.taps.1 == n;
+            // Runs along a window row step a block; a window column's, a tap row.
+            let (step, skip_run, skip_block, runs, runs_left) = if a.kw > 1 {
+                let next_row = a.in_row.wrapping_sub(a.kw * BLOCK);
+                (BLOCK, next_row, a.in_block.wrapping_sub(a.kh * a.in_row), a.kh, a.kh - ky)
+            } else {
+                (a.in_row, a.in_block.wrapping_sub(a.kh * a.in_row), 0, 1, 1)
+            };
+            let q = RunParams {
+                taps: run,
+                skip_run: skip_run.wrapping_mul(4),
+                skip_block: skip_block.wrapping_mul(4),
+                runs,
+                residual: if last { a.residual } else { std::ptr::null() },
+                relu: (last && a.relu) as usize,
+            };
+            let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
+            let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(ib * a.in_block + ky * a.in_row));
+            let chunks = (a.taps.1 - a.taps.0) / run;
+            <[[[__m256; 2]; PX]; 1]>::runs(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
             return;
         }
         let mut t0 = a.taps.0;

@@ -177,3 +177,69 @@ macro_rules! chunks_asm {
         )
     };
 }
+
+/// The asm block of [`AsmTile::runs`] for `$px` pixels: per chunk, the `{c}` taps
+/// of one run of the window (a window row, or a window column for a window one
+/// tap wide) from zero, the input (`{x}`, `{x3}`) moved on to the next run (`{p}`
+/// `[8]`), and past the block's last run also to the next block (`[16]`, every
+/// `[24]` runs, `{ky}` counting down); then the adds of [`store`] in its order, as
+/// in [`chunks_asm`]. The rarely read values sit in the `RunParams` at `{p}`
+/// (`[0]` taps per run, `[32]` residual, `[40]` relu), so that the loop fits the
+/// general registers.
+macro_rules! runs_asm {
+    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, $ky:expr, $o:expr, $b:expr, $p:expr) => {
+        std::arch::asm!(
+            "3:",
+            each_px_1xn!($px, zero_px),
+            "mov {n}, [{p}]",
+            taps_loop!($px),
+            "add {x}, [{p} + 8]",
+            "add {x3}, [{p} + 8]",
+            "dec {ky}",
+            "jnz 8f",
+            "add {x}, [{p} + 16]",
+            "add {x3}, [{p} + 16]",
+            "mov {ky}, [{p} + 24]",
+            "8:",
+            "test {b}, {b}",
+            "jz 4f",
+            each_px_1xn!($px, add_b_px),
+            "xor {b}, {b}",
+            "jmp 5f",
+            "4:",
+            each_px_1xn!($px, add_o_px),
+            "5:",
+            "dec {left}",
+            "jnz 6f",
+            "mov {r}, [{p} + 32]",
+            "test {r}, {r}",
+            "jz 7f",
+            each_px_1xn!($px, add_r_px),
+            "7:",
+            "cmp qword ptr [{p} + 40], 0",
+            "jz 6f",
+            "vxorps ymm12, ymm12, ymm12",
+            each_px_1xn!($px, relu_px),
+            "6:",
+            each_px_1xn!($px, store_px),
+            "test {left}, {left}",
+            "jnz 3b",
+            w = inout(reg) $w => _,
+            x = inout(reg) $x => _,
+            xp = in(reg) $in_pixel * 4,
+            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
+            step = in(reg) $step * 4,
+            left = inout(reg) $n => _,
+            ky = inout(reg) $ky => _,
+            n = out(reg) _,
+            r = out(reg) _,
+            o = in(reg) $o,
+            b = inout(reg) $b => _,
+            p = in(reg) $p,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        )
+    };
+}
