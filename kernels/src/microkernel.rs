@@ -494,3 +494,7 @@ pub(crate) fn prefetch_write(p: *const f32) {
 /// read before it is written, so that the tiles share the line rather than bounce it
 /// between cores.
 pub(crate) static PREFETCHED_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set by the AVX2 tile (see [`next_tile_asm_chunks`](crate::next_tile_asm_chunks)),
+/// read before it is written like [`PREFETCHED_ASM_CHUNKS`].
+pub(crate) static NEXT_TILE_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
