@@ -249,6 +249,13 @@ pub fn window_asm_chunks() -> bool {
     crate::microkernel::WINDOW_ASM_CHUNKS.load(Ordering::Relaxed)
 }
 
+/// Whether the AVX2 tier's hand-scheduled tile has run a 1x1 layer's chunks in
+/// one asm block while prefetching the next tile's input (several threads) in this
+/// process: lets tests assert that the path ran.
+pub fn next_tile_asm_chunks() -> bool {
+    crate::microkernel::NEXT_TILE_ASM_CHUNKS.load(Ordering::Relaxed)
+}
+
 /// How many image convolutions (`conv2d_image`) of `tier` have staged each output
 /// row in more than one chunk of pixels in this process: lets tests assert that
 /// the chunks ran.

@@ -23,7 +23,7 @@ use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_w
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, long_row_calls,
-    panel_calls, prefetched_asm_chunks, tier_calls, tile_calls, window_asm_chunks,
+    next_tile_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls, window_asm_chunks,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -360,6 +360,11 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         assert!(prefetched_asm_chunks(), "no k-blocked 1x1 layer's middle chunks ran in asm");
         // The 3x3 layer's chunks are its window rows: one asm block per tile.
         assert!(window_asm_chunks(), "no window's chunks ran in asm");
+    }
+    // On several threads, its 1x1 layers' chunks run in asm too, prefetching the
+    // next tile's input.
+    if hand == Some((1, 6)) && par.threads() > 1 {
+        assert!(next_tile_asm_chunks(), "no 1x1 layer's chunks ran in asm prefetching the next tile");
     }
     assert!(
         hand.is_none() || hand_middle_chunks >= 1,

@@ -10,7 +10,9 @@ use super::{
     match_px, prefetch_next_output, prefetch_next_tile, prefetch_weight_taps, prefetch_weights, weight_lines_per_tap,
 };
 use crate::layout::BLOCK;
-use crate::microkernel::{ConvMicrokernel, PREFETCHED_ASM_CHUNKS, Taps, TileArgs, WINDOW_ASM_CHUNKS};
+use crate::microkernel::{
+    ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, Taps, TileArgs, WINDOW_ASM_CHUNKS,
+};
 use crate::ops::{TierOps, shared_bodies};
 
 // The asm text, as macros (`taps_asm!`, `chunks_asm!`), in a file of its own.
@@ -127,14 +129,17 @@ trait AsmTile {
     /// clamps at zero if `relu`. Tap `j` of the run: weights at `w + j * 256`, input
     /// at `x + j * step` (pixels `in_pixel` apart). The same sums as
     /// [`taps`](Self::taps) then [`store`], chunk by chunk, with the chunk
-    /// boundaries inside one asm block (figures: `docs/kernels.md`).
+    /// boundaries inside one asm block (figures: `docs/kernels.md`). With `NEXT`,
+    /// each tap first prefetches its input for the next tile along the row (`$px`
+    /// pixels on, pixels one 16-float block apart: `in_pixel` must be 16), as
+    /// [`TileArgs::prefetch_next`] asks.
     ///
     /// # Safety
     /// The weights and inputs of the `n` taps are readable, the tile's outputs
     /// (and residual and bias, if not null) readable and the outputs writable; the
     /// CPU has AVX2 and FMA.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn chunks(
+    unsafe fn chunks<const NEXT: bool>(
         w: *const f32,
         x: *const f32,
         in_pixel: usize,
@@ -210,7 +215,7 @@ macro_rules! asm_tile {
 
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            unsafe fn chunks(
+            unsafe fn chunks<const NEXT: bool>(
                 w: *const f32,
                 x: *const f32,
                 in_pixel: usize,
@@ -225,7 +230,13 @@ macro_rules! asm_tile {
                 // SAFETY: reads the weights, inputs, outputs, bias and residual and
                 // writes the outputs the caller vouches for; clobbers only the named
                 // registers.
-                unsafe { chunks_asm!($px, w, x, in_pixel, step, c, n, o, bias, residual, relu) }
+                unsafe {
+                    if NEXT {
+                        chunks_asm!($px, next_tile_1xn!($px), w, x, in_pixel, step, c, n, o, bias, residual, relu)
+                    } else {
+                        chunks_asm!($px, "", w, x, in_pixel, step, c, n, o, bias, residual, relu)
+                    }
+                }
             }
 
             #[target_feature(enable = "avx2,fma")]
@@ -332,28 +343,30 @@ where
         // all its chunks in one asm block, its share of the weight prefetch issued
         // before it (a few lines per tile; per tap in compiled code, the blocks of
         // taps of small maps ran their chunks compiled, 3-5% slower).
-        if khw == 1 && whole_taps == n && !a.prefetch_next {
+        // On two threads (the next tile's input prefetched per tap) a stride-1 1x1
+        // window likewise, the prefetches in the asm tap loop: compiled, the chunks
+        // ran ~10% slower (figures: `docs/kernels.md`).
+        let next_asm = a.prefetch_next && a.in_pixel == BLOCK;
+        if khw == 1 && whole_taps == n && (!a.prefetch_next || next_asm) {
             prefetch_weight_taps(a, a.taps.0, a.taps.1, per);
             if a.prefetch.blocks != 0 && !PREFETCHED_ASM_CHUNKS.load(Ordering::Relaxed) {
                 PREFETCHED_ASM_CHUNKS.store(true, Ordering::Relaxed);
+            }
+            if next_asm && !NEXT_TILE_ASM_CHUNKS.load(Ordering::Relaxed) {
+                NEXT_TILE_ASM_CHUNKS.store(true, Ordering::Relaxed);
             }
             let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
             let last = a.taps.1 == n;
             let residual = if last { a.residual } else { std::ptr::null() };
             let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(a.taps.0 * a.in_block));
             let len = a.taps.1 - a.taps.0;
-            <[[[__m256; 2]; PX]; 1]>::chunks(
-                w,
-                inp,
-                a.in_pixel,
-                a.in_block,
-                a.chunk,
-                len,
-                a.output,
-                bias,
-                residual,
-                last && a.relu,
-            );
+            let (pixel, step, c, o, relu) = (a.in_pixel, a.in_block, a.chunk, a.output, last && a.relu);
+            type T<const PX: usize> = [[[__m256; 2]; PX]; 1];
+            if next_asm {
+                T::<PX>::chunks::<true>(w, inp, pixel, step, c, len, o, bias, residual, relu);
+            } else {
+                T::<PX>::chunks::<false>(w, inp, pixel, step, c, len, o, bias, residual, relu);
+            }
             return;
         }
         // A wider window whose chunks are its runs (a 3x3's or 1x3's window rows, a
@@ -398,7 +411,7 @@ where
                     prefetch_weight_taps(a, t0, t0 + m * a.chunk, per);
                     let (w, inp) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
                     let (o, null) = (a.output, std::ptr::null());
-                    <[[[__m256; 2]; PX]; 1]>::chunks(
+                    <[[[__m256; 2]; PX]; 1]>::chunks::<false>(
                         w,
                         inp,
                         a.in_pixel,

@@ -39,14 +39,26 @@ macro_rules! pixel_1xn {
     };
 }
 
-/// The loop over `{n}` taps of a 1 x `$px` tile: 16 lanes of [`lane_1xn`], then
-/// the input (`{x}`, `{x3}`) on by `{step}` bytes and the weights (`{w}`) by a
-/// tap's 16 x 16 floats.
+/// Prefetches (T0) a tap's input for the next tile along a long row of a 1 x
+/// `$px` tile: pixels `$px..2 * $px` on from `{x}`, 64 bytes apart (a stride-1
+/// 1x1 window's pixels, one 16-float block each).
+#[rustfmt::skip]
+macro_rules! next_tile_1xn {
+    (6) => { "prefetcht0 [{x} + 384]\nprefetcht0 [{x} + 448]\nprefetcht0 [{x} + 512]\nprefetcht0 [{x} + 576]\nprefetcht0 [{x} + 640]\nprefetcht0 [{x} + 704]\n" };
+    (5) => { "prefetcht0 [{x} + 320]\nprefetcht0 [{x} + 384]\nprefetcht0 [{x} + 448]\nprefetcht0 [{x} + 512]\nprefetcht0 [{x} + 576]\n" };
+    (4) => { "prefetcht0 [{x} + 256]\nprefetcht0 [{x} + 320]\nprefetcht0 [{x} + 384]\nprefetcht0 [{x} + 448]\n" };
+}
+
+/// The loop over `{n}` taps of a 1 x `$px` tile: `$pre` (prefetches, or nothing),
+/// 16 lanes of [`lane_1xn`], then the input (`{x}`, `{x3}`) on by `{step}` bytes
+/// and the weights (`{w}`) by a tap's 16 x 16 floats.
 #[rustfmt::skip]
 macro_rules! taps_loop {
-    ($px:tt) => {
+    ($px:tt) => { taps_loop!($px, "") };
+    ($px:tt, $pre:expr) => {
         concat!(
             "2:\n",
+            $pre,
             lane_1xn!($px, 0, 32, 0), lane_1xn!($px, 64, 96, 4),
             lane_1xn!($px, 128, 160, 8), lane_1xn!($px, 192, 224, 12),
             lane_1xn!($px, 256, 288, 16), lane_1xn!($px, 320, 352, 20),
@@ -127,7 +139,7 @@ macro_rules! store_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) =>
 /// independent zeros (`vxorps`) the next chunk's FMAs crowd out its adds and
 /// stores (figures: `docs/kernels.md`).
 macro_rules! chunks_asm {
-    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $n:expr, $o:expr, $b:expr, $r:expr, $relu:expr) => {
+    ($px:tt, $pre:expr, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $c:expr, $n:expr, $o:expr, $b:expr, $r:expr, $relu:expr) => {
         std::arch::asm!(
             "3:",
             each_px_1xn!($px, zero_px),
@@ -135,7 +147,7 @@ macro_rules! chunks_asm {
             "cmp {left}, {c}",
             "cmovb {n}, {left}",
             "sub {left}, {n}",
-            taps_loop!($px),
+            taps_loop!($px, $pre),
             "test {b}, {b}",
             "jz 4f",
             each_px_1xn!($px, add_b_px),
