@@ -103,9 +103,8 @@ unsafe fn tile<const OB: usize, const PX: usize>(a: &TileArgs) {
     }
 }
 
-/// The accumulators of a 1 x `PX` tile in asm (`PX` 4, 5 or 6): its asm blocks,
-/// [`taps`](Self::taps), [`chunks`](Self::chunks) and [`runs`](Self::runs), per
-/// pixel count.
+/// The accumulators of a 1 x `PX` tile in asm (`PX` 4, 5 or 6): its two asm
+/// blocks, [`taps`](Self::taps) and [`chunks`](Self::chunks), per pixel count.
 /// A trait rather than a `match` over `PX`, so that each tile's accumulators stay
 /// a plain array in registers: viewing them at another length (a slice, a cast)
 /// makes LLVM keep them on the stack around the asm.
@@ -122,68 +121,63 @@ trait AsmTile {
     /// FMA.
     unsafe fn taps(&mut self, w: *const f32, x: *const f32, in_pixel: usize, step: usize, n: usize);
 
-    /// Runs `args.n >= 1` whole taps in chunks of `c >= 1` (the last may be
-    /// shorter), all with one input step (a 1x1 window's blocks), the first on the
-    /// chunk grid: each chunk from zero, added and stored as [`ChunkArgs`] says. The
-    /// same sums as [`taps`](Self::taps) then [`store`], chunk by chunk, with the
-    /// chunk boundaries inside one asm block (figures: `docs/kernels.md`). With
-    /// `NEXT`, each tap first prefetches its input for the next tile along the row
-    /// (`$px` pixels on, pixels one 16-float block apart: `in_pixel` must be 16), as
+    /// Runs `n >= 1` whole taps in chunks of `c >= 1` (the last may be shorter),
+    /// all with one input step (a 1x1 window's blocks), the first on the chunk grid:
+    /// each chunk from zero, then added to its partial sums in `o` (pixels 16 floats
+    /// apart), or to `bias` (16 floats) if not null for the first chunk, and
+    /// stored; the last chunk also adds `residual` (laid out as `o`) if not null and
+    /// clamps at zero if `relu`. Tap `j` of the run: weights at `w + j * 256`, input
+    /// at `x + j * step` (pixels `in_pixel` apart). The same sums as
+    /// [`taps`](Self::taps) then [`store`], chunk by chunk, with the chunk
+    /// boundaries inside one asm block (figures: `docs/kernels.md`). With `NEXT`,
+    /// each tap first prefetches its input for the next tile along the row (`$px`
+    /// pixels on, pixels one 16-float block apart: `in_pixel` must be 16), as
     /// [`TileArgs::prefetch_next`] asks.
     ///
     /// # Safety
-    /// The weights and inputs of the taps are readable, the tile's outputs (and
-    /// residual and bias, if not null) readable and the outputs writable; the CPU
-    /// has AVX2 and FMA.
-    unsafe fn chunks<const NEXT: bool>(args: &ChunkArgs, c: usize);
+    /// The weights and inputs of the `n` taps are readable, the tile's outputs
+    /// (and residual and bias, if not null) readable and the outputs writable; the
+    /// CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn chunks<const NEXT: bool>(
+        w: *const f32,
+        x: *const f32,
+        in_pixel: usize,
+        step: usize,
+        c: usize,
+        n: usize,
+        o: *mut f32,
+        bias: *const f32,
+        residual: *const f32,
+        relu: bool,
+    );
 
-    /// Runs `args.n >= 1` chunks, each one run of `window.taps` whole taps with one
-    /// input step (a window row; a window column for a window one tap wide), from
-    /// zero, added and stored as [`ChunkArgs`] says: a run's weights on from the
-    /// previous run's; between runs the input moves on by `window.skip_run`, and
-    /// after `ky` runs, then every `window.runs` runs, by `window.skip_block` more
-    /// (the next input block). The same sums as [`taps`](Self::taps) then
-    /// [`store`] per chunk, the compiled control flow between chunks gone (figures:
-    /// `docs/kernels.md`).
+    /// Runs `n >= 1` chunks, each one run of `q.taps` whole taps with one input step
+    /// `step` (a window row; a window column for a window one tap wide), from zero:
+    /// tap `j` of a run at weights `w + j * 256` (on from the previous run's) and
+    /// input `x + j * step`; between runs the input moves on by `q.skip_run`, and
+    /// after `ky` runs, then every `q.runs` runs, by `q.skip_block` more (the next
+    /// input block). Each chunk is added and stored as in [`chunks`](Self::chunks)
+    /// (`bias` if not null for the first, `q.residual` and `q.relu` on the last):
+    /// the same sums as [`taps`](Self::taps) then [`store`] per chunk, the compiled
+    /// control flow between chunks gone (figures: `docs/kernels.md`).
     ///
     /// # Safety
-    /// The weights and inputs of the runs are readable, the tile's outputs (and
-    /// residual and bias, if not null) readable and the outputs writable; the CPU
-    /// has AVX2 and FMA.
-    unsafe fn runs(args: &ChunkArgs, ky: usize, window: WindowRuns);
-}
-
-/// The operands of an asm block over a tile's chunks ([`AsmTile::chunks`],
-/// [`AsmTile::runs`]): tap `j`'s weights at `w + j * 256` and input at `x + j *
-/// step` within a run (pixels `in_pixel` floats apart); `n` taps or runs; the
-/// tile's partial sums at `o` (pixels 16 floats apart), to which each chunk is
-/// added (the first chunk to `bias`, 16 floats, if not null) and stored; the last
-/// chunk also adds `residual` (laid out as `o`) if not null and clamps at zero if
-/// `relu`.
-#[derive(Clone, Copy)]
-struct ChunkArgs {
-    w: *const f32,
-    x: *const f32,
-    in_pixel: usize,
-    step: usize,
-    n: usize,
-    o: *mut f32,
-    bias: *const f32,
-    residual: *const f32,
-    relu: bool,
-}
-
-/// How [`AsmTile::runs`] walks a window, in floats.
-#[derive(Clone, Copy)]
-struct WindowRuns {
-    /// Taps per run (and chunk).
-    taps: usize,
-    /// From a run's input, after its taps, to the next run's.
-    skip_run: usize,
-    /// More from a block's last run to the next block's first.
-    skip_block: usize,
-    /// Runs per input block.
-    runs: usize,
+    /// The weights and inputs of the `n` runs are readable, the tile's outputs
+    /// (and residual and bias, if not null) readable and the outputs writable; the
+    /// CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn runs(
+        w: *const f32,
+        x: *const f32,
+        in_pixel: usize,
+        step: usize,
+        n: usize,
+        ky: usize,
+        o: *mut f32,
+        bias: *const f32,
+        q: &RunParams,
+    );
 }
 
 /// What [`AsmTile::runs`] reads from memory rather than registers, in bytes where
@@ -221,8 +215,18 @@ macro_rules! asm_tile {
 
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            unsafe fn chunks<const NEXT: bool>(args: &ChunkArgs, c: usize) {
-                let ChunkArgs { w, x, in_pixel, step, n, o, bias, residual, relu } = *args;
+            unsafe fn chunks<const NEXT: bool>(
+                w: *const f32,
+                x: *const f32,
+                in_pixel: usize,
+                step: usize,
+                c: usize,
+                n: usize,
+                o: *mut f32,
+                bias: *const f32,
+                residual: *const f32,
+                relu: bool,
+            ) {
                 // SAFETY: reads the weights, inputs, outputs, bias and residual and
                 // writes the outputs the caller vouches for; clobbers only the named
                 // registers.
@@ -237,18 +241,18 @@ macro_rules! asm_tile {
 
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            unsafe fn runs(args: &ChunkArgs, ky: usize, window: WindowRuns) {
-                let ChunkArgs { w, x, in_pixel, step, n, o, bias, residual, relu } = *args;
-                let bytes = |floats: usize| floats.wrapping_mul(size_of::<f32>());
-                let q = RunParams {
-                    taps: window.taps,
-                    skip_run: bytes(window.skip_run),
-                    skip_block: bytes(window.skip_block),
-                    runs: window.runs,
-                    residual,
-                    relu: relu as usize,
-                };
-                let p: *const RunParams = &q;
+            unsafe fn runs(
+                w: *const f32,
+                x: *const f32,
+                in_pixel: usize,
+                step: usize,
+                n: usize,
+                ky: usize,
+                o: *mut f32,
+                bias: *const f32,
+                q: &RunParams,
+            ) {
+                let p: *const RunParams = q;
                 // SAFETY: reads the weights, inputs, outputs, bias, residual and `q`
                 // and writes the outputs the caller vouches for; clobbers only the
                 // named registers.
@@ -351,12 +355,17 @@ where
             if next_asm && !NEXT_TILE_ASM_CHUNKS.load(Ordering::Relaxed) {
                 NEXT_TILE_ASM_CHUNKS.store(true, Ordering::Relaxed);
             }
-            let (w, x) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(a.taps.0 * a.in_block));
-            let args = chunk_args(a, n, w, x, a.in_block, a.taps.1 - a.taps.0);
+            let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
+            let last = a.taps.1 == n;
+            let residual = if last { a.residual } else { std::ptr::null() };
+            let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(a.taps.0 * a.in_block));
+            let len = a.taps.1 - a.taps.0;
+            let (pixel, step, c, o, relu) = (a.in_pixel, a.in_block, a.chunk, a.output, last && a.relu);
+            type T<const PX: usize> = [[[__m256; 2]; PX]; 1];
             if next_asm {
-                <[[[__m256; 2]; PX]; 1]>::chunks::<true>(&args, a.chunk);
+                T::<PX>::chunks::<true>(w, inp, pixel, step, c, len, o, bias, residual, relu);
             } else {
-                <[[[__m256; 2]; PX]; 1]>::chunks::<false>(&args, a.chunk);
+                T::<PX>::chunks::<false>(w, inp, pixel, step, c, len, o, bias, residual, relu);
             }
             return;
         }
@@ -369,6 +378,7 @@ where
             if !WINDOW_ASM_CHUNKS.load(Ordering::Relaxed) {
                 WINDOW_ASM_CHUNKS.store(true, Ordering::Relaxed);
             }
+            let last = a.taps.1 == n;
             // Runs along a window row step a block; a window column's, a tap row.
             let (step, skip_run, skip_block, runs, runs_left) = if a.kw > 1 {
                 let next_row = a.in_row.wrapping_sub(a.kw * BLOCK);
@@ -376,10 +386,18 @@ where
             } else {
                 (a.in_row, a.in_block.wrapping_sub(a.kh * a.in_row), 0, 1, 1)
             };
-            let (w, x) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(ib * a.in_block + ky * a.in_row));
-            let args = chunk_args(a, n, w, x, step, (a.taps.1 - a.taps.0) / run);
-            let window = WindowRuns { taps: run, skip_run, skip_block, runs };
-            <[[[__m256; 2]; PX]; 1]>::runs(&args, runs_left, window);
+            let q = RunParams {
+                taps: run,
+                skip_run: skip_run.wrapping_mul(4),
+                skip_block: skip_block.wrapping_mul(4),
+                runs,
+                residual: if last { a.residual } else { std::ptr::null() },
+                relu: (last && a.relu) as usize,
+            };
+            let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
+            let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(ib * a.in_block + ky * a.in_row));
+            let chunks = (a.taps.1 - a.taps.0) / run;
+            <[[[__m256; 2]; PX]; 1]>::runs(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
             return;
         }
         let mut t0 = a.taps.0;
@@ -391,16 +409,20 @@ where
                 let m = end.saturating_sub(t0) / a.chunk;
                 if m > 0 {
                     prefetch_weight_taps(a, t0, t0 + m * a.chunk, per);
-                    let (w, x) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
-                    // A middle chunk: no bias, residual or clamp.
-                    let (null, step) = (std::ptr::null(), a.in_block);
-                    let args = ChunkArgs {
-                        bias: null,
-                        residual: null,
-                        relu: false,
-                        ..chunk_args(a, n, w, x, step, m * a.chunk)
-                    };
-                    <[[[__m256; 2]; PX]; 1]>::chunks::<false>(&args, a.chunk);
+                    let (w, inp) = (a.weights.add(t0 * BLOCK * BLOCK), a.input.add(ib * a.in_block));
+                    let (o, null) = (a.output, std::ptr::null());
+                    <[[[__m256; 2]; PX]; 1]>::chunks::<false>(
+                        w,
+                        inp,
+                        a.in_pixel,
+                        a.in_block,
+                        a.chunk,
+                        m * a.chunk,
+                        o,
+                        null,
+                        null,
+                        false,
+                    );
                     t0 += m * a.chunk;
                     ib += m * a.chunk;
                     continue;
@@ -464,25 +486,6 @@ where
             store(a, &acc, t0 == 0, t1 == n);
             t0 = t1;
         }
-    }
-}
-
-/// The [`ChunkArgs`] of a call of `a`'s taps (of `total` in the whole sum): `n`
-/// taps or runs from weights `w` and input `x`, taps `step` apart; the bias if the
-/// call starts the sum, the residual and clamp if it ends it.
-fn chunk_args(a: &TileArgs, total: usize, w: *const f32, x: *const f32, step: usize, n: usize) -> ChunkArgs {
-    let last = a.taps.1 == total;
-    let null = std::ptr::null();
-    ChunkArgs {
-        w,
-        x,
-        in_pixel: a.in_pixel,
-        step,
-        n,
-        o: a.output,
-        bias: if a.taps.0 == 0 { a.bias } else { null },
-        residual: if last { a.residual } else { null },
-        relu: last && a.relu,
     }
 }
 
