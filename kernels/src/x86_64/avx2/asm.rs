@@ -132,6 +132,39 @@ macro_rules! store_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) =>
     concat!("vmovups [{o} + ", $at, "], ymm", $a0, "\n", "vmovups [{o} + ", $at2, "], ymm", $a1, "\n")
 } }
 
+/// The first add of a chunk's store, in [`store`]'s order: the bias at `{b}` for
+/// the first chunk (`{b}` then cleared), else the partial sums at `{o}`.
+macro_rules! add_bias_or_sums_1xn {
+    ($px:tt) => {
+        concat!(
+            "test {b}, {b}\n",
+            "jz 4f\n",
+            each_px_1xn!($px, add_b_px),
+            "xor {b}, {b}\n",
+            "jmp 5f\n",
+            "4:\n",
+            each_px_1xn!($px, add_o_px),
+            "5:\n",
+        )
+    };
+}
+
+/// A chunk's clamp at zero, unless the flags of the test before say not (zero),
+/// and its store at `{o}`; then the next chunk (label 3) while `{left}`.
+macro_rules! clamp_store_1xn {
+    ($px:tt) => {
+        concat!(
+            "jz 6f\n",
+            "vxorps ymm12, ymm12, ymm12\n",
+            each_px_1xn!($px, relu_px),
+            "6:\n",
+            each_px_1xn!($px, store_px),
+            "test {left}, {left}\n",
+            "jnz 3b\n",
+        )
+    };
+}
+
 /// The asm block of [`AsmTile::chunks`] for `$px` pixels: per chunk, `{n}` =
 /// min(`{c}`, taps left) taps from zero, then the adds of [`store`] in its order
 /// (the bias or the partial sums; on the last chunk the residual, then the clamp).
@@ -148,14 +181,7 @@ macro_rules! chunks_asm {
             "cmovb {n}, {left}",
             "sub {left}, {n}",
             taps_loop!($px, $pre),
-            "test {b}, {b}",
-            "jz 4f",
-            each_px_1xn!($px, add_b_px),
-            "xor {b}, {b}",
-            "jmp 5f",
-            "4:",
-            each_px_1xn!($px, add_o_px),
-            "5:",
+            add_bias_or_sums_1xn!($px),
             "test {left}, {left}",
             "jnz 6f",
             "test {r}, {r}",
@@ -163,13 +189,7 @@ macro_rules! chunks_asm {
             each_px_1xn!($px, add_r_px),
             "7:",
             "test {relu}, {relu}",
-            "jz 6f",
-            "vxorps ymm12, ymm12, ymm12",
-            each_px_1xn!($px, relu_px),
-            "6:",
-            each_px_1xn!($px, store_px),
-            "test {left}, {left}",
-            "jnz 3b",
+            clamp_store_1xn!($px),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
             xp = in(reg) $in_pixel * 4,
@@ -213,14 +233,7 @@ macro_rules! runs_asm {
             "add {x3}, [{p} + 16]",
             "mov {ky}, [{p} + 24]",
             "8:",
-            "test {b}, {b}",
-            "jz 4f",
-            each_px_1xn!($px, add_b_px),
-            "xor {b}, {b}",
-            "jmp 5f",
-            "4:",
-            each_px_1xn!($px, add_o_px),
-            "5:",
+            add_bias_or_sums_1xn!($px),
             "dec {left}",
             "jnz 6f",
             "mov {r}, [{p} + 32]",
@@ -229,13 +242,7 @@ macro_rules! runs_asm {
             each_px_1xn!($px, add_r_px),
             "7:",
             "cmp qword ptr [{p} + 40], 0",
-            "jz 6f",
-            "vxorps ymm12, ymm12, ymm12",
-            each_px_1xn!($px, relu_px),
-            "6:",
-            each_px_1xn!($px, store_px),
-            "test {left}, {left}",
-            "jnz 3b",
+            clamp_store_1xn!($px),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
             xp = in(reg) $in_pixel * 4,
