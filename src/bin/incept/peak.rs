@@ -7,7 +7,7 @@ use incept_kernels::conv::{Conv2d, PackedConv, conv2d, conv2d_image, conv2d_imag
 use incept_kernels::pack::{ConvShape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::Sequential;
 use incept_kernels::peak::fma_peak_gflops_by;
-use incept_kernels::{Activation, AlignedVec, BLOCK, Image, ImageMut, Kernels, Layout, Tier};
+use incept_kernels::{Activation, AlignedVec, BLOCK, Dims, Image, ImageMut, Kernels, Layout, Tier};
 use serde_json::json;
 
 /// The clock `incept peak` times with: the calling thread's CPU time where the OS
@@ -146,7 +146,7 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
                 .conv_layers()
                 .into_iter()
                 .map(|layer| {
-                    let image = layer.input == image_dims && layer.input.c <= BLOCK;
+                    let image = reads_image(&layer, image_dims);
                     let timed = time_layer(&k, &layer, image, rounds.max(1), 0.01, &clock);
                     (layer, timed)
                 })
@@ -187,12 +187,12 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
                 let layers: Vec<_> = rows
                     .iter()
                     .map(|(l, t)| {
-                        json!({"window": l.window(), "kind": kind_of(l), "input": [l.input.c, l.input.h, l.input.w],
+                        json!({"window": l.window(), "kind": kind_of(l, image_dims), "input": [l.input.c, l.input.h, l.input.w],
                                "out_channels": l.out_channels, "count": l.count, "ms": t.secs * 1e3,
                                "gflops": gflops(l, t), "peak_gflops": t.peak, "fraction_of_peak": gflops(l, t) / t.peak})
                     })
                     .collect();
-                let kinds: serde_json::Map<String, serde_json::Value> = by_kind(rows)
+                let kinds: serde_json::Map<String, serde_json::Value> = by_kind(rows, image_dims)
                     .into_iter()
                     .map(|(kind, g, f)| (kind, json!({"gflops": g, "fraction_of_peak": f})))
                     .collect();
@@ -234,7 +234,7 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
             );
         }
         println!("\nby kind ({}): GFLOP/s and share of the {} peak", graph.name, tier.name());
-        for (kind, g, f) in by_kind(rows) {
+        for (kind, g, f) in by_kind(rows, image_dims) {
             println!("{kind:<12} {g:>8.1} GFLOP/s {:>6.1}%", 100.0 * f);
         }
     }
@@ -244,11 +244,11 @@ pub fn run(graph: &incept::graph::Graph, all_tiers: bool, rounds: usize, as_json
 /// Per window kind, counting repeated layers: MAC-weighted GFLOP/s, and the share
 /// of peak (FLOPs over the time each layer would take at its own peak, so a layer
 /// timed in a slow phase weighs with the peak of that phase).
-fn by_kind(rows: &[(ConvLayer, Timed)]) -> Vec<(String, f64, f64)> {
+fn by_kind(rows: &[(ConvLayer, Timed)], image_dims: Dims) -> Vec<(String, f64, f64)> {
     let mut kinds: Vec<(String, f64, f64, f64)> = Vec::new();
     for (layer, t) in rows {
         let (kind, macs, secs) =
-            (kind_of(layer), layer.macs() as f64 * layer.count as f64, t.secs * layer.count as f64);
+            (kind_of(layer, image_dims), layer.macs() as f64 * layer.count as f64, t.secs * layer.count as f64);
         let at_peak = secs * t.peak;
         match kinds.iter_mut().find(|k| k.0 == kind) {
             Some(k) => (k.1, k.2, k.3) = (k.1 + macs, k.2 + secs, k.3 + at_peak),
@@ -261,9 +261,20 @@ fn by_kind(rows: &[(ConvLayer, Timed)]) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
-/// The kernel family a layer belongs to, as the targets name them.
-fn kind_of(l: &ConvLayer) -> String {
+/// Whether `l` convolves the network's input image (`image_dims`, at most one
+/// block of channels): `conv2d_image` computes it, from NCHW.
+fn reads_image(l: &ConvLayer, image_dims: Dims) -> bool {
+    l.input == image_dims && l.input.c <= BLOCK
+}
+
+/// The kernel family a layer belongs to, as the targets name them. The image's
+/// convolution is a kind of its own ("image 3x3/2"): another kernel
+/// (`conv2d_image`, staging the image's windows) than the same window deeper in.
+fn kind_of(l: &ConvLayer, image_dims: Dims) -> String {
     let g = l.geom;
+    if reads_image(l, image_dims) {
+        return format!("image {}", l.window());
+    }
     match (g.kh, g.kw, g.stride_h) {
         (1, 1, 1) => "1x1".into(),
         (3, 3, 1) => "3x3".into(),
@@ -444,7 +455,7 @@ pub fn compare_l2(graph: &incept::graph::Graph, rounds: usize, kib: usize, as_js
     // Per layer: how it is lowered, the fastest batch per side, and the median of
     // the rounds' ratios.
     let mut rows: Vec<(ConvLayer, &str, [f64; 2], f64)> = Vec::new();
-    for layer in graph.conv_layers().into_iter().filter(|l| !(l.input == image_dims && l.input.c <= BLOCK)) {
+    for layer in graph.conv_layers().into_iter().filter(|l| !reads_image(l, image_dims)) {
         let (din, dout, g) = (layer.input, layer.output(), layer.geom);
         let shape = ConvShape { co: layer.out_channels, ci: din.c, kh: g.kh, kw: g.kw };
         let oihw = synthetic_weights(shape);
