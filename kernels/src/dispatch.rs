@@ -182,6 +182,12 @@ impl Kernels {
         IMAGE_CHUNK_CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an image convolution computed from its interleaved rows without
+    /// staging (see [`image_row_calls`]).
+    pub(crate) fn record_image_rows(&self) {
+        IMAGE_ROW_CALLS[self.tier as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts the tile shapes one task ran (see [`tile_calls`]).
     pub(crate) fn record_tiles(&self, shapes: TileShapes) {
         for (ob, px) in shapes.iter() {
@@ -197,6 +203,8 @@ static PANEL_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIE
 static LONG_ROW_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
 
 static IMAGE_CHUNK_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
+
+static IMAGE_ROW_CALLS: [AtomicU64; TIERS.len()] = [const { AtomicU64::new(0) }; TIERS.len()];
 
 /// Pixels per tile of any tier, plus one.
 const MAX_PX: usize = 17;
@@ -261,6 +269,13 @@ pub fn next_tile_asm_chunks() -> bool {
 /// the chunks ran.
 pub fn image_chunk_calls(tier: Tier) -> u64 {
     IMAGE_CHUNK_CALLS[tier as usize].load(Ordering::Relaxed)
+}
+
+/// How many image convolutions (`conv2d_image`) of `tier` have been computed from
+/// the image's interleaved rows without staging its windows (the AVX2 tier's 3x3
+/// stride-2 windows of 3 channels) in this process: lets tests assert that they ran.
+pub fn image_row_calls(tier: Tier) -> u64 {
+    IMAGE_ROW_CALLS[tier as usize].load(Ordering::Relaxed)
 }
 
 /// How many convolution tasks of `tier` have run at least one tile of `ob` output

@@ -75,3 +75,28 @@ impl Stage<'_> {
         }
     }
 }
+
+/// One output row of a 3x3 stride-2 convolution of a 3-channel image with no
+/// padding, for one output block, computed straight from the image's interleaved
+/// rows (`[x][c]`, see `conv::image`) in tiles of [`IMAGE_ROW_TILE`] pixels: output
+/// pixel `x`'s window row `ky` is the 9 values from `rows[ky] + 6 * x`, which are
+/// lanes `9 * ky..9 * ky + 9` of the folded window, in order. The sums are those of
+/// the staged path (one chunk of 27 lanes, then the bias, then the clamp).
+pub(crate) struct ImageRow {
+    /// The three input rows the output row reads, interleaved, each from the first
+    /// tile's first pixel.
+    pub(crate) rows: [*const f32; 3],
+    /// The output block's folded weights: lane `l`'s 16 outputs at `16 * l`.
+    pub(crate) weights: *const f32,
+    /// The output block's 16 biases.
+    pub(crate) bias: *const f32,
+    /// The first tile's first output pixel (NCHW16c: pixels 16 floats apart).
+    pub(crate) output: *mut f32,
+    /// Tiles along the row.
+    pub(crate) tiles: usize,
+    /// Whether the sums are clamped at zero.
+    pub(crate) relu: bool,
+}
+
+/// Output pixels per tile of an [`ImageRow`].
+pub(crate) const IMAGE_ROW_TILE: usize = 6;

@@ -22,8 +22,9 @@ use incept_kernels::dispatch::TIERS;
 use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_weights, pack_conv_weights_image};
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
-    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, long_row_calls,
-    next_tile_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls, window_asm_chunks,
+    Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, image_row_calls,
+    long_row_calls, next_tile_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls,
+    window_asm_chunks,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -459,6 +460,19 @@ fn images_of_few_channels_match_the_reference() {
                 let case = Case { ci: 3, co, h: 45, w: 38, geom, residual, act: Activation::Relu };
                 check(&kernels, case, &mut rng, par);
             }
+        }
+        // The 3x3 stride-2 window of 3 channels without a residual, which the AVX2
+        // tier computes from the image's interleaved rows (asserted): rows of whole
+        // tiles (18 pixels) and not (19), in one band and spread over three threads.
+        let before = image_row_calls(tier);
+        for (w, par) in [(38, &Sequential as &dyn ParallelFor), (39, &ThreeThreads), (40, &Sequential)] {
+            let case = Case { ci: 3, co: 40, h: 13, w, geom: stems[1].1, residual: false, act: Activation::Relu };
+            check(&kernels, case, &mut rng, par);
+        }
+        let case = Case { ci: 3, co: 16, h: 9, w: 15, geom: stems[1].1, residual: false, act: Activation::None };
+        check(&kernels, case, &mut rng, &Sequential);
+        if tier == Tier::Avx2 {
+            assert!(image_row_calls(tier) > before, "{tier:?}: no image convolution from interleaved rows");
         }
         // Output rows wider than one chunk of staged pixels.
         let before = image_chunk_calls(tier);

@@ -13,14 +13,15 @@
 
 use super::op::{Conv2d, PackedConv, check};
 use super::tiles::{LayerTiles, TASKS_PER_THREAD, Tile};
-use crate::bands::{BandsMut, MAX_BANDS};
+use crate::bands::{Bands, BandsMut, MAX_BANDS};
 use crate::dispatch::Kernels;
+use crate::geometry::Activation;
 use crate::geometry::{ConvGeometry, Padding};
-use crate::image_stage::{COPY, Stage};
+use crate::image_stage::{COPY, IMAGE_ROW_TILE, ImageRow, Stage};
 use crate::layout::{BLOCK, Dims, Layout};
 use crate::microkernel::{TileShapes, choose_tile};
 use crate::pack::{image_folded_shape, image_packed_len};
-use crate::parallel::{ParallelFor, WorkerSlots};
+use crate::parallel::{ParallelFor, SharedMut, WorkerSlots};
 
 /// Bytes of staged pixels [`conv2d_image`] runs the tiles on at a time, at most:
 /// staged and read again while still in L2 (96 KiB was a little faster than 24
@@ -99,6 +100,11 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
     let slots = WorkerSlots::new(scratch, par, staging.slot_len(), "conv2d_image");
     kernels.record_call();
 
+    if let Some(rows_fn) = image_rows(kernels, op, width) {
+        kernels.record_image_rows();
+        return from_rows(op, rows_fn, out, &slots, staging, par);
+    }
+
     let folded_op = Conv2d {
         weights: PackedConv { shape: image_folded_shape(s), ..w },
         geom: ConvGeometry { kh: 1, kw: 1, stride_h: 1, stride_w: 1, pad: Padding::default() },
@@ -166,24 +172,7 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
                 // Interleave the input rows the window reads that are not yet.
                 let (lo, hi) = (first.max(0) as usize, ((first + geom.kh as isize).max(0) as usize).min(d.h));
                 for y in lo.max(next_y)..hi {
-                    let (src, yb) = input.row(y);
-                    let plane = src.dims.h * d.w;
-                    let row = &mut hwc[y % geom.kh * hwc_len..][..hwc_len];
-                    let pixels = &mut row[geom.pad.left * d.c..][..d.w * d.c];
-                    let ch = |c: usize| &src.data[c * plane + yb * d.w..][..d.w];
-                    match d.c {
-                        1 => interleave(pixels, [ch(0)]),
-                        2 => interleave(pixels, [ch(0), ch(1)]),
-                        3 => interleave(pixels, [ch(0), ch(1), ch(2)]),
-                        4 => interleave(pixels, [ch(0), ch(1), ch(2), ch(3)]),
-                        _ => {
-                            for c in 0..d.c {
-                                for (px, &v) in pixels.chunks_exact_mut(d.c).zip(ch(c)) {
-                                    px[c] = v;
-                                }
-                            }
-                        }
-                    }
+                    interleave_row(&input, y, &mut hwc[y % geom.kh * hwc_len..][..hwc_len], geom.pad.left);
                 }
                 next_y = next_y.max(hi);
                 // Output column x's window row ky is the interleaved row from
@@ -230,6 +219,118 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
             p0 = p1;
         }
         kernels.record_tiles(shapes);
+    });
+}
+
+/// Writes input row `y` of the NCHW image `input` interleaved (`[x][c]`) into
+/// `row`, from pixel `left` on (the left padding, zero already).
+fn interleave_row(input: &Bands, y: usize, row: &mut [f32], left: usize) {
+    let d = input.dims;
+    let (src, yb) = input.row(y);
+    let plane = src.dims.h * d.w;
+    let pixels = &mut row[left * d.c..][..d.w * d.c];
+    let ch = |c: usize| &src.data[c * plane + yb * d.w..][..d.w];
+    match d.c {
+        1 => interleave(pixels, [ch(0)]),
+        2 => interleave(pixels, [ch(0), ch(1)]),
+        3 => interleave(pixels, [ch(0), ch(1), ch(2)]),
+        4 => interleave(pixels, [ch(0), ch(1), ch(2), ch(3)]),
+        _ => {
+            for c in 0..d.c {
+                for (px, &v) in pixels.chunks_exact_mut(d.c).zip(ch(c)) {
+                    px[c] = v;
+                }
+            }
+        }
+    }
+}
+
+/// The tier's rows of a 3x3 stride-2 window of 3 channels straight from the
+/// interleaved image ([`ImageRow`]), if `op` is one, without padding or residual,
+/// and at least a tile wide (`width` output pixels a row).
+fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<unsafe fn(&ImageRow)> {
+    let (f, g) = (kernels.ops.image_3x3s2_c3?, &op.geom);
+    let window = (g.kh, g.kw, g.stride_h, g.stride_w) == (3, 3, 2, 2) && g.pad == Padding::default();
+    (window && op.input.dims.c == 3 && op.residual.is_none() && width >= IMAGE_ROW_TILE).then_some(f)
+}
+
+/// [`conv2d_image`] by the tier's [`ImageRow`]s: each task interleaves the input
+/// rows its output rows read into its slot (a ring of 3), then runs each output
+/// row's tiles per output block, the last tile of a row overlapping the one before
+/// it when the row is not whole tiles (its pixels computed twice, the same bits).
+fn from_rows(
+    op: &Conv2d,
+    rows_fn: unsafe fn(&ImageRow),
+    out: &mut BandsMut,
+    slots: &WorkerSlots,
+    staging: Staging,
+    par: &dyn ParallelFor,
+) {
+    let (input, w, geom) = (&op.input, &op.weights, &op.geom);
+    let Staging { width, hwc_len, .. } = staging;
+    let (split, co_blocks) = (out.split, w.shape.co_blocks());
+    let w_block = image_folded_shape(w.shape).ci_blocks() * BLOCK * BLOCK;
+    assert!(w.weights.len() >= co_blocks * w_block && w.bias.len() >= co_blocks * BLOCK, "conv2d_image: weights");
+    assert!(input.dims.w * input.dims.c >= 6 * width + 3, "conv2d_image: input narrower than the output");
+    let bands: [(SharedMut, usize); MAX_BANDS] = std::array::from_fn(|t| {
+        if t < split.bands() {
+            let band = out.band(t);
+            (SharedMut(band.data.as_mut_ptr()), band.data.len())
+        } else {
+            (SharedMut(std::ptr::null_mut()), 0)
+        }
+    });
+    let band_rows = |t: usize| split.rows(t).len();
+    let tasks =
+        if split.bands() > 1 { split.bands() } else { (TASKS_PER_THREAD * par.threads()).min(band_rows(0)).max(1) };
+    let tail = width % IMAGE_ROW_TILE != 0;
+    par.run(tasks, &|task| {
+        // SAFETY: taken once, inside this task.
+        let slot = unsafe { slots.mine(par) };
+        let hwc = &mut slot[staging.staged_len()..][..geom.kh * hwc_len];
+        let (band, rows) = if split.bands() > 1 {
+            (task, 0..band_rows(task))
+        } else {
+            (0, task * band_rows(0) / tasks..(task + 1) * band_rows(0) / tasks)
+        };
+        let (band_start, (output, out_len)) = (split.rows(band).start, bands[band]);
+        let out_block = band_rows(band) * width * BLOCK;
+        // Input rows below this one are interleaved already (in slot y % 3).
+        let mut next_y = 0;
+        for r in rows {
+            let first = (band_start + r) * 2;
+            for y in first.max(next_y)..first + 3 {
+                interleave_row(input, y, &mut hwc[y % 3 * hwc_len..][..hwc_len], 0);
+            }
+            next_y = first + 3;
+            let row = |ky: usize| hwc[(first + ky) % 3 * hwc_len..].as_ptr();
+            // The row's whole tiles from pixel 0, then the last 6 pixels if the
+            // tiles leave some.
+            let runs = [(0, width / IMAGE_ROW_TILE), (width - IMAGE_ROW_TILE, usize::from(tail))];
+            for ob in 0..co_blocks {
+                for (x0, tiles) in runs.into_iter().filter(|&(_, n)| n > 0) {
+                    let at = ob * out_block + (r * width + x0) * BLOCK;
+                    assert!(at + tiles * IMAGE_ROW_TILE * BLOCK <= out_len, "conv2d_image: tile outside the output");
+                    let args = ImageRow {
+                        // Output pixel x0's window starts at input column 2 x0.
+                        rows: [0, 1, 2].map(|ky| row(ky).wrapping_add(6 * x0)),
+                        weights: w.weights[ob * w_block..].as_ptr(),
+                        bias: w.bias[ob * BLOCK..].as_ptr(),
+                        // SAFETY: `at` is inside the band (asserted just above).
+                        output: unsafe { output.get().add(at) },
+                        tiles,
+                        relu: op.act == Activation::Relu,
+                    };
+                    // SAFETY: `kernels` proves the CPU runs the tier; the tiles read
+                    // the rows' values up to 6 (x0 + 6 tiles) + 3 <= 6 width + 3 <=
+                    // the interleaved row (asserted above), 27 x 16 weights and 16
+                    // biases of block ob (asserted), and write pixels x0.. of row r
+                    // of block ob, inside the band (asserted), which no other task
+                    // writes (rows are split).
+                    unsafe { rows_fn(&args) };
+                }
+            }
+        }
     });
 }
 

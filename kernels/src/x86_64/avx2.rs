@@ -20,6 +20,8 @@ use crate::ops::{TierOps, shared_bodies};
 mod asm;
 // The asm blocks' trait and its implementations per pixel count.
 mod asm_tile;
+// The 3-channel image's 3x3 stride-2 rows.
+mod image;
 
 use asm_tile::{AsmTile, RunParams};
 
@@ -33,6 +35,7 @@ pub(crate) const OPS: TierOps = TierOps {
     winograd_input,
     winograd_output,
     image_stage,
+    image_3x3s2_c3: Some(image::image3x3s2_c3_16oc_x6px_avx2),
     peak: fma_loop,
     peak_flops: PEAK_FLOPS,
 };
