@@ -77,15 +77,16 @@ impl Stage<'_> {
 }
 
 /// One output row of a 3x3 stride-2 convolution of a 3-channel image with no
-/// padding, for one output block, computed straight from the image's interleaved
-/// rows (`[x][c]`, see `conv::image`) in tiles of [`IMAGE_ROW_TILE`] pixels: output
-/// pixel `x`'s window row `ky` is the 9 values from `rows[ky] + 6 * x`, which are
-/// lanes `9 * ky..9 * ky + 9` of the folded window, in order. The sums are those of
-/// the staged path (one chunk of 27 lanes, then the bias, then the clamp).
+/// padding, for one output block, computed straight from the image's channel planes
+/// (NCHW) in tiles of [`IMAGE_ROW_TILE`] pixels: output pixel `x` reads window row
+/// `ky`, column `kx` of channel `c` at `planes[c] + ky * row + 2 * x + kx`, which is
+/// lane `(ky * 3 + kx) * 3 + c` of the folded window (`conv::image`). The sums are
+/// those of the staged path (one chunk of 27 lanes, then the bias, then the clamp).
 pub(crate) struct ImageRow {
-    /// The three input rows the output row reads, interleaved, each from the first
-    /// tile's first pixel.
-    pub(crate) rows: [*const f32; 3],
+    /// Each channel's first window row, from the first tile's first pixel's window.
+    pub(crate) planes: [*const f32; 3],
+    /// Floats from a window row to the next in each plane.
+    pub(crate) row: usize,
     /// The output block's folded weights: lane `l`'s 16 outputs at `16 * l`.
     pub(crate) weights: *const f32,
     /// The output block's 16 biases.

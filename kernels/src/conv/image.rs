@@ -254,10 +254,11 @@ fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<unsafe fn(
     (window && op.input.dims.c == 3 && op.residual.is_none() && width >= IMAGE_ROW_TILE).then_some(f)
 }
 
-/// [`conv2d_image`] by the tier's [`ImageRow`]s: each task interleaves the input
-/// rows its output rows read into its slot (a ring of 3), then runs each output
-/// row's tiles per output block, the last tile of a row overlapping the one before
-/// it when the row is not whole tiles (its pixels computed twice, the same bits).
+/// [`conv2d_image`] by the tier's [`ImageRow`]s: each task runs its output rows'
+/// tiles per output block, reading the image's planes where the row's three input
+/// rows are in one band (else from a copy of them in its slot), the last tile of a
+/// row overlapping the one before it when the row is not whole tiles (its pixels
+/// computed twice, the same bits).
 fn from_rows(
     op: &Conv2d,
     rows_fn: unsafe fn(&ImageRow),
@@ -266,12 +267,13 @@ fn from_rows(
     staging: Staging,
     par: &dyn ParallelFor,
 ) {
-    let (input, w, geom) = (&op.input, &op.weights, &op.geom);
-    let Staging { width, hwc_len, .. } = staging;
+    let (input, w) = (&op.input, &op.weights);
+    let (d, width) = (input.dims, staging.width);
     let (split, co_blocks) = (out.split, w.shape.co_blocks());
     let w_block = image_folded_shape(w.shape).ci_blocks() * BLOCK * BLOCK;
     assert!(w.weights.len() >= co_blocks * w_block && w.bias.len() >= co_blocks * BLOCK, "conv2d_image: weights");
-    assert!(input.dims.w * input.dims.c >= 6 * width + 3, "conv2d_image: input narrower than the output");
+    assert!(d.w > 2 * width && d.h > 2 * (out.dims.h - 1) + 2, "conv2d_image: input smaller than the window");
+    assert!(staging.slot_len() >= 9 * d.w, "conv2d_image: slot smaller than 3 rows of 3 channels");
     let bands: [(SharedMut, usize); MAX_BANDS] = std::array::from_fn(|t| {
         if t < split.bands() {
             let band = out.band(t);
@@ -284,10 +286,10 @@ fn from_rows(
     let tasks =
         if split.bands() > 1 { split.bands() } else { (TASKS_PER_THREAD * par.threads()).min(band_rows(0)).max(1) };
     let tail = width % IMAGE_ROW_TILE != 0;
+    let relu = op.act == Activation::Relu;
     par.run(tasks, &|task| {
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };
-        let hwc = &mut slot[staging.staged_len()..][..geom.kh * hwc_len];
         let (band, rows) = if split.bands() > 1 {
             (task, 0..band_rows(task))
         } else {
@@ -295,16 +297,24 @@ fn from_rows(
         };
         let (band_start, (output, out_len)) = (split.rows(band).start, bands[band]);
         let out_block = band_rows(band) * width * BLOCK;
-        // Input rows below this one are interleaved already (in slot y % 3).
-        let mut next_y = 0;
         for r in rows {
             let first = (band_start + r) * 2;
-            for y in first.max(next_y)..first + 3 {
-                interleave_row(input, y, &mut hwc[y % 3 * hwc_len..][..hwc_len], 0);
-            }
-            next_y = first + 3;
-            let row = |ky: usize| hwc[(first + ky) % 3 * hwc_len..].as_ptr();
-            // The row's whole tiles from pixel 0, then the last 6 pixels if the
+            // The three input rows' planes, `d.w` floats from row to row: in the
+            // image where one band holds them, else copied into the slot.
+            let (src, yb) = input.row(first);
+            let planes: [*const f32; 3] = if yb + 3 <= src.dims.h {
+                std::array::from_fn(|c| src.data[(c * src.dims.h + yb) * d.w..][..3 * d.w].as_ptr())
+            } else {
+                for ky in 0..3 {
+                    let (src, yb) = input.row(first + ky);
+                    for c in 0..3 {
+                        let from = &src.data[(c * src.dims.h + yb) * d.w..][..d.w];
+                        slot[(c * 3 + ky) * d.w..][..d.w].copy_from_slice(from);
+                    }
+                }
+                std::array::from_fn(|c| slot[c * 3 * d.w..].as_ptr())
+            };
+            // The row's whole tiles from pixel 0, then its last 6 pixels if the
             // tiles leave some.
             let runs = [(0, width / IMAGE_ROW_TILE), (width - IMAGE_ROW_TILE, usize::from(tail))];
             for ob in 0..co_blocks {
@@ -313,20 +323,21 @@ fn from_rows(
                     assert!(at + tiles * IMAGE_ROW_TILE * BLOCK <= out_len, "conv2d_image: tile outside the output");
                     let args = ImageRow {
                         // Output pixel x0's window starts at input column 2 x0.
-                        rows: [0, 1, 2].map(|ky| row(ky).wrapping_add(6 * x0)),
+                        planes: planes.map(|p| p.wrapping_add(2 * x0)),
+                        row: d.w,
                         weights: w.weights[ob * w_block..].as_ptr(),
                         bias: w.bias[ob * BLOCK..].as_ptr(),
                         // SAFETY: `at` is inside the band (asserted just above).
                         output: unsafe { output.get().add(at) },
                         tiles,
-                        relu: op.act == Activation::Relu,
+                        relu,
                     };
-                    // SAFETY: `kernels` proves the CPU runs the tier; the tiles read
-                    // the rows' values up to 6 (x0 + 6 tiles) + 3 <= 6 width + 3 <=
-                    // the interleaved row (asserted above), 27 x 16 weights and 16
-                    // biases of block ob (asserted), and write pixels x0.. of row r
-                    // of block ob, inside the band (asserted), which no other task
-                    // writes (rows are split).
+                    // SAFETY: `kernels` proved the CPU runs the tier; the tiles read
+                    // columns up to 2 (x0 + 6 tiles - 1) + 2 <= 2 width < d.w of the
+                    // three rows of each plane (in one band, or the slot's copy), 27 x
+                    // 16 weights and 16 biases of block ob (asserted), and write pixels
+                    // x0.. of row r of block ob, inside the band (asserted), which no
+                    // other task writes (rows are split).
                     unsafe { rows_fn(&args) };
                 }
             }

@@ -1,17 +1,233 @@
 //! The AVX2 tier's rows of a 3x3 stride-2 convolution of a 3-channel image, read
-//! straight from the image's interleaved rows (see [`ImageRow`]).
+//! straight from the image's channel planes (see [`ImageRow`]).
 
 use crate::image_stage::ImageRow;
 
-/// The 9 lanes of window row `ky` (lanes `9 * ky..9 * ky + 9` of the folded window)
-/// of a 1 x 6 tile from the interleaved input row at `{x}`: a pixel's window row
-/// is 9 consecutive values (3 columns of 3 channels), the next pixel's 6 values
-/// (2 columns) on, so `{xp}` is 24 bytes and `{x3}` 72.
+/// The 27 lanes of a 1 x 6 tile, in the folded window's order (window row, column,
+/// channel): each lane's weight row into ymm12..13, then each pixel's input value
+/// (channel `c`'s plane at `{pc}`, window row `ky` `{rb}` bytes apart, column
+/// `kx`, pixels 2 columns apart) broadcast into ymm14 or ymm15 by turns and its two
+/// FMAs into accumulators ymm(2 * pixel + half).
 #[rustfmt::skip]
-macro_rules! window_row {
-    (0) => { concat!(lane_1xn!(6, 0, 32, 0), lane_1xn!(6, 64, 96, 4), lane_1xn!(6, 128, 160, 8), lane_1xn!(6, 192, 224, 12), lane_1xn!(6, 256, 288, 16), lane_1xn!(6, 320, 352, 20), lane_1xn!(6, 384, 416, 24), lane_1xn!(6, 448, 480, 28), lane_1xn!(6, 512, 544, 32)) };
-    (1) => { concat!(lane_1xn!(6, 576, 608, 0), lane_1xn!(6, 640, 672, 4), lane_1xn!(6, 704, 736, 8), lane_1xn!(6, 768, 800, 12), lane_1xn!(6, 832, 864, 16), lane_1xn!(6, 896, 928, 20), lane_1xn!(6, 960, 992, 24), lane_1xn!(6, 1024, 1056, 28), lane_1xn!(6, 1088, 1120, 32)) };
-    (2) => { concat!(lane_1xn!(6, 1152, 1184, 0), lane_1xn!(6, 1216, 1248, 4), lane_1xn!(6, 1280, 1312, 8), lane_1xn!(6, 1344, 1376, 12), lane_1xn!(6, 1408, 1440, 16), lane_1xn!(6, 1472, 1504, 20), lane_1xn!(6, 1536, 1568, 24), lane_1xn!(6, 1600, 1632, 28), lane_1xn!(6, 1664, 1696, 32)) };
+macro_rules! window_lanes {
+    () => { concat!(
+        // lane 0: window row 0, column 0, channel 0
+        "vmovups ymm12, [{w} + 0]\n", "vmovups ymm13, [{w} + 32]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 1: window row 0, column 0, channel 1
+        "vmovups ymm12, [{w} + 64]\n", "vmovups ymm13, [{w} + 96]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 2: window row 0, column 0, channel 2
+        "vmovups ymm12, [{w} + 128]\n", "vmovups ymm13, [{w} + 160]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 3: window row 0, column 1, channel 0
+        "vmovups ymm12, [{w} + 192]\n", "vmovups ymm13, [{w} + 224]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 4: window row 0, column 1, channel 1
+        "vmovups ymm12, [{w} + 256]\n", "vmovups ymm13, [{w} + 288]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 5: window row 0, column 1, channel 2
+        "vmovups ymm12, [{w} + 320]\n", "vmovups ymm13, [{w} + 352]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 6: window row 0, column 2, channel 0
+        "vmovups ymm12, [{w} + 384]\n", "vmovups ymm13, [{w} + 416]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 7: window row 0, column 2, channel 1
+        "vmovups ymm12, [{w} + 448]\n", "vmovups ymm13, [{w} + 480]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 8: window row 0, column 2, channel 2
+        "vmovups ymm12, [{w} + 512]\n", "vmovups ymm13, [{w} + 544]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 9: window row 1, column 0, channel 0
+        "vmovups ymm12, [{w} + 576]\n", "vmovups ymm13, [{w} + 608]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 10: window row 1, column 0, channel 1
+        "vmovups ymm12, [{w} + 640]\n", "vmovups ymm13, [{w} + 672]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 11: window row 1, column 0, channel 2
+        "vmovups ymm12, [{w} + 704]\n", "vmovups ymm13, [{w} + 736]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 12: window row 1, column 1, channel 0
+        "vmovups ymm12, [{w} + 768]\n", "vmovups ymm13, [{w} + 800]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 13: window row 1, column 1, channel 1
+        "vmovups ymm12, [{w} + 832]\n", "vmovups ymm13, [{w} + 864]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 14: window row 1, column 1, channel 2
+        "vmovups ymm12, [{w} + 896]\n", "vmovups ymm13, [{w} + 928]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 15: window row 1, column 2, channel 0
+        "vmovups ymm12, [{w} + 960]\n", "vmovups ymm13, [{w} + 992]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb} + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb} + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 16: window row 1, column 2, channel 1
+        "vmovups ymm12, [{w} + 1024]\n", "vmovups ymm13, [{w} + 1056]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb} + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb} + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 17: window row 1, column 2, channel 2
+        "vmovups ymm12, [{w} + 1088]\n", "vmovups ymm13, [{w} + 1120]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb} + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb} + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 18: window row 2, column 0, channel 0
+        "vmovups ymm12, [{w} + 1152]\n", "vmovups ymm13, [{w} + 1184]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 19: window row 2, column 0, channel 1
+        "vmovups ymm12, [{w} + 1216]\n", "vmovups ymm13, [{w} + 1248]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 20: window row 2, column 0, channel 2
+        "vmovups ymm12, [{w} + 1280]\n", "vmovups ymm13, [{w} + 1312]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 0]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 8]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 16]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 24]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 32]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 40]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 21: window row 2, column 1, channel 0
+        "vmovups ymm12, [{w} + 1344]\n", "vmovups ymm13, [{w} + 1376]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 22: window row 2, column 1, channel 1
+        "vmovups ymm12, [{w} + 1408]\n", "vmovups ymm13, [{w} + 1440]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 23: window row 2, column 1, channel 2
+        "vmovups ymm12, [{w} + 1472]\n", "vmovups ymm13, [{w} + 1504]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 4]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 12]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 20]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 28]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 36]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 44]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 24: window row 2, column 2, channel 0
+        "vmovups ymm12, [{w} + 1536]\n", "vmovups ymm13, [{w} + 1568]\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p0} + {rb}*2 + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p0} + {rb}*2 + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 25: window row 2, column 2, channel 1
+        "vmovups ymm12, [{w} + 1600]\n", "vmovups ymm13, [{w} + 1632]\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p1} + {rb}*2 + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p1} + {rb}*2 + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+        // lane 26: window row 2, column 2, channel 2
+        "vmovups ymm12, [{w} + 1664]\n", "vmovups ymm13, [{w} + 1696]\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 8]\n", "vfmadd231ps ymm0, ymm12, ymm14\n", "vfmadd231ps ymm1, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 16]\n", "vfmadd231ps ymm2, ymm12, ymm15\n", "vfmadd231ps ymm3, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 24]\n", "vfmadd231ps ymm4, ymm12, ymm14\n", "vfmadd231ps ymm5, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 32]\n", "vfmadd231ps ymm6, ymm12, ymm15\n", "vfmadd231ps ymm7, ymm13, ymm15\n",
+        "vbroadcastss ymm14, dword ptr [{p2} + {rb}*2 + 40]\n", "vfmadd231ps ymm8, ymm12, ymm14\n", "vfmadd231ps ymm9, ymm13, ymm14\n",
+        "vbroadcastss ymm15, dword ptr [{p2} + {rb}*2 + 48]\n", "vfmadd231ps ymm10, ymm12, ymm15\n", "vfmadd231ps ymm11, ymm13, ymm15\n",
+    ) };
 }
 
 /// [`ImageRow`] in tiles of 1 output block x 6 pixels, each tile's 27 lanes in one
@@ -19,31 +235,24 @@ macro_rules! window_row {
 /// same bits), all the row's tiles in one asm block.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `r.rows[ky]` hold `36 * r.tiles + 3` values (each
-/// tile reads 39 from `36 * tile`), the weights 27 x 16 and the bias 16, and the
-/// output `96 * r.tiles` writable values.
+/// The CPU has AVX2 and FMA; each of `r.planes` holds 3 rows `r.row` floats apart
+/// of at least `12 * r.tiles + 1` values (tile t reads values `12 t..12 t + 13`
+/// of each), the weights 27 x 16 values and the bias 16, and the output holds
+/// `96 * r.tiles` writable values.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn image3x3s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     if r.tiles == 0 {
         return;
     }
-    let [r0, r1, r2] = r.rows;
-    // SAFETY: every read is inside the rows, weights and bias the caller vouches
-    // for (tile t reads row bytes 144 t .. 144 t + 156, weights bytes < 1728, the
-    // bias 64 bytes), every write inside the 384 bytes of output of its tile.
+    let [p0, p1, p2] = r.planes;
+    // SAFETY: every read is inside the planes' rows, weights and bias the caller
+    // vouches for (tile t reads bytes 48 t..48 t + 52 of each row, weights bytes
+    // < 1728, the bias 64 bytes), every write inside its tile's 384 bytes of output.
     unsafe {
         std::arch::asm!(
             "3:",
             each_px_1xn!(6, zero_px),
-            "mov {x}, {r0}",
-            "lea {x3}, [{r0} + 72]",
-            window_row!(0),
-            "mov {x}, {r1}",
-            "lea {x3}, [{r1} + 72]",
-            window_row!(1),
-            "mov {x}, {r2}",
-            "lea {x3}, [{r2} + 72]",
-            window_row!(2),
+            window_lanes!(),
             each_px_1xn!(6, add_b_px),
             "test {relu}, {relu}",
             "jz 6f",
@@ -51,19 +260,17 @@ pub(super) unsafe fn image3x3s2_c3_16oc_x6px_avx2(r: &ImageRow) {
             each_px_1xn!(6, relu_px),
             "6:",
             each_px_1xn!(6, store_px),
-            "add {r0}, 144",
-            "add {r1}, 144",
-            "add {r2}, 144",
+            "add {p0}, 48",
+            "add {p1}, 48",
+            "add {p2}, 48",
             "add {o}, 384",
             "dec {n}",
             "jnz 3b",
             w = in(reg) r.weights,
-            x = out(reg) _,
-            x3 = out(reg) _,
-            xp = in(reg) 24usize,
-            r0 = inout(reg) r0 => _,
-            r1 = inout(reg) r1 => _,
-            r2 = inout(reg) r2 => _,
+            p0 = inout(reg) p0 => _,
+            p1 = inout(reg) p1 => _,
+            p2 = inout(reg) p2 => _,
+            rb = in(reg) r.row * 4,
             o = inout(reg) r.output => _,
             b = in(reg) r.bias,
             n = inout(reg) r.tiles => _,
