@@ -76,12 +76,13 @@ impl Stage<'_> {
     }
 }
 
-/// One output row of a 3x3 stride-2 convolution of a 3-channel image with no
-/// padding, for one output block, computed straight from the image's channel planes
-/// (NCHW) in tiles of [`IMAGE_ROW_TILE`] pixels: output pixel `x` reads window row
-/// `ky`, column `kx` of channel `c` at `planes[c] + ky * row + 2 * x + kx`, which is
-/// lane `(ky * 3 + kx) * 3 + c` of the folded window (`conv::image`). The sums are
-/// those of the staged path (one chunk of 27 lanes, then the bias, then the clamp).
+/// One output row of a `k x k` stride-2 convolution of a 3-channel image (a tier
+/// lists the `k` it has), for one output block, computed straight from the image's channel planes
+/// (NCHW, or a padded copy of some rows) in tiles of [`IMAGE_ROW_TILE`] pixels:
+/// output pixel `x` reads window row `ky`, column `kx` of channel `c` at
+/// `planes[c] + ky * row + 2 * x + kx`, which is lane `(ky * k + kx) * 3 + c` of
+/// the folded window (`conv::image`). The sums are those of the staged path (its
+/// chunks of 48 lanes, the bias, the clamp).
 pub(crate) struct ImageRow {
     /// Each channel's first window row, from the first tile's first pixel's window.
     pub(crate) planes: [*const f32; 3],

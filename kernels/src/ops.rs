@@ -40,10 +40,10 @@ pub(crate) struct TierOps {
     /// Copies an image convolution's window rows into its staged pixels (see
     /// `crate::image_stage`).
     pub(crate) image_stage: unsafe fn(&crate::image_stage::Stage, &mut [f32]),
-    /// Rows of a 3x3 stride-2 convolution of a 3-channel image straight from its
-    /// interleaved rows, without staging (see `crate::image_stage::ImageRow`);
-    /// `None` where the tier stages those windows as any other image's.
-    pub(crate) image_3x3s2_c3: Option<unsafe fn(&crate::image_stage::ImageRow)>,
+    /// Rows of a `k x k` stride-2 convolution of a 3-channel image straight from
+    /// its planes, without staging (see `crate::image_stage::ImageRow`), by `k`;
+    /// the windows not listed are staged as any other image's.
+    pub(crate) image_rows: &'static [(usize, unsafe fn(&crate::image_stage::ImageRow))],
     /// FMA throughput loop (see [`crate::peak`]): runs `iters` iterations.
     pub(crate) peak: unsafe fn(u64) -> f32,
     /// FLOPs of one iteration of `peak`.

@@ -18,7 +18,7 @@ pub(crate) const OPS: TierOps = TierOps {
     winograd_input,
     winograd_output,
     image_stage,
-    image_3x3s2_c3: None,
+    image_rows: &[],
     peak: fma_loop,
     peak_flops: PEAK_FLOPS,
 };

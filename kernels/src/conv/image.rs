@@ -245,20 +245,22 @@ fn interleave_row(input: &Bands, y: usize, row: &mut [f32], left: usize) {
     }
 }
 
-/// The tier's rows of a 3x3 stride-2 window of 3 channels straight from the
-/// interleaved image ([`ImageRow`]), if `op` is one, without padding or residual,
-/// and at least a tile wide (`width` output pixels a row).
+/// The tier's rows of a `k x k` stride-2 window of 3 channels straight from the
+/// image's planes ([`ImageRow`]), if `op` is one the tier has, without residual and
+/// at least a tile wide (`width` output pixels a row).
 fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<unsafe fn(&ImageRow)> {
-    let (f, g) = (kernels.ops.image_3x3s2_c3?, &op.geom);
-    let window = (g.kh, g.kw, g.stride_h, g.stride_w) == (3, 3, 2, 2) && g.pad == Padding::default();
-    (window && op.input.dims.c == 3 && op.residual.is_none() && width >= IMAGE_ROW_TILE).then_some(f)
+    let g = &op.geom;
+    let (_, f) = kernels.ops.image_rows.iter().find(|&&(k, _)| (g.kh, g.kw) == (k, k))?;
+    let fits = (g.stride_h, g.stride_w) == (2, 2) && op.input.dims.c == 3 && op.residual.is_none();
+    (fits && width >= IMAGE_ROW_TILE).then_some(*f)
 }
 
 /// [`conv2d_image`] by the tier's [`ImageRow`]s: each task runs its output rows'
-/// tiles per output block, reading the image's planes where the row's three input
-/// rows are in one band (else from a copy of them in its slot), the last tile of a
-/// row overlapping the one before it when the row is not whole tiles (its pixels
-/// computed twice, the same bits).
+/// tiles per output block, reading the image's planes where a row's window rows
+/// are in one band and need no padding, else from a copy in its slot of the window
+/// rows of several output rows, padded with zeros; the last tile of a row overlaps
+/// the one before it when the row is not whole tiles (its pixels computed twice,
+/// the same bits).
 fn from_rows(
     op: &Conv2d,
     rows_fn: unsafe fn(&ImageRow),
@@ -267,13 +269,17 @@ fn from_rows(
     staging: Staging,
     par: &dyn ParallelFor,
 ) {
-    let (input, w) = (&op.input, &op.weights);
-    let (d, width) = (input.dims, staging.width);
+    let (input, w, g) = (&op.input, &op.weights, &op.geom);
+    let (d, width, kh) = (input.dims, staging.width, g.kh);
     let (split, co_blocks) = (out.split, w.shape.co_blocks());
     let w_block = image_folded_shape(w.shape).ci_blocks() * BLOCK * BLOCK;
     assert!(w.weights.len() >= co_blocks * w_block && w.bias.len() >= co_blocks * BLOCK, "conv2d_image: weights");
-    assert!(d.w > 2 * width && d.h > 2 * (out.dims.h - 1) + 2, "conv2d_image: input smaller than the window");
-    assert!(staging.slot_len() >= 9 * d.w, "conv2d_image: slot smaller than 3 rows of 3 channels");
+    // The padded rows' width; output pixel x reads its columns 2 x..2 x + kh.
+    let pw = g.pad.left + d.w + g.pad.right;
+    assert!(pw >= 2 * (width - 1) + kh, "conv2d_image: input narrower than the window");
+    // Output rows whose window rows a copy holds: 2 (n - 1) + kh rows of 3 planes.
+    let per_copy = (staging.slot_len() / (3 * pw)).saturating_sub(kh) / 2 + 1;
+    assert!(staging.slot_len() >= 3 * pw * kh, "conv2d_image: slot smaller than a window's rows");
     let bands: [(SharedMut, usize); MAX_BANDS] = std::array::from_fn(|t| {
         if t < split.bands() {
             let band = out.band(t);
@@ -287,6 +293,7 @@ fn from_rows(
         if split.bands() > 1 { split.bands() } else { (TASKS_PER_THREAD * par.threads()).min(band_rows(0)).max(1) };
     let tail = width % IMAGE_ROW_TILE != 0;
     let relu = op.act == Activation::Relu;
+    let padded = g.pad != Padding::default();
     par.run(tasks, &|task| {
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };
@@ -297,22 +304,35 @@ fn from_rows(
         };
         let (band_start, (output, out_len)) = (split.rows(band).start, bands[band]);
         let out_block = band_rows(band) * width * BLOCK;
-        for r in rows {
-            let first = (band_start + r) * 2;
-            // The three input rows' planes, `d.w` floats from row to row: in the
-            // image where one band holds them, else copied into the slot.
-            let (src, yb) = input.row(first);
-            let planes: [*const f32; 3] = if yb + 3 <= src.dims.h {
-                std::array::from_fn(|c| src.data[(c * src.dims.h + yb) * d.w..][..3 * d.w].as_ptr())
+        // The output rows from `copied.start` on read the copy in the slot (its
+        // planes `cap` rows long), up to `copied.end`.
+        let (mut copied, cap) = (0..0, 2 * (per_copy - 1) + kh);
+        for r in rows.clone() {
+            let oy = band_start + r;
+            // Input row of window row 0 (negative: in the padding above).
+            let first = (2 * oy) as isize - g.pad.top as isize;
+            let (src, yb) = input.row(first.max(0) as usize);
+            let in_image = !padded && yb + kh <= src.dims.h;
+            let (planes, row): ([*const f32; 3], usize) = if in_image {
+                (std::array::from_fn(|c| src.data[(c * src.dims.h + yb) * d.w..][..kh * d.w].as_ptr()), d.w)
             } else {
-                for ky in 0..3 {
-                    let (src, yb) = input.row(first + ky);
-                    for c in 0..3 {
-                        let from = &src.data[(c * src.dims.h + yb) * d.w..][..d.w];
-                        slot[(c * 3 + ky) * d.w..][..d.w].copy_from_slice(from);
+                if !copied.contains(&r) {
+                    // Copy the window rows of the next output rows, padded.
+                    copied = r..(r + per_copy).min(rows.end);
+                    for (i, plane) in slot.chunks_exact_mut(cap * pw).take(3).enumerate() {
+                        for (k, to) in plane.chunks_exact_mut(pw).take(2 * (copied.len() - 1) + kh).enumerate() {
+                            let y = first + k as isize;
+                            to.fill(0.0);
+                            if y >= 0 && (y as usize) < d.h {
+                                let (src, yb) = input.row(y as usize);
+                                let from = &src.data[(i * src.dims.h + yb) * d.w..][..d.w];
+                                to[g.pad.left..][..d.w].copy_from_slice(from);
+                            }
+                        }
                     }
                 }
-                std::array::from_fn(|c| slot[c * 3 * d.w..].as_ptr())
+                let at = 2 * (r - copied.start) * pw;
+                (std::array::from_fn(|c| slot[c * cap * pw + at..][..kh * pw].as_ptr()), pw)
             };
             // The row's whole tiles from pixel 0, then its last 6 pixels if the
             // tiles leave some.
@@ -322,9 +342,9 @@ fn from_rows(
                     let at = ob * out_block + (r * width + x0) * BLOCK;
                     assert!(at + tiles * IMAGE_ROW_TILE * BLOCK <= out_len, "conv2d_image: tile outside the output");
                     let args = ImageRow {
-                        // Output pixel x0's window starts at input column 2 x0.
+                        // Output pixel x0's window starts at column 2 x0.
                         planes: planes.map(|p| p.wrapping_add(2 * x0)),
-                        row: d.w,
+                        row,
                         weights: w.weights[ob * w_block..].as_ptr(),
                         bias: w.bias[ob * BLOCK..].as_ptr(),
                         // SAFETY: `at` is inside the band (asserted just above).
@@ -333,11 +353,12 @@ fn from_rows(
                         relu,
                     };
                     // SAFETY: `kernels` proved the CPU runs the tier; the tiles read
-                    // columns up to 2 (x0 + 6 tiles - 1) + 2 <= 2 width < d.w of the
-                    // three rows of each plane (in one band, or the slot's copy), 27 x
-                    // 16 weights and 16 biases of block ob (asserted), and write pixels
-                    // x0.. of row r of block ob, inside the band (asserted), which no
-                    // other task writes (rows are split).
+                    // columns up to 2 (x0 + 6 tiles - 1) + kh - 1 <= 2 (width - 1) +
+                    // kh - 1 < the row's (asserted) of the kh rows of each plane from
+                    // `planes` (in one band: checked above; or in the slot's copy of
+                    // `cap` rows), kh x kh x 3 x 16 weights and 16 biases of block ob
+                    // (asserted), and write pixels x0.. of row r of block ob, inside
+                    // the band (asserted), which no other task writes (rows are split).
                     unsafe { rows_fn(&args) };
                 }
             }

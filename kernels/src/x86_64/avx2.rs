@@ -35,7 +35,7 @@ pub(crate) const OPS: TierOps = TierOps {
     winograd_input,
     winograd_output,
     image_stage,
-    image_3x3s2_c3: Some(image::image3x3s2_c3_16oc_x6px_avx2),
+    image_rows: &[(3, image::image3x3s2_c3_16oc_x6px_avx2)],
     peak: fma_loop,
     peak_flops: PEAK_FLOPS,
 };
