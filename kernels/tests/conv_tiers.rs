@@ -23,7 +23,8 @@ use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_w
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, long_row_calls,
-    next_tile_asm_chunks, next_window_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls, window_asm_chunks,
+    next_tile_asm_chunks, next_window_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls,
+    window_asm_chunks,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,

@@ -11,7 +11,8 @@ use super::{
 };
 use crate::layout::BLOCK;
 use crate::microkernel::{
-    ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, NEXT_WINDOW_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, Taps, TileArgs, WINDOW_ASM_CHUNKS,
+    ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, NEXT_WINDOW_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, Taps, TileArgs,
+    WINDOW_ASM_CHUNKS,
 };
 use crate::ops::{TierOps, shared_bodies};
 
