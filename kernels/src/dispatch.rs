@@ -264,6 +264,13 @@ pub fn next_tile_asm_chunks() -> bool {
     crate::microkernel::NEXT_TILE_ASM_CHUNKS.load(Ordering::Relaxed)
 }
 
+/// Whether the AVX2 tier's hand-scheduled tile has run a stride-2 window's chunks
+/// in one asm block while prefetching the next tile's input (a large input, or
+/// several threads) in this process: lets tests assert that the path ran.
+pub fn next_window_asm_chunks() -> bool {
+    crate::microkernel::NEXT_WINDOW_ASM_CHUNKS.load(Ordering::Relaxed)
+}
+
 /// How many image convolutions (`conv2d_image`) of `tier` have staged each output
 /// row in more than one chunk of pixels in this process: lets tests assert that
 /// the chunks ran.

@@ -502,3 +502,8 @@ pub(crate) static WINDOW_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::
 /// Set by the AVX2 tile (see [`next_tile_asm_chunks`](crate::next_tile_asm_chunks)),
 /// read before it is written like [`PREFETCHED_ASM_CHUNKS`].
 pub(crate) static NEXT_TILE_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set by the AVX2 tile (see
+/// [`next_window_asm_chunks`](crate::next_window_asm_chunks)), read before it is
+/// written like [`PREFETCHED_ASM_CHUNKS`].
+pub(crate) static NEXT_WINDOW_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

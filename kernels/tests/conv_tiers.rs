@@ -23,8 +23,8 @@ use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_w
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, image_row_calls,
-    long_row_calls, next_tile_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls,
-    window_asm_chunks,
+    long_row_calls, next_tile_asm_chunks, next_window_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls,
+    tile_calls, window_asm_chunks,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -487,16 +487,23 @@ fn images_of_few_channels_match_the_reference() {
 /// A strided window on an input larger than any core's L2 (two blocks of 160x160,
 /// 3.3 MB): the tiles then walk the output row-major and the x86 tiers' tiles
 /// prefetch their next tile's input on one thread too, which must change nothing;
-/// on one thread and spread over three.
+/// on one thread and spread over three. In whole input blocks (32 channels), the
+/// AVX2 tier's tiles run the window rows in one asm block each, prefetching
+/// (asserted).
 #[test]
 fn strided_window_on_a_large_map_matches_the_reference() {
     let mut rng = Rng(0x94d049bb133111eb);
     let geom = ConvGeometry { kh: 3, kw: 3, stride_h: 2, stride_w: 2, pad: Padding::uniform(1) };
-    let case = Case { ci: 17, co: 40, h: 160, w: 160, geom, residual: true, act: Activation::Relu };
-    for tier in Tier::available() {
-        check(&Kernels::new(tier).unwrap(), case, &mut rng, &Sequential);
+    for ci in [17, 32] {
+        let case = Case { ci, co: 40, h: 160, w: 160, geom, residual: true, act: Activation::Relu };
+        for tier in Tier::available() {
+            check(&Kernels::new(tier).unwrap(), case, &mut rng, &Sequential);
+        }
+        check(&Kernels::new(Tier::best()).unwrap(), case, &mut rng, &ThreeThreads);
     }
-    check(&Kernels::new(Tier::best()).unwrap(), case, &mut rng, &ThreeThreads);
+    if Tier::available().iter().any(|&t| Kernels::new(t).unwrap().hand_scheduled() == Some((1, 6))) {
+        assert!(next_window_asm_chunks(), "no stride-2 window's chunks ran in asm prefetching the next tile");
+    }
 }
 
 /// The tiers a machine of this architecture is expected to have: CI fails loudly if

@@ -11,7 +11,8 @@ use super::{
 };
 use crate::layout::BLOCK;
 use crate::microkernel::{
-    ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, Taps, TileArgs, WINDOW_ASM_CHUNKS,
+    ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, NEXT_WINDOW_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, Taps, TileArgs,
+    WINDOW_ASM_CHUNKS,
 };
 use crate::ops::{TierOps, shared_bodies};
 
@@ -196,13 +197,19 @@ where
             return;
         }
         // A wider window whose chunks are its runs (a 3x3's or 1x3's window rows, a
-        // 3x1's columns), in whole blocks, no next tile's input to prefetch per tap:
-        // likewise all its chunks in one asm block.
+        // 3x1's columns), in whole blocks: likewise all its chunks in one asm block.
+        // At stride 2 the next tile's input, if asked, is prefetched per tap in the
+        // asm tap loop: compiled, the large maps' chunks (which prefetch on one
+        // thread) ran 74-75% of peak (figures: `docs/kernels.md`).
         let run = if a.kw > 1 { a.kw } else { a.kh };
-        if khw > 1 && a.chunk == run && kx == 0 && whole_taps == n && !a.prefetch_next {
+        let next_s2 = a.prefetch_next && a.in_pixel == 2 * BLOCK;
+        if khw > 1 && a.chunk == run && kx == 0 && whole_taps == n && (!a.prefetch_next || next_s2) {
             prefetch_weight_taps(a, a.taps.0, a.taps.1, per);
             if !WINDOW_ASM_CHUNKS.load(Ordering::Relaxed) {
                 WINDOW_ASM_CHUNKS.store(true, Ordering::Relaxed);
+            }
+            if next_s2 && !NEXT_WINDOW_ASM_CHUNKS.load(Ordering::Relaxed) {
+                NEXT_WINDOW_ASM_CHUNKS.store(true, Ordering::Relaxed);
             }
             let last = a.taps.1 == n;
             // Runs along a window row step a block; a window column's, a tap row.
@@ -223,7 +230,12 @@ where
             let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
             let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(ib * a.in_block + ky * a.in_row));
             let chunks = (a.taps.1 - a.taps.0) / run;
-            <[[[__m256; 2]; PX]; 1]>::runs(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
+            type T<const PX: usize> = [[[__m256; 2]; PX]; 1];
+            if next_s2 {
+                T::<PX>::runs::<true>(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
+            } else {
+                T::<PX>::runs::<false>(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
+            }
             return;
         }
         let mut t0 = a.taps.0;

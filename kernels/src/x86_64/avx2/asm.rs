@@ -49,6 +49,16 @@ macro_rules! next_tile_1xn {
     (4) => { "prefetcht0 [{x} + 256]\nprefetcht0 [{x} + 320]\nprefetcht0 [{x} + 384]\nprefetcht0 [{x} + 448]\n" };
 }
 
+/// Prefetches (T0) a tap's input for the next tile along a row of a 1 x `$px`
+/// tile at stride 2: pixels `$px..2 * $px` on from `{x}`, 128 bytes apart (a
+/// stride-2 window's pixels, two 16-float blocks each).
+#[rustfmt::skip]
+macro_rules! next_tile_s2_1xn {
+    (6) => { "prefetcht0 [{x} + 768]\nprefetcht0 [{x} + 896]\nprefetcht0 [{x} + 1024]\nprefetcht0 [{x} + 1152]\nprefetcht0 [{x} + 1280]\nprefetcht0 [{x} + 1408]\n" };
+    (5) => { "prefetcht0 [{x} + 640]\nprefetcht0 [{x} + 768]\nprefetcht0 [{x} + 896]\nprefetcht0 [{x} + 1024]\nprefetcht0 [{x} + 1152]\n" };
+    (4) => { "prefetcht0 [{x} + 512]\nprefetcht0 [{x} + 640]\nprefetcht0 [{x} + 768]\nprefetcht0 [{x} + 896]\n" };
+}
+
 /// The loop over `{n}` taps of a 1 x `$px` tile: `$pre` (prefetches, or nothing),
 /// 16 lanes of [`lane_1xn`], then the input (`{x}`, `{x3}`) on by `{step}` bytes
 /// and the weights (`{w}`) by a tap's 16 x 16 floats.
@@ -215,16 +225,16 @@ macro_rules! chunks_asm {
 /// tap wide) from zero, the input (`{x}`, `{x3}`) moved on to the next run (`{p}`
 /// `[8]`), and past the block's last run also to the next block (`[16]`, every
 /// `[24]` runs, `{ky}` counting down); then the adds of [`store`] in its order, as
-/// in [`chunks_asm`]. The rarely read values sit in the `RunParams` at `{p}`
+/// in [`chunks_asm`]; each tap first runs `$pre` (prefetches, or nothing). The rarely read values sit in the `RunParams` at `{p}`
 /// (`[0]` taps per run, `[32]` residual, `[40]` relu), so that the loop fits the
 /// general registers.
 macro_rules! runs_asm {
-    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, $ky:expr, $o:expr, $b:expr, $p:expr) => {
+    ($px:tt, $pre:expr, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, $ky:expr, $o:expr, $b:expr, $p:expr) => {
         std::arch::asm!(
             "3:",
             each_px_1xn!($px, zero_px),
             "mov {n}, [{p}]",
-            taps_loop!($px),
+            taps_loop!($px, $pre),
             "add {x}, [{p} + 8]",
             "add {x3}, [{p} + 8]",
             "dec {ky}",

@@ -60,14 +60,17 @@ pub(super) trait AsmTile {
     /// input block). Each chunk is added and stored as in [`chunks`](Self::chunks)
     /// (`bias` if not null for the first, `q.residual` and `q.relu` on the last):
     /// the same sums as [`taps`](Self::taps) then [`store`](super::store) per chunk, the compiled
-    /// control flow between chunks gone (figures: `docs/kernels.md`).
+    /// control flow between chunks gone (figures: `docs/kernels.md`). With `NEXT`,
+    /// each tap first prefetches its input for the next tile along the row (`$px`
+    /// pixels on, at stride 2: `in_pixel` must be 32), as
+    /// [`TileArgs::prefetch_next`](crate::microkernel::TileArgs::prefetch_next) asks.
     ///
     /// # Safety
     /// The weights and inputs of the `n` runs are readable, the tile's outputs
     /// (and residual and bias, if not null) readable and the outputs writable; the
     /// CPU has AVX2 and FMA.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn runs(
+    unsafe fn runs<const NEXT: bool>(
         w: *const f32,
         x: *const f32,
         in_pixel: usize,
@@ -141,7 +144,7 @@ macro_rules! asm_tile {
 
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            unsafe fn runs(
+            unsafe fn runs<const NEXT: bool>(
                 w: *const f32,
                 x: *const f32,
                 in_pixel: usize,
@@ -156,7 +159,13 @@ macro_rules! asm_tile {
                 // SAFETY: reads the weights, inputs, outputs, bias, residual and `q`
                 // and writes the outputs the caller vouches for; clobbers only the
                 // named registers.
-                unsafe { runs_asm!($px, w, x, in_pixel, step, n, ky, o, bias, p) }
+                unsafe {
+                    if NEXT {
+                        runs_asm!($px, next_tile_s2_1xn!($px), w, x, in_pixel, step, n, ky, o, bias, p)
+                    } else {
+                        runs_asm!($px, "", w, x, in_pixel, step, n, ky, o, bias, p)
+                    }
+                }
             }
         }
     };
