@@ -142,7 +142,9 @@ where
 /// of one window column for a window one tap wide); a 1x1 window's chunks through
 /// [`AsmTile::chunks`] (all of them in whole blocks, else the middle ones), its
 /// partial last block through [`tile`]'s lane loop; a wider window's chunks, when
-/// each is one run (3x3, 1x3, 3x1 at 3 taps per chunk), through [`AsmTile::runs`].
+/// each is one run (3x3, 1x3, 3x1 at 3 taps per chunk), through [`AsmTile::runs`],
+/// else (1x7, 7x1, 5x5: runs of 7 or 5 taps in chunks of 3) through
+/// [`AsmTile::pieces`].
 ///
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
