@@ -257,6 +257,13 @@ pub fn window_asm_chunks() -> bool {
     crate::microkernel::WINDOW_ASM_CHUNKS.load(Ordering::Relaxed)
 }
 
+/// Whether the AVX2 tier's hand-scheduled tiles have run a window's chunks that
+/// are pieces of its rows or columns (a 1x7's, 7x1's or 5x5's chunks of 3 taps)
+/// in one asm block in this process: lets tests assert that the path ran.
+pub fn window_piece_asm_chunks() -> bool {
+    crate::microkernel::WINDOW_PIECE_ASM_CHUNKS.load(Ordering::Relaxed)
+}
+
 /// Whether the AVX2 tier's hand-scheduled tile has run a 1x1 layer's chunks in
 /// one asm block while prefetching the next tile's input (several threads) in this
 /// process: lets tests assert that the path ran.

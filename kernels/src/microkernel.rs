@@ -499,6 +499,11 @@ pub(crate) static PREFETCHED_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sy
 /// [`PREFETCHED_ASM_CHUNKS`].
 pub(crate) static WINDOW_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set by the AVX2 tile (see
+/// [`window_piece_asm_chunks`](crate::window_piece_asm_chunks)), as
+/// [`PREFETCHED_ASM_CHUNKS`].
+pub(crate) static WINDOW_PIECE_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Set by the AVX2 tile (see [`next_tile_asm_chunks`](crate::next_tile_asm_chunks)),
 /// read before it is written like [`PREFETCHED_ASM_CHUNKS`].
 pub(crate) static NEXT_TILE_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -24,7 +24,7 @@ use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, image_row_calls,
     long_row_calls, next_tile_asm_chunks, next_window_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls,
-    tile_calls, window_asm_chunks,
+    tile_calls, window_asm_chunks, window_piece_asm_chunks,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -315,6 +315,10 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         (160, 48, 7, 8, g(1, 7, 0, 3)),
         (200, 33, 9, 4, g(7, 1, 3, 0)),
         (300, 20, 4, 5, g(5, 5, 2, 2)),
+        // 7x1 and 5x5 in whole blocks: chunks of 3 taps that are pieces of the
+        // window's columns and rows (the AVX2 tier's asm walk).
+        (192, 20, 9, 5, g(7, 1, 3, 0)),
+        (96, 24, 6, 7, g(5, 5, 2, 2)),
         (33, 16, 8, 8, g(3, 3, 1, 1)),
         // 1x1 in 64-channel tiles (the AVX-512 tier's hand-scheduled 4x6 shape; the
         // AVX2 tier's 1x6 per block): many middle chunks, on a large map (asserted
@@ -361,6 +365,8 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         assert!(prefetched_asm_chunks(), "no k-blocked 1x1 layer's middle chunks ran in asm");
         // The 3x3 layer's chunks are its window rows: one asm block per tile.
         assert!(window_asm_chunks(), "no window's chunks ran in asm");
+        // The 1x7, 7x1 and 5x5 layers' chunks are pieces of window rows or columns.
+        assert!(window_piece_asm_chunks(), "no window's pieces of runs ran in asm");
     }
     // On several threads, its 1x1 layers' chunks run in asm too, prefetching the
     // next tile's input.

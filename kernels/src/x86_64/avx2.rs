@@ -12,7 +12,7 @@ use super::{
 use crate::layout::BLOCK;
 use crate::microkernel::{
     ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, NEXT_WINDOW_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, Taps, TileArgs,
-    WINDOW_ASM_CHUNKS,
+    WINDOW_ASM_CHUNKS, WINDOW_PIECE_ASM_CHUNKS,
 };
 use crate::ops::{TierOps, shared_bodies};
 
@@ -24,7 +24,7 @@ mod asm_tile;
 // The 3-channel image's 3x3 stride-2 rows.
 mod image;
 
-use asm_tile::{AsmTile, RunParams};
+use asm_tile::{AsmTile, PieceParams, RunParams};
 
 /// The AVX2 + FMA tier's kernels.
 pub(crate) const OPS: TierOps = TierOps {
@@ -145,7 +145,9 @@ where
 /// of one window column for a window one tap wide); a 1x1 window's chunks through
 /// [`AsmTile::chunks`] (all of them in whole blocks, else the middle ones), its
 /// partial last block through [`tile`]'s lane loop; a wider window's chunks, when
-/// each is one run (3x3, 1x3, 3x1 at 3 taps per chunk), through [`AsmTile::runs`].
+/// each is one run (3x3, 1x3, 3x1 at 3 taps per chunk), through [`AsmTile::runs`],
+/// else (1x7, 7x1, 5x5: runs of 7 or 5 taps in chunks of 3) through
+/// [`AsmTile::pieces`].
 ///
 /// # Safety
 /// The [`TileArgs`] contract for a 1 x `PX` tile, on a CPU with AVX2 and FMA.
@@ -236,6 +238,40 @@ where
             } else {
                 T::<PX>::runs::<false>(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
             }
+            return;
+        }
+        // A wider window whose chunks are not its runs (a 1x7's or 7x1's runs of 7
+        // taps, a 5x5's of 5, in chunks of 3), likewise: the asm walks each chunk in
+        // pieces of a run (3 + 3 + 1 of a 1x7's row, then 2 + 1 into the next block).
+        if khw > 1 && whole_taps == n && !a.prefetch_next {
+            prefetch_weight_taps(a, a.taps.0, a.taps.1, per);
+            if !WINDOW_PIECE_ASM_CHUNKS.load(Ordering::Relaxed) {
+                WINDOW_PIECE_ASM_CHUNKS.store(true, Ordering::Relaxed);
+            }
+            let last = a.taps.1 == n;
+            // Runs along a window row step a block; a window column's, a tap row.
+            let (step, skip_run, skip_block, runs, kx_left, ky_left) = if a.kw > 1 {
+                let next_row = a.in_row.wrapping_sub(a.kw * BLOCK);
+                (BLOCK, next_row, a.in_block.wrapping_sub(a.kh * a.in_row), a.kh, a.kw - kx, a.kh - ky)
+            } else {
+                (a.in_row, a.in_block.wrapping_sub(a.kh * a.in_row), 0, 1, a.kh - ky, 1)
+            };
+            let mut q = PieceParams {
+                chunk: a.chunk,
+                skip_run: skip_run.wrapping_mul(4),
+                taps: run,
+                kx: kx_left,
+                ky: ky_left,
+                skip_block: skip_block.wrapping_mul(4),
+                runs,
+                residual: if last { a.residual } else { std::ptr::null() },
+                relu: (last && a.relu) as usize,
+            };
+            let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
+            let inp = a.input.add(ib * a.in_block + ky * a.in_row + kx * BLOCK);
+            let w = a.weights.add(a.taps.0 * BLOCK * BLOCK);
+            let len = a.taps.1 - a.taps.0;
+            <[[[__m256; 2]; PX]; 1]>::pieces(w, inp, a.in_pixel, step, len, a.output, bias, &mut q);
             return;
         }
         let mut t0 = a.taps.0;

@@ -272,3 +272,73 @@ macro_rules! runs_asm {
         )
     };
 }
+
+/// The asm block of [`AsmTile::pieces`] for `$px` pixels: per chunk, `{cl}` =
+/// min(`[0]`, taps left) taps from zero, walked in pieces of one run each (a
+/// window row, or column for a window one tap wide, or what of it is left in the
+/// chunk): `{n}` = min(taps left in the run `[24]`, `{cl}`) taps, then past a run's
+/// last tap the input on to the next run (`[8]`, and past a block's last run, `[32]`
+/// counting down from `[48]`, also `[40]`: the next block); then the adds of
+/// [`store`] in its order, as in [`chunks_asm`]. The walk's counters live in the
+/// `PieceParams` at `{p}` (`[16]` taps per run, `[56]` residual, `[64]` relu): they
+/// change once a run, and the loop needs every general register.
+macro_rules! pieces_asm {
+    ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, $o:expr, $b:expr, $p:expr) => {
+        std::arch::asm!(
+            "3:",
+            each_px_1xn!($px, zero_px),
+            "mov {cl}, [{p}]",
+            "cmp {left}, {cl}",
+            "cmovb {cl}, {left}",
+            "sub {left}, {cl}",
+            "9:",
+            "mov {n}, [{p} + 24]",
+            "cmp {cl}, {n}",
+            "cmovb {n}, {cl}",
+            "sub [{p} + 24], {n}",
+            "sub {cl}, {n}",
+            taps_loop!($px),
+            "cmp qword ptr [{p} + 24], 0",
+            "jnz 12f",
+            "add {x}, [{p} + 8]",
+            "add {x3}, [{p} + 8]",
+            "mov {n}, [{p} + 16]",
+            "mov [{p} + 24], {n}",
+            "dec qword ptr [{p} + 32]",
+            "jnz 12f",
+            "add {x}, [{p} + 40]",
+            "add {x3}, [{p} + 40]",
+            "mov {n}, [{p} + 48]",
+            "mov [{p} + 32], {n}",
+            "12:",
+            "test {cl}, {cl}",
+            "jnz 9b",
+            add_bias_or_sums_1xn!($px),
+            "test {left}, {left}",
+            "jnz 6f",
+            "mov {r}, [{p} + 56]",
+            "test {r}, {r}",
+            "jz 7f",
+            each_px_1xn!($px, add_r_px),
+            "7:",
+            "cmp qword ptr [{p} + 64], 0",
+            clamp_store_1xn!($px),
+            w = inout(reg) $w => _,
+            x = inout(reg) $x => _,
+            xp = in(reg) $in_pixel * 4,
+            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
+            step = in(reg) $step * 4,
+            left = inout(reg) $n => _,
+            cl = out(reg) _,
+            n = out(reg) _,
+            r = out(reg) _,
+            o = in(reg) $o,
+            b = inout(reg) $b => _,
+            p = in(reg) $p,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        )
+    };
+}

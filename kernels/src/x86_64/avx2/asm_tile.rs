@@ -81,6 +81,34 @@ pub(super) trait AsmTile {
         bias: *const f32,
         q: &RunParams,
     );
+
+    /// Runs `n >= 1` whole taps in chunks of `q.chunk` (the last may be shorter),
+    /// walked in runs of `q.taps` (a window row; a window column for a window one
+    /// tap wide) that the chunks need not line up with (a 1x7's rows of 7 taps in
+    /// chunks of 3): within a run the input steps `step`, tap `j` at weights `w + j *
+    /// 256`; the call's first run has `q.kx` taps left and its block `q.ky` runs
+    /// left; past a run's last tap the input moves on by `q.skip_run`, and past a
+    /// block's last run (every `q.runs` runs) by `q.skip_block` more. Each chunk from
+    /// zero, added and stored as in [`chunks`](Self::chunks): the same sums as
+    /// [`taps`](Self::taps) per run then [`store`](super::store) per chunk, the
+    /// compiled control flow between runs and chunks gone (figures:
+    /// `docs/kernels.md`). Steps the counters in `q`.
+    ///
+    /// # Safety
+    /// The weights and inputs of the `n` taps are readable, the tile's outputs
+    /// (and residual and bias, if not null) readable and the outputs writable; the
+    /// CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pieces(
+        w: *const f32,
+        x: *const f32,
+        in_pixel: usize,
+        step: usize,
+        n: usize,
+        o: *mut f32,
+        bias: *const f32,
+        q: &mut PieceParams,
+    );
 }
 
 /// What [`AsmTile::runs`] reads from memory rather than registers, in bytes where
@@ -91,6 +119,30 @@ pub(super) struct RunParams {
     pub(super) taps: usize,
     /// Bytes from a run's input, after its taps, to the next run's.
     pub(super) skip_run: usize,
+    /// Bytes more from a block's last run to the next block's first.
+    pub(super) skip_block: usize,
+    /// Runs per input block.
+    pub(super) runs: usize,
+    /// Residual of the last chunk, or null.
+    pub(super) residual: *const f32,
+    /// Clamp the last chunk at zero (0 or 1).
+    pub(super) relu: usize,
+}
+
+/// What [`AsmTile::pieces`] reads from memory rather than registers (bytes where
+/// it steps pointers), and its walk's counters: laid out as its asm reads it.
+#[repr(C)]
+pub(super) struct PieceParams {
+    /// Taps per chunk.
+    pub(super) chunk: usize,
+    /// Bytes from a run's input, after its taps, to the next run's.
+    pub(super) skip_run: usize,
+    /// Taps per run.
+    pub(super) taps: usize,
+    /// Taps left in the current run (at least 1).
+    pub(super) kx: usize,
+    /// Runs left in the current block, the current one included (at least 1).
+    pub(super) ky: usize,
     /// Bytes more from a block's last run to the next block's first.
     pub(super) skip_block: usize,
     /// Runs per input block.
@@ -166,6 +218,25 @@ macro_rules! asm_tile {
                         runs_asm!($px, "", w, x, in_pixel, step, n, ky, o, bias, p)
                     }
                 }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn pieces(
+                w: *const f32,
+                x: *const f32,
+                in_pixel: usize,
+                step: usize,
+                n: usize,
+                o: *mut f32,
+                bias: *const f32,
+                q: &mut PieceParams,
+            ) {
+                let p: *mut PieceParams = q;
+                // SAFETY: reads the weights, inputs, outputs, bias, residual and `q`
+                // and writes the outputs and `q`'s counters the caller vouches for;
+                // clobbers only the named registers.
+                unsafe { pieces_asm!($px, w, x, in_pixel, step, n, o, bias, p) }
             }
         }
     };
