@@ -64,8 +64,10 @@ def peak_ab(args):
             print(f"  {label:<40}{statistics.median(old):>7.1%}{statistics.median(new):>7.1%}"
                   f"{statistics.median(ratios):>8.3f} ({min(ratios):.3f}, {max(ratios):.3f})")
 
+        # Kinds both binaries report (a kind one of them names differently is left out).
         for kind in got["old"][0]["kinds"]:
-            row(kind, *([t["kinds"][kind]["fraction_of_peak"] for t in got[k]] for k in ("old", "new")))
+            if kind in got["new"][0]["kinds"]:
+                row(kind, *([t["kinds"][kind]["fraction_of_peak"] for t in got[k]] for k in ("old", "new")))
         for i, layer in enumerate(got["old"][0]["layers"]):
             label = f"{layer['window']} {'x'.join(map(str, layer['input']))} -> {layer['out_channels']}"
             row(label, *([t["layers"][i]["fraction_of_peak"] for t in got[k]] for k in ("old", "new")))

@@ -100,5 +100,8 @@ pub(crate) struct ImageRow {
     pub(crate) relu: bool,
 }
 
+/// A tier's kernel of [`ImageRow`]s.
+pub(crate) type ImageRowFn = unsafe fn(&ImageRow);
+
 /// Output pixels per tile of an [`ImageRow`].
 pub(crate) const IMAGE_ROW_TILE: usize = 6;

@@ -17,7 +17,7 @@ use crate::bands::{Bands, BandsMut, MAX_BANDS};
 use crate::dispatch::Kernels;
 use crate::geometry::Activation;
 use crate::geometry::{ConvGeometry, Padding};
-use crate::image_stage::{COPY, IMAGE_ROW_TILE, ImageRow, Stage};
+use crate::image_stage::{COPY, IMAGE_ROW_TILE, ImageRow, ImageRowFn, Stage};
 use crate::layout::{BLOCK, Dims, Layout};
 use crate::microkernel::{TileShapes, choose_tile};
 use crate::pack::{image_folded_shape, image_packed_len};
@@ -248,7 +248,7 @@ fn interleave_row(input: &Bands, y: usize, row: &mut [f32], left: usize) {
 /// The tier's rows of a `k x k` stride-2 window of 3 channels straight from the
 /// image's planes ([`ImageRow`]), if `op` is one the tier has, without residual and
 /// at least a tile wide (`width` output pixels a row).
-fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<unsafe fn(&ImageRow)> {
+fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<ImageRowFn> {
     let g = &op.geom;
     let (_, f) = kernels.ops.image_rows.iter().find(|&&(k, _)| (g.kh, g.kw) == (k, k))?;
     let fits = (g.stride_h, g.stride_w) == (2, 2) && op.input.dims.c == 3 && op.residual.is_none();
@@ -263,7 +263,7 @@ fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<unsafe fn(
 /// the same bits).
 fn from_rows(
     op: &Conv2d,
-    rows_fn: unsafe fn(&ImageRow),
+    rows_fn: ImageRowFn,
     out: &mut BandsMut,
     slots: &WorkerSlots,
     staging: Staging,
