@@ -175,6 +175,25 @@ macro_rules! clamp_store_1xn {
     };
 }
 
+/// The end of a chunk read from the params at `{p}` (a chunk that is not the last
+/// jumps to label 6): the residual at `[{p} + $r]` added unless null, the clamp at
+/// zero unless `[{p} + $relu]` is zero, the store and the next chunk, as in
+/// [`clamp_store_1xn`].
+#[rustfmt::skip]
+macro_rules! residual_clamp_store_1xn {
+    ($px:tt, $r:literal, $relu:literal) => {
+        concat!(
+            "mov {r}, [{p} + ", $r, "]\n",
+            "test {r}, {r}\n",
+            "jz 7f\n",
+            each_px_1xn!($px, add_r_px),
+            "7:\n",
+            "cmp qword ptr [{p} + ", $relu, "], 0\n",
+            clamp_store_1xn!($px),
+        )
+    };
+}
+
 /// The asm block of [`AsmTile::chunks`] for `$px` pixels: per chunk, `{n}` =
 /// min(`{c}`, taps left) taps from zero, then the adds of [`store`] in its order
 /// (the bias or the partial sums; on the last chunk the residual, then the clamp).
@@ -246,13 +265,7 @@ macro_rules! runs_asm {
             add_bias_or_sums_1xn!($px),
             "dec {left}",
             "jnz 6f",
-            "mov {r}, [{p} + 32]",
-            "test {r}, {r}",
-            "jz 7f",
-            each_px_1xn!($px, add_r_px),
-            "7:",
-            "cmp qword ptr [{p} + 40], 0",
-            clamp_store_1xn!($px),
+            residual_clamp_store_1xn!($px, 32, 40),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
             xp = in(reg) $in_pixel * 4,
@@ -316,13 +329,7 @@ macro_rules! pieces_asm {
             add_bias_or_sums_1xn!($px),
             "test {left}, {left}",
             "jnz 6f",
-            "mov {r}, [{p} + 56]",
-            "test {r}, {r}",
-            "jz 7f",
-            each_px_1xn!($px, add_r_px),
-            "7:",
-            "cmp qword ptr [{p} + 64], 0",
-            clamp_store_1xn!($px),
+            residual_clamp_store_1xn!($px, 56, 64),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
             xp = in(reg) $in_pixel * 4,
