@@ -13,7 +13,7 @@
 
 use super::op::{Conv2d, PackedConv, check};
 use super::tiles::{LayerTiles, TASKS_PER_THREAD, Tile};
-use crate::bands::{Bands, BandsMut, MAX_BANDS};
+use crate::bands::{Bands, BandsMut, MAX_BANDS, RowSplit};
 use crate::dispatch::Kernels;
 use crate::geometry::Activation;
 use crate::geometry::{ConvGeometry, Padding};
@@ -130,11 +130,7 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
             LayerTiles::new(kernels, &folded_op, res, &mut out.band(t), 0, BLOCK, false, par).with_in_pixel(pixel)
         })
     });
-    // Output rows, band by band; several bands take one task each, one band is
-    // dealt to a few tasks per thread.
-    let band_rows = |t: usize| split.rows(t).len();
-    let tasks =
-        if split.bands() > 1 { split.bands() } else { (TASKS_PER_THREAD * par.threads()).min(band_rows(0)).max(1) };
+    let tasks = row_tasks(split, par);
     par.run(tasks, &|task| {
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };
@@ -146,11 +142,7 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
         hwc.fill(0.0);
         let (hwc, zero_row) = hwc.split_at_mut(geom.kh * hwc_len);
         let zero_row = &zero_row[..hwc_len];
-        let (band, rows) = if split.bands() > 1 {
-            (task, 0..band_rows(task))
-        } else {
-            (0, task * band_rows(0) / tasks..(task + 1) * band_rows(0) / tasks)
-        };
+        let (band, rows) = task_rows(split, tasks, task);
         let tiles = tiles[band].as_ref().expect("a tiling per band");
         let band_start = split.rows(band).start;
         let mut shapes = TileShapes::default();
@@ -222,6 +214,23 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
     });
 }
 
+/// Tasks an image convolution's output rows are dealt to: one per band of several,
+/// a few per thread of one band.
+fn row_tasks(split: RowSplit, par: &dyn ParallelFor) -> usize {
+    if split.bands() > 1 { split.bands() } else { (TASKS_PER_THREAD * par.threads()).min(split.rows(0).len()).max(1) }
+}
+
+/// Task `task`'s band of `split` and its rows in that band, of `tasks` from
+/// [`row_tasks`].
+fn task_rows(split: RowSplit, tasks: usize, task: usize) -> (usize, std::ops::Range<usize>) {
+    if split.bands() > 1 {
+        (task, 0..split.rows(task).len())
+    } else {
+        let rows = split.rows(0).len();
+        (0, task * rows / tasks..(task + 1) * rows / tasks)
+    }
+}
+
 /// Writes input row `y` of the NCHW image `input` interleaved (`[x][c]`) into
 /// `row`, from pixel `left` on (the left padding, zero already).
 fn interleave_row(input: &Bands, y: usize, row: &mut [f32], left: usize) {
@@ -288,22 +297,16 @@ fn from_rows(
             (SharedMut(std::ptr::null_mut()), 0)
         }
     });
-    let band_rows = |t: usize| split.rows(t).len();
-    let tasks =
-        if split.bands() > 1 { split.bands() } else { (TASKS_PER_THREAD * par.threads()).min(band_rows(0)).max(1) };
+    let tasks = row_tasks(split, par);
     let tail = width % IMAGE_ROW_TILE != 0;
     let relu = op.act == Activation::Relu;
     let padded = g.pad != Padding::default();
     par.run(tasks, &|task| {
         // SAFETY: taken once, inside this task.
         let slot = unsafe { slots.mine(par) };
-        let (band, rows) = if split.bands() > 1 {
-            (task, 0..band_rows(task))
-        } else {
-            (0, task * band_rows(0) / tasks..(task + 1) * band_rows(0) / tasks)
-        };
+        let (band, rows) = task_rows(split, tasks, task);
         let (band_start, (output, out_len)) = (split.rows(band).start, bands[band]);
-        let out_block = band_rows(band) * width * BLOCK;
+        let out_block = split.rows(band).len() * width * BLOCK;
         // The output rows from `copied.start` on read the copy in the slot (its
         // planes `cap` rows long), up to `copied.end`.
         let (mut copied, cap) = (0..0, 2 * (per_copy - 1) + kh);

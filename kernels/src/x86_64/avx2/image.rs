@@ -52,18 +52,17 @@ macro_rules! window_3x3 {
 }
 
 /// The tiles of an [`ImageRow`], 1 output block x 6 pixels each, in one asm block:
-/// `$window` (the lanes, ending every plane `$kh` rows down), then the last chunk's
-/// end in `store`'s order (`$last_add`: the bias, or the partial sums of the chunks
-/// before; then the clamp), and the planes back up and on to the next tile.
+/// the 3x3 window's lanes (ending every plane 3 rows down), the bias, the clamp and
+/// the store in `store`'s order, and the planes back up and on to the next tile.
 macro_rules! image_rows_asm {
-    ($r:expr, $kh:literal, $window:expr, $last_add:ident) => {{
+    ($r:expr) => {{
         let r = $r;
         let [p0, p1, p2] = r.planes;
         std::arch::asm!(
             "3:",
             each_px_1xn!(6, zero_px),
-            $window,
-            each_px_1xn!(6, $last_add),
+            window_3x3!(),
+            each_px_1xn!(6, add_b_px),
             "test {relu}, {relu}",
             "jz 6f",
             "vxorps ymm12, ymm12, ymm12",
@@ -84,7 +83,7 @@ macro_rules! image_rows_asm {
             p1 = inout(reg) p1 => _,
             p2 = inout(reg) p2 => _,
             rb = in(reg) r.row * 4,
-            rbk = in(reg) r.row * 4 * $kh,
+            rbk = in(reg) r.row * 4 * 3,
             o = inout(reg) r.output => _,
             b = in(reg) r.bias,
             n = inout(reg) r.tiles => _,
@@ -114,5 +113,5 @@ pub(super) unsafe fn image3x3s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     // SAFETY: every read is inside the planes' rows, weights and bias the caller
     // vouches for (tile t reads bytes 48 t..48 t + 52 of each row, weights bytes
     // < 1728, the bias 64 bytes), every write inside its tile's 384 bytes of output.
-    unsafe { image_rows_asm!(r, 3, window_3x3!(), add_b_px) }
+    unsafe { image_rows_asm!(r) }
 }
