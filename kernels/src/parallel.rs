@@ -1,6 +1,7 @@
 //! Lending the engine's threads to the kernels: this crate owns none.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::bands::{BandsMut, MAX_BANDS};
 use crate::layout::{BLOCK, ImageMut};
@@ -41,6 +42,113 @@ unsafe impl ParallelFor for Sequential {
     }
     fn worker(&self) -> usize {
         0
+    }
+}
+
+/// Most tasks a [`Segments`] deals items to: more threads share these segments.
+const MAX_SEGMENTS: usize = 16;
+
+/// One task's segment of items, `front..back` packed as `front << 32 | back`, on a
+/// cache line of its own (its owner claims from it item by item).
+#[repr(align(64))]
+struct Segment(AtomicU64);
+
+/// Items `0..n` dealt to tasks in contiguous segments of about equal length: a task
+/// takes its own segment's items from the front, then, once it is empty, the items
+/// of the segment with the most left, from the back, one at a time. So a thread that
+/// starts late or runs slower (another process on its core, a slower phase of the
+/// host) leaves its last items to the others instead of keeping them waiting at the
+/// loop's end, and each thread still walks runs of neighbouring items: a segment
+/// forward, a stolen run backward.
+pub(crate) struct Segments {
+    segments: [Segment; MAX_SEGMENTS],
+    tasks: usize,
+}
+
+impl Segments {
+    /// `n` items (fewer than 2^32) in one segment for each of at most `tasks` tasks
+    /// (no more than [`MAX_SEGMENTS`], and none empty).
+    pub(crate) fn new(n: usize, tasks: usize) -> Segments {
+        assert!(u32::try_from(n).is_ok(), "Segments: {n} items");
+        let tasks = tasks.min(n).clamp(1, MAX_SEGMENTS);
+        let segments = std::array::from_fn(|t| {
+            let (front, back) = if t < tasks { (t * n / tasks, (t + 1) * n / tasks) } else { (0, 0) };
+            Segment(AtomicU64::new((front as u64) << 32 | back as u64))
+        });
+        Segments { segments, tasks }
+    }
+
+    /// How many tasks to run: `claims(t)` for every `t` below this.
+    pub(crate) fn tasks(&self) -> usize {
+        self.tasks
+    }
+
+    /// Task `task`'s items, in the order it claims them.
+    pub(crate) fn claims(&self, task: usize) -> Claims<'_> {
+        assert!(task < self.tasks, "Segments: task {task} of {}", self.tasks);
+        Claims { segments: self, from: task, front: true }
+    }
+
+    /// Takes segment `s`'s first (`front`) or last item, if it has one left.
+    fn take(&self, s: usize, front: bool) -> Option<usize> {
+        let seg = &self.segments[s].0;
+        let mut now = seg.load(Ordering::Relaxed);
+        loop {
+            let (f, b) = (now >> 32, now & u64::from(u32::MAX));
+            if f >= b {
+                return None;
+            }
+            let (new, item) = if front { (now + (1 << 32), f) } else { (now - 1, b - 1) };
+            // Every claim of the segment is a compare-and-swap on this one word, so
+            // no item is taken twice; the items' data needs no ordering from it (the
+            // loop's end orders the tasks' writes).
+            match seg.compare_exchange_weak(now, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(item as usize),
+                Err(v) => now = v,
+            }
+        }
+    }
+
+    /// Items left in segment `s` (a snapshot).
+    fn left(&self, s: usize) -> u64 {
+        let now = self.segments[s].0.load(Ordering::Relaxed);
+        (now & u64::from(u32::MAX)).saturating_sub(now >> 32)
+    }
+}
+
+/// The items one task of a [`Segments`] claims (see there).
+pub(crate) struct Claims<'a> {
+    segments: &'a Segments,
+    /// The segment it takes from: its own (`front`), then the one it steals from.
+    from: usize,
+    front: bool,
+}
+
+impl Claims<'_> {
+    /// The item this task will likely claim next, for prefetching its data.
+    pub(crate) fn peek(&self) -> Option<usize> {
+        let now = self.segments.segments[self.from].0.load(Ordering::Relaxed);
+        let (f, b) = ((now >> 32) as usize, (now & u64::from(u32::MAX)) as usize);
+        (f < b).then_some(if self.front { f } else { b - 1 })
+    }
+}
+
+impl Iterator for Claims<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let segs = self.segments;
+        loop {
+            if let Some(item) = segs.take(self.from, self.front) {
+                return Some(item);
+            }
+            // Steal from the back of the segment with the most items left.
+            let (most, left) = (0..segs.tasks).map(|s| (s, segs.left(s))).max_by_key(|&(_, l)| l)?;
+            if left == 0 {
+                return None;
+            }
+            (self.from, self.front) = (most, false);
+        }
     }
 }
 
@@ -136,5 +244,47 @@ impl<'a, T> WorkerSlots<'a, T> {
         // its length), which stays mutably borrowed for 'a; no other live slice
         // covers it (the caller's contract).
         unsafe { std::slice::from_raw_parts_mut(self.base.0.add(w * self.stride), self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each item is claimed exactly once, however the tasks interleave; a task
+    /// starts at its own segment's front, in order.
+    #[test]
+    fn segments_hand_out_every_item_once() {
+        for (n, tasks) in [(0, 2), (1, 2), (5, 1), (7, 2), (64, 3), (1000, 4), (40, 40)] {
+            let segs = &Segments::new(n, tasks);
+            let taken: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..segs.tasks()).map(|t| s.spawn(move || segs_claims(segs, t))).collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut all: Vec<usize> = taken.iter().flatten().copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..n).collect::<Vec<_>>(), "n {n}, tasks {tasks}");
+            for (t, items) in taken.iter().enumerate() {
+                // Its own segment's items first, from its front, one after another.
+                let own = t * n / segs.tasks()..(t + 1) * n / segs.tasks();
+                let k = items.iter().take_while(|i| own.contains(i)).count();
+                assert!(items[..k].iter().enumerate().all(|(j, &i)| i == own.start + j), "task {t}: {items:?}");
+            }
+        }
+    }
+
+    /// A task that starts after the others have finished finds its segment taken
+    /// from the back, and a task alone takes everything: its own segment forward,
+    /// then the others' backward.
+    #[test]
+    fn a_late_task_finds_its_items_taken() {
+        let segs = Segments::new(10, 2);
+        let first: Vec<_> = segs.claims(0).collect();
+        assert_eq!(first, [0, 1, 2, 3, 4, 9, 8, 7, 6, 5]);
+        assert_eq!(segs.claims(1).next(), None);
+    }
+
+    fn segs_claims(segs: &Segments, t: usize) -> Vec<usize> {
+        segs.claims(t).collect()
     }
 }

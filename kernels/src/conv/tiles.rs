@@ -7,7 +7,7 @@ use crate::dispatch::Kernels;
 use crate::geometry::{Activation, ConvGeometry};
 use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
 use crate::microkernel::{ConvMicrokernel, TileAt, TileLayer, TileShapes, WeightPrefetch, choose_tile, chunk_taps};
-use crate::parallel::{ParallelFor, SharedMut};
+use crate::parallel::{ParallelFor, Segments, SharedMut};
 
 /// Scratch `f32` a convolution of an input of shape `input` needs (the padded copy).
 pub fn conv2d_scratch_len(input: Dims, geom: &ConvGeometry) -> usize {
@@ -285,12 +285,12 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     // A strided window on an input the L2 cannot hold walks the output row by row,
     // every group of output blocks before the next row: the few input rows a row
     // reads then come from beyond the L2 once, rather than once per group, while
-    // the weights stream in order. The rows are dealt to the tasks evenly.
+    // the weights stream in order. The rows are dealt as `Segments`.
     if stream {
-        let tasks = (TASKS_PER_THREAD * par.threads()).min(rows);
-        par.run(tasks, &|t| {
+        let rows_of = Segments::new(rows, par.threads());
+        par.run(rows_of.tasks(), &|t| {
             let mut shapes = TileShapes::default();
-            for oy in t * rows / tasks..(t + 1) * rows / tasks {
+            for oy in rows_of.claims(t) {
                 for ob0 in (0..co_blocks).step_by(ob_tile) {
                     let ob = ob_tile.min(co_blocks - ob0);
                     for ox0 in (0..row_len).step_by(px_tile) {
@@ -304,10 +304,10 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     }
 
     // Work units: a row of tiles, or for a long row one tile of it,
-    // for one group of output blocks. The units are ordered group-major and dealt to
-    // the tasks in runs of equal work (a unit's work is its group's block count), so
-    // that each thread reads only its share of the weights and none waits on
-    // another's leftover. A task walks its units panel by panel (see
+    // for one group of output blocks. The units are ordered group-major and cut
+    // into slices of equal work (a unit's work is its group's block count), dealt
+    // as `Segments`, so that each thread reads mostly its share of the weights and
+    // none waits on another's leftover. A slice walks its units panel by panel (see
     // [`panel_units`]); within a panel, block of `k_taps` taps by block, every
     // group in turn, prefetching the next piece's weights as it goes: a block's
     // share of the input then stays in cache for all the groups, rather than the
@@ -328,10 +328,10 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
         kernels.record_panels();
     }
     let work = co_blocks * units;
-    let tasks = (TASKS_PER_THREAD * par.threads()).min(groups * units);
-    par.run(tasks, &|t| {
-        let mut shapes = TileShapes::default();
-        let (lo, hi) = (t * work / tasks, (t + 1) * work / tasks);
+    let slices = (SLICES_PER_THREAD * par.threads()).min(groups * units);
+    // Slice `i` of the work, walked as below.
+    let walk = |i: usize, shapes: &mut TileShapes| {
+        let (lo, hi) = (i * work / slices, (i + 1) * work / slices);
         // Group g's units start at work ob0 * units and take ob each; this task
         // takes those that start in lo..hi, of the panel starting at unit p0.
         let group_units = |g: usize, p0: usize| {
@@ -367,11 +367,11 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
                 // partial last one.
                 let whole = us.end.min(row_len / px_tile).saturating_sub(us.start);
                 if whole > 0 {
-                    tile(ob0, ob, 0, us.start * px_tile, px_tile, whole, piece(0..whole), &mut shapes);
+                    tile(ob0, ob, 0, us.start * px_tile, px_tile, whole, piece(0..whole), shapes);
                 }
                 for (i, u) in us.clone().enumerate().skip(whole) {
                     let ox0 = u * px_tile;
-                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), 1, piece(i..i + 1), &mut shapes);
+                    tile(ob0, ob, 0, ox0, px_tile.min(row_len - ox0), 1, piece(i..i + 1), shapes);
                 }
                 continue;
             }
@@ -382,14 +382,19 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
             for (i, u) in us.enumerate() {
                 let j = i * tiles_per_unit;
                 if whole > 0 {
-                    tile(ob0, ob, u, 0, px_tile, whole, piece(j..j + whole), &mut shapes);
+                    tile(ob0, ob, u, 0, px_tile, whole, piece(j..j + whole), shapes);
                 }
                 if whole < tiles_per_unit {
                     let ox0 = whole * px_tile;
-                    tile(ob0, ob, u, ox0, row_len - ox0, 1, piece(j + whole..j + whole + 1), &mut shapes);
+                    tile(ob0, ob, u, ox0, row_len - ox0, 1, piece(j + whole..j + whole + 1), shapes);
                 }
             }
         }
+    };
+    let slices_of = Segments::new(slices, par.threads());
+    par.run(slices_of.tasks(), &|t| {
+        let mut shapes = TileShapes::default();
+        slices_of.claims(t).for_each(|i| walk(i, &mut shapes));
         kernels.record_tiles(shapes);
     });
 }
@@ -446,3 +451,8 @@ pub fn k_block_taps(n_taps: usize, chunk: usize, pixels: usize) -> Option<usize>
 /// few per thread so that a thread slowed by something else hands some of its
 /// share to the others.
 pub(super) const TASKS_PER_THREAD: usize = 2;
+
+/// Slices per thread a direct convolution's work is cut into, dealt as
+/// [`Segments`]: a thread walks its own slices in order and then takes the last
+/// ones of a slower thread (2 and 4 measured: `docs/performance.md`).
+const SLICES_PER_THREAD: usize = 4;

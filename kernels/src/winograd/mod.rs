@@ -63,9 +63,10 @@
 //! each group of output blocks (2) runs the positions' GEMMs with the microkernel
 //! into small images and (3) transforms them back, adds the bias and the residual,
 //! applies ReLU and stores the tile's pixels that lie inside the output. The
-//! (chunk, group) pairs are dealt to the threads in runs of equal work: large maps
-//! split by chunks, small ones (a chunk or two) by groups of output blocks. Each
-//! worker works in its own slot of the scratch (see [`ParallelFor::worker`]).
+//! (chunk, group) pairs are dealt to the threads in runs, a slower thread's last
+//! ones taken by the others: large maps split by chunks, small ones (a chunk or
+//! two) by groups of output blocks. Each worker works in its own slot of the
+//! scratch (see [`ParallelFor::worker`]).
 //!
 //! [`ParallelFor::worker`]: crate::parallel::ParallelFor::worker
 //!
@@ -91,7 +92,7 @@ use crate::geometry::ConvGeometry;
 use crate::geometry::{Activation, ConvShape};
 use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
 use crate::microkernel::{TileAt, TileLayer, TileShapes, WeightPrefetch, choose_tile, chunk_taps};
-use crate::parallel::{ParallelFor, SharedMut, WorkerSlots, for_each_band};
+use crate::parallel::{Claims, ParallelFor, Segments, SharedMut, WorkerSlots, for_each_band};
 
 /// Floats of scratch a chunk fills at most (transformed input plus one group's
 /// GEMM output), 2 MiB: the scratch is sized for it, whatever the CPU.
@@ -207,9 +208,10 @@ pub fn conv2d_winograd(
     let split = out.split;
     if split.bands() == 1 {
         let layer = BandTiles::new(kernels, op, scheme, residual.map(|r| r.band(0)), &mut out.band(0), 0, ch);
-        par.run(layer.tasks, &|task| {
+        let items = Segments::new(layer.items, ch.threads);
+        par.run(items.tasks(), &|task| {
             // SAFETY: taken once, inside this task.
-            layer.run(task, unsafe { worker_slots.mine(par) })
+            layer.run(items.claims(task), unsafe { worker_slots.mine(par) })
         });
     } else {
         for_each_band(out, par, &|t, mut band| {
@@ -217,7 +219,7 @@ pub fn conv2d_winograd(
             let ch = Chunking { threads: 1, ..ch };
             let layer = BandTiles::new(kernels, op, scheme, res, &mut band, row0, ch);
             // SAFETY: taken once, inside this task.
-            layer.run(0, unsafe { worker_slots.mine(par) })
+            layer.run(Segments::new(layer.items, 1).claims(0), unsafe { worker_slots.mine(par) })
         });
     }
 }
@@ -249,7 +251,6 @@ struct BandTiles<'a> {
     px_tile: usize,
     groups: usize,
     items: usize,
-    tasks: usize,
     /// Per position: input blocks of its GEMM, where its image and its weights
     /// start, and its GEMM's chunk of the sum.
     k_blocks: [usize; MAX_POSITIONS],
@@ -287,12 +288,13 @@ impl<'a> BandTiles<'a> {
         let (ob_tile, px_tile) = choose_tile(mk, co_blocks, per_chunk);
         assert!(ob_tile <= MAX_OB, "conv2d_winograd: microkernel tile wider than {MAX_OB} blocks");
         let k_blocks: [usize; MAX_POSITIONS] = std::array::from_fn(|p| scheme.depth(p) * ci_blocks);
-        // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt to
-        // one task per thread in runs of equal work; a task transforms the input of
-        // each chunk it has items of once. Large maps split by chunks (each task
-        // owns whole chunks but one), small ones by groups (a few chunks' transforms
-        // are repeated, which costs a fraction of a percent, and each thread reads
-        // only its share of the weights).
+        // Work items: (chunk, group of output blocks) pairs, chunk-major, dealt as
+        // `Segments` (a segment per thread, the slower thread's last items taken by
+        // the others); a task transforms the input of a chunk once for a run of its
+        // items. Large maps split by chunks (each task owns whole chunks but one),
+        // small ones by groups (a few chunks' transforms are repeated, which costs a
+        // fraction of a percent, and each thread reads mostly its share of the
+        // weights).
         let groups = co_blocks.div_ceil(ob_tile);
         let items = chunks * groups;
         BandTiles {
@@ -317,7 +319,6 @@ impl<'a> BandTiles<'a> {
             px_tile,
             groups,
             items,
-            tasks: threads.max(1).min(items),
             k_blocks,
             v_at: std::array::from_fn(|p| v_offset(scheme, ci_blocks, per_chunk, p)),
             w_at: std::array::from_fn(|p| (0..p).map(|q| co_blocks * k_blocks[q] * BLOCK * BLOCK).sum()),
@@ -331,34 +332,16 @@ impl<'a> BandTiles<'a> {
         }
     }
 
-    /// Task `task`'s items, in its worker's scratch slot `mine`.
-    fn run(&self, task: usize, mine: &mut [f32]) {
+    /// The items `claims` hands out, in its worker's scratch slot `mine`.
+    fn run(&self, mut claims: Claims, mine: &mut [f32]) {
         let (s, scheme, per_chunk, tiles) = (self.w.shape, self.scheme, self.per_chunk, self.tiles);
         let (ci_blocks, co_blocks, ob_tile, groups) = (s.ci_blocks(), s.co_blocks(), self.ob_tile, self.groups);
-        let (tasks, mk) = (self.tasks, &self.kernels.ops.conv);
+        let mk = &self.kernels.ops.conv;
         let mut shapes = TileShapes::default();
         let zeros = [0.0f32; MAX_OB * BLOCK];
-        // An item's work: its group's blocks times its chunk's tiles; a task takes the
-        // items whose work's midpoint falls in its equal share of the total.
-        let work = |item: usize| {
-            let (chunk, group) = (item / groups, item % groups);
-            ob_tile.min(co_blocks - group * ob_tile) * per_chunk.min(tiles - chunk * per_chunk)
-        };
-        let total = co_blocks * tiles;
         let (v, m) = mine.split_at_mut(self.ch.v_len);
         let mut transformed = None;
-        // The task's items: contiguous, as the midpoints grow with the item.
-        let mut start = 0;
-        let owned = (0..self.items).filter(|&item| {
-            let item_work = work(item);
-            let mid = 2 * start + item_work;
-            start += item_work;
-            // 2 * midpoint in [2 total task / tasks, 2 total (task + 1) / tasks).
-            mid * tasks >= 2 * total * task && mid * tasks < 2 * total * (task + 1)
-        });
-        let (first, count) = owned.fold((usize::MAX, 0), |(f, c), i| (f.min(i), c + 1));
-        let items = first.min(self.items)..first.min(self.items) + count;
-        for item in items.clone() {
+        while let Some(item) = claims.next() {
             let (chunk, group) = (item / groups, item % groups);
             let n = per_chunk.min(tiles - chunk * per_chunk);
             let t0 = self.first_tile + chunk * per_chunk;
@@ -395,7 +378,7 @@ impl<'a> BandTiles<'a> {
                 let next = if p + 1 < scheme.positions() {
                     Some(slab(group, p + 1))
                 } else {
-                    (item + 1 < items.end).then(|| slab((item + 1) % groups, 0))
+                    claims.peek().map(|next| slab(next % groups, 0))
                 };
                 // The full tiles in one row call, then the partial one; each
                 // fetches its share of the next weights.
