@@ -468,19 +468,25 @@ fn images_of_few_channels_match_the_reference() {
             }
         }
         // The 3x3 and 7x7 stride-2 windows of 3 channels without a residual, which
-        // the AVX2 tier computes from the image's planes (asserted): rows of whole
-        // tiles (18 pixels) and not (19), in one band and spread over three threads.
-        let before = image_row_calls(tier);
+        // the AVX2 tier computes from the image's planes (asserted for each): rows of whole
+        // tiles (18 pixels) and not (19), in one band and spread over three threads,
+        // and a tall image.
         for (_, geom) in stems {
+            let before = image_row_calls(tier);
             for (w, par) in [(38, &Sequential as &dyn ParallelFor), (39, &ThreeThreads), (40, &Sequential)] {
                 let case = Case { ci: 3, co: 40, h: 13, w, geom, residual: false, act: Activation::Relu };
                 check(&kernels, case, &mut rng, par);
             }
             let case = Case { ci: 3, co: 16, h: 9, w: 15, geom, residual: false, act: Activation::None };
             check(&kernels, case, &mut rng, &Sequential);
-        }
-        if tier == Tier::Avx2 {
-            assert!(image_row_calls(tier) > before, "{tier:?}: no image convolution from its planes");
+            // Tall enough that a task (of two a thread) makes its padded copy of window
+            // rows more than once (a 7x7 copy holds 194 output rows at this width).
+            let case = Case { ci: 3, co: 16, h: 800, w: 15, geom, residual: false, act: Activation::Relu };
+            check(&kernels, case, &mut rng, &Sequential);
+            if tier == Tier::Avx2 {
+                let k = geom.kh;
+                assert!(image_row_calls(tier) > before, "{tier:?}: no {k}x{k} image convolution from its planes");
+            }
         }
         // Output rows wider than one chunk of staged pixels.
         let before = image_chunk_calls(tier);

@@ -21,7 +21,7 @@ use crate::ops::{TierOps, shared_bodies};
 mod asm;
 // The asm blocks' trait and its implementations per pixel count.
 mod asm_tile;
-// The 3-channel image's 3x3 stride-2 rows.
+// The 3-channel image's 3x3 and 7x7 stride-2 rows.
 mod image;
 
 use asm_tile::{AsmTile, PieceParams, RunParams};
@@ -36,7 +36,7 @@ pub(crate) const OPS: TierOps = TierOps {
     winograd_input,
     winograd_output,
     image_stage,
-    image_rows: &[(3, image::image3x3s2_c3_16oc_x6px_avx2)],
+    image_rows: &[(3, image::image3x3s2_c3_16oc_x6px_avx2), (7, image::image7x7s2_c3_16oc_x6px_avx2)],
     peak: fma_loop,
     peak_flops: PEAK_FLOPS,
 };

@@ -1,5 +1,5 @@
-//! The AVX2 tier's rows of a 3x3 stride-2 convolution of a 3-channel image,
-//! read straight from the image's channel planes (see [`ImageRow`]).
+//! The AVX2 tier's rows of a 3x3 and a 7x7 stride-2 convolution of a 3-channel
+//! image, read straight from the image's channel planes (see [`ImageRow`]).
 
 use crate::image_stage::ImageRow;
 
@@ -50,6 +50,40 @@ macro_rules! window_3x3 {
         plane_lane!(2, 2, 26), next_row!(),
     ) };
 }
+
+/// A chunk's end before window column `$kx` of the window row `{ky}` when it is
+/// row `$kx` (a 7x7 window's chunks of 48 lanes end at lanes 48, 96 and 144: row
+/// and column 2, 4 and 6, channel 0): the partial sums at `{o}` added, stored, and
+/// the accumulators zeroed for the next chunk.
+#[rustfmt::skip]
+macro_rules! chunk_end_7x7 {
+    ($kx:literal) => { concat!(
+        "cmp {ky}, ", $kx, "\n", "jne 2", $kx, "f\n",
+        each_px_1xn!(6, add_o_px), each_px_1xn!(6, store_px), each_px_1xn!(6, zero_px),
+        "2", $kx, ":\n",
+    ) };
+}
+
+/// A 7x7 window's row `{ky}` (21 lanes: column, channel; weights from `{w}`), with
+/// the chunk ends that fall in it.
+#[rustfmt::skip]
+macro_rules! window_row_7x7 {
+    () => { concat!(
+        plane_lane!(0, 0, 0), plane_lane!(1, 0, 1), plane_lane!(2, 0, 2),
+        plane_lane!(0, 1, 3), plane_lane!(1, 1, 4), plane_lane!(2, 1, 5), chunk_end_7x7!(2),
+        plane_lane!(0, 2, 6), plane_lane!(1, 2, 7), plane_lane!(2, 2, 8),
+        plane_lane!(0, 3, 9), plane_lane!(1, 3, 10), plane_lane!(2, 3, 11), chunk_end_7x7!(4),
+        plane_lane!(0, 4, 12), plane_lane!(1, 4, 13), plane_lane!(2, 4, 14),
+        plane_lane!(0, 5, 15), plane_lane!(1, 5, 16), plane_lane!(2, 5, 17), chunk_end_7x7!(6),
+        plane_lane!(0, 6, 18), plane_lane!(1, 6, 19), plane_lane!(2, 6, 20),
+    ) };
+}
+
+/// Stores the bias (ymm12..13) into a pixel's output.
+#[rustfmt::skip]
+macro_rules! bias_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
+    concat!("vmovups [{o} + ", $at, "], ymm12\n", "vmovups [{o} + ", $at2, "], ymm13\n")
+} }
 
 /// The tiles of an [`ImageRow`], 1 output block x 6 pixels each, in one asm block:
 /// the 3x3 window's lanes (ending every plane 3 rows down), the bias, the clamp and
@@ -114,4 +148,84 @@ pub(super) unsafe fn image3x3s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     // vouches for (tile t reads bytes 48 t..48 t + 52 of each row, weights bytes
     // < 1728, the bias 64 bytes), every write inside its tile's 384 bytes of output.
     unsafe { image_rows_asm!(r) }
+}
+
+/// The tiles of a 7x7 [`ImageRow`], 1 output block x 6 pixels each, in one asm
+/// block: the bias stored in the tile's output, then a loop over the 7 window rows
+/// (21 lanes each unrolled, the chunk ends in them adding the partial sums at the
+/// output: the first adds the bias, as `store` does), the last chunk's add, the
+/// clamp and the store; then the weights and planes back up and on to the next tile.
+macro_rules! image_rows_7x7_asm {
+    ($r:expr) => {{
+        let r = $r;
+        let [p0, p1, p2] = r.planes;
+        std::arch::asm!(
+            "3:",
+            "vmovups ymm12, [{b}]",
+            "vmovups ymm13, [{b} + 32]",
+            each_px_1xn!(6, bias_px),
+            each_px_1xn!(6, zero_px),
+            "xor {ky}, {ky}",
+            "5:",
+            window_row_7x7!(),
+            next_row!(),
+            "add {w}, 1344",
+            "inc {ky}",
+            "cmp {ky}, 7",
+            "jne 5b",
+            each_px_1xn!(6, add_o_px),
+            "test {relu}, {relu}",
+            "jz 6f",
+            "vxorps ymm12, ymm12, ymm12",
+            each_px_1xn!(6, relu_px),
+            "6:",
+            each_px_1xn!(6, store_px),
+            "sub {w}, 9408",
+            "sub {p0}, {rbk}",
+            "sub {p1}, {rbk}",
+            "sub {p2}, {rbk}",
+            "add {p0}, 48",
+            "add {p1}, 48",
+            "add {p2}, 48",
+            "add {o}, 384",
+            "dec {n}",
+            "jnz 3b",
+            w = inout(reg) r.weights => _,
+            p0 = inout(reg) p0 => _,
+            p1 = inout(reg) p1 => _,
+            p2 = inout(reg) p2 => _,
+            rb = in(reg) r.row * 4,
+            rbk = in(reg) r.row * 4 * 7,
+            o = inout(reg) r.output => _,
+            b = in(reg) r.bias,
+            n = inout(reg) r.tiles => _,
+            relu = in(reg) r.relu as usize,
+            ky = out(reg) _,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        )
+    }};
+}
+
+/// [`ImageRow`] of a 7x7 stride-2 window in tiles of 1 output block x 6 pixels:
+/// the staged path's chunks (lanes 0..48, 48..96, 96..144, 144..147, each from
+/// zero, added to the bias or the sums before, then the clamp), so the same bits;
+/// the window rows a loop, so that the tile's code stays small.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; each of `r.planes` holds 7 rows `r.row` floats apart
+/// of at least `12 * r.tiles + 5` values (tile t reads values `12 t..12 t + 17`
+/// of each), the weights 147 x 16 values and the bias 16, and the output holds
+/// `96 * r.tiles` writable values.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn image7x7s2_c3_16oc_x6px_avx2(r: &ImageRow) {
+    if r.tiles == 0 {
+        return;
+    }
+    // SAFETY: every read is inside the planes' rows, weights and bias the caller
+    // vouches for (tile t reads bytes 48 t..48 t + 68 of each row, weights bytes
+    // < 9408, the bias 64 bytes), every write inside its tile's 384 bytes of output.
+    unsafe { image_rows_7x7_asm!(r) }
 }
