@@ -33,6 +33,9 @@ impl RowWrap {
     /// [`pixel`](Self::pixel) of each of the tile's first `PX` pixels, in bytes.
     #[inline(always)]
     pub(crate) fn pixel_bytes<const PX: usize>(&self, in_pixel: usize) -> [usize; PX] {
+        if self.skip == 0 {
+            return std::array::from_fn(|p| p * in_pixel * 4);
+        }
         let (mut col, mut at, mut bytes) = (self.col, 0usize, [0; PX]);
         for b in bytes.iter_mut().skip(1) {
             (col, at) = (col + 1, at.wrapping_add(in_pixel));
