@@ -92,8 +92,8 @@ pub struct TileArgs {
     pub prefetch: WeightPrefetch,
     /// Output rows the tile's pixels cross: pixel `p`'s input is
     /// [`RowWrap::pixel`]`(in_pixel, p)` floats on from pixel 0's (`p * in_pixel`
-    /// for [`RowWrap::NONE`]). Only a microkernel whose
-    /// [`ConvMicrokernel::raster`] takes the layer gets tiles that cross a row end.
+    /// for [`RowWrap::NONE`] and on a long row, whose skip is 0). Only a microkernel
+    /// whose [`ConvMicrokernel::raster`] takes the layer gets tiles with a skip.
     pub wrap: RowWrap,
 }
 
