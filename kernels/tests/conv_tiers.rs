@@ -336,6 +336,21 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         (32, 24, 17, 17, ConvGeometry { stride_h: 2, stride_w: 2, ..g(3, 3, 0, 0) }),
         (64, 20, 7, 7, g(3, 3, 1, 1)),
         (48, 16, 8, 8, g(1, 3, 0, 1)),
+        // Outputs of 2 x 1 pixels: a tile of 2 would cross the row end, so no
+        // raster tiles (a fuzz case's).
+        (
+            32,
+            39,
+            5,
+            2,
+            ConvGeometry {
+                kh: 2,
+                kw: 3,
+                stride_h: 3,
+                stride_w: 4,
+                pad: Padding { top: 0, left: 1, bottom: 1, right: 1 },
+            },
+        ),
     ];
     let (mut short_last, mut blocked, mut short_block) = (0, 0, 0);
     let (tier, hand) = (kernels.tier(), kernels.hand_scheduled());

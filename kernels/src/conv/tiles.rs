@@ -269,14 +269,19 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     let k_taps = k_block.unwrap_or(n_taps);
     let stream = !long_row && k_block.is_none() && strided_stream(kernels, geom, input.data.len());
     let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, stream, par);
-    // Other windows of a small map likewise, in raster tiles that the microkernel
-    // walks across the row ends ([`RowWrap`]), where the tiles of one row of h * w
-    // pixels cost less than h rows' (choose_tile's estimate): 49 = 8 x 6 + 1 pixels
-    // for a 7x7 map rather than 7 x (6 + 1).
+    // Other windows of a small map likewise, in raster tiles that the microkernel's
+    // row walks across the row ends ([`RowWrap`]), where the tiles of one row of
+    // h * w pixels cost less than h rows' (choose_tile's estimate): 49 = 8 x 6 + 1
+    // pixels for a 7x7 map rather than 7 x (6 + 1). Only if those tiles are the
+    // row's shape and no wider than an output row: the last, short tile then lies
+    // in the last row, so no other tile crosses a row end.
+    let (raster_cost, raster_tile) = best_tile(mk, co_blocks, dout.h * dout.w);
     let raster = long_row
         || (k_block.is_some()
+            && mk.hand_scheduled == Some(raster_tile)
+            && raster_tile.1 <= dout.w
             && tiles.raster()
-            && best_tile(mk, co_blocks, dout.h * dout.w).0 < dout.h * best_tile(mk, co_blocks, dout.w).0);
+            && raster_cost < dout.h * best_tile(mk, co_blocks, dout.w).0);
     let (rows, row_len) = if raster { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
     if long_row && s.kh > 1 {
         kernels.record_long_row();
