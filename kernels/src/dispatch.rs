@@ -264,6 +264,13 @@ pub fn window_piece_asm_chunks() -> bool {
     crate::microkernel::WINDOW_PIECE_ASM_CHUNKS.load(Ordering::Relaxed)
 }
 
+/// Whether the AVX2 tier's hand-scheduled tiles have run raster tiles (pixels
+/// across output row ends, see `RowWrap`) of a small map's window in one asm
+/// block in this process: lets tests assert that the path ran.
+pub fn raster_asm_chunks() -> bool {
+    crate::microkernel::RASTER_ASM_CHUNKS.load(Ordering::Relaxed)
+}
+
 /// Whether the AVX2 tier's hand-scheduled tile has run a 1x1 layer's chunks in
 /// one asm block while prefetching the next tile's input (several threads) in this
 /// process: lets tests assert that the path ran.

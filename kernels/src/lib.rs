@@ -59,8 +59,8 @@ pub mod bf16;
 pub use bands::{Bands, BandsMut, RowSplit};
 pub use dispatch::{
     Kernels, TIER_ENV, Tier, image_chunk_calls, image_row_calls, long_row_calls, next_tile_asm_chunks,
-    next_window_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls, tile_calls, window_asm_chunks,
-    window_piece_asm_chunks,
+    next_window_asm_chunks, panel_calls, prefetched_asm_chunks, raster_asm_chunks, tier_calls, tile_calls,
+    window_asm_chunks, window_piece_asm_chunks,
 };
 pub use geometry::{Activation, ConvGeometry, ConvShape, Padding, PoolGeometry};
 pub use layout::{AlignedVec, BLOCK, Dims, Image, ImageMut, Layout};

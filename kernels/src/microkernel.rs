@@ -7,11 +7,14 @@
 use crate::geometry::ConvShape;
 use crate::layout::BLOCK;
 
+mod row_wrap;
+pub use row_wrap::RowWrap;
+
 /// One output tile's worth of pointers and strides, in `f32` elements.
 ///
 /// For output block `b < ob`, pixel `p < px`, input block `ib`, tap `(ky, kx)` and
 /// input lane `i`, the microkernel sums
-/// `input[ib * in_block + ky * in_row + kx * BLOCK + p * in_pixel + i]` times
+/// `input[ib * in_block + ky * in_row + kx * BLOCK + wrap.pixel(in_pixel, p) + i]` times
 /// `weights[b * w_block + t * BLOCK * BLOCK + i * BLOCK + lane]`, where
 /// `t = (ib * kh + ky) * kw + kx` numbers the tile's taps (a tap: one input block at
 /// one window position), into `output[b * out_block + p * BLOCK + lane]`, plus
@@ -87,6 +90,11 @@ pub struct TileArgs {
     pub taps: (usize, usize),
     /// Weights a later call will read, to bring into cache while this one computes.
     pub prefetch: WeightPrefetch,
+    /// Output rows the tile's pixels cross: pixel `p`'s input is
+    /// [`RowWrap::pixel`]`(in_pixel, p)` floats on from pixel 0's (`p * in_pixel`
+    /// for [`RowWrap::NONE`] and on a long row, whose skip is 0). Only a microkernel
+    /// whose [`ConvMicrokernel::raster`] takes the layer gets tiles with a skip.
+    pub wrap: RowWrap,
 }
 
 impl TileArgs {
@@ -100,10 +108,11 @@ impl TileArgs {
         // within the TileArgs contract.
         let residual = if self.residual.is_null() { self.residual } else { self.residual.wrapping_add(step * BLOCK) };
         TileArgs {
-            input: self.input.wrapping_add(step * self.in_pixel),
+            input: self.input.wrapping_add(self.wrap.pixel(self.in_pixel, step)),
             output: self.output.wrapping_add(step * BLOCK),
             residual,
             prefetch: self.prefetch.part(i..i + 1, tiles),
+            wrap: self.wrap.along(step),
             ..*self
         }
     }
@@ -175,6 +184,11 @@ pub struct ConvMicrokernel {
     /// # Safety
     /// As [`tile`](Self::tile), for each of the tiles.
     pub row: Option<unsafe fn(args: &TileArgs, tiles: usize)>,
+    /// Whether [`row`](Self::row) computes the tiles of a layer whose tiles'
+    /// arguments are `args` (their `wrap` aside) as raster tiles ([`RowWrap`]), if
+    /// the tier has them: a driver walks such a layer's output as one row of all its
+    /// pixels where that leaves fewer short tiles.
+    pub raster: Option<fn(args: &TileArgs) -> bool>,
 }
 
 /// Where a tile's chunk sums go: the output (and its block stride), the bias the
@@ -332,6 +346,8 @@ pub(crate) struct TileAt<'a> {
     pub(crate) taps: (usize, usize),
     /// See [`TileArgs::prefetch`].
     pub(crate) prefetch: WeightPrefetch,
+    /// See [`TileArgs::wrap`].
+    pub(crate) wrap: RowWrap,
 }
 
 impl TileLayer {
@@ -355,6 +371,7 @@ impl TileLayer {
         self.check_input(&at, tiles);
         shapes.add(at.ob, at.px);
         let args = self.args(&at);
+        debug_assert!(at.wrap.skip == 0 || self.raster(mk), "raster tiles for a microkernel without them");
         match mk.row.filter(|_| mk.hand_scheduled == Some((at.ob, at.px))) {
             // SAFETY: the input reads stay in `at.input` (the drivers' window
             // arithmetic, checked in debug builds); the rest is the caller's contract.
@@ -377,10 +394,29 @@ impl TileLayer {
         let last = (self.ci_blocks - 1) * at.in_block
             + (self.kh - 1) * self.in_row
             + (self.kw - 1) * BLOCK
-            + (tiles * at.px - 1) * self.in_pixel
+            + at.wrap.pixel(self.in_pixel, tiles * at.px - 1)
             + BLOCK
             - 1;
         debug_assert!(last < at.input.len(), "tile reads input {last} of {}", at.input.len());
+    }
+
+    /// Whether `mk`'s row computes this layer's tiles as raster tiles (see
+    /// [`ConvMicrokernel::raster`]).
+    pub(crate) fn raster(&self, mk: &ConvMicrokernel) -> bool {
+        let at = TileAt {
+            input: &[],
+            in_block: 0,
+            weights: std::ptr::null(),
+            bias: std::ptr::null(),
+            residual: std::ptr::null(),
+            output: std::ptr::null_mut(),
+            ob: 1,
+            px: 1,
+            taps: (0, self.ci_blocks * self.kh * self.kw),
+            prefetch: WeightPrefetch::NONE,
+            wrap: RowWrap::NONE,
+        };
+        mk.raster.is_some_and(|takes| takes(&self.args(&at)))
     }
 
     /// The [`TileArgs`] of the tile `at` of this layer.
@@ -407,6 +443,7 @@ impl TileLayer {
             prefetch_output: self.prefetch_output,
             taps: at.taps,
             prefetch: at.prefetch,
+            wrap: at.wrap,
         }
     }
 }
@@ -443,6 +480,11 @@ impl TileShapes {
 /// chunk boundaries, epilogue) that favours fewer, larger tiles, half as much for
 /// the hand-scheduled shape (figures: `docs/kernels.md`).
 pub(crate) fn choose_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize) -> (usize, usize) {
+    best_tile(mk, co_blocks, row_len).1
+}
+
+/// [`choose_tile`]'s tile shape and its estimated time for the row (in its units).
+pub(crate) fn best_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize) -> (usize, (usize, usize)) {
     let cost = |ob: usize, px: usize| {
         (ob * px).max(ob + px).max(mk.min_lane_cost) + if mk.hand_scheduled == Some((ob, px)) { 1 } else { 2 }
     };
@@ -458,7 +500,7 @@ pub(crate) fn choose_tile(mk: &ConvMicrokernel, co_blocks: usize, row_len: usize
             }
         }
     }
-    best.1
+    best
 }
 
 /// Asks for the cache line at `p` (any address: a prefetch never faults). A no-op
@@ -512,3 +554,7 @@ pub(crate) static NEXT_TILE_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::syn
 /// [`next_window_asm_chunks`](crate::next_window_asm_chunks)), read before it is
 /// written like [`PREFETCHED_ASM_CHUNKS`].
 pub(crate) static NEXT_WINDOW_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set by the AVX2 tile (see [`raster_asm_chunks`](crate::raster_asm_chunks)),
+/// read before it is written like [`PREFETCHED_ASM_CHUNKS`].
+pub(crate) static RASTER_ASM_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -23,8 +23,8 @@ use incept_kernels::pack::{ConvShape, image_folded_shape, pack_bias, pack_conv_w
 use incept_kernels::parallel::{ParallelFor, Sequential};
 use incept_kernels::{
     Activation, ConvGeometry, Dims, Image, Kernels, Layout, Padding, Tier, image_chunk_calls, image_row_calls,
-    long_row_calls, next_tile_asm_chunks, next_window_asm_chunks, panel_calls, prefetched_asm_chunks, tier_calls,
-    tile_calls, window_asm_chunks, window_piece_asm_chunks,
+    long_row_calls, next_tile_asm_chunks, next_window_asm_chunks, panel_calls, prefetched_asm_chunks,
+    raster_asm_chunks, tier_calls, tile_calls, window_asm_chunks, window_piece_asm_chunks,
 };
 use support::{
     Case, Rng, ThreeThreads, band_splits, each_output, geometries, magnitude, reference_conv, sum_tolerance, to_layout,
@@ -329,6 +329,28 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         // tile of 4 and of 5 pixels on the AVX2 tier, which runs those in asm too.
         (1000, 24, 22, 19, g(1, 1, 0, 0)),
         (1000, 20, 23, 19, g(1, 1, 0, 0)),
+        // Small maps of rows of 7 and 8 pixels in whole blocks whose chunks are
+        // window rows: one row of all the pixels, in raster tiles of 6 that cross
+        // the row ends (the AVX2 tier's asm walk; asserted): 3x3/2 onto 8x8, 3x3 on
+        // 7x7, 1x3 on 8x8.
+        (32, 24, 17, 17, ConvGeometry { stride_h: 2, stride_w: 2, ..g(3, 3, 0, 0) }),
+        (64, 20, 7, 7, g(3, 3, 1, 1)),
+        (48, 16, 8, 8, g(1, 3, 0, 1)),
+        // Outputs of 2 x 1 pixels: a tile of 2 would cross the row end, so no
+        // raster tiles (a fuzz case's).
+        (
+            32,
+            39,
+            5,
+            2,
+            ConvGeometry {
+                kh: 2,
+                kw: 3,
+                stride_h: 3,
+                stride_w: 4,
+                pad: Padding { top: 0, left: 1, bottom: 1, right: 1 },
+            },
+        ),
     ];
     let (mut short_last, mut blocked, mut short_block) = (0, 0, 0);
     let (tier, hand) = (kernels.tier(), kernels.hand_scheduled());
@@ -367,6 +389,8 @@ fn long_reductions(kernels: &Kernels, par: &dyn ParallelFor) {
         assert!(window_asm_chunks(), "no window's chunks ran in asm");
         // The 1x7, 7x1 and 5x5 layers' chunks are pieces of window rows or columns.
         assert!(window_piece_asm_chunks(), "no window's pieces of runs ran in asm");
+        // The small maps' rows of 7 and 8 pixels in raster tiles.
+        assert!(raster_asm_chunks(), "no small map's window ran in raster tiles");
     }
     // On several threads, its 1x1 layers' chunks run in asm too, prefetching the
     // next tile's input.

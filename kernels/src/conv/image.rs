@@ -19,7 +19,7 @@ use crate::geometry::Activation;
 use crate::geometry::{ConvGeometry, Padding};
 use crate::image_stage::{COPY, IMAGE_ROW_TILE, ImageRow, ImageRowFn, Stage};
 use crate::layout::{BLOCK, Dims, Layout};
-use crate::microkernel::{TileShapes, choose_tile};
+use crate::microkernel::{RowWrap, TileShapes, choose_tile};
 use crate::pack::{image_folded_shape, image_packed_len};
 use crate::parallel::{ParallelFor, SharedMut, WorkerSlots};
 
@@ -205,7 +205,17 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
                     // pixels < n_px, inside this task's slot; they write these
                     // tiles of their band of the output, which no other task
                     // writes (rows are split).
-                    unsafe { tiles.run_row_from(&staged[ox0 * pixel..], BLOCK, tile, n, tiles.whole(), &mut shapes) };
+                    unsafe {
+                        tiles.run_row_from(
+                            &staged[ox0 * pixel..],
+                            BLOCK,
+                            tile,
+                            n,
+                            tiles.whole(),
+                            RowWrap::NONE,
+                            &mut shapes,
+                        )
+                    };
                 }
             }
             p0 = p1;

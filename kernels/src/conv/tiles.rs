@@ -6,7 +6,9 @@ use super::op::{Conv2d, PackedConv, check};
 use crate::dispatch::Kernels;
 use crate::geometry::{Activation, ConvGeometry};
 use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
-use crate::microkernel::{ConvMicrokernel, TileAt, TileLayer, TileShapes, WeightPrefetch, choose_tile, chunk_taps};
+use crate::microkernel::{
+    ConvMicrokernel, RowWrap, TileAt, TileLayer, TileShapes, WeightPrefetch, best_tile, choose_tile, chunk_taps,
+};
 use crate::parallel::{ParallelFor, Segments, SharedMut};
 
 /// Scratch `f32` a convolution of an input of shape `input` needs (the padded copy).
@@ -148,16 +150,19 @@ impl<'a> LayerTiles<'a> {
         shapes: &mut TileShapes,
     ) {
         // SAFETY: forwarded.
-        unsafe { self.run_row_from(input, in_block, tile, 1, piece, shapes) }
+        unsafe { self.run_row_from(input, in_block, tile, 1, piece, RowWrap::NONE, shapes) }
     }
 
     /// [`run_from`](Self::run_from) for `tile` and the `tiles - 1` tiles of its
     /// shape after it along a row of output pixels (and the input pixels under
     /// them), in one call where the microkernel has a row of the shape (see
-    /// `TileLayer::run`); `piece.prefetch` is shared among them.
+    /// `TileLayer::run`); `piece.prefetch` is shared among them. The tiles cross
+    /// output row ends as `wrap` says ([`RowWrap::NONE`] where they do not; a wrap
+    /// with a skip only where [`raster`](Self::raster)).
     ///
     /// # Safety
     /// As [`run_from`](Self::run_from), for each of the tiles.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) unsafe fn run_row_from(
         &self,
@@ -166,6 +171,7 @@ impl<'a> LayerTiles<'a> {
         tile: Tile,
         tiles: usize,
         piece: Piece,
+        wrap: RowWrap,
         shapes: &mut TileShapes,
     ) {
         let Tile { ob0, ob, out_px, px } = tile;
@@ -188,12 +194,19 @@ impl<'a> LayerTiles<'a> {
             px,
             taps: piece.taps,
             prefetch: piece.prefetch,
+            wrap,
         };
         // SAFETY: `mk` comes from a `Kernels`, which proves the tier runs on this CPU.
         // Input reads are the caller's contract; weights, bias, residual and output
         // stay inside blocks ob0..ob0+ob of their images (whose lengths `check`
         // asserted, and the last tile's end just above).
         unsafe { self.layer.run(self.mk, at, tiles, shapes) };
+    }
+
+    /// Whether the microkernel computes these tiles as raster tiles, which may
+    /// cross output row ends ([`RowWrap`]).
+    pub(super) fn raster(&self) -> bool {
+        self.layer.raster(self.mk)
     }
 }
 
@@ -249,11 +262,6 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     // offset into each padded input row, so its output is one row of h * w pixels,
     // in whole tiles rather than a short one per row (an 8x8 map's rows of 8).
     let long_row = s.kw == 1 && geom.stride_h == 1 && geom.stride_w == 1 && geom.pad.left == 0 && geom.pad.right == 0;
-    let (rows, row_len) = if long_row { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
-
-    if long_row && s.kh > 1 {
-        kernels.record_long_row();
-    }
     let mk = &kernels.ops.conv;
     let co_blocks = s.co_blocks();
     let n_taps = s.ci_blocks() * s.kh * s.kw;
@@ -261,22 +269,47 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     let k_taps = k_block.unwrap_or(n_taps);
     let stream = !long_row && k_block.is_none() && strided_stream(kernels, geom, input.data.len());
     let tiles = LayerTiles::new(kernels, op, residual, out, di.w * BLOCK, di.h * di.w * BLOCK, stream, par);
+    // Other windows of a small map likewise, in raster tiles that the microkernel's
+    // row walks across the row ends ([`RowWrap`]), where the tiles of one row of
+    // h * w pixels cost less than h rows' (choose_tile's estimate): 49 = 8 x 6 + 1
+    // pixels for a 7x7 map rather than 7 x (6 + 1). Only if those tiles are the
+    // row's shape and no wider than an output row: the last, short tile then lies
+    // in the last row, so no other tile crosses a row end.
+    let (raster_cost, raster_tile) = best_tile(mk, co_blocks, dout.h * dout.w);
+    let raster = long_row
+        || (k_block.is_some()
+            && mk.hand_scheduled == Some(raster_tile)
+            && raster_tile.1 <= dout.w
+            && tiles.raster()
+            && raster_cost < dout.h * best_tile(mk, co_blocks, dout.w).0);
+    let (rows, row_len) = if raster { (1, dout.h * dout.w) } else { (dout.h, dout.w) };
+    if long_row && s.kh > 1 {
+        kernels.record_long_row();
+    }
     // One tile: `ob` output blocks from `ob0`, `px` pixels from `ox0` of row `oy`.
     // `n` tiles of `px` pixels along the row from pixel `ox0` of row `oy` (`n` > 1
-    // only for a row's whole tiles).
+    // only for a row's whole tiles). On one row of h * w pixels, pixel `ox0` is
+    // pixel `ox0 % w` of output row `ox0 / w`, and the input moves on by `skip`
+    // more at each row end (none on a long row).
+    let skip = (geom.stride_h * di.w).wrapping_sub(dout.w * geom.stride_w).wrapping_mul(BLOCK);
     let tile =
         |ob0: usize, ob: usize, oy: usize, ox0: usize, px: usize, n: usize, piece: Piece, shapes: &mut TileShapes| {
-            let in_off = if long_row { ox0 * BLOCK } else { (oy * geom.stride_h * di.w + ox0 * geom.stride_w) * BLOCK };
-            // SAFETY: the last input read is block ci_blocks-1, row (oy*sh + kh-1),
-            // column ((ox0+n*px-1)*sw + kw-1) of the (padded by now) input, inside it
-            // because the output size was checked against the geometry (on a long
-            // row, pixel ox0+n*px-1 < h*w of the map, kh-1 input rows of the same
-            // width on: inside the padded input's h+kh-1 rows). Tiles are
-            // disjoint, so concurrent tiles never write the same element; each task
-            // runs the pieces of its tiles in order.
+            let (oy, ox, wrap) = if raster {
+                (ox0 / dout.w, ox0 % dout.w, RowWrap { width: dout.w, col: ox0 % dout.w, skip })
+            } else {
+                (oy, ox0, RowWrap::NONE)
+            };
+            let in_off = (oy * geom.stride_h * di.w + ox * geom.stride_w) * BLOCK;
+            // SAFETY: the last input read is block ci_blocks-1, row (oy'*sh + kh-1),
+            // column (ox'*sw + kw-1) of the (padded by now) input for the last
+            // pixel (oy', ox') of the tiles (on one row of h * w pixels, a pixel of
+            // the map, reached from the first across the row ends by `wrap`), inside
+            // it because the output size was checked against the geometry. Tiles
+            // are disjoint, so concurrent tiles never write the same element; each
+            // task runs the pieces of its tiles in order.
             unsafe {
-                let tile = Tile { ob0, ob, out_px: oy * row_len + ox0, px };
-                tiles.run_row_from(&input.data[in_off..], tiles.in_block, tile, n, piece, shapes)
+                let tile = Tile { ob0, ob, out_px: oy * dout.w + ox, px };
+                tiles.run_row_from(&input.data[in_off..], tiles.in_block, tile, n, piece, wrap, shapes)
             };
         };
 
@@ -313,11 +346,12 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     // share of the input then stays in cache for all the groups, rather than the
     // whole input streaming once per group.
     let groups = co_blocks.div_ceil(ob_tile);
-    let units = if long_row { row_len.div_ceil(px_tile) } else { rows };
-    let tiles_per_unit = if long_row { 1 } else { row_len.div_ceil(px_tile) };
-    // The input one unit reads (all its taps): a tile's pixels, or a row's new
-    // input rows.
-    let unit_in = size_of::<f32>() * s.ci_blocks() * BLOCK * if long_row { px_tile } else { geom.stride_h * di.w };
+    let units = if raster { row_len.div_ceil(px_tile) } else { rows };
+    let tiles_per_unit = if raster { 1 } else { row_len.div_ceil(px_tile) };
+    // The input one unit reads (all its taps): a row's new input rows, or a tile's
+    // share of them.
+    let row_in = size_of::<f32>() * s.ci_blocks() * BLOCK * geom.stride_h * di.w;
+    let unit_in = if raster { row_in * px_tile / dout.w } else { row_in };
     // A small map's blocks of taps are walked by every group in turn (below), so
     // a block's share of the input is what must stay in cache.
     let slice = |bytes: usize| bytes * k_taps.min(n_taps) / n_taps;
@@ -362,8 +396,8 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
                 prefetch: next
                     .map_or(WeightPrefetch::NONE, |(ob0, ob, taps)| tiles.prefetch_share(ob0, ob, taps, js, m)),
             };
-            if long_row {
-                // The units' whole tiles along the long row in one call, then the
+            if raster {
+                // The units' whole tiles along the one row in one call, then the
                 // partial last one.
                 let whole = us.end.min(row_len / px_tile).saturating_sub(us.start);
                 if whole > 0 {

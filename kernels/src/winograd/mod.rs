@@ -91,7 +91,7 @@ use crate::dispatch::Kernels;
 use crate::geometry::ConvGeometry;
 use crate::geometry::{Activation, ConvShape};
 use crate::layout::{BLOCK, Dims, Image, ImageMut, Layout};
-use crate::microkernel::{TileAt, TileLayer, TileShapes, WeightPrefetch, choose_tile, chunk_taps};
+use crate::microkernel::{RowWrap, TileAt, TileLayer, TileShapes, WeightPrefetch, choose_tile, chunk_taps};
 use crate::parallel::{Claims, ParallelFor, Segments, SharedMut, WorkerSlots, for_each_band};
 
 /// Floats of scratch a chunk fills at most (transformed input plus one group's
@@ -419,6 +419,7 @@ impl<'a> BandTiles<'a> {
                         px,
                         taps: (0, self.k_blocks[p]),
                         prefetch,
+                        wrap: RowWrap::NONE,
                     };
                     // SAFETY: the tier runs on this CPU. Reads: input blocks
                     // 0..k_blocks[p] of position p's image, pixels px0.. up to n

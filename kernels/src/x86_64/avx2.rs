@@ -11,8 +11,8 @@ use super::{
 };
 use crate::layout::BLOCK;
 use crate::microkernel::{
-    ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, NEXT_WINDOW_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, Taps, TileArgs,
-    WINDOW_ASM_CHUNKS, WINDOW_PIECE_ASM_CHUNKS,
+    ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, NEXT_WINDOW_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, RASTER_ASM_CHUNKS, Taps,
+    TileArgs, WINDOW_ASM_CHUNKS, WINDOW_PIECE_ASM_CHUNKS,
 };
 use crate::ops::{TierOps, shared_bodies};
 
@@ -56,7 +56,23 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     min_lane_cost: 4,
     tile: conv_tile,
     row: Some(row_1x6),
+    raster: Some(runs_in_asm),
 };
+
+/// Whether [`tile_1xn`] runs a tile's chunks through [`AsmTile::runs`], which
+/// addresses each pixel's input on its own, so also computes raster tiles: a window
+/// wider than one tap whose chunks are its runs (a 3x3's or 1x3's window rows, a
+/// 3x1's columns), in whole blocks, from a run's first tap, prefetching the next
+/// tile's input only at stride 2.
+fn runs_in_asm(a: &TileArgs) -> bool {
+    let run = if a.kw > 1 { a.kw } else { a.kh };
+    let next_s2 = a.prefetch_next && a.in_pixel == 2 * BLOCK;
+    a.kh * a.kw > 1
+        && a.chunk == run
+        && a.taps.0.is_multiple_of(a.kw)
+        && a.ci_tail == BLOCK
+        && (!a.prefetch_next || next_s2)
+}
 
 /// # Safety
 /// The [`TileArgs`] contract of [`ConvMicrokernel::tile`], on a CPU with AVX2 and FMA.
@@ -67,7 +83,11 @@ unsafe fn conv_tile(a: &TileArgs, ob: usize, px: usize) {
             1 if px == 6 => row_1x6(a, 1),
             1 if px == 5 => tile_short::<5>(a),
             1 if px == 4 => tile_short::<4>(a),
-            1 => by_px::<1>(a, px),
+            1 => {
+                // The driver's raster tiles of under 4 pixels (a map's last) lie in one row.
+                debug_assert!(a.wrap.pixel(a.in_pixel, px - 1) == (px - 1) * a.in_pixel, "a compiled raster tile");
+                by_px::<1>(a, px)
+            }
             _ => unreachable!("{ob} output blocks exceed 1"),
         }
     }
@@ -203,9 +223,11 @@ where
         // At stride 2 the next tile's input, if asked, is prefetched per tap in the
         // asm tap loop: compiled, the large maps' chunks (which prefetch on one
         // thread) ran 74-75% of peak (figures: `docs/kernels.md`).
+        // Raster tiles (pixels across row ends) take this path only.
         let run = if a.kw > 1 { a.kw } else { a.kh };
         let next_s2 = a.prefetch_next && a.in_pixel == 2 * BLOCK;
-        if khw > 1 && a.chunk == run && kx == 0 && whole_taps == n && (!a.prefetch_next || next_s2) {
+        debug_assert!(a.wrap.skip == 0 || runs_in_asm(a), "a raster tile off the runs path");
+        if runs_in_asm(a) {
             prefetch_weight_taps(a, a.taps.0, a.taps.1, per);
             if !WINDOW_ASM_CHUNKS.load(Ordering::Relaxed) {
                 WINDOW_ASM_CHUNKS.store(true, Ordering::Relaxed);
@@ -221,22 +243,27 @@ where
             } else {
                 (a.in_row, a.in_block.wrapping_sub(a.kh * a.in_row), 0, 1, 1)
             };
-            let q = RunParams {
+            let mut q = RunParams {
                 taps: run,
                 skip_run: skip_run.wrapping_mul(4),
                 skip_block: skip_block.wrapping_mul(4),
                 runs,
                 residual: if last { a.residual } else { std::ptr::null() },
                 relu: (last && a.relu) as usize,
+                ky: runs_left,
+                chunks: (a.taps.1 - a.taps.0) / run,
             };
             let bias = if a.taps.0 == 0 { a.bias } else { std::ptr::null() };
             let (w, inp) = (a.weights.add(a.taps.0 * BLOCK * BLOCK), a.input.add(ib * a.in_block + ky * a.in_row));
-            let chunks = (a.taps.1 - a.taps.0) / run;
+            let d = a.wrap.pixel_bytes::<6>(a.in_pixel);
+            if a.wrap.skip != 0 && !RASTER_ASM_CHUNKS.load(Ordering::Relaxed) {
+                RASTER_ASM_CHUNKS.store(true, Ordering::Relaxed);
+            }
             type T<const PX: usize> = [[[__m256; 2]; PX]; 1];
             if next_s2 {
-                T::<PX>::runs::<true>(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
+                T::<PX>::runs::<true>(w, inp, &d, step, a.output, bias, &mut q);
             } else {
-                T::<PX>::runs::<false>(w, inp, a.in_pixel, step, chunks, runs_left, a.output, bias, &q);
+                T::<PX>::runs::<false>(w, inp, &d, step, a.output, bias, &mut q);
             }
             return;
         }

@@ -39,6 +39,7 @@ pub(crate) const CONV: ConvMicrokernel = ConvMicrokernel {
     min_lane_cost: 0,
     tile: conv_tile,
     row: None,
+    raster: None,
 };
 
 /// # Safety

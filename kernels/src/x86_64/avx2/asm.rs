@@ -2,41 +2,63 @@
 //! the lane, the loop over taps, and the chunk loop with its adds and stores.
 
 /// One input lane of a 1 x `$px` tile (`$px` 4, 5 or 6) at byte offsets `$w` and
-/// `$w2` (`$w` + 32) into the weights and `$x` into the input: the lane's weight row
-/// into ymm12..13, then each pixel's input lane broadcast into ymm14 or ymm15
-/// (alternately, so that one pixel's broadcast need not wait for the previous
-/// pixel's FMAs) and its two FMAs into accumulators ymm(2 * pixel + half).
+/// `$w2` (`$w` + 32) into the weights and `$x` into the input, each pixel's input
+/// where `$at` (a pixel addressing: [`px_strided`] or [`px_offsets`]) says: the
+/// lane's weight row into ymm12..13, then each pixel's input lane broadcast into
+/// ymm14 or ymm15 (alternately, so that one pixel's broadcast need not wait for the
+/// previous pixel's FMAs) and its two FMAs into accumulators ymm(2 * pixel + half).
 #[rustfmt::skip]
 macro_rules! lane_1xn {
-    (6, $w:literal, $w2:literal, $x:literal) => {
-        concat!(lane_1xn!(5, $w, $w2, $x), pixel_1xn!(10, 11, 15, "{x3} + {xp}*2", $x))
+    (6, $at:ident, $w:literal, $w2:literal, $x:literal) => {
+        concat!(lane_1xn!(5, $at, $w, $w2, $x), pixel_1xn!(10, 11, 15, $at, 5, $x))
     };
-    (5, $w:literal, $w2:literal, $x:literal) => {
-        concat!(lane_1xn!(4, $w, $w2, $x), pixel_1xn!(8, 9, 14, "{x3} + {xp}", $x))
+    (5, $at:ident, $w:literal, $w2:literal, $x:literal) => {
+        concat!(lane_1xn!(4, $at, $w, $w2, $x), pixel_1xn!(8, 9, 14, $at, 4, $x))
     };
-    (4, $w:literal, $w2:literal, $x:literal) => {
+    (4, $at:ident, $w:literal, $w2:literal, $x:literal) => {
         concat!(
             "vmovups ymm12, [{w} + ", $w, "]\n",
             "vmovups ymm13, [{w} + ", $w2, "]\n",
-            pixel_1xn!(0, 1, 14, "{x}", $x),
-            pixel_1xn!(2, 3, 15, "{x} + {xp}", $x),
-            pixel_1xn!(4, 5, 14, "{x} + {xp}*2", $x),
-            pixel_1xn!(6, 7, 15, "{x3}", $x),
+            pixel_1xn!(0, 1, 14, $at, 0, $x),
+            pixel_1xn!(2, 3, 15, $at, 1, $x),
+            pixel_1xn!(4, 5, 14, $at, 2, $x),
+            pixel_1xn!(6, 7, 15, $at, 3, $x),
         )
     };
 }
 
-/// One pixel of [`lane_1xn`]: its input lane at `[$at + $x]` broadcast into
-/// ymm`$b`, times the weight row's halves into accumulators `$a0` and `$a1`.
+/// One pixel of [`lane_1xn`]: pixel `$i`'s input lane at `[$at!($i) + $x]`
+/// broadcast into ymm`$b`, times the weight row's halves into accumulators `$a0`
+/// and `$a1`.
 #[rustfmt::skip]
 macro_rules! pixel_1xn {
-    ($a0:literal, $a1:literal, $b:literal, $at:literal, $x:literal) => {
+    ($a0:literal, $a1:literal, $b:literal, $at:ident, $i:tt, $x:literal) => {
         concat!(
-            "vbroadcastss ymm", $b, ", dword ptr [", $at, " + ", $x, "]\n",
+            "vbroadcastss ymm", $b, ", dword ptr [", $at!($i), " + ", $x, "]\n",
             "vfmadd231ps ymm", $a0, ", ymm12, ymm", $b, "\n",
             "vfmadd231ps ymm", $a1, ", ymm13, ymm", $b, "\n",
         )
     };
+}
+
+/// The pixel addressing of a tile whose pixels are `{xp}` bytes apart: pixel `$i`'s
+/// input from `{x}`, or from `{x3}` (`{x}` + 3 `{xp}`) for pixels 3 to 5 (an index
+/// scales by 1, 2, 4 or 8 only); `step` moves both on by a tap's `{step}` bytes.
+#[rustfmt::skip]
+macro_rules! px_strided {
+    (0) => { "{x}" }; (1) => { "{x} + {xp}" }; (2) => { "{x} + {xp}*2" };
+    (3) => { "{x3}" }; (4) => { "{x3} + {xp}" }; (5) => { "{x3} + {xp}*2" };
+    (step) => { "add {x}, {step}\nadd {x3}, {step}\n" };
+}
+
+/// The pixel addressing of a raster tile, whose pixels may cross output row ends
+/// (so are not evenly apart): pixel `$i`'s input `{d$i}` bytes from `{x}`, pixel
+/// 0's; `step` moves `{x}` on by a tap's `{step}` bytes.
+#[rustfmt::skip]
+macro_rules! px_offsets {
+    (0) => { "{x}" }; (1) => { "{x} + {d1}" }; (2) => { "{x} + {d2}" };
+    (3) => { "{x} + {d3}" }; (4) => { "{x} + {d4}" }; (5) => { "{x} + {d5}" };
+    (step) => { "add {x}, {step}\n" };
 }
 
 /// Prefetches (T0) a tap's input for the next tile along a long row of a 1 x
@@ -59,25 +81,25 @@ macro_rules! next_tile_s2_1xn {
     (4) => { "prefetcht0 [{x} + 512]\nprefetcht0 [{x} + 640]\nprefetcht0 [{x} + 768]\nprefetcht0 [{x} + 896]\n" };
 }
 
-/// The loop over `{n}` taps of a 1 x `$px` tile: `$pre` (prefetches, or nothing),
-/// 16 lanes of [`lane_1xn`], then the input (`{x}`, `{x3}`) on by `{step}` bytes
-/// and the weights (`{w}`) by a tap's 16 x 16 floats.
+/// The loop over `{n}` taps of a 1 x `$px` tile, its pixels addressed by `$at`:
+/// `$pre` (prefetches, or nothing), 16 lanes of [`lane_1xn`], then the input on by
+/// `{step}` bytes (`$at!(step)`) and the weights (`{w}`) by a tap's 16 x 16 floats.
 #[rustfmt::skip]
 macro_rules! taps_loop {
-    ($px:tt) => { taps_loop!($px, "") };
-    ($px:tt, $pre:expr) => {
+    ($px:tt, $at:ident) => { taps_loop!($px, $at, "") };
+    ($px:tt, $at:ident, $pre:expr) => {
         concat!(
             "2:\n",
             $pre,
-            lane_1xn!($px, 0, 32, 0), lane_1xn!($px, 64, 96, 4),
-            lane_1xn!($px, 128, 160, 8), lane_1xn!($px, 192, 224, 12),
-            lane_1xn!($px, 256, 288, 16), lane_1xn!($px, 320, 352, 20),
-            lane_1xn!($px, 384, 416, 24), lane_1xn!($px, 448, 480, 28),
-            lane_1xn!($px, 512, 544, 32), lane_1xn!($px, 576, 608, 36),
-            lane_1xn!($px, 640, 672, 40), lane_1xn!($px, 704, 736, 44),
-            lane_1xn!($px, 768, 800, 48), lane_1xn!($px, 832, 864, 52),
-            lane_1xn!($px, 896, 928, 56), lane_1xn!($px, 960, 992, 60),
-            "add {x}, {step}\n", "add {x3}, {step}\n", "add {w}, 1024\n",
+            lane_1xn!($px, $at, 0, 32, 0), lane_1xn!($px, $at, 64, 96, 4),
+            lane_1xn!($px, $at, 128, 160, 8), lane_1xn!($px, $at, 192, 224, 12),
+            lane_1xn!($px, $at, 256, 288, 16), lane_1xn!($px, $at, 320, 352, 20),
+            lane_1xn!($px, $at, 384, 416, 24), lane_1xn!($px, $at, 448, 480, 28),
+            lane_1xn!($px, $at, 512, 544, 32), lane_1xn!($px, $at, 576, 608, 36),
+            lane_1xn!($px, $at, 640, 672, 40), lane_1xn!($px, $at, 704, 736, 44),
+            lane_1xn!($px, $at, 768, 800, 48), lane_1xn!($px, $at, 832, 864, 52),
+            lane_1xn!($px, $at, 896, 928, 56), lane_1xn!($px, $at, 960, 992, 60),
+            $at!(step), "add {w}, 1024\n",
             "dec {n}\n", "jnz 2b\n",
         )
     };
@@ -88,7 +110,7 @@ macro_rules! taps_loop {
 macro_rules! taps_asm {
     ($px:tt, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, [$($r:tt => $a:expr),*], [$($u:tt),*]) => {
         std::arch::asm!(
-            taps_loop!($px),
+            taps_loop!($px, px_strided),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
             xp = in(reg) $in_pixel * 4,
@@ -115,8 +137,8 @@ macro_rules! each_px_1xn {
 }
 
 /// Operations of [`each_px_1xn`]: zero by FALSE_OQ compares (all bits clear);
-/// add the partial sums at `{o}`, the bias at `{b}`, the residual at `{r}`; clamp
-/// at zero (ymm12); store at `{o}`.
+/// add the partial sums at `{o}`, the bias at `{b}`, the residual at `{n}` (free
+/// once the taps are done); clamp at zero (ymm12); store at `{o}`.
 #[rustfmt::skip]
 macro_rules! zero_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
     concat!("vcmpps ymm", $a0, ", ymm", $a0, ", ymm", $a0, ", 11\n", "vcmpps ymm", $a1, ", ymm", $a1, ", ymm", $a1, ", 11\n")
@@ -131,7 +153,7 @@ macro_rules! add_b_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) =>
 } }
 #[rustfmt::skip]
 macro_rules! add_r_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
-    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{r} + ", $at, "]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{r} + ", $at2, "]\n")
+    concat!("vaddps ymm", $a0, ", ymm", $a0, ", [{n} + ", $at, "]\n", "vaddps ymm", $a1, ", ymm", $a1, ", [{n} + ", $at2, "]\n")
 } }
 #[rustfmt::skip]
 macro_rules! relu_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
@@ -160,16 +182,17 @@ macro_rules! add_bias_or_sums_1xn {
 }
 
 /// A chunk's clamp at zero, unless the flags of the test before say not (zero),
-/// and its store at `{o}`; then the next chunk (label 3) while `{left}`.
+/// and its store at `{o}`; then the next chunk (label 3) while the test `$more`
+/// (of the chunks left) says not zero.
 macro_rules! clamp_store_1xn {
-    ($px:tt) => {
+    ($px:tt, $more:expr) => {
         concat!(
             "jz 6f\n",
             "vxorps ymm12, ymm12, ymm12\n",
             each_px_1xn!($px, relu_px),
             "6:\n",
             each_px_1xn!($px, store_px),
-            "test {left}, {left}\n",
+            $more,
             "jnz 3b\n",
         )
     };
@@ -177,19 +200,19 @@ macro_rules! clamp_store_1xn {
 
 /// The end of a chunk read from the params at `{p}` (a chunk that is not the last
 /// jumps to label 6): the residual at `[{p} + $r]` added unless null, the clamp at
-/// zero unless `[{p} + $relu]` is zero, the store and the next chunk, as in
-/// [`clamp_store_1xn`].
+/// zero unless `[{p} + $relu]` is zero, the store and the next chunk while `$more`,
+/// as in [`clamp_store_1xn`].
 #[rustfmt::skip]
 macro_rules! residual_clamp_store_1xn {
-    ($px:tt, $r:literal, $relu:literal) => {
+    ($px:tt, $r:literal, $relu:literal, $more:expr) => {
         concat!(
-            "mov {r}, [{p} + ", $r, "]\n",
-            "test {r}, {r}\n",
+            "mov {n}, [{p} + ", $r, "]\n",
+            "test {n}, {n}\n",
             "jz 7f\n",
             each_px_1xn!($px, add_r_px),
             "7:\n",
             "cmp qword ptr [{p} + ", $relu, "], 0\n",
-            clamp_store_1xn!($px),
+            clamp_store_1xn!($px, $more),
         )
     };
 }
@@ -209,16 +232,17 @@ macro_rules! chunks_asm {
             "cmp {left}, {c}",
             "cmovb {n}, {left}",
             "sub {left}, {n}",
-            taps_loop!($px, $pre),
+            taps_loop!($px, px_strided, $pre),
             add_bias_or_sums_1xn!($px),
             "test {left}, {left}",
             "jnz 6f",
-            "test {r}, {r}",
+            "mov {n}, {r}",
+            "test {n}, {n}",
             "jz 7f",
             each_px_1xn!($px, add_r_px),
             "7:",
             "test {relu}, {relu}",
-            clamp_store_1xn!($px),
+            clamp_store_1xn!($px, "test {left}, {left}\n"),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
             xp = in(reg) $in_pixel * 4,
@@ -239,42 +263,39 @@ macro_rules! chunks_asm {
     };
 }
 
-/// The asm block of [`AsmTile::runs`] for `$px` pixels: per chunk, the `{c}` taps
-/// of one run of the window (a window row, or a window column for a window one
-/// tap wide) from zero, the input (`{x}`, `{x3}`) moved on to the next run (`{p}`
-/// `[8]`), and past the block's last run also to the next block (`[16]`, every
-/// `[24]` runs, `{ky}` counting down); then the adds of [`store`] in its order, as
-/// in [`chunks_asm`]; each tap first runs `$pre` (prefetches, or nothing). The rarely read values sit in the `RunParams` at `{p}`
-/// (`[0]` taps per run, `[32]` residual, `[40]` relu), so that the loop fits the
-/// general registers.
+/// The asm block of [`AsmTile::runs`] for `$px` pixels, each at its own offset
+/// `$d` from `{x}` (raster tiles cross output row ends; other tiles pass evenly
+/// spaced offsets): per chunk, the `[0]` taps of one run of the window (a window
+/// row, or a window column for a window one tap wide) from zero, `{step}` bytes
+/// apart, then the input moved on to the next run (`{p}` `[8]`), and past the
+/// block's last run also to the next block (`[16]`, every `[24]` runs, `[48]`
+/// counting down); then the adds of [`store`] in its order, as in [`chunks_asm`];
+/// each tap first runs `$pre` (prefetches, or nothing). The counters and the rarely
+/// read values sit in the `RunParams` at `{p}` (`[32]` residual, `[40]` relu,
+/// `[56]` chunks left), so that the 6 pixels' offsets fit the general registers.
 macro_rules! runs_asm {
-    ($px:tt, $pre:expr, $w:expr, $x:expr, $in_pixel:expr, $step:expr, $n:expr, $ky:expr, $o:expr, $b:expr, $p:expr) => {
+    ($px:tt, $pre:expr, $w:expr, $x:expr, $step:expr, $o:expr, $b:expr, $p:expr, [$($d:ident = $dv:expr),*]) => {
         std::arch::asm!(
             "3:",
             each_px_1xn!($px, zero_px),
             "mov {n}, [{p}]",
-            taps_loop!($px, $pre),
+            taps_loop!($px, px_offsets, $pre),
             "add {x}, [{p} + 8]",
-            "add {x3}, [{p} + 8]",
-            "dec {ky}",
+            "dec qword ptr [{p} + 48]",
             "jnz 8f",
             "add {x}, [{p} + 16]",
-            "add {x3}, [{p} + 16]",
-            "mov {ky}, [{p} + 24]",
+            "mov {n}, [{p} + 24]",
+            "mov [{p} + 48], {n}",
             "8:",
             add_bias_or_sums_1xn!($px),
-            "dec {left}",
+            "dec qword ptr [{p} + 56]",
             "jnz 6f",
-            residual_clamp_store_1xn!($px, 32, 40),
+            residual_clamp_store_1xn!($px, 32, 40, "cmp qword ptr [{p} + 56], 0\n"),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
-            xp = in(reg) $in_pixel * 4,
-            x3 = inout(reg) $x.wrapping_add(3 * $in_pixel) => _,
+            $($d = in(reg) $dv,)*
             step = in(reg) $step * 4,
-            left = inout(reg) $n => _,
-            ky = inout(reg) $ky => _,
             n = out(reg) _,
-            r = out(reg) _,
             o = in(reg) $o,
             b = inout(reg) $b => _,
             p = in(reg) $p,
@@ -310,7 +331,7 @@ macro_rules! pieces_asm {
             "cmovb {n}, {cl}",
             "sub [{p} + 24], {n}",
             "sub {cl}, {n}",
-            taps_loop!($px),
+            taps_loop!($px, px_strided),
             "cmp qword ptr [{p} + 24], 0",
             "jnz 12f",
             "add {x}, [{p} + 8]",
@@ -329,7 +350,7 @@ macro_rules! pieces_asm {
             add_bias_or_sums_1xn!($px),
             "test {left}, {left}",
             "jnz 6f",
-            residual_clamp_store_1xn!($px, 56, 64),
+            residual_clamp_store_1xn!($px, 56, 64, "test {left}, {left}\n"),
             w = inout(reg) $w => _,
             x = inout(reg) $x => _,
             xp = in(reg) $in_pixel * 4,
@@ -338,7 +359,6 @@ macro_rules! pieces_asm {
             left = inout(reg) $n => _,
             cl = out(reg) _,
             n = out(reg) _,
-            r = out(reg) _,
             o = in(reg) $o,
             b = inout(reg) $b => _,
             p = in(reg) $p,

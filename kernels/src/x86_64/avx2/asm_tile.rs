@@ -52,34 +52,34 @@ pub(super) trait AsmTile {
         relu: bool,
     );
 
-    /// Runs `n >= 1` chunks, each one run of `q.taps` whole taps with one input step
-    /// `step` (a window row; a window column for a window one tap wide), from zero:
-    /// tap `j` of a run at weights `w + j * 256` (on from the previous run's) and
-    /// input `x + j * step`; between runs the input moves on by `q.skip_run`, and
-    /// after `ky` runs, then every `q.runs` runs, by `q.skip_block` more (the next
-    /// input block). Each chunk is added and stored as in [`chunks`](Self::chunks)
-    /// (`bias` if not null for the first, `q.residual` and `q.relu` on the last):
-    /// the same sums as [`taps`](Self::taps) then [`store`](super::store) per chunk, the compiled
+    /// Runs `q.chunks >= 1` chunks, each one run of `q.taps` whole taps with one
+    /// input step `step` (a window row; a window column for a window one tap wide),
+    /// from zero: tap `j` of a run at weights `w + j * 256` (on from the previous
+    /// run's) and pixel `p`'s input at `x + j * step`, plus `d[p]` bytes (`d[0]` is
+    /// 0; raster tiles' pixels cross output row ends, so are not evenly apart);
+    /// between runs the input moves on by `q.skip_run`, and after `q.ky` runs, then
+    /// every `q.runs` runs, by `q.skip_block` more (the next input block). Each
+    /// chunk is added and stored as in [`chunks`](Self::chunks) (`bias` if not null
+    /// for the first, `q.residual` and `q.relu` on the last): the same sums as
+    /// [`taps`](Self::taps) then [`store`](super::store) per chunk, the compiled
     /// control flow between chunks gone (figures: `docs/kernels.md`). With `NEXT`,
     /// each tap first prefetches its input for the next tile along the row (`$px`
-    /// pixels on, at stride 2: `in_pixel` must be 32), as
+    /// pixels on, at stride 2: pixels 32 floats apart), as
     /// [`TileArgs::prefetch_next`](crate::microkernel::TileArgs::prefetch_next) asks.
+    /// Steps the counters in `q`.
     ///
     /// # Safety
-    /// The weights and inputs of the `n` runs are readable, the tile's outputs
-    /// (and residual and bias, if not null) readable and the outputs writable; the
-    /// CPU has AVX2 and FMA.
-    #[allow(clippy::too_many_arguments)]
+    /// The weights and inputs of the chunks are readable, the tile's outputs (and
+    /// residual and bias, if not null) readable and the outputs writable; the CPU
+    /// has AVX2 and FMA.
     unsafe fn runs<const NEXT: bool>(
         w: *const f32,
         x: *const f32,
-        in_pixel: usize,
+        d: &[usize; 6],
         step: usize,
-        n: usize,
-        ky: usize,
         o: *mut f32,
         bias: *const f32,
-        q: &RunParams,
+        q: &mut RunParams,
     );
 
     /// Runs `n >= 1` whole taps in chunks of `q.chunk` (the last may be shorter),
@@ -111,8 +111,8 @@ pub(super) trait AsmTile {
     );
 }
 
-/// What [`AsmTile::runs`] reads from memory rather than registers, in bytes where
-/// it steps pointers: laid out as its asm reads it.
+/// What [`AsmTile::runs`] reads from memory rather than registers (bytes where it
+/// steps pointers), and its walk's counters: laid out as its asm reads it.
 #[repr(C)]
 pub(super) struct RunParams {
     /// Taps per run (and chunk).
@@ -127,6 +127,10 @@ pub(super) struct RunParams {
     pub(super) residual: *const f32,
     /// Clamp the last chunk at zero (0 or 1).
     pub(super) relu: usize,
+    /// Runs left in the current block, the current one included (at least 1).
+    pub(super) ky: usize,
+    /// Chunks left, the current one included (at least 1).
+    pub(super) chunks: usize,
 }
 
 /// What [`AsmTile::pieces`] reads from memory rather than registers (bytes where
@@ -155,9 +159,10 @@ pub(super) struct PieceParams {
 
 /// [`AsmTile`] for the accumulators of a 1 x `$px` tile: `$acc` (an array
 /// pattern) names them, `$r => $a` puts each in its register (pixel halves from
-/// ymm0 on), `$u` are the unused registers up to ymm11.
+/// ymm0 on), `$u` are the unused registers up to ymm11, `$d => $i` name pixel
+/// `$i`'s input offset for [`AsmTile::runs`] (pixels 1 to `$px - 1`).
 macro_rules! asm_tile {
-    ($px:tt, $acc:pat, [$($r:tt => $a:ident),*], [$($u:tt),*]) => {
+    ($px:tt, $acc:pat, [$($r:tt => $a:ident),*], [$($u:tt),*], [$($d:ident => $i:literal),*]) => {
         impl AsmTile for [[[__m256; 2]; $px]; 1] {
             #[target_feature(enable = "avx2,fma")]
             #[inline]
@@ -199,23 +204,21 @@ macro_rules! asm_tile {
             unsafe fn runs<const NEXT: bool>(
                 w: *const f32,
                 x: *const f32,
-                in_pixel: usize,
+                d: &[usize; 6],
                 step: usize,
-                n: usize,
-                ky: usize,
                 o: *mut f32,
                 bias: *const f32,
-                q: &RunParams,
+                q: &mut RunParams,
             ) {
-                let p: *const RunParams = q;
+                let p: *mut RunParams = q;
                 // SAFETY: reads the weights, inputs, outputs, bias, residual and `q`
-                // and writes the outputs the caller vouches for; clobbers only the
-                // named registers.
+                // and writes the outputs and `q`'s counters the caller vouches for;
+                // clobbers only the named registers.
                 unsafe {
                     if NEXT {
-                        runs_asm!($px, next_tile_s2_1xn!($px), w, x, in_pixel, step, n, ky, o, bias, p)
+                        runs_asm!($px, next_tile_s2_1xn!($px), w, x, step, o, bias, p, [$($d = d[$i]),*])
                     } else {
-                        runs_asm!($px, "", w, x, in_pixel, step, n, ky, o, bias, p)
+                        runs_asm!($px, "", w, x, step, o, bias, p, [$($d = d[$i]),*])
                     }
                 }
             }
@@ -247,19 +250,22 @@ asm_tile!(
     [[[a0, a1], [a2, a3], [a4, a5], [a6, a7], [a8, a9], [a10, a11]]],
     ["ymm0" => a0, "ymm1" => a1, "ymm2" => a2, "ymm3" => a3, "ymm4" => a4, "ymm5" => a5,
      "ymm6" => a6, "ymm7" => a7, "ymm8" => a8, "ymm9" => a9, "ymm10" => a10, "ymm11" => a11],
-    []
+    [],
+    [d1 => 1, d2 => 2, d3 => 3, d4 => 4, d5 => 5]
 );
 asm_tile!(
     5,
     [[[a0, a1], [a2, a3], [a4, a5], [a6, a7], [a8, a9]]],
     ["ymm0" => a0, "ymm1" => a1, "ymm2" => a2, "ymm3" => a3, "ymm4" => a4, "ymm5" => a5,
      "ymm6" => a6, "ymm7" => a7, "ymm8" => a8, "ymm9" => a9],
-    ["ymm10", "ymm11"]
+    ["ymm10", "ymm11"],
+    [d1 => 1, d2 => 2, d3 => 3, d4 => 4]
 );
 asm_tile!(
     4,
     [[[a0, a1], [a2, a3], [a4, a5], [a6, a7]]],
     ["ymm0" => a0, "ymm1" => a1, "ymm2" => a2, "ymm3" => a3, "ymm4" => a4, "ymm5" => a5,
      "ymm6" => a6, "ymm7" => a7],
-    ["ymm8", "ymm9", "ymm10", "ymm11"]
+    ["ymm8", "ymm9", "ymm10", "ymm11"],
+    [d1 => 1, d2 => 2, d3 => 3]
 );
