@@ -362,7 +362,8 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
         kernels.record_panels();
     }
     let work = co_blocks * units;
-    let slices = (SLICES_PER_THREAD * par.threads()).min(groups * units);
+    // One thread has nothing to balance: one slice, the whole walk in its order.
+    let slices = if par.threads() > 1 { (SLICES_PER_THREAD * par.threads()).min(groups * units) } else { 1 };
     // Slice `i` of the work, walked as below.
     let walk = |i: usize, shapes: &mut TileShapes| {
         let (lo, hi) = (i * work / slices, (i + 1) * work / slices);
