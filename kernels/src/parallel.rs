@@ -129,7 +129,7 @@ impl Claims<'_> {
     pub(crate) fn peek(&self) -> Option<usize> {
         let now = self.segments.segments[self.from].0.load(Ordering::Relaxed);
         let (f, b) = ((now >> 32) as usize, (now & u64::from(u32::MAX)) as usize);
-        (f < b).then_some(if self.front { f } else { b - 1 })
+        (f < b).then(|| if self.front { f } else { b - 1 })
     }
 }
 
@@ -282,6 +282,11 @@ mod tests {
         let first: Vec<_> = segs.claims(0).collect();
         assert_eq!(first, [0, 1, 2, 3, 4, 9, 8, 7, 6, 5]);
         assert_eq!(segs.claims(1).next(), None);
+        // Having taken the first segment's first item from its back, nothing to peek at.
+        let segs = Segments::new(10, 2);
+        let mut late = segs.claims(1);
+        assert_eq!(late.by_ref().collect::<Vec<_>>(), [5, 6, 7, 8, 9, 4, 3, 2, 1, 0]);
+        assert_eq!((late.peek(), segs.claims(0).peek()), (None, None));
     }
 
     fn segs_claims(segs: &Segments, t: usize) -> Vec<usize> {
