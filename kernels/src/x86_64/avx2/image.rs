@@ -86,23 +86,25 @@ macro_rules! bias_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => 
 } }
 
 /// The tiles of an [`ImageRow`], 1 output block x 6 pixels each, in one asm block:
-/// the 3x3 window's lanes (ending every plane 3 rows down), the bias, the clamp and
-/// the store in `store`'s order, and the planes back up and on to the next tile.
+/// `$window` (a tile's lanes over its `$rows` window rows, the planes ending that
+/// many rows down, the sums at the end in the accumulators with the bias added),
+/// the clamp and the store in `store`'s order, `$rewind` (the weights back up, if
+/// the window moved them), and the planes back up and on to the next tile; `$extra`
+/// are the window's own operands.
 macro_rules! image_rows_asm {
-    ($r:expr) => {{
+    ($r:expr, $rows:literal, $window:expr, $rewind:expr, [$($extra:tt)*]) => {{
         let r = $r;
         let [p0, p1, p2] = r.planes;
         std::arch::asm!(
             "3:",
-            each_px_1xn!(6, zero_px),
-            window_3x3!(),
-            each_px_1xn!(6, add_b_px),
+            $window,
             "test {relu}, {relu}",
             "jz 6f",
             "vxorps ymm12, ymm12, ymm12",
             each_px_1xn!(6, relu_px),
             "6:",
             each_px_1xn!(6, store_px),
+            $rewind,
             "sub {p0}, {rbk}",
             "sub {p1}, {rbk}",
             "sub {p2}, {rbk}",
@@ -112,16 +114,16 @@ macro_rules! image_rows_asm {
             "add {o}, 384",
             "dec {n}",
             "jnz 3b",
-            w = in(reg) r.weights,
             p0 = inout(reg) p0 => _,
             p1 = inout(reg) p1 => _,
             p2 = inout(reg) p2 => _,
             rb = in(reg) r.row * 4,
-            rbk = in(reg) r.row * 4 * 3,
+            rbk = in(reg) r.row * 4 * $rows,
             o = inout(reg) r.output => _,
             b = in(reg) r.bias,
             n = inout(reg) r.tiles => _,
             relu = in(reg) r.relu as usize,
+            $($extra)*
             out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
             out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
             out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
@@ -147,66 +149,31 @@ pub(super) unsafe fn image3x3s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     // SAFETY: every read is inside the planes' rows, weights and bias the caller
     // vouches for (tile t reads bytes 48 t..48 t + 52 of each row, weights bytes
     // < 1728, the bias 64 bytes), every write inside its tile's 384 bytes of output.
-    unsafe { image_rows_asm!(r) }
+    unsafe {
+        image_rows_asm!(
+            r,
+            3,
+            concat!(each_px_1xn!(6, zero_px), window_3x3!(), each_px_1xn!(6, add_b_px)),
+            "",
+            [w = in(reg) r.weights,]
+        )
+    }
 }
 
-/// The tiles of a 7x7 [`ImageRow`], 1 output block x 6 pixels each, in one asm
-/// block: the bias stored in the tile's output, then a loop over the 7 window rows
-/// (21 lanes each unrolled, the chunk ends in them adding the partial sums at the
-/// output: the first adds the bias, as `store` does), the last chunk's add, the
-/// clamp and the store; then the weights and planes back up and on to the next tile.
-macro_rules! image_rows_7x7_asm {
-    ($r:expr) => {{
-        let r = $r;
-        let [p0, p1, p2] = r.planes;
-        std::arch::asm!(
-            "3:",
-            "vmovups ymm12, [{b}]",
-            "vmovups ymm13, [{b} + 32]",
-            each_px_1xn!(6, bias_px),
-            each_px_1xn!(6, zero_px),
-            "xor {ky}, {ky}",
-            "5:",
-            window_row_7x7!(),
-            next_row!(),
-            "add {w}, 1344",
-            "inc {ky}",
-            "cmp {ky}, 7",
-            "jne 5b",
-            each_px_1xn!(6, add_o_px),
-            "test {relu}, {relu}",
-            "jz 6f",
-            "vxorps ymm12, ymm12, ymm12",
-            each_px_1xn!(6, relu_px),
-            "6:",
-            each_px_1xn!(6, store_px),
-            "sub {w}, 9408",
-            "sub {p0}, {rbk}",
-            "sub {p1}, {rbk}",
-            "sub {p2}, {rbk}",
-            "add {p0}, 48",
-            "add {p1}, 48",
-            "add {p2}, 48",
-            "add {o}, 384",
-            "dec {n}",
-            "jnz 3b",
-            w = inout(reg) r.weights => _,
-            p0 = inout(reg) p0 => _,
-            p1 = inout(reg) p1 => _,
-            p2 = inout(reg) p2 => _,
-            rb = in(reg) r.row * 4,
-            rbk = in(reg) r.row * 4 * 7,
-            o = inout(reg) r.output => _,
-            b = in(reg) r.bias,
-            n = inout(reg) r.tiles => _,
-            relu = in(reg) r.relu as usize,
-            ky = out(reg) _,
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
-            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
-            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack),
-        )
-    }};
+/// A 7x7 tile's window for [`image_rows_asm`]: the bias stored in the tile's
+/// output, then a loop over the 7 window rows (21 lanes each unrolled, the chunk
+/// ends in them adding the partial sums at the output: the first adds the bias, as
+/// `store` does), and the last chunk's add.
+#[rustfmt::skip]
+macro_rules! window_7x7 {
+    () => { concat!(
+        "vmovups ymm12, [{b}]\n", "vmovups ymm13, [{b} + 32]\n",
+        each_px_1xn!(6, bias_px), each_px_1xn!(6, zero_px),
+        "xor {ky}, {ky}\n",
+        "5:\n", window_row_7x7!(), next_row!(),
+        "add {w}, 1344\n", "inc {ky}\n", "cmp {ky}, 7\n", "jne 5b\n",
+        each_px_1xn!(6, add_o_px),
+    ) };
 }
 
 /// [`ImageRow`] of a 7x7 stride-2 window in tiles of 1 output block x 6 pixels:
@@ -227,5 +194,5 @@ pub(super) unsafe fn image7x7s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     // SAFETY: every read is inside the planes' rows, weights and bias the caller
     // vouches for (tile t reads bytes 48 t..48 t + 68 of each row, weights bytes
     // < 9408, the bias 64 bytes), every write inside its tile's 384 bytes of output.
-    unsafe { image_rows_7x7_asm!(r) }
+    unsafe { image_rows_asm!(r, 7, window_7x7!(), "sub {w}, 9408", [w = inout(reg) r.weights => _, ky = out(reg) _,]) }
 }
