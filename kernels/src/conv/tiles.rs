@@ -362,8 +362,10 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
         kernels.record_panels();
     }
     let work = co_blocks * units;
-    // One thread has nothing to balance: one slice, the whole walk in its order.
-    let slices = if par.threads() > 1 { (SLICES_PER_THREAD * par.threads()).min(groups * units) } else { 1 };
+    // One thread has nothing to balance, and more slices only restart the walk:
+    // two there, as before the slices (one and four measured: `docs/performance.md`).
+    let per_thread = if par.threads() > 1 { SLICES_PER_THREAD } else { 2 };
+    let slices = (per_thread * par.threads()).min(groups * units);
     // Slice `i` of the work, walked as below.
     let walk = |i: usize, shapes: &mut TileShapes| {
         let (lo, hi) = (i * work / slices, (i + 1) * work / slices);
