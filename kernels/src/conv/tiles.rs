@@ -363,8 +363,9 @@ pub(super) fn one_band(kernels: &Kernels, op: &Conv2d, out: &mut ImageMut, scrat
     }
     let work = co_blocks * units;
     // One thread has nothing to balance, and more slices only restart the walk:
-    // two there, as before the slices (one and four measured: `docs/performance.md`).
-    let per_thread = if par.threads() > 1 { SLICES_PER_THREAD } else { 2 };
+    // the tasks per thread there, as before the slices (one and four measured:
+    // `docs/performance.md`).
+    let per_thread = if par.threads() > 1 { SLICES_PER_THREAD } else { TASKS_PER_THREAD };
     let slices = (per_thread * par.threads()).min(groups * units);
     // Slice `i` of the work, walked as below.
     let walk = |i: usize, shapes: &mut TileShapes| {
