@@ -297,16 +297,19 @@ fn patches_transform<const N: usize>(job: &mut InputJob, bt: impl Fn(&[Lanes; N]
     let step = N - 2;
     // An image in one band needs no lookups.
     let whole = (input.split.bands() == 1).then(|| input.band(0));
-    for t in 0..n {
-        let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-        // The patch's first input row and column (negative in the padding).
-        let y0 = (step * ty) as isize - pad_top as isize;
-        let x0 = (step * tx) as isize - pad_left as isize;
-        // A patch inside the image and inside one band reads that band in place.
-        let inside = y0 >= 0 && x0 >= 0 && y0 as usize + N <= d.h && x0 as usize + N <= d.w;
-        let band = inside.then(|| whole.map_or_else(|| input.row(y0 as usize), |b| (b, y0 as usize)));
-        let band = band.filter(|(b, r)| r + N <= b.dims.h);
-        for cb in 0..cb_count {
+    // Block by block, tile by tile: each position's stores then run along its
+    // image, one stream per position, rather than jumping between the blocks'
+    // images at every store (figures: `docs/winograd.md`).
+    for cb in 0..cb_count {
+        for t in 0..n {
+            let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
+            // The patch's first input row and column (negative in the padding).
+            let y0 = (step * ty) as isize - pad_top as isize;
+            let x0 = (step * tx) as isize - pad_left as isize;
+            // A patch inside the image and inside one band reads that band in place.
+            let inside = y0 >= 0 && x0 >= 0 && y0 as usize + N <= d.h && x0 as usize + N <= d.w;
+            let band = inside.then(|| whole.map_or_else(|| input.row(y0 as usize), |b| (b, y0 as usize)));
+            let band = band.filter(|(b, r)| r + N <= b.dims.h);
             // SAFETY: writes go to position p < N * N, block cb < cb_count, tile t <
             // per_chunk: below N * N * pos_stride <= v.len().
             let store = |p: usize, val: &Lanes| unsafe {
@@ -370,22 +373,23 @@ fn lines_transform(job: &mut InputJob, vertical: bool) {
     let dst = v.as_mut_ptr();
     // An image in one band needs no lookups.
     let whole = (input.split.bands() == 1).then(|| input.band(0));
-    for t in 0..n {
-        let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
-        // The line's first input pixel (negative along it in the padding) and its
-        // length; across the line there is no padding, so output row ty (column
-        // tx) reads input row ty (column tx).
-        let (y0, x0, len) = if vertical {
-            ((m * ty) as isize - pad_top as isize, tx as isize, d.h)
-        } else {
-            (ty as isize, (m * tx) as isize - pad_left as isize, d.w)
-        };
-        let s = if vertical { y0 } else { x0 };
-        // The band a line inside the image lies in (all of it, for a vertical one).
-        let inside = s >= 0 && s as usize + span <= len;
-        let band = inside.then(|| whole.map_or_else(|| input.row(y0 as usize), |b| (b, y0 as usize)));
-        let band = band.filter(|(b, r)| !vertical || r + span <= b.dims.h);
-        for cb in 0..cb_count {
+    // Block by block, tile by tile, as `patches_transform`.
+    for cb in 0..cb_count {
+        for t in 0..n {
+            let (ty, tx) = ((t0 + t) / tiles_w, (t0 + t) % tiles_w);
+            // The line's first input pixel (negative along it in the padding) and its
+            // length; across the line there is no padding, so output row ty (column
+            // tx) reads input row ty (column tx).
+            let (y0, x0, len) = if vertical {
+                ((m * ty) as isize - pad_top as isize, tx as isize, d.h)
+            } else {
+                (ty as isize, (m * tx) as isize - pad_left as isize, d.w)
+            };
+            let s = if vertical { y0 } else { x0 };
+            // The band a line inside the image lies in (all of it, for a vertical one).
+            let inside = s >= 0 && s as usize + span <= len;
+            let band = inside.then(|| whole.map_or_else(|| input.row(y0 as usize), |b| (b, y0 as usize)));
+            let band = band.filter(|(b, r)| !vertical || r + span <= b.dims.h);
             // SAFETY: writes go to position p < positions, part k < depth(p), block
             // cb < cb_count, tile t < per_chunk: below v_offset(positions) <= v.len().
             let store = |p: usize, k: usize, val: &Lanes| unsafe {
