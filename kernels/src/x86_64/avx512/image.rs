@@ -7,27 +7,27 @@ use std::arch::x86_64::*;
 use crate::image_stage::ImageRow;
 
 /// One lane of a 2 x 6 tile: lane `$l`'s weight rows of both blocks into zmm12
-/// and zmm13, then each pixel's input value (channel `$c`'s plane at `{p$c}`,
-/// window column `$kx`, pixels 2 columns apart) broadcast into zmm(14 + pixel),
-/// and its two FMAs into accumulators zmm(pixel) and zmm(6 + pixel).
+/// and zmm13, then each pixel's two FMAs into accumulators zmm(pixel) and zmm(6 +
+/// pixel), each broadcasting the pixel's input value (channel `$c`'s plane at
+/// `{p$c}`, window column `$kx`, pixels 2 columns apart) from memory itself (5-6%
+/// faster on Zen 4 than one `vbroadcastss` a pixel: `docs/kernels.md`).
 #[rustfmt::skip]
 macro_rules! plane_lane_2x6 {
     ($c:literal, $kx:literal, $l:literal) => { concat!(
         "vmovups zmm12, [{w} + ", $l, " * 64]\n",
         "vmovups zmm13, [{w} + {wb} + ", $l, " * 64]\n",
-        plane_px_2x6!(0, 6, 14, $c, $kx, 0), plane_px_2x6!(1, 7, 15, $c, $kx, 8),
-        plane_px_2x6!(2, 8, 16, $c, $kx, 16), plane_px_2x6!(3, 9, 17, $c, $kx, 24),
-        plane_px_2x6!(4, 10, 18, $c, $kx, 32), plane_px_2x6!(5, 11, 19, $c, $kx, 40),
+        plane_px_2x6!(0, 6, $c, $kx, 0), plane_px_2x6!(1, 7, $c, $kx, 8),
+        plane_px_2x6!(2, 8, $c, $kx, 16), plane_px_2x6!(3, 9, $c, $kx, 24),
+        plane_px_2x6!(4, 10, $c, $kx, 32), plane_px_2x6!(5, 11, $c, $kx, 40),
     ) };
 }
 
 /// One pixel of [`plane_lane_2x6`].
 #[rustfmt::skip]
 macro_rules! plane_px_2x6 {
-    ($a0:literal, $a1:literal, $b:literal, $c:literal, $kx:literal, $p:literal) => { concat!(
-        "vbroadcastss zmm", $b, ", dword ptr [{p", $c, "} + ", $kx, " * 4 + ", $p, "]\n",
-        "vfmadd231ps zmm", $a0, ", zmm12, zmm", $b, "\n",
-        "vfmadd231ps zmm", $a1, ", zmm13, zmm", $b, "\n",
+    ($a0:literal, $a1:literal, $c:literal, $kx:literal, $p:literal) => { concat!(
+        "vfmadd231ps zmm", $a0, ", zmm12, dword ptr [{p", $c, "} + ", $kx, " * 4 + ", $p, "]{{1to16}}\n",
+        "vfmadd231ps zmm", $a1, ", zmm13, dword ptr [{p", $c, "} + ", $kx, " * 4 + ", $p, "]{{1to16}}\n",
     ) };
 }
 
@@ -41,7 +41,7 @@ macro_rules! each_px_2x6 {
 }
 
 /// Operations of [`each_px_2x6`]: zero; add the partial sums at `{o}` and `{o} +
-/// {ob}`, or the biases (zmm21, zmm22); clamp at zero (zmm20); store the sums, or
+/// {ob}`, or the biases (zmm15, zmm16); clamp at zero (zmm14); store the sums, or
 /// the biases, at `{o}` and `{o} + {ob}`. A tile adds all its pixels before it
 /// stores any, so that a block computed twice (`{ob}` zero) adds its partial sums
 /// once.
@@ -55,11 +55,11 @@ macro_rules! add_o_px_2x6 { ($a0:literal, $a1:literal, $at:literal) => {
 } }
 #[rustfmt::skip]
 macro_rules! add_b_px_2x6 { ($a0:literal, $a1:literal, $at:literal) => {
-    concat!("vaddps zmm", $a0, ", zmm", $a0, ", zmm21\n", "vaddps zmm", $a1, ", zmm", $a1, ", zmm22\n")
+    concat!("vaddps zmm", $a0, ", zmm", $a0, ", zmm15\n", "vaddps zmm", $a1, ", zmm", $a1, ", zmm16\n")
 } }
 #[rustfmt::skip]
 macro_rules! relu_px_2x6 { ($a0:literal, $a1:literal, $at:literal) => {
-    concat!("vmaxps zmm", $a0, ", zmm", $a0, ", zmm20\n", "vmaxps zmm", $a1, ", zmm", $a1, ", zmm20\n")
+    concat!("vmaxps zmm", $a0, ", zmm", $a0, ", zmm14\n", "vmaxps zmm", $a1, ", zmm", $a1, ", zmm14\n")
 } }
 #[rustfmt::skip]
 macro_rules! store_px_2x6 { ($a0:literal, $a1:literal, $at:literal) => {
@@ -67,7 +67,7 @@ macro_rules! store_px_2x6 { ($a0:literal, $a1:literal, $at:literal) => {
 } }
 #[rustfmt::skip]
 macro_rules! bias_px_2x6 { ($a0:literal, $a1:literal, $at:literal) => {
-    concat!("vmovups [{o} + ", $at, "], zmm21\n", "vmovups [{o} + {ob} + ", $at, "], zmm22\n")
+    concat!("vmovups [{o} + ", $at, "], zmm15\n", "vmovups [{o} + {ob} + ", $at, "], zmm16\n")
 } }
 
 /// Every plane one window row down.
@@ -142,7 +142,7 @@ macro_rules! window_7x7 {
 /// ending that many rows down, the sums at the end in the accumulators with the
 /// bias added), the clamp and the store, `$rewind` (the weights back up, if the
 /// window moved them), and the planes back up and on to the next tile; `$extra`
-/// are the window's own operands. The biases stay in zmm21 and zmm22.
+/// are the window's own operands. The biases stay in zmm15 and zmm16.
 macro_rules! image_rows_asm_2x6 {
     ($r:expr, $rows:literal, $window:expr, $rewind:expr, [$($extra:tt)*]) => {{
         let r = $r;
@@ -152,7 +152,7 @@ macro_rules! image_rows_asm_2x6 {
             $window,
             "test {relu}, {relu}",
             "jz 6f",
-            "vpxord zmm20, zmm20, zmm20",
+            "vpxord zmm14, zmm14, zmm14",
             each_px_2x6!(relu_px_2x6),
             "6:",
             each_px_2x6!(store_px_2x6),
@@ -176,13 +176,12 @@ macro_rules! image_rows_asm_2x6 {
             wb = in(reg) r.next.weights * 4,
             n = inout(reg) r.tiles => _,
             relu = in(reg) r.relu as usize,
-            in("zmm21") _mm512_loadu_ps(r.bias),
-            in("zmm22") _mm512_loadu_ps(r.bias.add(r.next.bias)),
+            in("zmm15") _mm512_loadu_ps(r.bias),
+            in("zmm16") _mm512_loadu_ps(r.bias.add(r.next.bias)),
             $($extra)*
             out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _,
             out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
-            out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
-            out("zmm18") _, out("zmm19") _, out("zmm20") _,
+            out("zmm12") _, out("zmm13") _, out("zmm14") _,
             options(nostack),
         )
     }};
