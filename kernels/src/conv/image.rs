@@ -275,7 +275,7 @@ fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<ImageRows>
 }
 
 /// [`conv2d_image`] by the tier's [`ImageRow`]s: each task runs its output rows'
-/// tiles per output block, reading the image's planes where a row's window rows
+/// tiles per output block (or pair of blocks), reading the image's planes where a row's window rows
 /// are in one band and need no padding, else from a copy in its slot of the window
 /// rows of several output rows, padded with zeros; the last tile of a row overlaps
 /// the one before it when the row is not whole tiles, and a kernel of two blocks

@@ -9,8 +9,8 @@ use crate::image_stage::ImageRow;
 /// One lane of a 2 x 6 tile: lane `$l`'s weight rows of both blocks into zmm12
 /// and zmm13, then each pixel's two FMAs into accumulators zmm(pixel) and zmm(6 +
 /// pixel), each broadcasting the pixel's input value (channel `$c`'s plane at
-/// `{p$c}`, window column `$kx`, pixels 2 columns apart) from memory itself (5-6%
-/// faster on Zen 4 than one `vbroadcastss` a pixel: `docs/kernels.md`).
+/// `{p$c}`, window column `$kx`, pixels 2 columns apart) from memory itself (on
+/// Zen 4 faster than one `vbroadcastss` a pixel: `docs/kernels.md`).
 #[rustfmt::skip]
 macro_rules! plane_lane_2x6 {
     ($c:literal, $kx:literal, $l:literal) => { concat!(
