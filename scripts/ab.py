@@ -44,7 +44,8 @@ def bench(binary, model, threads, runs):
 
 def peak(binary, model):
     out = subprocess.run([binary, "peak", model, "--json"], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["tiers"][0]
+    # The tier whose layers were timed (the widest; the others list only their peak).
+    return next(t for t in json.loads(out)["tiers"] if t["layers"])
 
 
 def peak_ab(args):

@@ -77,12 +77,12 @@ impl Stage<'_> {
 }
 
 /// One output row of a `k x k` stride-2 convolution of a 3-channel image (a tier
-/// lists the `k` it has), for one output block, computed straight from the image's channel planes
-/// (NCHW, or a padded copy of some rows) in tiles of [`IMAGE_ROW_TILE`] pixels:
-/// output pixel `x` reads window row `ky`, column `kx` of channel `c` at
-/// `planes[c] + ky * row + 2 * x + kx`, which is lane `(ky * k + kx) * 3 + c` of
-/// the folded window (`conv::image`). The sums are those of the staged path (its
-/// chunks of 48 lanes, the bias, the clamp).
+/// lists the `k` it has), for one output block or two ([`ImageRows::blocks`]),
+/// computed straight from the image's channel planes (NCHW, or a padded copy of
+/// some rows) in tiles of [`IMAGE_ROW_TILE`] pixels: output pixel `x` reads window
+/// row `ky`, column `kx` of channel `c` at `planes[c] + ky * row + 2 * x + kx`,
+/// which is lane `(ky * k + kx) * 3 + c` of the folded window (`conv::image`). The
+/// sums are those of the staged path (its chunks of 48 lanes, the bias, the clamp).
 pub(crate) struct ImageRow {
     /// Each channel's first window row, from the first tile's first pixel's window.
     pub(crate) planes: [*const f32; 3],
@@ -98,10 +98,37 @@ pub(crate) struct ImageRow {
     pub(crate) tiles: usize,
     /// Whether the sums are clamped at zero.
     pub(crate) relu: bool,
+    /// A kernel of two blocks' second block, in floats on from the first's.
+    pub(crate) next: NextBlock,
+}
+
+/// Where an [`ImageRow`]'s second output block is, in floats on from its first
+/// block's weights, bias and output; all zero ([`NextBlock::SAME`]) for the first
+/// block again (its sums computed twice, the same bits), as for the last block of
+/// an odd count, or for a kernel of one block, which ignores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NextBlock {
+    pub(crate) weights: usize,
+    pub(crate) bias: usize,
+    pub(crate) output: usize,
+}
+
+impl NextBlock {
+    /// The first block again.
+    pub(crate) const SAME: NextBlock = NextBlock { weights: 0, bias: 0, output: 0 };
 }
 
 /// A tier's kernel of [`ImageRow`]s.
 pub(crate) type ImageRowFn = unsafe fn(&ImageRow);
+
+/// A tier's [`ImageRow`] kernel of a `k x k` window, and the output blocks a call
+/// computes (1, or 2: the block and [`ImageRow::next`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ImageRows {
+    pub(crate) k: usize,
+    pub(crate) blocks: usize,
+    pub(crate) run: ImageRowFn,
+}
 
 /// Output pixels per tile of an [`ImageRow`].
 pub(crate) const IMAGE_ROW_TILE: usize = 6;

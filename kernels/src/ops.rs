@@ -43,7 +43,7 @@ pub(crate) struct TierOps {
     /// Rows of a `k x k` stride-2 convolution of a 3-channel image straight from
     /// its planes, without staging (see `crate::image_stage::ImageRow`), by `k`;
     /// the windows not listed are staged as any other image's.
-    pub(crate) image_rows: &'static [(usize, crate::image_stage::ImageRowFn)],
+    pub(crate) image_rows: &'static [crate::image_stage::ImageRows],
     /// FMA throughput loop (see [`crate::peak`]): runs `iters` iterations.
     pub(crate) peak: unsafe fn(u64) -> f32,
     /// FLOPs of one iteration of `peak`.

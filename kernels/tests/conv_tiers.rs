@@ -492,14 +492,22 @@ fn images_of_few_channels_match_the_reference() {
             }
         }
         // The 3x3 and 7x7 stride-2 windows of 3 channels without a residual, which
-        // the AVX2 tier computes from the image's planes (asserted for each): rows of whole
-        // tiles (18 pixels) and not (19), in one band and spread over three threads,
-        // and a tall image.
+        // the AVX2 and AVX-512 tiers compute from the image's planes (asserted for
+        // each) in tiles of 6 pixels (of one output block, or two): rows of one tile
+        // (6 pixels), whole tiles (18) and not (19, 20), narrower than a tile (5,
+        // staged), in one band and spread over three threads; an even and an odd
+        // count of output blocks (a kernel of two computes the odd one twice); and
+        // a tall image.
         for (_, geom) in stems {
             let before = image_row_calls(tier);
-            for (w, par) in [(38, &Sequential as &dyn ParallelFor), (39, &ThreeThreads), (40, &Sequential)] {
-                let case = Case { ci: 3, co: 40, h: 13, w, geom, residual: false, act: Activation::Relu };
-                check(&kernels, case, &mut rng, par);
+            // Input widths of 6, 18, 19 and 20 output pixels, and of 5.
+            let widths = if geom.kh == 3 { [13, 37, 39, 41, 11] } else { [12, 36, 38, 40, 10] };
+            for (i, w) in widths.into_iter().enumerate() {
+                for co in [32, 40] {
+                    let par: &dyn ParallelFor = if (i + co) % 3 == 0 { &ThreeThreads } else { &Sequential };
+                    let case = Case { ci: 3, co, h: 13, w, geom, residual: false, act: Activation::Relu };
+                    check(&kernels, case, &mut rng, par);
+                }
             }
             let case = Case { ci: 3, co: 16, h: 9, w: 15, geom, residual: false, act: Activation::None };
             check(&kernels, case, &mut rng, &Sequential);
@@ -507,7 +515,7 @@ fn images_of_few_channels_match_the_reference() {
             // rows more than once (a 7x7 copy holds 194 output rows at this width).
             let case = Case { ci: 3, co: 16, h: 800, w: 15, geom, residual: false, act: Activation::Relu };
             check(&kernels, case, &mut rng, &Sequential);
-            if tier == Tier::Avx2 {
+            if matches!(tier, Tier::Avx2 | Tier::Avx512) {
                 let k = geom.kh;
                 assert!(image_row_calls(tier) > before, "{tier:?}: no {k}x{k} image convolution from its planes");
             }

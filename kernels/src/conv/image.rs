@@ -17,7 +17,7 @@ use crate::bands::{Bands, BandsMut, MAX_BANDS, RowSplit};
 use crate::dispatch::Kernels;
 use crate::geometry::Activation;
 use crate::geometry::{ConvGeometry, Padding};
-use crate::image_stage::{COPY, IMAGE_ROW_TILE, ImageRow, ImageRowFn, Stage};
+use crate::image_stage::{COPY, IMAGE_ROW_TILE, ImageRow, ImageRows, NextBlock, Stage};
 use crate::layout::{BLOCK, Dims, Layout};
 use crate::microkernel::{RowWrap, TileShapes, choose_tile};
 use crate::pack::{image_folded_shape, image_packed_len};
@@ -100,9 +100,9 @@ pub fn conv2d_image(kernels: &Kernels, op: &Conv2d, out: &mut BandsMut, scratch:
     let slots = WorkerSlots::new(scratch, par, staging.slot_len(), "conv2d_image");
     kernels.record_call();
 
-    if let Some(rows_fn) = image_rows(kernels, op, width) {
+    if let Some(rows) = image_rows(kernels, op, width) {
         kernels.record_image_rows();
-        return from_rows(op, rows_fn, out, &slots, staging, par);
+        return from_rows(op, rows, out, &slots, staging, par);
     }
 
     let folded_op = Conv2d {
@@ -267,22 +267,23 @@ fn interleave_row(input: &Bands, y: usize, row: &mut [f32], left: usize) {
 /// The tier's rows of a `k x k` stride-2 window of 3 channels straight from the
 /// image's planes ([`ImageRow`]), if `op` is one the tier has, without residual and
 /// at least a tile wide (`width` output pixels a row).
-fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<ImageRowFn> {
+fn image_rows(kernels: &Kernels, op: &Conv2d, width: usize) -> Option<ImageRows> {
     let g = &op.geom;
-    let (_, f) = kernels.ops.image_rows.iter().find(|&&(k, _)| (g.kh, g.kw) == (k, k))?;
+    let rows = kernels.ops.image_rows.iter().find(|r| (g.kh, g.kw) == (r.k, r.k))?;
     let fits = (g.stride_h, g.stride_w) == (2, 2) && op.input.dims.c == 3 && op.residual.is_none();
-    (fits && width >= IMAGE_ROW_TILE).then_some(*f)
+    (fits && width >= IMAGE_ROW_TILE).then_some(*rows)
 }
 
 /// [`conv2d_image`] by the tier's [`ImageRow`]s: each task runs its output rows'
-/// tiles per output block, reading the image's planes where a row's window rows
+/// tiles per output block (or pair of blocks), reading the image's planes where a row's window rows
 /// are in one band and need no padding, else from a copy in its slot of the window
 /// rows of several output rows, padded with zeros; the last tile of a row overlaps
-/// the one before it when the row is not whole tiles (its pixels computed twice,
-/// the same bits).
+/// the one before it when the row is not whole tiles, and a kernel of two blocks
+/// computes the last block of an odd count twice (those pixels or blocks computed
+/// twice, the same bits).
 fn from_rows(
     op: &Conv2d,
-    rows_fn: ImageRowFn,
+    kernel: ImageRows,
     out: &mut BandsMut,
     slots: &WorkerSlots,
     staging: Staging,
@@ -293,6 +294,7 @@ fn from_rows(
     let (split, co_blocks) = (out.split, w.shape.co_blocks());
     let w_block = image_folded_shape(w.shape).ci_blocks() * BLOCK * BLOCK;
     assert!(w.weights.len() >= co_blocks * w_block && w.bias.len() >= co_blocks * BLOCK, "conv2d_image: weights");
+    assert!(matches!(kernel.blocks, 1 | 2), "conv2d_image: a kernel of one block or two");
     // The padded rows' width; output pixel x reads its columns 2 x..2 x + kh.
     let pw = g.pad.left + d.w + g.pad.right;
     assert!(pw >= 2 * (width - 1) + kh, "conv2d_image: input narrower than the window");
@@ -350,10 +352,17 @@ fn from_rows(
             // The row's whole tiles from pixel 0, then its last 6 pixels if the
             // tiles leave some.
             let runs = [(0, width / IMAGE_ROW_TILE), (width - IMAGE_ROW_TILE, usize::from(tail))];
-            for ob in 0..co_blocks {
+            for ob in (0..co_blocks).step_by(kernel.blocks) {
+                // The second block of a kernel of two: the next, or this one again.
+                let next = if kernel.blocks == 2 && ob + 1 < co_blocks {
+                    NextBlock { weights: w_block, bias: BLOCK, output: out_block }
+                } else {
+                    NextBlock::SAME
+                };
                 for (x0, tiles) in runs.into_iter().filter(|&(_, n)| n > 0) {
                     let at = ob * out_block + (r * width + x0) * BLOCK;
-                    assert!(at + tiles * IMAGE_ROW_TILE * BLOCK <= out_len, "conv2d_image: tile outside the output");
+                    let end = at + next.output + tiles * IMAGE_ROW_TILE * BLOCK;
+                    assert!(end <= out_len, "conv2d_image: tile outside the output");
                     let args = ImageRow {
                         // Output pixel x0's window starts at column 2 x0.
                         planes: planes.map(|p| p.wrapping_add(2 * x0)),
@@ -364,15 +373,17 @@ fn from_rows(
                         output: unsafe { output.get().add(at) },
                         tiles,
                         relu,
+                        next,
                     };
                     // SAFETY: `kernels` proved the CPU runs the tier; the tiles read
                     // columns up to 2 (x0 + 6 tiles - 1) + kh - 1 <= 2 (width - 1) +
                     // kh - 1 < the row's (asserted) of the kh rows of each plane from
                     // `planes` (in one band: checked above; or in the slot's copy of
                     // `cap` rows), kh x kh x 3 x 16 weights and 16 biases of block ob
-                    // (asserted), and write pixels x0.. of row r of block ob, inside
-                    // the band (asserted), which no other task writes (rows are split).
-                    unsafe { rows_fn(&args) };
+                    // and of `next`'s (asserted), and write pixels x0.. of row r of
+                    // those blocks, inside the band (asserted), which no other task
+                    // writes (rows are split).
+                    unsafe { (kernel.run)(&args) };
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use super::{
     match_px, prefetch_next_output, prefetch_next_tile, prefetch_weight_taps, prefetch_weights, weight_lines_per_tap,
 };
+use crate::image_stage::ImageRows;
 use crate::layout::BLOCK;
 use crate::microkernel::{
     ConvMicrokernel, NEXT_TILE_ASM_CHUNKS, NEXT_WINDOW_ASM_CHUNKS, PREFETCHED_ASM_CHUNKS, RASTER_ASM_CHUNKS, Taps,
@@ -36,7 +37,10 @@ pub(crate) const OPS: TierOps = TierOps {
     winograd_input,
     winograd_output,
     image_stage,
-    image_rows: &[(3, image::image3x3s2_c3_16oc_x6px_avx2), (7, image::image7x7s2_c3_16oc_x6px_avx2)],
+    image_rows: &[
+        ImageRows { k: 3, blocks: 1, run: image::image3x3s2_c3_16oc_x6px_avx2 },
+        ImageRows { k: 7, blocks: 1, run: image::image7x7s2_c3_16oc_x6px_avx2 },
+    ],
     peak: fma_loop,
     peak_flops: PEAK_FLOPS,
 };

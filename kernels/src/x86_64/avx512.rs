@@ -6,9 +6,13 @@
 use std::arch::x86_64::*;
 
 use super::{match_px, prefetch_next_output, prefetch_next_tile, prefetch_weights, weight_lines_per_tap};
+use crate::image_stage::ImageRows;
 use crate::layout::BLOCK;
 use crate::microkernel::{ConvMicrokernel, Taps, TileArgs, TileSums};
 use crate::ops::{TierOps, shared_bodies};
+
+// The 3-channel image's 3x3 and 7x7 stride-2 rows.
+mod image;
 
 /// The AVX-512F tier's kernels.
 pub(crate) const OPS: TierOps = TierOps {
@@ -20,7 +24,10 @@ pub(crate) const OPS: TierOps = TierOps {
     winograd_input,
     winograd_output,
     image_stage,
-    image_rows: &[],
+    image_rows: &[
+        ImageRows { k: 3, blocks: 2, run: image::image3x3s2_c3_32oc_x6px_avx512f },
+        ImageRows { k: 7, blocks: 2, run: image::image7x7s2_c3_32oc_x6px_avx512f },
+    ],
     peak: fma_loop,
     peak_flops: PEAK_FLOPS,
 };
