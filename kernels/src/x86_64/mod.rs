@@ -1,5 +1,8 @@
 //! x86-64 tiers: AVX2 + FMA and AVX-512F.
 
+// The asm text of both tiers' image rows, as macros (`image_rows_asm!`, ...).
+#[macro_use]
+mod image_asm;
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 

@@ -27,34 +27,9 @@ macro_rules! plane_px {
     ) };
 }
 
-/// Every plane one window row down.
-macro_rules! next_row {
-    () => {
-        "add {p0}, {rb}\nadd {p1}, {rb}\nadd {p2}, {rb}\n"
-    };
-}
-
-/// A 3x3 window's 27 lanes in the folded order (window row, column, channel), in
-/// one chunk.
-#[rustfmt::skip]
-macro_rules! window_3x3 {
-    () => { concat!(
-        plane_lane!(0, 0, 0), plane_lane!(1, 0, 1), plane_lane!(2, 0, 2), plane_lane!(0, 1, 3),
-        plane_lane!(1, 1, 4), plane_lane!(2, 1, 5), plane_lane!(0, 2, 6), plane_lane!(1, 2, 7),
-        plane_lane!(2, 2, 8), next_row!(),
-        plane_lane!(0, 0, 9), plane_lane!(1, 0, 10), plane_lane!(2, 0, 11), plane_lane!(0, 1, 12),
-        plane_lane!(1, 1, 13), plane_lane!(2, 1, 14), plane_lane!(0, 2, 15), plane_lane!(1, 2, 16),
-        plane_lane!(2, 2, 17), next_row!(),
-        plane_lane!(0, 0, 18), plane_lane!(1, 0, 19), plane_lane!(2, 0, 20), plane_lane!(0, 1, 21),
-        plane_lane!(1, 1, 22), plane_lane!(2, 1, 23), plane_lane!(0, 2, 24), plane_lane!(1, 2, 25),
-        plane_lane!(2, 2, 26), next_row!(),
-    ) };
-}
-
-/// A chunk's end before window column `$kx` of the window row `{ky}` when it is
-/// row `$kx` (a 7x7 window's chunks of 48 lanes end at lanes 48, 96 and 144: row
-/// and column 2, 4 and 6, channel 0): the partial sums at `{o}` added, stored, and
-/// the accumulators zeroed for the next chunk.
+/// A 7x7 window's chunk end before window column `$kx` of the window row `{ky}`
+/// when it is row `$kx` (see `window_row_7x7!`): the partial sums at `{o}` added,
+/// stored, and the accumulators zeroed for the next chunk.
 #[rustfmt::skip]
 macro_rules! chunk_end_7x7 {
     ($kx:literal) => { concat!(
@@ -64,19 +39,26 @@ macro_rules! chunk_end_7x7 {
     ) };
 }
 
-/// A 7x7 window's row `{ky}` (21 lanes: column, channel; weights from `{w}`), with
-/// the chunk ends that fall in it.
-#[rustfmt::skip]
-macro_rules! window_row_7x7 {
-    () => { concat!(
-        plane_lane!(0, 0, 0), plane_lane!(1, 0, 1), plane_lane!(2, 0, 2),
-        plane_lane!(0, 1, 3), plane_lane!(1, 1, 4), plane_lane!(2, 1, 5), chunk_end_7x7!(2),
-        plane_lane!(0, 2, 6), plane_lane!(1, 2, 7), plane_lane!(2, 2, 8),
-        plane_lane!(0, 3, 9), plane_lane!(1, 3, 10), plane_lane!(2, 3, 11), chunk_end_7x7!(4),
-        plane_lane!(0, 4, 12), plane_lane!(1, 4, 13), plane_lane!(2, 4, 14),
-        plane_lane!(0, 5, 15), plane_lane!(1, 5, 16), plane_lane!(2, 5, 17), chunk_end_7x7!(6),
-        plane_lane!(0, 6, 18), plane_lane!(1, 6, 19), plane_lane!(2, 6, 20),
-    ) };
+/// `image_rows_asm!` of 1 x 6 tiles: the clamp (zero in ymm12) and the store,
+/// the bias (`{b}`), the clobbers; `$w`, the window's operands.
+macro_rules! rows_1x6 {
+    ($r:expr, $rows:literal, $window:expr, $rewind:expr, [$($w:tt)*]) => {
+        image_rows_asm!(
+            $r,
+            $rows,
+            $window,
+            concat!("vxorps ymm12, ymm12, ymm12\n", each_px_1xn!(6, relu_px)),
+            each_px_1xn!(6, store_px),
+            $rewind,
+            [
+                $($w)*
+                b = in(reg) $r.bias,
+                out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+                out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+                out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            ]
+        )
+    };
 }
 
 /// Stores the bias (ymm12..13) into a pixel's output.
@@ -84,53 +66,6 @@ macro_rules! window_row_7x7 {
 macro_rules! bias_px { ($a0:literal, $a1:literal, $at:literal, $at2:literal) => {
     concat!("vmovups [{o} + ", $at, "], ymm12\n", "vmovups [{o} + ", $at2, "], ymm13\n")
 } }
-
-/// The tiles of an [`ImageRow`], 1 output block x 6 pixels each, in one asm block:
-/// `$window` (a tile's lanes over its `$rows` window rows, the planes ending that
-/// many rows down, the sums at the end in the accumulators with the bias added),
-/// the clamp and the store in `store`'s order, `$rewind` (the weights back up, if
-/// the window moved them), and the planes back up and on to the next tile; `$extra`
-/// are the window's own operands.
-macro_rules! image_rows_asm {
-    ($r:expr, $rows:literal, $window:expr, $rewind:expr, [$($extra:tt)*]) => {{
-        let r = $r;
-        let [p0, p1, p2] = r.planes;
-        std::arch::asm!(
-            "3:",
-            $window,
-            "test {relu}, {relu}",
-            "jz 6f",
-            "vxorps ymm12, ymm12, ymm12",
-            each_px_1xn!(6, relu_px),
-            "6:",
-            each_px_1xn!(6, store_px),
-            $rewind,
-            "sub {p0}, {rbk}",
-            "sub {p1}, {rbk}",
-            "sub {p2}, {rbk}",
-            "add {p0}, 48",
-            "add {p1}, 48",
-            "add {p2}, 48",
-            "add {o}, 384",
-            "dec {n}",
-            "jnz 3b",
-            p0 = inout(reg) p0 => _,
-            p1 = inout(reg) p1 => _,
-            p2 = inout(reg) p2 => _,
-            rb = in(reg) r.row * 4,
-            rbk = in(reg) r.row * 4 * $rows,
-            o = inout(reg) r.output => _,
-            b = in(reg) r.bias,
-            n = inout(reg) r.tiles => _,
-            relu = in(reg) r.relu as usize,
-            $($extra)*
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
-            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
-            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack),
-        )
-    }};
-}
 
 /// [`ImageRow`] of a 3x3 stride-2 window in tiles of 1 output block x 6 pixels,
 /// each tile's 27 lanes in one chunk from zero, then the bias and the clamp: the
@@ -150,7 +85,7 @@ pub(super) unsafe fn image3x3s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     // vouches for (tile t reads bytes 48 t..48 t + 52 of each row, weights bytes
     // < 1728, the bias 64 bytes), every write inside its tile's 384 bytes of output.
     unsafe {
-        image_rows_asm!(
+        rows_1x6!(
             r,
             3,
             concat!(each_px_1xn!(6, zero_px), window_3x3!(), each_px_1xn!(6, add_b_px)),
@@ -160,7 +95,7 @@ pub(super) unsafe fn image3x3s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     }
 }
 
-/// A 7x7 tile's window for [`image_rows_asm`]: the bias stored in the tile's
+/// A 7x7 tile's window for `image_rows_asm!`: the bias stored in the tile's
 /// output, then a loop over the 7 window rows (21 lanes each unrolled, the chunk
 /// ends in them adding the partial sums at the output: the first adds the bias, as
 /// `store` does), and the last chunk's add.
@@ -194,5 +129,5 @@ pub(super) unsafe fn image7x7s2_c3_16oc_x6px_avx2(r: &ImageRow) {
     // SAFETY: every read is inside the planes' rows, weights and bias the caller
     // vouches for (tile t reads bytes 48 t..48 t + 68 of each row, weights bytes
     // < 9408, the bias 64 bytes), every write inside its tile's 384 bytes of output.
-    unsafe { image_rows_asm!(r, 7, window_7x7!(), "sub {w}, 9408", [w = inout(reg) r.weights => _, ky = out(reg) _,]) }
+    unsafe { rows_1x6!(r, 7, window_7x7!(), "sub {w}, 9408", [w = inout(reg) r.weights => _, ky = out(reg) _,]) }
 }

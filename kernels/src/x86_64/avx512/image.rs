@@ -12,7 +12,7 @@ use crate::image_stage::ImageRow;
 /// `{p$c}`, window column `$kx`, pixels 2 columns apart) from memory itself (on
 /// Zen 4 faster than one `vbroadcastss` a pixel: `docs/kernels.md`).
 #[rustfmt::skip]
-macro_rules! plane_lane_2x6 {
+macro_rules! plane_lane {
     ($c:literal, $kx:literal, $l:literal) => { concat!(
         "vmovups zmm12, [{w} + ", $l, " * 64]\n",
         "vmovups zmm13, [{w} + {wb} + ", $l, " * 64]\n",
@@ -22,7 +22,7 @@ macro_rules! plane_lane_2x6 {
     ) };
 }
 
-/// One pixel of [`plane_lane_2x6`].
+/// One pixel of [`plane_lane`].
 #[rustfmt::skip]
 macro_rules! plane_px_2x6 {
     ($a0:literal, $a1:literal, $c:literal, $kx:literal, $p:literal) => { concat!(
@@ -70,34 +70,9 @@ macro_rules! bias_px_2x6 { ($a0:literal, $a1:literal, $at:literal) => {
     concat!("vmovups [{o} + ", $at, "], zmm15\n", "vmovups [{o} + {ob} + ", $at, "], zmm16\n")
 } }
 
-/// Every plane one window row down.
-macro_rules! next_row {
-    () => {
-        "add {p0}, {rb}\nadd {p1}, {rb}\nadd {p2}, {rb}\n"
-    };
-}
-
-/// A 3x3 window's 27 lanes in the folded order (window row, column, channel), in
-/// one chunk.
-#[rustfmt::skip]
-macro_rules! window_3x3 {
-    () => { concat!(
-        plane_lane_2x6!(0, 0, 0), plane_lane_2x6!(1, 0, 1), plane_lane_2x6!(2, 0, 2),
-        plane_lane_2x6!(0, 1, 3), plane_lane_2x6!(1, 1, 4), plane_lane_2x6!(2, 1, 5),
-        plane_lane_2x6!(0, 2, 6), plane_lane_2x6!(1, 2, 7), plane_lane_2x6!(2, 2, 8), next_row!(),
-        plane_lane_2x6!(0, 0, 9), plane_lane_2x6!(1, 0, 10), plane_lane_2x6!(2, 0, 11),
-        plane_lane_2x6!(0, 1, 12), plane_lane_2x6!(1, 1, 13), plane_lane_2x6!(2, 1, 14),
-        plane_lane_2x6!(0, 2, 15), plane_lane_2x6!(1, 2, 16), plane_lane_2x6!(2, 2, 17), next_row!(),
-        plane_lane_2x6!(0, 0, 18), plane_lane_2x6!(1, 0, 19), plane_lane_2x6!(2, 0, 20),
-        plane_lane_2x6!(0, 1, 21), plane_lane_2x6!(1, 1, 22), plane_lane_2x6!(2, 1, 23),
-        plane_lane_2x6!(0, 2, 24), plane_lane_2x6!(1, 2, 25), plane_lane_2x6!(2, 2, 26), next_row!(),
-    ) };
-}
-
-/// A chunk's end before window column `$kx` of the window row `{ky}` when it is
-/// row `$kx` (a 7x7 window's chunks of 48 lanes end at lanes 48, 96 and 144: row
-/// and column 2, 4 and 6, channel 0): the partial sums at `{o}` added, stored, and
-/// the accumulators zeroed for the next chunk.
+/// A 7x7 window's chunk end before window column `$kx` of the window row `{ky}`
+/// when it is row `$kx` (see `window_row_7x7!`): the partial sums at `{o}` and
+/// `{o} + {ob}` added, stored, and the accumulators zeroed for the next chunk.
 #[rustfmt::skip]
 macro_rules! chunk_end_7x7 {
     ($kx:literal) => { concat!(
@@ -107,19 +82,30 @@ macro_rules! chunk_end_7x7 {
     ) };
 }
 
-/// A 7x7 window's row `{ky}` (21 lanes: column, channel; weights from `{w}`), with
-/// the chunk ends that fall in it.
-#[rustfmt::skip]
-macro_rules! window_row_7x7 {
-    () => { concat!(
-        plane_lane_2x6!(0, 0, 0), plane_lane_2x6!(1, 0, 1), plane_lane_2x6!(2, 0, 2),
-        plane_lane_2x6!(0, 1, 3), plane_lane_2x6!(1, 1, 4), plane_lane_2x6!(2, 1, 5), chunk_end_7x7!(2),
-        plane_lane_2x6!(0, 2, 6), plane_lane_2x6!(1, 2, 7), plane_lane_2x6!(2, 2, 8),
-        plane_lane_2x6!(0, 3, 9), plane_lane_2x6!(1, 3, 10), plane_lane_2x6!(2, 3, 11), chunk_end_7x7!(4),
-        plane_lane_2x6!(0, 4, 12), plane_lane_2x6!(1, 4, 13), plane_lane_2x6!(2, 4, 14),
-        plane_lane_2x6!(0, 5, 15), plane_lane_2x6!(1, 5, 16), plane_lane_2x6!(2, 5, 17), chunk_end_7x7!(6),
-        plane_lane_2x6!(0, 6, 18), plane_lane_2x6!(1, 6, 19), plane_lane_2x6!(2, 6, 20),
-    ) };
+/// `image_rows_asm!` of 2 x 6 tiles: the clamp (zero in zmm14) and the store of
+/// both blocks, the second block's offsets (`{ob}`, `{wb}`), the biases in zmm15
+/// and zmm16, the clobbers; `$w`, the window's operands.
+macro_rules! rows_2x6 {
+    ($r:expr, $rows:literal, $window:expr, $rewind:expr, [$($w:tt)*]) => {
+        image_rows_asm!(
+            $r,
+            $rows,
+            $window,
+            concat!("vpxord zmm14, zmm14, zmm14\n", each_px_2x6!(relu_px_2x6)),
+            each_px_2x6!(store_px_2x6),
+            $rewind,
+            [
+                $($w)*
+                ob = in(reg) $r.next.output * 4,
+                wb = in(reg) $r.next.weights * 4,
+                in("zmm15") _mm512_loadu_ps($r.bias),
+                in("zmm16") _mm512_loadu_ps($r.bias.add($r.next.bias)),
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _,
+                out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+                out("zmm12") _, out("zmm13") _, out("zmm14") _,
+            ]
+        )
+    };
 }
 
 /// A 7x7 tile's window: the biases stored in the tile's output, then a loop over
@@ -135,56 +121,6 @@ macro_rules! window_7x7 {
         "add {w}, 1344\n", "inc {ky}\n", "cmp {ky}, 7\n", "jne 5b\n",
         each_px_2x6!(add_o_px_2x6),
     ) };
-}
-
-/// The tiles of an [`ImageRow`], 2 output blocks x 6 pixels each, in one asm
-/// block: `$window` (a tile's lanes over its `$rows` window rows, the planes
-/// ending that many rows down, the sums at the end in the accumulators with the
-/// bias added), the clamp and the store, `$rewind` (the weights back up, if the
-/// window moved them), and the planes back up and on to the next tile; `$extra`
-/// are the window's own operands. The biases stay in zmm15 and zmm16.
-macro_rules! image_rows_asm_2x6 {
-    ($r:expr, $rows:literal, $window:expr, $rewind:expr, [$($extra:tt)*]) => {{
-        let r = $r;
-        let [p0, p1, p2] = r.planes;
-        std::arch::asm!(
-            "3:",
-            $window,
-            "test {relu}, {relu}",
-            "jz 6f",
-            "vpxord zmm14, zmm14, zmm14",
-            each_px_2x6!(relu_px_2x6),
-            "6:",
-            each_px_2x6!(store_px_2x6),
-            $rewind,
-            "sub {p0}, {rbk}",
-            "sub {p1}, {rbk}",
-            "sub {p2}, {rbk}",
-            "add {p0}, 48",
-            "add {p1}, 48",
-            "add {p2}, 48",
-            "add {o}, 384",
-            "dec {n}",
-            "jnz 3b",
-            p0 = inout(reg) p0 => _,
-            p1 = inout(reg) p1 => _,
-            p2 = inout(reg) p2 => _,
-            rb = in(reg) r.row * 4,
-            rbk = in(reg) r.row * 4 * $rows,
-            o = inout(reg) r.output => _,
-            ob = in(reg) r.next.output * 4,
-            wb = in(reg) r.next.weights * 4,
-            n = inout(reg) r.tiles => _,
-            relu = in(reg) r.relu as usize,
-            in("zmm15") _mm512_loadu_ps(r.bias),
-            in("zmm16") _mm512_loadu_ps(r.bias.add(r.next.bias)),
-            $($extra)*
-            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _,
-            out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
-            out("zmm12") _, out("zmm13") _, out("zmm14") _,
-            options(nostack),
-        )
-    }};
 }
 
 /// [`ImageRow`] of a 3x3 stride-2 window in tiles of 2 output blocks x 6 pixels,
@@ -208,7 +144,7 @@ pub(super) unsafe fn image3x3s2_c3_32oc_x6px_avx512f(r: &ImageRow) {
     // weights bytes < 1728, its bias 64 bytes), every write inside its tile's 384
     // bytes of each block's output.
     unsafe {
-        image_rows_asm_2x6!(
+        rows_2x6!(
             r,
             3,
             concat!(each_px_2x6!(zero_px_2x6), window_3x3!(), each_px_2x6!(add_b_px_2x6)),
@@ -239,7 +175,5 @@ pub(super) unsafe fn image7x7s2_c3_32oc_x6px_avx512f(r: &ImageRow) {
     // vouches for (tile t reads bytes 48 t..48 t + 68 of each row, each block's
     // weights bytes < 9408, its bias 64 bytes), every write inside its tile's 384
     // bytes of each block's output.
-    unsafe {
-        image_rows_asm_2x6!(r, 7, window_7x7!(), "sub {w}, 9408", [w = inout(reg) r.weights => _, ky = out(reg) _,])
-    }
+    unsafe { rows_2x6!(r, 7, window_7x7!(), "sub {w}, 9408", [w = inout(reg) r.weights => _, ky = out(reg) _,]) }
 }
