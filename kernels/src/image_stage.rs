@@ -106,7 +106,7 @@ pub(crate) struct ImageRow {
 /// block's weights, bias and output; all zero ([`NextBlock::SAME`]) for the first
 /// block again (its sums computed twice, the same bits), as for the last block of
 /// an odd count, or for a kernel of one block, which ignores it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct NextBlock {
     pub(crate) weights: usize,
     pub(crate) bias: usize,
